@@ -1,0 +1,176 @@
+//! Model architectures. Each supported family is one file that knows its configuration keys,
+//! its tensor names (Hugging Face and GGUF spellings), and how to build candle's model for it.
+//! Adding Qwen2, Phi-3 or Gemma means adding one file like `llama.rs` and one row to
+//! [`ARCHITECTURES`].
+
+pub mod llama;
+
+use crate::engine::Engine;
+use crate::error::Result;
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+use candle_nn::VarBuilder;
+use std::io::{Read, Seek};
+
+/// The shape-defining facts of a model, the same whatever file they came from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelConfig {
+    pub architecture: &'static str,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub max_position_embeddings: usize,
+    pub rope_theta: f32,
+    pub rms_norm_eps: f64,
+    pub tie_word_embeddings: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_ids: Vec<u32>,
+}
+
+impl ModelConfig {
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+}
+
+/// What a tensor does, which decides how it is stored and how often it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorRole {
+    /// The token embedding table: one row is read per token.
+    Embedding,
+    /// A weight matrix multiplied by the activations: read whole for every decode step.
+    Matmul,
+    /// A norm's scale vector: kept in f32, as llama.cpp does.
+    Norm,
+}
+
+/// One weight tensor, named both ways, in Hugging Face layout (`[out, in]` for matrices).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    pub hf_name: String,
+    pub gguf_name: String,
+    pub shape: Vec<usize>,
+    pub role: TensorRole,
+    /// GGUF stores Llama's q/k projections with rows permuted for interleaved RoPE;
+    /// `Some(heads)` marks such a tensor and its head count.
+    pub rope_permuted_heads: Option<usize>,
+}
+
+impl TensorSpec {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn rows(&self) -> usize {
+        self.shape[0]
+    }
+    pub fn cols(&self) -> usize {
+        self.shape.iter().skip(1).product::<usize>().max(1)
+    }
+}
+
+pub trait ReadSeek: Read + Seek {}
+impl<T: Read + Seek> ReadSeek for T {}
+
+/// Builds the quantized engine from GGUF metadata and a reader over the tensor data.
+pub type QuantizedBuilder =
+    fn(gguf_file::Content, &mut dyn ReadSeek, &Device, &ModelConfig) -> Result<Box<dyn Engine>>;
+
+/// Everything the library needs to know about one architecture family.
+pub struct Architecture {
+    /// The canonical name, as GGUF's `general.architecture` spells it.
+    pub name: &'static str,
+    /// `model_type` values in a Hugging Face `config.json` that this family runs.
+    pub hf_model_types: &'static [&'static str],
+    pub config_from_hf: fn(&serde_json::Value) -> std::result::Result<ModelConfig, String>,
+    pub config_from_gguf: fn(&gguf_file::Content) -> std::result::Result<ModelConfig, String>,
+    pub gguf_metadata: fn(&ModelConfig) -> Vec<(String, gguf_file::Value)>,
+    pub tensors: fn(&ModelConfig) -> Vec<TensorSpec>,
+    pub build_dense: fn(VarBuilder, &ModelConfig) -> Result<Box<dyn Engine>>,
+    pub build_quantized: QuantizedBuilder,
+}
+
+pub static ARCHITECTURES: &[&Architecture] = &[&llama::LLAMA];
+
+pub fn supported_names() -> String {
+    ARCHITECTURES
+        .iter()
+        .flat_map(|a| a.hf_model_types.iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn by_hf_model_type(model_type: &str) -> Option<&'static Architecture> {
+    ARCHITECTURES
+        .iter()
+        .copied()
+        .find(|a| a.hf_model_types.contains(&model_type))
+}
+
+pub fn by_gguf_name(name: &str) -> Option<&'static Architecture> {
+    ARCHITECTURES.iter().copied().find(|a| a.name == name)
+}
+
+/// GGUF keeps Llama's q/k rows permuted so that RoPE rotates adjacent pairs (llama.cpp's
+/// `convert_hf_to_gguf.py`): within each head, row `i * half + j` moves to `2 * j + i`.
+/// `rows` must hold whole heads.
+pub fn permute_rows_to_gguf(rows: &[f32], cols: usize, head_dim: usize) -> Vec<f32> {
+    permute_head_rows(rows, cols, head_dim, true)
+}
+
+/// The inverse of [`permute_rows_to_gguf`].
+pub fn permute_rows_to_hf(rows: &[f32], cols: usize, head_dim: usize) -> Vec<f32> {
+    permute_head_rows(rows, cols, head_dim, false)
+}
+
+fn permute_head_rows(rows: &[f32], cols: usize, head_dim: usize, to_gguf: bool) -> Vec<f32> {
+    let half = head_dim / 2;
+    let mut out = vec![0f32; rows.len()];
+    for (head_in, head_out) in rows
+        .chunks(head_dim * cols)
+        .zip(out.chunks_mut(head_dim * cols))
+    {
+        for i in 0..2 {
+            for j in 0..half {
+                let (hf_row, gguf_row) = (i * half + j, 2 * j + i);
+                let (from, to) = if to_gguf {
+                    (hf_row, gguf_row)
+                } else {
+                    (gguf_row, hf_row)
+                };
+                head_out[to * cols..(to + 1) * cols]
+                    .copy_from_slice(&head_in[from * cols..(from + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rope_permutation_matches_llama_cpp_and_inverts() {
+        // One head of dim 4, one column: HF rows [a0 a1 b0 b1] become [a0 b0 a1 b1].
+        let hf = [10.0, 11.0, 20.0, 21.0, 30.0, 31.0, 40.0, 41.0];
+        let gguf = permute_rows_to_gguf(&hf, 1, 4);
+        assert_eq!(gguf, vec![10.0, 20.0, 11.0, 21.0, 30.0, 40.0, 31.0, 41.0]);
+        assert_eq!(permute_rows_to_hf(&gguf, 1, 4), hf.to_vec());
+    }
+
+    #[test]
+    fn llama_tensor_list_counts_parameters_of_smollm2() {
+        let cfg = crate::source::synthetic::preset("smollm2-135m")
+            .unwrap()
+            .config;
+        let params: usize = (llama::LLAMA.tensors)(&cfg)
+            .iter()
+            .map(TensorSpec::elements)
+            .sum();
+        // SmolLM2-135M has 134,515,008 parameters (tied embeddings).
+        assert_eq!(params, 134_515_008);
+    }
+}

@@ -1,0 +1,190 @@
+//! `llm-bench generate`: one prompt, streamed text, and its timings.
+
+use anyhow::Context;
+use llm_bench::generate::{self, Request, Strategy, Trace};
+use llm_bench::system::{configure_threads, SystemInfo};
+use llm_bench::tokenizer::TextTokenizer;
+use llm_bench::{Model, WeightFormat};
+use serde_json::json;
+use std::io::Write;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model spec: org/name[@rev], a folder, a .gguf file or synthetic:<preset> [default: the fetched SmolLM2 GGUF]
+    #[arg(long, env = "LLM_BENCH_MODEL")]
+    model: Option<String>,
+    /// Weight format: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2k..q6k [default: the file's own]
+    #[arg(long, value_parser = super::parse_format)]
+    format: Option<WeightFormat>,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+    /// Generate at least this many tokens, ignoring end-of-sequence, so timings compare
+    #[arg(long, default_value_t = 0)]
+    min_new_tokens: usize,
+    /// greedy, temperature=0.7, top-k=50 or top-p=0.9
+    #[arg(long, default_value = "greedy", value_parser = super::parse_strategy)]
+    strategy: Strategy,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Sequences generated together, each from the same prompt
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Threads for the kernels [default: RAYON_NUM_THREADS, else all cores]
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object instead of streamed text and a summary
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let threads = configure_threads(args.threads);
+    if args.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    let mut model = llm_bench::defaults::load_chosen_or_default(args.model.as_deref(), args.format)
+        .context("loading the model")?;
+    for notice in &model.info.notices {
+        eprintln!("note: {notice}");
+    }
+    let request = Request {
+        prompt: args.prompt.clone(),
+        max_new_tokens: args.max_new_tokens,
+        min_new_tokens: args.min_new_tokens,
+        strategy: args.strategy,
+        seed: args.seed,
+        batch: args.batch,
+    };
+    let trace = if args.json {
+        generate::generate(&mut model, &request, |_, _| {})?
+    } else {
+        let mut printer = StreamPrinter::default();
+        let trace = generate::generate(&mut model, &request, |tokenizer, step| {
+            printer.push(tokenizer, step[0])
+        })?;
+        println!();
+        trace
+    };
+    let text = model.tokenizer.decode(&trace.output_tokens[0])?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report(&model, &args, &trace, &text, threads))?
+        );
+    } else {
+        print_summary(&model, &trace, threads);
+    }
+    Ok(())
+}
+
+/// Prints the first sequence's text as it grows, holding back incomplete UTF-8.
+#[derive(Default)]
+struct StreamPrinter {
+    tokens: Vec<u32>,
+    printed: usize,
+}
+
+impl StreamPrinter {
+    fn push(&mut self, tokenizer: &TextTokenizer, token: u32) {
+        if tokenizer.is_eos(token) {
+            return;
+        }
+        self.tokens.push(token);
+        let Ok(text) = tokenizer.decode(&self.tokens) else {
+            return;
+        };
+        if text.len() > self.printed
+            && !text.ends_with('\u{FFFD}')
+            && text.is_char_boundary(self.printed)
+        {
+            print!("{}", &text[self.printed..]);
+            let _ = std::io::stdout().flush();
+            self.printed = text.len();
+        }
+    }
+}
+
+fn report(
+    model: &Model,
+    args: &Args,
+    trace: &Trace,
+    text: &str,
+    threads: usize,
+) -> serde_json::Value {
+    let info = &model.info;
+    let mut value = json!({
+        "model": info.spec,
+        "model_name": info.name,
+        "weights": info.weights,
+        "format": info.format,
+        "engine": info.engine,
+        "architecture": info.architecture,
+        "parameters": info.parameters,
+        "weight_bytes": info.weight_bytes,
+        "bytes_read_per_token": info.bytes_read_per_token,
+        "tokenizer": info.tokenizer,
+        "load_seconds": info.load_seconds,
+        "prompt": args.prompt,
+        "strategy": args.strategy.to_string(),
+        "seed": args.seed,
+        "batch": trace.batch,
+        "prompt_tokens": trace.prompt_tokens,
+        "output_tokens": trace.output_tokens[0],
+        "text": text,
+        "tokenize_ms": trace.tokenize_ms,
+        "prefill_ms": trace.prefill_ms,
+        "ttft_ms": trace.ttft_ms,
+        "itl_ms": trace.itl_ms,
+        "e2e_ms": trace.e2e_ms,
+        "prefill_tokens_per_s": trace.prefill_tokens_per_s(),
+        "decode_tokens_per_s": trace.decode_tokens_per_s(),
+        "decode_tokens_per_s_per_sequence": trace.decode_tokens_per_s_per_sequence(),
+        "threads": threads,
+        "peak_rss_bytes": llm_bench::system::peak_rss_bytes(),
+        "system": SystemInfo::collect(threads),
+        "notices": info.notices,
+    });
+    if trace.batch > 1 {
+        value["batch_output_tokens"] = json!(trace.output_tokens);
+    }
+    value
+}
+
+fn print_summary(model: &Model, trace: &Trace, threads: usize) {
+    let info = &model.info;
+    let mean_itl = if trace.itl_ms.is_empty() {
+        0.0
+    } else {
+        trace.itl_ms.iter().sum::<f64>() / trace.itl_ms.len() as f64
+    };
+    println!("---");
+    println!(
+        "model {} ({} weights, {}, {} engine), {} threads, batch {}",
+        info.spec,
+        serde_json::to_value(info.weights)
+            .unwrap_or_default()
+            .as_str()
+            .unwrap_or("?"),
+        info.format,
+        info.engine.name(),
+        threads,
+        trace.batch
+    );
+    println!(
+        "prompt {} tokens, generated {} tokens per sequence",
+        trace.prompt_tokens.len(),
+        trace.output_tokens[0].len()
+    );
+    println!(
+        "TTFT {:.1} ms (tokenize {:.2} ms, prefill {:.1} ms) | ITL mean {:.2} ms | E2E {:.1} ms",
+        trace.ttft_ms, trace.tokenize_ms, trace.prefill_ms, mean_itl, trace.e2e_ms
+    );
+    println!(
+        "prefill {:.1} tokens/s | decode {:.1} tokens/s ({:.1} per sequence)",
+        trace.prefill_tokens_per_s(),
+        trace.decode_tokens_per_s(),
+        trace.decode_tokens_per_s_per_sequence()
+    );
+}

@@ -1,0 +1,132 @@
+//! The library's error type. Every variant names what went wrong *and* how to fix it,
+//! because these messages are what a user sees at the command line.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("model path {path} does not exist: pass an existing .gguf file, a folder with config.json + *.safetensors + tokenizer.json, a hub id like HuggingFaceTB/SmolLM2-135M-Instruct, or synthetic:<preset>")]
+    ModelPathMissing { path: PathBuf },
+
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("invalid model spec {spec:?}: {reason}")]
+    InvalidSpec { spec: String, reason: String },
+
+    #[error("unknown synthetic preset {found:?}; expected one of: {expected}")]
+    UnknownPreset { found: String, expected: String },
+
+    #[error("unknown weight format {found:?}; expected one of: {expected}")]
+    UnknownFormat { found: String, expected: String },
+
+    #[error("{path} is not a valid {kind} file ({detail}); it may be truncated or corrupt: delete it and fetch it again (scripts/fetch-model for the default model)")]
+    CorruptFile {
+        path: PathBuf,
+        kind: &'static str,
+        detail: String,
+    },
+
+    #[error("{path}: field `{field}` {problem}")]
+    BadField {
+        path: PathBuf,
+        field: String,
+        problem: String,
+    },
+
+    #[error("unsupported architecture {found:?} in {path}; supported: {supported}")]
+    UnsupportedArchitecture {
+        found: String,
+        path: PathBuf,
+        supported: String,
+    },
+
+    #[error("the tokenizer has {tokenizer_vocab} tokens but the model's embedding has only {model_vocab} rows ({path}): the tokenizer does not belong to this model; use the tokenizer.json shipped with the weights")]
+    VocabMismatch {
+        tokenizer_vocab: usize,
+        model_vocab: usize,
+        path: PathBuf,
+    },
+
+    #[error("the prompt tokenizes to zero tokens: give a non-empty prompt")]
+    EmptyPrompt,
+
+    #[error("the prompt has {prompt_tokens} tokens and {new_tokens} new tokens were asked for, but the model's context holds {context_length}: shorten the prompt or lower --max-new-tokens")]
+    ContextOverflow {
+        prompt_tokens: usize,
+        new_tokens: usize,
+        context_length: usize,
+    },
+
+    #[error("invalid sampling strategy {found:?}: {reason}")]
+    InvalidStrategy { found: String, reason: String },
+
+    #[error("invalid setting {name}: {reason}")]
+    InvalidSetting { name: &'static str, reason: String },
+
+    #[error("{what} needs about {needed_gib:.1} GiB of memory but this machine has {available_gib:.1} GiB: pick a smaller format (e.g. --format q4_0) or a smaller model")]
+    NotEnoughMemory {
+        what: String,
+        needed_gib: f64,
+        available_gib: f64,
+    },
+
+    #[error("cannot reach the Hugging Face hub for {repo} ({detail}). Either place the files locally and pass the folder (config.json, *.safetensors, tokenizer.json) with --model DIR, put them in the hub cache at {cache_dir}, or set HF_ENDPOINT to a reachable mirror")]
+    HubUnreachable {
+        repo: String,
+        cache_dir: PathBuf,
+        detail: String,
+    },
+
+    #[error("the hub has no file {file} in {repo}@{revision} (HTTP 404): check the repo id, the revision and that the repo holds safetensors weights")]
+    HubFileNotFound {
+        repo: String,
+        revision: String,
+        file: String,
+    },
+
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+
+    #[error("candle: {}", candle_text(.0))]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        kind: &'static str,
+        detail: impl ToString,
+    ) -> Self {
+        Error::CorruptFile {
+            path: path.into(),
+            kind,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// candle's message without the backtrace it attaches when `RUST_BACKTRACE` is set: users
+/// need the reason, not our call stack.
+pub(crate) fn candle_text(error: &candle_core::Error) -> String {
+    match error {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_text(inner),
+        candle_core::Error::Context { inner, context } => {
+            format!("{context}: {}", candle_text(inner))
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,329 @@
+//! Generation with exact timings: sampling strategies, the loop, and the per-token trace.
+//!
+//! One monotonic clock (`Instant`) stamps the request start, the end of tokenization, every
+//! generated token and the end. Definitions follow vLLM's benchmark:
+//! - TTFT: request start (before tokenization) to the first generated token id;
+//! - ITL: the gap between consecutive generated tokens (TPOT is their mean);
+//! - E2E: request start to the last generated token.
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::tokenizer::TextTokenizer;
+use candle_core::{IndexOp, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// How the next token is chosen. The four the tutorial this project grew from compares.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Always the most likely token.
+    Greedy,
+    /// Sample from the whole distribution, softened by `temperature`.
+    Temperature { temperature: f64 },
+    /// Sample among the `k` most likely tokens (temperature 1).
+    TopK { k: usize },
+    /// Sample among the most likely tokens whose probabilities add up to `p` (temperature 1).
+    TopP { p: f64 },
+}
+
+impl Strategy {
+    /// The tutorial's four: greedy, temperature 0.7, top-k 50, top-p 0.9.
+    pub const STANDARD: [Strategy; 4] = [
+        Strategy::Greedy,
+        Strategy::Temperature { temperature: 0.7 },
+        Strategy::TopK { k: 50 },
+        Strategy::TopP { p: 0.9 },
+    ];
+
+    fn sampling(self) -> Sampling {
+        match self {
+            Strategy::Greedy => Sampling::ArgMax,
+            Strategy::Temperature { temperature } => Sampling::All { temperature },
+            Strategy::TopK { k } => Sampling::TopK {
+                k,
+                temperature: 1.0,
+            },
+            Strategy::TopP { p } => Sampling::TopP {
+                p,
+                temperature: 1.0,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Strategy::Greedy => write!(f, "greedy"),
+            Strategy::Temperature { temperature } => write!(f, "temperature={temperature}"),
+            Strategy::TopK { k } => write!(f, "top-k={k}"),
+            Strategy::TopP { p } => write!(f, "top-p={p}"),
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::InvalidStrategy {
+            found: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let (name, value) = match s.trim().split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (s.trim(), None),
+        };
+        let number = |default: f64| -> Result<f64> {
+            value.map_or(Ok(default), |v| {
+                v.parse::<f64>()
+                    .map_err(|_| bad("the value is not a number"))
+            })
+        };
+        match name {
+            "greedy" if value.is_none() => Ok(Strategy::Greedy),
+            "temperature" | "sampling" => {
+                let temperature = number(0.7)?;
+                if !(temperature > 0.0 && temperature.is_finite()) {
+                    return Err(bad(
+                        "temperature must be > 0 (use greedy for deterministic output)",
+                    ));
+                }
+                Ok(Strategy::Temperature { temperature })
+            }
+            "top-k" | "topk" => {
+                let k = number(50.0)?;
+                if k < 1.0 || k.fract() != 0.0 {
+                    return Err(bad("top-k must be a whole number >= 1"));
+                }
+                Ok(Strategy::TopK { k: k as usize })
+            }
+            "top-p" | "topp" => {
+                let p = number(0.9)?;
+                if !(p > 0.0 && p <= 1.0) {
+                    return Err(bad("top-p must be in (0, 1]"));
+                }
+                Ok(Strategy::TopP { p })
+            }
+            _ => Err(bad("expected greedy, temperature=T, top-k=K or top-p=P")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub prompt: String,
+    pub max_new_tokens: usize,
+    /// Ignore end-of-sequence until this many tokens exist, so runs compare.
+    pub min_new_tokens: usize,
+    pub strategy: Strategy,
+    pub seed: u64,
+    /// Sequences run together, each a copy of the prompt.
+    pub batch: usize,
+}
+
+/// Everything measured for one request. Times in milliseconds from the request start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trace {
+    pub prompt_tokens: Vec<u32>,
+    /// Generated token ids of each sequence (up to and excluding its end-of-sequence token).
+    pub output_tokens: Vec<Vec<u32>>,
+    pub tokenize_ms: f64,
+    /// From the end of tokenization to the first token's logits being sampled.
+    pub prefill_ms: f64,
+    pub ttft_ms: f64,
+    /// Gaps between consecutive generation steps (each step yields one token per sequence).
+    pub itl_ms: Vec<f64>,
+    pub e2e_ms: f64,
+    pub batch: usize,
+}
+
+impl Trace {
+    /// Prompt tokens processed per second of prefill, over the whole batch.
+    pub fn prefill_tokens_per_s(&self) -> f64 {
+        per_second(
+            (self.prompt_tokens.len() * self.batch) as f64,
+            self.prefill_ms,
+        )
+    }
+    /// Tokens after the first, divided by the time after the first, over the whole batch.
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        per_second(
+            (self.itl_ms.len() * self.batch) as f64,
+            self.itl_ms.iter().sum(),
+        )
+    }
+    /// Decode tokens per second of one sequence.
+    pub fn decode_tokens_per_s_per_sequence(&self) -> f64 {
+        per_second(self.itl_ms.len() as f64, self.itl_ms.iter().sum())
+    }
+    pub fn steps(&self) -> usize {
+        self.itl_ms.len() + 1
+    }
+}
+
+fn per_second(count: f64, ms: f64) -> f64 {
+    if ms > 0.0 {
+        count / (ms / 1000.0)
+    } else {
+        0.0
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Checks a request against the model before any work is done.
+pub fn validate(model: &Model, request: &Request, prompt_tokens: usize) -> Result<()> {
+    if request.batch == 0 {
+        return Err(Error::InvalidSetting {
+            name: "--batch",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if request.max_new_tokens == 0 {
+        return Err(Error::InvalidSetting {
+            name: "--max-new-tokens",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if request.min_new_tokens > request.max_new_tokens {
+        return Err(Error::InvalidSetting {
+            name: "--min-new-tokens",
+            reason: format!(
+                "{} is more than --max-new-tokens {}",
+                request.min_new_tokens, request.max_new_tokens
+            ),
+        });
+    }
+    if prompt_tokens == 0 {
+        return Err(Error::EmptyPrompt);
+    }
+    if prompt_tokens + request.max_new_tokens > model.context_length() {
+        return Err(Error::ContextOverflow {
+            prompt_tokens,
+            new_tokens: request.max_new_tokens,
+            context_length: model.context_length(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs one request. `on_step` sees each step's new token per sequence as it is generated;
+/// its own time counts in the inter-token latency, so keep it short.
+pub fn generate(
+    model: &mut Model,
+    request: &Request,
+    mut on_step: impl FnMut(&TextTokenizer, &[u32]),
+) -> Result<Trace> {
+    let start = Instant::now();
+    let prompt_tokens = model.tokenizer.encode(&request.prompt)?;
+    let tokenized = Instant::now();
+    validate(model, request, prompt_tokens.len())?;
+    let mut samplers: Vec<LogitsProcessor> = (0..request.batch)
+        .map(|i| {
+            LogitsProcessor::from_sampling(
+                request.seed.wrapping_add(i as u64),
+                request.strategy.sampling(),
+            )
+        })
+        .collect();
+    let prompts = vec![prompt_tokens.clone(); request.batch];
+    let mut logits = model.engine.prefill(&prompts)?;
+    let mut outputs: Vec<Vec<u32>> =
+        vec![Vec::with_capacity(request.max_new_tokens); request.batch];
+    let mut finished = vec![false; request.batch];
+    let mut step_times = Vec::with_capacity(request.max_new_tokens);
+    for step in 0..request.max_new_tokens {
+        let next = sample_each(&logits, &mut samplers)?;
+        step_times.push(Instant::now());
+        for (seq, &token) in next.iter().enumerate() {
+            if finished[seq] {
+                continue;
+            }
+            if step >= request.min_new_tokens && model.tokenizer.is_eos(token) {
+                finished[seq] = true;
+            } else {
+                outputs[seq].push(token);
+            }
+        }
+        on_step(&model.tokenizer, &next);
+        if finished.iter().all(|&f| f) || step + 1 == request.max_new_tokens {
+            break;
+        }
+        logits = model.engine.decode(&next)?;
+    }
+    let first = step_times[0];
+    let last = *step_times.last().expect("at least one step ran");
+    Ok(Trace {
+        prompt_tokens,
+        output_tokens: outputs,
+        tokenize_ms: ms(tokenized - start),
+        prefill_ms: ms(first - tokenized),
+        ttft_ms: ms(first - start),
+        itl_ms: step_times.windows(2).map(|w| ms(w[1] - w[0])).collect(),
+        e2e_ms: ms(last - start),
+        batch: request.batch,
+    })
+}
+
+fn sample_each(logits: &Tensor, samplers: &mut [LogitsProcessor]) -> Result<Vec<u32>> {
+    samplers
+        .iter_mut()
+        .enumerate()
+        .map(|(seq, sampler)| Ok(sampler.sample(&logits.i(seq)?)?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies_parse_and_print_back() {
+        for s in Strategy::STANDARD {
+            assert_eq!(s.to_string().parse::<Strategy>().unwrap(), s);
+        }
+        assert_eq!(
+            "top-k".parse::<Strategy>().unwrap(),
+            Strategy::TopK { k: 50 }
+        );
+    }
+
+    #[test]
+    fn out_of_range_parameters_are_rejected_with_the_rule() {
+        for (input, rule) in [
+            ("temperature=0", "> 0"),
+            ("temperature=-1", "> 0"),
+            ("top-p=0", "(0, 1]"),
+            ("top-p=1.5", "(0, 1]"),
+            ("top-k=0", ">= 1"),
+            ("beam=4", "expected greedy"),
+        ] {
+            let err = input.parse::<Strategy>().unwrap_err().to_string();
+            assert!(err.contains(rule), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn throughput_counts_tokens_after_the_first() {
+        let trace = Trace {
+            prompt_tokens: vec![1; 10],
+            output_tokens: vec![vec![5; 5]; 2],
+            tokenize_ms: 1.0,
+            prefill_ms: 100.0,
+            ttft_ms: 101.0,
+            itl_ms: vec![10.0, 20.0, 30.0, 40.0],
+            e2e_ms: 201.0,
+            batch: 2,
+        };
+        assert_eq!(trace.prefill_tokens_per_s(), 200.0); // 20 tokens in 0.1 s
+        assert_eq!(trace.decode_tokens_per_s(), 80.0); // 8 tokens in 0.1 s
+        assert_eq!(trace.decode_tokens_per_s_per_sequence(), 40.0);
+    }
+}

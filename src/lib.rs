@@ -1,0 +1,26 @@
+//! # llm-bench
+//!
+//! Measures how fast large language models run on CPUs. The data path:
+//!
+//! model spec ([`spec`]) → weights source ([`source`]: hub, local folder, GGUF, synthetic;
+//! quantized on load by [`engine::quantize`]) → engine ([`engine::Engine`], built per
+//! architecture in [`arch`]) → generation trace ([`generate`]) → statistics and reports.
+//!
+//! The Criterion benches and the `llm-bench` CLI are two front doors onto this library.
+
+pub mod arch;
+pub mod defaults;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod generate;
+pub mod model;
+pub mod source;
+pub mod spec;
+pub mod system;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use format::WeightFormat;
+pub use model::{load, Model, ModelInfo};
+pub use spec::ModelSpec;

@@ -1,0 +1,277 @@
+//! Loading: a model spec and a format in, a ready engine, its tokenizer and the facts every
+//! result must carry (weights real or synthetic, format, parameters, bytes per token) out.
+
+use crate::arch::{ModelConfig, TensorRole, TensorSpec};
+use crate::engine::{quantize, Engine, EngineKind};
+use crate::error::{Error, Result};
+use crate::format::WeightFormat;
+use crate::source::{self, synthetic, ResolvedModel, WeightSource, Weights, WeightsKind};
+use crate::spec::ModelSpec;
+use crate::tokenizer::TextTokenizer;
+use candle_core::quantized::GgmlDType;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::VarBuilder;
+use std::collections::HashMap;
+use std::time::Instant;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    /// The spec as the user gave it.
+    pub spec: String,
+    /// Short name for benchmark ids: `smollm2-135m-instruct`.
+    pub name: String,
+    pub weights: WeightsKind,
+    /// The format the weights run in; a GGUF in its own types reports its main matmul type.
+    pub format: String,
+    pub engine: EngineKind,
+    pub architecture: String,
+    pub config: ModelConfig,
+    pub parameters: u64,
+    /// Bytes the weights take in memory as the engine holds them.
+    pub weight_bytes: u64,
+    /// Bytes of weights one decode step reads: every matrix once, one embedding row.
+    pub bytes_read_per_token: u64,
+    pub tokenizer: String,
+    pub load_seconds: f64,
+    pub notices: Vec<String>,
+}
+
+pub struct Model {
+    pub engine: Box<dyn Engine>,
+    pub tokenizer: TextTokenizer,
+    pub info: ModelInfo,
+}
+
+impl Model {
+    pub fn context_length(&self) -> usize {
+        self.info.config.max_position_embeddings
+    }
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.info.name, self.info.format)
+    }
+}
+
+pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
+    let started = Instant::now();
+    let resolved = source::resolve(spec)?;
+    let tokenizer_vocab = resolved.tokenizer.vocab_size();
+    if tokenizer_vocab > resolved.config.vocab_size {
+        return Err(Error::VocabMismatch {
+            tokenizer_vocab,
+            model_vocab: resolved.config.vocab_size,
+            path: resolved
+                .source_path()
+                .unwrap_or_else(|| spec.to_string().into()),
+        });
+    }
+    let weights_kind = resolved.weights_kind();
+    let ResolvedModel {
+        arch,
+        config,
+        tokenizer,
+        weights,
+        mut notices,
+        ..
+    } = resolved;
+    let format = match (format, &weights) {
+        (Some(f), _) => Some(f),
+        (None, Weights::Gguf(_)) => None, // the file's own types
+        (None, Weights::Synthetic(w)) => Some(synthetic::preset(w.preset)?.default_format.parse()?),
+        (None, Weights::Safetensors(_)) => Some(WeightFormat::Dense(DType::F32)),
+    };
+    let specs = (arch.tensors)(&config);
+    let parameters = specs.iter().map(|s| s.elements() as u64).sum();
+
+    let (engine, stored_as, format_label): (Box<dyn Engine>, Vec<(TensorSpec, GgmlDType)>, String) =
+        match format {
+            None => {
+                let Weights::Gguf(gguf) = weights else {
+                    unreachable!("only GGUF runs without a format")
+                };
+                let stored_as: Vec<_> = specs
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.clone(),
+                            gguf.content.tensor_infos[&s.gguf_name].ggml_dtype,
+                        )
+                    })
+                    .collect();
+                let label = main_matmul_type(&stored_as);
+                let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
+                let engine =
+                    (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)?;
+                (engine, stored_as, label)
+            }
+            Some(WeightFormat::Dense(dtype)) => {
+                let stored_as: Vec<_> = specs
+                    .iter()
+                    .map(|s| (s.clone(), WeightFormat::Dense(dtype).ggml()))
+                    .collect();
+                check_memory(&stored_as, &format!("{spec} in {dtype:?}"))?;
+                let vb = match &weights {
+                    // SAFETY: read-only mmap of the user's files, as in `source::local`.
+                    Weights::Safetensors(st) => unsafe {
+                        VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)?
+                    },
+                    other => VarBuilder::from_backend(
+                        Box::new(SourceBackend::new(other.as_source(), &specs)),
+                        dtype,
+                        Device::Cpu,
+                    ),
+                };
+                let engine = (arch.build_dense)(vb, &config)?;
+                (
+                    engine,
+                    stored_as,
+                    WeightFormat::Dense(dtype).name().to_string(),
+                )
+            }
+            Some(WeightFormat::Quantized(wanted)) => {
+                let plan = quantize::plan(specs.clone(), wanted);
+                check_memory(
+                    &plan.tensors,
+                    &format!("{spec} in {}", crate::format::ggml_name(wanted)),
+                )?;
+                notices.extend(plan.fallbacks.iter().cloned());
+                let engine = quantize::build_engine(arch, &config, weights.as_source(), &plan)?;
+                (
+                    engine,
+                    plan.tensors,
+                    crate::format::ggml_name(wanted).to_string(),
+                )
+            }
+        };
+    let info = ModelInfo {
+        spec: spec.to_string(),
+        name: spec.short_name(),
+        weights: weights_kind,
+        format: format_label,
+        engine: engine.kind(),
+        architecture: config.architecture.to_string(),
+        parameters,
+        weight_bytes: stored_as
+            .iter()
+            .map(|(s, d)| quantize::tensor_bytes(s, *d))
+            .sum(),
+        bytes_read_per_token: bytes_read_per_token(&stored_as, config.tie_word_embeddings),
+        tokenizer: tokenizer.origin.clone(),
+        load_seconds: started.elapsed().as_secs_f64(),
+        notices,
+        config,
+    };
+    Ok(Model {
+        engine,
+        tokenizer,
+        info,
+    })
+}
+
+/// The type holding most matrix weights: `q4_1` for a "Q4_1" GGUF whose embedding is q8_0.
+fn main_matmul_type(stored_as: &[(TensorSpec, GgmlDType)]) -> String {
+    let mut by_type: HashMap<&'static str, usize> = HashMap::new();
+    for (spec, dtype) in stored_as
+        .iter()
+        .filter(|(s, _)| s.role == TensorRole::Matmul)
+    {
+        *by_type.entry(crate::format::ggml_name(*dtype)).or_default() += spec.elements();
+    }
+    by_type
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_else(|| "mixed".into())
+}
+
+/// Every matrix once per decode step, one row of the embedding table; with tied embeddings
+/// the table is also the output projection and is read whole.
+fn bytes_read_per_token(stored_as: &[(TensorSpec, GgmlDType)], tied: bool) -> u64 {
+    stored_as
+        .iter()
+        .map(|(spec, dtype)| {
+            let bytes = quantize::tensor_bytes(spec, *dtype);
+            match spec.role {
+                TensorRole::Embedding if tied => bytes + bytes / spec.rows() as u64,
+                TensorRole::Embedding => bytes / spec.rows() as u64,
+                _ => bytes,
+            }
+        })
+        .sum()
+}
+
+fn check_memory(stored_as: &[(TensorSpec, GgmlDType)], what: &str) -> Result<()> {
+    let weights: u64 = stored_as
+        .iter()
+        .map(|(s, d)| quantize::tensor_bytes(s, *d))
+        .sum();
+    // candle's quantized Llama also keeps the embedding table dequantized to f32.
+    let embedding_f32: u64 = stored_as
+        .iter()
+        .filter(|(s, _)| s.role == TensorRole::Embedding)
+        .map(|(s, _)| s.elements() as u64 * 4)
+        .sum();
+    let needed = weights + embedding_f32;
+    let available = crate::system::total_memory_bytes();
+    if available > 0 && needed as f64 > available as f64 * 0.9 {
+        return Err(Error::NotEnoughMemory {
+            what: what.to_string(),
+            needed_gib: needed as f64 / (1u64 << 30) as f64,
+            available_gib: available as f64 / (1u64 << 30) as f64,
+        });
+    }
+    Ok(())
+}
+
+/// Serves candle's `VarBuilder` from any weight source (synthetic, or a GGUF dequantized),
+/// refusing names and shapes the architecture does not declare.
+struct SourceBackend<'a> {
+    source: &'a dyn WeightSource,
+    specs: HashMap<String, TensorSpec>,
+}
+
+impl<'a> SourceBackend<'a> {
+    fn new(source: &'a dyn WeightSource, specs: &[TensorSpec]) -> Self {
+        let specs = specs
+            .iter()
+            .map(|s| (s.hf_name.clone(), s.clone()))
+            .collect();
+        Self { source, specs }
+    }
+}
+
+impl SimpleBackend for SourceBackend<'_> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = self.get_unchecked(name, dtype, dev)?;
+        if tensor.shape() != &shape {
+            candle_core::bail!(
+                "tensor {name} has shape {:?}, the model expects {shape:?}",
+                tensor.shape()
+            );
+        }
+        Ok(tensor)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let spec = self
+            .specs
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("the weights have no tensor {name}")))?;
+        let rows = self
+            .source
+            .rows(spec, 0..spec.rows())
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Tensor::from_vec(rows, spec.shape.as_slice(), dev)?.to_dtype(dtype)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.specs.contains_key(name)
+    }
+}

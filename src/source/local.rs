@@ -1,0 +1,162 @@
+//! A folder holding `config.json`, `*.safetensors` (or shards listed by
+//! `model.safetensors.index.json`) and `tokenizer.json`: the layout of a hub snapshot.
+
+use super::{ResolvedModel, WeightSource, Weights};
+use crate::arch::{self, TensorSpec};
+use crate::error::{candle_text, Error, Result};
+use crate::spec::ModelSpec;
+use crate::tokenizer::TextTokenizer;
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub struct SafetensorsWeights {
+    pub dir: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub tensors: MmapedSafetensors,
+}
+
+pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
+    if !dir.is_dir() {
+        return Err(Error::ModelPathMissing { path: dir.into() });
+    }
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::corrupt(&config_path, "JSON", e))?;
+    let model_type = json
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| Error::BadField {
+            path: config_path.clone(),
+            field: "model_type".into(),
+            problem: format!("is missing; expected one of: {}", arch::supported_names()),
+        })?;
+    let arch =
+        arch::by_hf_model_type(model_type).ok_or_else(|| Error::UnsupportedArchitecture {
+            found: model_type.into(),
+            path: config_path.clone(),
+            supported: arch::supported_names(),
+        })?;
+    let config = (arch.config_from_hf)(&json).map_err(|problem| Error::BadField {
+        path: config_path.clone(),
+        field: "config".into(),
+        problem,
+    })?;
+    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let files = safetensors_files(dir)?;
+    // SAFETY: the files are memory-mapped read-only; a file changed on disk while the model
+    // loads is the user's to avoid, as with every mmap-based loader.
+    let tensors = unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| {
+        Error::corrupt(
+            files.first().cloned().unwrap_or_default(),
+            "safetensors",
+            candle_text(&e),
+        )
+    })?;
+    let weights = SafetensorsWeights {
+        dir: dir.into(),
+        files,
+        tensors,
+    };
+    for spec in (arch.tensors)(&config) {
+        weights.check(&spec)?;
+    }
+    Ok(ResolvedModel {
+        spec,
+        arch,
+        config,
+        tokenizer,
+        weights: Weights::Safetensors(weights),
+        notices: vec![],
+    })
+}
+
+fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::corrupt(&index, "JSON", e))?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| Error::BadField {
+                path: index.clone(),
+                field: "weight_map".into(),
+                problem: "is missing or not an object".into(),
+            })?;
+        let mut shards: Vec<PathBuf> = map
+            .values()
+            .filter_map(|v| v.as_str())
+            .map(|f| dir.join(f))
+            .collect();
+        shards.sort();
+        shards.dedup();
+        if let Some(missing) = shards.iter().find(|f| !f.is_file()) {
+            return Err(Error::io(
+                missing,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "shard listed in model.safetensors.index.json is missing",
+                ),
+            ));
+        }
+        return Ok(shards);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::io(
+            dir.join("model.safetensors"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no *.safetensors weights in the model folder",
+            ),
+        ));
+    }
+    Ok(files)
+}
+
+impl SafetensorsWeights {
+    fn check(&self, spec: &TensorSpec) -> Result<()> {
+        let view = self
+            .tensors
+            .get(&spec.hf_name)
+            .map_err(|_| Error::BadField {
+                path: self.dir.clone(),
+                field: spec.hf_name.clone(),
+                problem:
+                    "is missing from the safetensors files: the weights do not match config.json"
+                        .into(),
+            })?;
+        if view.shape() != spec.shape.as_slice() {
+            return Err(Error::BadField {
+                path: self.dir.clone(),
+                field: spec.hf_name.clone(),
+                problem: format!(
+                    "has shape {:?} but config.json implies {:?}",
+                    view.shape(),
+                    spec.shape
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl WeightSource for SafetensorsWeights {
+    fn rows(&self, spec: &TensorSpec, rows: Range<usize>) -> Result<Vec<f32>> {
+        let tensor = self
+            .tensors
+            .load(&spec.hf_name, &Device::Cpu)?
+            .to_dtype(DType::F32)?
+            .narrow(0, rows.start, rows.len())?;
+        Ok(tensor.flatten_all()?.to_vec1()?)
+    }
+}

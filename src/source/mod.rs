@@ -1,0 +1,89 @@
+//! Where weights come from: the hub, a local folder of safetensors, a GGUF file, or a
+//! synthetic twin. Resolving a spec yields the architecture, its config, the tokenizer and a
+//! handle on the weights; the engine is built from those in `crate::model`.
+
+pub mod gguf;
+pub mod hub;
+pub mod local;
+pub mod synthetic;
+
+use crate::arch::{Architecture, ModelConfig, TensorSpec};
+use crate::error::Result;
+use crate::spec::ModelSpec;
+use crate::tokenizer::TextTokenizer;
+use std::ops::Range;
+use std::path::PathBuf;
+
+/// Real trained weights, or a random-weight twin of the same shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightsKind {
+    Real,
+    Synthetic,
+}
+
+pub enum Weights {
+    Safetensors(local::SafetensorsWeights),
+    Gguf(gguf::GgufWeights),
+    Synthetic(synthetic::SyntheticWeights),
+}
+
+pub struct ResolvedModel {
+    pub spec: ModelSpec,
+    pub arch: &'static Architecture,
+    pub config: ModelConfig,
+    pub tokenizer: TextTokenizer,
+    pub weights: Weights,
+    /// Lines the user should read (fallbacks taken, stand-ins used).
+    pub notices: Vec<String>,
+}
+
+impl ResolvedModel {
+    pub fn weights_kind(&self) -> WeightsKind {
+        match self.weights {
+            Weights::Synthetic(_) => WeightsKind::Synthetic,
+            _ => WeightsKind::Real,
+        }
+    }
+
+    pub fn source_path(&self) -> Option<PathBuf> {
+        match &self.weights {
+            Weights::Safetensors(w) => w.dir.clone().into(),
+            Weights::Gguf(w) => w.path.clone().into(),
+            Weights::Synthetic(_) => None,
+        }
+    }
+}
+
+/// Tensors in Hugging Face naming and layout, as f32, whatever file holds them.
+pub trait WeightSource: Send + Sync {
+    /// Rows `rows` of the tensor, row-major.
+    fn rows(&self, spec: &TensorSpec, rows: Range<usize>) -> Result<Vec<f32>>;
+
+    /// True when rows are produced cheaply one chunk at a time (no file to read whole).
+    fn generates_rows(&self) -> bool {
+        false
+    }
+}
+
+impl Weights {
+    pub fn as_source(&self) -> &dyn WeightSource {
+        match self {
+            Weights::Safetensors(w) => w,
+            Weights::Gguf(w) => w,
+            Weights::Synthetic(w) => w,
+        }
+    }
+}
+
+pub fn resolve(spec: &ModelSpec) -> Result<ResolvedModel> {
+    match spec {
+        ModelSpec::Hub { repo, revision } => {
+            let dir = hub::fetch(repo, revision)?;
+            local::resolve_dir(spec.clone(), &dir)
+        }
+        ModelSpec::LocalDir(dir) => local::resolve_dir(spec.clone(), dir),
+        ModelSpec::Gguf(path) => gguf::resolve_file(spec.clone(), path),
+        ModelSpec::Synthetic(preset) => synthetic::resolve_preset(spec.clone(), preset),
+    }
+}

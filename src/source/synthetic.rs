@@ -1,0 +1,251 @@
+//! Synthetic twins: deterministic random weights in the exact shapes of a real model, for
+//! timing where the real weights cannot be had. Speed depends on shapes, not values; every
+//! result made from these says `weights: synthetic`.
+
+use super::{ResolvedModel, WeightSource, Weights};
+use crate::arch::{llama::LLAMA, ModelConfig, TensorRole, TensorSpec};
+use crate::error::{Error, Result};
+use crate::spec::ModelSpec;
+use crate::tokenizer::TextTokenizer;
+use std::ops::Range;
+use std::path::PathBuf;
+
+/// The seed every synthetic model uses, so two runs time identical weights.
+pub const SYNTHETIC_SEED: u64 = 0x11B_E5C4;
+
+pub struct Preset {
+    pub name: &'static str,
+    pub twin_of: &'static str,
+    pub config: ModelConfig,
+    pub tokenizer: PresetTokenizer,
+    /// The format a benchmark uses when none is asked for: what people run this model in.
+    pub default_format: &'static str,
+}
+
+pub enum PresetTokenizer {
+    /// One token per byte: the model's real vocabulary is not shipped offline.
+    ByteLevel,
+    /// A real `tokenizer.json`, fetched by `scripts/fetch-model` into the models folder.
+    Fetched(&'static str),
+}
+
+pub const PRESET_NAMES: &[&str] = &["smollm2-135m", "tinyllama-1.1b", "llama3-8b"];
+
+/// A Llama-family config from its published shapes; rope, context and tying set apart.
+fn llama_shapes(
+    vocab: usize,
+    hidden: usize,
+    ffn: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+) -> ModelConfig {
+    ModelConfig {
+        architecture: LLAMA.name,
+        vocab_size: vocab,
+        hidden_size: hidden,
+        intermediate_size: ffn,
+        num_layers: layers,
+        num_heads: heads,
+        num_kv_heads: kv_heads,
+        max_position_embeddings: 4096,
+        rope_theta: 10_000.0,
+        rms_norm_eps: 1e-5,
+        tie_word_embeddings: false,
+        bos_token_id: None,
+        eos_token_ids: vec![],
+    }
+}
+
+pub fn preset(name: &str) -> Result<Preset> {
+    let preset = match name {
+        "smollm2-135m" => Preset {
+            name: "smollm2-135m",
+            twin_of: "HuggingFaceTB/SmolLM2-135M-Instruct",
+            config: ModelConfig {
+                rope_theta: 100_000.0,
+                max_position_embeddings: 8192,
+                tie_word_embeddings: true,
+                ..llama_shapes(49152, 576, 1536, 30, 9, 3)
+            },
+            tokenizer: PresetTokenizer::ByteLevel,
+            default_format: "q4_1",
+        },
+        "tinyllama-1.1b" => Preset {
+            name: "tinyllama-1.1b",
+            twin_of: "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+            config: ModelConfig {
+                max_position_embeddings: 2048,
+                ..llama_shapes(32000, 2048, 5632, 22, 32, 4)
+            },
+            tokenizer: PresetTokenizer::ByteLevel,
+            default_format: "q4_0",
+        },
+        "llama3-8b" => Preset {
+            name: "llama3-8b",
+            twin_of: "meta-llama/Meta-Llama-3-8B-Instruct",
+            config: ModelConfig {
+                rope_theta: 500_000.0,
+                max_position_embeddings: 8192,
+                ..llama_shapes(128256, 4096, 14336, 32, 32, 8)
+            },
+            tokenizer: PresetTokenizer::Fetched("llama3-tokenizer.json"),
+            default_format: "q4_0",
+        },
+        other => {
+            return Err(Error::UnknownPreset {
+                found: other.into(),
+                expected: PRESET_NAMES.join(", "),
+            })
+        }
+    };
+    Ok(preset)
+}
+
+/// Where fetched model files live: `$LLM_BENCH_MODELS_DIR`, else `models/` in the checkout.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("LLM_BENCH_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")))
+}
+
+pub struct SyntheticWeights {
+    pub preset: &'static str,
+    pub seed: u64,
+}
+
+pub fn resolve_preset(spec: ModelSpec, name: &str) -> Result<ResolvedModel> {
+    let preset = preset(name)?;
+    let mut notices = vec![format!(
+        "synthetic:{} has random weights in the shapes of {}: timings are real, the text is noise",
+        preset.name, preset.twin_of
+    )];
+    let mut tokenizer = match preset.tokenizer {
+        PresetTokenizer::ByteLevel => {
+            notices.push(format!(
+                "synthetic:{} uses a byte-level tokenizer (one token per byte), so prompts are longer in tokens than with the real vocabulary",
+                preset.name
+            ));
+            TextTokenizer::byte_level()
+        }
+        PresetTokenizer::Fetched(file) => {
+            let path = models_dir().join(file);
+            if !path.is_file() {
+                return Err(Error::io(
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the Llama-3 tokenizer is not fetched yet: run scripts/fetch-model --llama3-tokenizer",
+                    ),
+                ));
+            }
+            TextTokenizer::from_file(&path)?
+        }
+    };
+    let mut config = preset.config;
+    config.eos_token_ids = tokenizer.eos_token_ids.clone();
+    tokenizer.eos_token_ids = config.eos_token_ids.clone();
+    Ok(ResolvedModel {
+        spec,
+        arch: &LLAMA,
+        config,
+        tokenizer,
+        weights: Weights::Synthetic(SyntheticWeights {
+            preset: preset.name,
+            seed: SYNTHETIC_SEED,
+        }),
+        notices,
+    })
+}
+
+impl WeightSource for SyntheticWeights {
+    fn rows(&self, spec: &TensorSpec, rows: Range<usize>) -> Result<Vec<f32>> {
+        let cols = spec.cols();
+        if spec.role == TensorRole::Norm {
+            return Ok(vec![1.0; rows.len() * cols]);
+        }
+        let tensor_seed = fnv1a(spec.hf_name.as_bytes()) ^ self.seed;
+        let mut out = Vec::with_capacity(rows.len() * cols);
+        for row in rows {
+            let mut state = tensor_seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            for _ in 0..cols {
+                out.push(uniform_weight(&mut state));
+            }
+        }
+        Ok(out)
+    }
+
+    fn generates_rows(&self) -> bool {
+        true
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// SplitMix64 step mapped to a uniform value in (-0.035, 0.035): standard deviation 0.02,
+/// the usual initialisation scale, so activations stay finite through every layer.
+fn uniform_weight(state: &mut u64) -> f32 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let unit = (z >> 40) as f32 / (1u64 << 24) as f32; // [0, 1)
+    (unit * 2.0 - 1.0) * 0.035
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_deterministic_and_independent_of_chunking() {
+        let weights = SyntheticWeights {
+            preset: "smollm2-135m",
+            seed: SYNTHETIC_SEED,
+        };
+        let cfg = preset("smollm2-135m").unwrap().config;
+        let spec = (LLAMA.tensors)(&cfg)
+            .into_iter()
+            .find(|t| t.role == TensorRole::Matmul)
+            .unwrap();
+        let whole = weights.rows(&spec, 0..8).unwrap();
+        let mut pieces = weights.rows(&spec, 0..3).unwrap();
+        pieces.extend(weights.rows(&spec, 3..8).unwrap());
+        assert_eq!(whole, pieces);
+        let mean = whole.iter().sum::<f32>() / whole.len() as f32;
+        let std =
+            (whole.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / whole.len() as f32).sqrt();
+        assert!(
+            mean.abs() < 0.002 && (std - 0.0202).abs() < 0.001,
+            "mean {mean} std {std}"
+        );
+    }
+
+    #[test]
+    fn llama3_8b_preset_has_the_published_shapes() {
+        let cfg = preset("llama3-8b").unwrap().config;
+        assert_eq!(
+            (
+                cfg.vocab_size,
+                cfg.hidden_size,
+                cfg.num_layers,
+                cfg.num_heads,
+                cfg.num_kv_heads,
+                cfg.intermediate_size
+            ),
+            (128256, 4096, 32, 32, 8, 14336)
+        );
+        assert_eq!(cfg.rope_theta, 500_000.0);
+    }
+
+    #[test]
+    fn unknown_preset_lists_the_known_ones() {
+        let err = preset("gpt5").err().unwrap().to_string();
+        assert!(err.contains("gpt5") && err.contains("llama3-8b"), "{err}");
+    }
+}

@@ -1,0 +1,167 @@
+//! Model specs: the one place that knows how a user spells a model.
+//!
+//! - `org/name` or `org/name@revision`: a Hugging Face hub repo
+//! - a folder with `config.json`, `*.safetensors` and `tokenizer.json`
+//! - a `.gguf` file
+//! - `synthetic:<preset>`: a deterministic random-weight twin of a real architecture
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSpec {
+    Hub { repo: String, revision: String },
+    LocalDir(PathBuf),
+    Gguf(PathBuf),
+    Synthetic(String),
+}
+
+pub const SYNTHETIC_PREFIX: &str = "synthetic:";
+
+impl ModelSpec {
+    pub fn parse(spec: &str) -> Result<Self> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Err(Error::InvalidSpec {
+                spec: spec.into(),
+                reason: "empty".into(),
+            });
+        }
+        if let Some(preset) = spec.strip_prefix(SYNTHETIC_PREFIX) {
+            return Ok(ModelSpec::Synthetic(preset.to_string()));
+        }
+        let path = Path::new(spec);
+        if spec.to_ascii_lowercase().ends_with(".gguf") {
+            return if path.is_file() {
+                Ok(ModelSpec::Gguf(path.to_path_buf()))
+            } else {
+                Err(Error::ModelPathMissing { path: path.into() })
+            };
+        }
+        if path.is_dir() {
+            return Ok(ModelSpec::LocalDir(path.to_path_buf()));
+        }
+        let looks_like_path = spec.starts_with('.')
+            || spec.starts_with('/')
+            || spec.starts_with('~')
+            || spec.contains('\\')
+            || spec.matches('/').count() != 1;
+        if looks_like_path {
+            return Err(Error::ModelPathMissing { path: path.into() });
+        }
+        let (repo, revision) = match spec.split_once('@') {
+            Some((repo, revision)) if !revision.is_empty() => (repo, revision),
+            Some(_) => {
+                return Err(Error::InvalidSpec {
+                    spec: spec.into(),
+                    reason: "empty revision after '@'".into(),
+                })
+            }
+            None => (spec, "main"),
+        };
+        let (org, name) = repo.split_once('/').unwrap_or(("", ""));
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !valid(org) || !valid(name) {
+            return Err(Error::InvalidSpec {
+                spec: spec.into(),
+                reason: "a hub id is org/name[@revision] with letters, digits, '-', '_' or '.'"
+                    .into(),
+            });
+        }
+        Ok(ModelSpec::Hub {
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+        })
+    }
+
+    /// A short name for benchmark ids and tables: `smollm2-135m-instruct`, `llama3-8b`.
+    pub fn short_name(&self) -> String {
+        let raw = match self {
+            ModelSpec::Hub { repo, .. } => repo.rsplit('/').next().unwrap_or(repo).to_string(),
+            ModelSpec::LocalDir(p) | ModelSpec::Gguf(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "model".into()),
+            ModelSpec::Synthetic(preset) => preset.clone(),
+        };
+        // GGUF files name their quantization in the stem (`X.Q4_1`); the format is reported apart.
+        let raw = raw.split('.').next().unwrap_or(&raw).to_string();
+        raw.to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for ModelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModelSpec::Hub { repo, revision } if revision == "main" => write!(f, "{repo}"),
+            ModelSpec::Hub { repo, revision } => write!(f, "{repo}@{revision}"),
+            ModelSpec::LocalDir(p) | ModelSpec::Gguf(p) => write!(f, "{}", p.display()),
+            ModelSpec::Synthetic(preset) => write!(f, "{SYNTHETIC_PREFIX}{preset}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_ids_with_and_without_revision() {
+        assert_eq!(
+            ModelSpec::parse("meta-llama/Meta-Llama-3-8B-Instruct").unwrap(),
+            ModelSpec::Hub {
+                repo: "meta-llama/Meta-Llama-3-8B-Instruct".into(),
+                revision: "main".into()
+            }
+        );
+        assert_eq!(
+            ModelSpec::parse("org/name@abc123").unwrap(),
+            ModelSpec::Hub {
+                repo: "org/name".into(),
+                revision: "abc123".into()
+            }
+        );
+    }
+
+    #[test]
+    fn synthetic_and_files() {
+        assert_eq!(
+            ModelSpec::parse("synthetic:llama3-8b").unwrap(),
+            ModelSpec::Synthetic("llama3-8b".into())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let gguf = dir.path().join("m.Q4_0.gguf");
+        std::fs::write(&gguf, b"x").unwrap();
+        let spec = ModelSpec::parse(gguf.to_str().unwrap()).unwrap();
+        assert_eq!(spec, ModelSpec::Gguf(gguf));
+        assert_eq!(spec.short_name(), "m");
+        assert_eq!(
+            ModelSpec::parse(dir.path().to_str().unwrap()).unwrap(),
+            ModelSpec::LocalDir(dir.path().into())
+        );
+    }
+
+    #[test]
+    fn missing_paths_are_reported_as_paths_not_hub_ids() {
+        for spec in ["models/nope.gguf", "./nope", "/abs/nope", "a/b/c"] {
+            let err = ModelSpec::parse(spec).unwrap_err();
+            assert!(
+                matches!(err, Error::ModelPathMissing { .. }),
+                "{spec}: {err}"
+            );
+            assert!(err.to_string().contains("does not exist"));
+        }
+    }
+
+    #[test]
+    fn malformed_hub_ids_are_rejected() {
+        assert!(ModelSpec::parse("org/na me").is_err());
+        assert!(ModelSpec::parse("org/name@").is_err());
+        assert!(ModelSpec::parse("").is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! Facts about the machine and the build that every result carries, and the thread set-up
+//! that must happen before the first tensor operation.
+
+use serde::Serialize;
+
+/// The environment variable candle and rayon read for their thread count.
+pub const THREADS_ENV: &str = "RAYON_NUM_THREADS";
+
+/// Fixes the thread count for candle's kernels and rayon's pool; call before any tensor work.
+///
+/// With `RAYON_NUM_THREADS` unset, candle asks for the core count on every kernel call and
+/// that re-reads /proc/cpuinfo (3-27% slower decode here), so the harness always sets it.
+/// Priority: the explicit request, then an existing valid `RAYON_NUM_THREADS`, then all cores.
+pub fn configure_threads(requested: Option<usize>) -> usize {
+    let from_env = std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    let threads = requested
+        .filter(|&n| n > 0)
+        .or(from_env)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+    // Edition 2021: `set_var` is safe; this runs before the harness starts any thread.
+    std::env::set_var(THREADS_ENV, threads.to_string());
+    // rayon reads the variable when its global pool starts; starting it now pins the count
+    // even if the pool would otherwise have been started by an earlier library call.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    threads
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct SystemInfo {
+    pub cpu_model: String,
+    pub physical_cores: Option<usize>,
+    pub logical_cores: usize,
+    pub total_memory_bytes: u64,
+    pub os: String,
+    pub kernel: String,
+    pub arch: String,
+    /// SIMD features compiled into this binary (what the kernels can actually use).
+    pub compiled_target_features: Vec<String>,
+    pub threads: usize,
+    pub rayon_num_threads_env: Option<String>,
+}
+
+impl SystemInfo {
+    pub fn collect(threads: usize) -> Self {
+        let mut sys = sysinfo::System::new();
+        sys.refresh_cpu_all();
+        sys.refresh_memory();
+        let cpu_model = sys
+            .cpus()
+            .first()
+            .map(|c| c.brand().trim().to_string())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "unknown".into());
+        Self {
+            cpu_model,
+            physical_cores: sysinfo::System::physical_core_count(),
+            logical_cores: sys.cpus().len(),
+            total_memory_bytes: sys.total_memory(),
+            os: sysinfo::System::long_os_version().unwrap_or_else(|| std::env::consts::OS.into()),
+            kernel: sysinfo::System::kernel_version().unwrap_or_default(),
+            arch: std::env::consts::ARCH.into(),
+            compiled_target_features: compiled_target_features(),
+            threads,
+            rayon_num_threads_env: std::env::var(THREADS_ENV).ok(),
+        }
+    }
+}
+
+pub fn total_memory_bytes() -> u64 {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_memory();
+    sys.total_memory()
+}
+
+/// The SIMD extensions this binary was compiled to use. A build without
+/// `-C target-cpu=native` shows only the baseline (e.g. sse2) and runs ~2.7x slower.
+pub fn compiled_target_features() -> Vec<String> {
+    let mut features = Vec::new();
+    macro_rules! check {
+        ($($f:literal),*) => { $( if cfg!(target_feature = $f) { features.push($f.to_string()); } )* };
+    }
+    check!(
+        "sse2",
+        "sse4.1",
+        "sse4.2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512vnni",
+        "avx512bf16",
+        "neon",
+        "sve",
+        "dotprod",
+        "i8mm",
+        "fp16"
+    );
+    features
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,356 @@
+//! Tokenizers: a `tokenizer.json`, or one rebuilt from a GGUF file's own metadata (so a lone
+//! `.gguf` needs no other file), or a byte-level stand-in for synthetic models that have no
+//! real vocabulary.
+
+use crate::error::{Error, Result};
+use candle_core::quantized::gguf_file::{Content, Value};
+use serde_json::{json, Value as Json};
+use std::path::Path;
+
+pub struct TextTokenizer {
+    inner: tokenizers::Tokenizer,
+    /// Prepended by us, not by the tokenizer: GGUF says so with `tokenizer.ggml.add_bos_token`.
+    bos_to_prepend: Option<u32>,
+    pub eos_token_ids: Vec<u32>,
+    /// Where it came from, for reports: a path, `gguf:<pre-tokenizer>`, `byte-level`.
+    pub origin: String,
+}
+
+impl TextTokenizer {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found; place the model's tokenizer.json next to its weights"),
+            ));
+        }
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::corrupt(path, "tokenizer.json", e))?;
+        let eos_token_ids = [
+            "</s>",
+            "<|end_of_text|>",
+            "<|eot_id|>",
+            "<|endoftext|>",
+            "<|im_end|>",
+        ]
+        .iter()
+        .filter_map(|t| inner.token_to_id(t))
+        .collect();
+        Ok(Self {
+            inner,
+            bos_to_prepend: None,
+            eos_token_ids,
+            origin: path.display().to_string(),
+        })
+    }
+
+    /// Rebuilds the tokenizer llama.cpp would use from `tokenizer.ggml.*` metadata.
+    pub fn from_gguf(content: &Content, path: &Path) -> Result<Self> {
+        let md = &content.metadata;
+        let field_err = |field: &str, problem: String| Error::BadField {
+            path: path.into(),
+            field: field.into(),
+            problem,
+        };
+        let string_list = |key: &str| -> Result<Vec<String>> {
+            let values = md
+                .get(key)
+                .ok_or_else(|| field_err(key, "is missing".into()))?
+                .to_vec()
+                .map_err(|e| field_err(key, e.to_string()))?;
+            values
+                .iter()
+                .map(|v| {
+                    v.to_string()
+                        .cloned()
+                        .map_err(|e| field_err(key, e.to_string()))
+                })
+                .collect()
+        };
+        let model = md
+            .get("tokenizer.ggml.model")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .ok_or_else(|| {
+                field_err(
+                    "tokenizer.ggml.model",
+                    "is missing: this GGUF carries no tokenizer".into(),
+                )
+            })?;
+        let tokens = string_list("tokenizer.ggml.tokens")?;
+        let token_types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
+            Some(Value::Array(values)) => values.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
+            _ => vec![1; tokens.len()],
+        };
+        let id_key = |key: &str| md.get(key).and_then(|v| v.to_u32().ok());
+        let bos = id_key("tokenizer.ggml.bos_token_id");
+        let eos = id_key("tokenizer.ggml.eos_token_id");
+        let add_bos = md
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().ok())
+            .unwrap_or(model == "llama");
+        // Control (3) and user-defined (4) tokens are matched whole in the text, as llama.cpp does.
+        let added_tokens: Vec<Json> = tokens
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| matches!(token_types.get(*i), Some(3) | Some(4)))
+            .map(|(i, t)| {
+                json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                       "normalized": false, "special": token_types[i] == 3})
+            })
+            .collect();
+        let (spec, origin) = match model.as_str() {
+            "gpt2" => {
+                let merges = string_list("tokenizer.ggml.merges")?;
+                let pre = md
+                    .get("tokenizer.ggml.pre")
+                    .and_then(|v| v.to_string().ok())
+                    .cloned()
+                    .unwrap_or_else(|| "default".into());
+                (byte_level_bpe(&tokens, &merges, &pre, added_tokens), format!("gguf:gpt2/{pre}"))
+            }
+            "llama" => {
+                let scores: Vec<f32> = match md.get("tokenizer.ggml.scores") {
+                    Some(Value::Array(values)) => values.iter().map(|v| v.to_f32().unwrap_or(0.0)).collect(),
+                    _ => return Err(field_err("tokenizer.ggml.scores", "is missing".into())),
+                };
+                let add_space_prefix = md
+                    .get("tokenizer.ggml.add_space_prefix")
+                    .and_then(|v| v.to_bool().ok())
+                    .unwrap_or(true);
+                (sentencepiece_bpe(&tokens, &scores, add_space_prefix, added_tokens), "gguf:llama-spm".to_string())
+            }
+            other => {
+                return Err(field_err(
+                    "tokenizer.ggml.model",
+                    format!("is {other:?}; supported: \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"),
+                ))
+            }
+        };
+        let inner: tokenizers::Tokenizer = serde_json::from_value::<tokenizers::Tokenizer>(spec)
+            .map_err(|e| {
+                field_err(
+                    "tokenizer.ggml.*",
+                    format!("cannot be turned into a tokenizer: {e}"),
+                )
+            })?;
+        Ok(Self {
+            inner,
+            bos_to_prepend: if add_bos { bos } else { None },
+            eos_token_ids: eos.into_iter().collect(),
+            origin,
+        })
+    }
+
+    /// A tokenizer of the 256 bytes plus an end-of-text token, for synthetic models whose real
+    /// vocabulary is not available: prompts cost one token per byte.
+    pub fn byte_level() -> Self {
+        let tokens: Vec<String> = byte_alphabet().into_iter().map(String::from).collect();
+        let eos_id = tokens.len();
+        let mut all = tokens;
+        all.push("<|endoftext|>".into());
+        let added = vec![
+            json!({"id": eos_id, "content": "<|endoftext|>", "single_word": false, "lstrip": false,
+                                "rstrip": false, "normalized": false, "special": true}),
+        ];
+        let spec = byte_level_bpe(&all, &[], "default", added);
+        let inner = serde_json::from_value::<tokenizers::Tokenizer>(spec)
+            .expect("the byte-level tokenizer spec is valid");
+        Self {
+            inner,
+            bos_to_prepend: None,
+            eos_token_ids: vec![eos_id as u32],
+            origin: "byte-level".into(),
+        }
+    }
+
+    /// The tokenizer as `tokenizer.json` text (for writing a model folder).
+    pub fn to_json(&self) -> Result<String> {
+        self.inner
+            .to_string(false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let mut ids = Vec::with_capacity(encoding.len() + 1);
+        ids.extend(self.bos_to_prepend);
+        ids.extend_from_slice(encoding.get_ids());
+        Ok(ids)
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    pub fn is_eos(&self, id: u32) -> bool {
+        self.eos_token_ids.contains(&id)
+    }
+}
+
+/// GPT-2's printable stand-ins for the 256 bytes, in byte order.
+fn byte_alphabet() -> Vec<char> {
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut shift = 0;
+    (0u32..256)
+        .map(|b| {
+            if printable(b) {
+                char::from_u32(b).unwrap()
+            } else {
+                shift += 1;
+                char::from_u32(255 + shift).unwrap()
+            }
+        })
+        .collect()
+}
+
+fn byte_level_bpe(
+    tokens: &[String],
+    merges: &[String],
+    pre: &str,
+    added_tokens: Vec<Json>,
+) -> Json {
+    let vocab: serde_json::Map<String, Json> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect();
+    let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
+    // The pre-tokenizer llama.cpp selects by `tokenizer.ggml.pre` (llama-vocab.cpp), spelled
+    // as Hugging Face's tokenizer.json spells the same split.
+    let pre_tokenizer = match pre {
+        "llama3" | "llama-bpe" | "llama-v3" => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"},
+             "behavior": "Isolated", "invert": false},
+            byte_level(false)]}),
+        "smollm" | "starcoder" | "refact" | "codeshell" => {
+            json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, byte_level(true)]})
+        }
+        _ => byte_level(true),
+    };
+    json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": added_tokens,
+        "normalizer": null,
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges},
+    })
+}
+
+/// SentencePiece BPE as Hugging Face's `LlamaConverter` rebuilds it: merges recovered from the
+/// vocabulary, ranked by the merged piece's score.
+fn sentencepiece_bpe(
+    tokens: &[String],
+    scores: &[f32],
+    add_space_prefix: bool,
+    added_tokens: Vec<Json>,
+) -> Json {
+    let ids: std::collections::HashMap<&str, usize> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
+    let mut merges: Vec<(usize, usize, f32)> = Vec::new();
+    for (merged_id, piece) in tokens.iter().enumerate() {
+        let mut local: Vec<(usize, usize, f32)> = piece
+            .char_indices()
+            .skip(1)
+            .filter_map(|(split, _)| {
+                let (l, r) = piece.split_at(split);
+                Some((
+                    *ids.get(l)?,
+                    *ids.get(r)?,
+                    scores.get(merged_id).copied().unwrap_or(0.0),
+                ))
+            })
+            .collect();
+        local.sort_by_key(|&(l, r, _)| (l, r));
+        merges.extend(local);
+    }
+    merges.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let merges: Vec<Json> = merges
+        .iter()
+        .map(|&(l, r, _)| json!([tokens[l], tokens[r]]))
+        .collect();
+    let vocab: serde_json::Map<String, Json> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), json!(i)))
+        .collect();
+    let mut normalizers = vec![];
+    if add_space_prefix {
+        normalizers.push(json!({"type": "Prepend", "prepend": "▁"}));
+    }
+    normalizers.push(json!({"type": "Replace", "pattern": {"String": " "}, "content": "▁"}));
+    json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": added_tokens,
+        "normalizer": {"type": "Sequence", "normalizers": normalizers},
+        "pre_tokenizer": null,
+        "post_processor": null,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": if add_space_prefix { 1 } else { 0 }, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": null, "unk_token": tokens.first(), "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_level_round_trips_any_text() {
+        let tok = TextTokenizer::byte_level();
+        let text = "héllo\t wörld 123 🦀";
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(ids.len(), text.len(), "one token per byte");
+        assert_eq!(tok.decode(&ids).unwrap(), text);
+        assert_eq!(tok.vocab_size(), 257);
+        assert!(tok.is_eos(256));
+    }
+
+    #[test]
+    fn byte_alphabet_is_a_bijection() {
+        let alphabet = byte_alphabet();
+        let unique: std::collections::HashSet<_> = alphabet.iter().collect();
+        assert_eq!(unique.len(), 256);
+        assert_eq!(alphabet[b' ' as usize], 'Ġ');
+    }
+
+    #[test]
+    fn sentencepiece_merges_follow_scores() {
+        let tokens: Vec<String> = ["<unk>", "▁", "a", "b", "ab", "▁ab"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let scores = [0.0, -1.0, -2.0, -3.0, -0.5, -0.1];
+        let spec = sentencepiece_bpe(&tokens, &scores, true, vec![]);
+        let tok = serde_json::from_value::<tokenizers::Tokenizer>(spec).unwrap();
+        let ids = tok.encode("ab", false).unwrap().get_ids().to_vec();
+        assert_eq!(ids, vec![5], "'▁ab' is one piece");
+        assert_eq!(
+            tok.decode(&[5, 4], true).unwrap(),
+            "abab",
+            "leading space stripped once"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! Helpers shared by the integration tests: a tiny Llama written as a hub-layout folder, the
+//! CLI as a subprocess, and a loopback server that speaks the hub's download protocol.
+#![allow(dead_code)]
+
+use llm_bench::arch::llama::LLAMA;
+use llm_bench::source::synthetic::{SyntheticWeights, SYNTHETIC_SEED};
+use llm_bench::source::WeightSource;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+
+pub fn tiny_config(vocab: usize, context: usize) -> serde_json::Value {
+    serde_json::json!({
+        "model_type": "llama", "vocab_size": vocab, "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": context, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "tie_word_embeddings": false
+    })
+}
+
+/// Writes config.json, tokenizer.json (byte-level, 257 tokens) and model.safetensors.
+pub fn write_tiny_llama(dir: &Path, config: &serde_json::Value) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let tokenizer = llm_bench::tokenizer::TextTokenizer::byte_level();
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_json().unwrap()).unwrap();
+    let cfg = (LLAMA.config_from_hf)(config).unwrap();
+    let source = SyntheticWeights {
+        preset: "tiny",
+        seed: SYNTHETIC_SEED,
+    };
+    let tensors: HashMap<String, candle_core::Tensor> = (LLAMA.tensors)(&cfg)
+        .into_iter()
+        .map(|spec| {
+            let rows = source.rows(&spec, 0..spec.rows()).unwrap();
+            let t = candle_core::Tensor::from_vec(
+                rows,
+                spec.shape.as_slice(),
+                &candle_core::Device::Cpu,
+            )
+            .unwrap();
+            (spec.hf_name, t)
+        })
+        .collect();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+}
+
+pub fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"));
+    cmd.args(args).env_remove("LLM_BENCH_MODEL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Asserts a clean failure: non-zero exit, no panic, and every `needle` in the message.
+pub fn assert_fails_with(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in: {err}");
+    }
+}
+
+/// What the fake hub serves for one file.
+#[derive(Clone)]
+pub enum Served {
+    Whole(Vec<u8>),
+    /// Announces the full size but sends only the first `n` bytes, then closes.
+    Truncated(Vec<u8>, usize),
+}
+
+/// A hub stand-in on 127.0.0.1: `GET /{repo}/resolve/{rev}/{file}` with the headers hf-hub
+/// reads (`etag`, `x-repo-commit`, `content-range`); anything else is a 404.
+pub struct FakeHub {
+    pub endpoint: String,
+    pub requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub fn serve_hub(files: HashMap<String, Served>) -> FakeHub {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(200) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut range_start = 0usize;
+            let mut probe = false;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    let v = v.trim();
+                    probe = v == "0-0";
+                    range_start = v
+                        .trim_end_matches('-')
+                        .split('-')
+                        .next()
+                        .unwrap_or("0")
+                        .parse()
+                        .unwrap_or(0);
+                }
+            }
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            log.lock().unwrap().push(path.clone());
+            let file = path
+                .split("/resolve/")
+                .nth(1)
+                .and_then(|rest| rest.split_once('/'))
+                .map(|(_, f)| f.to_string());
+            let served = file.as_ref().and_then(|f| {
+                files.get(&format!(
+                    "{}:{f}",
+                    path.split("/resolve/")
+                        .next()
+                        .unwrap()
+                        .trim_start_matches('/')
+                ))
+            });
+            let Some(served) = served else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let (body, sent) = match served {
+                Served::Whole(b) => (b.clone(), b.len()),
+                Served::Truncated(b, n) => (b.clone(), *n),
+            };
+            let total = body.len();
+            let head = |len: usize, range: String| {
+                format!(
+                    "HTTP/1.1 206 Partial Content\r\netag: \"e{total}\"\r\nx-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\ncontent-range: {range}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+                )
+            };
+            if probe {
+                let _ = stream.write_all(head(1, format!("bytes 0-0/{total}")).as_bytes());
+                let _ = stream.write_all(&body[..1.min(total)]);
+            } else {
+                let end = sent.max(range_start);
+                let chunk = &body[range_start.min(end)..end];
+                let _ = stream.write_all(
+                    head(
+                        chunk.len(),
+                        format!("bytes {range_start}-{}/{total}", total.saturating_sub(1)),
+                    )
+                    .as_bytes(),
+                );
+                let _ = stream.write_all(chunk);
+            }
+        }
+    });
+    FakeHub { endpoint, requests }
+}

@@ -1,0 +1,172 @@
+//! Loading paths end to end: the default chain, synthetic twins, batches, formats.
+
+mod common;
+
+use common::{cli, stderr, tiny_config, write_tiny_llama};
+use llm_bench::generate::{generate, Request, Strategy};
+use llm_bench::source::WeightsKind;
+use llm_bench::ModelSpec;
+
+fn request(prompt: &str, tokens: usize, batch: usize) -> Request {
+    Request {
+        prompt: prompt.into(),
+        max_new_tokens: tokens,
+        min_new_tokens: tokens,
+        strategy: Strategy::Greedy,
+        seed: 7,
+        batch,
+    }
+}
+
+#[test]
+fn default_model_falls_back_to_the_synthetic_twin_and_says_so() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = cli(
+        &[
+            "generate",
+            "--prompt",
+            "hi",
+            "--max-new-tokens",
+            "2",
+            "--json",
+        ],
+        &[
+            ("LLM_BENCH_MODELS_DIR", empty.path().to_str().unwrap()),
+            ("HF_ENDPOINT", "http://127.0.0.1:9"),
+            ("HF_HOME", empty.path().to_str().unwrap()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["weights"], "synthetic");
+    assert_eq!(json["model"], "synthetic:smollm2-135m");
+    let err = stderr(&out);
+    assert!(
+        err.contains("no default model found") && err.contains("scripts/fetch-model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn batched_greedy_sequences_match_the_single_sequence() {
+    llm_bench::system::configure_threads(None);
+    let path = llm_bench::defaults::default_gguf_path();
+    let mut model = llm_bench::load(&ModelSpec::Gguf(path), None).unwrap();
+    let single = generate(
+        &mut model,
+        &request("The capital of France is", 6, 1),
+        |_, _| {},
+    )
+    .unwrap();
+    let batch = generate(
+        &mut model,
+        &request("The capital of France is", 6, 3),
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(batch.output_tokens.len(), 3);
+    for seq in &batch.output_tokens {
+        assert_eq!(seq, &single.output_tokens[0]);
+    }
+    assert!(batch.decode_tokens_per_s() > batch.decode_tokens_per_s_per_sequence());
+}
+
+#[test]
+fn seeded_sampling_is_reproducible_and_seeds_differ() {
+    llm_bench::system::configure_threads(None);
+    let path = llm_bench::defaults::default_gguf_path();
+    let mut model = llm_bench::load(&ModelSpec::Gguf(path), None).unwrap();
+    let mut sampled = |seed: u64| {
+        let mut r = request("Write a short poem about the sea.", 12, 1);
+        r.strategy = Strategy::Temperature { temperature: 1.5 };
+        r.seed = seed;
+        generate(&mut model, &r, |_, _| {}).unwrap().output_tokens[0].clone()
+    };
+    let (a, b, c) = (sampled(1), sampled(1), sampled(2));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+}
+
+#[test]
+fn local_folder_runs_dense_and_quantized_from_the_same_safetensors() {
+    llm_bench::system::configure_threads(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(257, 128));
+    let spec = ModelSpec::LocalDir(dir.path().into());
+    for (format, engine) in [
+        ("f32", "candle-dense"),
+        ("bf16", "candle-dense"),
+        ("q8_0", "candle-quantized"),
+        ("q4_0", "candle-quantized"),
+    ] {
+        let mut model = llm_bench::load(&spec, Some(format.parse().unwrap())).unwrap();
+        assert_eq!(model.info.engine.name(), engine);
+        assert_eq!(model.info.weights, WeightsKind::Real);
+        let trace = generate(&mut model, &request("abc", 4, 1), |_, _| {}).unwrap();
+        assert_eq!(trace.output_tokens[0].len(), 4, "{format}");
+    }
+}
+
+/// Quantize-on-load keeps the same model: the tiny model's greedy tokens at q8_0 match f32.
+#[test]
+fn quantized_on_load_tracks_the_dense_model() {
+    llm_bench::system::configure_threads(None);
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(257, 128));
+    let spec = ModelSpec::LocalDir(dir.path().into());
+    let mut logits = vec![];
+    for format in ["f32", "q8_0"] {
+        let mut model = llm_bench::load(&spec, Some(format.parse().unwrap())).unwrap();
+        let ids = model.tokenizer.encode("hello world").unwrap();
+        let l = model.engine.prefill(&[ids]).unwrap();
+        logits.push(l.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    }
+    let (a, b) = (&logits[0], &logits[1]);
+    let norm = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt();
+    assert!(
+        diff / norm < 0.05,
+        "q8_0 logits differ from f32 by {:.3} relative",
+        diff / norm
+    );
+}
+
+/// The 8B twin is built from quantized blocks generated chunk by chunk: its peak memory stays
+/// near what the loaded model holds (the q4_0 weights plus candle's f32 copy of the embedding).
+#[test]
+fn llama3_8b_twin_builds_without_materialising_f32_weights() {
+    let out = cli(
+        &[
+            "generate",
+            "--model",
+            "synthetic:llama3-8b",
+            "--format",
+            "q4_0",
+            "--prompt",
+            "Hi",
+            "--max-new-tokens",
+            "1",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["weights"], "synthetic");
+    assert_eq!(json["parameters"], 8_030_261_248u64);
+    let weights = json["weight_bytes"].as_f64().unwrap();
+    let embedding_f32 = (128256 * 4096 * 4) as f64;
+    let peak = json["peak_rss_bytes"].as_f64().unwrap();
+    let ratio = peak / (weights + embedding_f32);
+    eprintln!(
+        "llama3-8b q4_0: load {:.1} s, peak RSS {:.2} GiB, {ratio:.2}x the loaded model",
+        json["load_seconds"],
+        peak / (1u64 << 30) as f64
+    );
+    assert!(ratio < 1.2, "peak RSS is {ratio:.2}x the loaded model");
+}
