@@ -30,35 +30,40 @@ pub fn chosen_spec(argument: Option<&str>) -> Result<Option<ModelSpec>> {
         .transpose()
 }
 
-/// Loads the chosen model, or walks the default chain. Notices explain any fallback taken.
+/// The chosen spec, or the first of the default chain that can be used: the fetched GGUF,
+/// the hub's SmolLM2 (downloaded or cached), its synthetic twin. Notices explain a fallback.
+pub fn choose_spec(argument: Option<&str>) -> Result<(ModelSpec, Vec<String>)> {
+    if let Some(spec) = chosen_spec(argument)? {
+        return Ok((spec, vec![]));
+    }
+    let gguf = default_gguf_path();
+    if gguf.is_file() {
+        return Ok((ModelSpec::Gguf(gguf), vec![]));
+    }
+    let hub = ModelSpec::parse(DEFAULT_HUB_REPO)?;
+    match crate::source::resolve(&hub) {
+        Ok(_) => Ok((hub, vec![])),
+        Err(err @ (Error::HubUnreachable { .. } | Error::HubFileNotFound { .. })) => {
+            let notice = format!(
+                "no default model found: {} is missing and the hub could not be used ({}); running {FALLBACK_SYNTHETIC} instead. Run scripts/fetch-model for the real model.",
+                gguf.display(),
+                first_line(&err.to_string())
+            );
+            Ok((ModelSpec::parse(FALLBACK_SYNTHETIC)?, vec![notice]))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Loads the chosen model, or the first usable one of the default chain.
 pub fn load_chosen_or_default(
     argument: Option<&str>,
     format: Option<WeightFormat>,
 ) -> Result<Model> {
-    if let Some(spec) = chosen_spec(argument)? {
-        return load(&spec, format);
-    }
-    let gguf = default_gguf_path();
-    if gguf.is_file() {
-        return load(&ModelSpec::Gguf(gguf), format);
-    }
-    let hub = ModelSpec::parse(DEFAULT_HUB_REPO)?;
-    match load(&hub, format) {
-        Ok(model) => Ok(model),
-        Err(err @ (Error::HubUnreachable { .. } | Error::HubFileNotFound { .. })) => {
-            let mut model = load(&ModelSpec::parse(FALLBACK_SYNTHETIC)?, format)?;
-            model.info.notices.insert(
-                0,
-                format!(
-                    "no default model found: {} is missing and the hub could not be used ({}); running {FALLBACK_SYNTHETIC} instead. Run scripts/fetch-model for the real model.",
-                    gguf.display(),
-                    first_line(&err.to_string())
-                ),
-            );
-            Ok(model)
-        }
-        Err(other) => Err(other),
-    }
+    let (spec, notices) = choose_spec(argument)?;
+    let mut model = load(&spec, format)?;
+    model.info.notices.splice(0..0, notices);
+    Ok(model)
 }
 
 fn first_line(s: &str) -> &str {

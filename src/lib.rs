@@ -9,6 +9,7 @@
 //! The Criterion benches and the `llm-bench` CLI are two front doors onto this library.
 
 pub mod arch;
+pub mod bench;
 pub mod defaults;
 pub mod engine;
 pub mod error;

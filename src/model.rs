@@ -47,13 +47,32 @@ impl Model {
     pub fn context_length(&self) -> usize {
         self.info.config.max_position_embeddings
     }
+    /// `name@format`, the function part of every benchmark id.
     pub fn label(&self) -> String {
         format!("{}@{}", self.info.name, self.info.format)
     }
 }
 
-pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
-    let started = Instant::now();
+/// A model resolved and checked, with its format decided, before the engine is built: what
+/// benchmark ids and reports need, at the cost of reading metadata only.
+pub struct Planned {
+    pub resolved: ResolvedModel,
+    /// `None`: a GGUF in its own types.
+    pub format: Option<WeightFormat>,
+    /// What results call the format: `q4_1` for a Q4_1 GGUF run as is.
+    pub format_label: String,
+    /// What results call the model: `smollm2-135m-instruct`, `synthetic-llama3-8b`.
+    pub name: String,
+}
+
+impl Planned {
+    /// `name@format`, the function part of every benchmark id.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.format_label)
+    }
+}
+
+pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
     let resolved = source::resolve(spec)?;
     let tokenizer_vocab = resolved.tokenizer.vocab_size();
     if tokenizer_vocab > resolved.config.vocab_size {
@@ -65,107 +84,141 @@ pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
                 .unwrap_or_else(|| spec.to_string().into()),
         });
     }
-    let weights_kind = resolved.weights_kind();
-    let ResolvedModel {
-        arch,
-        config,
-        tokenizer,
-        weights,
-        mut notices,
-        ..
-    } = resolved;
-    let format = match (format, &weights) {
+    let format = match (format, &resolved.weights) {
         (Some(f), _) => Some(f),
         (None, Weights::Gguf(_)) => None, // the file's own types
         (None, Weights::Synthetic(w)) => Some(synthetic::preset(w.preset)?.default_format.parse()?),
         (None, Weights::Safetensors(_)) => Some(WeightFormat::Dense(DType::F32)),
     };
-    let specs = (arch.tensors)(&config);
-    let parameters = specs.iter().map(|s| s.elements() as u64).sum();
-
-    let (engine, stored_as, format_label): (Box<dyn Engine>, Vec<(TensorSpec, GgmlDType)>, String) =
-        match format {
-            None => {
-                let Weights::Gguf(gguf) = weights else {
-                    unreachable!("only GGUF runs without a format")
-                };
-                let stored_as: Vec<_> = specs
-                    .iter()
-                    .map(|s| {
-                        (
-                            s.clone(),
-                            gguf.content.tensor_infos[&s.gguf_name].ggml_dtype,
-                        )
-                    })
-                    .collect();
-                let label = main_matmul_type(&stored_as);
-                let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
-                let engine =
-                    (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)?;
-                (engine, stored_as, label)
-            }
-            Some(WeightFormat::Dense(dtype)) => {
-                let stored_as: Vec<_> = specs
-                    .iter()
-                    .map(|s| (s.clone(), WeightFormat::Dense(dtype).ggml()))
-                    .collect();
-                check_memory(&stored_as, &format!("{spec} in {dtype:?}"))?;
-                let vb = match &weights {
-                    // SAFETY: read-only mmap of the user's files, as in `source::local`.
-                    Weights::Safetensors(st) => unsafe {
-                        VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)?
-                    },
-                    other => VarBuilder::from_backend(
-                        Box::new(SourceBackend::new(other.as_source(), &specs)),
-                        dtype,
-                        Device::Cpu,
-                    ),
-                };
-                let engine = (arch.build_dense)(vb, &config)?;
-                (
-                    engine,
-                    stored_as,
-                    WeightFormat::Dense(dtype).name().to_string(),
-                )
-            }
-            Some(WeightFormat::Quantized(wanted)) => {
-                let plan = quantize::plan(specs.clone(), wanted);
-                check_memory(
-                    &plan.tensors,
-                    &format!("{spec} in {}", crate::format::ggml_name(wanted)),
-                )?;
-                notices.extend(plan.fallbacks.iter().cloned());
-                let engine = quantize::build_engine(arch, &config, weights.as_source(), &plan)?;
-                (
-                    engine,
-                    plan.tensors,
-                    crate::format::ggml_name(wanted).to_string(),
-                )
-            }
-        };
-    let info = ModelInfo {
-        spec: spec.to_string(),
-        name: spec.short_name(),
-        weights: weights_kind,
-        format: format_label,
-        engine: engine.kind(),
-        architecture: config.architecture.to_string(),
-        parameters,
-        weight_bytes: stored_as
-            .iter()
-            .map(|(s, d)| quantize::tensor_bytes(s, *d))
-            .sum(),
-        bytes_read_per_token: bytes_read_per_token(&stored_as, config.tie_word_embeddings),
-        tokenizer: tokenizer.origin.clone(),
-        load_seconds: started.elapsed().as_secs_f64(),
-        notices,
-        config,
+    let format_label = match (format, &resolved.weights) {
+        (Some(f), _) => f.name().to_string(),
+        (None, Weights::Gguf(gguf)) => main_matmul_type(&gguf_types(&resolved, &gguf.content)),
+        (None, _) => unreachable!("only a GGUF runs without a format"),
     };
-    Ok(Model {
-        engine,
-        tokenizer,
-        info,
+    let stored_as: Vec<(TensorSpec, GgmlDType)> = match (format, &resolved.weights) {
+        (Some(WeightFormat::Quantized(q)), _) => {
+            quantize::plan((resolved.arch.tensors)(&resolved.config), q).tensors
+        }
+        (Some(dense), _) => (resolved.arch.tensors)(&resolved.config)
+            .into_iter()
+            .map(|s| (s, dense.ggml()))
+            .collect(),
+        (None, Weights::Gguf(gguf)) => gguf_types(&resolved, &gguf.content),
+        (None, _) => unreachable!("only a GGUF runs without a format"),
+    };
+    check_memory(&stored_as, &format!("{spec} in {format_label}"))?;
+    let name = match resolved.weights_kind() {
+        WeightsKind::Synthetic => format!("synthetic-{}", spec.short_name()),
+        WeightsKind::Real => spec.short_name(),
+    };
+    Ok(Planned {
+        resolved,
+        format,
+        format_label,
+        name,
     })
+}
+
+fn gguf_types(
+    resolved: &ResolvedModel,
+    content: &candle_core::quantized::gguf_file::Content,
+) -> Vec<(TensorSpec, GgmlDType)> {
+    (resolved.arch.tensors)(&resolved.config)
+        .into_iter()
+        .map(|s| {
+            let dtype = content.tensor_infos[&s.gguf_name].ggml_dtype;
+            (s, dtype)
+        })
+        .collect()
+}
+
+pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
+    plan(spec, format)?.load()
+}
+
+impl Planned {
+    pub fn load(self) -> Result<Model> {
+        let started = Instant::now();
+        let spec = self.resolved.spec.clone();
+        let weights_kind = self.resolved.weights_kind();
+        let ResolvedModel {
+            arch,
+            config,
+            tokenizer,
+            weights,
+            mut notices,
+            ..
+        } = self.resolved;
+        let specs = (arch.tensors)(&config);
+        let parameters = specs.iter().map(|s| s.elements() as u64).sum();
+
+        let (engine, stored_as): (Box<dyn Engine>, Vec<(TensorSpec, GgmlDType)>) =
+            match (self.format, weights) {
+                (None, Weights::Gguf(gguf)) => {
+                    let stored_as = specs
+                        .iter()
+                        .map(|s| {
+                            (
+                                s.clone(),
+                                gguf.content.tensor_infos[&s.gguf_name].ggml_dtype,
+                            )
+                        })
+                        .collect();
+                    let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
+                    let engine =
+                        (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)?;
+                    (engine, stored_as)
+                }
+                (None, _) => unreachable!("`plan` gives every non-GGUF source a format"),
+                (Some(WeightFormat::Dense(dtype)), weights) => {
+                    let stored_as: Vec<_> = specs
+                        .iter()
+                        .map(|s| (s.clone(), WeightFormat::Dense(dtype).ggml()))
+                        .collect();
+                    let vb = match &weights {
+                        // SAFETY: read-only mmap of the user's files, as in `source::local`.
+                        Weights::Safetensors(st) => unsafe {
+                            VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)?
+                        },
+                        other => VarBuilder::from_backend(
+                            Box::new(SourceBackend::new(other.as_source(), &specs)),
+                            dtype,
+                            Device::Cpu,
+                        ),
+                    };
+                    ((arch.build_dense)(vb, &config)?, stored_as)
+                }
+                (Some(WeightFormat::Quantized(wanted)), weights) => {
+                    let plan = quantize::plan(specs.clone(), wanted);
+                    notices.extend(plan.fallbacks.iter().cloned());
+                    let engine = quantize::build_engine(arch, &config, weights.as_source(), &plan)?;
+                    (engine, plan.tensors)
+                }
+            };
+        let info = ModelInfo {
+            spec: spec.to_string(),
+            name: self.name,
+            weights: weights_kind,
+            format: self.format_label,
+            engine: engine.kind(),
+            architecture: config.architecture.to_string(),
+            parameters,
+            weight_bytes: stored_as
+                .iter()
+                .map(|(s, d)| quantize::tensor_bytes(s, *d))
+                .sum(),
+            bytes_read_per_token: bytes_read_per_token(&stored_as, config.tie_word_embeddings),
+            tokenizer: tokenizer.origin.clone(),
+            load_seconds: started.elapsed().as_secs_f64(),
+            notices,
+            config,
+        };
+        Ok(Model {
+            engine,
+            tokenizer,
+            info,
+        })
+    }
 }
 
 /// The type holding most matrix weights: `q4_1` for a "Q4_1" GGUF whose embedding is q8_0.

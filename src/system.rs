@@ -117,3 +117,25 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// What this binary was built from and with.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct BuildInfo {
+    pub llm_bench_version: String,
+    pub candle_version: String,
+    pub git_commit: String,
+    pub rustflags: String,
+    pub target_features: Vec<String>,
+}
+
+impl BuildInfo {
+    pub fn current() -> Self {
+        Self {
+            llm_bench_version: env!("CARGO_PKG_VERSION").into(),
+            candle_version: env!("LLM_BENCH_CANDLE_VERSION").into(),
+            git_commit: env!("LLM_BENCH_GIT_COMMIT").into(),
+            rustflags: env!("LLM_BENCH_RUSTFLAGS").into(),
+            target_features: compiled_target_features(),
+        }
+    }
+}

@@ -275,6 +275,7 @@ struct DenseLlama {
     fresh_cache: llama::Cache,
     cache: llama::Cache,
     position: usize,
+    batch: usize,
 }
 
 fn build_dense(vb: VarBuilder, cfg: &ModelConfig) -> Result<Box<dyn Engine>> {
@@ -286,6 +287,7 @@ fn build_dense(vb: VarBuilder, cfg: &ModelConfig) -> Result<Box<dyn Engine>> {
         cache: fresh_cache.clone(),
         fresh_cache,
         position: 0,
+        batch: 0,
     }))
 }
 
@@ -296,20 +298,26 @@ impl Engine for DenseLlama {
     fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
         let logits = self.model.forward(input, self.position, &mut self.cache)?;
         self.position += input.dim(1)?;
+        self.batch = input.dim(0)?;
         Ok(logits)
     }
     fn reset(&mut self) {
         self.cache = self.fresh_cache.clone();
         self.position = 0;
+        self.batch = 0;
     }
     fn position(&self) -> usize {
         self.position
+    }
+    fn batch_size(&self) -> usize {
+        self.batch
     }
 }
 
 struct QuantizedLlama {
     model: quantized_llama::ModelWeights,
     position: usize,
+    batch: usize,
 }
 
 fn build_quantized(
@@ -320,7 +328,11 @@ fn build_quantized(
 ) -> Result<Box<dyn Engine>> {
     let mut reader = reader;
     let model = quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)?;
-    Ok(Box::new(QuantizedLlama { model, position: 0 }))
+    Ok(Box::new(QuantizedLlama {
+        model,
+        position: 0,
+        batch: 0,
+    }))
 }
 
 impl QuantizedLlama {
@@ -351,6 +363,7 @@ impl Engine for QuantizedLlama {
     }
     fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
         let (batch, len) = input.dims2()?;
+        self.batch = batch;
         if batch > 1 && len > 1 {
             return self.forward_batched_prompt(input, len);
         }
@@ -361,8 +374,12 @@ impl Engine for QuantizedLlama {
     fn reset(&mut self) {
         self.model.clear_kv_cache();
         self.position = 0;
+        self.batch = 0;
     }
     fn position(&self) -> usize {
         self.position
+    }
+    fn batch_size(&self) -> usize {
+        self.batch
     }
 }

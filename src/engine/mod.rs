@@ -39,6 +39,9 @@ pub trait Engine: Send {
     /// How many positions the KV cache holds.
     fn position(&self) -> usize;
 
+    /// How many sequences the KV cache holds (0 when empty).
+    fn batch_size(&self) -> usize;
+
     /// Runs the prompts (one per sequence, all of one length) from an empty cache.
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Tensor> {
         self.reset();

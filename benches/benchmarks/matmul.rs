@@ -1,0 +1,103 @@
+//! `matmul`: the products one forward pass is made of, at the selected model's real
+//! projection shapes, in dense and quantized formats, as GEMV (1 row: decode) and GEMM
+//! (128 rows: prefill). Timed: `Linear::forward` (dense) or `QMatMul::forward` (quantized);
+//! weights and inputs are made before timing. GEMV reports weight bytes read per second (what
+//! bounds decode); GEMM reports multiply-adds per second (Criterion's "elem/s"; 1 elem = 1
+//! multiply-add = 2 FLOP). Both figures for every id go to `llm-bench-context.json`.
+
+use super::{group, Cost};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+use criterion::{BenchmarkId, Criterion, Throughput};
+use llm_bench::format::WeightFormat;
+use serde_json::json;
+
+const FORMATS: &[&str] = &["f32", "bf16", "f16", "q8_0", "q4_0", "q4_1", "q4k", "q6k"];
+const ROWS: &[(usize, &str)] = &[(1, "gemv"), (128, "gemm128")];
+
+enum Product {
+    Dense(candle_nn::Linear),
+    Quantized(QMatMul),
+}
+
+impl Product {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Product::Dense(l) => l.forward(x),
+            Product::Quantized(q) => q.forward(x),
+        }
+        .expect("matmul")
+    }
+}
+
+pub fn bench(c: &mut Criterion) {
+    let (config, name) = {
+        let s = llm_bench::bench::session();
+        (s.config.clone(), s.name.clone())
+    };
+    let hd = config.head_dim();
+    // (name, output features n, input features k), as the model's weights are [n, k].
+    let shapes = [
+        ("attn_q", config.num_heads * hd, config.hidden_size),
+        ("attn_kv", config.num_kv_heads * hd, config.hidden_size),
+        ("attn_output", config.hidden_size, config.num_heads * hd),
+        ("ffn_gate_up", config.intermediate_size, config.hidden_size),
+        ("ffn_down", config.hidden_size, config.intermediate_size),
+        ("lm_head", config.vocab_size, config.hidden_size),
+    ];
+    let mut group = group(c, "matmul", Cost::Small);
+    for format_name in FORMATS {
+        let format: WeightFormat = format_name.parse().expect("listed formats parse");
+        let function = format!("{name}@{format_name}");
+        for &(shape, n, k) in &shapes {
+            if let WeightFormat::Quantized(q) = format {
+                if k % q.block_size() != 0 {
+                    eprintln!("matmul: skipping {shape} at {format_name}: rows of {k} do not fill {}-value blocks", q.block_size());
+                    continue;
+                }
+            }
+            for &(m, mode) in ROWS {
+                let id = BenchmarkId::new(&function, format!("{shape}-{mode}"));
+                let weight_bytes = (n * k) as f64 * format.bytes_per_weight();
+                let macs = (m * n * k) as u64;
+                llm_bench::bench::session().record(
+                    &format!("matmul/{function}/{shape}-{mode}"),
+                    json!({"m": m, "n": n, "k": k, "weight_bytes": weight_bytes as u64, "multiply_adds": macs}),
+                );
+                group.throughput(if m == 1 {
+                    Throughput::Bytes(weight_bytes as u64)
+                } else {
+                    Throughput::Elements(macs)
+                });
+                let mut prepared: Option<(Product, Tensor)> = None;
+                group.bench_function(id, |b| {
+                    let (product, x) = prepared.get_or_insert_with(|| prepare(format, m, n, k));
+                    b.iter(|| product.forward(x))
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+fn prepare(format: WeightFormat, m: usize, n: usize, k: usize) -> (Product, Tensor) {
+    let dev = Device::Cpu;
+    let w = Tensor::rand(-0.035f32, 0.035, (n, k), &dev).expect("weights");
+    let x = Tensor::rand(-1f32, 1.0, (m, k), &dev).expect("input");
+    match format {
+        WeightFormat::Dense(dtype) => {
+            let w = w.to_dtype(dtype).expect("dtype");
+            (
+                Product::Dense(candle_nn::Linear::new(w, None)),
+                x.to_dtype(dtype).expect("dtype"),
+            )
+        }
+        WeightFormat::Quantized(q) => {
+            let qt = QTensor::quantize(&w, q).expect("quantize");
+            (
+                Product::Quantized(QMatMul::from_qtensor(qt).expect("qmatmul")),
+                x,
+            )
+        }
+    }
+}
