@@ -10,11 +10,11 @@ pub enum Error {
     #[error("model path {path} does not exist: pass an existing .gguf file, a folder with config.json + *.safetensors + tokenizer.json, a hub id like HuggingFaceTB/SmolLM2-135M-Instruct, or synthetic:<preset>")]
     ModelPathMissing { path: PathBuf },
 
-    #[error("cannot read {path}: {source}")]
+    // `cause` is shown in the message, not chained as a source, so that it prints once.
+    #[error("cannot read {path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     #[error("invalid model spec {spec:?}: {reason}")]
@@ -91,6 +91,9 @@ pub enum Error {
         file: String,
     },
 
+    #[error("no Criterion run named {name:?} under {dir}: save one with `cargo bench -- --save-baseline {name}` (or scripts/bench-baseline {name}), or check --criterion-dir")]
+    BaselineMissing { name: String, dir: PathBuf },
+
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
 
@@ -99,10 +102,10 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 

@@ -14,10 +14,12 @@ pub mod defaults;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod gate;
 pub mod generate;
 pub mod model;
 pub mod source;
 pub mod spec;
+pub mod stats;
 pub mod system;
 pub mod tokenizer;
 

@@ -2,9 +2,13 @@
 
 mod cli;
 
+/// Exit codes: 0 success, 1 `gate` found a regression, 2 any error (bad input included).
 fn main() {
-    if let Err(err) = cli::run() {
-        eprintln!("error: {err:#}");
-        std::process::exit(1);
+    match cli::run() {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(2);
+        }
     }
 }

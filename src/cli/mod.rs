@@ -1,5 +1,6 @@
 //! Command-line parsing; one file per subcommand.
 
+mod gate;
 mod generate;
 
 use clap::{Parser, Subcommand};
@@ -19,11 +20,15 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt and report exact timings (TTFT, ITL, E2E, tokens/s).
     Generate(generate::Args),
+    /// Compare two saved Criterion runs; exit 1 on a significant slowdown beyond the threshold.
+    Gate(gate::Args),
 }
 
-pub fn run() -> anyhow::Result<()> {
+/// Runs the command; the number is the exit code (errors exit 2, see `main`).
+pub fn run() -> anyhow::Result<i32> {
     match Cli::parse().command {
-        Command::Generate(args) => generate::run(args),
+        Command::Generate(args) => generate::run(args).map(|()| 0),
+        Command::Gate(args) => gate::run(args),
     }
 }
 

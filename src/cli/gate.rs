@@ -1,0 +1,246 @@
+//! `llm-bench gate`: fail CI on a real slowdown between two saved Criterion runs, stay quiet
+//! on noise. Exit 0: nothing regressed; 1: something did; 2: bad input.
+
+use anyhow::Context;
+use llm_bench::bench::write_atomically;
+use llm_bench::gate::{self, Comparison, GateReport, Verdict};
+use regex::Regex;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Table,
+    Markdown,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Export {
+    /// Bencher Metric Format JSON of the `--against` run
+    Bmf,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The saved run to compare against (`cargo bench -- --save-baseline NAME`)
+    #[arg(long)]
+    baseline: String,
+    /// The run under test: another saved baseline, or `new` (the latest `cargo bench`)
+    #[arg(long, default_value = "new")]
+    against: String,
+    /// Slowdown of the median that counts as a regression, e.g. 5% or 0.05
+    #[arg(long, default_value = "5%", value_parser = parse_threshold)]
+    threshold: f64,
+    /// Only ids matching this regular expression
+    #[arg(long)]
+    filter: Option<String>,
+    #[arg(long, default_value = "target/criterion")]
+    criterion_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+    /// Also write the `--against` run in another format
+    #[arg(long, value_enum)]
+    export: Option<Export>,
+    /// Where `--export` writes [default: <criterion-dir>/<against>.bmf.json]
+    #[arg(long)]
+    export_to: Option<PathBuf>,
+}
+
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    let (number, scale) = match s.trim().strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (s.trim(), 1.0),
+    };
+    let value = number.parse::<f64>().map_err(|_| {
+        format!("expected a percentage like 5% or a fraction like 0.05, found {s:?}")
+    })? / scale;
+    if !(value > 0.0 && value < 10.0) {
+        return Err(format!("the threshold must be above 0 (found {s:?})"));
+    }
+    Ok(value)
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let filter = args
+        .filter
+        .as_deref()
+        .map(Regex::new)
+        .transpose()
+        .context("--filter is not a valid regular expression")?;
+    let base = gate::read_run(&args.criterion_dir, &args.baseline)?;
+    let new = gate::read_run(&args.criterion_dir, &args.against)?;
+    let report = gate::compare(
+        &args.baseline,
+        &base,
+        &args.against,
+        &new,
+        args.threshold,
+        |id| filter.as_ref().is_none_or(|f| f.is_match(id)),
+    );
+    if report.comparisons.is_empty() {
+        anyhow::bail!(
+            "no benchmark id is in both {:?} ({} ids) and {:?} ({} ids){}: nothing to compare",
+            args.baseline,
+            base.len(),
+            args.against,
+            new.len(),
+            if filter.is_some() {
+                " that matches --filter"
+            } else {
+                ""
+            }
+        );
+    }
+    match args.format {
+        OutputFormat::Table => print!("{}", table(&report)),
+        OutputFormat::Markdown => print!("{}", markdown(&report)),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    if let Some(Export::Bmf) = args.export {
+        let path = args.export_to.unwrap_or_else(|| {
+            args.criterion_dir
+                .join(format!("{}.bmf.json", args.against))
+        });
+        let bmf = gate::bmf::export(&new);
+        write_atomically(&path, serde_json::to_string_pretty(&bmf)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote Bencher Metric Format to {}", path.display());
+    }
+    let regressed = report.regressed().count();
+    if regressed > 0 {
+        eprintln!(
+            "gate: {regressed} benchmark(s) regressed by more than {:.1}%",
+            report.threshold * 100.0
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn time(ns: f64) -> String {
+    match ns {
+        n if n >= 1e9 => format!("{:.3} s", n / 1e9),
+        n if n >= 1e6 => format!("{:.3} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.3} µs", n / 1e3),
+        n => format!("{n:.1} ns"),
+    }
+}
+
+fn rate(per_s: Option<f64>, unit: Option<&str>) -> String {
+    match (per_s, unit) {
+        (Some(r), Some("B/s")) => format!("{:.2} GiB/s", r / (1u64 << 30) as f64),
+        (Some(r), Some(_)) if r >= 1e6 => format!("{:.2} M/s", r / 1e6),
+        (Some(r), Some(_)) => format!("{r:.1}/s"),
+        _ => "-".into(),
+    }
+}
+
+fn verdict(c: &Comparison, threshold: f64) -> String {
+    match c.verdict {
+        Verdict::Regressed => "REGRESSED".into(),
+        Verdict::Improved => "improved".into(),
+        Verdict::Unchanged if c.significant => {
+            format!("unchanged (significant, within {:.0}%)", threshold * 100.0)
+        }
+        Verdict::Unchanged => "unchanged (noise)".into(),
+    }
+}
+
+fn rows(report: &GateReport) -> Vec<[String; 6]> {
+    report
+        .comparisons
+        .iter()
+        .map(|c| {
+            [
+                c.id.clone(),
+                time(c.base_median_ns),
+                time(c.new_median_ns),
+                format!(
+                    "{:+.1}% [{:+.1}%, {:+.1}%]",
+                    c.change * 100.0,
+                    c.change_ci_low * 100.0,
+                    c.change_ci_high * 100.0
+                ),
+                format!(
+                    "{} -> {}",
+                    rate(c.base_throughput_per_s, c.throughput_unit),
+                    rate(c.new_throughput_per_s, c.throughput_unit)
+                ),
+                verdict(c, report.threshold),
+            ]
+        })
+        .collect()
+}
+
+const HEADER: [&str; 6] = [
+    "benchmark",
+    "base median",
+    "new median",
+    "change [95% CI]",
+    "throughput",
+    "verdict",
+];
+
+fn one_sided(report: &GateReport) -> String {
+    let mut out = String::new();
+    for (side, ids) in [
+        (&report.baseline, &report.only_in_baseline),
+        (&report.against, &report.only_in_against),
+    ] {
+        if !ids.is_empty() {
+            out += &format!("only in {side}: {}\n", ids.join(", "));
+        }
+    }
+    out
+}
+
+fn table(report: &GateReport) -> String {
+    let rows = rows(report);
+    let widths: Vec<usize> = (0..6)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([HEADER[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = format!(
+        "gate: {} vs {} (threshold {:.1}%, median of per-iteration times, 95% bootstrap CI)\n",
+        report.against,
+        report.baseline,
+        report.threshold * 100.0
+    );
+    out += &line(HEADER.to_vec());
+    for r in &rows {
+        out += &line(r.iter().map(String::as_str).collect());
+    }
+    out + &one_sided(report)
+}
+
+fn markdown(report: &GateReport) -> String {
+    let mut out = format!(
+        "**{}** vs **{}**, threshold {:.1}% (median of per-iteration times, 95% bootstrap CI)\n\n| {} |\n|{}\n",
+        report.against,
+        report.baseline,
+        report.threshold * 100.0,
+        HEADER.join(" | "),
+        "---|".repeat(6)
+    );
+    for r in rows(report) {
+        out += &format!("| {} |\n", r.join(" | "));
+    }
+    let sided = one_sided(report);
+    if !sided.is_empty() {
+        out += &format!("\n{sided}");
+    }
+    out
+}

@@ -1,0 +1,201 @@
+//! The gate's rules on hand-built Criterion files, and its exit codes.
+
+mod common;
+
+use common::{assert_fails_with, cli, stderr};
+use llm_bench::gate::{self, Verdict};
+use std::path::Path;
+
+/// Writes `<dir>/<id>/<run>/{benchmark,sample,estimates}.json` as Criterion does, with one
+/// iteration per sample taking `times_ns`.
+fn write_run(dir: &Path, id: &str, run: &str, times_ns: &[f64]) {
+    let run_dir = dir.join(id).join(run);
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let (group, rest) = id.split_once('/').unwrap();
+    let benchmark = serde_json::json!({"group_id": group, "function_id": rest, "value_str": null,
+        "throughput": {"Elements": 64}, "full_id": id, "directory_name": id, "title": id});
+    std::fs::write(run_dir.join("benchmark.json"), benchmark.to_string()).unwrap();
+    let iters = vec![1.0; times_ns.len()];
+    let sample = serde_json::json!({"sampling_mode": "Flat", "iters": iters, "times": times_ns});
+    std::fs::write(run_dir.join("sample.json"), sample.to_string()).unwrap();
+    std::fs::write(run_dir.join("estimates.json"), "{}").unwrap();
+}
+
+/// 30 samples around `median` with a deterministic relative spread of +-`spread`.
+fn samples(median: f64, spread: f64, phase: usize) -> Vec<f64> {
+    (0..30)
+        .map(|i| {
+            let wobble = (((i * 7 + phase * 13) % 30) as f64 / 29.0 - 0.5) * 2.0; // -1..1
+            median * (1.0 + spread * wobble)
+        })
+        .collect()
+}
+
+fn gate_cli(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "gate",
+        "--criterion-dir",
+        dir.to_str().unwrap(),
+        "--baseline",
+        "main",
+    ];
+    args.extend_from_slice(extra);
+    cli(&args, &[])
+}
+
+#[test]
+fn verdicts_follow_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases = [
+        ("g/clear-regression", 1.30, 0.01, Verdict::Regressed, true),
+        ("g/clear-improvement", 0.70, 0.01, Verdict::Improved, true),
+        (
+            "g/noise-within-threshold",
+            1.00,
+            0.04,
+            Verdict::Unchanged,
+            false,
+        ),
+        (
+            "g/significant-below-threshold",
+            1.03,
+            0.002,
+            Verdict::Unchanged,
+            true,
+        ),
+        // Big median shift but so noisy that it is not significant: not a regression.
+        ("g/big-but-noisy", 1.10, 0.9, Verdict::Unchanged, false),
+    ];
+    for (id, factor, spread, _, _) in cases {
+        write_run(d, id, "main", &samples(1e6, spread, 0));
+        write_run(d, id, "new", &samples(1e6 * factor, spread, 1));
+    }
+    let base = gate::read_run(d, "main").unwrap();
+    let new = gate::read_run(d, "new").unwrap();
+    let report = gate::compare("main", &base, "new", &new, 0.05, |_| true);
+    for (id, factor, _, verdict, significant) in cases {
+        let c = report.comparisons.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(c.verdict, verdict, "{id}: {c:?}");
+        assert_eq!(c.significant, significant, "{id}: {c:?}");
+        assert!(
+            (c.change - (factor - 1.0)).abs() < 0.02,
+            "{id}: change {}",
+            c.change
+        );
+        assert!(
+            c.change_ci_low <= c.change && c.change <= c.change_ci_high,
+            "{id}: {c:?}"
+        );
+        let tokens_per_s = 64.0 / (c.new_median_ns / 1e9);
+        assert!((c.new_throughput_per_s.unwrap() - tokens_per_s).abs() < 1e-6);
+    }
+    assert_eq!(
+        report.comparisons[0].id, "g/clear-regression",
+        "worst first"
+    );
+    assert_eq!(report.comparisons.last().unwrap().id, "g/clear-improvement");
+}
+
+#[test]
+fn exit_codes_and_one_sided_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_run(d, "decode/m@q4_0/512", "main", &samples(2e7, 0.01, 0));
+    write_run(d, "decode/m@q4_0/512", "new", &samples(2e7 * 1.25, 0.01, 1));
+    write_run(d, "decode/m@q4_0/0", "main", &samples(1e7, 0.01, 0));
+    write_run(d, "decode/m@q4_0/0", "new", &samples(1e7, 0.01, 1));
+    write_run(d, "prefill/m@q4_0/16", "main", &samples(1e7, 0.01, 0));
+    write_run(d, "prefill/m@q4_0/64", "new", &samples(1e7, 0.01, 0));
+
+    let out = gate_cli(d, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let first_row = table.lines().nth(2).unwrap();
+    assert!(
+        first_row.starts_with("decode/m@q4_0/512") && first_row.contains("REGRESSED"),
+        "{table}"
+    );
+    assert!(table.contains("only in main: prefill/m@q4_0/16"), "{table}");
+    assert!(table.contains("only in new: prefill/m@q4_0/64"), "{table}");
+
+    // The slowdown is under a 30% threshold, and the filter can leave it out.
+    assert_eq!(gate_cli(d, &["--threshold", "30%"]).status.code(), Some(0));
+    assert_eq!(gate_cli(d, &["--filter", "/0$"]).status.code(), Some(0));
+
+    let json_out = gate_cli(
+        d,
+        &[
+            "--format",
+            "json",
+            "--export",
+            "bmf",
+            "--export-to",
+            d.join("bmf.json").to_str().unwrap(),
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(report["comparisons"][0]["verdict"], "regressed");
+    let bmf: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("bmf.json")).unwrap()).unwrap();
+    let latency = &bmf["decode/m@q4_0/512"]["latency"];
+    assert!(
+        (latency["value"].as_f64().unwrap() - 2.5e7).abs() < 2.5e7 * 0.02,
+        "{bmf}"
+    );
+    assert!(latency["lower_value"].as_f64() <= latency["value"].as_f64());
+    assert!(
+        bmf["decode/m@q4_0/512"]["throughput"]["value"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let md = gate_cli(d, &["--format", "markdown"]);
+    assert!(String::from_utf8_lossy(&md.stdout).contains("| decode/m@q4_0/512 |"));
+}
+
+#[test]
+fn bad_input_exits_2_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_run(d, "g/a", "main", &samples(1e6, 0.01, 0));
+    write_run(d, "g/a", "new", &samples(1e6, 0.01, 1));
+    let out = gate_cli(d, &["--against", "nightly"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_fails_with(
+        &out,
+        &[
+            "no Criterion run named \"nightly\"",
+            "--save-baseline nightly",
+        ],
+    );
+
+    let out = cli(
+        &[
+            "gate",
+            "--criterion-dir",
+            d.join("absent").to_str().unwrap(),
+            "--baseline",
+            "main",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_fails_with(&out, &["absent", "cargo bench"]);
+
+    std::fs::write(
+        d.join("g/a/new/sample.json"),
+        "{\"iters\": [1.0], \"times\": ",
+    )
+    .unwrap();
+    let out = gate_cli(d, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_fails_with(&out, &["g/a/new/sample.json", "not a valid Criterion JSON"]);
+
+    for bad in ["0", "-5%", "fast"] {
+        let out = gate_cli(d, &[&format!("--threshold={bad}")]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert_fails_with(&out, &["--threshold"]);
+    }
+}
