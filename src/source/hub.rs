@@ -1,13 +1,13 @@
 //! Hugging Face hub downloads with `hf-hub`. Honours `HF_HOME` (cache), `HF_ENDPOINT`
 //! (mirror) and `HF_TOKEN`; when every file is already in the cache no request is made.
 
+use super::local::{shard_names, INDEX_FILE as INDEX};
 use crate::error::{Error, Result};
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::api::sync::ApiError;
 use hf_hub::{Cache, Repo, RepoType};
 use std::path::{Path, PathBuf};
 
-const INDEX: &str = "model.safetensors.index.json";
 const SINGLE: &str = "model.safetensors";
 
 /// Downloads (or finds in the cache) config, tokenizer and weights; returns the snapshot folder.
@@ -75,24 +75,4 @@ fn cached_snapshot(cache: &Cache, repo: &Repo) -> Option<PathBuf> {
     weights_ready
         .then(|| config.parent().map(Path::to_path_buf))
         .flatten()
-}
-
-fn shard_names(index: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::corrupt(index, "JSON", e))?;
-    let mut names: Vec<String> = json
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| Error::BadField {
-            path: index.into(),
-            field: "weight_map".into(),
-            problem: "is missing or not an object".into(),
-        })?
-        .values()
-        .filter_map(|v| v.as_str().map(String::from))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
 }

@@ -22,9 +22,7 @@ pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
         return Err(Error::ModelPathMissing { path: dir.into() });
     }
     let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::corrupt(&config_path, "JSON", e))?;
+    let json = read_json_file(&config_path)?;
     let model_type = json
         .get("model_type")
         .and_then(|v| v.as_str())
@@ -74,26 +72,9 @@ pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
 }
 
 fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let index = dir.join("model.safetensors.index.json");
+    let index = dir.join(INDEX_FILE);
     if index.is_file() {
-        let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::corrupt(&index, "JSON", e))?;
-        let map = json
-            .get("weight_map")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| Error::BadField {
-                path: index.clone(),
-                field: "weight_map".into(),
-                problem: "is missing or not an object".into(),
-            })?;
-        let mut shards: Vec<PathBuf> = map
-            .values()
-            .filter_map(|v| v.as_str())
-            .map(|f| dir.join(f))
-            .collect();
-        shards.sort();
-        shards.dedup();
+        let shards: Vec<PathBuf> = shard_names(&index)?.iter().map(|f| dir.join(f)).collect();
         if let Some(missing) = shards.iter().find(|f| !f.is_file()) {
             return Err(Error::io(
                 missing,
@@ -121,6 +102,32 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         ));
     }
     Ok(files)
+}
+
+pub(crate) const INDEX_FILE: &str = "model.safetensors.index.json";
+
+pub(crate) fn read_json_file(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::corrupt(path, "JSON", e))
+}
+
+/// The shard files a `model.safetensors.index.json` lists, sorted, each once.
+pub(crate) fn shard_names(index: &Path) -> Result<Vec<String>> {
+    let json = read_json_file(index)?;
+    let mut names: Vec<String> = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::BadField {
+            path: index.into(),
+            field: "weight_map".into(),
+            problem: "is missing or not an object".into(),
+        })?
+        .values()
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 impl SafetensorsWeights {
