@@ -31,10 +31,6 @@ impl WeightFormat {
         }
     }
 
-    pub fn is_quantized(self) -> bool {
-        matches!(self, WeightFormat::Quantized(_))
-    }
-
     /// Bytes one weight takes, on average, including the block scales.
     pub fn bytes_per_weight(self) -> f64 {
         match self {
@@ -43,22 +39,14 @@ impl WeightFormat {
         }
     }
 
-    /// The GGML type a tensor is stored in inside the quantized engine.
+    /// The GGML type a tensor takes in this format (dense formats map to their own dtype, so
+    /// byte counts use one formula for every format).
     pub fn ggml(self) -> GgmlDType {
         match self {
             WeightFormat::Dense(DType::F16) => GgmlDType::F16,
             WeightFormat::Dense(DType::BF16) => GgmlDType::BF16,
             WeightFormat::Dense(_) => GgmlDType::F32,
             WeightFormat::Quantized(q) => q,
-        }
-    }
-
-    pub fn from_ggml(q: GgmlDType) -> Self {
-        match q {
-            GgmlDType::F32 => WeightFormat::Dense(DType::F32),
-            GgmlDType::F16 => WeightFormat::Dense(DType::F16),
-            GgmlDType::BF16 => WeightFormat::Dense(DType::BF16),
-            q => WeightFormat::Quantized(q),
         }
     }
 }

@@ -161,9 +161,6 @@ impl Trace {
     pub fn decode_tokens_per_s_per_sequence(&self) -> f64 {
         per_second(self.itl_ms.len() as f64, self.itl_ms.iter().sum())
     }
-    pub fn steps(&self) -> usize {
-        self.itl_ms.len() + 1
-    }
 }
 
 fn per_second(count: f64, ms: f64) -> f64 {
