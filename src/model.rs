@@ -2,7 +2,8 @@
 //! result must carry (weights real or synthetic, format, parameters, bytes per token) out.
 
 use crate::arch::{ModelConfig, TensorRole, TensorSpec};
-use crate::engine::{quantize, Engine, EngineKind};
+use crate::engine::quantize::{self, QuantPlan};
+use crate::engine::{Engine, EngineKind};
 use crate::error::{Error, Result};
 use crate::format::WeightFormat;
 use crate::source::{self, synthetic, ResolvedModel, WeightSource, Weights, WeightsKind};
@@ -63,6 +64,7 @@ pub struct Planned {
     pub format_label: String,
     /// What results call the model: `smollm2-135m-instruct`, `synthetic-llama3-8b`.
     pub name: String,
+    layout: QuantPlan,
 }
 
 impl Planned {
@@ -90,23 +92,30 @@ pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
         (None, Weights::Synthetic(w)) => Some(synthetic::preset(w.preset)?.default_format.parse()?),
         (None, Weights::Safetensors(_)) => Some(WeightFormat::Dense(DType::F32)),
     };
-    let format_label = match (format, &resolved.weights) {
-        (Some(f), _) => f.name().to_string(),
-        (None, Weights::Gguf(gguf)) => main_matmul_type(&gguf_types(&resolved, &gguf.content)),
-        (None, _) => unreachable!("only a GGUF runs without a format"),
-    };
-    let stored_as: Vec<(TensorSpec, GgmlDType)> = match (format, &resolved.weights) {
+    // The storage type of every tensor, decided once: the memory check, the format label and
+    // the engine build all read it.
+    let layout: QuantPlan = match (format, &resolved.weights) {
         (Some(WeightFormat::Quantized(q)), _) => {
-            quantize::plan((resolved.arch.tensors)(&resolved.config), q).tensors
+            quantize::plan((resolved.arch.tensors)(&resolved.config), q)
         }
-        (Some(dense), _) => (resolved.arch.tensors)(&resolved.config)
-            .into_iter()
-            .map(|s| (s, dense.ggml()))
-            .collect(),
-        (None, Weights::Gguf(gguf)) => gguf_types(&resolved, &gguf.content),
+        (Some(dense), _) => QuantPlan {
+            tensors: (resolved.arch.tensors)(&resolved.config)
+                .into_iter()
+                .map(|s| (s, dense.ggml()))
+                .collect(),
+            fallbacks: vec![],
+        },
+        (None, Weights::Gguf(gguf)) => QuantPlan {
+            tensors: gguf_types(&resolved, &gguf.content),
+            fallbacks: vec![],
+        },
         (None, _) => unreachable!("only a GGUF runs without a format"),
     };
-    check_memory(&stored_as, &format!("{spec} in {format_label}"))?;
+    let format_label = match format {
+        Some(f) => f.name().to_string(),
+        None => main_matmul_type(&layout.tensors),
+    };
+    check_memory(&layout.tensors, &format!("{spec} in {format_label}"))?;
     let name = match resolved.weights_kind() {
         WeightsKind::Synthetic => format!("synthetic-{}", spec.short_name()),
         WeightsKind::Real => spec.short_name(),
@@ -116,6 +125,7 @@ pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
         format,
         format_label,
         name,
+        layout,
     })
 }
 
@@ -149,52 +159,36 @@ impl Planned {
             mut notices,
             ..
         } = self.resolved;
-        let specs = (arch.tensors)(&config);
+        let layout = self.layout;
+        let specs: Vec<TensorSpec> = layout.tensors.iter().map(|(s, _)| s.clone()).collect();
         let parameters = specs.iter().map(|s| s.elements() as u64).sum();
 
-        let (engine, stored_as): (Box<dyn Engine>, Vec<(TensorSpec, GgmlDType)>) =
-            match (self.format, weights) {
-                (None, Weights::Gguf(gguf)) => {
-                    let stored_as = specs
-                        .iter()
-                        .map(|s| {
-                            (
-                                s.clone(),
-                                gguf.content.tensor_infos[&s.gguf_name].ggml_dtype,
-                            )
-                        })
-                        .collect();
-                    let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
-                    let engine =
-                        (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)?;
-                    (engine, stored_as)
-                }
-                (None, _) => unreachable!("`plan` gives every non-GGUF source a format"),
-                (Some(WeightFormat::Dense(dtype)), weights) => {
-                    let stored_as: Vec<_> = specs
-                        .iter()
-                        .map(|s| (s.clone(), WeightFormat::Dense(dtype).ggml()))
-                        .collect();
-                    let vb = match &weights {
-                        // SAFETY: read-only mmap of the user's files, as in `source::local`.
-                        Weights::Safetensors(st) => unsafe {
-                            VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)?
-                        },
-                        other => VarBuilder::from_backend(
-                            Box::new(SourceBackend::new(other.as_source(), &specs)),
-                            dtype,
-                            Device::Cpu,
-                        ),
-                    };
-                    ((arch.build_dense)(vb, &config)?, stored_as)
-                }
-                (Some(WeightFormat::Quantized(wanted)), weights) => {
-                    let plan = quantize::plan(specs.clone(), wanted);
-                    notices.extend(plan.fallbacks.iter().cloned());
-                    let engine = quantize::build_engine(arch, &config, weights.as_source(), &plan)?;
-                    (engine, plan.tensors)
-                }
-            };
+        let engine: Box<dyn Engine> = match (self.format, weights) {
+            (None, Weights::Gguf(gguf)) => {
+                let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
+                (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)?
+            }
+            (None, _) => unreachable!("`plan` gives every non-GGUF source a format"),
+            (Some(WeightFormat::Dense(dtype)), weights) => {
+                let vb = match &weights {
+                    // SAFETY: read-only mmap of the user's files, as in `source::local`.
+                    Weights::Safetensors(st) => unsafe {
+                        VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)?
+                    },
+                    other => VarBuilder::from_backend(
+                        Box::new(SourceBackend::new(other.as_source(), &specs)),
+                        dtype,
+                        Device::Cpu,
+                    ),
+                };
+                (arch.build_dense)(vb, &config)?
+            }
+            (Some(WeightFormat::Quantized(_)), weights) => {
+                notices.extend(layout.fallbacks.iter().cloned());
+                quantize::build_engine(arch, &config, weights.as_source(), &layout)?
+            }
+        };
+        let stored_as = layout.tensors;
         let info = ModelInfo {
             spec: spec.to_string(),
             name: self.name,
