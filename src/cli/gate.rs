@@ -55,7 +55,9 @@ fn parse_threshold(s: &str) -> Result<f64, String> {
         format!("expected a percentage like 5% or a fraction like 0.05, found {s:?}")
     })? / scale;
     if !(value > 0.0 && value < 10.0) {
-        return Err(format!("the threshold must be above 0 (found {s:?})"));
+        return Err(format!(
+            "the threshold must be above 0% and below 1000% (found {s:?})"
+        ));
     }
     Ok(value)
 }
