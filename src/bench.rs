@@ -244,8 +244,12 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // A half-written temporary file is debris, not a result.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Exactly `len` prompt tokens: the customer-support prompts, repeated as needed.

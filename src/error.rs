@@ -94,6 +94,44 @@ pub enum Error {
     #[error("no Criterion run named {name:?} under {dir}: save one with `cargo bench -- --save-baseline {name}` (or scripts/bench-baseline {name}), or check --criterion-dir")]
     BaselineMissing { name: String, dir: PathBuf },
 
+    #[error("{path} is not an llm-bench results file: {problem}. Pass the results.json that `llm-bench run` wrote")]
+    NotResults { path: PathBuf, problem: String },
+
+    #[error("{path} uses results schema version {found}, but this llm-bench reads version {expected}: rerun `llm-bench run` with this build, or read the file with the llm-bench version that wrote it")]
+    SchemaVersion {
+        path: PathBuf,
+        found: String,
+        expected: u32,
+    },
+
+    #[error("{path}: at {location}: {problem}. The file does not match results schema version 1 (schemas/results-v1.schema.json); was it edited or cut short?")]
+    ResultsField {
+        path: PathBuf,
+        location: String,
+        problem: String,
+    },
+
+    #[error("{path} has no run in format {found:?}; it has: {available}")]
+    FormatNotInResults {
+        path: PathBuf,
+        found: String,
+        available: String,
+    },
+
+    #[error(
+        "cannot write to the output folder {path}: {cause}. Choose a writable folder with --out"
+    )]
+    OutputNotWritable {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+
+    #[error("the prompts file {path} has no prompts: put one prompt per line, or one JSON object per line with a \"prompt\" field")]
+    NoPrompts { path: PathBuf },
+
+    #[error("cannot draw the chart {file}: {detail}")]
+    Chart { file: String, detail: String },
+
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
 

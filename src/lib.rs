@@ -9,7 +9,9 @@
 //! The Criterion benches and the `llm-bench` CLI are two front doors onto this library.
 
 pub mod arch;
+pub mod bandwidth;
 pub mod bench;
+pub mod compare;
 pub mod defaults;
 pub mod engine;
 pub mod error;
@@ -17,9 +19,13 @@ pub mod format;
 pub mod gate;
 pub mod generate;
 pub mod model;
+pub mod report;
+pub mod resources;
+pub mod results;
 pub mod source;
 pub mod spec;
 pub mod stats;
+pub mod suite;
 pub mod system;
 pub mod tokenizer;
 

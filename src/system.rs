@@ -34,7 +34,7 @@ pub fn configure_threads(requested: Option<usize>) -> usize {
     threads
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SystemInfo {
     pub cpu_model: String,
     pub physical_cores: Option<usize>,
@@ -119,7 +119,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// What this binary was built from and with.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BuildInfo {
     pub llm_bench_version: String,
     pub candle_version: String,

@@ -1,7 +1,10 @@
 //! Command-line parsing; one file per subcommand.
 
+mod compare;
 mod gate;
 mod generate;
+mod report;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +25,14 @@ enum Command {
     Generate(generate::Args),
     /// Compare two saved Criterion runs; exit 1 on a significant slowdown beyond the threshold.
     Gate(gate::Args),
+    /// Run the serving-latency suite (TTFT, ITL, E2E, throughput, resources) into results.json.
+    Run(run::Args),
+    /// Write a Markdown report with SVG charts from results.json files.
+    Report(report::Args),
+    /// Compare two runs (e.g. f32 against q4_1): speedup, memory, throughput, with their spread.
+    Compare(compare::Args),
+    /// Print the JSON Schema of results.json (the repo keeps a copy in schemas/).
+    Schema,
 }
 
 /// Runs the command; the number is the exit code (errors exit 2, see `main`).
@@ -29,6 +40,14 @@ pub fn run() -> anyhow::Result<i32> {
     match Cli::parse().command {
         Command::Generate(args) => generate::run(args).map(|()| 0),
         Command::Gate(args) => gate::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Schema => {
+            let schema = llm_bench::results::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(0)
+        }
     }
 }
 

@@ -8,7 +8,9 @@ pub mod quantize;
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum EngineKind {
     /// candle-transformers' full-precision model (f32, bf16, f16).

@@ -15,7 +15,9 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 /// Real trained weights, or a random-weight twin of the same shapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightsKind {
     Real,

@@ -1,0 +1,63 @@
+//! `llm-bench compare`: one run against another, with the spread of both.
+
+use llm_bench::bench::write_atomically;
+use llm_bench::compare::{compare, select};
+use llm_bench::results::Results;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Output {
+    Markdown,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The base run's results.json
+    base: PathBuf,
+    /// The other run's results.json [default: the base file, for two formats of one run]
+    other: Option<PathBuf>,
+    /// The base run's format (or name@format) when its file holds several
+    #[arg(long)]
+    base_format: Option<String>,
+    /// The other run's format (or name@format) when its file holds several
+    #[arg(long)]
+    other_format: Option<String>,
+    #[arg(long, value_enum, default_value = "markdown")]
+    output: Output,
+    /// Also write the comparison to this file
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let other_path = args.other.clone().unwrap_or_else(|| args.base.clone());
+    let base = Results::load(&args.base)?;
+    let other = Results::load(&other_path)?;
+    let base_run = select(
+        &args.base,
+        &base,
+        args.base_format.as_deref(),
+        "--base-format",
+    )?;
+    let other_run = select(
+        &other_path,
+        &other,
+        args.other_format.as_deref(),
+        "--other-format",
+    )?;
+    let comparison = compare(
+        (&args.base, &base, base_run),
+        (&other_path, &other, other_run),
+    );
+    let text = match args.output {
+        Output::Markdown => comparison.markdown(),
+        Output::Json => serde_json::to_string_pretty(&comparison)? + "\n",
+    };
+    if let Some(path) = &args.out {
+        write_atomically(path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    print!("{text}");
+    Ok(0)
+}

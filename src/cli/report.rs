@@ -1,0 +1,85 @@
+//! `llm-bench report`: results files in, Markdown and SVG charts out.
+
+use llm_bench::bench::write_atomically;
+use llm_bench::report::{self, charts, ChartFiles, Inputs, DEFAULT_PRICE_PER_HOUR};
+use llm_bench::results::Results;
+use llm_bench::suite::prepare_output_dir;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// results.json files written by `llm-bench run`
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// Instance price in USD per hour, for the cost section [default: 0.145, the tutorial's figure]
+    #[arg(long, default_value_t = DEFAULT_PRICE_PER_HOUR, value_parser = parse_price)]
+    price_per_hour: f64,
+    /// Output folder for report.md and the charts [default: the first results file's folder]
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_price(s: &str) -> Result<f64, String> {
+    let price: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number of USD per hour like 0.145, found {s:?}"))?;
+    if !(price > 0.0 && price.is_finite()) {
+        return Err(format!("the price must be above 0 USD per hour, found {s}"));
+    }
+    Ok(price)
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let files = args
+        .results
+        .iter()
+        .map(|path| Ok((path.clone(), Results::load(path)?)))
+        .collect::<llm_bench::Result<Vec<_>>>()?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        args.results[0]
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf()
+    });
+    prepare_output_dir(&out)?;
+    let inputs = Inputs { files };
+    let entries = inputs.entries();
+    // Every chart is drawn before anything is written, so a failure leaves no half report.
+    let drawn = [
+        ("latency.svg", charts::latency(&entries)?),
+        ("strategies.svg", charts::strategies(&entries)?),
+        ("scaling.svg", charts::scaling(&entries)?),
+        ("batch.svg", charts::batch(&entries)?),
+        ("roofline.svg", charts::roofline(&entries)?),
+    ];
+    let name = |i: usize| drawn[i].1.as_ref().map(|_| drawn[i].0.to_string());
+    let chart_files = ChartFiles {
+        latency: name(0),
+        strategies: name(1),
+        scaling: name(2),
+        batch: name(3),
+        roofline: name(4),
+    };
+    let markdown = report::markdown(&inputs, args.price_per_hour, &chart_files);
+    for (file, svg) in &drawn {
+        if let Some(svg) = svg {
+            write(&out.join(file), svg.as_bytes())?;
+        }
+    }
+    let report_path = out.join("report.md");
+    write(&report_path, markdown.as_bytes())?;
+    println!("{}", report_path.display());
+    for (file, svg) in &drawn {
+        if svg.is_some() {
+            println!("{}", out.join(file).display());
+        }
+    }
+    Ok(0)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomically(path, bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}

@@ -1,0 +1,443 @@
+//! `llm-bench compare`: one run against another (typically full precision against quantized):
+//! speedup, throughput, TTFT and memory, each with both runs' spread and a 95% bootstrap
+//! interval of the change, so a difference inside the noise is called that.
+
+use crate::error::{Error, Result};
+use crate::report::{mean_std, table};
+use crate::results::{FormatRun, Phase, RequestRecord, Results, Summary};
+use crate::stats::{bootstrap_median_change, median};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+const RESAMPLES: usize = 2000;
+const SEED: u64 = 0x11ab;
+
+/// Picks the run to compare from a results file: by format (`q4_1`) or label
+/// (`smollm2-135m-instruct@q4_1`); a file holding one run needs no choice.
+pub fn select<'a>(
+    path: &Path,
+    results: &'a Results,
+    format: Option<&str>,
+    flag: &'static str,
+) -> Result<&'a FormatRun> {
+    let available = || {
+        results
+            .runs
+            .iter()
+            .map(|r| r.model.format.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match format {
+        Some(wanted) => results
+            .runs
+            .iter()
+            .find(|r| r.model.format == wanted || r.label() == wanted)
+            .ok_or_else(|| Error::FormatNotInResults {
+                path: path.into(),
+                found: wanted.into(),
+                available: available(),
+            }),
+        None if results.runs.len() == 1 => Ok(&results.runs[0]),
+        None => Err(Error::InvalidSetting {
+            name: flag,
+            reason: format!(
+                "{} holds {} runs ({}); choose one with {flag}",
+                path.display(),
+                results.runs.len(),
+                available()
+            ),
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub base: Side,
+    pub other: Side,
+    pub metrics: Vec<MetricChange>,
+    /// Differences between the runs that make the comparison less fair.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    pub file: PathBuf,
+    pub label: String,
+    pub format: String,
+    pub weights: crate::source::WeightsKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricChange {
+    pub metric: String,
+    pub unit: String,
+    pub lower_is_better: bool,
+    pub base: Spread,
+    pub other: Spread,
+    /// `other / base - 1` of the medians (of the single values where there is no spread).
+    pub change: f64,
+    /// 95% bootstrap interval of `change`; absent for single measurements.
+    pub change_interval: Option<(f64, f64)>,
+    /// `base / other` for times and sizes, `other / base` for rates: above 1 = other is better.
+    pub improvement_factor: f64,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub mean: f64,
+    pub std: Option<f64>,
+    pub n: usize,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Option<Self> {
+        let s = Summary::of(values)?;
+        Some(Self {
+            median: s.p50,
+            mean: s.mean,
+            std: s.std,
+            n: s.n,
+        })
+    }
+    fn text(&self) -> String {
+        let s = Summary {
+            n: self.n,
+            mean: self.mean,
+            std: self.std,
+            min: 0.0,
+            max: 0.0,
+            p50: self.median,
+            p90: 0.0,
+            p95: 0.0,
+            p99: 0.0,
+        };
+        if self.n > 1 {
+            format!("{} (n={})", mean_std(&s, 2), self.n)
+        } else {
+            format!("{:.2}", self.mean)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Better,
+    Worse,
+    /// The interval includes no change.
+    WithinNoise,
+    /// One value per side (sizes, peak memory): no interval, the figure stands as measured.
+    SingleMeasurement,
+}
+
+/// Compares `other` against `base`.
+pub fn compare(
+    base: (&Path, &Results, &FormatRun),
+    other: (&Path, &Results, &FormatRun),
+) -> Comparison {
+    let side = |(path, _, run): (&Path, &Results, &FormatRun)| Side {
+        file: path.into(),
+        label: run.label(),
+        format: run.model.format.clone(),
+        weights: run.model.weights,
+    };
+    let (b, o) = (base.2, other.2);
+    let mut metrics = Vec::new();
+    for m in SAMPLED {
+        let (xb, xo) = (m.values(b), m.values(o));
+        if let Some(change) = sampled_change(m.name, m.unit, m.lower_is_better, &xb, &xo) {
+            metrics.push(change);
+        }
+    }
+    if let (Some(tb), Some(to)) = (&b.throughput, &o.throughput) {
+        let (qb, qo) = (
+            tb.groups[0].summary.queries_per_s,
+            to.groups[0].summary.queries_per_s,
+        );
+        metrics.push(single_change("throughput", "queries/s", false, qb, qo));
+    }
+    metrics.push(single_change(
+        "weights in memory",
+        "MiB",
+        true,
+        b.model.weight_bytes as f64 / MIB,
+        o.model.weight_bytes as f64 / MIB,
+    ));
+    if let (Some(sb), Some(so)) = (b.serving_rss_added_bytes(), o.serving_rss_added_bytes()) {
+        metrics.push(single_change(
+            "resident memory added by the model (latency phase)",
+            "MiB",
+            true,
+            sb as f64 / MIB,
+            so as f64 / MIB,
+        ));
+    }
+    if let (Some(pb), Some(po)) = (crate::report::peak_rss(b), crate::report::peak_rss(o)) {
+        metrics.push(single_change(
+            "peak RSS",
+            "MiB",
+            true,
+            pb as f64 / MIB,
+            po as f64 / MIB,
+        ));
+    }
+    Comparison {
+        base: side(base),
+        other: side(other),
+        metrics,
+        warnings: warnings(base.1, b, other.1, o),
+    }
+}
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// A metric measured per request, compared with a bootstrap interval.
+struct SampledMetric {
+    name: &'static str,
+    unit: &'static str,
+    lower_is_better: bool,
+    phase: fn(&FormatRun) -> Option<&Phase>,
+    value: fn(&RequestRecord) -> f64,
+}
+
+impl SampledMetric {
+    fn values(&self, run: &FormatRun) -> Vec<f64> {
+        (self.phase)(run)
+            .map(|p| {
+                p.groups
+                    .iter()
+                    .flat_map(|g| g.requests.iter().map(self.value))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+const SAMPLED: [SampledMetric; 5] = [
+    SampledMetric {
+        name: "E2E latency",
+        unit: "ms",
+        lower_is_better: true,
+        phase: |r| r.latency.as_ref(),
+        value: |q| q.e2e_ms,
+    },
+    SampledMetric {
+        name: "decode speed",
+        unit: "tokens/s",
+        lower_is_better: false,
+        phase: |r| r.latency.as_ref(),
+        value: |q| q.decode_tokens_per_s,
+    },
+    SampledMetric {
+        name: "TTFT",
+        unit: "ms",
+        lower_is_better: true,
+        phase: |r| r.latency.as_ref(),
+        value: |q| q.ttft_ms,
+    },
+    SampledMetric {
+        name: "prefill speed",
+        unit: "tokens/s",
+        lower_is_better: false,
+        phase: |r| r.latency.as_ref(),
+        value: |q| q.prefill_tokens_per_s,
+    },
+    // Back to back, queries/s is the inverse of the per-request time.
+    SampledMetric {
+        name: "throughput: time per query",
+        unit: "ms",
+        lower_is_better: true,
+        phase: |r| r.throughput.as_ref(),
+        value: |q| q.e2e_ms,
+    },
+];
+
+fn improvement(lower_is_better: bool, base: f64, other: f64) -> f64 {
+    if lower_is_better {
+        base / other
+    } else {
+        other / base
+    }
+}
+
+fn sampled_change(
+    metric: &str,
+    unit: &str,
+    lower_is_better: bool,
+    base: &[f64],
+    other: &[f64],
+) -> Option<MetricChange> {
+    let (mb, mo) = (median(base)?, median(other)?);
+    let interval = bootstrap_median_change(base, other, RESAMPLES, SEED);
+    let verdict = match interval {
+        Some((lo, hi)) if lo <= 0.0 && hi >= 0.0 => Verdict::WithinNoise,
+        Some((lo, _)) if (lo > 0.0) != lower_is_better => Verdict::Better,
+        Some(_) => Verdict::Worse,
+        None => Verdict::SingleMeasurement,
+    };
+    Some(MetricChange {
+        metric: metric.into(),
+        unit: unit.into(),
+        lower_is_better,
+        base: Spread::of(base)?,
+        other: Spread::of(other)?,
+        change: mo / mb - 1.0,
+        change_interval: interval,
+        improvement_factor: improvement(lower_is_better, mb, mo),
+        verdict,
+    })
+}
+
+fn single_change(
+    metric: &str,
+    unit: &str,
+    lower_is_better: bool,
+    base: f64,
+    other: f64,
+) -> MetricChange {
+    let one = |v: f64| Spread {
+        median: v,
+        mean: v,
+        std: None,
+        n: 1,
+    };
+    MetricChange {
+        metric: metric.into(),
+        unit: unit.into(),
+        lower_is_better,
+        base: one(base),
+        other: one(other),
+        change: other / base - 1.0,
+        change_interval: None,
+        improvement_factor: improvement(lower_is_better, base, other),
+        verdict: Verdict::SingleMeasurement,
+    }
+}
+
+fn warnings(rb: &Results, b: &FormatRun, ro: &Results, o: &FormatRun) -> Vec<String> {
+    let mut w = Vec::new();
+    if rb.system.cpu_model != ro.system.cpu_model || rb.system.threads != ro.system.threads {
+        w.push(format!(
+            "different machines or thread counts: {} with {} threads vs {} with {} threads",
+            rb.system.cpu_model, rb.system.threads, ro.system.cpu_model, ro.system.threads
+        ));
+    }
+    if b.model.name != o.model.name {
+        w.push(format!(
+            "different models: {} vs {}",
+            b.model.name, o.model.name
+        ));
+    }
+    if rb.settings.max_new_tokens != ro.settings.max_new_tokens
+        || rb.settings.prompts != ro.settings.prompts
+    {
+        w.push("different prompts or output lengths: latencies are not like for like".into());
+    }
+    if rb.created != ro.created {
+        w.push(
+            "measured in different runs: machine drift between runs is not in the intervals".into(),
+        );
+    }
+    w
+}
+
+fn percent(x: f64) -> String {
+    format!("{:+.1}%", 100.0 * x)
+}
+
+impl Comparison {
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "# {} vs {}\n\nBase `{}` ({}), other `{}` ({}). Change = other ÷ base − 1 of the medians, with a 95% bootstrap interval over requests; factor > 1 means the other run is better.\n\n",
+            self.other.format,
+            self.base.format,
+            self.base.label,
+            self.base.file.display(),
+            self.other.label,
+            self.other.file.display(),
+        );
+        let rows: Vec<Vec<String>> = self
+            .metrics
+            .iter()
+            .map(|m| {
+                vec![
+                    format!("{} ({})", m.metric, m.unit),
+                    m.base.text(),
+                    m.other.text(),
+                    match m.change_interval {
+                        Some((lo, hi)) => {
+                            format!("{} [{}, {}]", percent(m.change), percent(lo), percent(hi))
+                        }
+                        None => percent(m.change),
+                    },
+                    format!("{:.2}x", m.improvement_factor),
+                    match m.verdict {
+                        Verdict::Better => "better".into(),
+                        Verdict::Worse => "worse".into(),
+                        Verdict::WithinNoise => "within noise".into(),
+                        Verdict::SingleMeasurement => "one value each".into(),
+                    },
+                ]
+            })
+            .collect();
+        out += &table(
+            &[
+                "metric",
+                "base (mean ± std)",
+                "other (mean ± std)",
+                "change [95% CI]",
+                "factor",
+                "verdict",
+            ],
+            &rows,
+        );
+        for w in &self.warnings {
+            out += &format!("\nNote: {w}.\n");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clear_speedup_is_better_and_overlapping_runs_are_noise() {
+        let base: Vec<f64> = (0..20).map(|i| 100.0 + (i % 4) as f64).collect();
+        let faster: Vec<f64> = base.iter().map(|x| x / 2.0).collect();
+        let m = sampled_change("E2E", "ms", true, &base, &faster).unwrap();
+        assert_eq!(m.verdict, Verdict::Better);
+        assert!(
+            (m.improvement_factor - 2.0).abs() < 0.05,
+            "{}",
+            m.improvement_factor
+        );
+        assert!((m.change + 0.5).abs() < 0.02);
+        let (lo, hi) = m.change_interval.unwrap();
+        assert!(lo < -0.45 && hi < 0.0, "{lo} {hi}");
+
+        let jittered: Vec<f64> = base.iter().rev().copied().collect();
+        assert_eq!(
+            sampled_change("E2E", "ms", true, &base, &jittered)
+                .unwrap()
+                .verdict,
+            Verdict::WithinNoise
+        );
+
+        // A rate that drops is worse.
+        let slower_rate = sampled_change("decode", "tokens/s", false, &base, &faster).unwrap();
+        assert_eq!(slower_rate.verdict, Verdict::Worse);
+    }
+
+    #[test]
+    fn memory_reduction_is_a_single_measurement() {
+        let m = single_change("weights", "MiB", true, 400.0, 100.0);
+        assert_eq!(m.verdict, Verdict::SingleMeasurement);
+        assert_eq!(m.change, -0.75);
+        assert_eq!(m.improvement_factor, 4.0);
+    }
+}

@@ -1,0 +1,260 @@
+//! What a phase of work costs the machine: a sampler thread reads the process's resident
+//! memory every 50 ms, and CPU time is taken from the kernel's cumulative counters at the
+//! start and end of the phase (exact, where 50 ms samples of 10 ms clock ticks would not be).
+//!
+//! Linux only (`/proc`); elsewhere the figures are `None` and the run still completes.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Resource use over one phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Usage {
+    pub wall_seconds: f64,
+    /// RSS samples taken (one at the start, one every 50 ms, one at the end).
+    pub samples: usize,
+    pub peak_rss_bytes: Option<u64>,
+    pub mean_rss_bytes: Option<u64>,
+    /// This process's CPU time over wall time, as `top` shows it: 100 = one core busy.
+    pub process_cpu_percent: Option<f64>,
+    /// How busy each logical CPU was over the phase (all processes), 0-100.
+    pub per_core_busy_percent: Vec<f64>,
+}
+
+/// A running sampler; `finish` stops it and summarises.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<u64>>,
+    started: Instant,
+    process_cpu_start: Option<Duration>,
+    cores_start: Vec<CoreTicks>,
+}
+
+impl Sampler {
+    pub fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut rss = Vec::new();
+                loop {
+                    rss.extend(current_rss_bytes());
+                    if stop.load(Ordering::Relaxed) {
+                        return rss;
+                    }
+                    std::thread::park_timeout(SAMPLE_INTERVAL);
+                }
+            })
+        };
+        Self {
+            stop,
+            thread,
+            started: Instant::now(),
+            process_cpu_start: process_cpu_time(),
+            cores_start: core_ticks(),
+        }
+    }
+
+    pub fn finish(self) -> Usage {
+        let wall = self.started.elapsed();
+        let process_cpu_end = process_cpu_time();
+        let cores_end = core_ticks();
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.thread().unpark();
+        // The thread only reads /proc; if it panicked, the phase still has its CPU figures.
+        let rss = self.thread.join().unwrap_or_default();
+        let process_cpu_percent = match (self.process_cpu_start, process_cpu_end) {
+            (Some(a), Some(b)) if wall > Duration::ZERO => {
+                Some(100.0 * (b.saturating_sub(a)).as_secs_f64() / wall.as_secs_f64())
+            }
+            _ => None,
+        };
+        let per_core_busy_percent = if self.cores_start.len() == cores_end.len() {
+            self.cores_start
+                .iter()
+                .zip(&cores_end)
+                .map(|(a, b)| a.busy_percent_until(b))
+                .collect()
+        } else {
+            vec![]
+        };
+        Usage {
+            wall_seconds: wall.as_secs_f64(),
+            samples: rss.len(),
+            peak_rss_bytes: rss.iter().copied().max(),
+            mean_rss_bytes: (!rss.is_empty())
+                .then(|| (rss.iter().map(|&b| b as u128).sum::<u128>() / rss.len() as u128) as u64),
+            process_cpu_percent,
+            per_core_busy_percent,
+        }
+    }
+}
+
+/// Runs `work` under a sampler.
+pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
+    let sampler = Sampler::start();
+    let out = work();
+    (out, sampler.finish())
+}
+
+/// Hands memory the process has freed back to the OS, as far as glibc can: it keeps freed
+/// heap pages for reuse. It cannot give back everything: measured here, after q4_1's batch-8
+/// phase about 280 MiB stayed resident into q8_0's load, which is why a run records the RSS
+/// before loading and reports the RSS each model adds rather than comparing raw peaks.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of the allocator's own heap.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The process's resident memory now (Linux `VmRSS`), in bytes.
+pub fn current_rss_bytes() -> Option<u64> {
+    status_kib("VmRSS:").map(|kib| kib * 1024)
+}
+
+fn status_kib(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User + system CPU time of this process (all threads).
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / CLOCK_TICKS_PER_SECOND,
+    ))
+}
+
+/// `USER_HZ`: 100 on every Linux architecture that matters here (x86, ARM).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+#[derive(Debug, Clone, Copy)]
+struct CoreTicks {
+    busy: u64,
+    total: u64,
+}
+
+impl CoreTicks {
+    fn busy_percent_until(&self, later: &CoreTicks) -> f64 {
+        let total = later.total.saturating_sub(self.total);
+        if total == 0 {
+            return 0.0;
+        }
+        100.0 * later.busy.saturating_sub(self.busy) as f64 / total as f64
+    }
+}
+
+/// Cumulative ticks of each logical CPU from `/proc/stat` (`cpu0`, `cpu1`, ...).
+fn core_ticks() -> Vec<CoreTicks> {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return vec![];
+    };
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .filter_map(|line| {
+            let ticks: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+            let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0);
+            let total: u64 = ticks.iter().take(8).sum();
+            Some(CoreTicks {
+                busy: total - idle,
+                total,
+            })
+        })
+        .collect()
+}
+
+/// Held by unit tests that allocate or measure large buffers, so they do not overlap.
+#[cfg(test)]
+pub(crate) static MEMORY_HUNGRY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn rss_rises_when_a_large_buffer_is_touched() {
+        // The bandwidth test frees big buffers; interleaved, it would hide this one's rise.
+        let _alone = MEMORY_HUNGRY_TESTS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        const BUFFER: usize = 256 << 20;
+        let sampler = Sampler::start();
+        std::thread::sleep(SAMPLE_INTERVAL * 2);
+        let before = current_rss_bytes().unwrap();
+        // Written page by page so every page is resident, not just reserved.
+        let buffer = vec![1u8; BUFFER];
+        std::thread::sleep(SAMPLE_INTERVAL * 3);
+        let usage = sampler.finish();
+        assert!(std::hint::black_box(&buffer)
+            .iter()
+            .step_by(4096)
+            .all(|&b| b == 1));
+        let peak = usage.peak_rss_bytes.unwrap();
+        assert!(
+            peak >= before + (BUFFER as u64) * 9 / 10,
+            "peak {peak} should exceed the {before} before the allocation by ~{BUFFER}"
+        );
+        assert!(usage.mean_rss_bytes.unwrap() <= peak);
+        assert!(usage.samples >= 4, "{} samples", usage.samples);
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn process_cpu_matches_the_kernels_own_clock() {
+        fn cpu_clock() -> Duration {
+            let mut t = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: writes one timespec we own.
+            unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+            Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+        }
+        let (cpu_start, wall_start) = (cpu_clock(), Instant::now());
+        let (_, usage) = measure(|| {
+            let until = Instant::now() + Duration::from_millis(500);
+            let mut x = 0u64;
+            while Instant::now() < until {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+        });
+        // Other tests share this process, so the truth is the process's CPU clock over the
+        // same span, not "one busy thread = 100%".
+        let expected =
+            100.0 * (cpu_clock() - cpu_start).as_secs_f64() / wall_start.elapsed().as_secs_f64();
+        let cpu = usage.process_cpu_percent.unwrap();
+        // /proc counts in 10 ms ticks: up to 2 ticks off over ~0.5 s.
+        assert!(
+            (cpu - expected).abs() < 12.0,
+            "sampler {cpu:.1}% vs clock {expected:.1}%"
+        );
+        assert!(cpu > 30.0, "a spinning thread must show: {cpu}%");
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(usage.per_core_busy_percent.len(), cores);
+        assert!(usage
+            .per_core_busy_percent
+            .iter()
+            .all(|p| (0.0..=100.0).contains(p)));
+    }
+}

@@ -1,0 +1,203 @@
+//! The types of `results.json`, version 1. Times are milliseconds, sizes bytes, rates per
+//! second. Each phase is absent until it has finished, so an interrupted run's file holds
+//! exactly the phases that completed (and `complete` is false).
+
+use super::summary::GroupSummary;
+use crate::bandwidth::{Bandwidth, Roofline};
+use crate::engine::EngineKind;
+use crate::generate::Trace;
+use crate::resources::Usage;
+use crate::source::WeightsKind;
+use crate::system::{BuildInfo, SystemInfo};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Results {
+    /// Always "llm-bench/results".
+    pub schema: String,
+    pub schema_version: u32,
+    /// False while the run is going (or if it was interrupted).
+    pub complete: bool,
+    /// RFC 3339, UTC.
+    pub created: String,
+    pub created_unix: u64,
+    pub command_line: Vec<String>,
+    pub settings: Settings,
+    pub system: SystemInfo,
+    pub build: BuildInfo,
+    pub memory_bandwidth: Option<Bandwidth>,
+    /// One per `--format` that loaded, in the order run.
+    pub runs: Vec<FormatRun>,
+    /// Formats that could not be loaded (the others still ran).
+    pub load_failures: Vec<LoadFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadFailure {
+    /// `name@format`
+    pub label: String,
+    pub error: String,
+}
+
+/// What was asked for, after defaults and `--quick` were applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Settings {
+    pub model: String,
+    pub formats: Vec<String>,
+    /// The prompts file, or "built-in" for the customer-support prompts.
+    pub prompts_source: String,
+    pub prompts: Vec<String>,
+    /// Passes over the prompts in the latency phase.
+    pub runs: usize,
+    /// Output length of the latency, throughput, strategies and batch phases (EOS ignored).
+    pub max_new_tokens: usize,
+    pub warmup_requests: usize,
+    /// Passes over the prompts in the throughput phase.
+    pub throughput_rounds: usize,
+    /// Prompts per point in the strategies, scaling and batch phases.
+    pub prompts_per_point: usize,
+    pub strategies: Vec<String>,
+    pub scaling_new_tokens: Vec<usize>,
+    pub batch_sizes: Vec<usize>,
+    pub seed: u64,
+    pub quick: bool,
+    pub threads: usize,
+    pub phases: Vec<String>,
+}
+
+/// One model in one format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FormatRun {
+    pub model: ModelFacts,
+    pub load: LoadPhase,
+    pub latency: Option<Phase>,
+    pub throughput: Option<Phase>,
+    pub strategies: Option<Phase>,
+    pub scaling: Option<Phase>,
+    pub batch: Option<Phase>,
+    /// Decode speed against the memory-bandwidth limit (from the latency phase).
+    pub roofline: Option<Roofline>,
+    /// Why this format stopped early, if it did; finished phases are kept.
+    pub error: Option<String>,
+}
+
+impl FormatRun {
+    /// `name@format`, e.g. `smollm2-135m-instruct@q4_1`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.model.name, self.model.format)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ModelFacts {
+    pub spec: String,
+    pub name: String,
+    /// Real trained weights, or a random-weight twin of the same shapes (timing only).
+    pub weights: WeightsKind,
+    pub format: String,
+    pub engine: EngineKind,
+    pub architecture: String,
+    pub parameters: u64,
+    pub weight_bytes: u64,
+    pub bytes_read_per_token: u64,
+    pub context_length: usize,
+    pub tokenizer: String,
+    pub notices: Vec<String>,
+}
+
+impl ModelFacts {
+    pub fn of(info: &crate::ModelInfo) -> Self {
+        Self {
+            spec: info.spec.clone(),
+            name: info.name.clone(),
+            weights: info.weights,
+            format: info.format.clone(),
+            engine: info.engine,
+            architecture: info.architecture.clone(),
+            parameters: info.parameters,
+            weight_bytes: info.weight_bytes,
+            bytes_read_per_token: info.bytes_read_per_token,
+            context_length: info.config.max_position_embeddings,
+            tokenizer: info.tokenizer.clone(),
+            notices: info.notices.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadPhase {
+    pub seconds: f64,
+    /// The process's RSS just before loading (after the previous format was freed).
+    pub rss_before_bytes: Option<u64>,
+    pub resources: Usage,
+}
+
+impl FormatRun {
+    /// Resident memory the model added while serving: mean RSS of the latency phase minus
+    /// the RSS before loading. Fairer across formats run in one process than the peak.
+    pub fn serving_rss_added_bytes(&self) -> Option<u64> {
+        let serving = self.latency.as_ref()?.resources.mean_rss_bytes?;
+        Some(serving.saturating_sub(self.load.rss_before_bytes?))
+    }
+}
+
+/// A phase: groups of requests, one group per setting, and what the phase cost the machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Phase {
+    pub groups: Vec<Group>,
+    pub resources: Usage,
+}
+
+/// Requests run back to back with one setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Group {
+    pub setting: RequestSetting,
+    pub summary: GroupSummary,
+    pub requests: Vec<RequestRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestSetting {
+    /// greedy, temperature=0.7, top-k=50, top-p=0.9
+    pub strategy: String,
+    /// Generated per sequence, end-of-sequence ignored so every request is this long.
+    pub new_tokens: usize,
+    pub batch: usize,
+}
+
+/// One request's timings (see `generate.rs` for the definitions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestRecord {
+    /// Index into `settings.prompts`.
+    pub prompt_index: usize,
+    pub prompt_tokens: usize,
+    /// Over all sequences of the batch.
+    pub generated_tokens: usize,
+    pub batch: usize,
+    pub tokenize_ms: f64,
+    pub prefill_ms: f64,
+    pub ttft_ms: f64,
+    pub itl_ms: Vec<f64>,
+    pub e2e_ms: f64,
+    pub prefill_tokens_per_s: f64,
+    pub decode_tokens_per_s: f64,
+}
+
+impl RequestRecord {
+    pub fn of(prompt_index: usize, trace: &Trace) -> Self {
+        Self {
+            prompt_index,
+            prompt_tokens: trace.prompt_tokens.len(),
+            generated_tokens: trace.output_tokens.iter().map(Vec::len).sum(),
+            batch: trace.batch,
+            tokenize_ms: trace.tokenize_ms,
+            prefill_ms: trace.prefill_ms,
+            ttft_ms: trace.ttft_ms,
+            itl_ms: trace.itl_ms.clone(),
+            e2e_ms: trace.e2e_ms,
+            prefill_tokens_per_s: trace.prefill_tokens_per_s(),
+            decode_tokens_per_s: trace.decode_tokens_per_s(),
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! The serving-latency suite behind `llm-bench run`: per format, load (timed, with its memory),
+//! warm up, then the phases (latency, throughput, strategies, scaling, batch), each under a
+//! resource sampler, writing `results.json` atomically after every step so an interrupted run
+//! keeps what finished.
+
+use crate::bandwidth::{self, Bandwidth, Roofline};
+use crate::error::{Error, Result};
+use crate::format::WeightFormat;
+use crate::generate::{generate, Request, Strategy};
+use crate::model::{plan, Model, Planned};
+use crate::resources::{current_rss_bytes, release_freed_memory, Sampler};
+use crate::results::{
+    FormatRun, Group, GroupSummary, LoadFailure, LoadPhase, ModelFacts, Phase, RequestRecord,
+    RequestSetting, Results, Settings, RESULTS_FILE, SCHEMA_ID, SCHEMA_VERSION,
+};
+use crate::system::{BuildInfo, SystemInfo};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The tutorial's five customer-support prompts.
+pub const BUILTIN_PROMPTS: &str = include_str!("../fixtures/prompts/customer-support.txt");
+/// Output length of each warm-up request (warm-ups are not recorded).
+const WARMUP_NEW_TOKENS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseName {
+    Latency,
+    Throughput,
+    Strategies,
+    Scaling,
+    Batch,
+}
+
+impl PhaseName {
+    pub const ALL: [PhaseName; 5] = [
+        PhaseName::Latency,
+        PhaseName::Throughput,
+        PhaseName::Strategies,
+        PhaseName::Scaling,
+        PhaseName::Batch,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            PhaseName::Latency => "latency",
+            PhaseName::Throughput => "throughput",
+            PhaseName::Strategies => "strategies",
+            PhaseName::Scaling => "scaling",
+            PhaseName::Batch => "batch",
+        }
+    }
+}
+
+impl fmt::Display for PhaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PhaseName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        PhaseName::ALL
+            .into_iter()
+            .find(|p| p.name() == s.trim())
+            .ok_or_else(|| Error::InvalidSetting {
+                name: "--phases",
+                reason: format!(
+                    "unknown phase {s:?}; expected some of: latency, throughput, strategies, scaling, batch"
+                ),
+            })
+    }
+}
+
+/// The prompts and where they came from.
+#[derive(Debug, Clone)]
+pub struct Prompts {
+    pub source: String,
+    pub list: Vec<String>,
+}
+
+impl Prompts {
+    pub fn builtin() -> Self {
+        Self {
+            source: "built-in (fixtures/prompts/customer-support.txt)".into(),
+            list: BUILTIN_PROMPTS
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    /// One prompt per line, or JSONL with a `prompt` field per line; blank lines are skipped.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut list = Vec::new();
+        for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+            if line.is_empty() {
+                continue;
+            }
+            if line.starts_with('{') {
+                let bad = |problem: &str| Error::BadField {
+                    path: path.into(),
+                    field: format!("prompt (line {number})"),
+                    problem: problem.to_string(),
+                };
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .map_err(|e| bad(&format!("is on a line that is not valid JSON: {e}")))?;
+                let prompt = value
+                    .get("prompt")
+                    .and_then(|p| p.as_str())
+                    .ok_or_else(|| {
+                        bad("is missing or not a string; expected {\"prompt\": \"...\"}")
+                    })?;
+                if prompt.trim().is_empty() {
+                    return Err(bad("is empty"));
+                }
+                list.push(prompt.to_string());
+            } else {
+                list.push(line.to_string());
+            }
+        }
+        if list.is_empty() {
+            return Err(Error::NoPrompts { path: path.into() });
+        }
+        Ok(Self {
+            source: path.display().to_string(),
+            list,
+        })
+    }
+}
+
+/// Everything `llm-bench run` was asked to do, after defaults.
+#[derive(Debug, Clone)]
+pub struct SuiteConfig {
+    /// A model spec; `None` for the default chain.
+    pub model: Option<String>,
+    /// `None` = the model's own format.
+    pub formats: Vec<Option<WeightFormat>>,
+    pub prompts: Prompts,
+    pub runs: usize,
+    pub max_new_tokens: usize,
+    pub warmup_requests: usize,
+    pub throughput_rounds: usize,
+    pub prompts_per_point: usize,
+    pub strategies: Vec<Strategy>,
+    pub scaling_new_tokens: Vec<usize>,
+    pub batch_sizes: Vec<usize>,
+    pub seed: u64,
+    pub quick: bool,
+    pub threads: usize,
+    pub phases: Vec<PhaseName>,
+    pub out_dir: PathBuf,
+}
+
+impl SuiteConfig {
+    /// Full runs: 5 passes over the prompts for latency, 4 for throughput, 64 new tokens.
+    /// Quick runs: one pass, 32 new tokens, 2 prompts per point.
+    pub fn new(quick: bool) -> Self {
+        Self {
+            model: None,
+            formats: vec![None],
+            prompts: Prompts::builtin(),
+            runs: if quick { 1 } else { 5 },
+            max_new_tokens: if quick { 32 } else { 64 },
+            warmup_requests: 3,
+            throughput_rounds: if quick { 1 } else { 4 },
+            prompts_per_point: if quick { 2 } else { 5 },
+            strategies: Strategy::STANDARD.to_vec(),
+            scaling_new_tokens: vec![32, 64, 128, 256],
+            batch_sizes: vec![1, 2, 4, 8],
+            seed: 42,
+            quick,
+            threads: 1,
+            phases: PhaseName::ALL.to_vec(),
+            out_dir: "llm-bench-results".into(),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let at_least_one = |name: &'static str, value: usize| {
+            if value == 0 {
+                Err(Error::InvalidSetting {
+                    name,
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("--runs", self.runs)?;
+        at_least_one("--max-new-tokens", self.max_new_tokens)?;
+        at_least_one("--throughput-rounds", self.throughput_rounds)?;
+        at_least_one("--prompts-per-point", self.prompts_per_point)?;
+        at_least_one("--format", self.formats.len())?;
+        at_least_one("--phases", self.phases.len())?;
+        if self.prompts.list.is_empty() {
+            return Err(Error::NoPrompts {
+                path: self.prompts.source.clone().into(),
+            });
+        }
+        for (name, list) in [
+            ("--batch-sizes", &self.batch_sizes),
+            ("--scaling-tokens", &self.scaling_new_tokens),
+        ] {
+            if list.is_empty() || list.contains(&0) {
+                return Err(Error::InvalidSetting {
+                    name,
+                    reason: format!("expected a list of whole numbers >= 1, found {list:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn settings(&self, model: &str, format_labels: Vec<String>) -> Settings {
+        Settings {
+            model: model.to_string(),
+            formats: format_labels,
+            prompts_source: self.prompts.source.clone(),
+            prompts: self.prompts.list.clone(),
+            runs: self.runs,
+            max_new_tokens: self.max_new_tokens,
+            warmup_requests: self.warmup_requests,
+            throughput_rounds: self.throughput_rounds,
+            prompts_per_point: self.prompts_per_point,
+            strategies: self.strategies.iter().map(Strategy::to_string).collect(),
+            scaling_new_tokens: self.scaling_new_tokens.clone(),
+            batch_sizes: self.batch_sizes.clone(),
+            seed: self.seed,
+            quick: self.quick,
+            threads: self.threads,
+            phases: self.phases.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// The longest output any request asks for.
+    fn longest_output(&self) -> usize {
+        let scaling = if self.phases.contains(&PhaseName::Scaling) {
+            self.scaling_new_tokens.iter().copied().max().unwrap_or(0)
+        } else {
+            0
+        };
+        self.max_new_tokens.max(scaling)
+    }
+}
+
+/// What the suite tells its front end as it goes (the CLI draws progress bars).
+pub trait Progress {
+    /// A step starts: `requests` to run, or `None` for one that is not counted in requests.
+    fn start(&mut self, run: &str, step: &str, requests: Option<usize>);
+    fn request_done(&mut self);
+    /// The step finished; `outcome` is a one-line summary.
+    fn finish(&mut self, outcome: &str);
+}
+
+/// Progress that goes nowhere (tests, library use).
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&mut self, _: &str, _: &str, _: Option<usize>) {}
+    fn request_done(&mut self) {}
+    fn finish(&mut self, _: &str) {}
+}
+
+/// Checks that `dir` can take files, before any work: an unwritable folder is found in a
+/// second, not after a half-hour run, and leaves nothing behind.
+pub fn prepare_output_dir(dir: &Path) -> Result<()> {
+    let fail = |cause| Error::OutputNotWritable {
+        path: dir.into(),
+        cause,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".llm-bench-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
+/// Runs the suite. Returns the results also saved to `OUT/results.json`; a format that fails
+/// midway keeps its finished phases and records the error, and the next format still runs.
+pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results> {
+    config.validate()?;
+    prepare_output_dir(&config.out_dir)?;
+    let (spec, notices) = crate::defaults::choose_spec(config.model.as_deref())?;
+    // Every format is planned (and checked) before anything runs.
+    let mut planned: Vec<Planned> = Vec::new();
+    for format in &config.formats {
+        let p = plan(&spec, *format)?;
+        if !planned.iter().any(|q| q.label() == p.label()) {
+            planned.push(p);
+        }
+    }
+    check_fits_context(config, &planned[0])?;
+    let system = SystemInfo::collect(config.threads);
+    progress.start("machine", "memory bandwidth", None);
+    let bandwidth = bandwidth::measure_or_cached(&config.out_dir, &system)?;
+    progress.finish(&format!(
+        "memory read bandwidth {:.1} GB/s with {} threads (per buffer: {}){}",
+        bandwidth.read_bytes_per_s / 1e9,
+        bandwidth.threads,
+        bandwidth
+            .per_allocation_bytes_per_s
+            .iter()
+            .map(|b| format!("{:.1}", b / 1e9))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if bandwidth.from_cache { ", cached" } else { "" }
+    ));
+    let now = SystemTime::now();
+    let mut results = Results {
+        schema: SCHEMA_ID.into(),
+        schema_version: SCHEMA_VERSION,
+        complete: false,
+        created: humantime::format_rfc3339_seconds(now).to_string(),
+        created_unix: now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        command_line: std::env::args().collect(),
+        settings: config.settings(
+            &spec.to_string(),
+            planned.iter().map(|p| p.format_label.clone()).collect(),
+        ),
+        system,
+        build: BuildInfo::current(),
+        memory_bandwidth: Some(bandwidth.clone()),
+        runs: vec![],
+        load_failures: vec![],
+    };
+    let path = config.out_dir.join(RESULTS_FILE);
+    results.save(&path)?;
+    for planned in planned {
+        let label = planned.label();
+        let runs_before = results.runs.len();
+        let mut runner = FormatRunner {
+            config,
+            results: &mut results,
+            path: &path,
+            bandwidth: &bandwidth,
+            progress,
+        };
+        if let Err(e) = runner.run(planned, &notices) {
+            progress.finish(&format!("stopped: {e}"));
+            // Failed after loading: the run keeps its finished phases. Before: nothing to keep.
+            if results.runs.len() > runs_before {
+                results.runs[runs_before].error = Some(e.to_string());
+            } else {
+                results.load_failures.push(LoadFailure {
+                    label,
+                    error: e.to_string(),
+                });
+            }
+            results.save(&path)?;
+        }
+    }
+    results.complete = true;
+    results.save(&path)?;
+    Ok(results)
+}
+
+/// Every prompt plus the longest output must fit the model's context; checked before any
+/// model is loaded, so a mistake costs a second, not a run.
+fn check_fits_context(config: &SuiteConfig, planned: &Planned) -> Result<()> {
+    let tokenizer = &planned.resolved.tokenizer;
+    let context_length = planned.resolved.config.max_position_embeddings;
+    let mut longest_prompt = 0;
+    for prompt in &config.prompts.list {
+        longest_prompt = longest_prompt.max(tokenizer.encode(prompt)?.len());
+    }
+    let new_tokens = config.longest_output();
+    if longest_prompt + new_tokens <= context_length {
+        return Ok(());
+    }
+    if new_tokens > config.max_new_tokens {
+        return Err(Error::InvalidSetting {
+            name: "--scaling-tokens",
+            reason: format!(
+                "the longest prompt has {longest_prompt} tokens, and with {new_tokens} new tokens it exceeds the model's context of {context_length}: use lengths up to {}",
+                context_length.saturating_sub(longest_prompt)
+            ),
+        });
+    }
+    Err(Error::ContextOverflow {
+        prompt_tokens: longest_prompt,
+        new_tokens,
+        context_length,
+    })
+}
+
+struct FormatRunner<'a> {
+    config: &'a SuiteConfig,
+    results: &'a mut Results,
+    path: &'a Path,
+    bandwidth: &'a Bandwidth,
+    progress: &'a mut dyn Progress,
+}
+
+impl FormatRunner<'_> {
+    fn run(&mut self, planned: Planned, notices: &[String]) -> Result<()> {
+        let label = planned.label();
+        self.progress.start(&label, "load", None);
+        release_freed_memory();
+        let rss_before_bytes = current_rss_bytes();
+        let sampler = Sampler::start();
+        let loaded = planned.load();
+        let usage = sampler.finish();
+        let mut model = loaded?;
+        model.info.notices.splice(0..0, notices.iter().cloned());
+        self.progress.finish(&format!(
+            "loaded in {:.1} s, {:.0} MiB of weights, peak RSS {:.0} MiB",
+            model.info.load_seconds,
+            model.info.weight_bytes as f64 / MIB,
+            usage.peak_rss_bytes.unwrap_or(0) as f64 / MIB
+        ));
+        self.results.runs.push(FormatRun {
+            model: ModelFacts::of(&model.info),
+            load: LoadPhase {
+                seconds: model.info.load_seconds,
+                rss_before_bytes,
+                resources: usage,
+            },
+            latency: None,
+            throughput: None,
+            strategies: None,
+            scaling: None,
+            batch: None,
+            roofline: None,
+            error: None,
+        });
+        self.results.save(self.path)?;
+        self.warm_up(&mut model, &label)?;
+        for phase in PhaseName::ALL
+            .into_iter()
+            .filter(|p| self.config.phases.contains(p))
+        {
+            let groups = self.groups_of(phase);
+            let measured = self.run_phase(&mut model, &label, phase, &groups)?;
+            let run = self.results.runs.last_mut().expect("pushed above");
+            if phase == PhaseName::Latency {
+                run.roofline =
+                    measured.groups[0]
+                        .summary
+                        .decode_tokens_per_s
+                        .as_ref()
+                        .map(|decode| {
+                            Roofline::new(
+                                model.info.bytes_read_per_token,
+                                self.bandwidth.read_bytes_per_s,
+                                decode.p50,
+                            )
+                        });
+            }
+            *slot_of(run, phase) = Some(measured);
+            self.results.save(self.path)?;
+        }
+        Ok(())
+        // `model` drops here: its memory is freed before the next format loads.
+    }
+
+    fn warm_up(&mut self, model: &mut Model, label: &str) -> Result<()> {
+        let count = self.config.warmup_requests;
+        self.progress.start(label, "warm-up", Some(count));
+        for i in 0..count {
+            let request = self.request(0, Strategy::Greedy, WARMUP_NEW_TOKENS, 1, i);
+            generate(model, &request, |_, _| {})?;
+            self.progress.request_done();
+        }
+        self.progress
+            .finish(&format!("{count} requests, not recorded"));
+        Ok(())
+    }
+
+    /// The settings of each group of a phase, with the prompts (indices) each runs.
+    fn groups_of(&self, phase: PhaseName) -> Vec<(RequestSetting, Vec<usize>)> {
+        let c = self.config;
+        let all = c.prompts.list.len();
+        let passes = |n: usize| -> Vec<usize> { (0..n).flat_map(|_| 0..all).collect() };
+        let per_point: Vec<usize> = (0..c.prompts_per_point).map(|i| i % all).collect();
+        let setting = |strategy: Strategy, new_tokens, batch| RequestSetting {
+            strategy: strategy.to_string(),
+            new_tokens,
+            batch,
+        };
+        match phase {
+            PhaseName::Latency => vec![(
+                setting(Strategy::Greedy, c.max_new_tokens, 1),
+                passes(c.runs),
+            )],
+            PhaseName::Throughput => vec![(
+                setting(Strategy::Greedy, c.max_new_tokens, 1),
+                passes(c.throughput_rounds),
+            )],
+            PhaseName::Strategies => c
+                .strategies
+                .iter()
+                .map(|&s| (setting(s, c.max_new_tokens, 1), per_point.clone()))
+                .collect(),
+            PhaseName::Scaling => c
+                .scaling_new_tokens
+                .iter()
+                .map(|&n| (setting(Strategy::Greedy, n, 1), per_point.clone()))
+                .collect(),
+            PhaseName::Batch => c
+                .batch_sizes
+                .iter()
+                .map(|&b| {
+                    (
+                        setting(Strategy::Greedy, c.max_new_tokens, b),
+                        per_point.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn run_phase(
+        &mut self,
+        model: &mut Model,
+        label: &str,
+        phase: PhaseName,
+        groups: &[(RequestSetting, Vec<usize>)],
+    ) -> Result<Phase> {
+        let total = groups.iter().map(|(_, prompts)| prompts.len()).sum();
+        self.progress.start(label, phase.name(), Some(total));
+        let sampler = Sampler::start();
+        let mut measured = Vec::with_capacity(groups.len());
+        for (setting, prompts) in groups {
+            let strategy: Strategy = setting.strategy.parse()?;
+            let started = Instant::now();
+            let mut requests = Vec::with_capacity(prompts.len());
+            for (i, &prompt) in prompts.iter().enumerate() {
+                let request = self.request(prompt, strategy, setting.new_tokens, setting.batch, i);
+                let trace = generate(model, &request, |_, _| {})?;
+                requests.push(RequestRecord::of(prompt, &trace));
+                self.progress.request_done();
+            }
+            let summary = GroupSummary::of(&requests, started.elapsed().as_secs_f64())
+                .expect("every group has at least one prompt");
+            measured.push(Group {
+                setting: setting.clone(),
+                summary,
+                requests,
+            });
+        }
+        let phase_result = Phase {
+            groups: measured,
+            resources: sampler.finish(),
+        };
+        self.progress.finish(&outcome_line(phase, &phase_result));
+        Ok(phase_result)
+    }
+
+    fn request(
+        &self,
+        prompt: usize,
+        strategy: Strategy,
+        new_tokens: usize,
+        batch: usize,
+        i: usize,
+    ) -> Request {
+        Request {
+            prompt: self.config.prompts.list[prompt].clone(),
+            max_new_tokens: new_tokens,
+            // End-of-sequence is ignored so every request is the same length and runs compare.
+            min_new_tokens: new_tokens,
+            strategy,
+            seed: self.config.seed.wrapping_add(i as u64),
+            batch,
+        }
+    }
+}
+
+fn slot_of(run: &mut FormatRun, phase: PhaseName) -> &mut Option<Phase> {
+    match phase {
+        PhaseName::Latency => &mut run.latency,
+        PhaseName::Throughput => &mut run.throughput,
+        PhaseName::Strategies => &mut run.strategies,
+        PhaseName::Scaling => &mut run.scaling,
+        PhaseName::Batch => &mut run.batch,
+    }
+}
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+fn outcome_line(phase: PhaseName, result: &Phase) -> String {
+    let decode = |g: &Group| {
+        g.summary
+            .decode_tokens_per_s
+            .as_ref()
+            .map_or(0.0, |d| d.p50)
+    };
+    match phase {
+        PhaseName::Latency => {
+            let s = &result.groups[0].summary;
+            format!(
+                "TTFT p50 {:.1} ms, ITL p50 {:.2} ms, E2E p50 {:.0} ms (p99 {:.0}), decode {:.1} tokens/s",
+                s.ttft_ms.p50,
+                s.itl_ms.as_ref().map_or(0.0, |i| i.p50),
+                s.e2e_ms.p50,
+                s.e2e_ms.p99,
+                decode(&result.groups[0])
+            )
+        }
+        PhaseName::Throughput => {
+            let s = &result.groups[0].summary;
+            format!(
+                "{:.2} queries/s, {:.1} generated tokens/s",
+                s.queries_per_s, s.generated_tokens_per_s
+            )
+        }
+        _ => {
+            result
+                .groups
+                .iter()
+                .map(|g| {
+                    let key = match phase {
+                        PhaseName::Scaling => format!("{} tokens", g.setting.new_tokens),
+                        PhaseName::Batch => format!("batch {}", g.setting.batch),
+                        _ => g.setting.strategy.clone(),
+                    };
+                    format!("{key}: {:.1}", g.summary.generated_tokens_per_s)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+                + " generated tokens/s"
+        }
+    }
+}
