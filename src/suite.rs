@@ -628,3 +628,49 @@ fn outcome_line(phase: PhaseName, result: &Phase) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_files_take_plain_lines_and_jsonl_and_skip_blanks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prompts.jsonl");
+        std::fs::write(
+            &path,
+            "First prompt\n\n{\"prompt\": \"Second, from JSON\", \"id\": 7}\n  Third  \n",
+        )
+        .unwrap();
+        let prompts = Prompts::read(&path).unwrap();
+        assert_eq!(prompts.list, ["First prompt", "Second, from JSON", "Third"]);
+        assert_eq!(prompts.source, path.display().to_string());
+        assert_eq!(Prompts::builtin().list.len(), 5);
+    }
+
+    #[test]
+    fn phases_parse_by_name_and_unknown_ones_list_the_choices() {
+        for phase in PhaseName::ALL {
+            assert_eq!(phase.name().parse::<PhaseName>().unwrap(), phase);
+        }
+        let err = "warmup".parse::<PhaseName>().unwrap_err().to_string();
+        assert!(
+            err.contains("latency, throughput, strategies, scaling, batch"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn quick_settings_are_smaller_in_every_dimension() {
+        let (full, quick) = (SuiteConfig::new(false), SuiteConfig::new(true));
+        assert_eq!(
+            (full.runs, full.max_new_tokens, full.throughput_rounds),
+            (5, 64, 4)
+        );
+        assert!(quick.runs < full.runs && quick.max_new_tokens < full.max_new_tokens);
+        assert!(quick.throughput_rounds < full.throughput_rounds);
+        assert!(quick.prompts_per_point < full.prompts_per_point);
+        assert_eq!(full.scaling_new_tokens, [32, 64, 128, 256]);
+        assert_eq!(full.batch_sizes, [1, 2, 4, 8]);
+    }
+}

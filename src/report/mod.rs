@@ -67,6 +67,9 @@ impl Inputs {
 
 /// A Markdown table.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "_Not measured in these results (see `--phases`)._\n".into();
+    }
     let mut out = format!(
         "| {} |\n|{}\n",
         headers.join(" | "),
