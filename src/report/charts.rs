@@ -69,10 +69,11 @@ fn short_labels(entries: &[&Entry]) -> Vec<String> {
         .collect()
 }
 
+/// The y axis top: 40% above the highest value, so the legend has a free band at the top.
 fn upper_bound(values: impl Iterator<Item = f64>) -> f64 {
     let max = values.fold(0.0f64, f64::max);
     if max > 0.0 {
-        max * 1.15
+        max * 1.4
     } else {
         1.0
     }
@@ -135,9 +136,11 @@ pub fn latency(entries: &[Entry]) -> Result<Option<String>> {
 
 fn draw_legend<'a, 'b: 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    position: SeriesLabelPosition,
 ) -> Drawn {
     chart
         .configure_series_labels()
+        .position(position)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()?;
@@ -231,7 +234,7 @@ pub fn strategies(entries: &[Entry]) -> Result<Option<String>> {
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], style.filled())
                 });
         }
-        draw_legend(&mut chart)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
     .map(Some)
@@ -284,7 +287,7 @@ fn lines(
                 });
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, style.filled())))?;
         }
-        draw_legend(&mut chart)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
     .map(Some)
@@ -379,7 +382,7 @@ pub fn roofline(entries: &[Entry]) -> Result<Option<String>> {
                 .label(format!("{label}: {:.0}% of limit", 100.0 * y / limit(x)))
                 .legend(move |(x, y)| Circle::new((x + 8, y), 5, style.filled()));
         }
-        draw_legend(&mut chart)?;
+        draw_legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         Ok(())
     })
     .map(Some)
