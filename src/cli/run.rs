@@ -137,7 +137,7 @@ impl Progress for Bars {
         self.prefix = format!("{run} {step}");
         let bar = match requests {
             Some(n) => ProgressBar::new(n as u64).with_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} requests, {elapsed}")
+                ProgressStyle::with_template("{prefix} [{bar:20}] {pos}/{len} {elapsed}")
                     .expect("a valid template")
                     .progress_chars("=> "),
             ),
