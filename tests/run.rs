@@ -204,6 +204,22 @@ fn report_writes_markdown_and_charts_that_parse_as_svg() {
 }
 
 #[test]
+fn a_report_of_two_files_keeps_their_runs_apart() {
+    let (dir, results) = shared_run();
+    let out = dir.path().join("report-of-two");
+    let path = results.to_str().unwrap();
+    let result = cli(&["report", path, path, "--out", out.to_str().unwrap()], &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("model@q8_0 #1") && markdown.contains("model@q8_0 #2"));
+    assert_eq!(
+        markdown.matches("| CPU |").count(),
+        2,
+        "one system table per file"
+    );
+}
+
+#[test]
 fn compare_finds_quantized_weights_smaller_with_intervals_on_timings() {
     let (_, results) = shared_run();
     let path = results.to_str().unwrap();
@@ -241,6 +257,31 @@ fn compare_finds_quantized_weights_smaller_with_intervals_on_timings() {
     let interval = e2e["change_interval"].as_array().unwrap();
     assert!(interval[0].as_f64().unwrap() <= interval[1].as_f64().unwrap());
     assert_eq!(e2e["base"]["n"], 5);
+
+    // A run against itself: every timing change is 0 and inside the noise.
+    let same = cli(
+        &[
+            "compare",
+            path,
+            "--base-format",
+            "q8_0",
+            "--other-format",
+            "q8_0",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    let same: Value = serde_json::from_slice(&same.stdout).unwrap();
+    for m in same["metrics"].as_array().unwrap() {
+        assert_eq!(m["change"], 0.0, "{m}");
+        let expected = if m["change_interval"].is_null() {
+            "single-measurement"
+        } else {
+            "within-noise"
+        };
+        assert_eq!(m["verdict"], expected, "{m}");
+    }
 
     let markdown = cli(
         &[
