@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::WeightFormat;
 use crate::generate::{generate, Request, Strategy};
 use crate::model::{plan, Model, Planned};
-use crate::resources::{current_rss_bytes, release_freed_memory, Sampler};
+use crate::resources::{self, current_rss_bytes, release_freed_memory, Sampler};
 use crate::results::{
     FormatRun, Group, GroupSummary, LoadFailure, LoadPhase, ModelFacts, Phase, RequestRecord,
     RequestSetting, Results, Settings, RESULTS_FILE, SCHEMA_ID, SCHEMA_VERSION,
@@ -256,15 +256,6 @@ pub trait Progress {
     fn finish(&mut self, outcome: &str);
 }
 
-/// Progress that goes nowhere (tests, library use).
-pub struct Silent;
-
-impl Progress for Silent {
-    fn start(&mut self, _: &str, _: &str, _: Option<usize>) {}
-    fn request_done(&mut self) {}
-    fn finish(&mut self, _: &str) {}
-}
-
 /// Checks that `dir` can take files, before any work: an unwritable folder is found in a
 /// second, not after a half-hour run, and leaves nothing behind.
 pub fn prepare_output_dir(dir: &Path) -> Result<()> {
@@ -403,9 +394,7 @@ impl FormatRunner<'_> {
         self.progress.start(&label, "load", None);
         release_freed_memory();
         let rss_before_bytes = current_rss_bytes();
-        let sampler = Sampler::start();
-        let loaded = planned.load();
-        let usage = sampler.finish();
+        let (loaded, usage) = resources::measure(|| planned.load());
         let mut model = loaded?;
         model.info.notices.splice(0..0, notices.iter().cloned());
         self.progress.finish(&format!(
