@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::report::{mean_std, table};
-use crate::results::{FormatRun, Phase, RequestRecord, Results, Summary};
+use crate::results::{FormatRun, PhaseName, RequestRecord, Results, Summary};
 use crate::stats::{bootstrap_median_change, median};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -199,13 +199,13 @@ struct SampledMetric {
     name: &'static str,
     unit: &'static str,
     lower_is_better: bool,
-    phase: fn(&FormatRun) -> Option<&Phase>,
+    phase: PhaseName,
     value: fn(&RequestRecord) -> f64,
 }
 
 impl SampledMetric {
     fn values(&self, run: &FormatRun) -> Vec<f64> {
-        (self.phase)(run)
+        run.phase(self.phase)
             .map(|p| {
                 p.groups
                     .iter()
@@ -221,28 +221,28 @@ const SAMPLED: [SampledMetric; 5] = [
         name: "E2E latency",
         unit: "ms",
         lower_is_better: true,
-        phase: |r| r.latency.as_ref(),
+        phase: PhaseName::Latency,
         value: |q| q.e2e_ms,
     },
     SampledMetric {
         name: "decode speed",
         unit: "tokens/s",
         lower_is_better: false,
-        phase: |r| r.latency.as_ref(),
+        phase: PhaseName::Latency,
         value: |q| q.decode_tokens_per_s,
     },
     SampledMetric {
         name: "TTFT",
         unit: "ms",
         lower_is_better: true,
-        phase: |r| r.latency.as_ref(),
+        phase: PhaseName::Latency,
         value: |q| q.ttft_ms,
     },
     SampledMetric {
         name: "prefill speed",
         unit: "tokens/s",
         lower_is_better: false,
-        phase: |r| r.latency.as_ref(),
+        phase: PhaseName::Latency,
         value: |q| q.prefill_tokens_per_s,
     },
     // Back to back, queries/s is the inverse of the per-request time.
@@ -250,7 +250,7 @@ const SAMPLED: [SampledMetric; 5] = [
         name: "throughput: time per query",
         unit: "ms",
         lower_is_better: true,
-        phase: |r| r.throughput.as_ref(),
+        phase: PhaseName::Throughput,
         value: |q| q.e2e_ms,
     },
 ];

@@ -9,69 +9,19 @@ use crate::format::WeightFormat;
 use crate::generate::{generate, Request, Strategy};
 use crate::model::{plan, Model, Planned};
 use crate::resources::{self, current_rss_bytes, release_freed_memory, Sampler};
+pub use crate::results::PhaseName;
 use crate::results::{
     FormatRun, Group, GroupSummary, LoadFailure, LoadPhase, ModelFacts, Phase, RequestRecord,
     RequestSetting, Results, Settings, RESULTS_FILE, SCHEMA_ID, SCHEMA_VERSION,
 };
 use crate::system::{BuildInfo, SystemInfo};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The tutorial's five customer-support prompts.
 pub const BUILTIN_PROMPTS: &str = include_str!("../fixtures/prompts/customer-support.txt");
 /// Output length of each warm-up request (warm-ups are not recorded).
 const WARMUP_NEW_TOKENS: usize = 8;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PhaseName {
-    Latency,
-    Throughput,
-    Strategies,
-    Scaling,
-    Batch,
-}
-
-impl PhaseName {
-    pub const ALL: [PhaseName; 5] = [
-        PhaseName::Latency,
-        PhaseName::Throughput,
-        PhaseName::Strategies,
-        PhaseName::Scaling,
-        PhaseName::Batch,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            PhaseName::Latency => "latency",
-            PhaseName::Throughput => "throughput",
-            PhaseName::Strategies => "strategies",
-            PhaseName::Scaling => "scaling",
-            PhaseName::Batch => "batch",
-        }
-    }
-}
-
-impl fmt::Display for PhaseName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for PhaseName {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        PhaseName::ALL
-            .into_iter()
-            .find(|p| p.name() == s.trim())
-            .ok_or_else(|| Error::InvalidSetting {
-                name: "--phases",
-                reason: format!(
-                    "unknown phase {s:?}; expected some of: latency, throughput, strategies, scaling, batch"
-                ),
-            })
-    }
-}
 
 /// The prompts and where they came from.
 #[derive(Debug, Clone)]
@@ -441,7 +391,7 @@ impl FormatRunner<'_> {
                             )
                         });
             }
-            *slot_of(run, phase) = Some(measured);
+            *run.phase_mut(phase) = Some(measured);
             self.results.save(self.path)?;
         }
         Ok(())
@@ -558,16 +508,6 @@ impl FormatRunner<'_> {
             seed: self.config.seed.wrapping_add(i as u64),
             batch,
         }
-    }
-}
-
-fn slot_of(run: &mut FormatRun, phase: PhaseName) -> &mut Option<Phase> {
-    match phase {
-        PhaseName::Latency => &mut run.latency,
-        PhaseName::Throughput => &mut run.throughput,
-        PhaseName::Strategies => &mut run.strategies,
-        PhaseName::Scaling => &mut run.scaling,
-        PhaseName::Batch => &mut run.batch,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::Entry;
 use crate::error::{Error, Result};
-use crate::results::FormatRun;
+use crate::results::{FormatRun, PhaseName};
 use crate::stats::percentile;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -246,16 +246,17 @@ fn lines(
     file: &str,
     caption: &str,
     x_desc: &str,
-    phase: fn(&crate::results::FormatRun) -> Option<&crate::results::Phase>,
+    phase: PhaseName,
     x_of: fn(&crate::results::RequestSetting) -> usize,
 ) -> Result<Option<String>> {
-    let Some((with, labels)) = having(entries, |run| phase(run).is_some()) else {
+    let Some((with, labels)) = having(entries, |run| run.phase(phase).is_some()) else {
         return Ok(None);
     };
     let series: Vec<Vec<(f64, f64)>> = with
         .iter()
         .map(|e| {
-            phase(e.run)
+            e.run
+                .phase(phase)
                 .expect("filtered")
                 .groups
                 .iter()
@@ -299,7 +300,7 @@ pub fn scaling(entries: &[Entry]) -> Result<Option<String>> {
         "scaling.svg",
         "generated tokens/s against output length",
         "new tokens per request",
-        |r| r.scaling.as_ref(),
+        PhaseName::Scaling,
         |s| s.new_tokens,
     )
 }
@@ -310,7 +311,7 @@ pub fn batch(entries: &[Entry]) -> Result<Option<String>> {
         "batch.svg",
         "generated tokens/s against batch size",
         "sequences per batch",
-        |r| r.batch.as_ref(),
+        PhaseName::Batch,
         |s| s.batch,
     )
 }

@@ -4,7 +4,7 @@
 
 pub mod charts;
 
-use crate::results::{FormatRun, Group, Phase, Results, Summary};
+use crate::results::{FormatRun, Group, Results, Summary};
 use crate::source::WeightsKind;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -129,24 +129,11 @@ const LATENCY_HEADERS: [&str; 9] = [
 
 /// The peak resident memory over the load and every phase.
 pub fn peak_rss(run: &FormatRun) -> Option<u64> {
-    phases(run)
-        .map(|(_, p)| p.resources.peak_rss_bytes)
+    run.finished_phases()
+        .map(|p| p.resources.peak_rss_bytes)
         .chain([run.load.resources.peak_rss_bytes])
         .flatten()
         .max()
-}
-
-/// The phases a run finished, by name.
-pub fn phases(run: &FormatRun) -> impl Iterator<Item = (&'static str, &Phase)> {
-    [
-        ("latency", &run.latency),
-        ("throughput", &run.throughput),
-        ("strategies", &run.strategies),
-        ("scaling", &run.scaling),
-        ("batch", &run.batch),
-    ]
-    .into_iter()
-    .filter_map(|(name, p)| p.as_ref().map(|p| (name, p)))
 }
 
 fn decode_p50(g: &Group) -> Option<f64> {

@@ -5,12 +5,15 @@
 use super::summary::GroupSummary;
 use crate::bandwidth::{Bandwidth, Roofline};
 use crate::engine::EngineKind;
+use crate::error::{Error, Result};
 use crate::generate::Trace;
 use crate::resources::Usage;
 use crate::source::WeightsKind;
 use crate::system::{BuildInfo, SystemInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Results {
@@ -66,6 +69,56 @@ pub struct Settings {
     pub phases: Vec<String>,
 }
 
+/// The phases of a run, in the order they run; each is a field of [`FormatRun`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseName {
+    Latency,
+    Throughput,
+    Strategies,
+    Scaling,
+    Batch,
+}
+
+impl PhaseName {
+    pub const ALL: [PhaseName; 5] = [
+        PhaseName::Latency,
+        PhaseName::Throughput,
+        PhaseName::Strategies,
+        PhaseName::Scaling,
+        PhaseName::Batch,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            PhaseName::Latency => "latency",
+            PhaseName::Throughput => "throughput",
+            PhaseName::Strategies => "strategies",
+            PhaseName::Scaling => "scaling",
+            PhaseName::Batch => "batch",
+        }
+    }
+}
+
+impl fmt::Display for PhaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PhaseName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        PhaseName::ALL
+            .into_iter()
+            .find(|p| p.name() == s.trim())
+            .ok_or_else(|| Error::InvalidSetting {
+                name: "--phases",
+                reason: format!(
+                    "unknown phase {s:?}; expected some of: latency, throughput, strategies, scaling, batch"
+                ),
+            })
+    }
+}
+
 /// One model in one format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FormatRun {
@@ -83,6 +136,31 @@ pub struct FormatRun {
 }
 
 impl FormatRun {
+    pub fn phase(&self, name: PhaseName) -> Option<&Phase> {
+        match name {
+            PhaseName::Latency => self.latency.as_ref(),
+            PhaseName::Throughput => self.throughput.as_ref(),
+            PhaseName::Strategies => self.strategies.as_ref(),
+            PhaseName::Scaling => self.scaling.as_ref(),
+            PhaseName::Batch => self.batch.as_ref(),
+        }
+    }
+
+    pub fn phase_mut(&mut self, name: PhaseName) -> &mut Option<Phase> {
+        match name {
+            PhaseName::Latency => &mut self.latency,
+            PhaseName::Throughput => &mut self.throughput,
+            PhaseName::Strategies => &mut self.strategies,
+            PhaseName::Scaling => &mut self.scaling,
+            PhaseName::Batch => &mut self.batch,
+        }
+    }
+
+    /// The phases that finished, in run order.
+    pub fn finished_phases(&self) -> impl Iterator<Item = &Phase> {
+        PhaseName::ALL.into_iter().filter_map(|p| self.phase(p))
+    }
+
     /// `name@format`, e.g. `smollm2-135m-instruct@q4_1`.
     pub fn label(&self) -> String {
         format!("{}@{}", self.model.name, self.model.format)
