@@ -330,6 +330,14 @@ fn check_fits_context(config: &SuiteConfig, planned: &Planned) -> Result<()> {
     })
 }
 
+/// One group of a phase before it runs: requests with one setting over these prompts.
+struct GroupPlan {
+    strategy: Strategy,
+    new_tokens: usize,
+    batch: usize,
+    prompts: Vec<usize>,
+}
+
 struct FormatRunner<'a> {
     config: &'a SuiteConfig,
     results: &'a mut Results,
@@ -411,45 +419,41 @@ impl FormatRunner<'_> {
         Ok(())
     }
 
-    /// The settings of each group of a phase, with the prompts (indices) each runs.
-    fn groups_of(&self, phase: PhaseName) -> Vec<(RequestSetting, Vec<usize>)> {
+    /// The groups of a phase: one setting each, with the prompts (indices) it runs.
+    fn groups_of(&self, phase: PhaseName) -> Vec<GroupPlan> {
         let c = self.config;
         let all = c.prompts.list.len();
         let passes = |n: usize| -> Vec<usize> { (0..n).flat_map(|_| 0..all).collect() };
         let per_point: Vec<usize> = (0..c.prompts_per_point).map(|i| i % all).collect();
-        let setting = |strategy: Strategy, new_tokens, batch| RequestSetting {
-            strategy: strategy.to_string(),
+        let group = |strategy, new_tokens, batch, prompts| GroupPlan {
+            strategy,
             new_tokens,
             batch,
+            prompts,
         };
+        let greedy = Strategy::Greedy;
         match phase {
-            PhaseName::Latency => vec![(
-                setting(Strategy::Greedy, c.max_new_tokens, 1),
-                passes(c.runs),
-            )],
-            PhaseName::Throughput => vec![(
-                setting(Strategy::Greedy, c.max_new_tokens, 1),
+            PhaseName::Latency => vec![group(greedy, c.max_new_tokens, 1, passes(c.runs))],
+            PhaseName::Throughput => vec![group(
+                greedy,
+                c.max_new_tokens,
+                1,
                 passes(c.throughput_rounds),
             )],
             PhaseName::Strategies => c
                 .strategies
                 .iter()
-                .map(|&s| (setting(s, c.max_new_tokens, 1), per_point.clone()))
+                .map(|&s| group(s, c.max_new_tokens, 1, per_point.clone()))
                 .collect(),
             PhaseName::Scaling => c
                 .scaling_new_tokens
                 .iter()
-                .map(|&n| (setting(Strategy::Greedy, n, 1), per_point.clone()))
+                .map(|&n| group(greedy, n, 1, per_point.clone()))
                 .collect(),
             PhaseName::Batch => c
                 .batch_sizes
                 .iter()
-                .map(|&b| {
-                    (
-                        setting(Strategy::Greedy, c.max_new_tokens, b),
-                        per_point.clone(),
-                    )
-                })
+                .map(|&b| group(greedy, c.max_new_tokens, b, per_point.clone()))
                 .collect(),
         }
     }
@@ -459,18 +463,17 @@ impl FormatRunner<'_> {
         model: &mut Model,
         label: &str,
         phase: PhaseName,
-        groups: &[(RequestSetting, Vec<usize>)],
+        groups: &[GroupPlan],
     ) -> Result<Phase> {
-        let total = groups.iter().map(|(_, prompts)| prompts.len()).sum();
+        let total = groups.iter().map(|g| g.prompts.len()).sum();
         self.progress.start(label, phase.name(), Some(total));
         let sampler = Sampler::start();
         let mut measured = Vec::with_capacity(groups.len());
-        for (setting, prompts) in groups {
-            let strategy: Strategy = setting.strategy.parse()?;
+        for plan in groups {
             let started = Instant::now();
-            let mut requests = Vec::with_capacity(prompts.len());
-            for (i, &prompt) in prompts.iter().enumerate() {
-                let request = self.request(prompt, strategy, setting.new_tokens, setting.batch, i);
+            let mut requests = Vec::with_capacity(plan.prompts.len());
+            for (i, &prompt) in plan.prompts.iter().enumerate() {
+                let request = self.request(prompt, plan.strategy, plan.new_tokens, plan.batch, i);
                 let trace = generate(model, &request, |_, _| {})?;
                 requests.push(RequestRecord::of(prompt, &trace));
                 self.progress.request_done();
@@ -478,7 +481,11 @@ impl FormatRunner<'_> {
             let summary = GroupSummary::of(&requests, started.elapsed().as_secs_f64())
                 .expect("every group has at least one prompt");
             measured.push(Group {
-                setting: setting.clone(),
+                setting: RequestSetting {
+                    strategy: plan.strategy.to_string(),
+                    new_tokens: plan.new_tokens,
+                    batch: plan.batch,
+                },
                 summary,
                 requests,
             });
