@@ -37,6 +37,17 @@ pub struct Bandwidth {
     pub from_cache: bool,
 }
 
+impl Bandwidth {
+    /// Each buffer's figure in GB/s: "32.5, 32.9, 33.2".
+    pub fn per_buffer_gb_per_s(&self) -> String {
+        self.per_allocation_bytes_per_s
+            .iter()
+            .map(|b| format!("{:.1}", b / 1e9))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Machine {
     pub host_name: String,

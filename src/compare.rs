@@ -3,7 +3,7 @@
 //! interval of the change, so a difference inside the noise is called that.
 
 use crate::error::{Error, Result};
-use crate::report::{mean_std, table};
+use crate::report::{mean_plus_minus, table, MIB};
 use crate::results::{FormatRun, PhaseName, RequestRecord, Results, Summary};
 use crate::stats::{bootstrap_median_change, median};
 use serde::Serialize;
@@ -103,19 +103,8 @@ impl Spread {
         })
     }
     fn text(&self) -> String {
-        let s = Summary {
-            n: self.n,
-            mean: self.mean,
-            std: self.std,
-            min: 0.0,
-            max: 0.0,
-            p50: self.median,
-            p90: 0.0,
-            p95: 0.0,
-            p99: 0.0,
-        };
         if self.n > 1 {
-            format!("{} (n={})", mean_std(&s, 2), self.n)
+            format!("{} (n={})", mean_plus_minus(self.mean, self.std, 2), self.n)
         } else {
             format!("{:.2}", self.mean)
         }
@@ -191,8 +180,6 @@ pub fn compare(
         warnings: warnings(base.1, b, other.1, o),
     }
 }
-
-const MIB: f64 = (1u64 << 20) as f64;
 
 /// A metric measured per request, compared with a bootstrap interval.
 struct SampledMetric {

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::WeightFormat;
 use crate::generate::{generate, Request, Strategy};
 use crate::model::{plan, Model, Planned};
+use crate::report::mib;
 use crate::resources::{self, current_rss_bytes, release_freed_memory, Sampler};
 pub use crate::results::PhaseName;
 use crate::results::{
@@ -241,12 +242,7 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
         "memory read bandwidth {:.1} GB/s with {} threads (per buffer: {}){}",
         bandwidth.read_bytes_per_s / 1e9,
         bandwidth.threads,
-        bandwidth
-            .per_allocation_bytes_per_s
-            .iter()
-            .map(|b| format!("{:.1}", b / 1e9))
-            .collect::<Vec<_>>()
-            .join(", "),
+        bandwidth.per_buffer_gb_per_s(),
         if bandwidth.from_cache { ", cached" } else { "" }
     ));
     let now = SystemTime::now();
@@ -356,10 +352,10 @@ impl FormatRunner<'_> {
         let mut model = loaded?;
         model.info.notices.splice(0..0, notices.iter().cloned());
         self.progress.finish(&format!(
-            "loaded in {:.1} s, {:.0} MiB of weights, peak RSS {:.0} MiB",
+            "loaded in {:.1} s, {} of weights, peak RSS {}",
             model.info.load_seconds,
-            model.info.weight_bytes as f64 / MIB,
-            usage.peak_rss_bytes.unwrap_or(0) as f64 / MIB
+            mib(model.info.weight_bytes),
+            mib(usage.peak_rss_bytes.unwrap_or(0))
         ));
         self.results.runs.push(FormatRun {
             model: ModelFacts::of(&model.info),
@@ -517,8 +513,6 @@ impl FormatRunner<'_> {
         }
     }
 }
-
-const MIB: f64 = (1u64 << 20) as f64;
 
 fn outcome_line(phase: PhaseName, result: &Phase) -> String {
     let decode = |g: &Group| {

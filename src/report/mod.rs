@@ -81,19 +81,26 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+pub const MIB: f64 = (1u64 << 20) as f64;
+
 pub fn mib(bytes: u64) -> String {
-    format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+    format!("{:.0} MiB", bytes as f64 / MIB)
 }
 
 fn opt_mib(bytes: Option<u64>) -> String {
     bytes.map_or("n/a".into(), mib)
 }
 
-/// `mean ± std`, or the mean alone for one value.
+/// `mean ± std` of a summary, or the mean alone for one value.
 pub fn mean_std(s: &Summary, decimals: usize) -> String {
-    match s.std {
-        Some(std) => format!("{:.*} ± {:.*}", decimals, s.mean, decimals, std),
-        None => format!("{:.*}", decimals, s.mean),
+    mean_plus_minus(s.mean, s.std, decimals)
+}
+
+/// `mean ± std`, or the mean alone when there is no spread.
+pub fn mean_plus_minus(mean: f64, std: Option<f64>, decimals: usize) -> String {
+    match std {
+        Some(std) => format!("{mean:.decimals$} ± {std:.decimals$}"),
+        None => format!("{mean:.decimals$}"),
     }
 }
 
@@ -143,6 +150,13 @@ fn decode_p50(g: &Group) -> Option<f64> {
 fn weights_word(kind: WeightsKind) -> &'static str {
     match kind {
         WeightsKind::Real => "real",
+        WeightsKind::Synthetic => "synthetic",
+    }
+}
+
+fn weights_explained(kind: WeightsKind) -> &'static str {
+    match kind {
+        WeightsKind::Real => "real",
         WeightsKind::Synthetic => "synthetic (random-weight twin: timing only)",
     }
 }
@@ -158,11 +172,7 @@ pub fn summary_table(results: &Results) -> String {
                 |f: &dyn Fn(&crate::results::GroupSummary) -> String| latency.map_or("-".into(), f);
             vec![
                 run.label(),
-                weights_word(run.model.weights)
-                    .split(' ')
-                    .next()
-                    .unwrap_or("")
-                    .into(),
+                weights_word(run.model.weights).into(),
                 cell(&|s| format!("{:.1}", s.ttft_ms.p50)),
                 cell(&|s| {
                     s.itl_ms
@@ -248,7 +258,7 @@ pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &ChartFiles) -> St
         "\nWeights: {}.",
         entries
             .iter()
-            .map(|e| format!("{} {}", e.label, weights_word(e.run.model.weights)))
+            .map(|e| format!("{} {}", e.label, weights_explained(e.run.model.weights)))
             .collect::<Vec<_>>()
             .join("; ")
     );
@@ -276,7 +286,7 @@ fn models_section(out: &mut String, entries: &[Entry]) {
             vec![
                 e.label.clone(),
                 format!("`{}`", m.spec),
-                weights_word(m.weights).into(),
+                weights_explained(m.weights).into(),
                 m.format.clone(),
                 m.engine.name().into(),
                 format!("{:.1} M", m.parameters as f64 / 1e6),
@@ -569,11 +579,7 @@ fn roofline_section(out: &mut String, inputs: &Inputs, entries: &[Entry], charts
                 bw.per_allocation_bytes_per_s.len(),
                 mib(bw.buffer_bytes),
                 bw.passes,
-                bw.per_allocation_bytes_per_s
-                    .iter()
-                    .map(|b| format!("{:.1}", b / 1e9))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                bw.per_buffer_gb_per_s(),
                 if bw.from_cache { ", cached" } else { "" }
             );
         }
