@@ -1,7 +1,7 @@
 //! `llm-bench report`: results files in, Markdown and SVG charts out.
 
 use llm_bench::bench::write_atomically;
-use llm_bench::report::{self, charts, ChartFiles, Inputs, DEFAULT_PRICE_PER_HOUR};
+use llm_bench::report::{self, charts, Inputs, DEFAULT_PRICE_PER_HOUR};
 use llm_bench::results::Results;
 use llm_bench::suite::prepare_output_dir;
 use std::path::{Path, PathBuf};
@@ -47,34 +47,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let inputs = Inputs { files };
     let entries = inputs.entries();
     // Every chart is drawn before anything is written, so a failure leaves no half report.
-    let drawn = [
-        ("latency.svg", charts::latency(&entries)?),
-        ("strategies.svg", charts::strategies(&entries)?),
-        ("scaling.svg", charts::scaling(&entries)?),
-        ("batch.svg", charts::batch(&entries)?),
-        ("roofline.svg", charts::roofline(&entries)?),
-    ];
-    let name = |i: usize| drawn[i].1.as_ref().map(|_| drawn[i].0.to_string());
-    let chart_files = ChartFiles {
-        latency: name(0),
-        strategies: name(1),
-        scaling: name(2),
-        batch: name(3),
-        roofline: name(4),
-    };
-    let markdown = report::markdown(&inputs, args.price_per_hour, &chart_files);
-    for (file, svg) in &drawn {
-        if let Some(svg) = svg {
-            write(&out.join(file), svg.as_bytes())?;
-        }
+    let drawn = charts::draw_all(&entries)?;
+    let files: Vec<&str> = drawn.iter().map(|c| c.file).collect();
+    let markdown = report::markdown(&inputs, args.price_per_hour, &files);
+    for chart in &drawn {
+        write(&out.join(chart.file), chart.svg.as_bytes())?;
     }
     let report_path = out.join("report.md");
     write(&report_path, markdown.as_bytes())?;
     println!("{}", report_path.display());
-    for (file, svg) in &drawn {
-        if svg.is_some() {
-            println!("{}", out.join(file).display());
-        }
+    for chart in &drawn {
+        println!("{}", out.join(chart.file).display());
     }
     Ok(0)
 }

@@ -9,7 +9,33 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::Palette99;
 
+pub const LATENCY: &str = "latency.svg";
+pub const STRATEGIES: &str = "strategies.svg";
+pub const SCALING: &str = "scaling.svg";
+pub const BATCH: &str = "batch.svg";
+pub const ROOFLINE: &str = "roofline.svg";
+
 const SIZE: (u32, u32) = (900, 520);
+
+pub struct Chart {
+    pub file: &'static str,
+    pub svg: String,
+}
+
+/// Every chart the results hold data for, all drawn before the caller writes anything.
+pub fn draw_all(entries: &[Entry]) -> Result<Vec<Chart>> {
+    let drawn = [
+        (LATENCY, latency(entries)?),
+        (STRATEGIES, strategies(entries)?),
+        (SCALING, scaling(entries)?),
+        (BATCH, batch(entries)?),
+        (ROOFLINE, roofline(entries)?),
+    ];
+    Ok(drawn
+        .into_iter()
+        .filter_map(|(file, svg)| svg.map(|svg| Chart { file, svg }))
+        .collect())
+}
 const FONT: &str = "sans-serif";
 
 type Drawn = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -81,7 +107,7 @@ fn upper_bound(values: impl Iterator<Item = f64>) -> f64 {
 
 /// TTFT and E2E of the latency phase, per run: box from p25 to p75, whiskers to min and max,
 /// the median as a bar, and every request as a dot.
-pub fn latency(entries: &[Entry]) -> Result<Option<String>> {
+fn latency(entries: &[Entry]) -> Result<Option<String>> {
     let Some((with, labels)) = having(entries, |run| run.latency.is_some()) else {
         return Ok(None);
     };
@@ -100,7 +126,7 @@ pub fn latency(entries: &[Entry]) -> Result<Option<String>> {
         ("time to first token (ms)", samples(|r| r.ttft_ms)),
         ("end-to-end latency (ms)", samples(|r| r.e2e_ms)),
     ];
-    draw("latency.svg", |root| {
+    draw(LATENCY, |root| {
         let halves = root.split_evenly((1, 2));
         for ((title, data), area) in panels.iter().zip(halves.iter()) {
             let top = upper_bound(data.iter().flatten().copied());
@@ -186,7 +212,7 @@ fn category(labels: &[String], x: f64) -> String {
 }
 
 /// Decode tokens/s per sampling strategy, one bar per run: sampling costs show per token.
-pub fn strategies(entries: &[Entry]) -> Result<Option<String>> {
+fn strategies(entries: &[Entry]) -> Result<Option<String>> {
     let Some((with, labels)) = having(entries, |run| run.strategies.is_some()) else {
         return Ok(None);
     };
@@ -211,7 +237,7 @@ pub fn strategies(entries: &[Entry]) -> Result<Option<String>> {
         with.iter()
             .flat_map(|e| strategies.iter().filter_map(move |s| value(e, s))),
     );
-    draw("strategies.svg", |root| {
+    draw(STRATEGIES, |root| {
         let mut chart = categorical(
             &root,
             "decode tokens/s (p50) by sampling strategy",
@@ -294,10 +320,10 @@ fn lines(
     .map(Some)
 }
 
-pub fn scaling(entries: &[Entry]) -> Result<Option<String>> {
+fn scaling(entries: &[Entry]) -> Result<Option<String>> {
     lines(
         entries,
-        "scaling.svg",
+        SCALING,
         "generated tokens/s against output length",
         "new tokens per request",
         PhaseName::Scaling,
@@ -305,10 +331,10 @@ pub fn scaling(entries: &[Entry]) -> Result<Option<String>> {
     )
 }
 
-pub fn batch(entries: &[Entry]) -> Result<Option<String>> {
+fn batch(entries: &[Entry]) -> Result<Option<String>> {
     lines(
         entries,
-        "batch.svg",
+        BATCH,
         "generated tokens/s against batch size",
         "sequences per batch",
         PhaseName::Batch,
@@ -318,7 +344,7 @@ pub fn batch(entries: &[Entry]) -> Result<Option<String>> {
 
 /// Decode tokens/s against bytes read per token, log-log, under the line the memory
 /// bandwidth allows (`tokens/s = bandwidth / bytes per token`).
-pub fn roofline(entries: &[Entry]) -> Result<Option<String>> {
+fn roofline(entries: &[Entry]) -> Result<Option<String>> {
     let Some((with, labels)) = having(entries, |run| run.roofline.is_some()) else {
         return Ok(None);
     };
@@ -346,7 +372,7 @@ pub fn roofline(entries: &[Entry]) -> Result<Option<String>> {
         .fold(f64::MAX, f64::min)
         .min(limit(x_hi))
         / 3.0;
-    draw("roofline.svg", |root| {
+    draw(ROOFLINE, |root| {
         let mut chart = ChartBuilder::on(&root)
             .caption(
                 format!(

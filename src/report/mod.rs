@@ -219,23 +219,15 @@ pub fn summary_table(results: &Results) -> String {
     )
 }
 
-/// The chart files the report embeds (those that had data).
-pub struct ChartFiles {
-    pub latency: Option<String>,
-    pub strategies: Option<String>,
-    pub scaling: Option<String>,
-    pub batch: Option<String>,
-    pub roofline: Option<String>,
-}
-
-fn embed(out: &mut String, file: &Option<String>, alt: &str) {
-    if let Some(file) = file {
+/// Embeds `file` if it was drawn (`charts` lists the files drawn).
+fn embed(out: &mut String, charts: &[&str], file: &str, alt: &str) {
+    if charts.contains(&file) {
         let _ = writeln!(out, "\n![{alt}]({file})");
     }
 }
 
 /// The Markdown report.
-pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &ChartFiles) -> String {
+pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &[&str]) -> String {
     let entries = inputs.entries();
     let mut out = String::from("# llm-bench report\n\n");
     for (path, results) in &inputs.files {
@@ -316,7 +308,7 @@ fn models_section(out: &mut String, entries: &[Entry]) {
     );
 }
 
-fn latency_section(out: &mut String, entries: &[Entry], charts: &ChartFiles) {
+fn latency_section(out: &mut String, entries: &[Entry], charts: &[&str]) {
     out.push_str(
         "\n## Latency\n\nGreedy, fixed output length, each prompt × runs (milliseconds).\n",
     );
@@ -372,7 +364,12 @@ fn latency_section(out: &mut String, entries: &[Entry], charts: &ChartFiles) {
             &rows
         )
     );
-    embed(out, &charts.latency, "TTFT and E2E distribution per run");
+    embed(
+        out,
+        charts,
+        charts::LATENCY,
+        "TTFT and E2E distribution per run",
+    );
 }
 
 fn throughput_section(out: &mut String, entries: &[Entry]) {
@@ -404,7 +401,7 @@ fn throughput_section(out: &mut String, entries: &[Entry]) {
     ));
 }
 
-fn strategies_section(out: &mut String, entries: &[Entry], charts: &ChartFiles) {
+fn strategies_section(out: &mut String, entries: &[Entry], charts: &[&str]) {
     out.push_str("\n## Sampling strategies\n\nSame prompts and length, seeded.\n\n");
     let rows: Vec<Vec<String>> = entries
         .iter()
@@ -438,12 +435,13 @@ fn strategies_section(out: &mut String, entries: &[Entry], charts: &ChartFiles) 
     ));
     embed(
         out,
-        &charts.strategies,
+        charts,
+        charts::STRATEGIES,
         "decode tokens/s per sampling strategy",
     );
 }
 
-fn scaling_section(out: &mut String, entries: &[Entry], charts: &ChartFiles) {
+fn scaling_section(out: &mut String, entries: &[Entry], charts: &[&str]) {
     out.push_str("\n## Scaling with output length\n\nGenerated tokens/s counts the whole request (the prompt's prefill included, which longer outputs amortise); decode tokens/s only the steps after the first token, which slow as the KV cache grows. Efficiency = generated tokens/s ÷ the same at the first length.\n\n");
     let rows: Vec<Vec<String>> = entries
         .iter()
@@ -479,12 +477,13 @@ fn scaling_section(out: &mut String, entries: &[Entry], charts: &ChartFiles) {
     ));
     embed(
         out,
-        &charts.scaling,
+        charts,
+        charts::SCALING,
         "generated tokens/s against output length",
     );
 }
 
-fn batch_section(out: &mut String, entries: &[Entry], charts: &ChartFiles) {
+fn batch_section(out: &mut String, entries: &[Entry], charts: &[&str]) {
     out.push_str("\n## Batch size\n\nN copies of a prompt generated together; tokens/s counts every sequence.\n\n");
     let rows: Vec<Vec<String>> = entries
         .iter()
@@ -519,7 +518,12 @@ fn batch_section(out: &mut String, entries: &[Entry], charts: &ChartFiles) {
         ],
         &rows,
     ));
-    embed(out, &charts.batch, "generated tokens/s against batch size");
+    embed(
+        out,
+        charts,
+        charts::BATCH,
+        "generated tokens/s against batch size",
+    );
 }
 
 fn resources_section(out: &mut String, entries: &[Entry]) {
@@ -566,7 +570,7 @@ fn resources_section(out: &mut String, entries: &[Entry]) {
     ));
 }
 
-fn roofline_section(out: &mut String, inputs: &Inputs, entries: &[Entry], charts: &ChartFiles) {
+fn roofline_section(out: &mut String, inputs: &Inputs, entries: &[Entry], charts: &[&str]) {
     out.push_str("\n## Memory-bandwidth roofline\n\nA decode step reads every weight once, so bandwidth ÷ bytes read per token bounds decode tokens/s.\n\n");
     for (path, results) in &inputs.files {
         if let Some(bw) = &results.memory_bandwidth {
@@ -610,7 +614,8 @@ fn roofline_section(out: &mut String, inputs: &Inputs, entries: &[Entry], charts
     ));
     embed(
         out,
-        &charts.roofline,
+        charts,
+        charts::ROOFLINE,
         "decode tokens/s against the bandwidth limit",
     );
 }
