@@ -48,6 +48,35 @@ impl Bandwidth {
     }
 }
 
+impl Bandwidth {
+    /// A figure no measurement gives (0, negative, or a median that is not the buffers'
+    /// median) comes from an edited file, and would put the roofline at 0 or below.
+    fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        if let Some(bad) = self
+            .per_allocation_bytes_per_s
+            .iter()
+            .find(|b| !(b.is_finite() && **b > 0.0))
+        {
+            return Err((
+                "per_allocation_bytes_per_s",
+                format!("holds {bad}; every figure must be above 0"),
+            ));
+        }
+        let median = crate::stats::median(&self.per_allocation_bytes_per_s);
+        if !(self.read_bytes_per_s > 0.0 && median == Some(self.read_bytes_per_s)) {
+            return Err((
+                "read_bytes_per_s",
+                format!(
+                    "is {}, but it must be the median of per_allocation_bytes_per_s ({})",
+                    self.read_bytes_per_s,
+                    median.map_or("none".into(), |m| m.to_string())
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Machine {
     pub host_name: String,
@@ -74,6 +103,14 @@ pub fn measure_or_cached(dir: &Path, system: &SystemInfo) -> Result<Bandwidth> {
     if let Ok(bytes) = std::fs::read(&path) {
         if let Ok(cached) = serde_json::from_slice::<Bandwidth>(&bytes) {
             if cached.machine == machine && cached.threads == system.threads {
+                cached.check().map_err(|(field, problem)| Error::BadField {
+                    path: path.clone(),
+                    field: field.into(),
+                    problem: format!(
+                        "{problem}; delete {} to measure the bandwidth again",
+                        path.display()
+                    ),
+                })?;
                 return Ok(Bandwidth {
                     from_cache: true,
                     ..cached
@@ -100,7 +137,7 @@ pub fn measure_or_cached(dir: &Path, system: &SystemInfo) -> Result<Bandwidth> {
         from_cache: false,
     };
     let json = serde_json::to_vec_pretty(&measured).expect("plain data serializes");
-    crate::bench::write_atomically(&path, &json).map_err(|e| Error::io(&path, e))?;
+    crate::fs::write_atomically(&path, &json)?;
     Ok(measured)
 }
 

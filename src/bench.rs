@@ -217,11 +217,11 @@ impl BenchSession {
 
     fn write_context(&self) {
         let path = criterion_dir().join("llm-bench-context.json");
-        if let Err(e) = write_atomically(
+        if let Err(e) = crate::fs::write_atomically(
             &path,
             &serde_json::to_vec_pretty(&self.context).unwrap_or_default(),
         ) {
-            eprintln!("llm-bench: cannot write {}: {e}", path.display());
+            eprintln!("llm-bench: {e}");
         }
     }
 }
@@ -235,21 +235,6 @@ pub fn criterion_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| "target".into());
     target.join("criterion")
-}
-
-/// Writes to a temporary file beside `path`, then renames it over `path`: readers never see
-/// half a file, and an interrupted write leaves the old one.
-pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        // A half-written temporary file is debris, not a result.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 /// Exactly `len` prompt tokens: the customer-support prompts, repeated as needed.

@@ -146,9 +146,9 @@ pub fn compare(
             tb.groups[0].summary.queries_per_s,
             to.groups[0].summary.queries_per_s,
         );
-        metrics.push(single_change("throughput", "queries/s", false, qb, qo));
+        metrics.extend(single_change("throughput", "queries/s", false, qb, qo));
     }
-    metrics.push(single_change(
+    metrics.extend(single_change(
         "weights in memory",
         "MiB",
         true,
@@ -156,7 +156,7 @@ pub fn compare(
         o.model.weight_bytes as f64 / MIB,
     ));
     if let (Some(sb), Some(so)) = (b.serving_rss_added_bytes(), o.serving_rss_added_bytes()) {
-        metrics.push(single_change(
+        metrics.extend(single_change(
             "resident memory added by the model (latency phase)",
             "MiB",
             true,
@@ -165,7 +165,7 @@ pub fn compare(
         ));
     }
     if let (Some(pb), Some(po)) = (crate::report::peak_rss(b), crate::report::peak_rss(o)) {
-        metrics.push(single_change(
+        metrics.extend(single_change(
             "peak RSS",
             "MiB",
             true,
@@ -258,6 +258,10 @@ fn sampled_change(
     other: &[f64],
 ) -> Option<MetricChange> {
     let (mb, mo) = (median(base)?, median(other)?);
+    // A ratio needs two positive medians (a run of one-token requests has no decode rate).
+    if !(mb > 0.0 && mo > 0.0) {
+        return None;
+    }
     let interval = bootstrap_median_change(base, other, RESAMPLES, SEED);
     let verdict = match interval {
         Some((lo, hi)) if lo <= 0.0 && hi >= 0.0 => Verdict::WithinNoise,
@@ -284,14 +288,18 @@ fn single_change(
     lower_is_better: bool,
     base: f64,
     other: f64,
-) -> MetricChange {
+) -> Option<MetricChange> {
+    // A ratio needs two positive values: a model that added no resident memory has none.
+    if !(base > 0.0 && other > 0.0) {
+        return None;
+    }
     let one = |v: f64| Spread {
         median: v,
         mean: v,
         std: None,
         n: 1,
     };
-    MetricChange {
+    Some(MetricChange {
         metric: metric.into(),
         unit: unit.into(),
         lower_is_better,
@@ -301,7 +309,7 @@ fn single_change(
         change_interval: None,
         improvement_factor: improvement(lower_is_better, base, other),
         verdict: Verdict::SingleMeasurement,
-    }
+    })
 }
 
 fn warnings(rb: &Results, b: &FormatRun, ro: &Results, o: &FormatRun) -> Vec<String> {
@@ -422,9 +430,17 @@ mod tests {
 
     #[test]
     fn memory_reduction_is_a_single_measurement() {
-        let m = single_change("weights", "MiB", true, 400.0, 100.0);
+        let m = single_change("weights", "MiB", true, 400.0, 100.0).unwrap();
         assert_eq!(m.verdict, Verdict::SingleMeasurement);
         assert_eq!(m.change, -0.75);
         assert_eq!(m.improvement_factor, 4.0);
+    }
+
+    #[test]
+    fn no_ratio_is_made_with_a_zero_side() {
+        // A model that added no resident memory would otherwise compare as +inf%.
+        assert!(single_change("rss", "MiB", true, 0.0, 100.0).is_none());
+        assert!(single_change("rss", "MiB", true, 100.0, 0.0).is_none());
+        assert!(sampled_change("decode", "tokens/s", false, &[0.0, 0.0], &[5.0, 6.0]).is_none());
     }
 }

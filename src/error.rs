@@ -1,7 +1,7 @@
 //! The library's error type. Every variant names what went wrong *and* how to fix it,
 //! because these messages are what a user sees at the command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -26,12 +26,25 @@ pub enum Error {
     #[error("unknown weight format {found:?}; expected one of: {expected}")]
     UnknownFormat { found: String, expected: String },
 
-    #[error("{path} is not a valid {kind} file ({detail}); it may be truncated or corrupt: delete it and fetch it again (scripts/fetch-model for the default model)")]
+    #[error("cannot write {path}: {cause}")]
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+
+    #[error(
+        "{path} is not a valid {kind} file ({detail}); it may be truncated or corrupt: {hint}"
+    )]
     CorruptFile {
         path: PathBuf,
         kind: &'static str,
         detail: String,
+        /// What to do about it, which depends on where the file came from.
+        hint: String,
     },
+
+    #[error("cannot build the model from {source_name}: {detail}")]
+    Build { source_name: String, detail: String },
 
     #[error("{path}: field `{field}` {problem}")]
     BadField {
@@ -77,7 +90,7 @@ pub enum Error {
         available_gib: f64,
     },
 
-    #[error("cannot reach the Hugging Face hub for {repo} ({detail}). Either place the files locally and pass the folder (config.json, *.safetensors, tokenizer.json) with --model DIR, put them in the hub cache at {cache_dir}, or set HF_ENDPOINT to a reachable mirror")]
+    #[error("cannot reach the Hugging Face hub for {repo} ({detail}). To work offline, pass a local folder (config.json, *.safetensors, tokenizer.json) with --model DIR or a .gguf file, or put the files in the hub cache at {cache_dir} and set HF_HUB_OFFLINE=1; or set HF_ENDPOINT to a reachable mirror")]
     HubUnreachable {
         repo: String,
         cache_dir: PathBuf,
@@ -135,8 +148,16 @@ pub enum Error {
     #[error("tokenizer error: {0}")]
     Tokenizer(String),
 
+    // Not a `#[source]`: the text is in the message already, and a chained source would
+    // print it a second time (`candle: X: X`).
     #[error("candle: {}", candle_text(.0))]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Candle(e)
+    }
 }
 
 impl Error {
@@ -147,17 +168,48 @@ impl Error {
         }
     }
 
+    pub(crate) fn write(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
+        Error::Write {
+            path: path.into(),
+            cause,
+        }
+    }
+
     pub(crate) fn corrupt(
         path: impl Into<PathBuf>,
         kind: &'static str,
         detail: impl ToString,
     ) -> Self {
+        let path = path.into();
         Error::CorruptFile {
-            path: path.into(),
+            hint: corrupt_hint(&path),
+            path,
             kind,
             detail: detail.to_string(),
         }
     }
+}
+
+/// The fix for a bad file depends on who made it: a fetched model is fetched again, a hub
+/// download is downloaded again, anything else is the user's to replace.
+fn corrupt_hint(path: &Path) -> String {
+    if same_dir_prefix(&crate::source::synthetic::models_dir(), path) {
+        return "delete it and fetch it again with scripts/fetch-model".into();
+    }
+    let hub_cache = hf_hub::Cache::from_env().path().clone();
+    if same_dir_prefix(&hub_cache, path) {
+        return format!(
+            "delete it from the hub cache ({}) and run again to download it again",
+            hub_cache.display()
+        );
+    }
+    "replace it with a complete copy, or check the program that wrote it".into()
+}
+
+/// `path` lies inside `dir` (compared as absolute paths, links resolved where they exist).
+fn same_dir_prefix(dir: &Path, path: &Path) -> bool {
+    let absolute = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    absolute(path).starts_with(absolute(dir))
 }
 
 /// candle's message without the backtrace it attaches when `RUST_BACKTRACE` is set: users
@@ -169,5 +221,40 @@ pub(crate) fn candle_text(error: &candle_core::Error) -> String {
             format!("{context}: {}", candle_text(inner))
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_candle_error_is_printed_once() {
+        let err = Error::from(candle_core::Error::Msg("Shape mismatch in matmul".into()));
+        // `{:#}` prints anyhow's whole chain, as `main` does.
+        let text = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(text.matches("Shape mismatch").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_corrupt_file_gets_advice_that_fits_where_it_came_from() {
+        let fetched = crate::defaults::default_gguf_path();
+        let hand_made = std::env::temp_dir().join("hand-made.gguf");
+        let text = |p: &Path| Error::corrupt(p, "GGUF", "bad").to_string();
+        assert!(
+            text(&fetched).contains("scripts/fetch-model"),
+            "{}",
+            text(&fetched)
+        );
+        assert!(
+            !text(&hand_made).contains("fetch-model"),
+            "{}",
+            text(&hand_made)
+        );
+        assert!(
+            text(&hand_made).contains("replace it"),
+            "{}",
+            text(&hand_made)
+        );
     }
 }

@@ -201,14 +201,21 @@ pub fn validate(model: &Model, request: &Request, prompt_tokens: usize) -> Resul
     if prompt_tokens == 0 {
         return Err(Error::EmptyPrompt);
     }
-    if prompt_tokens + request.max_new_tokens > model.context_length() {
+    // Saturating: a --max-new-tokens near 2^64 must overflow the context, not the sum.
+    if prompt_tokens.saturating_add(request.max_new_tokens) > model.context_length() {
         return Err(Error::ContextOverflow {
             prompt_tokens,
             new_tokens: request.max_new_tokens,
             context_length: model.context_length(),
         });
     }
-    Ok(())
+    crate::model::check_request_memory(
+        &model.info.config,
+        model.info.weight_bytes,
+        request.batch,
+        prompt_tokens,
+        request.max_new_tokens,
+    )
 }
 
 /// Runs one request. `on_step` sees each step's new token per sequence as it is generated;

@@ -7,7 +7,9 @@ fn main() {
     match cli::run() {
         Ok(code) => std::process::exit(code),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Not `eprintln!`: it panics when stderr itself cannot be written.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
             std::process::exit(2);
         }
     }

@@ -72,10 +72,24 @@ impl Planned {
     pub fn label(&self) -> String {
         format!("{}@{}", self.name, self.format_label)
     }
+
+    /// Bytes the weights will take in memory in the planned format.
+    pub fn weight_bytes(&self) -> u64 {
+        self.layout
+            .tensors
+            .iter()
+            .map(|(s, d)| quantize::tensor_bytes(s, *d))
+            .sum()
+    }
 }
 
 pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
-    let resolved = source::resolve(spec)?;
+    plan_resolved(source::resolve(spec)?, format)
+}
+
+/// [`plan`] for a model already resolved (e.g. a GGUF read from memory).
+pub fn plan_resolved(resolved: ResolvedModel, format: Option<WeightFormat>) -> Result<Planned> {
+    let spec = &resolved.spec.clone();
     let tokenizer_vocab = resolved.tokenizer.vocab_size();
     if tokenizer_vocab > resolved.config.vocab_size {
         return Err(Error::VocabMismatch {
@@ -149,7 +163,20 @@ pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
 impl Planned {
     pub fn load(self) -> Result<Model> {
         let started = Instant::now();
+        let weight_bytes = self.weight_bytes();
         let spec = self.resolved.spec.clone();
+        let source_name = self
+            .resolved
+            .source_path()
+            .map_or_else(|| spec.to_string(), |p| p.display().to_string());
+        // candle's errors name no file: say which model failed to build.
+        let in_source = |e: Error| match e {
+            Error::Candle(c) => Error::Build {
+                source_name: source_name.clone(),
+                detail: crate::error::candle_text(&c),
+            },
+            other => other,
+        };
         let weights_kind = self.resolved.weights_kind();
         let ResolvedModel {
             arch,
@@ -166,14 +193,16 @@ impl Planned {
         let engine: Box<dyn Engine> = match (self.format, weights) {
             (None, Weights::Gguf(gguf)) => {
                 let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
-                (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)?
+                (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)
+                    .map_err(in_source)?
             }
             (None, _) => unreachable!("`plan` gives every non-GGUF source a format"),
             (Some(WeightFormat::Dense(dtype)), weights) => {
                 let vb = match &weights {
                     // SAFETY: read-only mmap of the user's files, as in `source::local`.
                     Weights::Safetensors(st) => unsafe {
-                        VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)?
+                        VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)
+                            .map_err(|e| in_source(e.into()))?
                     },
                     other => VarBuilder::from_backend(
                         Box::new(SourceBackend::new(other.as_source(), &specs)),
@@ -181,11 +210,12 @@ impl Planned {
                         Device::Cpu,
                     ),
                 };
-                (arch.build_dense)(vb, &config)?
+                (arch.build_dense)(vb, &config).map_err(in_source)?
             }
             (Some(WeightFormat::Quantized(_)), weights) => {
                 notices.extend(layout.fallbacks.iter().cloned());
-                quantize::build_engine(arch, &config, weights.as_source(), &layout)?
+                quantize::build_engine(arch, &config, weights.as_source(), &layout)
+                    .map_err(in_source)?
             }
         };
         let stored_as = layout.tensors;
@@ -197,10 +227,7 @@ impl Planned {
             engine: engine.kind(),
             architecture: config.architecture.to_string(),
             parameters,
-            weight_bytes: stored_as
-                .iter()
-                .map(|(s, d)| quantize::tensor_bytes(s, *d))
-                .sum(),
+            weight_bytes,
             bytes_read_per_token: bytes_read_per_token(&stored_as, config.tie_word_embeddings),
             tokenizer: tokenizer.origin.clone(),
             load_seconds: started.elapsed().as_secs_f64(),
@@ -268,6 +295,64 @@ fn check_memory(stored_as: &[(TensorSpec, GgmlDType)], what: &str) -> Result<()>
         });
     }
     Ok(())
+}
+
+/// Memory one request needs beside the weights, from the shapes alone: the KV cache (f32 keys
+/// and values for every layer and position), the attention scores of the prefill, and the
+/// logits. `None` when the numbers overflow, which no machine could hold anyway.
+pub fn request_memory_bytes(
+    config: &ModelConfig,
+    batch: usize,
+    prompt_tokens: usize,
+    new_tokens: usize,
+) -> Option<u64> {
+    let n = |x: usize| x as u64;
+    let positions = n(prompt_tokens).checked_add(n(new_tokens))?;
+    let per_position = n(config.num_layers)
+        .checked_mul(2)?
+        .checked_mul(n(config.num_kv_heads))?
+        .checked_mul(n(config.head_dim()))?
+        .checked_mul(4)?;
+    let kv_cache = per_position.checked_mul(positions)?;
+    let scores = n(config.num_heads)
+        .checked_mul(n(prompt_tokens))?
+        .checked_mul(positions)?
+        .checked_mul(4)?;
+    let activations = n(prompt_tokens)
+        .checked_mul(n(config.intermediate_size.max(config.hidden_size)))?
+        .checked_mul(4 * 4)?;
+    let logits = n(config.vocab_size).checked_mul(4)?;
+    kv_cache
+        .checked_add(scores)?
+        .checked_add(activations)?
+        .checked_add(logits)?
+        .checked_mul(n(batch))
+}
+
+/// Refuses a request whose KV cache and activations, with the weights, would not fit in
+/// this machine's memory: a huge `--batch` is an error in a second, not a swap storm.
+pub fn check_request_memory(
+    config: &ModelConfig,
+    weight_bytes: u64,
+    batch: usize,
+    prompt_tokens: usize,
+    new_tokens: usize,
+) -> Result<()> {
+    let available = crate::system::total_memory_bytes();
+    let needed = request_memory_bytes(config, batch, prompt_tokens, new_tokens)
+        .and_then(|b| b.checked_add(weight_bytes));
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    match needed {
+        Some(needed) if available == 0 || (needed as f64) <= available as f64 * 0.9 => Ok(()),
+        _ => Err(Error::InvalidSetting {
+            name: "--batch",
+            reason: format!(
+                "batch {batch} of {prompt_tokens} prompt + {new_tokens} new tokens needs about {} GiB (KV cache, activations and weights) but this machine has {:.1} GiB: lower --batch or the token counts",
+                needed.map_or("more than 2^64 bytes".to_string(), |b| format!("{:.1}", gib(b))),
+                gib(available)
+            ),
+        }),
+    }
 }
 
 /// Serves candle's `VarBuilder` from any weight source (synthetic, or a GGUF dequantized),

@@ -42,7 +42,13 @@ impl ModelSpec {
         if path.is_dir() {
             return Ok(ModelSpec::LocalDir(path.to_path_buf()));
         }
-        let looks_like_path = spec.starts_with('.')
+        // `models/nothere` is a typo'd path, not the hub repo `models/nothere`, when a folder
+        // `models` exists here.
+        let first_part_is_a_folder = spec
+            .split_once('/')
+            .is_some_and(|(first, _)| !first.is_empty() && Path::new(first).is_dir());
+        let looks_like_path = first_part_is_a_folder
+            || spec.starts_with('.')
             || spec.starts_with('/')
             || spec.starts_with('~')
             || spec.contains('\\')
@@ -156,6 +162,17 @@ mod tests {
             );
             assert!(err.to_string().contains("does not exist"));
         }
+    }
+
+    #[test]
+    fn a_missing_path_under_an_existing_folder_is_not_sent_to_the_hub() {
+        // `src` exists in the crate's folder, where tests run.
+        let err = ModelSpec::parse("src/nothere").unwrap_err();
+        assert!(matches!(err, Error::ModelPathMissing { .. }), "{err}");
+        assert!(matches!(
+            ModelSpec::parse("no-such-org/model"),
+            Ok(ModelSpec::Hub { .. })
+        ));
     }
 
     #[test]

@@ -207,24 +207,10 @@ pub trait Progress {
     fn finish(&mut self, outcome: &str);
 }
 
-/// Checks that `dir` can take files, before any work: an unwritable folder is found in a
-/// second, not after a half-hour run, and leaves nothing behind.
-pub fn prepare_output_dir(dir: &Path) -> Result<()> {
-    let fail = |cause| Error::OutputNotWritable {
-        path: dir.into(),
-        cause,
-    };
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let probe = dir.join(format!(".llm-bench-write-test-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(fail)?;
-    std::fs::remove_file(&probe).map_err(fail)
-}
-
 /// Runs the suite. Returns the results also saved to `OUT/results.json`; a format that fails
 /// midway keeps its finished phases and records the error, and the next format still runs.
 pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results> {
     config.validate()?;
-    prepare_output_dir(&config.out_dir)?;
     let (spec, notices) = crate::defaults::choose_spec(config.model.as_deref())?;
     // Every format is planned (and checked) before anything runs.
     let mut planned: Vec<Planned> = Vec::new();
@@ -235,6 +221,8 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
         }
     }
     check_fits_context(config, &planned[0])?;
+    // Inputs are valid: only now does the output folder appear.
+    crate::fs::prepare_output_dir(&config.out_dir)?;
     let system = SystemInfo::collect(config.threads);
     progress.start("machine", "memory bandwidth", None);
     let bandwidth = bandwidth::measure_or_cached(&config.out_dir, &system)?;
@@ -307,8 +295,27 @@ fn check_fits_context(config: &SuiteConfig, planned: &Planned) -> Result<()> {
         longest_prompt = longest_prompt.max(tokenizer.encode(prompt)?.len());
     }
     let new_tokens = config.longest_output();
-    if longest_prompt + new_tokens <= context_length {
-        return Ok(());
+    if longest_prompt.saturating_add(new_tokens) <= context_length {
+        let batch = if config.phases.contains(&PhaseName::Batch) {
+            config.batch_sizes.iter().copied().max().unwrap_or(1)
+        } else {
+            1
+        };
+        let weight_bytes = planned.weight_bytes();
+        return crate::model::check_request_memory(
+            &planned.resolved.config,
+            weight_bytes,
+            batch,
+            longest_prompt,
+            new_tokens,
+        )
+        .map_err(|e| match e {
+            Error::InvalidSetting { reason, .. } => Error::InvalidSetting {
+                name: "--batch-sizes",
+                reason,
+            },
+            other => other,
+        });
     }
     if new_tokens > config.max_new_tokens {
         return Err(Error::InvalidSetting {

@@ -11,19 +11,24 @@ pub const THREADS_ENV: &str = "RAYON_NUM_THREADS";
 /// With `RAYON_NUM_THREADS` unset, candle asks for the core count on every kernel call and
 /// that re-reads /proc/cpuinfo (3-27% slower decode here), so the harness always sets it.
 /// Priority: the explicit request, then an existing valid `RAYON_NUM_THREADS`, then all cores.
+///
+/// More threads than logical CPUs is capped, with a warning on stderr: candle's pool
+/// busy-waits, so oversubscription makes it crawl (1,000 threads on 2 cores ran for minutes),
+/// and a huge count would exhaust memory creating threads. The count used is returned, and
+/// every result records it.
 pub fn configure_threads(requested: Option<usize>) -> usize {
     let from_env = std::env::var(THREADS_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0);
-    let threads = requested
-        .filter(|&n| n > 0)
-        .or(from_env)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        });
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let wanted = requested.filter(|&n| n > 0).or(from_env).unwrap_or(cores);
+    let (threads, warning) = cap_threads(wanted, cores);
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
     // Edition 2021: `set_var` is safe; this runs before the harness starts any thread.
     std::env::set_var(THREADS_ENV, threads.to_string());
     // rayon reads the variable when its global pool starts; starting it now pins the count
@@ -32,6 +37,19 @@ pub fn configure_threads(requested: Option<usize>) -> usize {
         .num_threads(threads)
         .build_global();
     threads
+}
+
+/// `wanted` threads, at most `cores`; the warning says what was asked and what is used.
+pub fn cap_threads(wanted: usize, cores: usize) -> (usize, Option<String>) {
+    if wanted <= cores {
+        return (wanted, None);
+    }
+    (
+        cores,
+        Some(format!(
+            "{wanted} threads asked for but this machine has {cores} logical CPUs; using {cores} (more threads than CPUs makes the kernels' busy-waiting pool crawl)"
+        )),
+    )
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
@@ -137,5 +155,21 @@ impl BuildInfo {
             rustflags: env!("LLM_BENCH_RUSTFLAGS").into(),
             target_features: compiled_target_features(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thread_counts_above_the_cpus_are_capped_with_a_warning() {
+        assert_eq!(super::cap_threads(2, 2), (2, None));
+        assert_eq!(super::cap_threads(1, 8), (1, None));
+        let (used, warning) = super::cap_threads(1000, 2);
+        assert_eq!(used, 2);
+        let warning = warning.unwrap();
+        assert!(
+            warning.contains("1000 threads") && warning.contains("using 2"),
+            "{warning}"
+        );
     }
 }

@@ -7,6 +7,7 @@ use candle_core::quantized::gguf_file::{Content, Value};
 use serde_json::{json, Value as Json};
 use std::path::Path;
 
+#[derive(Clone)]
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
     /// Prepended by us, not by the tokenizer: GGUF says so with `tokenizer.ggml.add_bos_token`.
@@ -45,7 +46,23 @@ impl TextTokenizer {
     }
 
     /// Rebuilds the tokenizer llama.cpp would use from `tokenizer.ggml.*` metadata.
+    ///
+    /// Building one takes ~0.3 s for a 49k vocabulary, and `run` plans every format of the
+    /// same file: the last one built is kept, keyed by a hash of the metadata it came from.
     pub fn from_gguf(content: &Content, path: &Path) -> Result<Self> {
+        static LAST: std::sync::Mutex<Option<(u64, TextTokenizer)>> = std::sync::Mutex::new(None);
+        let key = tokenizer_metadata_hash(content);
+        if let Some((k, tokenizer)) = &*LAST.lock().unwrap_or_else(|p| p.into_inner()) {
+            if *k == key {
+                return Ok(tokenizer.clone());
+            }
+        }
+        let built = Self::build_from_gguf(content, path)?;
+        *LAST.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, built.clone()));
+        Ok(built)
+    }
+
+    fn build_from_gguf(content: &Content, path: &Path) -> Result<Self> {
         let md = &content.metadata;
         let field_err = |field: &str, problem: String| Error::BadField {
             path: path.into(),
@@ -195,6 +212,46 @@ impl TextTokenizer {
     pub fn is_eos(&self, id: u32) -> bool {
         self.eos_token_ids.contains(&id)
     }
+}
+
+/// A hash of every `tokenizer.*` metadata entry, names and values.
+fn tokenizer_metadata_hash(content: &Content) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn value(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+        std::mem::discriminant(v).hash(h);
+        match v {
+            Value::U8(x) => x.hash(h),
+            Value::I8(x) => x.hash(h),
+            Value::U16(x) => x.hash(h),
+            Value::I16(x) => x.hash(h),
+            Value::U32(x) => x.hash(h),
+            Value::I32(x) => x.hash(h),
+            Value::U64(x) => x.hash(h),
+            Value::I64(x) => x.hash(h),
+            Value::F32(x) => x.to_bits().hash(h),
+            Value::F64(x) => x.to_bits().hash(h),
+            Value::Bool(x) => x.hash(h),
+            Value::String(x) => x.hash(h),
+            Value::Array(items) => {
+                items.len().hash(h);
+                for item in items {
+                    value(item, h);
+                }
+            }
+        }
+    }
+    let mut keys: Vec<&String> = content
+        .metadata
+        .keys()
+        .filter(|k| k.starts_with("tokenizer."))
+        .collect();
+    keys.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for key in keys {
+        key.hash(&mut h);
+        value(&content.metadata[key], &mut h);
+    }
+    h.finish()
 }
 
 /// GPT-2's printable stand-ins for the 256 bytes, in byte order.

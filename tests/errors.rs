@@ -61,7 +61,11 @@ fn truncated_and_corrupt_gguf() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     assert_fails_with(
         &generate(cut.to_str().unwrap(), &[]),
-        &["cut.gguf", "truncated or corrupt", "ends at byte"],
+        &[
+            "cut.gguf",
+            "truncated or corrupt",
+            "ends past the end of the file",
+        ],
     );
     let garbage = dir.path().join("garbage.gguf");
     std::fs::write(&garbage, b"this is not a gguf file at all").unwrap();
@@ -170,4 +174,281 @@ fn invalid_sampling_and_batch_settings() {
     }
     let out = generate("synthetic:smollm2-135m", &["--batch", "0"]);
     assert_fails_with(&out, &["--batch", "at least 1"]);
+}
+
+// ---- Hardening: one regression test per class of bad input that used to panic, hang or
+// ---- run silently wrong. Each must fail with exit 2, no panic, and a message naming the
+// ---- file and the field.
+
+use candle_core::quantized::gguf_file::Value;
+use common::gguf::write_edited;
+
+fn assert_exit_2(out: &std::process::Output, needles: &[&str]) {
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(out));
+    assert_fails_with(out, needles);
+}
+
+/// The real GGUF with one metadata key set to `value`, run through `generate`.
+fn gguf_with(key: &str, value: Value) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edited.gguf");
+    write_edited(&path, |c| {
+        c.metadata.insert(key.into(), value);
+    });
+    generate(path.to_str().unwrap(), &[])
+}
+
+#[test]
+fn gguf_metadata_that_breaks_the_arithmetic_is_refused_by_key() {
+    for (key, value, needles) in [
+        (
+            "llama.attention.head_count",
+            Value::U32(0),
+            &["llama.attention.head_count", "is 0"][..],
+        ),
+        (
+            "llama.attention.head_count",
+            Value::U32(7),
+            &["llama.attention.head_count", "does not divide"][..],
+        ),
+        (
+            "llama.block_count",
+            Value::U32(u32::MAX),
+            &["llama.block_count", "4294967295", "corrupt"][..],
+        ),
+        (
+            "llama.block_count",
+            Value::U32(0),
+            &["llama.block_count", "is 0"][..],
+        ),
+        (
+            "llama.feed_forward_length",
+            Value::U32(0),
+            &["llama.feed_forward_length", "is 0"][..],
+        ),
+        (
+            "general.alignment",
+            Value::U32(0),
+            &["general.alignment", "power of two"][..],
+        ),
+        (
+            "llama.rope.freq_base",
+            Value::F32(f32::NAN),
+            &["llama.rope.freq_base", "positive number"][..],
+        ),
+    ] {
+        let out = gguf_with(key, value);
+        let mut all = vec!["edited.gguf"];
+        all.extend_from_slice(needles);
+        assert_exit_2(&out, &all);
+    }
+}
+
+#[test]
+fn gguf_tensors_whose_shape_or_extent_is_wrong_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // A dimension of 2^63 used to wrap the element count and panic in the first forward.
+    let huge = dir.path().join("huge.gguf");
+    write_edited(&huge, |c| {
+        let info = c.tensor_infos.get_mut("blk.0.ffn_up.weight").unwrap();
+        info.shape = vec![1usize << 63, 576].into();
+    });
+    assert_exit_2(
+        &generate(huge.to_str().unwrap(), &[]),
+        &["huge.gguf", "blk.0.ffn_up.weight", "too many elements"],
+    );
+    // A shape that fits the file but not the config.
+    let wrong = dir.path().join("wrong.gguf");
+    write_edited(&wrong, |c| {
+        let info = c.tensor_infos.get_mut("blk.3.attn_v.weight").unwrap();
+        info.shape = vec![64, 576].into();
+    });
+    assert_exit_2(
+        &generate(wrong.to_str().unwrap(), &[]),
+        &[
+            "wrong.gguf",
+            "blk.3.attn_v.weight",
+            "[64, 576]",
+            "[192, 576]",
+        ],
+    );
+    // Data that lies past the end of the file.
+    let past = dir.path().join("past.gguf");
+    write_edited(&past, |c| {
+        c.tensor_infos.get_mut("output_norm.weight").unwrap().offset = 1 << 40;
+    });
+    assert_exit_2(
+        &generate(past.to_str().unwrap(), &[]),
+        &[
+            "past.gguf",
+            "output_norm.weight",
+            "past the end of the file",
+        ],
+    );
+    // A hand-made file gets no advice to run scripts/fetch-model.
+    let out = generate(past.to_str().unwrap(), &[]);
+    let err = common::stderr(&out);
+    assert!(
+        !err.contains("fetch-model") && err.contains("replace it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_json_that_breaks_the_arithmetic_is_refused_by_key() {
+    for (key, value, needle) in [
+        ("num_attention_heads", 0, "is 0"),
+        ("num_hidden_layers", 0, "is 0"),
+        ("num_hidden_layers", 1_000_000_000, "corrupt"),
+        ("intermediate_size", 0, "is 0"),
+        ("num_key_value_heads", 3, "does not divide"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_llama(dir.path(), &tiny_config(257, 256));
+        let mut config = tiny_config(257, 256);
+        config[key] = value.into();
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let out = generate(dir.path().to_str().unwrap(), &[]);
+        assert_exit_2(&out, &["config.json", key, needle]);
+    }
+}
+
+#[test]
+fn numbers_near_the_top_of_their_range_are_errors_not_overflows() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(257, 256));
+    let model = dir.path().to_str().unwrap();
+    let out = cli(
+        &[
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "hi",
+            "--max-new-tokens",
+            "18446744073709551615",
+        ],
+        &[],
+    );
+    assert_exit_2(&out, &["18446744073709551615", "context holds 256"]);
+    let out = cli(
+        &[
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "hi",
+            "--batch",
+            "100000000000",
+        ],
+        &[],
+    );
+    assert_exit_2(&out, &["--batch", "GiB", "lower --batch"]);
+    let out_dir = dir.path().join("out");
+    let out = cli(
+        &[
+            "run",
+            "--model",
+            model,
+            "--max-new-tokens",
+            "18446744073709551615",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_exit_2(&out, &["context"]);
+    assert!(
+        !out_dir.exists(),
+        "run wrote an output folder before failing"
+    );
+}
+
+#[test]
+fn more_threads_than_cpus_are_capped_with_a_warning_and_recorded() {
+    let out = cli(
+        &[
+            "generate",
+            "--model",
+            "synthetic:smollm2-135m",
+            "--prompt",
+            "hi",
+            "--max-new-tokens",
+            "2",
+            "--threads",
+            "1000",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("1000 threads") && err.contains(&format!("using {cores}")),
+        "{err}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["threads"], cores);
+}
+
+#[test]
+fn a_missing_path_under_an_existing_folder_is_not_sent_to_the_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("models")).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"));
+    let out = cmd
+        .current_dir(dir.path())
+        .args(["generate", "--model", "models/nothere", "--prompt", "hi"])
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .env_remove("LLM_BENCH_MODEL")
+        .output()
+        .unwrap();
+    assert_exit_2(&out, &["models/nothere", "does not exist"]);
+    assert!(
+        !common::stderr(&out).contains("cannot reach"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+fn generate_to(stdout: std::process::Stdio, json: bool) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"));
+    cmd.args([
+        "generate",
+        "--model",
+        "synthetic:smollm2-135m",
+        "--prompt",
+        "hello",
+        "--max-new-tokens",
+        "16",
+        "--min-new-tokens",
+        "16",
+    ])
+    .env_remove("LLM_BENCH_MODEL")
+    .stdout(stdout)
+    .stderr(std::process::Stdio::piped());
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_and_a_full_one_is_an_error() {
+    // A pipe whose reader is gone: `llm-bench generate ... | head -c 1`.
+    for json in [false, true] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = generate_to(writer.into(), json);
+        let err = common::stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "json {json}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("error"), "{err}");
+    }
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = generate_to(full.into(), true);
+    assert_exit_2(&out, &["cannot write to standard output", "No space left"]);
 }

@@ -199,3 +199,63 @@ fn bad_input_exits_2_with_the_fix() {
         assert_fails_with(&out, &["--threshold"]);
     }
 }
+
+#[test]
+fn a_bare_threshold_above_one_is_refused_with_both_spellings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_run(d, "g/a", "main", &samples(1e6, 0.01, 0));
+    write_run(d, "g/a", "new", &samples(1e6, 0.01, 1));
+    let out = gate_cli(d, &["--threshold", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_fails_with(&out, &["--threshold", "5%", "0.05", "500%"]);
+    for ok in ["5%", "0.05"] {
+        assert_eq!(
+            gate_cli(d, &["--threshold", ok]).status.code(),
+            Some(0),
+            "{ok}"
+        );
+    }
+}
+
+#[test]
+fn sample_times_of_zero_or_below_are_refused_not_compared() {
+    for (times, needle) in [
+        (vec![0.0; 30], "times[0] is 0"),
+        (vec![-5.0; 30], "times[0] is -5"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_run(d, "g/a", "main", &samples(1e6, 0.01, 0));
+        write_run(d, "g/a", "new", &times);
+        let out = gate_cli(d, &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_fails_with(&out, &["g/a/new/sample.json", needle, "positive"]);
+    }
+}
+
+#[test]
+fn a_closed_stdout_keeps_the_verdict_as_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_run(d, "g/slow", "main", &samples(1e6, 0.01, 0));
+    write_run(d, "g/slow", "new", &samples(1.5e6, 0.01, 1));
+    for (format, expected) in [("table", 1), ("json", 1), ("markdown", 1)] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+            .args([
+                "gate",
+                "--criterion-dir",
+                d.to_str().unwrap(),
+                "--baseline",
+                "main",
+            ])
+            .args(["--format", format])
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(expected), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"));
+    }
+}

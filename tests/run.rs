@@ -539,3 +539,109 @@ fn outputs_longer_than_the_context_are_refused_before_loading() {
     );
     assert!(!out_dir.join("results.json").exists());
 }
+
+#[test]
+fn edited_numbers_that_would_print_nonsense_are_refused_by_location() {
+    for (edit, needles) in [
+        (
+            (|v: &mut Value| v["runs"][0]["latency"]["groups"] = serde_json::json!([]))
+                as fn(&mut Value),
+            &["runs[0].latency.groups", "is empty"][..],
+        ),
+        (
+            |v: &mut Value| {
+                v["runs"][0]["throughput"]["groups"][0]["summary"]["queries_per_s"] = (-2.0).into()
+            },
+            &[
+                "runs[0].throughput.groups[0].summary.queries_per_s",
+                "negative",
+            ][..],
+        ),
+        (
+            |v: &mut Value| {
+                v["runs"][1]["throughput"]["groups"][0]["summary"]["queries_per_s"] = 0.into()
+            },
+            &["runs[1].throughput.groups[0].summary", "queries_per_s is 0"][..],
+        ),
+        (
+            |v: &mut Value| {
+                v["runs"][0]["latency"]["groups"][0]["requests"][0]["e2e_ms"] = (-3000.0).into()
+            },
+            &["requests[0].e2e_ms", "negative"][..],
+        ),
+        (
+            |v: &mut Value| v["memory_bandwidth"]["read_bytes_per_s"] = 0.into(),
+            &["memory_bandwidth", "read_bytes_per_s is 0"][..],
+        ),
+    ] {
+        let (dir, path) = edited_copy(edit);
+        for command in ["report", "compare"] {
+            let out = cli(&[command, path.to_str().unwrap()], &[]);
+            assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+            let mut all = vec!["results.json"];
+            all.extend_from_slice(needles);
+            assert_fails_with(&out, &all);
+        }
+        assert!(!dir.path().join("report.md").exists());
+    }
+}
+
+#[test]
+fn a_model_name_with_pipes_or_line_breaks_keeps_the_report_tables_whole() {
+    let (dir, path) =
+        edited_copy(|v| v["runs"][0]["model"]["name"] = "evil|name\nsecond line".into());
+    let out = cli(&["report", path.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(report.contains("evil\\|name second line"), "{report}");
+    // Every table row has as many cell separators as its table's header row.
+    let mut header_cells = None;
+    for line in report.lines() {
+        if !line.starts_with('|') {
+            header_cells = None;
+            continue;
+        }
+        let cells = line.replace("\\|", "").matches('|').count();
+        match header_cells {
+            None => header_cells = Some(cells),
+            Some(n) => assert_eq!(cells, n, "misaligned row: {line}"),
+        }
+    }
+}
+
+#[test]
+fn a_cached_bandwidth_of_zero_is_refused_by_field_not_used() {
+    let (_, results) = shared_run();
+    let cache = results.with_file_name("memory-bandwidth.json");
+    let mut value = read_json(&cache);
+    value["read_bytes_per_s"] = 0.into();
+    value["per_allocation_bytes_per_s"] = serde_json::json!([0.0, 0.0, 0.0]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("memory-bandwidth.json"), value.to_string()).unwrap();
+    let model = dir.path().join("model");
+    write_tiny_llama(&model, &tiny_config(257, 512));
+    let out = cli(
+        &[
+            "run",
+            "--quick",
+            "--threads",
+            "2",
+            "--phases",
+            "latency",
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_fails_with(
+        &out,
+        &[
+            "memory-bandwidth.json",
+            "per_allocation_bytes_per_s",
+            "delete",
+        ],
+    );
+}

@@ -15,6 +15,32 @@ pub static LLAMA: Architecture = Architecture {
     hf_model_types: &["llama", "mistral"],
     config_from_hf,
     config_from_gguf,
+    hf_keys: &[
+        ("vocab_size", "vocab_size"),
+        ("hidden_size", "hidden_size"),
+        ("intermediate_size", "intermediate_size"),
+        ("num_layers", "num_hidden_layers"),
+        ("num_heads", "num_attention_heads"),
+        ("num_kv_heads", "num_key_value_heads"),
+        ("max_position_embeddings", "max_position_embeddings"),
+        ("rope_theta", "rope_theta"),
+        ("rms_norm_eps", "rms_norm_eps"),
+        ("bos_token_id", "bos_token_id"),
+        ("eos_token_ids", "eos_token_id"),
+    ],
+    gguf_keys: &[
+        ("vocab_size", "token_embd.weight (rows)"),
+        ("hidden_size", "llama.embedding_length"),
+        ("intermediate_size", "llama.feed_forward_length"),
+        ("num_layers", "llama.block_count"),
+        ("num_heads", "llama.attention.head_count"),
+        ("num_kv_heads", "llama.attention.head_count_kv"),
+        ("max_position_embeddings", "llama.context_length"),
+        ("rope_theta", "llama.rope.freq_base"),
+        ("rms_norm_eps", "llama.attention.layer_norm_rms_epsilon"),
+        ("bos_token_id", "tokenizer.ggml.bos_token_id"),
+        ("eos_token_ids", "tokenizer.ggml.eos_token_id"),
+    ],
     gguf_metadata,
     tensors,
     build_dense,
@@ -34,13 +60,14 @@ fn config_from_hf(json: &serde_json::Value) -> std::result::Result<ModelConfig, 
     }
     let num_heads = usize_field("num_attention_heads")?;
     let eos_token_ids = match json.get("eos_token_id") {
-        Some(serde_json::Value::Number(n)) => {
-            n.as_u64().map(|v| vec![v as u32]).unwrap_or_default()
-        }
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .map(|v| vec![v])
+            .unwrap_or_default(),
         Some(serde_json::Value::Array(ids)) => ids
             .iter()
-            .filter_map(|v| v.as_u64())
-            .map(|v| v as u32)
+            .filter_map(|v| v.as_u64().and_then(|v| u32::try_from(v).ok()))
             .collect(),
         _ => vec![],
     };
@@ -68,7 +95,7 @@ fn config_from_hf(json: &serde_json::Value) -> std::result::Result<ModelConfig, 
         bos_token_id: json
             .get("bos_token_id")
             .and_then(|v| v.as_u64())
-            .map(|v| v as u32),
+            .and_then(|v| u32::try_from(v).ok()),
         eos_token_ids,
     })
 }

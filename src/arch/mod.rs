@@ -32,7 +32,132 @@ pub struct ModelConfig {
 
 impl ModelConfig {
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_heads
+        self.hidden_size / self.num_heads.max(1)
+    }
+
+    /// Refuses a configuration no real model has and the engines cannot run: zero sizes,
+    /// heads that do not divide the hidden size, sizes so large they can only come from a
+    /// corrupt file (they would exhaust memory or overflow the arithmetic). `field` in the
+    /// error is this struct's field; each source maps it to its own key with [`KeyNames`].
+    pub fn validate(&self) -> std::result::Result<(), ConfigProblem> {
+        let problem = |field: &'static str, problem: String| ConfigProblem { field, problem };
+        for (field, value, max) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_WIDTH),
+            ("intermediate_size", self.intermediate_size, MAX_WIDTH),
+            ("num_layers", self.num_layers, MAX_LAYERS),
+            ("num_heads", self.num_heads, MAX_HEADS),
+            ("num_kv_heads", self.num_kv_heads, MAX_HEADS),
+            (
+                "max_position_embeddings",
+                self.max_position_embeddings,
+                MAX_CONTEXT,
+            ),
+        ] {
+            if value == 0 {
+                return Err(problem(field, "is 0; it must be at least 1".into()));
+            }
+            if value > max {
+                return Err(problem(
+                    field,
+                    format!(
+                        "is {value}, above the largest plausible value {max}: is the file corrupt?"
+                    ),
+                ));
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
+            return Err(problem(
+                "num_heads",
+                format!(
+                    "is {}, which does not divide the hidden size {}",
+                    self.num_heads, self.hidden_size
+                ),
+            ));
+        }
+        if !self.head_dim().is_multiple_of(2) {
+            return Err(problem(
+                "num_heads",
+                format!(
+                    "gives an odd head size {} (hidden size {} / {} heads); rotary embeddings need an even one",
+                    self.head_dim(),
+                    self.hidden_size,
+                    self.num_heads
+                ),
+            ));
+        }
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
+            return Err(problem(
+                "num_kv_heads",
+                format!(
+                    "is {}, which does not divide the {} attention heads",
+                    self.num_kv_heads, self.num_heads
+                ),
+            ));
+        }
+        for (field, id) in self
+            .bos_token_id
+            .iter()
+            .map(|&id| ("bos_token_id", id))
+            .chain(self.eos_token_ids.iter().map(|&id| ("eos_token_ids", id)))
+        {
+            if id as usize >= self.vocab_size {
+                return Err(problem(
+                    field,
+                    format!(
+                        "holds token id {id}, outside the vocabulary of {}",
+                        self.vocab_size
+                    ),
+                ));
+            }
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(problem(
+                "rope_theta",
+                format!(
+                    "is {}; expected a positive number such as 10000",
+                    self.rope_theta
+                ),
+            ));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
+            return Err(problem(
+                "rms_norm_eps",
+                format!(
+                    "is {}; expected a small positive number such as 1e-5",
+                    self.rms_norm_eps
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Bounds far above any released model, far below what overflows or exhausts memory.
+const MAX_VOCAB: usize = 1 << 22;
+const MAX_WIDTH: usize = 1 << 20;
+const MAX_LAYERS: usize = 1 << 10;
+const MAX_HEADS: usize = 1 << 12;
+const MAX_CONTEXT: usize = 1 << 24;
+
+/// What is wrong with a [`ModelConfig`], by field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+/// How a source spells each [`ModelConfig`] field, so an error names the key in the file.
+pub type KeyNames = &'static [(&'static str, &'static str)];
+
+impl ConfigProblem {
+    /// `field` spelled as the file spells it, then the problem.
+    pub fn describe(&self, keys: KeyNames) -> (String, String) {
+        let key = keys
+            .iter()
+            .find(|(field, _)| *field == self.field)
+            .map_or(self.field, |(_, key)| *key);
+        (key.to_string(), self.problem.clone())
     }
 }
 
@@ -86,6 +211,9 @@ pub struct Architecture {
     pub hf_model_types: &'static [&'static str],
     pub config_from_hf: fn(&serde_json::Value) -> std::result::Result<ModelConfig, String>,
     pub config_from_gguf: fn(&gguf_file::Content) -> std::result::Result<ModelConfig, String>,
+    /// `config.json` keys and GGUF metadata keys of the [`ModelConfig`] fields.
+    pub hf_keys: KeyNames,
+    pub gguf_keys: KeyNames,
     pub gguf_metadata: fn(&ModelConfig) -> Vec<(String, gguf_file::Value)>,
     pub tensors: fn(&ModelConfig) -> Vec<TensorSpec>,
     pub build_dense: fn(VarBuilder, &ModelConfig) -> Result<Box<dyn Engine>>,

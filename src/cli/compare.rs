@@ -1,7 +1,7 @@
 //! `llm-bench compare`: one run against another, with the spread of both.
 
-use llm_bench::bench::write_atomically;
 use llm_bench::compare::{compare, select};
+use llm_bench::fs::write_atomically;
 use llm_bench::results::Results;
 use std::path::PathBuf;
 
@@ -55,9 +55,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Output::Json => serde_json::to_string_pretty(&comparison)? + "\n",
     };
     if let Some(path) = &args.out {
-        write_atomically(path, text.as_bytes())
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        write_atomically(path, text.as_bytes())?;
     }
-    print!("{text}");
+    super::out::print(&text)?;
     Ok(0)
 }

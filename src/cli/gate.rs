@@ -2,7 +2,7 @@
 //! on noise. Exit 0: nothing regressed; 1: something did; 2: bad input.
 
 use anyhow::Context;
-use llm_bench::bench::write_atomically;
+use llm_bench::fs::write_atomically;
 use llm_bench::gate::{self, Comparison, GateReport, Verdict};
 use regex::Regex;
 use std::path::PathBuf;
@@ -46,20 +46,33 @@ pub struct Args {
     export_to: Option<PathBuf>,
 }
 
-fn parse_threshold(s: &str) -> Result<f64, String> {
-    let (number, scale) = match s.trim().strip_suffix('%') {
-        Some(n) => (n, 100.0),
-        None => (s.trim(), 1.0),
+/// `5%` or `0.05`. A bare number above 1 is refused: `--threshold 5` most likely means 5%,
+/// not 500%, and a silent 500% gate would pass every regression.
+pub(crate) fn parse_threshold(s: &str) -> Result<f64, String> {
+    let both = "write a percentage like 5% or a fraction like 0.05";
+    let text = s.trim();
+    let (number, percent) = match text.strip_suffix('%') {
+        Some(n) => (n.trim(), true),
+        None => (text, false),
     };
-    let value = number.parse::<f64>().map_err(|_| {
-        format!("expected a percentage like 5% or a fraction like 0.05, found {s:?}")
-    })? / scale;
-    if !(value > 0.0 && value < 10.0) {
+    let value: f64 = number
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| format!("{s:?} is not a number: {both}"))?;
+    if !percent && value > 1.0 {
         return Err(format!(
-            "the threshold must be above 0% and below 1000% (found {s:?})"
+            "{s:?} is ambiguous: {both} (a bare number is a fraction, so {s} would mean {:.0}%)",
+            value * 100.0
         ));
     }
-    Ok(value)
+    let fraction = if percent { value / 100.0 } else { value };
+    if !(fraction > 0.0 && fraction < 10.0) {
+        return Err(format!(
+            "the threshold must be above 0% and below 1000% (found {s:?}): {both}"
+        ));
+    }
+    Ok(fraction)
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -94,9 +107,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         );
     }
     match args.format {
-        OutputFormat::Table => print!("{}", table(&report)),
-        OutputFormat::Markdown => print!("{}", markdown(&report)),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Table => super::out::print(&table(&report))?,
+        OutputFormat::Markdown => super::out::print(&markdown(&report))?,
+        OutputFormat::Json => super::out::outln!("{}", serde_json::to_string_pretty(&report)?)?,
     }
     if let Some(Export::Bmf) = args.export {
         let path = args.export_to.unwrap_or_else(|| {
@@ -104,8 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 .join(format!("{}.bmf.json", args.against))
         });
         let bmf = gate::bmf::export(&new);
-        write_atomically(&path, serde_json::to_string_pretty(&bmf)?.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_atomically(&path, serde_json::to_string_pretty(&bmf)?.as_bytes())?;
         eprintln!("wrote Bencher Metric Format to {}", path.display());
     }
     let regressed = report.regressed().count();
@@ -229,20 +241,38 @@ fn table(report: &GateReport) -> String {
 }
 
 fn markdown(report: &GateReport) -> String {
+    let rows: Vec<Vec<String>> = rows(report).into_iter().map(Vec::from).collect();
     let mut out = format!(
-        "**{}** vs **{}**, threshold {:.1}% (median of per-iteration times, 95% bootstrap CI)\n\n| {} |\n|{}\n",
+        "**{}** vs **{}**, threshold {:.1}% (median of per-iteration times, 95% bootstrap CI)\n\n{}",
         report.against,
         report.baseline,
         report.threshold * 100.0,
-        HEADER.join(" | "),
-        "---|".repeat(6)
+        llm_bench::markdown::table(&HEADER, &rows)
     );
-    for r in rows(report) {
-        out += &format!("| {} |\n", r.join(" | "));
-    }
     let sided = one_sided(report);
     if !sided.is_empty() {
         out += &format!("\n{sided}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_threshold;
+
+    #[test]
+    fn thresholds_take_percentages_and_fractions_and_refuse_bare_numbers_above_one() {
+        assert_eq!(parse_threshold("5%"), Ok(0.05));
+        assert_eq!(parse_threshold("0.05"), Ok(0.05));
+        assert_eq!(parse_threshold(" 12.5 % "), Ok(0.125));
+        assert_eq!(parse_threshold("1"), Ok(1.0));
+        let err = parse_threshold("5").unwrap_err();
+        assert!(
+            err.contains("5%") && err.contains("0.05") && err.contains("500%"),
+            "{err}"
+        );
+        for bad in ["0", "0%", "-5%", "1000%", "abc", "NaN", "inf%", ""] {
+            assert!(parse_threshold(bad).is_err(), "{bad} accepted");
+        }
+    }
 }

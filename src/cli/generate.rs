@@ -1,12 +1,12 @@
 //! `llm-bench generate`: one prompt, streamed text, and its timings.
 
+use super::out::{out, outln};
 use anyhow::Context;
 use llm_bench::generate::{self, Request, Strategy, Trace};
 use llm_bench::system::{configure_threads, SystemInfo};
 use llm_bench::tokenizer::TextTokenizer;
 use llm_bench::{Model, WeightFormat};
 use serde_json::json;
-use std::io::Write;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,31 +64,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let trace = generate::generate(&mut model, &request, |tokenizer, step| {
             printer.push(tokenizer, step[0])
         })?;
-        println!();
+        printer.written?;
+        outln!()?;
         trace
     };
     let text = model.tokenizer.decode(&trace.output_tokens[0])?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report(&model, &args, &trace, &text, threads))?
-        );
+        )?;
     } else {
-        print_summary(&model, &trace, threads);
+        print_summary(&model, &trace, threads)?;
     }
     Ok(())
 }
 
-/// Prints the first sequence's text as it grows, holding back incomplete UTF-8.
-#[derive(Default)]
+/// Prints the first sequence's text as it grows, holding back incomplete UTF-8. The first
+/// write error is kept in `written` and stops the printing.
 struct StreamPrinter {
     tokens: Vec<u32>,
     printed: usize,
+    written: anyhow::Result<()>,
+}
+
+impl Default for StreamPrinter {
+    fn default() -> Self {
+        Self {
+            tokens: vec![],
+            printed: 0,
+            written: Ok(()),
+        }
+    }
 }
 
 impl StreamPrinter {
     fn push(&mut self, tokenizer: &TextTokenizer, token: u32) {
-        if tokenizer.is_eos(token) {
+        if tokenizer.is_eos(token) || self.written.is_err() {
             return;
         }
         self.tokens.push(token);
@@ -99,8 +111,7 @@ impl StreamPrinter {
             && !text.ends_with('\u{FFFD}')
             && text.is_char_boundary(self.printed)
         {
-            print!("{}", &text[self.printed..]);
-            let _ = std::io::stdout().flush();
+            self.written = out!("{}", &text[self.printed..]);
             self.printed = text.len();
         }
     }
@@ -152,15 +163,15 @@ fn report(
     value
 }
 
-fn print_summary(model: &Model, trace: &Trace, threads: usize) {
+fn print_summary(model: &Model, trace: &Trace, threads: usize) -> anyhow::Result<()> {
     let info = &model.info;
     let mean_itl = if trace.itl_ms.is_empty() {
         0.0
     } else {
         trace.itl_ms.iter().sum::<f64>() / trace.itl_ms.len() as f64
     };
-    println!("---");
-    println!(
+    outln!("---")?;
+    outln!(
         "model {} ({} weights, {}, {} engine), {} threads, batch {}",
         info.spec,
         serde_json::to_value(info.weights)
@@ -171,20 +182,25 @@ fn print_summary(model: &Model, trace: &Trace, threads: usize) {
         info.engine.name(),
         threads,
         trace.batch
-    );
-    println!(
+    )?;
+    outln!(
         "prompt {} tokens, generated {} tokens per sequence",
         trace.prompt_tokens.len(),
         trace.output_tokens[0].len()
-    );
-    println!(
+    )?;
+    outln!(
         "TTFT {:.1} ms (tokenize {:.2} ms, prefill {:.1} ms) | ITL mean {:.2} ms | E2E {:.1} ms",
-        trace.ttft_ms, trace.tokenize_ms, trace.prefill_ms, mean_itl, trace.e2e_ms
-    );
-    println!(
+        trace.ttft_ms,
+        trace.tokenize_ms,
+        trace.prefill_ms,
+        mean_itl,
+        trace.e2e_ms
+    )?;
+    outln!(
         "prefill {:.1} tokens/s | decode {:.1} tokens/s ({:.1} per sequence)",
         trace.prefill_tokens_per_s(),
         trace.decode_tokens_per_s(),
         trace.decode_tokens_per_s_per_sequence()
-    );
+    )?;
+    Ok(())
 }

@@ -3,6 +3,8 @@
 mod compare;
 mod gate;
 mod generate;
+#[macro_use]
+pub(crate) mod out;
 mod report;
 mod run;
 
@@ -45,7 +47,7 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Compare(args) => compare::run(args),
         Command::Schema => {
             let schema = llm_bench::results::json_schema();
-            println!("{}", serde_json::to_string_pretty(&schema)?);
+            out::outln!("{}", serde_json::to_string_pretty(&schema)?)?;
             Ok(0)
         }
     }

@@ -1,9 +1,9 @@
 //! `llm-bench report`: results files in, Markdown and SVG charts out.
 
-use llm_bench::bench::write_atomically;
+use llm_bench::fs::prepare_output_dir;
+use llm_bench::fs::write_atomically;
 use llm_bench::report::{self, charts, Inputs, DEFAULT_PRICE_PER_HOUR};
 use llm_bench::results::Results;
-use llm_bench::suite::prepare_output_dir;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -51,18 +51,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let files: Vec<&str> = drawn.iter().map(|c| c.file).collect();
     let markdown = report::markdown(&inputs, args.price_per_hour, &files);
     for chart in &drawn {
-        write(&out.join(chart.file), chart.svg.as_bytes())?;
+        write_atomically(&out.join(chart.file), chart.svg.as_bytes())?;
     }
     let report_path = out.join("report.md");
-    write(&report_path, markdown.as_bytes())?;
-    println!("{}", report_path.display());
+    write_atomically(&report_path, markdown.as_bytes())?;
+    super::out::outln!("{}", report_path.display())?;
     for chart in &drawn {
-        println!("{}", out.join(chart.file).display());
+        super::out::outln!("{}", out.join(chart.file).display())?;
     }
     Ok(0)
-}
-
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_atomically(path, bytes)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }

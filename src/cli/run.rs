@@ -95,11 +95,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     config.out_dir = args.out;
 
     let results = suite::run(&config, &mut Bars::default()).context("llm-bench run")?;
-    println!("{}", llm_bench::report::summary_table(&results));
-    println!(
-        "results: {} (llm-bench report {0} for the Markdown report and charts)",
-        config.out_dir.join(RESULTS_FILE).display()
-    );
+    // results.json is saved already; a failing stdout is reported after the failures.
+    let printed =
+        super::out::outln!("{}", llm_bench::report::summary_table(&results)).and_then(|()| {
+            super::out::outln!(
+                "results: {} (llm-bench report {0} for the Markdown report and charts)",
+                config.out_dir.join(RESULTS_FILE).display()
+            )
+        });
     let failed: Vec<String> = results
         .runs
         .iter()
@@ -111,6 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 .map(|f| format!("{}: {}", f.label, f.error)),
         )
         .collect();
+    printed?;
     if failed.is_empty() {
         Ok(0)
     } else {

@@ -62,19 +62,30 @@ pub fn read_run(dir: &Path, run: &str) -> Result<BTreeMap<String, Measurement>> 
     for run_dir in run_dirs(dir, run) {
         let benchmark: BenchmarkFile = read_json(&run_dir.join("benchmark.json"))?;
         let sample: SampleFile = read_json(&run_dir.join("sample.json"))?;
-        if sample.iters.len() != sample.times.len()
-            || sample.iters.is_empty()
-            || sample.iters.iter().any(|&n| n <= 0.0)
-        {
-            return Err(Error::corrupt(
-                run_dir.join("sample.json"),
-                "Criterion sample",
-                format!(
-                    "{} iteration counts for {} times",
-                    sample.iters.len(),
-                    sample.times.len()
-                ),
-            ));
+        let bad_sample = |detail: String| {
+            Error::corrupt(run_dir.join("sample.json"), "Criterion sample", detail)
+        };
+        if sample.iters.len() != sample.times.len() || sample.iters.is_empty() {
+            return Err(bad_sample(format!(
+                "{} iteration counts for {} times",
+                sample.iters.len(),
+                sample.times.len()
+            )));
+        }
+        // A time of 0 or below, or not finite, would give a change of inf or NaN, or count
+        // as an improvement: no real measurement looks like that.
+        let positive = |x: &f64| x.is_finite() && *x > 0.0;
+        if let Some(i) = sample.iters.iter().position(|n| !positive(n)) {
+            return Err(bad_sample(format!(
+                "iters[{i}] is {}; iteration counts must be positive",
+                sample.iters[i]
+            )));
+        }
+        if let Some(i) = sample.times.iter().position(|t| !positive(t)) {
+            return Err(bad_sample(format!(
+                "times[{i}] is {} ns; sample times must be positive",
+                sample.times[i]
+            )));
         }
         let per_iteration_ns = sample
             .times

@@ -65,21 +65,7 @@ impl Inputs {
     }
 }
 
-/// A Markdown table.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    if rows.is_empty() {
-        return "_Not measured in these results (see `--phases`)._\n".into();
-    }
-    let mut out = format!(
-        "| {} |\n|{}\n",
-        headers.join(" | "),
-        "---|".repeat(headers.len())
-    );
-    for row in rows {
-        let _ = writeln!(out, "| {} |", row.join(" | "));
-    }
-    out
-}
+pub use crate::markdown::table;
 
 pub const MIB: f64 = (1u64 << 20) as f64;
 

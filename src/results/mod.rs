@@ -46,20 +46,128 @@ impl Results {
                 expected: SCHEMA_VERSION,
             });
         }
-        serde_path_to_error::deserialize(value).map_err(|e| Error::ResultsField {
-            path: path.into(),
-            location: match e.path().to_string() {
-                root if root == "." => "the top level".into(),
-                path => path,
-            },
-            problem: e.inner().to_string(),
-        })
+        if let Some((location, number)) = first_negative(&value, String::new()) {
+            return Err(Error::ResultsField {
+                path: path.into(),
+                location,
+                problem: format!(
+                    "{number} is negative; every time, count, rate and size is 0 or more"
+                ),
+            });
+        }
+        let results: Results =
+            serde_path_to_error::deserialize(value).map_err(|e| Error::ResultsField {
+                path: path.into(),
+                location: match e.path().to_string() {
+                    root if root == "." => "the top level".into(),
+                    path => path,
+                },
+                problem: e.inner().to_string(),
+            })?;
+        results
+            .check()
+            .map_err(|(location, problem)| Error::ResultsField {
+                path: path.into(),
+                location,
+                problem,
+            })?;
+        Ok(results)
+    }
+
+    /// What the types cannot say: every phase has requests, and every figure that reports
+    /// and comparisons divide by is above 0, as in any file `run` writes.
+    fn check(&self) -> std::result::Result<(), (String, String)> {
+        let positive = |at: String, what: &str, x: f64| {
+            if x > 0.0 {
+                Ok(())
+            } else {
+                Err((at, format!("{what} is {x}; it must be above 0")))
+            }
+        };
+        if let Some(bw) = &self.memory_bandwidth {
+            positive(
+                "memory_bandwidth".into(),
+                "read_bytes_per_s",
+                bw.read_bytes_per_s,
+            )?;
+        }
+        for (r, run) in self.runs.iter().enumerate() {
+            let at = format!("runs[{r}].model");
+            positive(at.clone(), "parameters", run.model.parameters as f64)?;
+            positive(at.clone(), "weight_bytes", run.model.weight_bytes as f64)?;
+            positive(
+                at,
+                "bytes_read_per_token",
+                run.model.bytes_read_per_token as f64,
+            )?;
+            for name in PhaseName::ALL {
+                let Some(phase) = run.phase(name) else {
+                    continue;
+                };
+                let at = format!("runs[{r}].{name}.groups");
+                if phase.groups.is_empty() {
+                    return Err((
+                        at,
+                        "is empty; a finished phase has at least one group".into(),
+                    ));
+                }
+                for (g, group) in phase.groups.iter().enumerate() {
+                    let at = format!("{at}[{g}]");
+                    if group.requests.is_empty() {
+                        return Err((
+                            format!("{at}.requests"),
+                            "is empty; a group has at least one request".into(),
+                        ));
+                    }
+                    let summary = &group.summary;
+                    positive(
+                        format!("{at}.summary"),
+                        "queries_per_s",
+                        summary.queries_per_s,
+                    )?;
+                    positive(
+                        format!("{at}.summary"),
+                        "wall_seconds",
+                        summary.wall_seconds,
+                    )?;
+                    for (q, request) in group.requests.iter().enumerate() {
+                        let at = format!("{at}.requests[{q}]");
+                        positive(at.clone(), "ttft_ms", request.ttft_ms)?;
+                        positive(at, "e2e_ms", request.e2e_ms)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes atomically: a reader (or a run interrupted later) never sees half a file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("results are plain data");
-        crate::bench::write_atomically(path, &json).map_err(|e| Error::io(path, e))
+        crate::fs::write_atomically(path, &json)
+    }
+}
+
+/// The first negative number in `value` and where it is (`runs[0].latency...`). Every number
+/// a results file holds is a time, count, rate, size or percentage, so a negative one can only
+/// come from an edit, and would print as negative costs or -3000% changes.
+fn first_negative(value: &serde_json::Value, at: String) -> Option<(String, f64)> {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => n.as_f64().filter(|x| *x < 0.0).map(|x| (at, x)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| first_negative(v, format!("{at}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            let at = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            first_negative(v, at)
+        }),
+        _ => None,
     }
 }
 

@@ -1,8 +1,8 @@
 //! A `.gguf` file: weights, config and tokenizer all come from the one file.
 
-use super::{ResolvedModel, WeightSource, Weights};
-use crate::arch::{self, TensorSpec};
-use crate::error::{candle_text, Error, Result};
+use super::{gguf_header, ResolvedModel, WeightSource, Weights};
+use crate::arch::{self, ReadSeek, TensorSpec};
+use crate::error::{Error, Result};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use candle_core::quantized::gguf_file::Content;
@@ -15,43 +15,46 @@ use std::sync::Mutex;
 pub struct GgufWeights {
     pub path: PathBuf,
     pub content: Content,
-    pub file: Mutex<File>,
+    pub file: Mutex<Box<dyn ReadSeek + Send>>,
     head_dim: usize,
 }
 
+/// Reads and checks the header of a GGUF file (see [`gguf_header`]).
 pub fn read_content(path: &Path) -> Result<(Content, File)> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let content =
-        Content::read(&mut file).map_err(|e| Error::corrupt(path, "GGUF", candle_text(&e)))?;
     let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    for (name, info) in &content.tensor_infos {
-        let elements = info.shape.elem_count() as u64;
-        let bytes =
-            elements / info.ggml_dtype.block_size() as u64 * info.ggml_dtype.type_size() as u64;
-        let end = content.tensor_data_offset + info.offset + bytes;
-        if end > file_len {
-            return Err(Error::corrupt(
-                path,
-                "GGUF",
-                format!("tensor {name} ends at byte {end} but the file has {file_len} bytes"),
-            ));
-        }
-    }
+    let content = gguf_header::read(&mut file, file_len).map_err(|e| corrupt(path, e))?;
     Ok((content, file))
+}
+
+fn corrupt(path: &Path, detail: String) -> Error {
+    Error::corrupt(path, "GGUF", detail)
 }
 
 pub fn resolve_file(spec: ModelSpec, path: &Path) -> Result<ResolvedModel> {
     let (content, file) = read_content(path)?;
+    resolve_content(spec, path, content, Box::new(file))
+}
+
+/// Resolves a GGUF whose header is already read: architecture, config (checked), every
+/// tensor the architecture needs (present, with the shape the config implies), tokenizer.
+pub fn resolve_content(
+    spec: ModelSpec,
+    path: &Path,
+    content: Content,
+    file: Box<dyn ReadSeek + Send>,
+) -> Result<ResolvedModel> {
+    let bad = |field: &str, problem: String| Error::BadField {
+        path: path.into(),
+        field: field.into(),
+        problem,
+    };
     let arch_name = content
         .metadata
         .get("general.architecture")
         .and_then(|v| v.to_string().ok())
         .cloned()
-        .ok_or_else(|| Error::BadField {
-            path: path.into(),
-            field: "general.architecture".into(),
-            problem: "is missing".into(),
-        })?;
+        .ok_or_else(|| bad("general.architecture", "is missing or not a string".into()))?;
     let supported = arch::ARCHITECTURES
         .iter()
         .map(|a| a.name)
@@ -62,18 +65,26 @@ pub fn resolve_file(spec: ModelSpec, path: &Path) -> Result<ResolvedModel> {
         path: path.into(),
         supported,
     })?;
-    let config = (arch.config_from_gguf)(&content).map_err(|problem| Error::BadField {
-        path: path.into(),
-        field: format!("{arch_name}.*"),
-        problem,
+    let config = (arch.config_from_gguf)(&content)
+        .map_err(|problem| bad(&format!("{arch_name}.*"), problem))?;
+    config.validate().map_err(|p| {
+        let (key, problem) = p.describe(arch.gguf_keys);
+        bad(&key, problem)
     })?;
     for spec in (arch.tensors)(&config) {
-        if !content.tensor_infos.contains_key(&spec.gguf_name) {
-            return Err(Error::BadField {
-                path: path.into(),
-                field: spec.gguf_name,
-                problem: "tensor is missing".into(),
-            });
+        let info = content
+            .tensor_infos
+            .get(&spec.gguf_name)
+            .ok_or_else(|| bad(&spec.gguf_name, "tensor is missing".into()))?;
+        if info.shape.dims() != spec.shape.as_slice() {
+            return Err(bad(
+                &spec.gguf_name,
+                format!(
+                    "tensor has shape {:?} (rows, columns) but the model's metadata implies {:?}",
+                    info.shape.dims(),
+                    spec.shape
+                ),
+            ));
         }
     }
     let tokenizer = TextTokenizer::from_gguf(&content, path)?;

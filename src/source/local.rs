@@ -42,6 +42,14 @@ pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
         field: "config".into(),
         problem,
     })?;
+    config.validate().map_err(|p| {
+        let (field, problem) = p.describe(arch.hf_keys);
+        Error::BadField {
+            path: config_path.clone(),
+            field,
+            problem,
+        }
+    })?;
     let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
     let files = safetensors_files(dir)?;
     // SAFETY: the files are memory-mapped read-only; a file changed on disk while the model

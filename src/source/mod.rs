@@ -3,6 +3,7 @@
 //! handle on the weights; the engine is built from those in `crate::model`.
 
 pub mod gguf;
+pub mod gguf_header;
 pub mod hub;
 pub mod local;
 pub mod synthetic;

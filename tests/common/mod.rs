@@ -2,6 +2,8 @@
 //! CLI as a subprocess, and a loopback server that speaks the hub's download protocol.
 #![allow(dead_code)]
 
+pub mod gguf;
+
 use llm_bench::arch::llama::LLAMA;
 use llm_bench::source::synthetic::{SyntheticWeights, SYNTHETIC_SEED};
 use llm_bench::source::WeightSource;
@@ -90,6 +92,11 @@ pub struct FakeHub {
 }
 
 pub fn serve_hub(files: HashMap<String, Served>) -> FakeHub {
+    serve_flaky_hub(files, 0)
+}
+
+/// [`serve_hub`] whose first `failures` requests get `500 Internal Server Error`.
+pub fn serve_flaky_hub(files: HashMap<String, Served>, failures: usize) -> FakeHub {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -126,7 +133,17 @@ pub fn serve_hub(files: HashMap<String, Served>) -> FakeHub {
                 .nth(1)
                 .unwrap_or("")
                 .to_string();
-            log.lock().unwrap().push(path.clone());
+            let seen = {
+                let mut log = log.lock().unwrap();
+                log.push(path.clone());
+                log.len()
+            };
+            if seen <= failures {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
             let file = path
                 .split("/resolve/")
                 .nth(1)

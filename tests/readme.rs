@@ -1,0 +1,269 @@
+//! Every command line the README shows is run: here (as written, from a scratch folder), by
+//! a named test, or by a CI script. A README command that none of them covers fails this test,
+//! so a documented command cannot silently break (as `cargo bench -- --quick` once did).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+const README: &str = include_str!("../README.md");
+
+/// Where each README command (matched by its start) is exercised. `test:FILE::NAME` must be a
+/// test function in FILE; `script:PATH` must be a script that runs the command; `file:PATH`
+/// is a file the README names rather than a command it shows; `here` is
+/// run by `the_quick_start_commands_run_as_written` below.
+const COVERAGE: &[(&str, &str)] = &[
+    ("scripts/test", "script:.ci/run"),
+    ("scripts/fetch-model", "script:scripts/test"),
+    ("cargo bench -- --quick", "script:scripts/bench-smoke"),
+    (
+        "cargo bench -- --profile-time",
+        "script:scripts/bench-smoke",
+    ),
+    ("cargo bench -- scaling", "script:scripts/bench-smoke"),
+    ("cargo bench", "script:scripts/bench-smoke"),
+    ("cargo run --release -- generate --prompt", "here"),
+    (
+        "cargo run --release -- generate --model synthetic:llama3-8b",
+        "here",
+    ),
+    ("cargo run --release -- run --quick", "here"),
+    ("cargo run --release -- report", "here"),
+    ("cargo run --release -- schema", "here"),
+    ("llm-bench schema", "here"),
+    (
+        "llm-bench run",
+        "test:tests/run.rs::every_phase_ran_the_requests_it_was_asked_for",
+    ),
+    (
+        "llm-bench report",
+        "test:tests/run.rs::report_writes_markdown_and_charts_that_parse_as_svg",
+    ),
+    ("llm-bench compare", "here"),
+    (
+        "llm-bench gate",
+        "test:tests/gate.rs::exit_codes_and_one_sided_ids",
+    ),
+    (
+        "llm-bench generate",
+        "test:tests/errors.rs::more_threads_than_cpus_are_capped_with_a_warning_and_recorded",
+    ),
+    (
+        "scripts/serving-report",
+        "test:tests/readme.rs::serving_report_script_runs_the_readme_commands",
+    ),
+    ("scripts/bench-baseline", "script:scripts/bench-smoke"),
+    ("scripts/bench-check", "script:scripts/bench-smoke"),
+    ("cargo run --release --", "here"),
+    // Named as the file that made the fixtures, not shown as a command to run.
+    (
+        "scripts/reference/make-fixtures.py",
+        "file:scripts/reference/make-fixtures.py",
+    ),
+    ("cargo build --release", "script:scripts/test"),
+    (
+        "LLM_BENCH_MUTATIONS=",
+        "test:tests/mutations.rs::mutated_gguf_headers_fail_cleanly_or_load_consistently",
+    ),
+];
+
+/// Command lines in ```sh blocks (continuations joined, comments cut), and inline `code`
+/// that starts like a command.
+fn readme_commands() -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut in_sh = false;
+    let mut pending = String::new();
+    for line in README.lines() {
+        if line.starts_with("```") {
+            in_sh = line.trim() == "```sh";
+            continue;
+        }
+        if in_sh {
+            let code = line.split("  #").next().unwrap_or("").trim();
+            pending.push_str(code.trim_end_matches('\\'));
+            if !code.ends_with('\\') {
+                if !pending.trim().is_empty() {
+                    commands.push(pending.trim().to_string());
+                }
+                pending.clear();
+            } else {
+                pending.push(' ');
+            }
+            continue;
+        }
+        for (i, span) in line.split('`').enumerate() {
+            let starts = ["cargo ", "llm-bench ", "scripts/", "LLM_BENCH_MUTATIONS="];
+            if i % 2 == 1 && starts.iter().any(|s| span.starts_with(s)) {
+                commands.push(span.to_string());
+            }
+        }
+    }
+    commands
+}
+
+fn covered_by(command: &str) -> Option<&'static str> {
+    COVERAGE
+        .iter()
+        .find(|(prefix, _)| command.starts_with(prefix))
+        .map(|(_, by)| *by)
+}
+
+#[test]
+fn every_readme_command_is_covered_by_a_test_or_a_ci_script_that_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let commands = readme_commands();
+    assert!(commands.len() > 15, "found only {commands:?}");
+    let uncovered: Vec<&String> = commands
+        .iter()
+        .filter(|c| covered_by(c).is_none())
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "README commands run by no test or script (add one and list it in COVERAGE): {uncovered:?}"
+    );
+    for command in &commands {
+        let by = covered_by(command).expect("checked above");
+        if let Some(target) = by.strip_prefix("test:") {
+            let (file, name) = target.split_once("::").unwrap();
+            let source = std::fs::read_to_string(root.join(file)).unwrap();
+            assert!(
+                source.contains(&format!("fn {name}()")),
+                "{command:?}: no test {target}"
+            );
+        } else if let Some(file) = by.strip_prefix("file:") {
+            assert!(root.join(file).is_file(), "{command:?}: no file {file}");
+        } else if let Some(script) = by.strip_prefix("script:") {
+            let text = std::fs::read_to_string(root.join(script))
+                .unwrap_or_else(|_| panic!("{command:?}: no script {script}"));
+            let program = command.split(' ').next().unwrap();
+            assert!(
+                text.contains(program),
+                "{command:?}: {script} does not run {program}"
+            );
+        }
+    }
+    // The Criterion flags reach Criterion: the smoke run passes them through `cargo bench`.
+    let smoke = std::fs::read_to_string(root.join("scripts/bench-smoke")).unwrap();
+    for flags in [
+        "cargo bench -- --quick",
+        "cargo bench -- --profile-time",
+        "cargo bench -- scaling",
+    ] {
+        assert!(
+            smoke.contains(flags),
+            "scripts/bench-smoke does not run {flags:?}"
+        );
+    }
+}
+
+/// The README's `cargo run --release -- ARGS` as the built binary, run in `cwd`.
+fn readme_run(command: &str, cwd: &Path) -> std::process::Output {
+    let args = command
+        .strip_prefix("cargo run --release -- ")
+        .or_else(|| command.strip_prefix("llm-bench "))
+        .unwrap();
+    let mut words = Vec::new();
+    let mut quoted: Option<String> = None;
+    for word in args.split(' ').filter(|w| !w.is_empty()) {
+        match quoted.as_mut() {
+            Some(q) => {
+                q.push(' ');
+                q.push_str(word.trim_end_matches('"'));
+                if word.ends_with('"') {
+                    words.push(quoted.take().unwrap());
+                }
+            }
+            None if word.starts_with('"') && !(word.len() > 1 && word.ends_with('"')) => {
+                quoted = Some(word.trim_start_matches('"').to_string())
+            }
+            None => words.push(word.trim_matches('"').to_string()),
+        }
+    }
+    Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .args(&words)
+        .current_dir(cwd)
+        .env_remove("LLM_BENCH_MODEL")
+        .output()
+        .unwrap()
+}
+
+fn readme_line(start: &str) -> String {
+    readme_commands()
+        .into_iter()
+        .find(|c| c.starts_with(start))
+        .unwrap_or_else(|| panic!("the README no longer shows {start:?}"))
+}
+
+#[test]
+fn the_quick_start_commands_run_as_written() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = readme_run(
+        &readme_line("cargo run --release -- generate --prompt"),
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Paris"));
+
+    let out = readme_run(
+        &readme_line("cargo run --release -- generate --model synthetic:llama3-8b"),
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["weights"].as_str(), json["format"].as_str()),
+        (Some("synthetic"), Some("q4_0"))
+    );
+
+    let out = readme_run(
+        &readme_line("cargo run --release -- run --quick"),
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let results = cwd.path().join("llm-bench-results/results.json");
+    assert!(results.is_file());
+    let out = readme_run(&readme_line("cargo run --release -- report"), cwd.path());
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(cwd.path().join("llm-bench-results/report.md").is_file());
+    let out = readme_run("llm-bench schema", cwd.path());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v1.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, committed, "llm-bench schema differs from schemas/");
+    // The usage line of compare, with the README's own example formats.
+    let out = readme_run(
+        "llm-bench compare llm-bench-results/results.json --base-format f32 --other-format q4_1 --output json",
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let comparison: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(comparison["metrics"]
+        .as_array()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+#[test]
+fn serving_report_script_runs_the_readme_commands() {
+    // The script is the README's run, report and compare lines in a row; check it says so
+    // rather than run the same two minutes twice.
+    let script = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/serving-report"),
+    )
+    .unwrap();
+    for part in [
+        "run --format q4_1 --format q8_0 --format f32",
+        "report \"$OUT/results.json\"",
+        "compare \"$OUT/results.json\" --base-format f32 --other-format q4_1",
+    ] {
+        assert!(
+            script.contains(part),
+            "scripts/serving-report lost {part:?}"
+        );
+    }
+}
