@@ -11,6 +11,7 @@ fn main() {
     for (krate, var) in [
         ("candle-core", "LLM_BENCH_CANDLE_VERSION"),
         ("criterion", "LLM_BENCH_CRITERION_VERSION"),
+        ("llama-cpp-sys-2", "LLM_BENCH_LLAMA_CPP_VERSION"),
     ] {
         let needle = format!("name = \"{krate}\"\nversion = \"");
         let version = lock

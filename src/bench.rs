@@ -5,9 +5,11 @@
 //!
 //! Environment: `LLM_BENCH_MODEL` (a model spec; default as for the CLI), `LLM_BENCH_FORMATS`
 //! (comma-separated, e.g. `q4_1,q8_0`; default the model's own format), `LLM_BENCH_THREADS`
-//! (default all cores), `LLM_BENCH_SMOKE=1` (CI: every benchmark as short as Criterion allows).
+//! (default all cores), `LLM_BENCH_ENGINES` (comma-separated, e.g. `candle,llama-cpp`; default
+//! candle), `LLM_BENCH_SMOKE=1` (CI: every benchmark as short as Criterion allows).
 
 use crate::arch::ModelConfig;
+use crate::engine::EngineChoice;
 use crate::error::{Error, Result};
 use crate::format::WeightFormat;
 use crate::generate::{generate, Request, Strategy};
@@ -21,6 +23,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const FORMATS_ENV: &str = "LLM_BENCH_FORMATS";
+pub const ENGINES_ENV: &str = "LLM_BENCH_ENGINES";
 pub const THREADS_ENV: &str = "LLM_BENCH_THREADS";
 pub const SMOKE_ENV: &str = "LLM_BENCH_SMOKE";
 /// Decode benchmarks let the KV cache grow this many positions past the length they name
@@ -32,6 +35,7 @@ pub const SUPPORT_PROMPT: &str =
 
 struct Slot {
     planned: Option<Planned>,
+    engine: EngineChoice,
     label: String,
     model: Option<Model>,
 }
@@ -39,6 +43,7 @@ struct Slot {
 /// One per bench binary: the models (loaded on first use) and the facts of the run.
 pub struct BenchSession {
     pub threads: usize,
+    engines: Vec<EngineChoice>,
     pub smoke: bool,
     pub spec: ModelSpec,
     pub weights: WeightsKind,
@@ -102,17 +107,26 @@ impl BenchSession {
                 .collect::<Result<_>>()?,
             None => vec![None],
         };
+        let engines = match env_nonempty(ENGINES_ENV) {
+            Some(list) => crate::engine::parse_list(&list)?,
+            None => vec![EngineChoice::default()],
+        };
         let mut slots = Vec::new();
-        for format in formats {
-            let planned = plan(&spec, format)?;
-            if slots.iter().any(|s: &Slot| s.label == planned.label()) {
-                continue;
+        for &engine in &engines {
+            for &format in &formats {
+                let planned = plan(&spec, format)?;
+                let label = planned.label(engine);
+                if slots.iter().any(|s: &Slot| s.label == label) {
+                    continue;
+                }
+                engine.supports(&planned)?;
+                slots.push(Slot {
+                    label,
+                    engine,
+                    planned: Some(planned),
+                    model: None,
+                });
             }
-            slots.push(Slot {
-                label: planned.label(),
-                planned: Some(planned),
-                model: None,
-            });
         }
         let first = slots[0].planned.as_ref().expect("just planned");
         let (weights, config, name) = (
@@ -152,6 +166,7 @@ impl BenchSession {
         });
         let session = Self {
             threads,
+            engines,
             smoke,
             spec,
             weights,
@@ -164,7 +179,12 @@ impl BenchSession {
         Ok(session)
     }
 
-    /// `name@format` of each format this run benchmarks.
+    /// The engines this run benchmarks (`LLM_BENCH_ENGINES`, default candle).
+    pub fn engines(&self) -> Vec<EngineChoice> {
+        self.engines.clone()
+    }
+
+    /// `name@format+engine` of each model this run benchmarks.
     pub fn labels(&self) -> Vec<String> {
         self.slots.iter().map(|s| s.label.clone()).collect()
     }
@@ -178,7 +198,7 @@ impl BenchSession {
                 .take()
                 .expect("a slot is planned until loaded");
             let model = planned
-                .load()
+                .load_with(self.slots[index].engine)
                 .unwrap_or_else(|e| panic!("llm-bench: loading {label} failed: {e}"));
             self.context["models"][&label] = json!({
                 "load_seconds": model.info.load_seconds,
@@ -250,6 +270,7 @@ pub fn prompt_of_length(model: &Model, len: usize) -> Vec<u32> {
 /// Times `iters` prefills of `len` tokens from an empty cache.
 pub fn time_prefill(model: &mut Model, len: usize, iters: u64) -> Duration {
     let prompt = vec![prompt_of_length(model, len)];
+    model.engine.reserve(1, len).expect("room for the prompt");
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let start = Instant::now();
@@ -266,6 +287,10 @@ pub fn time_prefill(model: &mut Model, len: usize, iters: u64) -> Duration {
 /// per sample, and refilling a 1024-token cache each time would cost seconds of wall time.
 pub fn time_decode(model: &mut Model, kv_len: usize, batch: usize, iters: u64) -> Duration {
     let fill = vec![prompt_of_length(model, kv_len.max(1)); batch];
+    model
+        .engine
+        .reserve(batch, kv_len + KV_DRIFT + 1)
+        .expect("room for the KV cache");
     let usable = |model: &Model| {
         let (position, cached_batch) = (model.engine.position(), model.engine.batch_size());
         (kv_len..kv_len + KV_DRIFT).contains(&position) && (cached_batch == batch || position == 0)

@@ -13,39 +13,53 @@ const RESAMPLES: usize = 2000;
 const SEED: u64 = 0x11ab;
 
 /// Picks the run to compare from a results file: by format (`q4_1`) or label
-/// (`smollm2-135m-instruct@q4_1`); a file holding one run needs no choice.
+/// (`smollm2-135m-instruct@q4_1+candle`), and by engine; a file holding one run needs no
+/// choice, and a choice must leave exactly one run.
 pub fn select<'a>(
     path: &Path,
     results: &'a Results,
     format: Option<&str>,
-    flag: &'static str,
+    engine: Option<&str>,
+    flags: (&'static str, &'static str),
 ) -> Result<&'a FormatRun> {
     let available = || {
         results
             .runs
             .iter()
-            .map(|r| r.model.format.clone())
+            .map(FormatRun::label)
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match format {
-        Some(wanted) => results
-            .runs
-            .iter()
-            .find(|r| r.model.format == wanted || r.label() == wanted)
-            .ok_or_else(|| Error::FormatNotInResults {
-                path: path.into(),
-                found: wanted.into(),
-                available: available(),
-            }),
-        None if results.runs.len() == 1 => Ok(&results.runs[0]),
-        None => Err(Error::InvalidSetting {
-            name: flag,
+    let matching: Vec<&FormatRun> = results
+        .runs
+        .iter()
+        .filter(|r| format.is_none_or(|f| r.model.format == f || r.label() == f))
+        .filter(|r| engine.is_none_or(|e| r.model.engine.name == e))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::FormatNotInResults {
+            path: path.into(),
+            found: [format, engine]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" on "),
+            available: available(),
+        }),
+        several => Err(Error::InvalidSetting {
+            name: if format.is_none() { flags.0 } else { flags.1 },
             reason: format!(
-                "{} holds {} runs ({}); choose one with {flag}",
+                "{} holds {} runs that match ({}); choose one with {} and {}",
                 path.display(),
-                results.runs.len(),
-                available()
+                several.len(),
+                several
+                    .iter()
+                    .map(|r| r.label())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                flags.0,
+                flags.1
             ),
         }),
     }

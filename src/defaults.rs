@@ -2,9 +2,10 @@
 //! SmolLM2 GGUF, else the hub's SmolLM2, else its synthetic twin. A fresh clone therefore
 //! runs without any set-up step, and says which weights it used.
 
+use crate::engine::EngineChoice;
 use crate::error::{Error, Result};
 use crate::format::WeightFormat;
-use crate::model::{load, Model};
+use crate::model::Model;
 use crate::source::synthetic::models_dir;
 use crate::spec::ModelSpec;
 use std::path::PathBuf;
@@ -59,9 +60,12 @@ pub fn choose_spec(argument: Option<&str>) -> Result<(ModelSpec, Vec<String>)> {
 pub fn load_chosen_or_default(
     argument: Option<&str>,
     format: Option<WeightFormat>,
+    engine: EngineChoice,
 ) -> Result<Model> {
     let (spec, notices) = choose_spec(argument)?;
-    let mut model = load(&spec, format)?;
+    let planned = crate::model::plan(&spec, format)?;
+    engine.supports(&planned)?;
+    let mut model = planned.load_with(engine)?;
     model.info.notices.splice(0..0, notices);
     Ok(model)
 }

@@ -117,14 +117,14 @@ pub enum Error {
         expected: u32,
     },
 
-    #[error("{path}: at {location}: {problem}. The file does not match results schema version 1 (schemas/results-v1.schema.json); was it edited or cut short?")]
+    #[error("{path}: at {location}: {problem}. The file does not match results schema version 2 (schemas/results-v2.schema.json); was it edited or cut short?")]
     ResultsField {
         path: PathBuf,
         location: String,
         problem: String,
     },
 
-    #[error("{path} has no run in format {found:?}; it has: {available}")]
+    #[error("{path} has no run of {found:?}; it has: {available}")]
     FormatNotInResults {
         path: PathBuf,
         found: String,

@@ -6,10 +6,11 @@
 //! - ITL: the gap between consecutive generated tokens (TPOT is their mean);
 //! - E2E: request start to the last generated token.
 
+use crate::engine::Logits;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::tokenizer::TextTokenizer;
-use candle_core::{IndexOp, Tensor};
+use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use serde::Serialize;
 use std::fmt;
@@ -225,6 +226,13 @@ pub fn generate(
     request: &Request,
     mut on_step: impl FnMut(&TextTokenizer, &[u32]),
 ) -> Result<Trace> {
+    // Sized before the clock starts: an engine that allocates its KV cache up front does it
+    // here, as a server would at start-up. A prompt has at most one token per byte (plus a
+    // BOS), so that bounds it without tokenizing twice.
+    let positions = (request.prompt.len() + 2)
+        .saturating_add(request.max_new_tokens)
+        .min(model.context_length());
+    model.engine.reserve(request.batch.max(1), positions)?;
     let start = Instant::now();
     let prompt_tokens = model.tokenizer.encode(&request.prompt)?;
     let tokenized = Instant::now();
@@ -276,11 +284,17 @@ pub fn generate(
     })
 }
 
-fn sample_each(logits: &Tensor, samplers: &mut [LogitsProcessor]) -> Result<Vec<u32>> {
+/// One token per sequence, each from its own seeded sampler. The engines hand back plain
+/// `f32` rows; candle's `LogitsProcessor` samples them, whichever engine made them, so every
+/// engine is sampled identically.
+fn sample_each(logits: &Logits, samplers: &mut [LogitsProcessor]) -> Result<Vec<u32>> {
     samplers
         .iter_mut()
         .enumerate()
-        .map(|(seq, sampler)| Ok(sampler.sample(&logits.i(seq)?)?))
+        .map(|(seq, sampler)| {
+            let row = Tensor::from_slice(logits.row(seq), logits.vocab, &Device::Cpu)?;
+            Ok(sampler.sample(&row)?)
+        })
         .collect()
 }
 

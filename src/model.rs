@@ -3,7 +3,7 @@
 
 use crate::arch::{ModelConfig, TensorRole, TensorSpec};
 use crate::engine::quantize::{self, QuantPlan};
-use crate::engine::{Engine, EngineKind};
+use crate::engine::{Engine, EngineChoice, EngineInfo};
 use crate::error::{Error, Result};
 use crate::format::WeightFormat;
 use crate::source::{self, synthetic, ResolvedModel, WeightSource, Weights, WeightsKind};
@@ -12,7 +12,6 @@ use crate::tokenizer::TextTokenizer;
 use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
-use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -25,7 +24,7 @@ pub struct ModelInfo {
     pub weights: WeightsKind,
     /// The format the weights run in; a GGUF in its own types reports its main matmul type.
     pub format: String,
-    pub engine: EngineKind,
+    pub engine: EngineInfo,
     pub architecture: String,
     pub config: ModelConfig,
     pub parameters: u64,
@@ -38,6 +37,12 @@ pub struct ModelInfo {
     pub notices: Vec<String>,
 }
 
+/// `smollm2-135m-instruct@q4_1+candle`: model, format and engine, so that runs and
+/// benchmark baselines of different engines never collide.
+pub fn run_label(name: &str, format: &str, engine: &str) -> String {
+    format!("{name}@{format}+{engine}")
+}
+
 pub struct Model {
     pub engine: Box<dyn Engine>,
     pub tokenizer: TextTokenizer,
@@ -48,9 +53,9 @@ impl Model {
     pub fn context_length(&self) -> usize {
         self.info.config.max_position_embeddings
     }
-    /// `name@format`, the function part of every benchmark id.
+    /// `name@format+engine`, the function part of every benchmark id.
     pub fn label(&self) -> String {
-        format!("{}@{}", self.info.name, self.info.format)
+        run_label(&self.info.name, &self.info.format, &self.info.engine.name)
     }
 }
 
@@ -68,9 +73,9 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// `name@format`, the function part of every benchmark id.
-    pub fn label(&self) -> String {
-        format!("{}@{}", self.name, self.format_label)
+    /// `name@format+engine`, the function part of every benchmark id.
+    pub fn label(&self, engine: EngineChoice) -> String {
+        run_label(&self.name, &self.format_label, engine.name())
     }
 
     /// Bytes the weights will take in memory in the planned format.
@@ -160,16 +165,35 @@ pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
     plan(spec, format)?.load()
 }
 
+/// What an engine is built from: the planned model, owned, and the run's thread count.
+pub struct EngineInput {
+    pub arch: &'static crate::arch::Architecture,
+    pub config: ModelConfig,
+    pub weights: Weights,
+    /// `None`: a GGUF in its own types.
+    pub format: Option<WeightFormat>,
+    pub layout: QuantPlan,
+    pub threads: usize,
+    /// The file or folder the weights came from (`None` for synthetic weights).
+    pub source_path: Option<std::path::PathBuf>,
+}
+
 impl Planned {
+    /// Builds the model with stock candle.
     pub fn load(self) -> Result<Model> {
+        self.load_with(EngineChoice::default())
+    }
+
+    /// Builds the model with `engine`, on the thread count `system::configure_threads` set.
+    pub fn load_with(self, engine: EngineChoice) -> Result<Model> {
         let started = Instant::now();
         let weight_bytes = self.weight_bytes();
         let spec = self.resolved.spec.clone();
-        let source_name = self
-            .resolved
-            .source_path()
+        let source_path = self.resolved.source_path();
+        let source_name = source_path
+            .as_ref()
             .map_or_else(|| spec.to_string(), |p| p.display().to_string());
-        // candle's errors name no file: say which model failed to build.
+        // Engines' own errors (candle's, llama.cpp's) name no file: say which model failed.
         let in_source = |e: Error| match e {
             Error::Candle(c) => Error::Build {
                 source_name: source_name.clone(),
@@ -186,45 +210,29 @@ impl Planned {
             mut notices,
             ..
         } = self.resolved;
-        let layout = self.layout;
-        let specs: Vec<TensorSpec> = layout.tensors.iter().map(|(s, _)| s.clone()).collect();
-        let parameters = specs.iter().map(|s| s.elements() as u64).sum();
-
-        let engine: Box<dyn Engine> = match (self.format, weights) {
-            (None, Weights::Gguf(gguf)) => {
-                let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
-                (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)
-                    .map_err(in_source)?
-            }
-            (None, _) => unreachable!("`plan` gives every non-GGUF source a format"),
-            (Some(WeightFormat::Dense(dtype)), weights) => {
-                let vb = match &weights {
-                    // SAFETY: read-only mmap of the user's files, as in `source::local`.
-                    Weights::Safetensors(st) => unsafe {
-                        VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)
-                            .map_err(|e| in_source(e.into()))?
-                    },
-                    other => VarBuilder::from_backend(
-                        Box::new(SourceBackend::new(other.as_source(), &specs)),
-                        dtype,
-                        Device::Cpu,
-                    ),
-                };
-                (arch.build_dense)(vb, &config).map_err(in_source)?
-            }
-            (Some(WeightFormat::Quantized(_)), weights) => {
-                notices.extend(layout.fallbacks.iter().cloned());
-                quantize::build_engine(arch, &config, weights.as_source(), &layout)
-                    .map_err(in_source)?
-            }
-        };
-        let stored_as = layout.tensors;
+        let stored_as = self.layout.tensors.clone();
+        let parameters = stored_as.iter().map(|(s, _)| s.elements() as u64).sum();
+        if self.format.is_some() {
+            notices.extend(self.layout.fallbacks.iter().cloned());
+        }
+        let engine = engine
+            .build(EngineInput {
+                arch,
+                config: config.clone(),
+                weights,
+                format: self.format,
+                layout: self.layout,
+                threads: crate::system::configured_threads(),
+                source_path,
+            })
+            .map_err(in_source)?;
+        let engine_info = engine.info();
         let info = ModelInfo {
             spec: spec.to_string(),
             name: self.name,
             weights: weights_kind,
             format: self.format_label,
-            engine: engine.kind(),
+            engine: engine_info,
             architecture: config.architecture.to_string(),
             parameters,
             weight_bytes,
@@ -357,13 +365,13 @@ pub fn check_request_memory(
 
 /// Serves candle's `VarBuilder` from any weight source (synthetic, or a GGUF dequantized),
 /// refusing names and shapes the architecture does not declare.
-struct SourceBackend<'a> {
+pub(crate) struct SourceBackend<'a> {
     source: &'a dyn WeightSource,
     specs: HashMap<String, TensorSpec>,
 }
 
 impl<'a> SourceBackend<'a> {
-    fn new(source: &'a dyn WeightSource, specs: &[TensorSpec]) -> Self {
+    pub(crate) fn new(source: &'a dyn WeightSource, specs: &[TensorSpec]) -> Self {
         let specs = specs
             .iter()
             .map(|s| (s.hf_name.clone(), s.clone()))

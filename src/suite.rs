@@ -4,6 +4,7 @@
 //! keeps what finished.
 
 use crate::bandwidth::{self, Bandwidth, Roofline};
+use crate::engine::EngineChoice;
 use crate::error::{Error, Result};
 use crate::format::WeightFormat;
 use crate::generate::{generate, Request, Strategy};
@@ -90,6 +91,8 @@ pub struct SuiteConfig {
     pub model: Option<String>,
     /// `None` = the model's own format.
     pub formats: Vec<Option<WeightFormat>>,
+    /// Every format runs on each engine, engine by engine.
+    pub engines: Vec<EngineChoice>,
     pub prompts: Prompts,
     pub runs: usize,
     pub max_new_tokens: usize,
@@ -113,6 +116,7 @@ impl SuiteConfig {
         Self {
             model: None,
             formats: vec![None],
+            engines: vec![EngineChoice::default()],
             prompts: Prompts::builtin(),
             runs: if quick { 1 } else { 5 },
             max_new_tokens: if quick { 32 } else { 64 },
@@ -146,6 +150,7 @@ impl SuiteConfig {
         at_least_one("--throughput-rounds", self.throughput_rounds)?;
         at_least_one("--prompts-per-point", self.prompts_per_point)?;
         at_least_one("--format", self.formats.len())?;
+        at_least_one("--engine", self.engines.len())?;
         at_least_one("--phases", self.phases.len())?;
         if self.prompts.list.is_empty() {
             return Err(Error::NoPrompts {
@@ -212,15 +217,18 @@ pub trait Progress {
 pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results> {
     config.validate()?;
     let (spec, notices) = crate::defaults::choose_spec(config.model.as_deref())?;
-    // Every format is planned (and checked) before anything runs.
-    let mut planned: Vec<Planned> = Vec::new();
-    for format in &config.formats {
-        let p = plan(&spec, *format)?;
-        if !planned.iter().any(|q| q.label() == p.label()) {
-            planned.push(p);
+    // Every engine and format is planned (and checked) before anything runs.
+    let mut planned: Vec<(EngineChoice, Planned)> = Vec::new();
+    for &engine in &config.engines {
+        for format in &config.formats {
+            let p = plan(&spec, *format)?;
+            engine.supports(&p)?;
+            if !planned.iter().any(|(e, q)| q.label(*e) == p.label(engine)) {
+                planned.push((engine, p));
+            }
         }
     }
-    check_fits_context(config, &planned[0])?;
+    check_fits_context(config, &planned[0].1)?;
     // Inputs are valid: only now does the output folder appear.
     crate::fs::prepare_output_dir(&config.out_dir)?;
     let system = SystemInfo::collect(config.threads);
@@ -246,7 +254,7 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
         command_line: std::env::args().collect(),
         settings: config.settings(
             &spec.to_string(),
-            planned.iter().map(|p| p.format_label.clone()).collect(),
+            planned.iter().map(|(e, p)| p.label(*e)).collect(),
         ),
         system,
         build: BuildInfo::current(),
@@ -256,8 +264,8 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
     };
     let path = config.out_dir.join(RESULTS_FILE);
     results.save(&path)?;
-    for planned in planned {
-        let label = planned.label();
+    for (engine, planned) in planned {
+        let label = planned.label(engine);
         let runs_before = results.runs.len();
         let mut runner = FormatRunner {
             config,
@@ -266,7 +274,7 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
             bandwidth: &bandwidth,
             progress,
         };
-        if let Err(e) = runner.run(planned, &notices) {
+        if let Err(e) = runner.run(planned, engine, &notices) {
             progress.finish(&format!("stopped: {e}"));
             // Failed after loading: the run keeps its finished phases. Before: nothing to keep.
             if results.runs.len() > runs_before {
@@ -350,12 +358,12 @@ struct FormatRunner<'a> {
 }
 
 impl FormatRunner<'_> {
-    fn run(&mut self, planned: Planned, notices: &[String]) -> Result<()> {
-        let label = planned.label();
+    fn run(&mut self, planned: Planned, engine: EngineChoice, notices: &[String]) -> Result<()> {
+        let label = planned.label(engine);
         self.progress.start(&label, "load", None);
         release_freed_memory();
         let rss_before_bytes = current_rss_bytes();
-        let (loaded, usage) = resources::measure(|| planned.load());
+        let (loaded, usage) = resources::measure(|| planned.load_with(engine));
         let mut model = loaded?;
         model.info.notices.splice(0..0, notices.iter().cloned());
         self.progress.finish(&format!(

@@ -39,6 +39,19 @@ pub fn configure_threads(requested: Option<usize>) -> usize {
     threads
 }
 
+/// The thread count `configure_threads` set (`RAYON_NUM_THREADS`), else all cores.
+pub fn configured_threads() -> usize {
+    std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
 /// `wanted` threads, at most `cores`; the warning says what was asked and what is used.
 pub fn cap_threads(wanted: usize, cores: usize) -> (usize, Option<String>) {
     if wanted <= cores {

@@ -55,6 +55,19 @@ const COVERAGE: &[(&str, &str)] = &[
     ),
     ("scripts/bench-baseline", "script:scripts/bench-smoke"),
     ("scripts/bench-check", "script:scripts/bench-smoke"),
+    (
+        "cargo run --release --features llama-cpp -- generate --engine llama-cpp",
+        "test:tests/readme.rs::the_engine_commands_run_as_written",
+    ),
+    (
+        "cargo run --release --features llama-cpp -- run --quick --engine candle --engine llama-cpp",
+        "test:tests/readme.rs::the_engine_commands_run_as_written",
+    ),
+    ("scripts/install-llama-cpp-deps", "script:scripts/test"),
+    (
+        "scripts/reference/make-vendored-fixtures",
+        "file:scripts/reference/make-vendored-fixtures",
+    ),
     ("cargo run --release --", "here"),
     // Named as the file that made the fixtures, not shown as a command to run.
     (
@@ -146,9 +159,9 @@ fn every_readme_command_is_covered_by_a_test_or_a_ci_script_that_exists() {
     // The Criterion flags reach Criterion: the smoke run passes them through `cargo bench`.
     let smoke = std::fs::read_to_string(root.join("scripts/bench-smoke")).unwrap();
     for flags in [
-        "cargo bench -- --quick",
-        "cargo bench -- --profile-time",
-        "cargo bench -- scaling",
+        "cargo bench \"${cargo_args[@]}\" -- --quick",
+        "cargo bench \"${cargo_args[@]}\" -- --profile-time",
+        "cargo bench \"${cargo_args[@]}\" -- scaling",
     ] {
         assert!(
             smoke.contains(flags),
@@ -161,6 +174,7 @@ fn every_readme_command_is_covered_by_a_test_or_a_ci_script_that_exists() {
 fn readme_run(command: &str, cwd: &Path) -> std::process::Output {
     let args = command
         .strip_prefix("cargo run --release -- ")
+        .or_else(|| command.strip_prefix("cargo run --release --features llama-cpp -- "))
         .or_else(|| command.strip_prefix("llm-bench "))
         .unwrap();
     let mut words = Vec::new();
@@ -195,8 +209,13 @@ fn readme_line(start: &str) -> String {
         .unwrap_or_else(|| panic!("the README no longer shows {start:?}"))
 }
 
+/// The commands below each use every core: run one at a time, or candle's busy-waiting
+/// thread pools slow each other many times over.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_quick_start_commands_run_as_written() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let cwd = tempfile::tempdir().unwrap();
     let out = readme_run(
         &readme_line("cargo run --release -- generate --prompt"),
@@ -230,7 +249,7 @@ fn the_quick_start_commands_run_as_written() {
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let committed: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v1.schema.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v2.schema.json"),
         )
         .unwrap(),
     )
@@ -266,4 +285,55 @@ fn serving_report_script_runs_the_readme_commands() {
             "scripts/serving-report lost {part:?}"
         );
     }
+}
+
+/// The engine section's commands, in a build with the llama.cpp engine (CI's).
+#[cfg(feature = "llama-cpp")]
+#[test]
+fn the_engine_commands_run_as_written() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let cwd = tempfile::tempdir().unwrap();
+    let out = readme_run(
+        &readme_line("cargo run --release --features llama-cpp -- generate --engine llama-cpp"),
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Paris"));
+    let out = readme_run(
+        &readme_line("cargo run --release --features llama-cpp -- run --quick --engine candle"),
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let results = cwd.path().join("llm-bench-results/results.json");
+    let value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let engines: Vec<&str> = value["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model"]["engine"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(engines, ["candle", "llama-cpp"]);
+    let out = readme_run(
+        "llm-bench compare llm-bench-results/results.json --base-engine candle --other-engine llama-cpp --output json",
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let comparison: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        comparison["other"]["label"]
+            .as_str()
+            .unwrap()
+            .rsplit('+')
+            .next(),
+        Some("llama-cpp")
+    );
+    let out = readme_run(
+        "llm-bench report llm-bench-results/results.json",
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let report = std::fs::read_to_string(cwd.path().join("llm-bench-results/report.md")).unwrap();
+    assert!(report.contains("+llama-cpp") && report.contains("+candle"));
+    assert!(report.contains("## Engines side by side"), "{report}");
 }

@@ -1,10 +1,12 @@
 //! Checks against independent truth: llama.cpp's token ids for the same GGUF file and
 //! prompts (fixtures/reference, made by scripts/reference/make-fixtures.py).
 
+mod common;
+
+use common::{fixture, ids};
 use llm_bench::generate::{generate, Request, Strategy};
 use llm_bench::{ModelSpec, WeightFormat};
 use serde_json::Value;
-use std::path::PathBuf;
 
 fn default_gguf() -> ModelSpec {
     let path = llm_bench::defaults::default_gguf_path();
@@ -14,21 +16,6 @@ fn default_gguf() -> ModelSpec {
         path.display()
     );
     ModelSpec::Gguf(path)
-}
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/reference")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
 }
 
 fn greedy(model: &mut llm_bench::Model, prompt: &str, tokens: usize) -> (Vec<u32>, Vec<u32>) {
@@ -110,10 +97,7 @@ fn dense_f32_from_gguf_agrees_with_llama_cpp() {
     llm_bench::system::configure_threads(None);
     let f32: WeightFormat = "f32".parse().unwrap();
     let mut model = llm_bench::load(&default_gguf(), Some(f32)).unwrap();
-    assert_eq!(
-        model.info.engine,
-        llm_bench::engine::EngineKind::CandleDense
-    );
+    assert_eq!(model.info.engine.detail, "dense");
     let case = &fixture("smollm2-greedy.json")["cases"][0];
     let reference = ids(&case["output_tokens"]);
     let (_, output) = greedy(&mut model, case["prompt"].as_str().unwrap(), 8);

@@ -57,7 +57,7 @@ fn read_json(path: &Path) -> Value {
 }
 
 fn repo_schema() -> Value {
-    read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v1.schema.json"))
+    read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v2.schema.json"))
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn the_committed_schema_is_the_one_the_code_writes() {
     assert_eq!(
         repo_schema(),
         llm_bench::results::json_schema(),
-        "schemas/results-v1.schema.json is stale: regenerate it with `cargo run --release -- schema > schemas/results-v1.schema.json`"
+        "schemas/results-v2.schema.json is stale: regenerate it with `cargo run --release -- schema > schemas/results-v2.schema.json`"
     );
 }
 
@@ -211,7 +211,7 @@ fn a_report_of_two_files_keeps_their_runs_apart() {
     let result = cli(&["report", path, path, "--out", out.to_str().unwrap()], &[]);
     assert!(result.status.success(), "{}", stderr(&result));
     let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(markdown.contains("model@q8_0 #1") && markdown.contains("model@q8_0 #2"));
+    assert!(markdown.contains("model@q8_0+candle #1") && markdown.contains("model@q8_0+candle #2"));
     assert_eq!(
         markdown.matches("| CPU |").count(),
         2,
@@ -312,15 +312,16 @@ fn edited_copy(edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn results_of_another_schema_version_are_refused_by_name() {
-    let (dir, path) = edited_copy(|v| v["schema_version"] = 2.into());
+    // A version 1 file (before engines were named) is refused with both versions named.
+    let (dir, path) = edited_copy(|v| v["schema_version"] = 1.into());
     let out = cli(&["report", path.to_str().unwrap()], &[]);
     assert_fails_with(
         &out,
-        &["results.json", "schema version 2", "reads version 1"],
+        &["results.json", "schema version 1", "reads version 2"],
     );
     assert!(!dir.path().join("report.md").exists());
     let compare = cli(&["compare", path.to_str().unwrap()], &[]);
-    assert_fails_with(&compare, &["schema version 2"]);
+    assert_fails_with(&compare, &["schema version 1"]);
 }
 
 #[test]

@@ -5,27 +5,32 @@
 use super::{group, Cost};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use llm_bench::bench::{fixed_request, session, time_generate};
+use llm_bench::engine::EngineChoice;
 use llm_bench::generate::Strategy;
-use llm_bench::model::Model;
+use llm_bench::model::{Model, Planned};
 
 const NEW_TOKENS: usize = 64;
 const COMPARED: &[&str] = &["f32", "q8_0", "q4_0"];
 
 pub fn bench(c: &mut Criterion) {
-    let mut plans = vec![];
+    let mut plans: Vec<(String, EngineChoice, Planned)> = vec![];
     {
         let s = session();
-        let formats = COMPARED
+        let formats: Vec<_> = COMPARED
             .iter()
             .map(|f| Some(f.parse().expect("listed formats parse")))
-            .chain([None]);
-        for format in formats {
-            if let Some(planned) = s.plan_format(format) {
-                if !plans
-                    .iter()
-                    .any(|p: &llm_bench::model::Planned| p.label() == planned.label())
-                {
-                    plans.push(planned);
+            .chain([None])
+            .collect();
+        for engine in s.engines() {
+            for &format in &formats {
+                let Some(planned) = s.plan_format(format) else {
+                    continue;
+                };
+                let label = planned.label(engine);
+                // An engine that cannot run this format (llama.cpp asked to requantize) is
+                // left out of this family; its own format still runs.
+                if engine.supports(&planned).is_ok() && !plans.iter().any(|(l, _, _)| *l == label) {
+                    plans.push((label, engine, planned));
                 }
             }
         }
@@ -33,15 +38,14 @@ pub fn bench(c: &mut Criterion) {
     let mut group = group(c, "formats", Cost::Large);
     group.throughput(Throughput::Elements(NEW_TOKENS as u64));
     let request = fixed_request(Strategy::Greedy, NEW_TOKENS);
-    for planned in plans {
-        let id = BenchmarkId::new(planned.label(), "greedy-64");
+    for (label, engine, planned) in plans {
+        let id = BenchmarkId::new(&label, "greedy-64");
         let mut planned = Some(planned);
         let mut model: Option<Model> = None;
         group.bench_function(id, |b| {
             if model.is_none() {
                 let p = planned.take().expect("planned until loaded");
-                let label = p.label();
-                match p.load() {
+                match p.load_with(engine) {
                     Ok(m) => model = Some(m),
                     Err(e) => panic!("formats: loading {label} failed: {e}"),
                 }

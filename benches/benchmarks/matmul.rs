@@ -48,7 +48,8 @@ pub fn bench(c: &mut Criterion) {
     let mut group = group(c, "matmul", Cost::Small);
     for format_name in FORMATS {
         let format: WeightFormat = format_name.parse().expect("listed formats parse");
-        let function = format!("{name}@{format_name}");
+        // The kernels timed here are candle's own, whichever engines the run compares.
+        let function = llm_bench::model::run_label(&name, format_name, "candle");
         for &(shape, n, k) in &shapes {
             if let WeightFormat::Quantized(q) = format {
                 if k % q.block_size() != 0 {

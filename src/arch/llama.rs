@@ -3,7 +3,7 @@
 //! `quantized_llama::ModelWeights`.
 
 use super::{Architecture, ModelConfig, ReadSeek, TensorRole, TensorSpec};
-use crate::engine::{Engine, EngineKind};
+use crate::engine::candle::CandleModel;
 use crate::error::Result;
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Device, Tensor};
@@ -305,7 +305,7 @@ struct DenseLlama {
     batch: usize,
 }
 
-fn build_dense(vb: VarBuilder, cfg: &ModelConfig) -> Result<Box<dyn Engine>> {
+fn build_dense(vb: VarBuilder, cfg: &ModelConfig) -> Result<Box<dyn CandleModel>> {
     let config = candle_config(cfg);
     let fresh_cache = llama::Cache::new(true, vb.dtype(), &config, vb.device())?;
     let model = llama::Llama::load(vb, &config)?;
@@ -318,9 +318,9 @@ fn build_dense(vb: VarBuilder, cfg: &ModelConfig) -> Result<Box<dyn Engine>> {
     }))
 }
 
-impl Engine for DenseLlama {
-    fn kind(&self) -> EngineKind {
-        EngineKind::CandleDense
+impl CandleModel for DenseLlama {
+    fn detail(&self) -> &'static str {
+        "dense"
     }
     fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
         let logits = self.model.forward(input, self.position, &mut self.cache)?;
@@ -352,7 +352,7 @@ fn build_quantized(
     reader: &mut dyn ReadSeek,
     device: &Device,
     _cfg: &ModelConfig,
-) -> Result<Box<dyn Engine>> {
+) -> Result<Box<dyn CandleModel>> {
     let mut reader = reader;
     let model = quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)?;
     Ok(Box::new(QuantizedLlama {
@@ -384,9 +384,9 @@ impl QuantizedLlama {
     }
 }
 
-impl Engine for QuantizedLlama {
-    fn kind(&self) -> EngineKind {
-        EngineKind::CandleQuantized
+impl CandleModel for QuantizedLlama {
+    fn detail(&self) -> &'static str {
+        "quantized"
     }
     fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
         let (batch, len) = input.dims2()?;

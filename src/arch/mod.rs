@@ -5,7 +5,7 @@
 
 pub mod llama;
 
-use crate::engine::Engine;
+use crate::engine::candle::CandleModel;
 use crate::error::Result;
 use candle_core::quantized::gguf_file;
 use candle_core::Device;
@@ -199,9 +199,13 @@ impl TensorSpec {
 pub trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek> ReadSeek for T {}
 
-/// Builds the quantized engine from GGUF metadata and a reader over the tensor data.
-pub type QuantizedBuilder =
-    fn(gguf_file::Content, &mut dyn ReadSeek, &Device, &ModelConfig) -> Result<Box<dyn Engine>>;
+/// Builds candle's quantized model from GGUF metadata and a reader over the tensor data.
+pub type QuantizedBuilder = fn(
+    gguf_file::Content,
+    &mut dyn ReadSeek,
+    &Device,
+    &ModelConfig,
+) -> Result<Box<dyn CandleModel>>;
 
 /// Everything the library needs to know about one architecture family.
 pub struct Architecture {
@@ -216,7 +220,7 @@ pub struct Architecture {
     pub gguf_keys: KeyNames,
     pub gguf_metadata: fn(&ModelConfig) -> Vec<(String, gguf_file::Value)>,
     pub tensors: fn(&ModelConfig) -> Vec<TensorSpec>,
-    pub build_dense: fn(VarBuilder, &ModelConfig) -> Result<Box<dyn Engine>>,
+    pub build_dense: fn(VarBuilder, &ModelConfig) -> Result<Box<dyn CandleModel>>,
     pub build_quantized: QuantizedBuilder,
 }
 

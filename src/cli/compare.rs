@@ -17,12 +17,18 @@ pub struct Args {
     base: PathBuf,
     /// The other run's results.json [default: the base file, for two formats of one run]
     other: Option<PathBuf>,
-    /// The base run's format (or name@format) when its file holds several
+    /// The base run's format (or name@format+engine) when its file holds several
     #[arg(long)]
     base_format: Option<String>,
-    /// The other run's format (or name@format) when its file holds several
+    /// The other run's format (or name@format+engine) when its file holds several
     #[arg(long)]
     other_format: Option<String>,
+    /// The base run's engine (candle, llama-cpp) when its file holds several
+    #[arg(long)]
+    base_engine: Option<String>,
+    /// The other run's engine when its file holds several
+    #[arg(long)]
+    other_engine: Option<String>,
     #[arg(long, value_enum, default_value = "markdown")]
     output: Output,
     /// Also write the comparison to this file
@@ -38,13 +44,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         &args.base,
         &base,
         args.base_format.as_deref(),
-        "--base-format",
+        args.base_engine.as_deref(),
+        ("--base-format", "--base-engine"),
     )?;
     let other_run = select(
         &other_path,
         &other,
         args.other_format.as_deref(),
-        "--other-format",
+        args.other_engine.as_deref(),
+        ("--other-format", "--other-engine"),
     )?;
     let comparison = compare(
         (&args.base, &base, base_run),

@@ -2,6 +2,7 @@
 
 use super::out::{out, outln};
 use anyhow::Context;
+use llm_bench::engine::EngineChoice;
 use llm_bench::generate::{self, Request, Strategy, Trace};
 use llm_bench::system::{configure_threads, SystemInfo};
 use llm_bench::tokenizer::TextTokenizer;
@@ -16,6 +17,9 @@ pub struct Args {
     /// Weight format: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2k..q6k [default: the file's own]
     #[arg(long, value_parser = super::parse_format)]
     format: Option<WeightFormat>,
+    /// Inference engine: candle, or llama-cpp (a build with --features llama-cpp)
+    #[arg(long, default_value = "candle", value_parser = super::parse_engine)]
+    engine: EngineChoice,
     #[arg(long)]
     prompt: String,
     #[arg(long, default_value_t = 64)]
@@ -44,8 +48,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
-    let mut model = llm_bench::defaults::load_chosen_or_default(args.model.as_deref(), args.format)
-        .context("loading the model")?;
+    let mut model = llm_bench::defaults::load_chosen_or_default(
+        args.model.as_deref(),
+        args.format,
+        args.engine,
+    )
+    .context("loading the model")?;
     for notice in &model.info.notices {
         eprintln!("note: {notice}");
     }
@@ -179,7 +187,7 @@ fn print_summary(model: &Model, trace: &Trace, threads: usize) -> anyhow::Result
             .as_str()
             .unwrap_or("?"),
         info.format,
-        info.engine.name(),
+        info.engine.name,
         threads,
         trace.batch
     )?;

@@ -57,6 +57,10 @@ pub fn parse_format(s: &str) -> Result<llm_bench::WeightFormat, String> {
     s.parse().map_err(|e: llm_bench::Error| e.to_string())
 }
 
+pub fn parse_engine(s: &str) -> Result<llm_bench::engine::EngineChoice, String> {
+    s.parse().map_err(|e: llm_bench::Error| e.to_string())
+}
+
 pub fn parse_strategy(s: &str) -> Result<llm_bench::generate::Strategy, String> {
     s.parse().map_err(|e: llm_bench::Error| e.to_string())
 }

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use llm_bench::engine::EngineChoice;
 use llm_bench::generate::Strategy;
 use llm_bench::results::RESULTS_FILE;
 use llm_bench::suite::{self, PhaseName, Progress, Prompts, SuiteConfig};
@@ -18,6 +19,9 @@ pub struct Args {
     /// Weight format; repeat to run several one after another (`native` = the file's own) [default: native]
     #[arg(long = "format", value_parser = parse_format_or_native)]
     formats: Vec<Option<WeightFormat>>,
+    /// Inference engine; repeat to run every format on several (candle, llama-cpp) [default: candle]
+    #[arg(long = "engine", value_parser = super::parse_engine)]
+    engines: Vec<EngineChoice>,
     /// One prompt per line, or JSONL with a "prompt" field [default: the five customer-support prompts]
     #[arg(long)]
     prompts: Option<PathBuf>,
@@ -78,6 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     config.model = args.model;
     if !args.formats.is_empty() {
         config.formats = args.formats;
+    }
+    if !args.engines.is_empty() {
+        config.engines = args.engines;
     }
     if let Some(path) = &args.prompts {
         config.prompts = Prompts::read(path)?;

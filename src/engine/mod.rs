@@ -1,39 +1,63 @@
-//! The inference engine behind every benchmark: one small trait, so that a second, tuned
-//! engine can sit beside candle-transformers' for the same weights and every benchmark runs
-//! either. Engines hold the weights and the KV cache; everything else (tokenizing, sampling,
-//! timing) lives outside them.
+//! The inference engines behind every benchmark, on one small engine-neutral trait: token ids
+//! in, the last position's logits out as plain `f32` (batch × vocab), plus reset, position and
+//! batch size. Engines hold the weights and the KV cache; tokenizing, sampling, timing and
+//! statistics live outside them and are shared by all, so two engines on the same prompts see
+//! the same token ids, sampling, clock and statistics.
+//!
+//! Each engine is one file here plus one line in [`ENGINES`].
 
+pub mod candle;
+#[cfg(feature = "llama-cpp")]
+pub mod llama_cpp;
 pub mod quantize;
 
 use crate::error::{Error, Result};
-use candle_core::{Device, Tensor};
+use crate::model::{EngineInput, Planned};
 
+/// Which engine ran, as results record it.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
-#[serde(rename_all = "kebab-case")]
-pub enum EngineKind {
-    /// candle-transformers' full-precision model (f32, bf16, f16).
-    CandleDense,
-    /// candle-transformers' quantized model (GGML block types).
-    CandleQuantized,
+pub struct EngineInfo {
+    /// The registered name: `candle`, `llama-cpp`.
+    pub name: String,
+    /// The engine's own version: candle's crate version, llama.cpp's build.
+    pub version: String,
+    /// Which of the engine's paths runs this model: `dense`, `quantized`, `cpu`.
+    pub detail: String,
 }
 
-impl EngineKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            EngineKind::CandleDense => "candle-dense",
-            EngineKind::CandleQuantized => "candle-quantized",
-        }
+/// The logits of the last position of each sequence, row-major `[batch, vocab]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logits {
+    pub vocab: usize,
+    pub data: Vec<f32>,
+}
+
+impl Logits {
+    pub fn batch(&self) -> usize {
+        self.data.len().checked_div(self.vocab).unwrap_or(0)
+    }
+    pub fn row(&self, sequence: usize) -> &[f32] {
+        &self.data[sequence * self.vocab..(sequence + 1) * self.vocab]
     }
 }
 
 pub trait Engine: Send {
-    fn kind(&self) -> EngineKind;
+    fn info(&self) -> EngineInfo;
 
-    /// Feeds `input` (`[batch, seq]` u32 token ids) after what the KV cache already holds and
-    /// returns the logits of the last position as `[batch, vocab]` f32.
-    fn forward(&mut self, input: &Tensor) -> Result<Tensor>;
+    /// Says how much the next request needs: `batch` sequences of up to `positions` each.
+    /// Engines whose KV cache is allocated up front (llama.cpp) size it here, untimed;
+    /// engines that grow their cache need nothing.
+    fn reserve(&mut self, _batch: usize, _positions: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs the prompts (one per sequence, all of one length) from an empty cache.
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits>;
+
+    /// One decode step: one new token per sequence, after what the cache holds.
+    fn decode(&mut self, tokens: &[u32]) -> Result<Logits>;
 
     /// Empties the KV cache.
     fn reset(&mut self);
@@ -43,35 +67,168 @@ pub trait Engine: Send {
 
     /// How many sequences the KV cache holds (0 when empty).
     fn batch_size(&self) -> usize;
+}
 
-    /// Runs the prompts (one per sequence, all of one length) from an empty cache.
-    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Tensor> {
-        self.reset();
-        let input = batch_tensor(prompts)?;
-        self.forward(&input)
+/// Builds an engine from a planned model; the engine may refuse what it cannot run.
+pub type EngineBuilder = fn(EngineInput) -> Result<Box<dyn Engine>>;
+
+pub struct EngineEntry {
+    pub name: &'static str,
+    /// One line for `--help` and errors.
+    pub about: &'static str,
+    /// `None` where this build lacks the engine: the error then says how to get it.
+    pub build: Option<EngineBuilder>,
+    /// Refuses, before anything loads, a model or format the engine cannot run.
+    pub supports: fn(&Planned) -> Result<()>,
+}
+
+/// Every engine llm-bench knows, compiled in or not.
+pub static ENGINES: &[EngineEntry] = &[
+    candle::ENTRY,
+    EngineEntry {
+        name: "llama-cpp",
+        about: "llama.cpp (vendored by the llama-cpp-2 crate), CPU, GGUF files in their own types",
+        #[cfg(feature = "llama-cpp")]
+        build: Some(llama_cpp::build),
+        #[cfg(not(feature = "llama-cpp"))]
+        build: None,
+        supports: gguf_in_its_own_types,
+    },
+];
+
+pub const DEFAULT_ENGINE: &str = "candle";
+
+/// For engines that load GGUF files themselves (llama.cpp): a `.gguf` model, run in the
+/// types it is stored in.
+fn gguf_in_its_own_types(planned: &Planned) -> Result<()> {
+    let is_gguf = matches!(planned.resolved.weights, crate::source::Weights::Gguf(_));
+    if is_gguf && planned.format.is_none() {
+        return Ok(());
+    }
+    Err(Error::InvalidSetting {
+        name: "--engine",
+        reason: format!(
+            "llama-cpp runs a .gguf file in the types it is stored in, but {} is {}: pass a GGUF model without --format (or --format native), or use --engine candle",
+            planned.resolved.spec,
+            if is_gguf {
+                format!("asked for in {}", planned.format_label)
+            } else {
+                "not a GGUF file".into()
+            }
+        ),
+    })
+}
+
+/// An engine chosen by name (`--engine`, `LLM_BENCH_ENGINES`), known to be in this build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineChoice(&'static str);
+
+impl EngineChoice {
+    pub fn name(self) -> &'static str {
+        self.0
     }
 
-    /// One decode step: one new token per sequence.
-    fn decode(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(1)?;
-        self.forward(&input)
+    pub fn entry(self) -> &'static EngineEntry {
+        ENGINES
+            .iter()
+            .find(|e| e.name == self.0)
+            .expect("an EngineChoice names a registered engine")
+    }
+
+    /// Whether this engine can run `planned`; the error says why not and what would.
+    pub fn supports(self, planned: &Planned) -> Result<()> {
+        (self.entry().supports)(planned)
+    }
+
+    pub fn build(self, input: EngineInput) -> Result<Box<dyn Engine>> {
+        (self
+            .entry()
+            .build
+            .expect("checked when the choice was made"))(input)
     }
 }
 
-fn batch_tensor(prompts: &[Vec<u32>]) -> Result<Tensor> {
-    let len = prompts.first().map(Vec::len).unwrap_or(0);
-    if len == 0 {
-        return Err(Error::EmptyPrompt);
+impl Default for EngineChoice {
+    fn default() -> Self {
+        EngineChoice(DEFAULT_ENGINE)
     }
-    if let Some(other) = prompts.iter().find(|p| p.len() != len) {
-        return Err(Error::InvalidSetting {
-            name: "batch",
-            reason: format!(
-                "the prompts of one batch must have the same number of tokens ({len} vs {}); the harness batches copies of one prompt",
-                other.len()
-            ),
-        });
+}
+
+impl std::fmt::Display for EngineChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
     }
-    let flat: Vec<u32> = prompts.iter().flatten().copied().collect();
-    Ok(Tensor::from_vec(flat, (prompts.len(), len), &Device::Cpu)?)
+}
+
+impl std::str::FromStr for EngineChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let name = s.trim();
+        let names = || {
+            ENGINES
+                .iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let entry = ENGINES
+            .iter()
+            .find(|e| {
+                e.name == name || e.name.replace('-', "") == name.replace(['-', '.', '_'], "")
+            })
+            .ok_or_else(|| Error::InvalidSetting {
+                name: "--engine",
+                reason: format!("unknown engine {name:?}; expected one of: {}", names()),
+            })?;
+        match entry.build {
+            Some(_) => Ok(EngineChoice(entry.name)),
+            None => Err(Error::InvalidSetting {
+                name: "--engine",
+                reason: format!(
+                    "this llm-bench was built without the {} engine; rebuild with `--features {}` (cargo build --release --features {0}; it needs cmake, clang and libclang-dev)",
+                    entry.name, entry.name
+                ),
+            }),
+        }
+    }
+}
+
+/// A comma-separated list of engines (`LLM_BENCH_ENGINES=candle,llama-cpp`).
+pub fn parse_list(list: &str) -> Result<Vec<EngineChoice>> {
+    let mut out: Vec<EngineChoice> = Vec::new();
+    for name in list.split(',').filter(|s| !s.trim().is_empty()) {
+        let choice: EngineChoice = name.parse()?;
+        if !out.contains(&choice) {
+            out.push(choice);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines_parse_by_name_and_unknown_ones_list_the_choices() {
+        assert_eq!("candle".parse::<EngineChoice>().unwrap().name(), "candle");
+        let err = "vllm".parse::<EngineChoice>().unwrap_err().to_string();
+        assert!(err.contains("candle") && err.contains("llama-cpp"), "{err}");
+        match "llama.cpp".parse::<EngineChoice>() {
+            Ok(choice) => assert_eq!(choice.name(), "llama-cpp"),
+            Err(e) => assert!(e.to_string().contains("--features llama-cpp"), "{e}"),
+        }
+        assert_eq!(parse_list("candle,candle").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn logits_rows_are_vocab_wide() {
+        let l = Logits {
+            vocab: 3,
+            data: vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        };
+        assert_eq!(l.batch(), 2);
+        assert_eq!(l.row(1), &[3.0, 4.0, 5.0]);
+    }
 }

@@ -5,7 +5,7 @@
 //! q4_0 peaks near its final size.
 
 use crate::arch::{self, Architecture, ModelConfig, TensorRole, TensorSpec};
-use crate::engine::Engine;
+use crate::engine::candle::CandleModel;
 use crate::error::{Error, Result};
 use crate::format::ggml_name;
 use crate::source::WeightSource;
@@ -71,7 +71,7 @@ pub fn build_engine(
     config: &ModelConfig,
     source: &dyn WeightSource,
     plan: &QuantPlan,
-) -> Result<Box<dyn Engine>> {
+) -> Result<Box<dyn CandleModel>> {
     let mut offsets = Vec::with_capacity(plan.tensors.len());
     let mut tensor_infos = HashMap::new();
     let mut offset = 0u64;

@@ -3,6 +3,7 @@
 //! system, cost), plus sampling strategies, batch sizes and the memory-bandwidth roofline.
 
 pub mod charts;
+mod engines;
 
 use crate::results::{FormatRun, Group, Results, Summary};
 use crate::source::WeightsKind;
@@ -243,6 +244,7 @@ pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &[&str]) -> String
     out += "Compare ratios measured in one run; absolute times move between machines and runs.\n";
 
     models_section(&mut out, &entries);
+    engines::section(&mut out, &entries);
     latency_section(&mut out, &entries, charts);
     throughput_section(&mut out, &entries);
     strategies_section(&mut out, &entries, charts);
@@ -266,7 +268,10 @@ fn models_section(out: &mut String, entries: &[Entry]) {
                 format!("`{}`", m.spec),
                 weights_explained(m.weights).into(),
                 m.format.clone(),
-                m.engine.name().into(),
+                format!(
+                    "{} {} ({})",
+                    m.engine.name, m.engine.version, m.engine.detail
+                ),
                 format!("{:.1} M", m.parameters as f64 / 1e6),
                 mib(m.weight_bytes),
                 m.context_length.to_string(),

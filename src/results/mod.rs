@@ -1,5 +1,5 @@
 //! The results file `llm-bench run` writes and `report` / `compare` read: a versioned schema
-//! (`schemas/results-v1.schema.json` is generated from these types, and a test keeps the two
+//! (`schemas/results-v2.schema.json` is generated from these types, and a test keeps the two
 //! equal), loading with errors that name the file and the field, and the summaries.
 //!
 //! Versioning: `schema_version` changes whenever a field is renamed, removed or changes
@@ -16,7 +16,10 @@ use crate::error::{Error, Result};
 use std::path::Path;
 
 pub const SCHEMA_ID: &str = "llm-bench/results";
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 (this build): `model.engine` names the engine and its version (it was a closed
+/// enum of candle's two paths), and run labels carry the engine. Version 1 files are refused
+/// with the version named.
+pub const SCHEMA_VERSION: u32 = 2;
 pub const RESULTS_FILE: &str = "results.json";
 
 impl Results {

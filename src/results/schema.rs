@@ -1,10 +1,10 @@
-//! The types of `results.json`, version 1. Times are milliseconds, sizes bytes, rates per
+//! The types of `results.json`, version 2. Times are milliseconds, sizes bytes, rates per
 //! second. Each phase is absent until it has finished, so an interrupted run's file holds
 //! exactly the phases that completed (and `complete` is false).
 
 use super::summary::GroupSummary;
 use crate::bandwidth::{Bandwidth, Roofline};
-use crate::engine::EngineKind;
+use crate::engine::EngineInfo;
 use crate::error::{Error, Result};
 use crate::generate::Trace;
 use crate::resources::Usage;
@@ -47,6 +47,7 @@ pub struct LoadFailure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Settings {
     pub model: String,
+    /// The runs asked for, `name@format+engine`.
     pub formats: Vec<String>,
     /// The prompts file, or "built-in" for the customer-support prompts.
     pub prompts_source: String,
@@ -161,9 +162,13 @@ impl FormatRun {
         PhaseName::ALL.into_iter().filter_map(|p| self.phase(p))
     }
 
-    /// `name@format`, e.g. `smollm2-135m-instruct@q4_1`.
+    /// `name@format+engine`, e.g. `smollm2-135m-instruct@q4_1+candle`.
     pub fn label(&self) -> String {
-        format!("{}@{}", self.model.name, self.model.format)
+        crate::model::run_label(
+            &self.model.name,
+            &self.model.format,
+            &self.model.engine.name,
+        )
     }
 }
 
@@ -174,7 +179,7 @@ pub struct ModelFacts {
     /// Real trained weights, or a random-weight twin of the same shapes (timing only).
     pub weights: WeightsKind,
     pub format: String,
-    pub engine: EngineKind,
+    pub engine: EngineInfo,
     pub architecture: String,
     pub parameters: u64,
     pub weight_bytes: u64,
@@ -191,7 +196,7 @@ impl ModelFacts {
             name: info.name.clone(),
             weights: info.weights,
             format: info.format.clone(),
-            engine: info.engine,
+            engine: info.engine.clone(),
             architecture: info.architecture.clone(),
             parameters: info.parameters,
             weight_bytes: info.weight_bytes,

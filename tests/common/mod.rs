@@ -193,3 +193,20 @@ pub fn serve_flaky_hub(files: HashMap<String, Served>, failures: usize) -> FakeH
     });
     FakeHub { endpoint, requests }
 }
+
+/// A file of `fixtures/reference/` (llama.cpp's outputs for the default GGUF), parsed.
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/reference")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// A JSON array of token ids.
+pub fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}

@@ -1,0 +1,268 @@
+//! llama.cpp as a reference engine, through the `llama-cpp-2` crate (its vendored llama.cpp,
+//! built with cmake). CPU only; it loads the same GGUF file candle does, in its own types,
+//! and is fed llm-bench's own prompt token ids, so both engines see the same ids, sampling,
+//! clock and statistics. Only the forward pass is llama.cpp's.
+
+use super::{Engine, EngineInfo, Logits};
+use crate::error::{Error, Result};
+use crate::model::EngineInput;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// llama.cpp's backend is initialised once per process and never torn down.
+fn backend() -> Result<&'static LlamaBackend> {
+    static BACKEND: OnceLock<std::result::Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs every tensor it loads; llm-bench reports what matters itself.
+            llama_cpp_2::send_logs_to_tracing(
+                llama_cpp_2::LogOptions::default().with_logs_enabled(false),
+            );
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| fail(format!("cannot start llama.cpp: {e}")))
+}
+
+fn fail(detail: String) -> Error {
+    Error::Build {
+        source_name: "llama.cpp".into(),
+        detail,
+    }
+}
+
+/// The smallest context llama.cpp is given, in positions.
+const MIN_CONTEXT: usize = 512;
+
+pub struct LlamaCppEngine {
+    // Declared before `model`: fields drop in order, so the context (which points into the
+    // model) is freed first.
+    context: Option<LlamaContext<'static>>,
+    /// Positions × sequences the current context holds, and its sequence count.
+    capacity: (usize, usize),
+    model: Box<LlamaModel>,
+    path: PathBuf,
+    threads: usize,
+    vocab: usize,
+    context_length: usize,
+    position: usize,
+    batch: usize,
+}
+
+// SAFETY: the context and model are only used through `&mut self`, one call at a time; llama.cpp
+// contexts may move between threads (they are not tied to the thread that created them).
+unsafe impl Send for LlamaCppEngine {}
+
+pub fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
+    let path = input
+        .source_path
+        .clone()
+        .ok_or_else(|| fail("llama.cpp loads .gguf files only; this model has no file".into()))?;
+    let backend = backend()?;
+    let params = LlamaModelParams::default();
+    let model = LlamaModel::load_from_file(backend, &path, &params)
+        .map_err(|e| fail(format!("llama.cpp cannot load {}: {e}", path.display())))?;
+    let vocab = usize::try_from(model.n_vocab()).unwrap_or(0);
+    if vocab != input.config.vocab_size {
+        return Err(fail(format!(
+            "llama.cpp reads a vocabulary of {vocab} from {}, llm-bench {}",
+            path.display(),
+            input.config.vocab_size
+        )));
+    }
+    Ok(Box::new(LlamaCppEngine {
+        context: None,
+        capacity: (0, 0),
+        model: Box::new(model),
+        path,
+        threads: input.threads.max(1),
+        vocab,
+        context_length: input.config.max_position_embeddings,
+        position: 0,
+        batch: 0,
+    }))
+}
+
+impl LlamaCppEngine {
+    /// A context for `batch` sequences of up to `positions` each; the current one is kept when
+    /// it is large enough (making one allocates the KV cache, which is not free).
+    fn ensure_context(
+        &mut self,
+        batch: usize,
+        positions: usize,
+    ) -> Result<&mut LlamaContext<'static>> {
+        let positions = positions.clamp(MIN_CONTEXT.min(self.context_length), self.context_length);
+        let cells = positions
+            .checked_mul(batch)
+            .and_then(|c| u32::try_from(c.div_ceil(256) * 256).ok())
+            .ok_or_else(|| {
+                fail(format!(
+                    "{batch} sequences of {positions} positions are too many"
+                ))
+            })?;
+        if self.context.is_none() || self.capacity.0 < cells as usize || self.capacity.1 < batch {
+            self.context = None;
+            let threads = i32::try_from(self.threads).unwrap_or(i32::MAX);
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(cells))
+                .with_n_batch(cells)
+                .with_n_seq_max(batch as u32)
+                // Sequences share one pool of cells, as the candle engine's caches do.
+                .with_kv_unified(true)
+                .with_n_threads(threads)
+                .with_n_threads_batch(threads);
+            // SAFETY: the model lives in a Box owned by `self` and outlives the context, which
+            // is dropped first (field order, and `self.context = None` above before replacing).
+            let model: &'static LlamaModel =
+                unsafe { &*(self.model.as_ref() as *const LlamaModel) };
+            let context = model.new_context(backend()?, params).map_err(|e| {
+                fail(format!(
+                    "llama.cpp cannot make a context of {cells} cells: {e}"
+                ))
+            })?;
+            self.context = Some(context);
+            self.capacity = (cells as usize, batch);
+        }
+        Ok(self.context.as_mut().expect("made above"))
+    }
+
+    /// Runs `batch` and returns the logits of the entries marked for output, in order.
+    fn run(&mut self, batch: &mut LlamaBatch, outputs: &[i32]) -> Result<Logits> {
+        let vocab = self.vocab;
+        let context = self.context.as_mut().expect("ensure_context ran");
+        context
+            .decode(batch)
+            .map_err(|e| fail(format!("llama.cpp decode failed: {e}")))?;
+        let mut data = Vec::with_capacity(outputs.len() * vocab);
+        for &i in outputs {
+            data.extend_from_slice(&context.get_logits_ith(i)[..vocab]);
+        }
+        Ok(Logits { vocab, data })
+    }
+}
+
+fn token(id: u32) -> Result<LlamaToken> {
+    i32::try_from(id)
+        .map(LlamaToken)
+        .map_err(|_| fail(format!("token id {id} is out of llama.cpp's range")))
+}
+
+impl Engine for LlamaCppEngine {
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            name: "llama-cpp".into(),
+            version: format!("llama-cpp-sys-2 {}", env!("LLM_BENCH_LLAMA_CPP_VERSION")),
+            detail: "cpu".into(),
+        }
+    }
+
+    fn reserve(&mut self, batch: usize, positions: usize) -> Result<()> {
+        self.ensure_context(batch.max(1), positions).map(|_| ())
+    }
+
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits> {
+        let len = prompts.first().map_or(0, Vec::len);
+        if len == 0 {
+            return Err(Error::EmptyPrompt);
+        }
+        if prompts.iter().any(|p| p.len() != len) {
+            return Err(Error::InvalidSetting {
+                name: "batch",
+                reason: "the prompts of one batch must have the same number of tokens".into(),
+            });
+        }
+        // Room for the prompt and a little more unless `reserve` asked for more already.
+        let wanted = (len + MIN_CONTEXT).max(self.capacity.0 / prompts.len().max(1));
+        self.ensure_context(prompts.len(), wanted)?.clear_kv_cache();
+        let mut batch = LlamaBatch::new(len * prompts.len(), prompts.len() as i32);
+        let mut outputs = Vec::with_capacity(prompts.len());
+        for (seq, prompt) in prompts.iter().enumerate() {
+            for (pos, &id) in prompt.iter().enumerate() {
+                let last = pos + 1 == len;
+                batch
+                    .add(token(id)?, pos as i32, &[seq as i32], last)
+                    .map_err(|e| fail(e.to_string()))?;
+                if last {
+                    outputs.push(batch.n_tokens() - 1);
+                }
+            }
+        }
+        let logits = self.run(&mut batch, &outputs)?;
+        self.position = len;
+        self.batch = prompts.len();
+        Ok(logits)
+    }
+
+    fn decode(&mut self, tokens: &[u32]) -> Result<Logits> {
+        if self.position == 0 {
+            // From an empty cache (the decode benchmark at KV length 0), like candle.
+            let positions = (self.capacity.0 / tokens.len().max(1)).max(MIN_CONTEXT);
+            self.ensure_context(tokens.len().max(1), positions)?;
+            self.batch = tokens.len();
+        }
+        if self.batch != tokens.len() {
+            return Err(Error::InvalidSetting {
+                name: "batch",
+                reason: format!(
+                    "a decode step of {} sequences after a prefill of {}",
+                    tokens.len(),
+                    self.batch
+                ),
+            });
+        }
+        let mut batch = LlamaBatch::new(tokens.len(), tokens.len() as i32);
+        for (seq, &id) in tokens.iter().enumerate() {
+            batch
+                .add(token(id)?, self.position as i32, &[seq as i32], true)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let outputs: Vec<i32> = (0..tokens.len() as i32).collect();
+        let logits = self.run(&mut batch, &outputs)?;
+        self.position += 1;
+        Ok(logits)
+    }
+
+    fn reset(&mut self) {
+        if let Some(context) = self.context.as_mut() {
+            context.clear_kv_cache();
+        }
+        self.position = 0;
+        self.batch = 0;
+    }
+
+    fn position(&self) -> usize {
+        self.position
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+}
+
+/// llama.cpp's own tokenization of `text` by the model at `path` (special tokens parsed, BOS
+/// added where the GGUF says so): the independent truth llm-bench's tokenizer is checked
+/// against, so both engines are fed the same ids.
+pub fn tokenize(path: &std::path::Path, text: &str) -> Result<Vec<u32>> {
+    let model = LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default())
+        .map_err(|e| fail(format!("llama.cpp cannot load {}: {e}", path.display())))?;
+    Ok(model
+        .vocab()
+        .tokenize(text.as_bytes(), true, true)
+        .into_iter()
+        .map(|t| t.0 as u32)
+        .collect())
+}
+
+impl std::fmt::Debug for LlamaCppEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LlamaCppEngine({})", self.path.display())
+    }
+}
