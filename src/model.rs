@@ -80,12 +80,16 @@ impl Planned {
 
     /// Bytes the weights will take in memory in the planned format.
     pub fn weight_bytes(&self) -> u64 {
-        self.layout
-            .tensors
-            .iter()
-            .map(|(s, d)| quantize::tensor_bytes(s, *d))
-            .sum()
+        weight_bytes(&self.layout.tensors)
     }
+}
+
+/// Bytes the tensors take in memory, each in its storage type.
+fn weight_bytes(stored_as: &[(TensorSpec, GgmlDType)]) -> u64 {
+    stored_as
+        .iter()
+        .map(|(s, d)| quantize::tensor_bytes(s, *d))
+        .sum()
 }
 
 pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
@@ -283,10 +287,7 @@ fn bytes_read_per_token(stored_as: &[(TensorSpec, GgmlDType)], tied: bool) -> u6
 }
 
 fn check_memory(stored_as: &[(TensorSpec, GgmlDType)], what: &str) -> Result<()> {
-    let weights: u64 = stored_as
-        .iter()
-        .map(|(s, d)| quantize::tensor_bytes(s, *d))
-        .sum();
+    let weights = weight_bytes(stored_as);
     // candle's quantized Llama also keeps the embedding table dequantized to f32.
     let embedding_f32: u64 = stored_as
         .iter()
