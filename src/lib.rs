@@ -15,6 +15,7 @@ pub mod compare;
 pub mod defaults;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod fs;
 pub mod gate;

@@ -3,7 +3,7 @@
 
 use crate::arch::{ModelConfig, TensorRole, TensorSpec};
 use crate::engine::quantize::{self, QuantPlan};
-use crate::engine::{Engine, EngineChoice, EngineInfo};
+use crate::engine::{Engine, EngineChoice, EngineInfo, Loads};
 use crate::error::{Error, Result};
 use crate::format::WeightFormat;
 use crate::source::{self, synthetic, ResolvedModel, WeightSource, Weights, WeightsKind};
@@ -76,6 +76,11 @@ impl Planned {
     /// `name@format+engine`, the function part of every benchmark id.
     pub fn label(&self, engine: EngineChoice) -> String {
         run_label(&self.name, &self.format_label, engine.name())
+    }
+
+    /// The storage type of every tensor.
+    pub fn layout(&self) -> &QuantPlan {
+        &self.layout
     }
 
     /// Bytes the weights will take in memory in the planned format.
@@ -193,7 +198,27 @@ impl Planned {
         let started = Instant::now();
         let weight_bytes = self.weight_bytes();
         let spec = self.resolved.spec.clone();
-        let source_path = self.resolved.source_path();
+        let mut source_path = self.resolved.source_path();
+        // Engines that read GGUF files themselves run other sources and formats from an export.
+        let mut export_notice = None;
+        let is_gguf = matches!(self.resolved.weights, Weights::Gguf(_));
+        if engine.entry().loads == Loads::GgufFile && !(is_gguf && self.format.is_none()) {
+            let exporting = Instant::now();
+            let (path, reused) = crate::export::cached_gguf(&self)?;
+            export_notice = Some(format!(
+                "{} reads GGUF files: it runs {} in {} as llm-bench exported it to {} ({})",
+                engine.name(),
+                self.resolved.spec,
+                self.format_label,
+                path.display(),
+                if reused {
+                    "reused from the cache".to_string()
+                } else {
+                    format!("written in {:.1} s", exporting.elapsed().as_secs_f64())
+                }
+            ));
+            source_path = Some(path);
+        }
         let source_name = source_path
             .as_ref()
             .map_or_else(|| spec.to_string(), |p| p.display().to_string());
@@ -219,6 +244,7 @@ impl Planned {
         if self.format.is_some() {
             notices.extend(self.layout.fallbacks.iter().cloned());
         }
+        notices.extend(export_notice);
         let engine = engine
             .build(EngineInput {
                 arch,

@@ -188,6 +188,98 @@ impl TextTokenizer {
             .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
+    /// The `tokenizer.ggml.*` entries of a GGUF file that holds this tokenizer, for a model of
+    /// `vocab_size` tokens (ids the tokenizer does not use become unused `[PAD<id>]` tokens,
+    /// as converters write them). Byte-level BPE only (GPT-2 style, as Llama 3 and SmolLM2
+    /// use); `pre` is llama.cpp's pre-tokenizer name (`llama-bpe`, `smollm`, `default`).
+    pub fn gguf_metadata(&self, vocab_size: usize, pre: &str) -> Result<Vec<(String, Value)>> {
+        let unsupported = |why: String| {
+            Error::Tokenizer(format!(
+                "cannot write this tokenizer into a GGUF file: {why}"
+            ))
+        };
+        let spec: Json =
+            serde_json::from_str(&self.to_json()?).map_err(|e| unsupported(e.to_string()))?;
+        let model = &spec["model"];
+        if model["type"] != "BPE" || model["byte_fallback"] == true {
+            return Err(unsupported(format!(
+                "its model is {} (byte fallback {}); only byte-level BPE (GPT-2 style) is written",
+                model["type"], model["byte_fallback"]
+            )));
+        }
+        let mut tokens: Vec<Option<(String, i32)>> = vec![None; vocab_size];
+        let mut put = |id: u64, token: &str, kind: i32| -> Result<()> {
+            let slot = usize::try_from(id)
+                .ok()
+                .and_then(|id| tokens.get_mut(id))
+                .ok_or_else(|| {
+                    unsupported(format!(
+                        "token {token:?} has id {id}, outside the model's vocabulary of {vocab_size}"
+                    ))
+                })?;
+            *slot = Some((token.to_string(), kind));
+            Ok(())
+        };
+        for (token, id) in model["vocab"].as_object().into_iter().flatten() {
+            put(id.as_u64().unwrap_or(u64::MAX), token, 1)?;
+        }
+        // Special added tokens are control tokens (3), the others user-defined (4).
+        for added in spec["added_tokens"].as_array().into_iter().flatten() {
+            let kind = if added["special"] == true { 3 } else { 4 };
+            let content = added["content"].as_str().unwrap_or_default();
+            put(added["id"].as_u64().unwrap_or(u64::MAX), content, kind)?;
+        }
+        let (names, kinds): (Vec<Value>, Vec<Value>) = tokens
+            .into_iter()
+            .enumerate()
+            .map(|(id, t)| {
+                let (name, kind) = t.unwrap_or_else(|| (format!("[PAD{id}]"), 5));
+                (Value::String(name), Value::I32(kind))
+            })
+            .unzip();
+        // Merges are "a b" strings in older files, ["a", "b"] pairs in newer ones.
+        let merges: Vec<Value> = model["merges"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| match m {
+                Json::String(s) => Ok(s.clone()),
+                Json::Array(pair) if pair.len() == 2 => Ok(format!(
+                    "{} {}",
+                    pair[0].as_str().unwrap_or_default(),
+                    pair[1].as_str().unwrap_or_default()
+                )),
+                other => Err(unsupported(format!("a merge is {other}"))),
+            })
+            .map(|m| m.map(Value::String))
+            .collect::<Result<_>>()?;
+        let mut out = vec![
+            (
+                "tokenizer.ggml.model".to_string(),
+                Value::String("gpt2".into()),
+            ),
+            ("tokenizer.ggml.pre".to_string(), Value::String(pre.into())),
+            ("tokenizer.ggml.tokens".to_string(), Value::Array(names)),
+            ("tokenizer.ggml.token_type".to_string(), Value::Array(kinds)),
+            ("tokenizer.ggml.merges".to_string(), Value::Array(merges)),
+            (
+                "tokenizer.ggml.add_bos_token".to_string(),
+                Value::Bool(self.bos_to_prepend.is_some()),
+            ),
+        ];
+        if let Some(bos) = self.bos_to_prepend {
+            out.push(("tokenizer.ggml.bos_token_id".into(), Value::U32(bos)));
+        }
+        if let Some(&eos) = self.eos_token_ids.first() {
+            out.push(("tokenizer.ggml.eos_token_id".into(), Value::U32(eos)));
+        }
+        Ok(out)
+    }
+
+    pub fn has_token(&self, token: &str) -> bool {
+        self.inner.token_to_id(token).is_some()
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

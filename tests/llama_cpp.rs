@@ -118,16 +118,113 @@ fn the_cli_runs_llama_cpp_and_refuses_what_it_cannot_run() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["engine"]["name"], "llama-cpp");
     assert!(json["text"].as_str().unwrap().contains("Paris"), "{json}");
-    for (model, format) in [("synthetic:smollm2-135m", None), ("", Some("q8_0"))] {
-        let mut args = vec!["generate", "--engine", "llama-cpp", "--prompt", "hi"];
-        if !model.is_empty() {
-            args.extend(["--model", model]);
-        }
-        if let Some(f) = format {
-            args.extend(["--format", f]);
-        }
-        let out = cli(&args, &[]);
-        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-        common::assert_fails_with(&out, &["llama-cpp runs a .gguf file", "--engine candle"]);
+}
+
+/// Any source and format runs on llama.cpp through a GGUF export, and llama.cpp counts the
+/// parameters and weight bytes llm-bench planned: both engines run the same model.
+#[test]
+fn exports_hold_what_llm_bench_planned_as_llama_cpp_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = llm_bench::defaults::default_gguf_path();
+    for (spec, format) in [
+        (ModelSpec::parse("synthetic:smollm2-135m").unwrap(), "q4_0"),
+        (ModelSpec::Gguf(real.clone()), "q8_0"),
+        (ModelSpec::Gguf(real), "q4_k"),
+    ] {
+        let planned = llm_bench::model::plan(&spec, Some(format.parse().unwrap())).unwrap();
+        let file = dir.path().join(format!("{format}.gguf"));
+        let exported = llm_bench::export::write_gguf(&planned, &file).unwrap();
+        let (params, bytes) = llm_bench::engine::llama_cpp::model_facts(&file).unwrap();
+        let planned_params: u64 = planned
+            .layout()
+            .tensors
+            .iter()
+            .map(|(s, _)| s.elements() as u64)
+            .sum();
+        assert_eq!(params, planned_params, "{spec} {format}");
+        assert_eq!(bytes, planned.weight_bytes(), "{spec} {format}");
+        assert_eq!(exported.weight_bytes, planned.weight_bytes());
     }
+}
+
+/// The Llama-3 tokenizer written from tokenizer.json into GGUF metadata (the 8B twin's
+/// export): llama.cpp reads it and tokenizes like llm-bench (a vocabulary-only file, so no
+/// 8B of weights are written).
+#[test]
+fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
+    let planned =
+        llm_bench::model::plan(&ModelSpec::parse("synthetic:llama3-8b").unwrap(), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("llama3-vocab.gguf");
+    llm_bench::export::write_vocab_gguf(&planned, &file).unwrap();
+    let ours = &planned.resolved.tokenizer;
+    let mut texts: Vec<String> = fixture("smollm2-tokenizer.json")["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["text"].as_str().map(String::from))
+        .collect();
+    texts.push("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>".into());
+    texts.push("  Numbers 1234567 and ünïcödé, 日本語, emoji 🦙!".into());
+    for text in &texts {
+        let theirs = llm_bench::engine::llama_cpp::tokenize(&file, text).unwrap();
+        assert_eq!(ours.encode(text).unwrap(), theirs, "{text:?}");
+    }
+    assert!(texts.len() >= 8);
+}
+
+#[test]
+fn run_puts_both_engines_side_by_side_in_one_results_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("engines");
+    let cache = dir.path().join("cache");
+    let out = cli(
+        &[
+            "run",
+            "--quick",
+            "--engine",
+            "candle",
+            "--engine",
+            "llama-cpp",
+            "--format",
+            "q4_0",
+            "--format",
+            "q8_0",
+            "--phases",
+            "latency",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[("LLM_BENCH_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
+    let runs: Vec<(String, String)> = results["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["model"]["format"].as_str().unwrap().to_string(),
+                r["model"]["engine"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for format in ["q4_0", "q8_0"] {
+        for engine in ["candle", "llama-cpp"] {
+            assert!(runs.contains(&(format.into(), engine.into())), "{runs:?}");
+        }
+    }
+    // The llama.cpp runs came from exports in the cache, one per format.
+    assert_eq!(std::fs::read_dir(cache.join("gguf")).unwrap().count(), 2);
+    let report = cli(
+        &["report", out_dir.join("results.json").to_str().unwrap()],
+        &[],
+    );
+    assert!(report.status.success(), "{}", stderr(&report));
+    let markdown = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(markdown.contains("llama-cpp") && markdown.contains("candle"));
 }

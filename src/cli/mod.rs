@@ -1,6 +1,7 @@
 //! Command-line parsing; one file per subcommand.
 
 mod compare;
+mod export;
 mod gate;
 mod generate;
 #[macro_use]
@@ -33,6 +34,8 @@ enum Command {
     Report(report::Args),
     /// Compare two runs (e.g. f32 against q4_1): speedup, memory, throughput, with their spread.
     Compare(compare::Args),
+    /// Write a model (e.g. a synthetic twin) as a GGUF file that llama.cpp loads.
+    Export(export::Args),
     /// Print the JSON Schema of results.json (the repo keeps a copy in schemas/).
     Schema,
 }
@@ -45,6 +48,7 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Export(args) => export::run(args).map(|()| 0),
         Command::Schema => {
             let schema = llm_bench::results::json_schema();
             out::outln!("{}", serde_json::to_string_pretty(&schema)?)?;

@@ -12,6 +12,7 @@ use candle_nn::VarBuilder;
 
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "candle",
+    loads: super::Loads::Sources,
     about: "stock candle 0.11 (candle-transformers' Llama, dense or quantized)",
     build: Some(build),
     supports: |_| Ok(()),

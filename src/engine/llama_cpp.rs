@@ -250,8 +250,10 @@ impl Engine for LlamaCppEngine {
 /// llama.cpp's own tokenization of `text` by the model at `path` (special tokens parsed, BOS
 /// added where the GGUF says so): the independent truth llm-bench's tokenizer is checked
 /// against, so both engines are fed the same ids.
+/// Only the vocabulary is read, so a vocabulary-only GGUF file will do.
 pub fn tokenize(path: &std::path::Path, text: &str) -> Result<Vec<u32>> {
-    let model = LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default())
+    let params = LlamaModelParams::default().with_vocab_only(true);
+    let model = LlamaModel::load_from_file(backend()?, path, &params)
         .map_err(|e| fail(format!("llama.cpp cannot load {}: {e}", path.display())))?;
     Ok(model
         .vocab()
@@ -259,6 +261,13 @@ pub fn tokenize(path: &std::path::Path, text: &str) -> Result<Vec<u32>> {
         .into_iter()
         .map(|t| t.0 as u32)
         .collect())
+}
+
+/// What llama.cpp counts in the GGUF file at `path`: parameters, and bytes of weights.
+pub fn model_facts(path: &std::path::Path) -> Result<(u64, u64)> {
+    let model = LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default())
+        .map_err(|e| fail(format!("llama.cpp cannot load {}: {e}", path.display())))?;
+    Ok((model.n_params(), model.size()))
 }
 
 impl std::fmt::Debug for LlamaCppEngine {

@@ -72,8 +72,19 @@ pub trait Engine: Send {
 /// Builds an engine from a planned model; the engine may refuse what it cannot run.
 pub type EngineBuilder = fn(EngineInput) -> Result<Box<dyn Engine>>;
 
+/// What an engine builds its model from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loads {
+    /// Any weight source, through llm-bench's loaders (`EngineInput::weights`).
+    Sources,
+    /// A GGUF file it reads itself (`EngineInput::source_path`): other sources, and other
+    /// formats than a GGUF's own, are exported to a cached GGUF file first (`crate::export`).
+    GgufFile,
+}
+
 pub struct EngineEntry {
     pub name: &'static str,
+    pub loads: Loads,
     /// One line for `--help` and errors.
     pub about: &'static str,
     /// `None` where this build lacks the engine: the error then says how to get it.
@@ -87,37 +98,18 @@ pub static ENGINES: &[EngineEntry] = &[
     candle::ENTRY,
     EngineEntry {
         name: "llama-cpp",
-        about: "llama.cpp (vendored by the llama-cpp-2 crate), CPU, GGUF files in their own types",
+        loads: Loads::GgufFile,
+        about: "llama.cpp (vendored by the llama-cpp-2 crate), CPU; other sources and formats through a GGUF export",
         #[cfg(feature = "llama-cpp")]
         build: Some(llama_cpp::build),
         #[cfg(not(feature = "llama-cpp"))]
         build: None,
-        supports: gguf_in_its_own_types,
+        // Anything the GGUF export writes.
+        supports: |_| Ok(()),
     },
 ];
 
 pub const DEFAULT_ENGINE: &str = "candle";
-
-/// For engines that load GGUF files themselves (llama.cpp): a `.gguf` model, run in the
-/// types it is stored in.
-fn gguf_in_its_own_types(planned: &Planned) -> Result<()> {
-    let is_gguf = matches!(planned.resolved.weights, crate::source::Weights::Gguf(_));
-    if is_gguf && planned.format.is_none() {
-        return Ok(());
-    }
-    Err(Error::InvalidSetting {
-        name: "--engine",
-        reason: format!(
-            "llama-cpp runs a .gguf file in the types it is stored in, but {} is {}: pass a GGUF model without --format (or --format native), or use --engine candle",
-            planned.resolved.spec,
-            if is_gguf {
-                format!("asked for in {}", planned.format_label)
-            } else {
-                "not a GGUF file".into()
-            }
-        ),
-    })
-}
 
 /// An engine chosen by name (`--engine`, `LLM_BENCH_ENGINES`), known to be in this build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,13 +94,15 @@ pub fn build_engine(
         tensor_data_offset: 0,
     };
     let mut reader = OnDemandTensors {
-        plan,
+        maker: TensorMaker {
+            plan,
+            source,
+            head_dim: config.head_dim(),
+        },
         offsets,
         total: offset,
         position: 0,
         current: None,
-        source,
-        head_dim: config.head_dim(),
     };
     (arch.build_quantized)(content, &mut reader, &Device::Cpu, config)
 }
@@ -108,17 +110,24 @@ pub fn build_engine(
 /// A `Read + Seek` over the tensor-data section of a GGUF file that does not exist: each
 /// tensor's bytes are made when the loader seeks to it, and dropped when it moves on.
 struct OnDemandTensors<'a> {
-    plan: &'a QuantPlan,
+    maker: TensorMaker<'a>,
     offsets: Vec<u64>,
     total: u64,
     position: u64,
     current: Option<(usize, Vec<u8>)>,
-    source: &'a dyn WeightSource,
-    head_dim: usize,
 }
 
-impl OnDemandTensors<'_> {
-    fn make_tensor(&self, index: usize) -> Result<Vec<u8>> {
+/// Makes each planned tensor's GGUF bytes (its storage type, GGUF's row order) from a weight
+/// source: what the quantized engine loads and what `llm-bench export` writes.
+pub struct TensorMaker<'a> {
+    pub plan: &'a QuantPlan,
+    pub source: &'a dyn WeightSource,
+    pub head_dim: usize,
+}
+
+impl TensorMaker<'_> {
+    /// The bytes of tensor `index` of the plan, exactly [`tensor_bytes`] long.
+    pub fn make_tensor(&self, index: usize) -> Result<Vec<u8>> {
         let (spec, dtype) = &self.plan.tensors[index];
         let cols = spec.cols();
         // Chunks hold whole attention heads so that the RoPE row permutation stays inside one.
@@ -180,6 +189,7 @@ impl Read for OnDemandTensors<'_> {
         if self.current.as_ref().map(|(i, _)| *i) != Some(index) {
             self.current = None; // free the previous tensor before making the next
             let bytes = self
+                .maker
                 .make_tensor(index)
                 .map_err(|e: Error| std::io::Error::other(e.to_string()))?;
             self.current = Some((index, bytes));
