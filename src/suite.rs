@@ -104,7 +104,10 @@ pub struct SuiteConfig {
     pub batch_sizes: Vec<usize>,
     pub seed: u64,
     pub quick: bool,
+    /// Threads of every phase but the thread sweep.
     pub threads: usize,
+    /// The thread sweep's counts; empty: 1, 2, 4, … up to the logical CPUs.
+    pub thread_counts: Vec<usize>,
     pub phases: Vec<PhaseName>,
     pub out_dir: PathBuf,
 }
@@ -129,7 +132,8 @@ impl SuiteConfig {
             seed: 42,
             quick,
             threads: 1,
-            phases: PhaseName::ALL.to_vec(),
+            thread_counts: vec![],
+            phases: PhaseName::DEFAULT.to_vec(),
             out_dir: "llm-bench-results".into(),
         }
     }
@@ -160,6 +164,7 @@ impl SuiteConfig {
         for (name, list) in [
             ("--batch-sizes", &self.batch_sizes),
             ("--scaling-tokens", &self.scaling_new_tokens),
+            ("--threads", &self.sweep()),
         ] {
             if list.is_empty() || list.contains(&0) {
                 return Err(Error::InvalidSetting {
@@ -188,7 +193,21 @@ impl SuiteConfig {
             seed: self.seed,
             quick: self.quick,
             threads: self.threads,
+            thread_counts: if self.phases.contains(&PhaseName::Threads) {
+                self.sweep()
+            } else {
+                vec![]
+            },
             phases: self.phases.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// The thread counts of the sweep.
+    fn sweep(&self) -> Vec<usize> {
+        if self.thread_counts.is_empty() {
+            crate::system::default_thread_sweep()
+        } else {
+            self.thread_counts.clone()
         }
     }
 
@@ -346,6 +365,7 @@ struct GroupPlan {
     strategy: Strategy,
     new_tokens: usize,
     batch: usize,
+    threads: usize,
     prompts: Vec<usize>,
 }
 
@@ -384,6 +404,7 @@ impl FormatRunner<'_> {
             strategies: None,
             scaling: None,
             batch: None,
+            threads: None,
             roofline: None,
             error: None,
         });
@@ -440,6 +461,7 @@ impl FormatRunner<'_> {
             strategy,
             new_tokens,
             batch,
+            threads: c.threads,
             prompts,
         };
         let greedy = Strategy::Greedy;
@@ -466,6 +488,14 @@ impl FormatRunner<'_> {
                 .iter()
                 .map(|&b| group(greedy, c.max_new_tokens, b, per_point.clone()))
                 .collect(),
+            PhaseName::Threads => c
+                .sweep()
+                .into_iter()
+                .map(|threads| GroupPlan {
+                    threads,
+                    ..group(greedy, c.max_new_tokens, 1, per_point.clone())
+                })
+                .collect(),
         }
     }
 
@@ -480,7 +510,15 @@ impl FormatRunner<'_> {
         self.progress.start(label, phase.name(), Some(total));
         let sampler = Sampler::start();
         let mut measured = Vec::with_capacity(groups.len());
+        let mut threads = self.config.threads;
         for plan in groups {
+            if plan.threads != threads {
+                // A new pool or context: one request, not recorded, starts it up.
+                model.engine.set_threads(plan.threads)?;
+                threads = plan.threads;
+                let warm_up = self.request(0, Strategy::Greedy, WARMUP_NEW_TOKENS, 1, 0);
+                generate(model, &warm_up, |_, _| {})?;
+            }
             let started = Instant::now();
             let mut requests = Vec::with_capacity(plan.prompts.len());
             for (i, &prompt) in plan.prompts.iter().enumerate() {
@@ -496,6 +534,7 @@ impl FormatRunner<'_> {
                     strategy: plan.strategy.to_string(),
                     new_tokens: plan.new_tokens,
                     batch: plan.batch,
+                    threads: Some(plan.threads),
                 },
                 summary,
                 requests,
@@ -505,6 +544,9 @@ impl FormatRunner<'_> {
             groups: measured,
             resources: sampler.finish(),
         };
+        if threads != self.config.threads {
+            model.engine.set_threads(self.config.threads)?;
+        }
         self.progress.finish(&outcome_line(phase, &phase_result));
         Ok(phase_result)
     }
@@ -563,6 +605,9 @@ fn outcome_line(phase: PhaseName, result: &Phase) -> String {
                     let key = match phase {
                         PhaseName::Scaling => format!("{} tokens", g.setting.new_tokens),
                         PhaseName::Batch => format!("batch {}", g.setting.batch),
+                        PhaseName::Threads => {
+                            format!("{} threads", g.setting.threads.unwrap_or_default())
+                        }
                         _ => g.setting.strategy.clone(),
                     };
                     format!("{key}: {:.1}", g.summary.generated_tokens_per_s)

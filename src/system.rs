@@ -52,6 +52,38 @@ pub fn configured_threads() -> usize {
         })
 }
 
+/// A thread sweep's default counts, as llama-bench users pick them: 1, 2, 4, … below the
+/// logical CPUs, and the CPUs themselves (1, 2 on 2 CPUs; 1, 2, 4, 6 on 6).
+pub fn default_thread_sweep() -> Vec<usize> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    sweep_up_to(cores)
+}
+
+fn sweep_up_to(cores: usize) -> Vec<usize> {
+    let mut counts: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
+        .take_while(|&n| n < cores)
+        .collect();
+    counts.push(cores.max(1));
+    counts
+}
+
+/// The counts of `--threads 1,2,4`: each capped at the logical CPUs (with the warning of
+/// [`cap_threads`]), duplicates dropped, in the order given.
+pub fn cap_thread_list(wanted: &[usize], cores: usize) -> (Vec<usize>, Vec<String>) {
+    let mut counts = Vec::new();
+    let mut warnings = Vec::new();
+    for &n in wanted {
+        let (used, warning) = cap_threads(n, cores);
+        warnings.extend(warning);
+        if !counts.contains(&used) {
+            counts.push(used);
+        }
+    }
+    (counts, warnings)
+}
+
 /// `wanted` threads, at most `cores`; the warning says what was asked and what is used.
 pub fn cap_threads(wanted: usize, cores: usize) -> (usize, Option<String>) {
     if wanted <= cores {
@@ -173,6 +205,18 @@ impl BuildInfo {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn thread_sweeps_double_up_to_the_cpus_and_lists_are_capped() {
+        assert_eq!(super::sweep_up_to(1), [1]);
+        assert_eq!(super::sweep_up_to(2), [1, 2]);
+        assert_eq!(super::sweep_up_to(6), [1, 2, 4, 6]);
+        assert_eq!(super::sweep_up_to(16), [1, 2, 4, 8, 16]);
+        let (counts, warnings) = super::cap_thread_list(&[1, 2, 4, 8], 2);
+        assert_eq!(counts, [1, 2]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("4 threads"), "{warnings:?}");
+    }
+
     #[test]
     fn thread_counts_above_the_cpus_are_capped_with_a_warning() {
         assert_eq!(super::cap_threads(2, 2), (2, None));

@@ -35,16 +35,23 @@ pub struct Args {
     /// Sequences generated together, each from the same prompt
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Threads for the kernels [default: RAYON_NUM_THREADS, else all cores]
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Print one JSON object instead of streamed text and a summary
+    /// Threads for the kernels; a list (1,2,4) generates once per count, after an untimed
+    /// warm-up at each, and prints a table [default: RAYON_NUM_THREADS, else all cores]
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Print one JSON object (an array of them for a thread list) instead of streamed text and a summary
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let threads = configure_threads(args.threads);
+    let sweep = super::thread_list(&args.threads)?;
+    let threads = configure_threads(sweep.iter().copied().max());
+    let sweep = if sweep.is_empty() {
+        vec![threads]
+    } else {
+        sweep
+    };
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
@@ -65,6 +72,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         batch: args.batch,
     };
+    if sweep.len() > 1 {
+        return run_sweep(&mut model, &args, &request, &sweep);
+    }
     let trace = if args.json {
         generate::generate(&mut model, &request, |_, _| {})?
     } else {
@@ -85,6 +95,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         print_summary(&model, &trace, threads)?;
     }
+    Ok(())
+}
+
+/// `--threads 1,2,4`: the request once per count, each after an untimed warm-up on that
+/// count (a new pool or context), then a table with the speedup over the first count and the
+/// parallel efficiency (speedup / thread ratio).
+fn run_sweep(
+    model: &mut Model,
+    args: &Args,
+    request: &Request,
+    sweep: &[usize],
+) -> anyhow::Result<()> {
+    let warm_up = Request {
+        max_new_tokens: 8.min(request.max_new_tokens),
+        min_new_tokens: 8.min(request.max_new_tokens),
+        ..request.clone()
+    };
+    let mut traces = Vec::with_capacity(sweep.len());
+    for &threads in sweep {
+        model.engine.set_threads(threads)?;
+        generate::generate(model, &warm_up, |_, _| {})?;
+        traces.push(generate::generate(model, request, |_, _| {})?);
+    }
+    if args.json {
+        let reports = sweep
+            .iter()
+            .zip(&traces)
+            .map(|(&threads, trace)| {
+                let text = model.tokenizer.decode(&trace.output_tokens[0])?;
+                Ok(report(model, args, trace, &text, threads))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        outln!("{}", serde_json::to_string_pretty(&reports)?)?;
+        return Ok(());
+    }
+    outln!("{}", model.tokenizer.decode(&traces[0].output_tokens[0])?)?;
+    for (&threads, trace) in sweep.iter().zip(&traces) {
+        print_summary(model, trace, threads)?;
+    }
+    let points: Vec<llm_bench::report::threads::Point> = sweep
+        .iter()
+        .zip(&traces)
+        .map(|(&threads, trace)| llm_bench::report::threads::Point {
+            threads,
+            prefill_tokens_per_s: trace.prefill_tokens_per_s(),
+            decode_tokens_per_s: Some(trace.decode_tokens_per_s()),
+        })
+        .collect();
+    outln!("---")?;
+    outln!("{}", llm_bench::report::threads::table(&points))?;
     Ok(())
 }
 

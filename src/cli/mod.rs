@@ -65,6 +65,22 @@ pub fn parse_engine(s: &str) -> Result<llm_bench::engine::EngineChoice, String> 
     s.parse().map_err(|e: llm_bench::Error| e.to_string())
 }
 
+/// `--threads 1,2,4`: each count at most the logical CPUs (with a warning), no zeros, no
+/// repeats. Empty when not given.
+pub fn thread_list(wanted: &[usize]) -> anyhow::Result<Vec<usize>> {
+    if wanted.contains(&0) {
+        anyhow::bail!("--threads: expected whole numbers >= 1 (like 1,2,4), found {wanted:?}");
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let (counts, warnings) = llm_bench::system::cap_thread_list(wanted, cores);
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(counts)
+}
+
 pub fn parse_strategy(s: &str) -> Result<llm_bench::generate::Strategy, String> {
     s.parse().map_err(|e: llm_bench::Error| e.to_string())
 }

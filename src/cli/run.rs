@@ -47,15 +47,16 @@ pub struct Args {
     /// Prompts per point in the strategies, scaling and batch phases [default: 5, quick 2]
     #[arg(long)]
     prompts_per_point: Option<usize>,
-    /// Phases to run
+    /// Phases to run (add `threads` for a thread sweep)
     #[arg(long, value_delimiter = ',', value_parser = parse_phase,
           default_value = "latency,throughput,strategies,scaling,batch")]
     phases: Vec<PhaseName>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Threads for the kernels [default: RAYON_NUM_THREADS, else all cores]
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Threads for the kernels; a list (1,2,4) also runs the thread sweep phase over it, the
+    /// other phases on the largest [default: RAYON_NUM_THREADS, else all cores]
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
     /// Output folder: results.json, and the cached memory-bandwidth figure
     #[arg(long, default_value = "llm-bench-results")]
     out: PathBuf,
@@ -77,7 +78,8 @@ fn parse_phase(s: &str) -> Result<PhaseName, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let threads = configure_threads(args.threads);
+    let sweep = super::thread_list(&args.threads)?;
+    let threads = configure_threads(sweep.iter().copied().max());
     let mut config = SuiteConfig::new(args.quick);
     config.model = args.model;
     if !args.formats.is_empty() {
@@ -97,6 +99,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     config.scaling_new_tokens = args.scaling_tokens;
     config.strategies = args.strategies;
     config.phases = args.phases;
+    if sweep.len() > 1 {
+        config.thread_counts = sweep;
+        if !config.phases.contains(&PhaseName::Threads) {
+            config.phases.push(PhaseName::Threads);
+        }
+    }
     config.seed = args.seed;
     config.threads = threads;
     config.out_dir = args.out;

@@ -179,8 +179,14 @@ impl Engine for LlamaCppEngine {
                 reason: "the prompts of one batch must have the same number of tokens".into(),
             });
         }
-        // Room for the prompt and a little more unless `reserve` asked for more already.
-        let wanted = (len + MIN_CONTEXT).max(self.capacity.0 / prompts.len().max(1));
+        // The context `reserve` made when it holds the prompt and a token more; otherwise one
+        // with room to decode after the prompt (made here, so timed: callers reserve first).
+        let per_sequence = self.capacity.0 / prompts.len();
+        let wanted = if self.capacity.1 >= prompts.len() && per_sequence > len {
+            per_sequence
+        } else {
+            len + MIN_CONTEXT
+        };
         self.ensure_context(prompts.len(), wanted)?.clear_kv_cache();
         let mut batch = LlamaBatch::new(len * prompts.len(), prompts.len() as i32);
         let mut outputs = Vec::with_capacity(prompts.len());
@@ -228,6 +234,21 @@ impl Engine for LlamaCppEngine {
         let logits = self.run(&mut batch, &outputs)?;
         self.position += 1;
         Ok(logits)
+    }
+
+    fn set_threads(&mut self, threads: usize) -> Result<()> {
+        let threads = threads.max(1);
+        if threads != self.threads {
+            self.threads = threads;
+            // llama-cpp-2 sets threads when a context is made: make it again, same size.
+            if self.context.take().is_some() {
+                let (cells, batch) = std::mem::take(&mut self.capacity);
+                self.ensure_context(batch, cells / batch.max(1))?;
+            }
+            self.position = 0;
+            self.batch = 0;
+        }
+        Ok(())
     }
 
     fn reset(&mut self) {

@@ -13,6 +13,8 @@ pub const LATENCY: &str = "latency.svg";
 pub const STRATEGIES: &str = "strategies.svg";
 pub const SCALING: &str = "scaling.svg";
 pub const BATCH: &str = "batch.svg";
+pub const THREADS_DECODE: &str = "threads-decode.svg";
+pub const THREADS_PREFILL: &str = "threads-prefill.svg";
 pub const ROOFLINE: &str = "roofline.svg";
 
 const SIZE: (u32, u32) = (900, 520);
@@ -29,6 +31,8 @@ pub fn draw_all(entries: &[Entry]) -> Result<Vec<Chart>> {
         (STRATEGIES, strategies(entries)?),
         (SCALING, scaling(entries)?),
         (BATCH, batch(entries)?),
+        (THREADS_DECODE, threads_decode(entries)?),
+        (THREADS_PREFILL, threads_prefill(entries)?),
         (ROOFLINE, roofline(entries)?),
     ];
     Ok(drawn
@@ -266,7 +270,18 @@ fn strategies(entries: &[Entry]) -> Result<Option<String>> {
     .map(Some)
 }
 
-/// One line per run: `x` from each group's setting, `y` its generated tokens/s.
+/// What a line chart plots on its y axis, named next to the value it reads.
+struct YAxis {
+    desc: &'static str,
+    of: fn(&crate::results::GroupSummary) -> Option<f64>,
+}
+
+const GENERATED: YAxis = YAxis {
+    desc: "generated tokens/s",
+    of: |s| Some(s.generated_tokens_per_s),
+};
+
+/// One line per run: `x` from each group's setting, `y` read from its summary.
 fn lines(
     entries: &[Entry],
     file: &str,
@@ -274,6 +289,7 @@ fn lines(
     x_desc: &str,
     phase: PhaseName,
     x_of: fn(&crate::results::RequestSetting) -> usize,
+    y: YAxis,
 ) -> Result<Option<String>> {
     let Some((with, labels)) = having(entries, |run| run.phase(phase).is_some()) else {
         return Ok(None);
@@ -286,7 +302,7 @@ fn lines(
                 .expect("filtered")
                 .groups
                 .iter()
-                .map(|g| (x_of(&g.setting) as f64, g.summary.generated_tokens_per_s))
+                .filter_map(|g| Some((x_of(&g.setting) as f64, (y.of)(&g.summary)?)))
                 .collect()
         })
         .collect();
@@ -302,7 +318,7 @@ fn lines(
         chart
             .configure_mesh()
             .x_desc(x_desc)
-            .y_desc("generated tokens/s")
+            .y_desc(y.desc)
             .draw()?;
         for (i, (points, label)) in series.iter().zip(&labels).enumerate() {
             let style = color(i);
@@ -328,6 +344,7 @@ fn scaling(entries: &[Entry]) -> Result<Option<String>> {
         "new tokens per request",
         PhaseName::Scaling,
         |s| s.new_tokens,
+        GENERATED,
     )
 }
 
@@ -339,6 +356,38 @@ fn batch(entries: &[Entry]) -> Result<Option<String>> {
         "sequences per batch",
         PhaseName::Batch,
         |s| s.batch,
+        GENERATED,
+    )
+}
+
+/// The thread sweep: decode tokens/s (p50) against threads, a line per engine and format.
+fn threads_decode(entries: &[Entry]) -> Result<Option<String>> {
+    lines(
+        entries,
+        THREADS_DECODE,
+        "decode tokens/s against threads",
+        "threads",
+        PhaseName::Threads,
+        |s| s.threads.unwrap_or_default(),
+        YAxis {
+            desc: "decode tokens/s (p50)",
+            of: |s| s.decode_tokens_per_s.as_ref().map(|d| d.p50),
+        },
+    )
+}
+
+fn threads_prefill(entries: &[Entry]) -> Result<Option<String>> {
+    lines(
+        entries,
+        THREADS_PREFILL,
+        "prefill tokens/s against threads",
+        "threads",
+        PhaseName::Threads,
+        |s| s.threads.unwrap_or_default(),
+        YAxis {
+            desc: "prefill tokens/s (p50)",
+            of: |s| Some(s.prefill_tokens_per_s.p50),
+        },
     )
 }
 

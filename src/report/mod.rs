@@ -4,6 +4,7 @@
 
 pub mod charts;
 mod engines;
+pub mod threads;
 
 use crate::results::{FormatRun, Group, Results, Summary};
 use crate::source::WeightsKind;
@@ -250,6 +251,7 @@ pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &[&str]) -> String
     strategies_section(&mut out, &entries, charts);
     scaling_section(&mut out, &entries, charts);
     batch_section(&mut out, &entries, charts);
+    threads::section(&mut out, &entries, charts);
     resources_section(&mut out, &entries);
     roofline_section(&mut out, inputs, &entries, charts);
     cost_section(&mut out, &entries, price_per_hour);

@@ -66,7 +66,11 @@ pub struct Settings {
     pub batch_sizes: Vec<usize>,
     pub seed: u64,
     pub quick: bool,
+    /// Threads of every phase but the thread sweep.
     pub threads: usize,
+    /// The thread sweep's counts (empty without one; absent from files before sweeps).
+    #[serde(default)]
+    pub thread_counts: Vec<usize>,
     pub phases: Vec<String>,
 }
 
@@ -78,10 +82,21 @@ pub enum PhaseName {
     Strategies,
     Scaling,
     Batch,
+    Threads,
 }
 
 impl PhaseName {
-    pub const ALL: [PhaseName; 5] = [
+    pub const ALL: [PhaseName; 6] = [
+        PhaseName::Latency,
+        PhaseName::Throughput,
+        PhaseName::Strategies,
+        PhaseName::Scaling,
+        PhaseName::Batch,
+        PhaseName::Threads,
+    ];
+    /// What `run` does unless told: a thread sweep is asked for with `--threads 1,2,4` or
+    /// `--phases threads`.
+    pub const DEFAULT: [PhaseName; 5] = [
         PhaseName::Latency,
         PhaseName::Throughput,
         PhaseName::Strategies,
@@ -95,6 +110,7 @@ impl PhaseName {
             PhaseName::Strategies => "strategies",
             PhaseName::Scaling => "scaling",
             PhaseName::Batch => "batch",
+            PhaseName::Threads => "threads",
         }
     }
 }
@@ -130,6 +146,9 @@ pub struct FormatRun {
     pub strategies: Option<Phase>,
     pub scaling: Option<Phase>,
     pub batch: Option<Phase>,
+    /// The thread sweep: one group per thread count (absent from files before sweeps).
+    #[serde(default)]
+    pub threads: Option<Phase>,
     /// Decode speed against the memory-bandwidth limit (from the latency phase).
     pub roofline: Option<Roofline>,
     /// Why this format stopped early, if it did; finished phases are kept.
@@ -144,6 +163,7 @@ impl FormatRun {
             PhaseName::Strategies => self.strategies.as_ref(),
             PhaseName::Scaling => self.scaling.as_ref(),
             PhaseName::Batch => self.batch.as_ref(),
+            PhaseName::Threads => self.threads.as_ref(),
         }
     }
 
@@ -154,6 +174,7 @@ impl FormatRun {
             PhaseName::Strategies => &mut self.strategies,
             PhaseName::Scaling => &mut self.scaling,
             PhaseName::Batch => &mut self.batch,
+            PhaseName::Threads => &mut self.threads,
         }
     }
 
@@ -247,6 +268,10 @@ pub struct RequestSetting {
     /// Generated per sequence, end-of-sequence ignored so every request is this long.
     pub new_tokens: usize,
     pub batch: usize,
+    /// Threads the engine ran on; absent from files before thread sweeps (then it is
+    /// `settings.threads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
 }
 
 /// One request's timings (see `generate.rs` for the definitions).
