@@ -15,6 +15,7 @@ criterion_group! {
               benchmarks::generate::bench,
               benchmarks::scaling::bench,
               benchmarks::batch::bench,
+              benchmarks::threads::bench,
               benchmarks::formats::bench,
 }
 criterion_main!(suite);

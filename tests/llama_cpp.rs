@@ -100,7 +100,7 @@ fn a_batch_of_copies_decodes_like_one_sequence() {
 }
 
 #[test]
-fn the_cli_runs_llama_cpp_and_refuses_what_it_cannot_run() {
+fn the_cli_runs_llama_cpp_on_the_default_model() {
     let out = cli(
         &[
             "generate",
@@ -118,6 +118,36 @@ fn the_cli_runs_llama_cpp_and_refuses_what_it_cannot_run() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["engine"]["name"], "llama-cpp");
     assert!(json["text"].as_str().unwrap().contains("Paris"), "{json}");
+}
+
+/// A thread sweep makes a new llama.cpp context per count: greedy output must not change
+/// (each row of a matrix product is one thread's work, so the sums are the same).
+#[test]
+fn llama_cpp_gives_the_same_greedy_tokens_on_every_thread_count() {
+    let out = cli(
+        &[
+            "generate",
+            "--engine",
+            "llama-cpp",
+            "--prompt",
+            "The capital of France is",
+            "--max-new-tokens",
+            "12",
+            "--threads",
+            "1,2",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = json.as_array().unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(reports.len(), cores.min(2));
+    for r in reports {
+        assert_eq!(r["output_tokens"], reports[0]["output_tokens"]);
+        assert_eq!(r["engine"]["name"], "llama-cpp");
+    }
 }
 
 /// Any source and format runs on llama.cpp through a GGUF export, and llama.cpp counts the

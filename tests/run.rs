@@ -23,8 +23,18 @@ const SMALL_RUN: &[&str] = &[
     "--batch-sizes",
     "1,2",
     "--threads",
-    "2",
+    "1,2",
 ];
+
+/// The thread counts `--threads 1,2` gives on this machine (capped at its logical CPUs).
+fn swept() -> Vec<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores >= 2 {
+        vec![1, 2]
+    } else {
+        vec![1]
+    }
+}
 
 /// One real run shared by the tests that only read its output.
 fn shared_run() -> &'static (tempfile::TempDir, PathBuf) {
@@ -149,7 +159,23 @@ fn every_phase_ran_the_requests_it_was_asked_for() {
             run.model.bytes_read_per_token
         );
         assert!(run.load.resources.peak_rss_bytes.unwrap() > 0);
+        // `--threads 1,2`: the other phases ran on the largest count, the sweep on each.
+        let largest = *swept().last().unwrap();
+        assert_eq!(latency.groups[0].setting.threads, Some(largest));
+        let sweep = run
+            .threads
+            .as_ref()
+            .expect("a list of threads adds the sweep");
+        let counts: Vec<Option<usize>> = sweep.groups.iter().map(|g| g.setting.threads).collect();
+        assert_eq!(counts, swept().into_iter().map(Some).collect::<Vec<_>>());
+        for group in &sweep.groups {
+            assert_eq!(group.requests.len(), 2, "--quick: 2 prompts per point");
+            assert!(group.summary.decode_tokens_per_s.is_some());
+        }
     }
+    assert_eq!(results.settings.thread_counts, swept());
+    assert_eq!(results.settings.threads, *swept().last().unwrap());
+    assert!(results.settings.phases.contains(&"threads".to_string()));
     let bandwidth = results.memory_bandwidth.as_ref().unwrap();
     assert!(bandwidth.read_bytes_per_s > 1e8);
     assert!(Path::new(&shared_run().1)
@@ -181,6 +207,7 @@ fn report_writes_markdown_and_charts_that_parse_as_svg() {
         "## Sampling strategies",
         "## Scaling with output length",
         "## Batch size",
+        "## Threads",
         "## Resources",
         "## Memory-bandwidth roofline",
         "## Cost efficiency",
@@ -189,7 +216,19 @@ fn report_writes_markdown_and_charts_that_parse_as_svg() {
     ] {
         assert!(markdown.contains(section), "missing {section:?}");
     }
-    for chart in ["latency", "strategies", "scaling", "batch", "roofline"] {
+    assert!(
+        markdown.contains("efficiency"),
+        "the threads table has no efficiency"
+    );
+    for chart in [
+        "latency",
+        "strategies",
+        "scaling",
+        "batch",
+        "roofline",
+        "threads-decode",
+        "threads-prefill",
+    ] {
         let file = format!("{chart}.svg");
         assert!(
             markdown.contains(&format!("]({file})")),
@@ -645,4 +684,71 @@ fn a_cached_bandwidth_of_zero_is_refused_by_field_not_used() {
             "delete",
         ],
     );
+}
+
+/// `generate --threads 1,2`: one request per count, a summary each, then the sweep table.
+#[test]
+fn generate_sweeps_a_list_of_thread_counts_into_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tiny_llama(&model, &tiny_config(257, 512));
+    let args = |json: bool| {
+        let mut a = vec![
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--format",
+            "q8_0",
+            "--prompt",
+            "hello",
+            "--max-new-tokens",
+            "6",
+            "--min-new-tokens",
+            "6",
+            "--threads",
+            "1,2",
+        ];
+        if json {
+            a.push("--json");
+        }
+        cli(&a, &[])
+    };
+    let out = args(false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("decode speedup (efficiency)") && text.contains("| 1 |"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches(" threads, batch 1").count(),
+        swept().len(),
+        "{text}"
+    );
+    let out = args(true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reports = json.as_array().expect("a JSON array for a thread list");
+    let threads: Vec<usize> = reports
+        .iter()
+        .map(|r| r["threads"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(threads, swept());
+    for r in reports {
+        assert_eq!(r["output_tokens"].as_array().unwrap().len(), 6);
+    }
+    let zero = cli(
+        &[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "hi",
+            "--threads",
+            "1,0",
+        ],
+        &[],
+    );
+    assert_eq!(zero.status.code(), Some(2));
+    assert_fails_with(&zero, &["--threads", "whole numbers >= 1"]);
 }

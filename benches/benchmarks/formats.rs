@@ -27,8 +27,8 @@ pub fn bench(c: &mut Criterion) {
                     continue;
                 };
                 let label = planned.label(engine);
-                // An engine that cannot run this format (llama.cpp asked to requantize) is
-                // left out of this family; its own format still runs.
+                // An engine that cannot run this format is left out of this family (llama.cpp
+                // runs every format, from a cached GGUF export).
                 if engine.supports(&planned).is_ok() && !plans.iter().any(|(l, _, _)| *l == label) {
                     plans.push((label, engine, planned));
                 }

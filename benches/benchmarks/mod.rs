@@ -7,6 +7,7 @@ pub mod generate;
 pub mod matmul;
 pub mod prefill;
 pub mod scaling;
+pub mod threads;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};

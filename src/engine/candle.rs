@@ -33,6 +33,7 @@ struct CandleEngine {
     model: Box<dyn CandleModel>,
     /// A pool of the swept thread count, when it is not the global pool's.
     pool: Option<rayon::ThreadPool>,
+    threads: usize,
 }
 
 impl CandleEngine {
@@ -54,6 +55,7 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
         weights,
         format,
         layout,
+        threads: input_threads,
         ..
     } = input;
     let model: Box<dyn CandleModel> = match (format, weights) {
@@ -81,7 +83,11 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
             super::quantize::build_engine(arch, &config, weights.as_source(), &layout)?
         }
     };
-    Ok(Box::new(CandleEngine { model, pool: None }))
+    Ok(Box::new(CandleEngine {
+        model,
+        pool: None,
+        threads: input_threads,
+    }))
 }
 
 fn batch_tensor(prompts: &[Vec<u32>]) -> Result<Tensor> {
@@ -132,6 +138,10 @@ impl Engine for CandleEngine {
 
     fn set_threads(&mut self, threads: usize) -> Result<()> {
         let threads = threads.max(1);
+        if threads == self.threads {
+            return Ok(());
+        }
+        self.threads = threads;
         // Edition 2021: `set_var` is safe; no kernel runs between requests.
         std::env::set_var(crate::system::THREADS_ENV, threads.to_string());
         self.pool = if threads == rayon::current_num_threads() {
