@@ -5,8 +5,7 @@
 //!
 //! Environment: `LLM_BENCH_MODEL` (a model spec; default as for the CLI), `LLM_BENCH_FORMATS`
 //! (comma-separated, e.g. `q4_1,q8_0`; default the model's own format), `LLM_BENCH_THREADS`
-//! (default all cores; a list like `1,2,4` is the `threads` family's sweep, the other families
-//! run on its largest count), `LLM_BENCH_ENGINES` (comma-separated, e.g. `candle,llama-cpp`; default
+//! (default all cores), `LLM_BENCH_ENGINES` (comma-separated, e.g. `candle,llama-cpp`; default
 //! candle), `LLM_BENCH_SMOKE=1` (CI: every benchmark as short as Criterion allows).
 
 use crate::arch::ModelConfig;
@@ -43,10 +42,7 @@ struct Slot {
 
 /// One per bench binary: the models (loaded on first use) and the facts of the run.
 pub struct BenchSession {
-    /// Threads of every family but `threads`.
     pub threads: usize,
-    /// The `threads` family's counts: `LLM_BENCH_THREADS` when a list, else 1, 2, 4, … cores.
-    pub thread_sweep: Vec<usize>,
     engines: Vec<EngineChoice>,
     pub smoke: bool,
     pub spec: ModelSpec,
@@ -80,32 +76,20 @@ fn env_nonempty(name: &str) -> Option<String> {
 
 impl BenchSession {
     fn from_env() -> Result<Self> {
-        let requested: Vec<usize> = match env_nonempty(THREADS_ENV) {
-            Some(v) => v
-                .split(',')
-                .map(|n| n.trim().parse::<usize>().ok().filter(|&n| n > 0))
-                .collect::<Option<_>>()
-                .ok_or_else(|| Error::InvalidSetting {
-                    name: "LLM_BENCH_THREADS",
-                    reason: format!(
-                        "expected a whole number >= 1 or a list like 1,2,4, found {v:?}"
-                    ),
-                })?,
-            None => vec![],
+        let requested_threads = match env_nonempty(THREADS_ENV) {
+            Some(v) => Some(
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| Error::InvalidSetting {
+                        name: "LLM_BENCH_THREADS",
+                        reason: format!("expected a whole number >= 1, found {v:?}"),
+                    })?,
+            ),
+            None => None,
         };
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let (requested, warnings) = crate::system::cap_thread_list(&requested, cores);
-        for warning in warnings {
-            eprintln!("llm-bench: warning: {warning}");
-        }
-        let threads = configure_threads(requested.iter().copied().max());
-        let thread_sweep = if requested.len() > 1 {
-            requested
-        } else {
-            crate::system::default_thread_sweep()
-        };
+        let threads = configure_threads(requested_threads);
         let smoke = env_nonempty(SMOKE_ENV).is_some_and(|v| v != "0");
         let (spec, notices) = crate::defaults::choose_spec(None)?;
         let formats: Vec<Option<WeightFormat>> = match env_nonempty(FORMATS_ENV) {
@@ -170,7 +154,6 @@ impl BenchSession {
             "weights": weights,
             "formats": labels,
             "threads": threads,
-            "thread_sweep": thread_sweep,
             "smoke": smoke,
             "config": config,
             "system": system,
@@ -183,7 +166,6 @@ impl BenchSession {
         });
         let session = Self {
             threads,
-            thread_sweep,
             engines,
             smoke,
             spec,

@@ -80,6 +80,9 @@ pub enum Error {
     #[error("invalid sampling strategy {found:?}: {reason}")]
     InvalidStrategy { found: String, reason: String },
 
+    #[error("the thread sweep's run on {threads} thread(s) failed: {detail}")]
+    Sweep { threads: usize, detail: String },
+
     #[error("invalid setting {name}: {reason}")]
     InvalidSetting { name: &'static str, reason: String },
 

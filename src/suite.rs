@@ -108,6 +108,12 @@ pub struct SuiteConfig {
     pub threads: usize,
     /// The thread sweep's counts; empty: 1, 2, 4, … up to the logical CPUs.
     pub thread_counts: Vec<usize>,
+    /// The `llm-bench` executable the thread sweep runs once per count (candle sizes its
+    /// thread pools once per process, so each count gets a fresh process).
+    pub worker: Option<PathBuf>,
+    /// Measure (or read the cached) memory bandwidth for the roofline; the sweep's worker
+    /// processes skip it.
+    pub measure_bandwidth: bool,
     pub phases: Vec<PhaseName>,
     pub out_dir: PathBuf,
 }
@@ -133,6 +139,8 @@ impl SuiteConfig {
             quick,
             threads: 1,
             thread_counts: vec![],
+            worker: None,
+            measure_bandwidth: true,
             phases: PhaseName::DEFAULT.to_vec(),
             out_dir: "llm-bench-results".into(),
         }
@@ -251,15 +259,20 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
     // Inputs are valid: only now does the output folder appear.
     crate::fs::prepare_output_dir(&config.out_dir)?;
     let system = SystemInfo::collect(config.threads);
-    progress.start("machine", "memory bandwidth", None);
-    let bandwidth = bandwidth::measure_or_cached(&config.out_dir, &system)?;
-    progress.finish(&format!(
-        "memory read bandwidth {:.1} GB/s with {} threads (per buffer: {}){}",
-        bandwidth.read_bytes_per_s / 1e9,
-        bandwidth.threads,
-        bandwidth.per_buffer_gb_per_s(),
-        if bandwidth.from_cache { ", cached" } else { "" }
-    ));
+    let bandwidth = if config.measure_bandwidth {
+        progress.start("machine", "memory bandwidth", None);
+        let bandwidth = bandwidth::measure_or_cached(&config.out_dir, &system)?;
+        progress.finish(&format!(
+            "memory read bandwidth {:.1} GB/s with {} threads (per buffer: {}){}",
+            bandwidth.read_bytes_per_s / 1e9,
+            bandwidth.threads,
+            bandwidth.per_buffer_gb_per_s(),
+            if bandwidth.from_cache { ", cached" } else { "" }
+        ));
+        Some(bandwidth)
+    } else {
+        None
+    };
     let now = SystemTime::now();
     let mut results = Results {
         schema: SCHEMA_ID.into(),
@@ -277,7 +290,7 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
         ),
         system,
         build: BuildInfo::current(),
-        memory_bandwidth: Some(bandwidth.clone()),
+        memory_bandwidth: bandwidth.clone(),
         runs: vec![],
         load_failures: vec![],
     };
@@ -290,7 +303,7 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
             config,
             results: &mut results,
             path: &path,
-            bandwidth: &bandwidth,
+            bandwidth: bandwidth.as_ref(),
             progress,
         };
         if let Err(e) = runner.run(planned, engine, &notices) {
@@ -373,13 +386,14 @@ struct FormatRunner<'a> {
     config: &'a SuiteConfig,
     results: &'a mut Results,
     path: &'a Path,
-    bandwidth: &'a Bandwidth,
+    bandwidth: Option<&'a Bandwidth>,
     progress: &'a mut dyn Progress,
 }
 
 impl FormatRunner<'_> {
     fn run(&mut self, planned: Planned, engine: EngineChoice, notices: &[String]) -> Result<()> {
         let label = planned.label(engine);
+        let format_arg = planned.format.map_or("native", |f| f.name()).to_string();
         self.progress.start(&label, "load", None);
         release_freed_memory();
         let rss_before_bytes = current_rss_bytes();
@@ -409,33 +423,91 @@ impl FormatRunner<'_> {
             error: None,
         });
         self.results.save(self.path)?;
-        self.warm_up(&mut model, &label)?;
-        for phase in PhaseName::ALL
+        let in_process: Vec<PhaseName> = PhaseName::ALL
             .into_iter()
-            .filter(|p| self.config.phases.contains(p))
-        {
+            .filter(|p| *p != PhaseName::Threads && self.config.phases.contains(p))
+            .collect();
+        if !in_process.is_empty() {
+            self.warm_up(&mut model, &label)?;
+        }
+        for phase in in_process {
             let groups = self.groups_of(phase);
             let measured = self.run_phase(&mut model, &label, phase, &groups)?;
             let run = self.results.runs.last_mut().expect("pushed above");
             if phase == PhaseName::Latency {
-                run.roofline =
-                    measured.groups[0]
-                        .summary
-                        .decode_tokens_per_s
-                        .as_ref()
-                        .map(|decode| {
-                            Roofline::new(
-                                model.info.bytes_read_per_token,
-                                self.bandwidth.read_bytes_per_s,
-                                decode.p50,
-                            )
-                        });
+                run.roofline = self
+                    .bandwidth
+                    .zip(measured.groups[0].summary.decode_tokens_per_s.as_ref())
+                    .map(|(bandwidth, decode)| {
+                        Roofline::new(
+                            model.info.bytes_read_per_token,
+                            bandwidth.read_bytes_per_s,
+                            decode.p50,
+                        )
+                    });
             }
             *run.phase_mut(phase) = Some(measured);
             self.results.save(self.path)?;
         }
+        if self.config.phases.contains(&PhaseName::Threads) {
+            // The sweep's processes load their own copy: free this one first.
+            drop(model);
+            release_freed_memory();
+            let measured = self.sweep_threads(&label, &format_arg, engine)?;
+            let run = self.results.runs.last_mut().expect("pushed above");
+            run.threads = Some(measured);
+            self.results.save(self.path)?;
+        }
         Ok(())
         // `model` drops here: its memory is freed before the next format loads.
+    }
+
+    /// The `threads` phase: for each count, `llm-bench run --phases latency` in a process of
+    /// its own (candle sizes its thread pools once per process) over the phase's prompts,
+    /// after that process's warm-up; its requests become this phase's group for the count.
+    /// The phase's resources are those of the last count's process.
+    fn sweep_threads(
+        &mut self,
+        label: &str,
+        format_arg: &str,
+        engine: EngineChoice,
+    ) -> Result<Phase> {
+        let c = self.config;
+        let worker = c.worker.as_ref().ok_or_else(|| Error::InvalidSetting {
+            name: "--phases",
+            reason: "the threads phase runs the llm-bench executable once per count, and none was given (SuiteConfig::worker)".into(),
+        })?;
+        let plans = self.groups_of(PhaseName::Threads);
+        let total = plans.iter().map(|g| g.prompts.len()).sum();
+        self.progress
+            .start(label, PhaseName::Threads.name(), Some(total));
+        let scratch = c.out_dir.join(format!(".threads-{}", std::process::id()));
+        let mut groups = Vec::with_capacity(plans.len());
+        let mut resources = None;
+        for plan in &plans {
+            let swept = run_worker(worker, &scratch, self.results, c, plan, format_arg, engine);
+            let _ = std::fs::remove_dir_all(&scratch);
+            let (mut group, usage) = swept.map_err(|detail| Error::Sweep {
+                threads: plan.threads,
+                detail,
+            })?;
+            for (request, &prompt) in group.requests.iter_mut().zip(&plan.prompts) {
+                request.prompt_index = prompt;
+            }
+            for _ in &group.requests {
+                self.progress.request_done();
+            }
+            group.setting.threads = Some(plan.threads);
+            groups.push(group);
+            resources = Some(usage);
+        }
+        let phase = Phase {
+            groups,
+            resources: resources.expect("a sweep has at least one count"),
+        };
+        self.progress
+            .finish(&outcome_line(PhaseName::Threads, &phase));
+        Ok(phase)
     }
 
     fn warm_up(&mut self, model: &mut Model, label: &str) -> Result<()> {
@@ -510,15 +582,7 @@ impl FormatRunner<'_> {
         self.progress.start(label, phase.name(), Some(total));
         let sampler = Sampler::start();
         let mut measured = Vec::with_capacity(groups.len());
-        let mut threads = self.config.threads;
         for plan in groups {
-            if plan.threads != threads {
-                // A new pool or context: one request, not recorded, starts it up.
-                model.engine.set_threads(plan.threads)?;
-                threads = plan.threads;
-                let warm_up = self.request(0, Strategy::Greedy, WARMUP_NEW_TOKENS, 1, 0);
-                generate(model, &warm_up, |_, _| {})?;
-            }
             let started = Instant::now();
             let mut requests = Vec::with_capacity(plan.prompts.len());
             for (i, &prompt) in plan.prompts.iter().enumerate() {
@@ -544,9 +608,7 @@ impl FormatRunner<'_> {
             groups: measured,
             resources: sampler.finish(),
         };
-        if threads != self.config.threads {
-            model.engine.set_threads(self.config.threads)?;
-        }
+
         self.progress.finish(&outcome_line(phase, &phase_result));
         Ok(phase_result)
     }
@@ -569,6 +631,61 @@ impl FormatRunner<'_> {
             batch,
         }
     }
+}
+
+/// One count of the thread sweep: `llm-bench run` with this count, the phase's prompts and
+/// output length, the latency phase only, into `scratch`; its latency group and resources.
+fn run_worker(
+    worker: &Path,
+    scratch: &Path,
+    parent: &Results,
+    config: &SuiteConfig,
+    plan: &GroupPlan,
+    format_arg: &str,
+    engine: EngineChoice,
+) -> std::result::Result<(Group, crate::resources::Usage), String> {
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let prompts = scratch.join("prompts.jsonl");
+    let lines: String = plan
+        .prompts
+        .iter()
+        .map(|&i| serde_json::json!({ "prompt": config.prompts.list[i] }).to_string() + "\n")
+        .collect();
+    std::fs::write(&prompts, lines)
+        .map_err(|e| format!("cannot write {}: {e}", prompts.display()))?;
+    let out = std::process::Command::new(worker)
+        .arg("run")
+        .args(["--model", &parent.settings.model])
+        .args(["--format", format_arg])
+        .args(["--engine", engine.name()])
+        .args(["--threads", &plan.threads.to_string()])
+        .args(["--phases", "latency", "--runs", "1"])
+        .args(["--max-new-tokens", &plan.new_tokens.to_string()])
+        .args(["--seed", &config.seed.to_string()])
+        .arg("--prompts")
+        .arg(&prompts)
+        .arg("--out")
+        .arg(scratch)
+        .arg("--no-bandwidth")
+        .env_remove(crate::system::THREADS_ENV)
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", worker.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        return Err(format!(
+            "{} exited with {}: {}",
+            worker.display(),
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ));
+    }
+    let results = Results::load(&scratch.join(RESULTS_FILE)).map_err(|e| e.to_string())?;
+    let run = results.runs.into_iter().next().ok_or("it ran nothing")?;
+    let latency = run.latency.ok_or("it has no latency phase")?;
+    let group = latency.groups.into_iter().next().ok_or("it has no group")?;
+    Ok((group, latency.resources))
 }
 
 fn outcome_line(phase: PhaseName, result: &Phase) -> String {

@@ -686,7 +686,7 @@ fn a_cached_bandwidth_of_zero_is_refused_by_field_not_used() {
     );
 }
 
-/// `generate --threads 1,2`: one request per count, a summary each, then the sweep table.
+/// `generate --threads 1,2`: one process per count, a summary each, then the sweep table.
 #[test]
 fn generate_sweeps_a_list_of_thread_counts_into_a_table() {
     let dir = tempfile::tempdir().unwrap();
@@ -721,7 +721,7 @@ fn generate_sweeps_a_list_of_thread_counts_into_a_table() {
         "{text}"
     );
     assert_eq!(
-        text.matches(" threads, batch 1").count(),
+        text.matches(" threads: TTFT ").count(),
         swept().len(),
         "{text}"
     );

@@ -35,10 +35,13 @@ pub struct Args {
     /// Sequences generated together, each from the same prompt
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Threads for the kernels; a list (1,2,4) generates once per count, after an untimed
-    /// warm-up at each, and prints a table [default: RAYON_NUM_THREADS, else all cores]
+    /// Threads for the kernels; a list (1,2,4) generates once per count, each in its own
+    /// process after a warm-up, and prints a table [default: RAYON_NUM_THREADS, else all cores]
     #[arg(long, value_delimiter = ',')]
     threads: Vec<usize>,
+    /// Untimed requests (8 new tokens each) before the measured one
+    #[arg(long, default_value_t = 0)]
+    warm_up: usize,
     /// Print one JSON object (an array of them for a thread list) instead of streamed text and a summary
     #[arg(long)]
     json: bool,
@@ -46,12 +49,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let sweep = super::thread_list(&args.threads)?;
-    let threads = configure_threads(sweep.iter().copied().max());
-    let sweep = if sweep.is_empty() {
-        vec![threads]
-    } else {
-        sweep
-    };
+    if sweep.len() > 1 {
+        return run_sweep(&args, &sweep);
+    }
+    let threads = configure_threads(sweep.first().copied());
     if args.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
@@ -72,8 +73,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         batch: args.batch,
     };
-    if sweep.len() > 1 {
-        return run_sweep(&mut model, &args, &request, &sweep);
+    for _ in 0..args.warm_up {
+        let warm_up = Request {
+            max_new_tokens: 8.min(request.max_new_tokens),
+            min_new_tokens: 8.min(request.max_new_tokens),
+            ..request.clone()
+        };
+        generate::generate(&mut model, &warm_up, |_, _| {})?;
     }
     let trace = if args.json {
         generate::generate(&mut model, &request, |_, _| {})?
@@ -98,49 +104,66 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--threads 1,2,4`: the request once per count, each after an untimed warm-up on that
-/// count (a new pool or context), then a table with the speedup over the first count and the
-/// parallel efficiency (speedup / thread ratio).
-fn run_sweep(
-    model: &mut Model,
-    args: &Args,
-    request: &Request,
-    sweep: &[usize],
-) -> anyhow::Result<()> {
-    let warm_up = Request {
-        max_new_tokens: 8.min(request.max_new_tokens),
-        min_new_tokens: 8.min(request.max_new_tokens),
-        ..request.clone()
-    };
-    let mut traces = Vec::with_capacity(sweep.len());
+/// `--threads 1,2,4`: this command once per count, each in a process of its own (candle sizes
+/// its thread pools once per process) with one untimed warm-up request, then a table with the
+/// speedup over the first count and the parallel efficiency (speedup / thread ratio).
+fn run_sweep(args: &Args, sweep: &[usize]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the llm-bench executable")?;
+    let mut reports: Vec<serde_json::Value> = Vec::with_capacity(sweep.len());
     for &threads in sweep {
-        model.engine.set_threads(threads)?;
-        generate::generate(model, &warm_up, |_, _| {})?;
-        traces.push(generate::generate(model, request, |_, _| {})?);
+        let mut child = std::process::Command::new(&exe);
+        child.arg("generate");
+        if let Some(model) = &args.model {
+            child.args(["--model", model]);
+        }
+        if let Some(format) = args.format {
+            child.args(["--format", format.name()]);
+        }
+        child
+            .args(["--engine", args.engine.name()])
+            .args(["--prompt", &args.prompt])
+            .args(["--max-new-tokens", &args.max_new_tokens.to_string()])
+            .args(["--min-new-tokens", &args.min_new_tokens.to_string()])
+            .args(["--strategy", &args.strategy.to_string()])
+            .args(["--seed", &args.seed.to_string()])
+            .args(["--batch", &args.batch.to_string()])
+            .args(["--threads", &threads.to_string()])
+            .args(["--warm-up", &args.warm_up.max(1).to_string(), "--json"])
+            .env_remove(llm_bench::system::THREADS_ENV)
+            .stderr(std::process::Stdio::inherit());
+        let out = child
+            .output()
+            .context("running generate for one thread count")?;
+        if !out.status.success() {
+            anyhow::bail!("generate on {threads} thread(s) failed (its error is above)");
+        }
+        reports.push(serde_json::from_slice(&out.stdout).context("reading generate's JSON")?);
     }
     if args.json {
-        let reports = sweep
-            .iter()
-            .zip(&traces)
-            .map(|(&threads, trace)| {
-                let text = model.tokenizer.decode(&trace.output_tokens[0])?;
-                Ok(report(model, args, trace, &text, threads))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
         outln!("{}", serde_json::to_string_pretty(&reports)?)?;
         return Ok(());
     }
-    outln!("{}", model.tokenizer.decode(&traces[0].output_tokens[0])?)?;
-    for (&threads, trace) in sweep.iter().zip(&traces) {
-        print_summary(model, trace, threads)?;
+    let number = |r: &serde_json::Value, key: &str| r[key].as_f64().unwrap_or(0.0);
+    if let Some(text) = reports[0]["text"].as_str() {
+        outln!("{text}")?;
     }
-    let points: Vec<llm_bench::report::threads::Point> = sweep
+    for r in &reports {
+        outln!("---")?;
+        outln!(
+            "{} threads: TTFT {:.1} ms | prefill {:.1} tokens/s | decode {:.1} tokens/s | E2E {:.1} ms",
+            r["threads"],
+            number(r, "ttft_ms"),
+            number(r, "prefill_tokens_per_s"),
+            number(r, "decode_tokens_per_s"),
+            number(r, "e2e_ms")
+        )?;
+    }
+    let points: Vec<llm_bench::report::threads::Point> = reports
         .iter()
-        .zip(&traces)
-        .map(|(&threads, trace)| llm_bench::report::threads::Point {
-            threads,
-            prefill_tokens_per_s: trace.prefill_tokens_per_s(),
-            decode_tokens_per_s: Some(trace.decode_tokens_per_s()),
+        .map(|r| llm_bench::report::threads::Point {
+            threads: r["threads"].as_u64().unwrap_or(0) as usize,
+            prefill_tokens_per_s: number(r, "prefill_tokens_per_s"),
+            decode_tokens_per_s: r["decode_tokens_per_s"].as_f64(),
         })
         .collect();
     outln!("---")?;

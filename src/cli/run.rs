@@ -63,6 +63,9 @@ pub struct Args {
     /// Fewer and shorter requests: a first look in minutes
     #[arg(long)]
     quick: bool,
+    /// Skip the memory-bandwidth probe and the roofline (the thread sweep's own runs use it)
+    #[arg(long, hide = true)]
+    no_bandwidth: bool,
 }
 
 fn parse_format_or_native(s: &str) -> Result<Option<WeightFormat>, String> {
@@ -108,6 +111,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     config.seed = args.seed;
     config.threads = threads;
     config.out_dir = args.out;
+    config.measure_bandwidth = !args.no_bandwidth;
+    config.worker = std::env::current_exe().ok();
 
     let results = suite::run(&config, &mut Bars::default()).context("llm-bench run")?;
     // results.json is saved already; a failing stdout is reported after the failures.

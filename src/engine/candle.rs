@@ -1,6 +1,6 @@
 //! Stock candle: candle-transformers' full-precision Llama for f32/bf16/f16, its quantized
 //! Llama for GGML block types. Threads come from rayon's pool (`RAYON_NUM_THREADS`, set by
-//! `system::configure_threads`); a thread sweep runs each count in a pool of its own.
+//! `system::configure_threads`).
 
 use super::{Engine, EngineEntry, EngineInfo, Logits};
 use crate::error::{Error, Result};
@@ -31,21 +31,6 @@ pub trait CandleModel: Send {
 
 struct CandleEngine {
     model: Box<dyn CandleModel>,
-    /// A pool of the swept thread count, when it is not the global pool's.
-    pool: Option<rayon::ThreadPool>,
-    threads: usize,
-}
-
-impl CandleEngine {
-    /// Runs `f` on the engine's thread count: candle's kernels split work by
-    /// `RAYON_NUM_THREADS` and run it on the current rayon pool.
-    fn on_threads<T: Send>(&mut self, f: impl FnOnce(&mut dyn CandleModel) -> T + Send) -> T {
-        let model = self.model.as_mut();
-        match &self.pool {
-            Some(pool) => pool.install(|| f(model)),
-            None => f(model),
-        }
-    }
 }
 
 fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
@@ -55,7 +40,6 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
         weights,
         format,
         layout,
-        threads: input_threads,
         ..
     } = input;
     let model: Box<dyn CandleModel> = match (format, weights) {
@@ -83,11 +67,7 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
             super::quantize::build_engine(arch, &config, weights.as_source(), &layout)?
         }
     };
-    Ok(Box::new(CandleEngine {
-        model,
-        pool: None,
-        threads: input_threads,
-    }))
+    Ok(Box::new(CandleEngine { model }))
 }
 
 fn batch_tensor(prompts: &[Vec<u32>]) -> Result<Tensor> {
@@ -128,35 +108,12 @@ impl Engine for CandleEngine {
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits> {
         self.model.reset();
         let input = batch_tensor(prompts)?;
-        self.on_threads(|model| logits(model.forward(&input)?))
+        logits(self.model.forward(&input)?)
     }
 
     fn decode(&mut self, tokens: &[u32]) -> Result<Logits> {
         let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(1)?;
-        self.on_threads(|model| logits(model.forward(&input)?))
-    }
-
-    fn set_threads(&mut self, threads: usize) -> Result<()> {
-        let threads = threads.max(1);
-        if threads == self.threads {
-            return Ok(());
-        }
-        self.threads = threads;
-        // Edition 2021: `set_var` is safe; no kernel runs between requests.
-        std::env::set_var(crate::system::THREADS_ENV, threads.to_string());
-        self.pool = if threads == rayon::current_num_threads() {
-            None
-        } else {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| Error::InvalidSetting {
-                    name: "--threads",
-                    reason: format!("cannot start {threads} threads: {e}"),
-                })?;
-            Some(pool)
-        };
-        Ok(())
+        logits(self.model.forward(&input)?)
     }
 
     fn reset(&mut self) {

@@ -236,21 +236,6 @@ impl Engine for LlamaCppEngine {
         Ok(logits)
     }
 
-    fn set_threads(&mut self, threads: usize) -> Result<()> {
-        let threads = threads.max(1);
-        if threads != self.threads {
-            self.threads = threads;
-            // llama-cpp-2 sets threads when a context is made: make it again, same size.
-            if self.context.take().is_some() {
-                let (cells, batch) = std::mem::take(&mut self.capacity);
-                self.ensure_context(batch, cells / batch.max(1))?;
-            }
-            self.position = 0;
-            self.batch = 0;
-        }
-        Ok(())
-    }
-
     fn reset(&mut self) {
         if let Some(context) = self.context.as_mut() {
             context.clear_kv_cache();

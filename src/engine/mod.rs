@@ -62,10 +62,6 @@ pub trait Engine: Send {
     /// Empties the KV cache.
     fn reset(&mut self);
 
-    /// Runs what follows on `threads` threads (a thread sweep); the count it was built with
-    /// comes from `EngineInput::threads`. Untimed: callers switch between requests.
-    fn set_threads(&mut self, threads: usize) -> Result<()>;
-
     /// How many positions the KV cache holds.
     fn position(&self) -> usize;
 
