@@ -3,9 +3,10 @@
 //! interval of the change, so a difference inside the noise is called that.
 
 use crate::error::{Error, Result};
-use crate::report::{mean_plus_minus, table, MIB};
+use crate::markdown::table;
 use crate::results::{FormatRun, PhaseName, RequestRecord, Results, Summary};
 use crate::stats::{bootstrap_median_change, median};
+use crate::units::{mean_plus_minus, MIB};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

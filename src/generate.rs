@@ -226,17 +226,17 @@ pub fn generate(
     request: &Request,
     mut on_step: impl FnMut(&TextTokenizer, &[u32]),
 ) -> Result<Trace> {
-    // Sized before the clock starts: an engine that allocates its KV cache up front does it
-    // here, as a server would at start-up. A prompt has at most one token per byte (plus a
-    // BOS), so that bounds it without tokenizing twice.
-    let positions = (request.prompt.len() + 2)
-        .saturating_add(request.max_new_tokens)
-        .min(model.context_length());
-    model.engine.reserve(request.batch.max(1), positions)?;
+    // Checked and sized before the clock starts: the request is validated (context, memory)
+    // before an engine that allocates its KV cache up front (llama.cpp) sizes it, as a server
+    // would at start-up. The prompt is tokenized again on the clock: TTFT includes it.
+    let untimed = model.tokenizer.encode(&request.prompt)?;
+    validate(model, request, untimed.len())?;
+    model
+        .engine
+        .reserve(request.batch, untimed.len() + request.max_new_tokens)?;
     let start = Instant::now();
     let prompt_tokens = model.tokenizer.encode(&request.prompt)?;
     let tokenized = Instant::now();
-    validate(model, request, prompt_tokens.len())?;
     let mut samplers: Vec<LogitsProcessor> = (0..request.batch)
         .map(|i| {
             LogitsProcessor::from_sampling(

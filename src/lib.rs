@@ -31,6 +31,7 @@ pub mod stats;
 pub mod suite;
 pub mod system;
 pub mod tokenizer;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use format::WeightFormat;

@@ -118,6 +118,21 @@ fn the_cli_runs_llama_cpp_on_the_default_model() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["engine"]["name"], "llama-cpp");
     assert!(json["text"].as_str().unwrap().contains("Paris"), "{json}");
+    // A request too large for memory is refused before llama.cpp sizes its KV cache for it.
+    let out = cli(
+        &[
+            "generate",
+            "--engine",
+            "llama-cpp",
+            "--prompt",
+            "hi",
+            "--batch",
+            "100000000000",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    common::assert_fails_with(&out, &["--batch", "GiB", "lower --batch"]);
 }
 
 /// A thread sweep makes a new llama.cpp context per count: greedy output must not change

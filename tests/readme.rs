@@ -64,6 +64,20 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/readme.rs::the_engine_commands_run_as_written",
     ),
     ("scripts/install-llama-cpp-deps", "script:scripts/test"),
+    ("scripts/bench-threads", "script:scripts/bench-smoke"),
+    (
+        "llm-bench export",
+        "test:tests/readme.rs::the_export_command_runs_as_written",
+    ),
+    // A timing script (timing in tests is flaky): its syntax and the files it needs are checked.
+    (
+        "scripts/reference/llama-bench.cmake",
+        "file:scripts/reference/llama-bench.cmake",
+    ),
+    (
+        "scripts/llama-bench-overhead",
+        "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
+    ),
     (
         "scripts/reference/make-vendored-fixtures",
         "file:scripts/reference/make-vendored-fixtures",
@@ -234,6 +248,12 @@ fn the_quick_start_commands_run_as_written() {
         (json["weights"].as_str(), json["format"].as_str()),
         (Some("synthetic"), Some("q4_0"))
     );
+    // The 8B twin is built from quantized blocks generated chunk by chunk: its peak memory
+    // stays near what the loaded model holds (the q4_0 weights plus candle's f32 embedding).
+    assert_eq!(json["parameters"], 8_030_261_248u64);
+    let loaded = json["weight_bytes"].as_f64().unwrap() + (128256 * 4096 * 4) as f64;
+    let ratio = json["peak_rss_bytes"].as_f64().unwrap() / loaded;
+    assert!(ratio < 1.2, "peak RSS is {ratio:.2}x the loaded model");
 
     let out = readme_run(
         &readme_line("cargo run --release -- run --quick"),
@@ -313,9 +333,16 @@ fn the_engine_commands_run_as_written() {
         .iter()
         .map(|r| r["model"]["engine"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(engines, ["candle", "llama-cpp"]);
+    assert_eq!(engines, ["candle", "candle", "llama-cpp", "llama-cpp"]);
+    let formats: Vec<&str> = value["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["model"]["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["q4_0", "q8_0", "q4_0", "q8_0"]);
     let out = readme_run(
-        "llm-bench compare llm-bench-results/results.json --base-engine candle --other-engine llama-cpp --output json",
+        "llm-bench compare llm-bench-results/results.json --base-engine candle --other-engine llama-cpp --base-format q4_0 --other-format q4_0 --output json",
         cwd.path(),
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
@@ -336,4 +363,45 @@ fn the_engine_commands_run_as_written() {
     let report = std::fs::read_to_string(cwd.path().join("llm-bench-results/report.md")).unwrap();
     assert!(report.contains("+llama-cpp") && report.contains("+candle"));
     assert!(report.contains("## Engines side by side"), "{report}");
+}
+
+#[test]
+fn the_export_command_runs_as_written() {
+    let cwd = tempfile::tempdir().unwrap();
+    let line = readme_line("llm-bench export synthetic:");
+    let out = readme_run(&line, cwd.path());
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let file = cwd.path().join(line.split(' ').next_back().unwrap());
+    // The file reads back through llm-bench's own checked GGUF reader, as q4_0 throughout.
+    let planned = llm_bench::model::plan(&llm_bench::ModelSpec::Gguf(file.clone()), None).unwrap();
+    assert_eq!(planned.format_label, "q4_0");
+    assert_eq!(planned.resolved.config.vocab_size, 49152);
+    #[cfg(feature = "llama-cpp")]
+    {
+        let (params, bytes) = llm_bench::engine::llama_cpp::model_facts(&file).unwrap();
+        assert_eq!((params, bytes), (134_515_008, planned.weight_bytes()));
+    }
+}
+
+#[test]
+fn the_timing_scripts_parse_and_find_their_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for script in ["scripts/llama-bench-overhead", "scripts/bench-threads"] {
+        let out = Command::new("bash")
+            .arg("-n")
+            .arg(root.join(script))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {}", common::stderr(&out));
+    }
+    let overhead = std::fs::read_to_string(root.join("scripts/llama-bench-overhead")).unwrap();
+    for needed in [
+        "scripts/reference/llama-bench.cmake",
+        "scripts/install-llama-cpp-deps",
+    ] {
+        assert!(
+            overhead.contains(needed) && root.join(needed).is_file(),
+            "{needed}"
+        );
+    }
 }

@@ -41,8 +41,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         planned.format_label,
         exported.tensors,
         exported.parameters,
-        llm_bench::report::mib(exported.weight_bytes),
-        llm_bench::report::mib(exported.file_bytes),
+        llm_bench::units::mib(exported.weight_bytes),
+        llm_bench::units::mib(exported.file_bytes),
         started.elapsed().as_secs_f64()
     )?;
     Ok(())

@@ -69,11 +69,8 @@ impl Inputs {
 
 pub use crate::markdown::table;
 
-pub const MIB: f64 = (1u64 << 20) as f64;
-
-pub fn mib(bytes: u64) -> String {
-    format!("{:.0} MiB", bytes as f64 / MIB)
-}
+use crate::units::mean_plus_minus;
+pub use crate::units::mib;
 
 fn opt_mib(bytes: Option<u64>) -> String {
     bytes.map_or("n/a".into(), mib)
@@ -82,14 +79,6 @@ fn opt_mib(bytes: Option<u64>) -> String {
 /// `mean ± std` of a summary, or the mean alone for one value.
 pub fn mean_std(s: &Summary, decimals: usize) -> String {
     mean_plus_minus(s.mean, s.std, decimals)
-}
-
-/// `mean ± std`, or the mean alone when there is no spread.
-pub fn mean_plus_minus(mean: f64, std: Option<f64>, decimals: usize) -> String {
-    match std {
-        Some(std) => format!("{mean:.decimals$} ± {std:.decimals$}"),
-        None => format!("{mean:.decimals$}"),
-    }
 }
 
 fn latency_row(label: &str, s: &Summary) -> Vec<String> {

@@ -1,234 +1,33 @@
 //! The serving-latency suite behind `llm-bench run`: per format, load (timed, with its memory),
 //! warm up, then the phases (latency, throughput, strategies, scaling, batch), each under a
 //! resource sampler, writing `results.json` atomically after every step so an interrupted run
-//! keeps what finished.
+//! keeps what finished. The thread sweep runs in processes of its own (`sweep.rs`).
+
+mod config;
+mod prompts;
+mod sweep;
+
+pub use config::SuiteConfig;
+pub use prompts::{Prompts, BUILTIN_PROMPTS};
 
 use crate::bandwidth::{self, Bandwidth, Roofline};
 use crate::engine::EngineChoice;
 use crate::error::{Error, Result};
-use crate::format::WeightFormat;
 use crate::generate::{generate, Request, Strategy};
 use crate::model::{plan, Model, Planned};
-use crate::report::mib;
 use crate::resources::{self, current_rss_bytes, release_freed_memory, Sampler};
 pub use crate::results::PhaseName;
 use crate::results::{
     FormatRun, Group, GroupSummary, LoadFailure, LoadPhase, ModelFacts, Phase, RequestRecord,
-    RequestSetting, Results, Settings, RESULTS_FILE, SCHEMA_ID, SCHEMA_VERSION,
+    RequestSetting, Results, RESULTS_FILE, SCHEMA_ID, SCHEMA_VERSION,
 };
 use crate::system::{BuildInfo, SystemInfo};
-use std::path::{Path, PathBuf};
+use crate::units::mib;
+use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// The tutorial's five customer-support prompts.
-pub const BUILTIN_PROMPTS: &str = include_str!("../fixtures/prompts/customer-support.txt");
 /// Output length of each warm-up request (warm-ups are not recorded).
 const WARMUP_NEW_TOKENS: usize = 8;
-
-/// The prompts and where they came from.
-#[derive(Debug, Clone)]
-pub struct Prompts {
-    pub source: String,
-    pub list: Vec<String>,
-}
-
-impl Prompts {
-    pub fn builtin() -> Self {
-        Self {
-            source: "built-in (fixtures/prompts/customer-support.txt)".into(),
-            list: BUILTIN_PROMPTS
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_string)
-                .collect(),
-        }
-    }
-
-    /// One prompt per line, or JSONL with a `prompt` field per line; blank lines are skipped.
-    pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut list = Vec::new();
-        for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
-            if line.is_empty() {
-                continue;
-            }
-            if line.starts_with('{') {
-                let bad = |problem: &str| Error::BadField {
-                    path: path.into(),
-                    field: format!("prompt (line {number})"),
-                    problem: problem.to_string(),
-                };
-                let value: serde_json::Value = serde_json::from_str(line)
-                    .map_err(|e| bad(&format!("is on a line that is not valid JSON: {e}")))?;
-                let prompt = value
-                    .get("prompt")
-                    .and_then(|p| p.as_str())
-                    .ok_or_else(|| {
-                        bad("is missing or not a string; expected {\"prompt\": \"...\"}")
-                    })?;
-                if prompt.trim().is_empty() {
-                    return Err(bad("is empty"));
-                }
-                list.push(prompt.to_string());
-            } else {
-                list.push(line.to_string());
-            }
-        }
-        if list.is_empty() {
-            return Err(Error::NoPrompts { path: path.into() });
-        }
-        Ok(Self {
-            source: path.display().to_string(),
-            list,
-        })
-    }
-}
-
-/// Everything `llm-bench run` was asked to do, after defaults.
-#[derive(Debug, Clone)]
-pub struct SuiteConfig {
-    /// A model spec; `None` for the default chain.
-    pub model: Option<String>,
-    /// `None` = the model's own format.
-    pub formats: Vec<Option<WeightFormat>>,
-    /// Every format runs on each engine, engine by engine.
-    pub engines: Vec<EngineChoice>,
-    pub prompts: Prompts,
-    pub runs: usize,
-    pub max_new_tokens: usize,
-    pub warmup_requests: usize,
-    pub throughput_rounds: usize,
-    pub prompts_per_point: usize,
-    pub strategies: Vec<Strategy>,
-    pub scaling_new_tokens: Vec<usize>,
-    pub batch_sizes: Vec<usize>,
-    pub seed: u64,
-    pub quick: bool,
-    /// Threads of every phase but the thread sweep.
-    pub threads: usize,
-    /// The thread sweep's counts; empty: 1, 2, 4, … up to the logical CPUs.
-    pub thread_counts: Vec<usize>,
-    /// The `llm-bench` executable the thread sweep runs once per count (candle sizes its
-    /// thread pools once per process, so each count gets a fresh process).
-    pub worker: Option<PathBuf>,
-    /// Measure (or read the cached) memory bandwidth for the roofline; the sweep's worker
-    /// processes skip it.
-    pub measure_bandwidth: bool,
-    pub phases: Vec<PhaseName>,
-    pub out_dir: PathBuf,
-}
-
-impl SuiteConfig {
-    /// Full runs: 5 passes over the prompts for latency, 4 for throughput, 64 new tokens.
-    /// Quick runs: one pass, 32 new tokens, 2 prompts per point.
-    pub fn new(quick: bool) -> Self {
-        Self {
-            model: None,
-            formats: vec![None],
-            engines: vec![EngineChoice::default()],
-            prompts: Prompts::builtin(),
-            runs: if quick { 1 } else { 5 },
-            max_new_tokens: if quick { 32 } else { 64 },
-            warmup_requests: 3,
-            throughput_rounds: if quick { 1 } else { 4 },
-            prompts_per_point: if quick { 2 } else { 5 },
-            strategies: Strategy::STANDARD.to_vec(),
-            scaling_new_tokens: vec![32, 64, 128, 256],
-            batch_sizes: vec![1, 2, 4, 8],
-            seed: 42,
-            quick,
-            threads: 1,
-            thread_counts: vec![],
-            worker: None,
-            measure_bandwidth: true,
-            phases: PhaseName::DEFAULT.to_vec(),
-            out_dir: "llm-bench-results".into(),
-        }
-    }
-
-    fn validate(&self) -> Result<()> {
-        let at_least_one = |name: &'static str, value: usize| {
-            if value == 0 {
-                Err(Error::InvalidSetting {
-                    name,
-                    reason: "must be at least 1".into(),
-                })
-            } else {
-                Ok(())
-            }
-        };
-        at_least_one("--runs", self.runs)?;
-        at_least_one("--max-new-tokens", self.max_new_tokens)?;
-        at_least_one("--throughput-rounds", self.throughput_rounds)?;
-        at_least_one("--prompts-per-point", self.prompts_per_point)?;
-        at_least_one("--format", self.formats.len())?;
-        at_least_one("--engine", self.engines.len())?;
-        at_least_one("--phases", self.phases.len())?;
-        if self.prompts.list.is_empty() {
-            return Err(Error::NoPrompts {
-                path: self.prompts.source.clone().into(),
-            });
-        }
-        for (name, list) in [
-            ("--batch-sizes", &self.batch_sizes),
-            ("--scaling-tokens", &self.scaling_new_tokens),
-            ("--threads", &self.sweep()),
-        ] {
-            if list.is_empty() || list.contains(&0) {
-                return Err(Error::InvalidSetting {
-                    name,
-                    reason: format!("expected a list of whole numbers >= 1, found {list:?}"),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn settings(&self, model: &str, format_labels: Vec<String>) -> Settings {
-        Settings {
-            model: model.to_string(),
-            formats: format_labels,
-            prompts_source: self.prompts.source.clone(),
-            prompts: self.prompts.list.clone(),
-            runs: self.runs,
-            max_new_tokens: self.max_new_tokens,
-            warmup_requests: self.warmup_requests,
-            throughput_rounds: self.throughput_rounds,
-            prompts_per_point: self.prompts_per_point,
-            strategies: self.strategies.iter().map(Strategy::to_string).collect(),
-            scaling_new_tokens: self.scaling_new_tokens.clone(),
-            batch_sizes: self.batch_sizes.clone(),
-            seed: self.seed,
-            quick: self.quick,
-            threads: self.threads,
-            thread_counts: if self.phases.contains(&PhaseName::Threads) {
-                self.sweep()
-            } else {
-                vec![]
-            },
-            phases: self.phases.iter().map(|p| p.to_string()).collect(),
-        }
-    }
-
-    /// The thread counts of the sweep.
-    fn sweep(&self) -> Vec<usize> {
-        if self.thread_counts.is_empty() {
-            crate::system::default_thread_sweep()
-        } else {
-            self.thread_counts.clone()
-        }
-    }
-
-    /// The longest output any request asks for.
-    fn longest_output(&self) -> usize {
-        let scaling = if self.phases.contains(&PhaseName::Scaling) {
-            self.scaling_new_tokens.iter().copied().max().unwrap_or(0)
-        } else {
-            0
-        };
-        self.max_new_tokens.max(scaling)
-    }
-}
 
 /// What the suite tells its front end as it goes (the CLI draws progress bars).
 pub trait Progress {
@@ -462,54 +261,6 @@ impl FormatRunner<'_> {
         // `model` drops here: its memory is freed before the next format loads.
     }
 
-    /// The `threads` phase: for each count, `llm-bench run --phases latency` in a process of
-    /// its own (candle sizes its thread pools once per process) over the phase's prompts,
-    /// after that process's warm-up; its requests become this phase's group for the count.
-    /// The phase's resources are those of the last count's process.
-    fn sweep_threads(
-        &mut self,
-        label: &str,
-        format_arg: &str,
-        engine: EngineChoice,
-    ) -> Result<Phase> {
-        let c = self.config;
-        let worker = c.worker.as_ref().ok_or_else(|| Error::InvalidSetting {
-            name: "--phases",
-            reason: "the threads phase runs the llm-bench executable once per count, and none was given (SuiteConfig::worker)".into(),
-        })?;
-        let plans = self.groups_of(PhaseName::Threads);
-        let total = plans.iter().map(|g| g.prompts.len()).sum();
-        self.progress
-            .start(label, PhaseName::Threads.name(), Some(total));
-        let scratch = c.out_dir.join(format!(".threads-{}", std::process::id()));
-        let mut groups = Vec::with_capacity(plans.len());
-        let mut resources = None;
-        for plan in &plans {
-            let swept = run_worker(worker, &scratch, self.results, c, plan, format_arg, engine);
-            let _ = std::fs::remove_dir_all(&scratch);
-            let (mut group, usage) = swept.map_err(|detail| Error::Sweep {
-                threads: plan.threads,
-                detail,
-            })?;
-            for (request, &prompt) in group.requests.iter_mut().zip(&plan.prompts) {
-                request.prompt_index = prompt;
-            }
-            for _ in &group.requests {
-                self.progress.request_done();
-            }
-            group.setting.threads = Some(plan.threads);
-            groups.push(group);
-            resources = Some(usage);
-        }
-        let phase = Phase {
-            groups,
-            resources: resources.expect("a sweep has at least one count"),
-        };
-        self.progress
-            .finish(&outcome_line(PhaseName::Threads, &phase));
-        Ok(phase)
-    }
-
     fn warm_up(&mut self, model: &mut Model, label: &str) -> Result<()> {
         let count = self.config.warmup_requests;
         self.progress.start(label, "warm-up", Some(count));
@@ -633,61 +384,6 @@ impl FormatRunner<'_> {
     }
 }
 
-/// One count of the thread sweep: `llm-bench run` with this count, the phase's prompts and
-/// output length, the latency phase only, into `scratch`; its latency group and resources.
-fn run_worker(
-    worker: &Path,
-    scratch: &Path,
-    parent: &Results,
-    config: &SuiteConfig,
-    plan: &GroupPlan,
-    format_arg: &str,
-    engine: EngineChoice,
-) -> std::result::Result<(Group, crate::resources::Usage), String> {
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-    let prompts = scratch.join("prompts.jsonl");
-    let lines: String = plan
-        .prompts
-        .iter()
-        .map(|&i| serde_json::json!({ "prompt": config.prompts.list[i] }).to_string() + "\n")
-        .collect();
-    std::fs::write(&prompts, lines)
-        .map_err(|e| format!("cannot write {}: {e}", prompts.display()))?;
-    let out = std::process::Command::new(worker)
-        .arg("run")
-        .args(["--model", &parent.settings.model])
-        .args(["--format", format_arg])
-        .args(["--engine", engine.name()])
-        .args(["--threads", &plan.threads.to_string()])
-        .args(["--phases", "latency", "--runs", "1"])
-        .args(["--max-new-tokens", &plan.new_tokens.to_string()])
-        .args(["--seed", &config.seed.to_string()])
-        .arg("--prompts")
-        .arg(&prompts)
-        .arg("--out")
-        .arg(scratch)
-        .arg("--no-bandwidth")
-        .env_remove(crate::system::THREADS_ENV)
-        .output()
-        .map_err(|e| format!("cannot start {}: {e}", worker.display()))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-        return Err(format!(
-            "{} exited with {}: {}",
-            worker.display(),
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        ));
-    }
-    let results = Results::load(&scratch.join(RESULTS_FILE)).map_err(|e| e.to_string())?;
-    let run = results.runs.into_iter().next().ok_or("it ran nothing")?;
-    let latency = run.latency.ok_or("it has no latency phase")?;
-    let group = latency.groups.into_iter().next().ok_or("it has no group")?;
-    Ok((group, latency.resources))
-}
-
 fn outcome_line(phase: PhaseName, result: &Phase) -> String {
     let decode = |g: &Group| {
         g.summary
@@ -741,21 +437,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prompts_files_take_plain_lines_and_jsonl_and_skip_blanks() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("prompts.jsonl");
-        std::fs::write(
-            &path,
-            "First prompt\n\n{\"prompt\": \"Second, from JSON\", \"id\": 7}\n  Third  \n",
-        )
-        .unwrap();
-        let prompts = Prompts::read(&path).unwrap();
-        assert_eq!(prompts.list, ["First prompt", "Second, from JSON", "Third"]);
-        assert_eq!(prompts.source, path.display().to_string());
-        assert_eq!(Prompts::builtin().list.len(), 5);
-    }
-
-    #[test]
     fn phases_parse_by_name_and_unknown_ones_list_the_choices() {
         for phase in PhaseName::ALL {
             assert_eq!(phase.name().parse::<PhaseName>().unwrap(), phase);
@@ -765,19 +446,5 @@ mod tests {
             err.contains("latency, throughput, strategies, scaling, batch"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn quick_settings_are_smaller_in_every_dimension() {
-        let (full, quick) = (SuiteConfig::new(false), SuiteConfig::new(true));
-        assert_eq!(
-            (full.runs, full.max_new_tokens, full.throughput_rounds),
-            (5, 64, 4)
-        );
-        assert!(quick.runs < full.runs && quick.max_new_tokens < full.max_new_tokens);
-        assert!(quick.throughput_rounds < full.throughput_rounds);
-        assert!(quick.prompts_per_point < full.prompts_per_point);
-        assert_eq!(full.scaling_new_tokens, [32, 64, 128, 256]);
-        assert_eq!(full.batch_sizes, [1, 2, 4, 8]);
     }
 }
