@@ -1,7 +1,7 @@
 //! `threads`: prefill of 128 tokens and one decode step (128 to 159 positions in the cache) on
-//! the run's thread count, which is the id's parameter, so runs at different counts sit side
-//! by side in Criterion's report: `threads/<label>/prefill-128/<threads>` and
-//! `threads/<label>/decode-128/<threads>`. candle sizes its thread pools once per process, so a
+//! the run's thread count, which the id's parameter names, so runs at different counts sit
+//! side by side in Criterion's report: `threads/<label>/prefill-128-t<threads>` and
+//! `threads/<label>/decode-128-t<threads>`. candle sizes its thread pools once per process, so a
 //! sweep is one process per count: `scripts/bench-threads 1,2,4` (like llama-bench's `-t`).
 
 use super::{group, Cost};
@@ -22,12 +22,12 @@ pub fn bench(c: &mut Criterion) {
     for (slot, label) in labels.iter().enumerate() {
         group.throughput(Throughput::Elements(PROMPT as u64));
         group.bench_function(
-            BenchmarkId::new(format!("{label}/prefill-{PROMPT}"), threads),
+            BenchmarkId::new(label, format!("prefill-{PROMPT}-t{threads}")),
             |b| b.iter_custom(|iters| time_prefill(session().model(slot), PROMPT, iters)),
         );
         group.throughput(Throughput::Elements(1));
         group.bench_function(
-            BenchmarkId::new(format!("{label}/decode-{PROMPT}"), threads),
+            BenchmarkId::new(label, format!("decode-{PROMPT}-t{threads}")),
             |b| b.iter_custom(|iters| time_decode(session().model(slot), PROMPT, 1, iters)),
         );
     }
