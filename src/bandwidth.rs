@@ -35,6 +35,10 @@ pub struct Bandwidth {
     /// True when taken from the cache file rather than measured in this run.
     #[serde(default)]
     pub from_cache: bool,
+    /// Why the figure may be low (other processes busy while it was measured); such a
+    /// figure is reported but never cached.
+    #[serde(default)]
+    pub contention: Option<String>,
 }
 
 impl Bandwidth {
@@ -122,9 +126,12 @@ pub fn measure_or_cached(dir: &Path, system: &SystemInfo) -> Result<Bandwidth> {
     }
     // Each allocation lands in different physical memory, and on this VM that alone moved
     // the figure between ~30 and ~50 GB/s; the median of a few allocations is the figure.
-    let per_allocation: Vec<f64> = (0..ALLOCATIONS)
-        .map(|_| measure_read_bandwidth(BUFFER_BYTES, PASSES))
-        .collect();
+    let (per_allocation, mut usage) = crate::resources::measure(|| {
+        (0..ALLOCATIONS)
+            .map(|_| measure_read_bandwidth(BUFFER_BYTES, PASSES))
+            .collect::<Vec<f64>>()
+    });
+    usage.judge(system.threads);
     let measured = Bandwidth {
         read_bytes_per_s: crate::stats::median(&per_allocation).unwrap_or(0.0),
         per_allocation_bytes_per_s: per_allocation,
@@ -137,9 +144,13 @@ pub fn measure_or_cached(dir: &Path, system: &SystemInfo) -> Result<Bandwidth> {
             .map(|d| d.as_secs())
             .unwrap_or(0),
         from_cache: false,
+        contention: usage.contention,
     };
-    let json = serde_json::to_vec_pretty(&measured).expect("plain data serializes");
-    crate::fs::write_atomically(&path, &json)?;
+    // A figure measured beside another busy process would be reused by every later run.
+    if measured.contention.is_none() {
+        let json = serde_json::to_vec_pretty(&measured).expect("plain data serializes");
+        crate::fs::write_atomically(&path, &json)?;
+    }
     Ok(measured)
 }
 

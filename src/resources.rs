@@ -25,6 +25,58 @@ pub struct Usage {
     pub process_cpu_percent: Option<f64>,
     /// How busy each logical CPU was over the phase (all processes), 0-100.
     pub per_core_busy_percent: Vec<f64>,
+    /// CPU other processes (and the hypervisor's steal) took over the phase: all cores' busy
+    /// time less this process's, in percent of one core (absent from older files).
+    #[serde(default)]
+    pub other_cpu_percent: Option<f64>,
+    /// Time the hypervisor gave this VM's CPUs to others, in percent of one core.
+    #[serde(default)]
+    pub steal_percent: Option<f64>,
+    /// Why the phase's timings may be distorted (see [`contention`]), or `None` when the
+    /// machine was quiet enough.
+    #[serde(default)]
+    pub contention: Option<String>,
+}
+
+/// Others may use the cores a run left free; beyond that, this much of one core taken from the
+/// run's own cores (or stolen by the hypervisor) marks the phase as contended.
+pub const CONTENTION_PERCENT: f64 = 25.0;
+
+/// The contention rule: a phase that asked for `threads` of `cores` logical CPUs is contended
+/// when other processes used more than the `cores - threads` CPUs it left free plus 25% of
+/// one core, or when the hypervisor stole more than 25% of one core. Returns why, or `None`.
+pub fn contention(
+    other_cpu_percent: f64,
+    steal_percent: f64,
+    threads: usize,
+    cores: usize,
+) -> Option<String> {
+    let free = 100.0 * cores.saturating_sub(threads) as f64;
+    if other_cpu_percent > free + CONTENTION_PERCENT {
+        return Some(format!(
+            "other processes used {:.0}% of a core while this run used {threads} of {cores} CPUs",
+            other_cpu_percent
+        ));
+    }
+    if steal_percent > CONTENTION_PERCENT {
+        return Some(format!(
+            "the hypervisor stole {steal_percent:.0}% of a core from this VM"
+        ));
+    }
+    None
+}
+
+impl Usage {
+    /// Applies [`contention`] for a phase that ran on `threads` threads.
+    pub fn judge(&mut self, threads: usize) {
+        let cores = self.per_core_busy_percent.len();
+        self.contention = match (self.other_cpu_percent, cores) {
+            (Some(others), cores) if cores > 0 => {
+                contention(others, self.steal_percent.unwrap_or(0.0), threads, cores)
+            }
+            _ => None,
+        };
+    }
 }
 
 /// A running sampler; `finish` stops it and summarises.
@@ -75,7 +127,8 @@ impl Sampler {
             }
             _ => None,
         };
-        let per_core_busy_percent = if self.cores_start.len() == cores_end.len() {
+        let same_cores = self.cores_start.len() == cores_end.len();
+        let per_core_busy_percent: Vec<f64> = if same_cores {
             self.cores_start
                 .iter()
                 .zip(&cores_end)
@@ -84,6 +137,16 @@ impl Sampler {
         } else {
             vec![]
         };
+        let steal_percent = (same_cores && !cores_end.is_empty()).then(|| {
+            self.cores_start
+                .iter()
+                .zip(&cores_end)
+                .map(|(a, b)| a.steal_percent_until(b))
+                .sum::<f64>()
+        });
+        let other_cpu_percent = process_cpu_percent
+            .filter(|_| !per_core_busy_percent.is_empty())
+            .map(|ours| (per_core_busy_percent.iter().sum::<f64>() - ours).max(0.0));
         Usage {
             wall_seconds: wall.as_secs_f64(),
             samples: rss.len(),
@@ -92,6 +155,9 @@ impl Sampler {
                 .then(|| (rss.iter().map(|&b| b as u128).sum::<u128>() / rss.len() as u128) as u64),
             process_cpu_percent,
             per_core_busy_percent,
+            other_cpu_percent,
+            steal_percent,
+            contention: None,
         }
     }
 }
@@ -113,6 +179,55 @@ pub fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// How busy the machine is before a run: over `window`, the CPU other processes used (percent
+/// of one core) and the three biggest users (name, percent of one core), from `/proc`.
+pub fn busy_before_run(window: Duration) -> Option<(f64, Vec<(String, f64)>)> {
+    let per_process = || -> Vec<(u32, String, u64)> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return vec![];
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != std::process::id())
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let (head, after) = stat.rsplit_once(')')?;
+                let name = head.split_once('(')?.1.to_string();
+                let fields: Vec<&str> = after.split_whitespace().collect();
+                let ticks =
+                    fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+                Some((pid, name, ticks))
+            })
+            .collect()
+    };
+    let (cores_start, before) = (core_ticks(), per_process());
+    let ours_start = process_cpu_time()?;
+    std::thread::sleep(window);
+    let (cores_end, after) = (core_ticks(), per_process());
+    let ours = process_cpu_time()?.saturating_sub(ours_start).as_secs_f64();
+    if cores_start.len() != cores_end.len() || cores_end.is_empty() {
+        return None;
+    }
+    let busy: f64 = cores_start
+        .iter()
+        .zip(&cores_end)
+        .map(|(a, b)| a.busy_percent_until(b))
+        .sum();
+    let others = (busy - 100.0 * ours / window.as_secs_f64()).max(0.0);
+    let mut top: Vec<(String, f64)> = after
+        .iter()
+        .filter_map(|(pid, name, ticks)| {
+            let (_, _, was) = before.iter().find(|(p, _, _)| p == pid)?;
+            let percent = 100.0 * ticks.saturating_sub(*was) as f64
+                / CLOCK_TICKS_PER_SECOND
+                / window.as_secs_f64();
+            (percent >= 1.0).then(|| (name.clone(), percent))
+        })
+        .collect();
+    top.sort_by(|a, b| b.1.total_cmp(&a.1));
+    top.truncate(3);
+    Some((others, top))
 }
 
 /// The process's resident memory now (Linux `VmRSS`), in bytes.
@@ -146,10 +261,19 @@ const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 #[derive(Debug, Clone, Copy)]
 struct CoreTicks {
     busy: u64,
+    steal: u64,
     total: u64,
 }
 
 impl CoreTicks {
+    fn steal_percent_until(&self, later: &CoreTicks) -> f64 {
+        let total = later.total.saturating_sub(self.total);
+        if total == 0 {
+            return 0.0;
+        }
+        100.0 * later.steal.saturating_sub(self.steal) as f64 / total as f64
+    }
+
     fn busy_percent_until(&self, later: &CoreTicks) -> f64 {
         let total = later.total.saturating_sub(self.total);
         if total == 0 {
@@ -177,6 +301,7 @@ fn core_ticks() -> Vec<CoreTicks> {
             let total: u64 = ticks.iter().take(8).sum();
             Some(CoreTicks {
                 busy: total - idle,
+                steal: *ticks.get(7).unwrap_or(&0),
                 total,
             })
         })
@@ -190,6 +315,87 @@ pub(crate) static MEMORY_HUNGRY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rule on figures as `/proc/stat` and `/proc/self/stat` gave them: two runs on this
+    /// 2-core VM, quiet (others 3% of a core) and beside a CPU-bound `yes` (others 97%).
+    #[test]
+    fn contention_is_others_beyond_the_free_cores_plus_a_quarter_core() {
+        assert_eq!(contention(3.0, 0.0, 2, 2), None);
+        let busy = contention(97.0, 0.0, 2, 2).expect("a busy neighbour is contention");
+        assert!(
+            busy.contains("97% of a core") && busy.contains("2 of 2 CPUs"),
+            "{busy}"
+        );
+        // One thread on two cores leaves a core free: a neighbour using it is no contention.
+        assert_eq!(contention(97.0, 0.0, 1, 2), None);
+        assert!(contention(130.0, 0.0, 1, 2).is_some());
+        assert!(contention(0.0, 40.0, 2, 2).unwrap().contains("stole 40%"));
+        // From cumulative ticks: 2 cores, this process 150% of a core, cores 100% and 90% busy.
+        let start = [
+            CoreTicks {
+                busy: 0,
+                steal: 0,
+                total: 0,
+            },
+            CoreTicks {
+                busy: 0,
+                steal: 0,
+                total: 0,
+            },
+        ];
+        let end = [
+            CoreTicks {
+                busy: 100,
+                steal: 0,
+                total: 100,
+            },
+            CoreTicks {
+                busy: 90,
+                steal: 30,
+                total: 100,
+            },
+        ];
+        let busy: Vec<f64> = start
+            .iter()
+            .zip(&end)
+            .map(|(a, b)| a.busy_percent_until(b))
+            .collect();
+        let steal: f64 = start
+            .iter()
+            .zip(&end)
+            .map(|(a, b)| a.steal_percent_until(b))
+            .sum();
+        let mut usage = Usage {
+            wall_seconds: 1.0,
+            samples: 2,
+            peak_rss_bytes: None,
+            mean_rss_bytes: None,
+            process_cpu_percent: Some(150.0),
+            other_cpu_percent: Some((busy.iter().sum::<f64>() - 150.0).max(0.0)),
+            per_core_busy_percent: busy,
+            steal_percent: Some(steal),
+            contention: None,
+        };
+        usage.judge(2);
+        assert!(
+            usage.contention.as_deref().unwrap().contains("stole 30%"),
+            "{usage:?}"
+        );
+        // Without the steal, others took 190 - 150 = 40% of a core: over 25% on 2 of 2 CPUs,
+        // within the free core on 1 of 2.
+        usage.steal_percent = Some(0.0);
+        usage.judge(2);
+        assert!(
+            usage
+                .contention
+                .as_deref()
+                .unwrap()
+                .contains("used 40% of a core"),
+            "{usage:?}"
+        );
+        usage.judge(1);
+        assert_eq!(usage.contention, None);
+    }
 
     #[test]
     #[cfg(target_os = "linux")]

@@ -6,7 +6,7 @@ pub mod charts;
 mod engines;
 pub mod threads;
 
-use crate::results::{FormatRun, Group, Results, Summary};
+use crate::results::{FormatRun, Group, PhaseName, Results, Summary};
 use crate::source::WeightsKind;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -233,14 +233,22 @@ pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &[&str]) -> String
     );
     out += "Compare ratios measured in one run; absolute times move between machines and runs.\n";
 
+    contention_banner(&mut out, inputs, &entries, None);
+
     models_section(&mut out, &entries);
     engines::section(&mut out, &entries);
     latency_section(&mut out, &entries, charts);
+    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Latency));
     throughput_section(&mut out, &entries);
+    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Throughput));
     strategies_section(&mut out, &entries, charts);
+    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Strategies));
     scaling_section(&mut out, &entries, charts);
+    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Scaling));
     batch_section(&mut out, &entries, charts);
+    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Batch));
     threads::section(&mut out, &entries, charts);
+    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Threads));
     resources_section(&mut out, &entries);
     roofline_section(&mut out, inputs, &entries, charts);
     cost_section(&mut out, &entries, price_per_hour);
@@ -421,6 +429,47 @@ fn strategies_section(out: &mut String, entries: &[Entry], charts: &[&str]) {
         charts::STRATEGIES,
         "decode tokens/s per sampling strategy",
     );
+}
+
+/// A warning over the report (`phase` None: every contended phase and bandwidth figure) or
+/// under one section: other processes used the CPUs while these timings were taken.
+fn contention_banner(
+    out: &mut String,
+    inputs: &Inputs,
+    entries: &[Entry],
+    phase: Option<PhaseName>,
+) {
+    let phases: Vec<PhaseName> = phase.map_or(PhaseName::ALL.to_vec(), |p| vec![p]);
+    let mut lines: Vec<String> = entries
+        .iter()
+        .flat_map(|e| {
+            phases.iter().filter_map(move |&p| {
+                let why = e.run.phase(p)?.resources.contention.as_ref()?;
+                Some(format!("`{}` {p}: {why}", e.label))
+            })
+        })
+        .collect();
+    if phase.is_none() {
+        lines.extend(inputs.files.iter().filter_map(|(path, r)| {
+            let why = r.memory_bandwidth.as_ref()?.contention.as_ref()?;
+            Some(format!(
+                "`{}` memory bandwidth (not cached): {why}",
+                path.display()
+            ))
+        }));
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n> **Contended**: other processes used the CPUs while {} ran, so {} timings are inflated and noisier than the machine allows; rerun on an idle machine to compare.\n>",
+        if phase.is_some() { "this section's requests" } else { "these phases" },
+        if phase.is_some() { "its" } else { "their" },
+    );
+    for line in lines {
+        let _ = writeln!(out, "> - {}", line.replace(['\n', '\r'], " "));
+    }
 }
 
 fn scaling_section(out: &mut String, entries: &[Entry], charts: &[&str]) {

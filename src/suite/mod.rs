@@ -57,16 +57,20 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
     check_fits_context(config, &planned[0].1)?;
     // Inputs are valid: only now does the output folder appear.
     crate::fs::prepare_output_dir(&config.out_dir)?;
+    warn_if_busy(config.threads);
     let system = SystemInfo::collect(config.threads);
     let bandwidth = if config.measure_bandwidth {
         progress.start("machine", "memory bandwidth", None);
         let bandwidth = bandwidth::measure_or_cached(&config.out_dir, &system)?;
         progress.finish(&format!(
-            "memory read bandwidth {:.1} GB/s with {} threads (per buffer: {}){}",
+            "memory read bandwidth {:.1} GB/s with {} threads (per buffer: {}){}{}",
             bandwidth.read_bytes_per_s / 1e9,
             bandwidth.threads,
             bandwidth.per_buffer_gb_per_s(),
-            if bandwidth.from_cache { ", cached" } else { "" }
+            if bandwidth.from_cache { ", cached" } else { "" },
+            bandwidth.contention.as_ref().map_or(String::new(), |why| {
+                format!(" — CONTENDED, not cached: {why}")
+            })
         ));
         Some(bandwidth)
     } else {
@@ -122,6 +126,30 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
     results.complete = true;
     results.save(&path)?;
     Ok(results)
+}
+
+/// Says so before a run when other processes are already using the CPUs the run needs
+/// (the contention rule of `resources::contention`, over half a second), naming the biggest.
+fn warn_if_busy(threads: usize) {
+    let Some((others, top)) = resources::busy_before_run(std::time::Duration::from_millis(500))
+    else {
+        return;
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(why) = resources::contention(others, 0.0, threads, cores) {
+        let names: Vec<String> = top
+            .iter()
+            .map(|(name, percent)| format!("{name} {percent:.0}%"))
+            .collect();
+        eprintln!(
+            "warning: the machine is busy before the run starts ({why}{}): timings will be distorted and flagged as contended; stop those processes or rerun later",
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!("; busiest: {}", names.join(", "))
+            }
+        );
+    }
 }
 
 /// Every prompt plus the longest output must fit the model's context; checked before any
@@ -355,9 +383,11 @@ impl FormatRunner<'_> {
                 requests,
             });
         }
+        let mut resources = sampler.finish();
+        resources.judge(self.config.threads);
         let phase_result = Phase {
             groups: measured,
-            resources: sampler.finish(),
+            resources,
         };
 
         self.progress.finish(&outcome_line(phase, &phase_result));
@@ -384,7 +414,16 @@ impl FormatRunner<'_> {
     }
 }
 
+/// The phase's one-line summary, and a warning when it ran contended.
 fn outcome_line(phase: PhaseName, result: &Phase) -> String {
+    let line = phase_summary(phase, result);
+    match &result.resources.contention {
+        Some(why) => format!("{line} — CONTENDED: {why}"),
+        None => line,
+    }
+}
+
+fn phase_summary(phase: PhaseName, result: &Phase) -> String {
     let decode = |g: &Group| {
         g.summary
             .decode_tokens_per_s

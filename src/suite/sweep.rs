@@ -31,6 +31,7 @@ impl FormatRunner<'_> {
         let scratch = c.out_dir.join(format!(".threads-{}", std::process::id()));
         let mut groups = Vec::with_capacity(plans.len());
         let mut resources = None;
+        let mut contended: Option<String> = None;
         for plan in &plans {
             let swept = run_worker(worker, &scratch, self.results, c, plan, format_arg, engine);
             let _ = std::fs::remove_dir_all(&scratch);
@@ -46,12 +47,15 @@ impl FormatRunner<'_> {
             }
             group.setting.threads = Some(plan.threads);
             groups.push(group);
+            if let Some(why) = &usage.contention {
+                contended.get_or_insert_with(|| format!("on {} thread(s): {why}", plan.threads));
+            }
             resources = Some(usage);
         }
-        let phase = Phase {
-            groups,
-            resources: resources.expect("a sweep has at least one count"),
-        };
+        let mut resources = resources.expect("a sweep has at least one count");
+        // Contention at any count distorts the comparison of counts.
+        resources.contention = contended;
+        let phase = Phase { groups, resources };
         self.progress
             .finish(&outcome_line(PhaseName::Threads, &phase));
         Ok(phase)

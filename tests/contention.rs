@@ -1,0 +1,83 @@
+//! Contention: a run beside CPU-bound processes is flagged, and its bandwidth not cached. A
+//! test binary of its own, so the busy processes slow no other test (and flag none).
+
+mod common;
+
+use common::{cli, stderr, tiny_config, write_tiny_llama};
+use llm_bench::results::Results;
+
+/// CPU-bound processes killed when dropped (also when the test fails).
+struct Busy(Vec<std::process::Child>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A run beside CPU-bound processes is flagged as contended in results.json and the report,
+/// and the memory bandwidth it measured is not cached for later runs.
+#[test]
+fn a_run_beside_busy_processes_is_flagged_as_contended_and_caches_no_bandwidth() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write_tiny_llama(&model, &tiny_config(257, 512));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _busy = Busy(
+        (0..cores)
+            .map(|_| {
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let out_dir = dir.path().join("out");
+    let threads = cores.to_string();
+    let out = cli(
+        &[
+            "run",
+            "--quick",
+            "--phases",
+            "latency",
+            "--max-new-tokens",
+            "8",
+            "--threads",
+            &threads,
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("machine is busy before the run starts"),
+        "{err}"
+    );
+    assert!(err.contains("CONTENDED"), "{err}");
+    let results = Results::load(&out_dir.join("results.json")).unwrap();
+    let latency = results.runs[0].latency.as_ref().unwrap();
+    let why = latency.resources.contention.as_deref().expect("contended");
+    assert!(why.contains("other processes used"), "{why}");
+    assert!(latency.resources.other_cpu_percent.unwrap() > 25.0);
+    let bandwidth = results.memory_bandwidth.as_ref().unwrap();
+    assert!(bandwidth.contention.is_some());
+    assert!(
+        !out_dir.join("memory-bandwidth.json").exists(),
+        "a contended figure was cached"
+    );
+    let report = cli(
+        &["report", out_dir.join("results.json").to_str().unwrap()],
+        &[],
+    );
+    assert!(report.status.success(), "{}", stderr(&report));
+    let markdown = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(markdown.contains("> **Contended**"), "{markdown}");
+}
