@@ -13,6 +13,7 @@ pub mod bandwidth;
 pub mod bench;
 pub mod compare;
 pub mod defaults;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod export;

@@ -181,9 +181,19 @@ pub fn release_freed_memory() {
     }
 }
 
-/// How busy the machine is before a run: over `window`, the CPU other processes used (percent
-/// of one core) and the three biggest users (name, percent of one core), from `/proc`.
-pub fn busy_before_run(window: Duration) -> Option<(f64, Vec<(String, f64)>)> {
+/// How busy the machine was over a short window, from `/proc`.
+#[derive(Debug, Clone)]
+pub struct Busy {
+    /// CPU other processes used, in percent of one core.
+    pub others_percent: f64,
+    /// Time the hypervisor took, in percent of one core.
+    pub steal_percent: f64,
+    /// The three biggest other users: name, percent of one core.
+    pub top: Vec<(String, f64)>,
+}
+
+/// Samples the machine for `window` (before a run, or for `llm-bench doctor`).
+pub fn busy_before_run(window: Duration) -> Option<Busy> {
     let per_process = || -> Vec<(u32, String, u64)> {
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return vec![];
@@ -215,6 +225,11 @@ pub fn busy_before_run(window: Duration) -> Option<(f64, Vec<(String, f64)>)> {
         .map(|(a, b)| a.busy_percent_until(b))
         .sum();
     let others = (busy - 100.0 * ours / window.as_secs_f64()).max(0.0);
+    let steal: f64 = cores_start
+        .iter()
+        .zip(&cores_end)
+        .map(|(a, b)| a.steal_percent_until(b))
+        .sum();
     let mut top: Vec<(String, f64)> = after
         .iter()
         .filter_map(|(pid, name, ticks)| {
@@ -227,7 +242,11 @@ pub fn busy_before_run(window: Duration) -> Option<(f64, Vec<(String, f64)>)> {
         .collect();
     top.sort_by(|a, b| b.1.total_cmp(&a.1));
     top.truncate(3);
-    Some((others, top))
+    Some(Busy {
+        others_percent: others,
+        steal_percent: steal,
+        top,
+    })
 }
 
 /// The process's resident memory now (Linux `VmRSS`), in bytes.

@@ -81,3 +81,40 @@ fn a_run_beside_busy_processes_is_flagged_as_contended_and_caches_no_bandwidth()
     let markdown = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(markdown.contains("> **Contended**"), "{markdown}");
 }
+
+/// `llm-bench doctor` names a CPU-bound neighbour, says what to do, and exits 1.
+#[test]
+fn doctor_names_a_busy_neighbour_and_exits_1() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _busy = Busy(
+        (0..cores)
+            .map(|_| {
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let out = cli(&["doctor"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| other processes |"))
+        .unwrap_or_else(|| panic!("no other-processes check: {text}"));
+    assert!(row.contains("WARN") && row.contains("sh "), "{row}");
+    for check in [
+        "threads",
+        "CPU governor",
+        "turbo boost",
+        "steal",
+        "memory",
+        "build",
+    ] {
+        assert!(
+            text.contains(&format!("| {check} |")),
+            "no {check} check: {text}"
+        );
+    }
+}

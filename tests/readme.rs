@@ -66,6 +66,10 @@ const COVERAGE: &[(&str, &str)] = &[
     ("scripts/install-llama-cpp-deps", "script:scripts/test"),
     ("scripts/bench-threads", "script:scripts/bench-smoke"),
     (
+        "llm-bench doctor",
+        "test:tests/contention.rs::doctor_names_a_busy_neighbour_and_exits_1",
+    ),
+    (
         "llm-bench export",
         "test:tests/readme.rs::the_export_command_runs_as_written",
     ),

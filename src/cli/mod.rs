@@ -1,6 +1,7 @@
 //! Command-line parsing; one file per subcommand.
 
 mod compare;
+mod doctor;
 mod export;
 mod gate;
 mod generate;
@@ -34,6 +35,8 @@ enum Command {
     Report(report::Args),
     /// Compare two runs (e.g. f32 against q4_1): speedup, memory, throughput, with their spread.
     Compare(compare::Args),
+    /// Check this machine for what would distort a benchmark (governor, boost, SMT, load, steal, memory, build); exit 1 on a warning.
+    Doctor(doctor::Args),
     /// Write a model (e.g. a synthetic twin) as a GGUF file that llama.cpp loads.
     Export(export::Args),
     /// Print the JSON Schema of results.json (the repo keeps a copy in schemas/).
@@ -49,6 +52,7 @@ pub fn run() -> anyhow::Result<i32> {
         Command::Report(args) => report::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args).map(|()| 0),
+        Command::Doctor(args) => doctor::run(args),
         Command::Schema => {
             let schema = llm_bench::results::json_schema();
             out::outln!("{}", serde_json::to_string_pretty(&schema)?)?;

@@ -131,13 +131,15 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
 /// Says so before a run when other processes are already using the CPUs the run needs
 /// (the contention rule of `resources::contention`, over half a second), naming the biggest.
 fn warn_if_busy(threads: usize) {
-    let Some((others, top)) = resources::busy_before_run(std::time::Duration::from_millis(500))
-    else {
+    let Some(busy) = resources::busy_before_run(std::time::Duration::from_millis(500)) else {
         return;
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if let Some(why) = resources::contention(others, 0.0, threads, cores) {
-        let names: Vec<String> = top
+    if let Some(why) =
+        resources::contention(busy.others_percent, busy.steal_percent, threads, cores)
+    {
+        let names: Vec<String> = busy
+            .top
             .iter()
             .map(|(name, percent)| format!("{name} {percent:.0}%"))
             .collect();
