@@ -299,7 +299,7 @@ impl GgufWriter<'_> {
 }
 
 /// GGUF's code for a metadata value's type.
-fn type_code(v: &Value) -> u32 {
+pub fn type_code(v: &Value) -> u32 {
     match v {
         Value::U8(_) => 0,
         Value::I8(_) => 1,

@@ -9,6 +9,22 @@ use llm_bench::results::Results;
 /// CPU-bound processes killed when dropped (also when the test fails).
 struct Busy(Vec<std::process::Child>);
 
+impl Busy {
+    /// One shell busy loop per logical CPU.
+    fn on_every_cpu(cores: usize) -> Self {
+        Busy(
+            (0..cores)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
 impl Drop for Busy {
     fn drop(&mut self) {
         for child in &mut self.0 {
@@ -26,16 +42,7 @@ fn a_run_beside_busy_processes_is_flagged_as_contended_and_caches_no_bandwidth()
     let model = dir.path().join("model");
     write_tiny_llama(&model, &tiny_config(257, 512));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let _busy = Busy(
-        (0..cores)
-            .map(|_| {
-                std::process::Command::new("sh")
-                    .args(["-c", "while :; do :; done"])
-                    .spawn()
-                    .unwrap()
-            })
-            .collect(),
-    );
+    let _busy = Busy::on_every_cpu(cores);
     let out_dir = dir.path().join("out");
     let threads = cores.to_string();
     let out = cli(
@@ -86,16 +93,7 @@ fn a_run_beside_busy_processes_is_flagged_as_contended_and_caches_no_bandwidth()
 #[test]
 fn doctor_names_a_busy_neighbour_and_exits_1() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let _busy = Busy(
-        (0..cores)
-            .map(|_| {
-                std::process::Command::new("sh")
-                    .args(["-c", "while :; do :; done"])
-                    .spawn()
-                    .unwrap()
-            })
-            .collect(),
-    );
+    let _busy = Busy::on_every_cpu(cores);
     let out = cli(&["doctor"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);

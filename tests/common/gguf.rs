@@ -76,23 +76,7 @@ impl Writer {
     }
 }
 
-pub fn type_code(v: &Value) -> u32 {
-    match v {
-        Value::U8(_) => 0,
-        Value::I8(_) => 1,
-        Value::U16(_) => 2,
-        Value::I16(_) => 3,
-        Value::U32(_) => 4,
-        Value::I32(_) => 5,
-        Value::F32(_) => 6,
-        Value::Bool(_) => 7,
-        Value::String(_) => 8,
-        Value::Array(_) => 9,
-        Value::U64(_) => 10,
-        Value::I64(_) => 11,
-        Value::F64(_) => 12,
-    }
-}
+pub use llm_bench::export::type_code;
 
 fn ggml_code(t: candle_core::quantized::GgmlDType) -> u32 {
     (0..64)
