@@ -3,29 +3,17 @@
 //! system, cost), plus sampling strategies, batch sizes and the memory-bandwidth roofline.
 
 pub mod charts;
+mod contention;
+mod cost;
 mod engines;
 pub mod threads;
+
+pub use cost::{cost_per_1k_queries, monthly_cost, DEFAULT_PRICE_PER_HOUR, HOURS_PER_MONTH};
 
 use crate::results::{FormatRun, Group, PhaseName, Results, Summary};
 use crate::source::WeightsKind;
 use std::fmt::Write;
 use std::path::PathBuf;
-
-/// The tutorial's cloud price, used when none is given: USD per instance-hour.
-pub const DEFAULT_PRICE_PER_HOUR: f64 = 0.145;
-/// 24 h x 365 d / 12 months.
-pub const HOURS_PER_MONTH: f64 = 730.0;
-
-/// What 1,000 queries cost at `queries_per_s` on an instance billed `price_per_hour`, the
-/// instance kept fully busy; `None` when nothing was served.
-pub fn cost_per_1k_queries(queries_per_s: f64, price_per_hour: f64) -> Option<f64> {
-    (queries_per_s > 0.0).then(|| price_per_hour / (queries_per_s * 3600.0) * 1000.0)
-}
-
-/// The instance's bill for a month of running 24/7.
-pub fn monthly_cost(price_per_hour: f64) -> f64 {
-    price_per_hour * HOURS_PER_MONTH
-}
 
 /// One format run with the file it came from and the name the report gives it.
 pub struct Entry<'a> {
@@ -233,25 +221,25 @@ pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &[&str]) -> String
     );
     out += "Compare ratios measured in one run; absolute times move between machines and runs.\n";
 
-    contention_banner(&mut out, inputs, &entries, None);
+    contention::banner(&mut out, inputs, &entries, None);
 
     models_section(&mut out, &entries);
     engines::section(&mut out, &entries);
     latency_section(&mut out, &entries, charts);
-    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Latency));
+    contention::banner(&mut out, inputs, &entries, Some(PhaseName::Latency));
     throughput_section(&mut out, &entries);
-    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Throughput));
+    contention::banner(&mut out, inputs, &entries, Some(PhaseName::Throughput));
     strategies_section(&mut out, &entries, charts);
-    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Strategies));
+    contention::banner(&mut out, inputs, &entries, Some(PhaseName::Strategies));
     scaling_section(&mut out, &entries, charts);
-    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Scaling));
+    contention::banner(&mut out, inputs, &entries, Some(PhaseName::Scaling));
     batch_section(&mut out, &entries, charts);
-    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Batch));
+    contention::banner(&mut out, inputs, &entries, Some(PhaseName::Batch));
     threads::section(&mut out, &entries, charts);
-    contention_banner(&mut out, inputs, &entries, Some(PhaseName::Threads));
+    contention::banner(&mut out, inputs, &entries, Some(PhaseName::Threads));
     resources_section(&mut out, &entries);
     roofline_section(&mut out, inputs, &entries, charts);
-    cost_section(&mut out, &entries, price_per_hour);
+    cost::section(&mut out, &entries, price_per_hour);
     system_section(&mut out, inputs);
     notices_section(&mut out, inputs, &entries);
     out
@@ -431,47 +419,6 @@ fn strategies_section(out: &mut String, entries: &[Entry], charts: &[&str]) {
     );
 }
 
-/// A warning over the report (`phase` None: every contended phase and bandwidth figure) or
-/// under one section: other processes used the CPUs while these timings were taken.
-fn contention_banner(
-    out: &mut String,
-    inputs: &Inputs,
-    entries: &[Entry],
-    phase: Option<PhaseName>,
-) {
-    let phases: Vec<PhaseName> = phase.map_or(PhaseName::ALL.to_vec(), |p| vec![p]);
-    let mut lines: Vec<String> = entries
-        .iter()
-        .flat_map(|e| {
-            phases.iter().filter_map(move |&p| {
-                let why = e.run.phase(p)?.resources.contention.as_ref()?;
-                Some(format!("`{}` {p}: {why}", e.label))
-            })
-        })
-        .collect();
-    if phase.is_none() {
-        lines.extend(inputs.files.iter().filter_map(|(path, r)| {
-            let why = r.memory_bandwidth.as_ref()?.contention.as_ref()?;
-            Some(format!(
-                "`{}` memory bandwidth (not cached): {why}",
-                path.display()
-            ))
-        }));
-    }
-    if lines.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "\n> **Contended**: other processes used the CPUs while {} ran, so {} timings are inflated and noisier than the machine allows; rerun on an idle machine to compare.\n>",
-        if phase.is_some() { "this section's requests" } else { "these phases" },
-        if phase.is_some() { "its" } else { "their" },
-    );
-    for line in lines {
-        let _ = writeln!(out, "> - {}", line.replace(['\n', '\r'], " "));
-    }
-}
-
 fn scaling_section(out: &mut String, entries: &[Entry], charts: &[&str]) {
     out.push_str("\n## Scaling with output length\n\nGenerated tokens/s counts the whole request (the prompt's prefill included, which longer outputs amortise); decode tokens/s only the steps after the first token, which slow as the KV cache grows. Efficiency = generated tokens/s ÷ the same at the first length.\n\n");
     let rows: Vec<Vec<String>> = entries
@@ -649,48 +596,6 @@ fn roofline_section(out: &mut String, inputs: &Inputs, entries: &[Entry], charts
         charts::ROOFLINE,
         "decode tokens/s against the bandwidth limit",
     );
-}
-
-fn cost_section(out: &mut String, entries: &[Entry], price: f64) {
-    let _ = writeln!(
-        out,
-        "\n## Cost efficiency\n\nAt {price} USD per instance-hour{}. Cost per 1K queries = price ÷ (queries/s × 3600) × 1000, \
-         the instance kept busy with the throughput phase's queries; monthly = price × {HOURS_PER_MONTH} h (24/7) = {:.2} USD.\n",
-        if price == DEFAULT_PRICE_PER_HOUR {
-            " (the default: the tutorial's figure; pass --price-per-hour for your instance)"
-        } else {
-            ""
-        },
-        monthly_cost(price)
-    );
-    let rows: Vec<Vec<String>> = entries
-        .iter()
-        .filter_map(|e| {
-            e.run
-                .throughput
-                .as_ref()
-                .map(|p| (e, p.groups[0].summary.queries_per_s))
-        })
-        .map(|(e, qps)| {
-            vec![
-                e.label.clone(),
-                format!("{qps:.3}"),
-                cost_per_1k_queries(qps, price).map_or("-".into(), |c| format!("{c:.4}")),
-                format!("{:.0}", qps * 3600.0 * HOURS_PER_MONTH),
-                format!("{:.2}", monthly_cost(price)),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &[
-            "run",
-            "queries/s",
-            "USD per 1K queries",
-            "queries per month (24/7)",
-            "USD per month (24/7)",
-        ],
-        &rows,
-    ));
 }
 
 fn system_section(out: &mut String, inputs: &Inputs) {
