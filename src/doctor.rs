@@ -127,18 +127,14 @@ pub fn checks(threads: usize) -> Vec<Check> {
 
     match crate::resources::busy_before_run(std::time::Duration::from_secs(1)) {
         Some(busy) => {
-            let names: Vec<String> = busy
-                .top
-                .iter()
-                .map(|(name, p)| format!("{name} {p:.0}%"))
-                .collect();
+            let busiest = busy.busiest();
             let found = format!(
                 "others used {:.0}% of a core over 1 s{}",
                 busy.others_percent,
-                if names.is_empty() {
+                if busiest.is_empty() {
                     String::new()
                 } else {
-                    format!(" (busiest: {})", names.join(", "))
+                    format!(" (busiest: {busiest})")
                 }
             );
             out.push(

@@ -43,7 +43,7 @@ pub fn write_vocab_gguf(planned: &Planned, out: &Path) -> Result<Exported> {
 
 fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> {
     let resolved = &planned.resolved;
-    if with_tensors && matches!(resolved.weights, Weights::Gguf(_)) && planned.format.is_none() {
+    if with_tensors && planned.is_gguf_as_stored() {
         return Err(Error::InvalidSetting {
             name: "--format",
             reason: format!(

@@ -78,6 +78,12 @@ impl Planned {
         run_label(&self.name, &self.format_label, engine.name())
     }
 
+    /// A GGUF file run in the types it is stored in (no `--format`): engines that read GGUF
+    /// files load it as it is; anything else needs an export.
+    pub fn is_gguf_as_stored(&self) -> bool {
+        matches!(self.resolved.weights, Weights::Gguf(_)) && self.format.is_none()
+    }
+
     /// The storage type of every tensor.
     pub fn layout(&self) -> &QuantPlan {
         &self.layout
@@ -201,8 +207,7 @@ impl Planned {
         let mut source_path = self.resolved.source_path();
         // Engines that read GGUF files themselves run other sources and formats from an export.
         let mut export_notice = None;
-        let is_gguf = matches!(self.resolved.weights, Weights::Gguf(_));
-        if engine.entry().loads == Loads::GgufFile && !(is_gguf && self.format.is_none()) {
+        if engine.entry().loads == Loads::GgufFile && !self.is_gguf_as_stored() {
             let exporting = Instant::now();
             let (path, reused) = crate::export::cached_gguf(&self)?;
             export_notice = Some(format!(

@@ -192,6 +192,17 @@ pub struct Busy {
     pub top: Vec<(String, f64)>,
 }
 
+impl Busy {
+    /// The biggest users as text: `yes 98%, sshd 2%` (empty when none used 1% or more).
+    pub fn busiest(&self) -> String {
+        self.top
+            .iter()
+            .map(|(name, percent)| format!("{name} {percent:.0}%"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Samples the machine for `window` (before a run, or for `llm-bench doctor`).
 pub fn busy_before_run(window: Duration) -> Option<Busy> {
     let per_process = || -> Vec<(u32, String, u64)> {

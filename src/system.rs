@@ -21,9 +21,7 @@ pub fn configure_threads(requested: Option<usize>) -> usize {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = logical_cpus();
     let wanted = requested.filter(|&n| n > 0).or(from_env).unwrap_or(cores);
     let (threads, warning) = cap_threads(wanted, cores);
     if let Some(warning) = warning {
@@ -45,20 +43,20 @@ pub fn configured_threads() -> usize {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+        .unwrap_or_else(logical_cpus)
+}
+
+/// The logical CPUs this process may run on (1 when unknown).
+pub fn logical_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// A thread sweep's default counts, as llama-bench users pick them: 1, 2, 4, … below the
 /// logical CPUs, and the CPUs themselves (1, 2 on 2 CPUs; 1, 2, 4, 6 on 6).
 pub fn default_thread_sweep() -> Vec<usize> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    sweep_up_to(cores)
+    sweep_up_to(logical_cpus())
 }
 
 fn sweep_up_to(cores: usize) -> Vec<usize> {

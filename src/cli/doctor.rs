@@ -9,13 +9,10 @@ pub struct Args {
 
 /// Exit 0 when every check passes, 1 when one warns.
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let threads = args.threads.filter(|&n| n > 0).unwrap_or_else(|| {
-        std::env::var(llm_bench::system::THREADS_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-    });
+    let threads = args
+        .threads
+        .filter(|&n| n > 0)
+        .unwrap_or_else(llm_bench::system::configured_threads);
     let checks = llm_bench::doctor::checks(threads);
     super::out::outln!("{}", llm_bench::doctor::render(&checks))?;
     let warnings = checks

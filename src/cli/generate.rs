@@ -74,9 +74,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch: args.batch,
     };
     for _ in 0..args.warm_up {
+        let tokens = llm_bench::suite::WARMUP_NEW_TOKENS.min(request.max_new_tokens);
         let warm_up = Request {
-            max_new_tokens: 8.min(request.max_new_tokens),
-            min_new_tokens: 8.min(request.max_new_tokens),
+            max_new_tokens: tokens,
+            min_new_tokens: tokens,
             ..request.clone()
         };
         generate::generate(&mut model, &warm_up, |_, _| {})?;

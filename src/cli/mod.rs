@@ -75,10 +75,8 @@ pub fn thread_list(wanted: &[usize]) -> anyhow::Result<Vec<usize>> {
     if wanted.contains(&0) {
         anyhow::bail!("--threads: expected whole numbers >= 1 (like 1,2,4), found {wanted:?}");
     }
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let (counts, warnings) = llm_bench::system::cap_thread_list(wanted, cores);
+    let (counts, warnings) =
+        llm_bench::system::cap_thread_list(wanted, llm_bench::system::logical_cpus());
     for warning in warnings {
         eprintln!("warning: {warning}");
     }

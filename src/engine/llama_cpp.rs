@@ -66,10 +66,7 @@ pub fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
         .source_path
         .clone()
         .ok_or_else(|| fail("llama.cpp loads .gguf files only; this model has no file".into()))?;
-    let backend = backend()?;
-    let params = LlamaModelParams::default();
-    let model = LlamaModel::load_from_file(backend, &path, &params)
-        .map_err(|e| fail(format!("llama.cpp cannot load {}: {e}", path.display())))?;
+    let model = load(&path, &LlamaModelParams::default())?;
     let vocab = usize::try_from(model.n_vocab()).unwrap_or(0);
     if vocab != input.config.vocab_size {
         return Err(fail(format!(
@@ -258,9 +255,7 @@ impl Engine for LlamaCppEngine {
 /// against, so both engines are fed the same ids.
 /// Only the vocabulary is read, so a vocabulary-only GGUF file will do.
 pub fn tokenize(path: &std::path::Path, text: &str) -> Result<Vec<u32>> {
-    let params = LlamaModelParams::default().with_vocab_only(true);
-    let model = LlamaModel::load_from_file(backend()?, path, &params)
-        .map_err(|e| fail(format!("llama.cpp cannot load {}: {e}", path.display())))?;
+    let model = load(path, &LlamaModelParams::default().with_vocab_only(true))?;
     Ok(model
         .vocab()
         .tokenize(text.as_bytes(), true, true)
@@ -271,9 +266,14 @@ pub fn tokenize(path: &std::path::Path, text: &str) -> Result<Vec<u32>> {
 
 /// What llama.cpp counts in the GGUF file at `path`: parameters, and bytes of weights.
 pub fn model_facts(path: &std::path::Path) -> Result<(u64, u64)> {
-    let model = LlamaModel::load_from_file(backend()?, path, &LlamaModelParams::default())
-        .map_err(|e| fail(format!("llama.cpp cannot load {}: {e}", path.display())))?;
+    let model = load(path, &LlamaModelParams::default())?;
     Ok((model.n_params(), model.size()))
+}
+
+/// llama.cpp's model from the GGUF file at `path`; its error names the file.
+fn load(path: &std::path::Path, params: &LlamaModelParams) -> Result<LlamaModel> {
+    LlamaModel::load_from_file(backend()?, path, params)
+        .map_err(|e| fail(format!("llama.cpp cannot load {}: {e}", path.display())))
 }
 
 impl std::fmt::Debug for LlamaCppEngine {

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Output length of each warm-up request (warm-ups are not recorded).
-const WARMUP_NEW_TOKENS: usize = 8;
+pub const WARMUP_NEW_TOKENS: usize = 8;
 
 /// What the suite tells its front end as it goes (the CLI draws progress bars).
 pub trait Progress {
@@ -134,21 +134,17 @@ fn warn_if_busy(threads: usize) {
     let Some(busy) = resources::busy_before_run(std::time::Duration::from_millis(500)) else {
         return;
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::system::logical_cpus();
     if let Some(why) =
         resources::contention(busy.others_percent, busy.steal_percent, threads, cores)
     {
-        let names: Vec<String> = busy
-            .top
-            .iter()
-            .map(|(name, percent)| format!("{name} {percent:.0}%"))
-            .collect();
+        let busiest = busy.busiest();
         eprintln!(
             "warning: the machine is busy before the run starts ({why}{}): timings will be distorted and flagged as contended; stop those processes or rerun later",
-            if names.is_empty() {
+            if busiest.is_empty() {
                 String::new()
             } else {
-                format!("; busiest: {}", names.join(", "))
+                format!("; busiest: {busiest}")
             }
         );
     }
