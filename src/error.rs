@@ -110,6 +110,18 @@ pub enum Error {
     #[error("no Criterion run named {name:?} under {dir}: save one with `cargo bench -- --save-baseline {name}` (or scripts/bench-baseline {name}), or check --criterion-dir")]
     BaselineMissing { name: String, dir: PathBuf },
 
+    #[error("no interleaved rounds named {name}.1, {name}.2, … under {dir}: make them with `scripts/bench-ab REV_A REV_B` (or `cargo bench -- --save-baseline {name}.1` and so on), or check --criterion-dir")]
+    RoundsMissing { name: String, dir: PathBuf },
+
+    #[error("{id}: a paired comparison needs at least {needed} rounds with both {baseline} and {against}, found {found}: run scripts/bench-ab with ROUNDS={needed} or more")]
+    TooFewRounds {
+        id: String,
+        baseline: String,
+        against: String,
+        found: usize,
+        needed: usize,
+    },
+
     #[error("{path} is not an llm-bench results file: {problem}. Pass the results.json that `llm-bench run` wrote")]
     NotResults { path: PathBuf, problem: String },
 

@@ -82,7 +82,8 @@ impl Usage {
 /// A running sampler; `finish` stops it and summarises.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<u64>>,
+    /// The RSS sampling thread; `None` when only CPU use is wanted.
+    thread: Option<JoinHandle<Vec<u64>>>,
     started: Instant,
     process_cpu_start: Option<Duration>,
     cores_start: Vec<CoreTicks>,
@@ -90,8 +91,18 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn start() -> Self {
+        Self::new(true)
+    }
+
+    /// CPU use only (the process's and every core's), with no sampling thread: for timings as
+    /// short as one decode step, where a thread waking every 50 ms would be part of the noise.
+    pub fn cpu_only() -> Self {
+        Self::new(false)
+    }
+
+    fn new(memory: bool) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
+        let thread = memory.then(|| {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 let mut rss = Vec::new();
@@ -103,7 +114,7 @@ impl Sampler {
                     std::thread::park_timeout(SAMPLE_INTERVAL);
                 }
             })
-        };
+        });
         Self {
             stop,
             thread,
@@ -118,9 +129,11 @@ impl Sampler {
         let process_cpu_end = process_cpu_time();
         let cores_end = core_ticks();
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.thread().unpark();
         // The thread only reads /proc; if it panicked, the phase still has its CPU figures.
-        let rss = self.thread.join().unwrap_or_default();
+        let rss = self.thread.map_or(vec![], |thread| {
+            thread.thread().unpark();
+            thread.join().unwrap_or_default()
+        });
         let process_cpu_percent = match (self.process_cpu_start, process_cpu_end) {
             (Some(a), Some(b)) if wall > Duration::ZERO => {
                 Some(100.0 * (b.saturating_sub(a)).as_secs_f64() / wall.as_secs_f64())

@@ -72,6 +72,23 @@ pub fn bootstrap_median_change(
     Some((percentile(&changes, 2.5)?, percentile(&changes, 97.5)?))
 }
 
+/// The change between two sides measured in interleaved rounds: each round gives one ratio
+/// `b / a - 1` of that round's two figures, so drift that slows both sides of a round cancels.
+/// Returns the median of the per-round changes and its 95% percentile-bootstrap interval,
+/// resampling rounds. `None` for no rounds or a figure that is not positive.
+pub fn paired_median_change(
+    rounds: &[(f64, f64)],
+    resamples: usize,
+    seed: u64,
+) -> Option<(f64, f64, f64)> {
+    if rounds.iter().any(|&(a, b)| !(a > 0.0 && b > 0.0)) {
+        return None;
+    }
+    let changes: Vec<f64> = rounds.iter().map(|(a, b)| b / a - 1.0).collect();
+    let (lo, hi) = bootstrap_median(&changes, resamples, seed)?;
+    Some((median(&changes)?, lo, hi))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +121,37 @@ mod tests {
             bootstrap_median_change(&a, &b, 500, 7),
             bootstrap_median_change(&a, &b, 500, 7)
         );
+    }
+
+    #[test]
+    fn paired_rounds_cancel_drift_that_unpaired_samples_cannot() {
+        // Six rounds on a machine that slows down 8% per round; B does 5% more work than A in
+        // every round, and a little noise.
+        let jitter = [1.0, 1.004, 0.997, 1.002, 0.999, 1.003];
+        let rounds: Vec<(f64, f64)> = (0..6)
+            .map(|k| {
+                let drift = 1.0 + 0.08 * k as f64;
+                (100.0 * drift, 105.0 * drift * jitter[k])
+            })
+            .collect();
+        let (change, lo, hi) = paired_median_change(&rounds, 2000, 3).unwrap();
+        // Per-round changes: 1.05 * jitter - 1; their median is between the 3rd and 4th.
+        let mut expected: Vec<f64> = jitter.iter().map(|j| 1.05 * j - 1.0).collect();
+        expected.sort_by(f64::total_cmp);
+        assert!(
+            (change - (expected[2] + expected[3]) / 2.0).abs() < 1e-12,
+            "{change}"
+        );
+        assert!(lo > 0.04 && hi < 0.06, "[{lo}, {hi}]");
+        // The same figures pooled as two unpaired samples: the drift swamps the 5%.
+        let (a, b): (Vec<f64>, Vec<f64>) = rounds.iter().copied().unzip();
+        let (lo, hi) = bootstrap_median_change(&a, &b, 2000, 3).unwrap();
+        assert!(lo < 0.0 && hi > 0.1, "[{lo}, {hi}]");
+        // A/A: the interval straddles 0.
+        let same: Vec<(f64, f64)> = (0..6).map(|k| (100.0, 100.0 * jitter[k])).collect();
+        let (_, lo, hi) = paired_median_change(&same, 2000, 3).unwrap();
+        assert!(lo <= 0.0 && hi >= 0.0, "[{lo}, {hi}]");
+        assert_eq!(paired_median_change(&[], 100, 1), None);
+        assert_eq!(paired_median_change(&[(0.0, 1.0)], 100, 1), None);
     }
 }

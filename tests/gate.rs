@@ -259,3 +259,175 @@ fn a_closed_stdout_keeps_the_verdict_as_the_exit_code() {
         assert!(!stderr(&out).contains("panicked"));
     }
 }
+
+/// Writes a usage note beside a run, as llm-bench's benches do, recorded on a machine where
+/// another process took `others` percent of a core while the benchmark used both of 2 CPUs.
+fn write_usage(dir: &Path, id: &str, run: &str, others: f64) {
+    let mut usage = serde_json::json!({"wall_seconds": 1.0, "samples": 0,
+        "peak_rss_bytes": null, "mean_rss_bytes": null, "process_cpu_percent": 190.0,
+        "per_core_busy_percent": [100.0, 100.0], "other_cpu_percent": others,
+        "steal_percent": 0.0, "contention": null});
+    usage["contention"] = llm_bench::resources::contention(others, 0.0, 2, 2).into();
+    std::fs::write(
+        dir.join(id).join(run).join("llm-bench-usage.json"),
+        usage.to_string(),
+    )
+    .unwrap();
+}
+
+/// Six rounds on a machine that drifts 10% slower each round; `b` is 6% slower than `a` in
+/// every round, `same` is `a` again. Unpaired, the drift hides the 6%; paired, it cancels.
+fn write_drifting_rounds(d: &Path, id: &str) {
+    for k in 1..=6 {
+        let drift = 1.0 + 0.1 * k as f64;
+        write_run(d, id, &format!("a.{k}"), &samples(1e6 * drift, 0.01, k));
+        write_run(
+            d,
+            id,
+            &format!("b.{k}"),
+            &samples(1.06e6 * drift, 0.01, k + 1),
+        );
+        write_run(
+            d,
+            id,
+            &format!("same.{k}"),
+            &samples(1e6 * drift, 0.01, k + 2),
+        );
+    }
+}
+
+#[test]
+fn paired_rounds_see_through_drift_between_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_drifting_rounds(d, "g/drifting");
+    let (a, b) = (
+        gate::read_rounds(d, "a").unwrap(),
+        gate::read_rounds(d, "b").unwrap(),
+    );
+    assert_eq!(a.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    let report = gate::compare_paired("a", &a, "b", &b, 0.03, |_| true).unwrap();
+    let c = &report.comparisons[0];
+    assert_eq!(c.verdict, Verdict::Regressed, "{c:?}");
+    assert_eq!(c.rounds, Some(6));
+    assert!((c.change - 0.06).abs() < 0.005, "{c:?}");
+    assert!(c.change_ci_low > 0.03 && c.change_ci_high < 0.09, "{c:?}");
+    // The same rounds pooled as one run per side (round 1 against round 6) are not paired:
+    // the drift alone reads as a 45% slowdown.
+    let unpaired = gate::compare_one(&a[&1]["g/drifting"], &a[&6]["g/drifting"], 0.03);
+    assert_eq!(unpaired.verdict, Verdict::Regressed, "{unpaired:?}");
+
+    // A/A through the CLI: exit 0 and a rounds column.
+    let out = cli(
+        &[
+            "gate",
+            "--paired",
+            "--criterion-dir",
+            d.to_str().unwrap(),
+            "--baseline",
+            "a",
+            "--against",
+            "same",
+            "--threshold",
+            "3%",
+        ],
+        &[],
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}{}", stderr(&out));
+    assert!(
+        table.contains("per-round ratios") && table.contains("rounds"),
+        "{table}"
+    );
+    let out = cli(
+        &[
+            "gate",
+            "--paired",
+            "--criterion-dir",
+            d.to_str().unwrap(),
+            "--baseline",
+            "a",
+            "--against",
+            "b",
+            "--threshold",
+            "3%",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["paired"], true);
+    assert_eq!(json["comparisons"][0]["rounds"], 6);
+}
+
+#[test]
+fn paired_mode_refuses_too_few_rounds_and_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for k in 1..=2 {
+        write_run(d, "g/x", &format!("a.{k}"), &samples(1e6, 0.01, k));
+        write_run(d, "g/x", &format!("b.{k}"), &samples(1e6, 0.01, k));
+    }
+    let paired = |against: &str| {
+        cli(
+            &[
+                "gate",
+                "--paired",
+                "--criterion-dir",
+                d.to_str().unwrap(),
+                "--baseline",
+                "a",
+                "--against",
+                against,
+            ],
+            &[],
+        )
+    };
+    for (against, needles) in [
+        ("b", &["at least 3 rounds", "found 2", "ROUNDS=3"][..]),
+        ("nightly", &["nightly.1", "scripts/bench-ab"][..]),
+    ] {
+        let out = paired(against);
+        assert_fails_with(&out, needles);
+        assert_eq!(out.status.code(), Some(2));
+    }
+}
+
+#[test]
+fn contended_measurements_are_marked_in_the_gate_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_run(d, "g/quiet", "main", &samples(1e6, 0.01, 0));
+    write_run(d, "g/quiet", "new", &samples(1e6, 0.01, 1));
+    write_usage(d, "g/quiet", "new", 3.0);
+    write_run(d, "g/busy", "main", &samples(1e6, 0.01, 0));
+    write_run(d, "g/busy", "new", &samples(1.5e6, 0.01, 1));
+    write_usage(d, "g/busy", "new", 97.0);
+    let out = gate_cli(d, &["--against", "new"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    // The verdict stands (a contended regression still fails), but it is marked and explained.
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    let row = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        row("g/busy").contains("REGRESSED, CONTENDED (new)"),
+        "{table}"
+    );
+    assert!(!row("g/quiet").contains("CONTENDED"), "{table}");
+    assert!(
+        table.contains("contended: g/busy (new): other processes used 97% of a core"),
+        "{table}"
+    );
+    // A note older than the samples it sits beside (a later run replaced them) is ignored.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_run(d, "g/busy", "new", &samples(1.5e6, 0.01, 1));
+    let table = String::from_utf8_lossy(&gate_cli(d, &["--against", "new"]).stdout).to_string();
+    assert!(!table.contains("CONTENDED"), "{table}");
+}

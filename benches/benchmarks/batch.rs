@@ -3,7 +3,7 @@
 //! Throughput = sequences, i.e. tokens produced per step.
 
 use super::{group, Cost};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use llm_bench::bench::{session, time_decode};
 
 pub const BATCH_SIZES: &[usize] = &[1, 2, 4, 8];
@@ -15,7 +15,7 @@ pub fn bench(c: &mut Criterion) {
     for (slot, label) in labels.iter().enumerate() {
         for &batch in BATCH_SIZES {
             group.throughput(Throughput::Elements(batch as u64));
-            group.bench_function(BenchmarkId::new(label, batch), |b| {
+            group.bench(label, batch, |b| {
                 b.iter_custom(|iters| time_decode(session().model(slot), CONTEXT, batch, iters))
             });
         }

@@ -3,7 +3,7 @@
 //! while measuring and is refilled after `KV_DRIFT` steps, so "512" means 512 to 543.
 
 use super::{group, Cost};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use llm_bench::bench::{session, time_decode, KV_DRIFT};
 
 pub const KV_LENGTHS: &[usize] = &[0, 128, 512, 1024];
@@ -17,7 +17,7 @@ pub fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for (slot, label) in labels.iter().enumerate() {
         for &kv in KV_LENGTHS.iter().filter(|&&kv| kv + KV_DRIFT < context) {
-            group.bench_function(BenchmarkId::new(label, kv), |b| {
+            group.bench(label, kv, |b| {
                 b.iter_custom(|iters| time_decode(session().model(slot), kv, 1, iters))
             });
         }

@@ -3,7 +3,7 @@
 //! each format is loaded (untimed) when its benchmark runs and freed after it.
 
 use super::{group, Cost};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use llm_bench::bench::{fixed_request, session, time_generate};
 use llm_bench::engine::EngineChoice;
 use llm_bench::generate::Strategy;
@@ -39,10 +39,9 @@ pub fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(NEW_TOKENS as u64));
     let request = fixed_request(Strategy::Greedy, NEW_TOKENS);
     for (label, engine, planned) in plans {
-        let id = BenchmarkId::new(&label, "greedy-64");
         let mut planned = Some(planned);
         let mut model: Option<Model> = None;
-        group.bench_function(id, |b| {
+        group.bench(&label, "greedy-64", |b| {
             if model.is_none() {
                 let p = planned.take().expect("planned until loaded");
                 match p.load_with(engine) {

@@ -3,7 +3,7 @@
 //! top-p 0.9 (seed 42). Timed: tokenization, prefill, every decode step and every sampling.
 
 use super::{group, Cost};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use llm_bench::bench::{fixed_request, session, time_generate};
 use llm_bench::generate::Strategy;
 
@@ -21,7 +21,7 @@ pub fn bench(c: &mut Criterion) {
     for (slot, label) in labels.iter().enumerate() {
         for strategy in Strategy::STANDARD {
             let request = fixed_request(strategy, NEW_TOKENS);
-            group.bench_function(BenchmarkId::new(label, strategy_id(strategy)), |b| {
+            group.bench(label, strategy_id(strategy), |b| {
                 b.iter_custom(|iters| time_generate(session().model(slot), &request, iters))
             });
         }

@@ -8,7 +8,7 @@
 use super::{group, Cost};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use llm_bench::format::WeightFormat;
 use serde_json::json;
 
@@ -58,7 +58,6 @@ pub fn bench(c: &mut Criterion) {
                 }
             }
             for &(m, mode) in ROWS {
-                let id = BenchmarkId::new(&function, format!("{shape}-{mode}"));
                 let weight_bytes = (n * k) as f64 * format.bytes_per_weight();
                 let macs = (m * n * k) as u64;
                 llm_bench::bench::session().record(
@@ -71,7 +70,7 @@ pub fn bench(c: &mut Criterion) {
                     Throughput::Elements(macs)
                 });
                 let mut prepared: Option<(Product, Tensor)> = None;
-                group.bench_function(id, |b| {
+                group.bench(&function, format!("{shape}-{mode}"), |b| {
                     let (product, x) = prepared.get_or_insert_with(|| prepare(format, m, n, k));
                     b.iter(|| product.forward(x))
                 });

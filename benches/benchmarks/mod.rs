@@ -10,14 +10,21 @@ pub mod scaling;
 pub mod threads;
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{Bencher, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
+use llm_bench::bench::{criterion_dir, session};
+use llm_bench::gate::criterion_files::record_usage;
+use llm_bench::resources::Sampler;
 use pprof::criterion::{Output, PProfProfiler};
-use std::time::Duration;
+use std::fmt::Display;
+use std::time::{Duration, SystemTime};
 
 pub fn criterion_config() -> Criterion {
-    // pprof samples at 100 Hz only under `--profile-time`; otherwise it is inert.
-    let criterion =
-        Criterion::default().with_profiler(PProfProfiler::new(100, Output::Flamegraph(None)));
+    // pprof samples at 100 Hz only under `--profile-time`; otherwise it is inert. The output
+    // directory is set to the one `criterion_dir` names (Criterion's own default, without its
+    // `cargo metadata` call), so the usage notes land beside Criterion's samples.
+    let criterion = Criterion::default()
+        .output_directory(&criterion_dir())
+        .with_profiler(PProfProfiler::new(100, Output::Flamegraph(None)));
     if quick_mode() {
         // With the plotters backend, drawing the plots takes longer than measuring in
         // `--quick` mode (3 of 4.7 minutes here); a quick run gives numbers, a full run plots.
@@ -41,8 +48,69 @@ pub enum Cost {
     Large,
 }
 
-pub fn group<'a>(c: &'a mut Criterion, name: &str, cost: Cost) -> BenchmarkGroup<'a, WallTime> {
-    let smoke = llm_bench::bench::session().smoke;
+/// A Criterion group that also records how busy the machine was while each benchmark ran
+/// (`llm-bench-usage.json` beside Criterion's `sample.json`, which `llm-bench gate` reads),
+/// and says so when other processes competed for the cores.
+pub struct Group<'a> {
+    inner: BenchmarkGroup<'a, WallTime>,
+    name: String,
+}
+
+impl Group<'_> {
+    pub fn throughput(&mut self, throughput: Throughput) -> &mut Self {
+        self.inner.throughput(throughput);
+        self
+    }
+
+    /// Criterion's `bench_function` for the id `<group>/<function>/<parameter>`.
+    pub fn bench(
+        &mut self,
+        function: impl Display,
+        parameter: impl Display,
+        mut routine: impl FnMut(&mut Bencher<'_, WallTime>),
+    ) -> &mut Self {
+        let full_id = format!("{}/{function}/{parameter}", self.name);
+        let since = SystemTime::now();
+        let sampler = Sampler::cpu_only();
+        let mut ran = false;
+        self.inner
+            .bench_function(BenchmarkId::new(function.to_string(), parameter), |b| {
+                ran = true;
+                routine(b)
+            });
+        if ran {
+            let mut usage = sampler.finish();
+            usage.judge(session().threads);
+            if let Some(why) = &usage.contention {
+                eprintln!("llm-bench: {full_id} was CONTENDED: {why}");
+            }
+            for run in runs_written() {
+                if let Err(e) = record_usage(&criterion_dir(), &full_id, &run, since, &usage) {
+                    eprintln!("llm-bench: {e}");
+                }
+            }
+        }
+        self
+    }
+
+    pub fn finish(self) {
+        self.inner.finish();
+    }
+}
+
+/// The runs this process's Criterion writes: `new`, and the `--save-baseline` name.
+fn runs_written() -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let saved = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--save-baseline=")
+            .map(str::to_string)
+            .or_else(|| (a == "--save-baseline").then(|| args.get(i + 1).cloned())?)
+    });
+    std::iter::once("new".to_string()).chain(saved).collect()
+}
+
+pub fn group<'a>(c: &'a mut Criterion, name: &str, cost: Cost) -> Group<'a> {
+    let smoke = session().smoke;
     // Criterion's `--quick` stops once two runs agree or the measurement time is spent; a
     // shorter measurement time keeps `cargo bench -- --quick` within a few minutes on 2 cores.
     let quick = quick_mode();
@@ -53,7 +121,10 @@ pub fn group<'a>(c: &'a mut Criterion, name: &str, cost: Cost) -> BenchmarkGroup
             .sample_size(10)
             .warm_up_time(Duration::from_millis(1))
             .measurement_time(Duration::from_millis(1));
-        return group;
+        return Group {
+            inner: group,
+            name: name.into(),
+        };
     }
     match (cost, quick) {
         (Cost::Small, false) => {
@@ -76,5 +147,8 @@ pub fn group<'a>(c: &'a mut Criterion, name: &str, cost: Cost) -> BenchmarkGroup
             group.measurement_time(Duration::from_millis(1500));
         }
     }
-    group
+    Group {
+        inner: group,
+        name: name.into(),
+    }
 }

@@ -4,7 +4,7 @@
 //! tokenization and sampling.
 
 use super::{group, Cost};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use llm_bench::bench::{session, time_prefill};
 
 pub const PROMPT_LENGTHS: &[usize] = &[16, 64, 128, 256, 512];
@@ -18,7 +18,7 @@ pub fn bench(c: &mut Criterion) {
     for (slot, label) in labels.iter().enumerate() {
         for &len in PROMPT_LENGTHS.iter().filter(|&&len| len < context) {
             group.throughput(Throughput::Elements(len as u64));
-            group.bench_function(BenchmarkId::new(label, len), |b| {
+            group.bench(label, len, |b| {
                 b.iter_custom(|iters| time_prefill(session().model(slot), len, iters))
             });
         }

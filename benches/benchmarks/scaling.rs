@@ -3,7 +3,7 @@
 //! tokens/s holds up as the KV cache grows.
 
 use super::{group, Cost};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use llm_bench::bench::{fixed_request, session, time_generate};
 use llm_bench::generate::Strategy;
 
@@ -16,7 +16,7 @@ pub fn bench(c: &mut Criterion) {
         for &tokens in OUTPUT_LENGTHS {
             let request = fixed_request(Strategy::Greedy, tokens);
             group.throughput(Throughput::Elements(tokens as u64));
-            group.bench_function(BenchmarkId::new(label, tokens), |b| {
+            group.bench(label, tokens, |b| {
                 b.iter_custom(|iters| time_generate(session().model(slot), &request, iters))
             });
         }

@@ -5,7 +5,7 @@
 //! sweep is one process per count: `scripts/bench-threads 1,2,4` (like llama-bench's `-t`).
 
 use super::{group, Cost};
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use llm_bench::bench::{session, time_decode, time_prefill, KV_DRIFT};
 
 const PROMPT: usize = 128;
@@ -21,15 +21,13 @@ pub fn bench(c: &mut Criterion) {
     let mut group = group(c, "threads", Cost::Large);
     for (slot, label) in labels.iter().enumerate() {
         group.throughput(Throughput::Elements(PROMPT as u64));
-        group.bench_function(
-            BenchmarkId::new(label, format!("prefill-{PROMPT}-t{threads}")),
-            |b| b.iter_custom(|iters| time_prefill(session().model(slot), PROMPT, iters)),
-        );
+        group.bench(label, format!("prefill-{PROMPT}-t{threads}"), |b| {
+            b.iter_custom(|iters| time_prefill(session().model(slot), PROMPT, iters))
+        });
         group.throughput(Throughput::Elements(1));
-        group.bench_function(
-            BenchmarkId::new(label, format!("decode-{PROMPT}-t{threads}")),
-            |b| b.iter_custom(|iters| time_decode(session().model(slot), PROMPT, 1, iters)),
-        );
+        group.bench(label, format!("decode-{PROMPT}-t{threads}"), |b| {
+            b.iter_custom(|iters| time_decode(session().model(slot), PROMPT, 1, iters))
+        });
     }
     group.finish();
 }

@@ -22,7 +22,8 @@ enum Export {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The saved run to compare against (`cargo bench -- --save-baseline NAME`)
+    /// The saved run to compare against (`cargo bench -- --save-baseline NAME`); with
+    /// --paired, the name of one side's rounds (`NAME.1`, `NAME.2`, …)
     #[arg(long)]
     baseline: String,
     /// The run under test: another saved baseline, or `new` (the latest `cargo bench`)
@@ -31,6 +32,10 @@ pub struct Args {
     /// Slowdown of the median that counts as a regression, e.g. 5% or 0.05
     #[arg(long, default_value = "5%", value_parser = parse_threshold)]
     threshold: f64,
+    /// Compare interleaved rounds (`scripts/bench-ab`): runs saved as `<baseline>.1`,
+    /// `<against>.1`, `<baseline>.2`, …; the change is the median of per-round ratios
+    #[arg(long)]
+    paired: bool,
     /// Only ids matching this regular expression
     #[arg(long)]
     filter: Option<String>,
@@ -82,23 +87,46 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .map(Regex::new)
         .transpose()
         .context("--filter is not a valid regular expression")?;
-    let base = gate::read_run(&args.criterion_dir, &args.baseline)?;
-    let new = gate::read_run(&args.criterion_dir, &args.against)?;
-    let report = gate::compare(
-        &args.baseline,
-        &base,
-        &args.against,
-        &new,
-        args.threshold,
-        |id| filter.as_ref().is_none_or(|f| f.is_match(id)),
-    );
+    let keep = |id: &str| filter.as_ref().is_none_or(|f| f.is_match(id));
+    let (report, new, sizes) = if args.paired {
+        let base = gate::read_rounds(&args.criterion_dir, &args.baseline)?;
+        let new = gate::read_rounds(&args.criterion_dir, &args.against)?;
+        let report = gate::compare_paired(
+            &args.baseline,
+            &base,
+            &args.against,
+            &new,
+            args.threshold,
+            keep,
+        )?;
+        let ids = |r: &std::collections::BTreeMap<u32, gate::Run>| {
+            r.values().map(|run| run.len()).max().unwrap_or(0)
+        };
+        let sizes = (ids(&base), ids(&new));
+        // --export writes the last round of the run under test.
+        let last = new.into_values().next_back().unwrap_or_default();
+        (report, last, sizes)
+    } else {
+        let base = gate::read_run(&args.criterion_dir, &args.baseline)?;
+        let new = gate::read_run(&args.criterion_dir, &args.against)?;
+        let report = gate::compare(
+            &args.baseline,
+            &base,
+            &args.against,
+            &new,
+            args.threshold,
+            keep,
+        );
+        let sizes = (base.len(), new.len());
+        (report, new, sizes)
+    };
     if report.comparisons.is_empty() {
         anyhow::bail!(
             "no benchmark id is in both {:?} ({} ids) and {:?} ({} ids){}: nothing to compare",
             args.baseline,
-            base.len(),
+            sizes.0,
             args.against,
-            new.len(),
+            sizes.1,
             if filter.is_some() {
                 " that matches --filter"
             } else {
@@ -150,50 +178,121 @@ fn rate(per_s: Option<f64>, unit: Option<&str>) -> String {
 }
 
 fn verdict(c: &Comparison, threshold: f64) -> String {
-    match c.verdict {
+    let verdict = match c.verdict {
         Verdict::Regressed => "REGRESSED".into(),
         Verdict::Improved => "improved".into(),
         Verdict::Unchanged if c.significant => {
             format!("unchanged (significant, within {:.0}%)", threshold * 100.0)
         }
         Verdict::Unchanged => "unchanged (noise)".into(),
+    };
+    let contended: Vec<&str> = [
+        c.base_contention.as_ref().map(|_| "base"),
+        c.new_contention.as_ref().map(|_| "new"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if contended.is_empty() {
+        verdict
+    } else {
+        format!("{verdict}, CONTENDED ({})", contended.join(", "))
     }
 }
 
-fn rows(report: &GateReport) -> Vec<[String; 6]> {
-    report
-        .comparisons
+/// A column of the gate's table: its header next to the function that fills its cell.
+struct Column {
+    header: &'static str,
+    cell: fn(&Comparison, &GateReport) -> String,
+}
+
+const COLUMNS: &[Column] = &[
+    Column {
+        header: "benchmark",
+        cell: |c, _| c.id.clone(),
+    },
+    Column {
+        header: "base median",
+        cell: |c, _| time(c.base_median_ns),
+    },
+    Column {
+        header: "new median",
+        cell: |c, _| time(c.new_median_ns),
+    },
+    Column {
+        header: "change [95% CI]",
+        cell: |c, _| {
+            format!(
+                "{:+.1}% [{:+.1}%, {:+.1}%]",
+                c.change * 100.0,
+                c.change_ci_low * 100.0,
+                c.change_ci_high * 100.0
+            )
+        },
+    },
+    Column {
+        header: "rounds",
+        cell: |c, _| c.rounds.map_or("-".into(), |n| n.to_string()),
+    },
+    Column {
+        header: "throughput",
+        cell: |c, _| {
+            format!(
+                "{} -> {}",
+                rate(c.base_throughput_per_s, c.throughput_unit),
+                rate(c.new_throughput_per_s, c.throughput_unit)
+            )
+        },
+    },
+    Column {
+        header: "verdict",
+        cell: |c, r| verdict(c, r.threshold),
+    },
+];
+
+/// The columns this report fills: "rounds" only in paired mode.
+fn columns(report: &GateReport) -> Vec<&'static Column> {
+    COLUMNS
         .iter()
-        .map(|c| {
-            [
-                c.id.clone(),
-                time(c.base_median_ns),
-                time(c.new_median_ns),
-                format!(
-                    "{:+.1}% [{:+.1}%, {:+.1}%]",
-                    c.change * 100.0,
-                    c.change_ci_low * 100.0,
-                    c.change_ci_high * 100.0
-                ),
-                format!(
-                    "{} -> {}",
-                    rate(c.base_throughput_per_s, c.throughput_unit),
-                    rate(c.new_throughput_per_s, c.throughput_unit)
-                ),
-                verdict(c, report.threshold),
-            ]
-        })
+        .filter(|c| report.paired || c.header != "rounds")
         .collect()
 }
 
-const HEADER: [&str; 6] = [
-    "benchmark",
-    "base median",
-    "new median",
-    "change [95% CI]",
-    "throughput",
-    "verdict",
-];
+fn rows(report: &GateReport) -> Vec<Vec<String>> {
+    let columns = columns(report);
+    report
+        .comparisons
+        .iter()
+        .map(|c| columns.iter().map(|col| (col.cell)(c, report)).collect())
+        .collect()
+}
+
+fn method(report: &GateReport) -> &'static str {
+    if report.paired {
+        "median of per-round ratios of medians, 95% bootstrap CI over rounds"
+    } else {
+        "median of per-iteration times, 95% bootstrap CI"
+    }
+}
+
+/// The contention behind each CONTENDED verdict, one line per side.
+fn contention_notes(report: &GateReport) -> String {
+    let mut out = String::new();
+    for c in &report.comparisons {
+        for (side, why) in [
+            (&report.baseline, &c.base_contention),
+            (&report.against, &c.new_contention),
+        ] {
+            if let Some(why) = why {
+                out += &format!("contended: {} ({side}): {why}\n", c.id);
+            }
+        }
+    }
+    if !out.is_empty() {
+        out += "contended timings may be distorted by other processes: rerun on a quiet machine (llm-bench doctor) before trusting them\n";
+    }
+    out
+}
 
 fn one_sided(report: &GateReport) -> String {
     let mut out = String::new();
@@ -209,12 +308,13 @@ fn one_sided(report: &GateReport) -> String {
 }
 
 fn table(report: &GateReport) -> String {
+    let headers: Vec<&str> = columns(report).iter().map(|c| c.header).collect();
     let rows = rows(report);
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..headers.len())
         .map(|i| {
             rows.iter()
                 .map(|r| r[i].chars().count())
-                .chain([HEADER[i].len()])
+                .chain([headers[i].chars().count()])
                 .max()
                 .unwrap_or(0)
         })
@@ -228,30 +328,32 @@ fn table(report: &GateReport) -> String {
         padded.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = format!(
-        "gate: {} vs {} (threshold {:.1}%, median of per-iteration times, 95% bootstrap CI)\n",
-        report.against,
-        report.baseline,
-        report.threshold * 100.0
-    );
-    out += &line(HEADER.to_vec());
-    for r in &rows {
-        out += &line(r.iter().map(String::as_str).collect());
-    }
-    out + &one_sided(report)
-}
-
-fn markdown(report: &GateReport) -> String {
-    let rows: Vec<Vec<String>> = rows(report).into_iter().map(Vec::from).collect();
-    let mut out = format!(
-        "**{}** vs **{}**, threshold {:.1}% (median of per-iteration times, 95% bootstrap CI)\n\n{}",
+        "gate: {} vs {} (threshold {:.1}%, {})\n",
         report.against,
         report.baseline,
         report.threshold * 100.0,
-        llm_bench::markdown::table(&HEADER, &rows)
+        method(report)
     );
-    let sided = one_sided(report);
-    if !sided.is_empty() {
-        out += &format!("\n{sided}");
+    out += &line(headers.clone());
+    for r in &rows {
+        out += &line(r.iter().map(String::as_str).collect());
+    }
+    out + &one_sided(report) + &contention_notes(report)
+}
+
+fn markdown(report: &GateReport) -> String {
+    let headers: Vec<&str> = columns(report).iter().map(|c| c.header).collect();
+    let mut out = format!(
+        "**{}** vs **{}**, threshold {:.1}% ({})\n\n{}",
+        report.against,
+        report.baseline,
+        report.threshold * 100.0,
+        method(report),
+        llm_bench::markdown::table(&headers, &rows(report))
+    );
+    let notes = one_sided(report) + &contention_notes(report);
+    if !notes.is_empty() {
+        out += &format!("\n{notes}");
     }
     out
 }

@@ -1,10 +1,16 @@
 //! Reading Criterion's saved runs: `<dir>/<id>/<run>/{benchmark,sample}.json`, where `<run>`
-//! is `new`, `base` or a name given to `--save-baseline`.
+//! is `new`, `base` or a name given to `--save-baseline`; and beside them the machine's
+//! load while the benchmark ran (`llm-bench-usage.json`, written by llm-bench's benches).
 
 use crate::error::{Error, Result};
+use crate::resources::Usage;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The file beside Criterion's `sample.json` that says how busy the machine was.
+pub const USAGE_FILE: &str = "llm-bench-usage.json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Throughput {
@@ -33,6 +39,15 @@ pub struct Measurement {
     /// One time per sample: the sample's total time divided by its iteration count.
     pub per_iteration_ns: Vec<f64>,
     pub throughput: Option<Throughput>,
+    /// The machine's load while it was measured, where llm-bench's benches recorded it.
+    pub usage: Option<Usage>,
+}
+
+impl Measurement {
+    /// Why this measurement may be distorted by other processes, if it was recorded.
+    pub fn contention(&self) -> Option<&str> {
+        self.usage.as_ref()?.contention.as_deref()
+    }
 }
 
 #[derive(Deserialize)]
@@ -93,12 +108,18 @@ pub fn read_run(dir: &Path, run: &str) -> Result<BTreeMap<String, Measurement>> 
             .zip(&sample.iters)
             .map(|(t, n)| t / n)
             .collect();
+        // A usage file is a note beside the measurement: one that cannot be read, or is older
+        // than the samples (a later run without llm-bench's benches replaced them), is absent.
+        let usage = fresh_beside(&run_dir.join(USAGE_FILE), &run_dir.join("sample.json"))
+            .then(|| read_json::<Usage>(&run_dir.join(USAGE_FILE)).ok())
+            .flatten();
         found.insert(
             benchmark.full_id.clone(),
             Measurement {
                 id: benchmark.full_id,
                 per_iteration_ns,
                 throughput: benchmark.throughput,
+                usage,
             },
         );
     }
@@ -116,8 +137,85 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     serde_json::from_str(&text).map_err(|e| Error::corrupt(path, "Criterion JSON", e))
 }
 
+/// Writes `usage` beside benchmark `full_id`'s run `run` under `dir`, if Criterion wrote that
+/// run's `sample.json` at or after `since` (a benchmark that a filter skipped, or `--test` and
+/// `--profile-time` runs, which save no samples, get nothing). Returns whether it wrote.
+pub fn record_usage(
+    dir: &Path,
+    full_id: &str,
+    run: &str,
+    since: SystemTime,
+    usage: &Usage,
+) -> Result<bool> {
+    for run_dir in run_dirs(dir, run) {
+        let Ok(benchmark) = read_json::<BenchmarkFile>(&run_dir.join("benchmark.json")) else {
+            continue;
+        };
+        if benchmark.full_id != full_id {
+            continue;
+        }
+        if modified(&run_dir.join("sample.json")).is_none_or(|t| t < since) {
+            return Ok(false);
+        }
+        let text = serde_json::to_vec_pretty(usage)
+            .map_err(|e| Error::corrupt(run_dir.join(USAGE_FILE), "usage", e))?;
+        crate::fs::write_atomically(&run_dir.join(USAGE_FILE), &text)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// `note` exists and was written no earlier than `data`.
+fn fresh_beside(note: &Path, data: &Path) -> bool {
+    matches!((modified(note), modified(data)), (Some(n), Some(d)) if n >= d)
+}
+
+/// The rounds of an interleaved comparison: runs saved as `<name>.1`, `<name>.2`, …, by round.
+pub fn read_rounds(dir: &Path, name: &str) -> Result<BTreeMap<u32, BTreeMap<String, Measurement>>> {
+    let mut rounds = BTreeMap::new();
+    for run in run_names(dir) {
+        let round = run
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix('.'))
+            .and_then(|k| k.parse::<u32>().ok());
+        if let Some(k) = round {
+            rounds.insert(k, read_run(dir, &run)?);
+        }
+    }
+    if rounds.is_empty() {
+        return Err(Error::RoundsMissing {
+            name: name.into(),
+            dir: dir.into(),
+        });
+    }
+    Ok(rounds)
+}
+
+/// Every name of a run saved under `dir` (`new`, `base`, baselines), sorted.
+pub fn run_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = all_run_dirs(dir)
+        .iter()
+        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn all_run_dirs(dir: &Path) -> Vec<PathBuf> {
+    walk(dir, &|_| true)
+}
+
 /// Folders named `run` that hold a `benchmark.json`, below `dir` (ids are 1 to 3 levels deep).
 fn run_dirs(dir: &Path, run: &str) -> Vec<PathBuf> {
+    walk(dir, &|name| name == run)
+}
+
+fn walk(dir: &Path, wanted: &dyn Fn(&std::ffi::OsStr) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), 0)];
     while let Some((current, depth)) = stack.pop() {
@@ -129,7 +227,7 @@ fn run_dirs(dir: &Path, run: &str) -> Vec<PathBuf> {
             if !path.is_dir() {
                 continue;
             }
-            if depth > 0 && entry.file_name() == run && path.join("benchmark.json").is_file() {
+            if depth > 0 && wanted(&entry.file_name()) && path.join("benchmark.json").is_file() {
                 out.push(path);
             } else if depth < 4 && entry.file_name() != "report" {
                 stack.push((path, depth + 1));

@@ -7,12 +7,18 @@
 //! lies wholly above 0 (the slowdown is not noise). **Improved**: the mirror image.
 //! Everything else is **unchanged**, marked when the change is significant but within the
 //! threshold.
+//!
+//! Paired mode ([`compare_paired`]) reads interleaved rounds (`<base>.1`, `<new>.1`,
+//! `<base>.2`, … as `scripts/bench-ab` saves them): each round gives one ratio of the two
+//! sides' medians, the change is the median of those ratios and the interval comes from
+//! resampling rounds, so drift between rounds hits both sides and cancels. Same verdict rule.
 
 pub mod bmf;
 pub mod criterion_files;
 
-use crate::stats::{bootstrap_median, bootstrap_median_change, median};
-pub use criterion_files::{read_run, Measurement, Throughput};
+use crate::error::{Error, Result};
+use crate::stats::{bootstrap_median, bootstrap_median_change, median, paired_median_change};
+pub use criterion_files::{read_rounds, read_run, Measurement, Throughput};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -43,6 +49,42 @@ pub struct Comparison {
     pub base_throughput_per_s: Option<f64>,
     pub new_throughput_per_s: Option<f64>,
     pub throughput_unit: Option<&'static str>,
+    /// Paired mode: the rounds both sides have (the medians above are medians over rounds).
+    pub rounds: Option<usize>,
+    /// Why a side's timings may be distorted by other processes (llm-bench's benches record
+    /// the machine's load beside every benchmark), e.g. "2 of 6 rounds: other processes …".
+    pub base_contention: Option<String>,
+    pub new_contention: Option<String>,
+}
+
+/// Paired mode needs this many rounds: fewer give no usable interval.
+pub const MIN_ROUNDS: usize = 3;
+
+/// The verdict rule, shared by both modes.
+fn verdict(change: f64, lo: f64, hi: f64, threshold: f64) -> Verdict {
+    if change > threshold && lo > 0.0 {
+        Verdict::Regressed
+    } else if change < -threshold && hi < 0.0 {
+        Verdict::Improved
+    } else {
+        Verdict::Unchanged
+    }
+}
+
+fn rate(m: &Measurement, median_ns: f64) -> Option<f64> {
+    m.throughput.map(|t| t.amount() as f64 / (median_ns / 1e9))
+}
+
+/// "k of n rounds: why" for the rounds that were contended, or `None`.
+fn contended_rounds<'a>(sides: impl Iterator<Item = &'a Measurement>) -> Option<String> {
+    let notes: Vec<Option<&str>> = sides.map(Measurement::contention).collect();
+    let first = notes.iter().flatten().next()?;
+    let count = notes.iter().flatten().count();
+    Some(if notes.len() == 1 {
+        first.to_string()
+    } else {
+        format!("{count} of {} rounds: {first}", notes.len())
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +92,8 @@ pub struct GateReport {
     pub baseline: String,
     pub against: String,
     pub threshold: f64,
+    /// Compared round by round (`--paired`) rather than as two runs.
+    pub paired: bool,
     /// Worst regression first.
     pub comparisons: Vec<Comparison>,
     pub only_in_baseline: Vec<String>,
@@ -77,17 +121,6 @@ pub fn compare_one(base: &Measurement, new: &Measurement, threshold: f64) -> Com
         SEED,
     )
     .unwrap_or((f64::NAN, f64::NAN));
-    let significant = lo > 0.0 || hi < 0.0;
-    let verdict = if change > threshold && lo > 0.0 {
-        Verdict::Regressed
-    } else if change < -threshold && hi < 0.0 {
-        Verdict::Improved
-    } else {
-        Verdict::Unchanged
-    };
-    let rate = |m: &Measurement, median_ns: f64| {
-        m.throughput.map(|t| t.amount() as f64 / (median_ns / 1e9))
-    };
     Comparison {
         id: new.id.clone(),
         base_median_ns: base_median,
@@ -95,12 +128,107 @@ pub fn compare_one(base: &Measurement, new: &Measurement, threshold: f64) -> Com
         change,
         change_ci_low: lo,
         change_ci_high: hi,
-        significant,
-        verdict,
+        significant: lo > 0.0 || hi < 0.0,
+        verdict: verdict(change, lo, hi, threshold),
         base_throughput_per_s: rate(base, base_median),
         new_throughput_per_s: rate(new, new_median),
         throughput_unit: new.throughput.map(|t| t.unit()),
+        rounds: None,
+        base_contention: contended_rounds(std::iter::once(base)),
+        new_contention: contended_rounds(std::iter::once(new)),
     }
+}
+
+/// One id measured in rounds: `pairs[k]` is round k's (base, new).
+pub fn compare_rounds(
+    id: &str,
+    pairs: &[(&Measurement, &Measurement)],
+    threshold: f64,
+) -> Option<Comparison> {
+    let medians: Vec<(f64, f64)> = pairs
+        .iter()
+        .map(|(b, n)| Some((median(&b.per_iteration_ns)?, median(&n.per_iteration_ns)?)))
+        .collect::<Option<_>>()?;
+    let (change, lo, hi) = paired_median_change(&medians, RESAMPLES, SEED)?;
+    let (base_medians, new_medians): (Vec<f64>, Vec<f64>) = medians.iter().copied().unzip();
+    let (base_median, new_median) = (median(&base_medians)?, median(&new_medians)?);
+    let (base, new) = pairs.last()?;
+    Some(Comparison {
+        id: id.into(),
+        base_median_ns: base_median,
+        new_median_ns: new_median,
+        change,
+        change_ci_low: lo,
+        change_ci_high: hi,
+        significant: lo > 0.0 || hi < 0.0,
+        verdict: verdict(change, lo, hi, threshold),
+        base_throughput_per_s: rate(base, base_median),
+        new_throughput_per_s: rate(new, new_median),
+        throughput_unit: new.throughput.map(|t| t.unit()),
+        rounds: Some(pairs.len()),
+        base_contention: contended_rounds(pairs.iter().map(|p| p.0)),
+        new_contention: contended_rounds(pairs.iter().map(|p| p.1)),
+    })
+}
+
+/// One saved run: its measurements by id.
+pub type Run = BTreeMap<String, Measurement>;
+
+/// Paired mode: every id that both sides measured in at least [`MIN_ROUNDS`] common rounds.
+/// Rounds one side lacks for an id are left out of that id's pairs.
+pub fn compare_paired(
+    baseline: &str,
+    base: &BTreeMap<u32, Run>,
+    against: &str,
+    new: &BTreeMap<u32, Run>,
+    threshold: f64,
+    filter: impl Fn(&str) -> bool,
+) -> Result<GateReport> {
+    let ids = |rounds: &BTreeMap<u32, Run>| -> std::collections::BTreeSet<String> {
+        rounds
+            .values()
+            .flat_map(|run| run.keys())
+            .filter(|id| filter(id))
+            .cloned()
+            .collect()
+    };
+    let (base_ids, new_ids) = (ids(base), ids(new));
+    let mut comparisons = Vec::new();
+    for id in base_ids.intersection(&new_ids) {
+        let pairs: Vec<(&Measurement, &Measurement)> = base
+            .iter()
+            .filter_map(|(k, run)| Some((run.get(id)?, new.get(k)?.get(id)?)))
+            .collect();
+        if pairs.len() < MIN_ROUNDS {
+            return Err(Error::TooFewRounds {
+                id: id.clone(),
+                baseline: baseline.into(),
+                against: against.into(),
+                found: pairs.len(),
+                needed: MIN_ROUNDS,
+            });
+        }
+        comparisons.extend(compare_rounds(id, &pairs, threshold));
+    }
+    sort_worst_first(&mut comparisons);
+    Ok(GateReport {
+        baseline: baseline.into(),
+        against: against.into(),
+        threshold,
+        paired: true,
+        only_in_baseline: base_ids.difference(&new_ids).cloned().collect(),
+        only_in_against: new_ids.difference(&base_ids).cloned().collect(),
+        comparisons,
+    })
+}
+
+fn sort_worst_first(comparisons: &mut [Comparison]) {
+    let rank = |c: &Comparison| match c.verdict {
+        Verdict::Regressed => 0,
+        Verdict::Unchanged => 1,
+        Verdict::Improved => 2,
+    };
+    comparisons.sort_by(|a, b| rank(a).cmp(&rank(b)).then(b.change.total_cmp(&a.change)));
 }
 
 /// Compares every id both runs have (optionally only those `filter` keeps).
@@ -117,12 +245,7 @@ pub fn compare(
         .filter(|(id, _)| filter(id))
         .filter_map(|(id, b)| new.get(id).map(|n| compare_one(b, n, threshold)))
         .collect();
-    let rank = |c: &Comparison| match c.verdict {
-        Verdict::Regressed => 0,
-        Verdict::Unchanged => 1,
-        Verdict::Improved => 2,
-    };
-    comparisons.sort_by(|a, b| rank(a).cmp(&rank(b)).then(b.change.total_cmp(&a.change)));
+    sort_worst_first(&mut comparisons);
     let one_sided = |x: &BTreeMap<String, Measurement>, y: &BTreeMap<String, Measurement>| {
         x.keys()
             .filter(|id| filter(id) && !y.contains_key(*id))
@@ -133,6 +256,7 @@ pub fn compare(
         baseline: baseline.into(),
         against: against.into(),
         threshold,
+        paired: false,
         only_in_baseline: one_sided(base, new),
         only_in_against: one_sided(new, base),
         comparisons,
