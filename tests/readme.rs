@@ -42,8 +42,21 @@ const COVERAGE: &[(&str, &str)] = &[
     ),
     ("llm-bench compare", "here"),
     (
+        "llm-bench gate --paired",
+        "test:tests/gate.rs::paired_rounds_see_through_drift_between_rounds",
+    ),
+    (
         "llm-bench gate",
         "test:tests/gate.rs::exit_codes_and_one_sided_ids",
+    ),
+    ("scripts/bench-ab", "script:scripts/bench-smoke"),
+    (
+        "scripts/gate-under-load",
+        "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
+    ),
+    (
+        "scripts/reference/decode-10pct-slower.patch",
+        "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
         "llm-bench generate",
@@ -390,13 +403,34 @@ fn the_export_command_runs_as_written() {
 #[test]
 fn the_timing_scripts_parse_and_find_their_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for script in ["scripts/llama-bench-overhead", "scripts/bench-threads"] {
+    for script in [
+        "scripts/llama-bench-overhead",
+        "scripts/bench-threads",
+        "scripts/gate-under-load",
+    ] {
         let out = Command::new("bash")
             .arg("-n")
             .arg(root.join(script))
             .output()
             .unwrap();
         assert!(out.status.success(), "{script}: {}", common::stderr(&out));
+    }
+    // The README's 10%-slowdown revision is this patch on the current tree: it must still apply.
+    if root.join(".git").exists() {
+        let out = Command::new("git")
+            .args([
+                "apply",
+                "--check",
+                "scripts/reference/decode-10pct-slower.patch",
+            ])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the slowdown patch no longer applies: {}",
+            common::stderr(&out)
+        );
     }
     let overhead = std::fs::read_to_string(root.join("scripts/llama-bench-overhead")).unwrap();
     for needed in [

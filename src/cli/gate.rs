@@ -39,8 +39,10 @@ pub struct Args {
     /// Only ids matching this regular expression
     #[arg(long)]
     filter: Option<String>,
-    #[arg(long, default_value = "target/criterion")]
-    criterion_dir: PathBuf,
+    /// Criterion's output folder [default: $CRITERION_HOME, else $CARGO_TARGET_DIR/criterion,
+    /// else target/criterion: where `cargo bench` writes]
+    #[arg(long)]
+    criterion_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
     /// Also write the `--against` run in another format
@@ -80,7 +82,11 @@ pub(crate) fn parse_threshold(s: &str) -> Result<f64, String> {
     Ok(fraction)
 }
 
-pub fn run(args: Args) -> anyhow::Result<i32> {
+pub fn run(mut args: Args) -> anyhow::Result<i32> {
+    let criterion_dir = args
+        .criterion_dir
+        .take()
+        .unwrap_or_else(llm_bench::bench::criterion_dir);
     let filter = args
         .filter
         .as_deref()
@@ -89,8 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         .context("--filter is not a valid regular expression")?;
     let keep = |id: &str| filter.as_ref().is_none_or(|f| f.is_match(id));
     let (report, new, sizes) = if args.paired {
-        let base = gate::read_rounds(&args.criterion_dir, &args.baseline)?;
-        let new = gate::read_rounds(&args.criterion_dir, &args.against)?;
+        let base = gate::read_rounds(&criterion_dir, &args.baseline)?;
+        let new = gate::read_rounds(&criterion_dir, &args.against)?;
         let report = gate::compare_paired(
             &args.baseline,
             &base,
@@ -107,8 +113,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         let last = new.into_values().next_back().unwrap_or_default();
         (report, last, sizes)
     } else {
-        let base = gate::read_run(&args.criterion_dir, &args.baseline)?;
-        let new = gate::read_run(&args.criterion_dir, &args.against)?;
+        let base = gate::read_run(&criterion_dir, &args.baseline)?;
+        let new = gate::read_run(&criterion_dir, &args.against)?;
         let report = gate::compare(
             &args.baseline,
             &base,
@@ -140,10 +146,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         OutputFormat::Json => super::out::outln!("{}", serde_json::to_string_pretty(&report)?)?,
     }
     if let Some(Export::Bmf) = args.export {
-        let path = args.export_to.unwrap_or_else(|| {
-            args.criterion_dir
-                .join(format!("{}.bmf.json", args.against))
-        });
+        let path = args
+            .export_to
+            .unwrap_or_else(|| criterion_dir.join(format!("{}.bmf.json", args.against)));
         let bmf = gate::bmf::export(&new);
         write_atomically(&path, serde_json::to_string_pretty(&bmf)?.as_bytes())?;
         eprintln!("wrote Bencher Metric Format to {}", path.display());
