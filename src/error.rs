@@ -46,6 +46,15 @@ pub enum Error {
     #[error("cannot build the model from {source_name}: {detail}")]
     Build { source_name: String, detail: String },
 
+    #[error(
+        "LLM_BENCH_KERNELS={value:?}: {problem}; this CPU runs {available} (unset it for the best)"
+    )]
+    KernelLevel {
+        value: String,
+        problem: String,
+        available: String,
+    },
+
     #[error("{path}: field `{field}` {problem}")]
     BadField {
         path: PathBuf,

@@ -21,6 +21,7 @@ pub mod format;
 pub mod fs;
 pub mod gate;
 pub mod generate;
+pub mod kernels;
 pub mod markdown;
 pub mod model;
 pub mod report;

@@ -106,6 +106,7 @@ const COVERAGE: &[(&str, &str)] = &[
         "file:scripts/reference/make-fixtures.py",
     ),
     ("cargo build --release", "script:scripts/test"),
+    ("cargo test --release", "script:scripts/test"),
     (
         "LLM_BENCH_MUTATIONS=",
         "test:tests/mutations.rs::mutated_gguf_headers_fail_cleanly_or_load_consistently",

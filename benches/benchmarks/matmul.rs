@@ -4,12 +4,19 @@
 //! weights and inputs are made before timing. GEMV reports weight bytes read per second (what
 //! bounds decode); GEMM reports multiply-adds per second (Criterion's "elem/s"; 1 elem = 1
 //! multiply-add = 2 FLOP). Both figures for every id go to `llm-bench-context.json`.
+//!
+//! Beside candle's products, the tuned engine's own GEMV kernels (`llm_bench::kernels`) at
+//! the same shapes, on every kernel level this CPU runs, with ids
+//! `matmul/<model>@<format>+tuned-<level>/<shape>-gemv`: quantizing the input row and the
+//! product, as candle's `QMatMul::forward` does both.
 
 use super::{group, Cost};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{Criterion, Throughput};
 use llm_bench::format::WeightFormat;
+use llm_bench::kernels::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use llm_bench::kernels::{Kernels, Level, Pool, QMatrix, QuantBlock};
 use serde_json::json;
 
 const FORMATS: &[&str] = &["f32", "bf16", "f16", "q8_0", "q4_0", "q4_1", "q4k", "q6k"];
@@ -77,7 +84,68 @@ pub fn bench(c: &mut Criterion) {
             }
         }
     }
+    let mut pool = Pool::new(llm_bench::bench::session().threads);
+    // LLM_BENCH_KERNELS caps the levels timed (a level this CPU lacks is refused).
+    let top = Level::chosen().unwrap_or_else(|e| {
+        eprintln!("llm-bench: {e}");
+        std::process::exit(2)
+    });
+    for level in Level::available().into_iter().filter(|l| *l <= top) {
+        let kernels = Kernels::for_level(level).expect("available levels load");
+        for &(shape, n, k) in &shapes {
+            let tuned = |format: &str| {
+                llm_bench::model::run_label(&name, format, &format!("tuned-{}", level.name()))
+            };
+            let (g, p) = (&mut group, &mut pool);
+            tuned_gemv::<BlockQ8_0>(g, &kernels, p, &tuned("q8_0"), shape, n, k);
+            tuned_gemv::<BlockQ4_0>(g, &kernels, p, &tuned("q4_0"), shape, n, k);
+            tuned_gemv::<BlockQ4_1>(g, &kernels, p, &tuned("q4_1"), shape, n, k);
+        }
+    }
     group.finish();
+}
+
+fn tuned_gemv<B: QuantBlock>(
+    group: &mut super::Group,
+    kernels: &Kernels,
+    pool: &mut Pool,
+    function: &str,
+    shape: &str,
+    n: usize,
+    k: usize,
+) {
+    if !k.is_multiple_of(QK) {
+        return;
+    }
+    let dtype = match B::NAME {
+        "q8_0" => candle_core::quantized::GgmlDType::Q8_0,
+        "q4_0" => candle_core::quantized::GgmlDType::Q4_0,
+        _ => candle_core::quantized::GgmlDType::Q4_1,
+    };
+    let weight_bytes = (n * k / QK * B::BYTES) as u64;
+    group.throughput(Throughput::Bytes(weight_bytes));
+    // Weights, input row, its quantized blocks, output.
+    type Prepared<B> = (QMatrix<B>, Vec<f32>, Vec<BlockQ8>, Vec<f32>);
+    let mut prepared: Option<Prepared<B>> = None;
+    group.bench(function, format!("{shape}-gemv"), |b| {
+        let (w, x, xq, y) = prepared.get_or_insert_with(|| {
+            let dev = Device::Cpu;
+            let w = Tensor::rand(-0.035f32, 0.035, (n, k), &dev).expect("weights");
+            let bytes = QTensor::quantize(&w, dtype)
+                .and_then(|q| q.data().map(|d| d.into_owned()))
+                .expect("quantize");
+            let w = QMatrix::<B>::from_gguf(shape, n, k, &bytes).expect("candle's layout");
+            let x = Tensor::rand(-1f32, 1.0, k, &dev)
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("input");
+            (w, x, vec![BlockQ8::default(); k / QK], vec![0f32; n])
+        });
+        b.iter(|| {
+            quantize_q8(x, xq);
+            w.gemv(kernels, pool, xq, y);
+            std::hint::black_box(&y);
+        })
+    });
 }
 
 fn prepare(format: WeightFormat, m: usize, n: usize, k: usize) -> (Product, Tensor) {

@@ -1,0 +1,145 @@
+//! x86-64 kernels for AVX2 with FMA and F16C (Haswell, Zen 1 and later). Integer dot products
+//! of 32 weights by 32 activations per block, as llama.cpp's ggml-cpu does on AVX2: unpack the
+//! weights to bytes, multiply unsigned by signed bytes into 16-bit pairs (`vpmaddubsw`), sum
+//! pairs into 32-bit lanes (`vpmaddwd`), scale by both blocks' scales in f32 with one FMA.
+//!
+//! Each `pub fn` is safe to call only through [`super::Kernels`], which hands them out after
+//! `is_x86_feature_detected!` found all three features.
+
+use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use half::f16;
+use std::arch::x86_64::*;
+
+/// The features every function here is compiled for.
+pub(super) fn detected() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn half_to_f32(h: f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn sum_lanes(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// 32 signed bytes times 32 signed bytes, summed in 8 lanes of 4 products each, as f32.
+/// `vpmaddubsw` needs an unsigned operand: |w| times x with w's sign moved onto x. No 16-bit
+/// saturation: |w| ≤ 128 and the activation quantizer keeps |x| ≤ 127, so a pair stays
+/// within 2 · 128 · 127 < 32767.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_i8(w: __m256i, x: __m256i) -> __m256 {
+    let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+}
+
+/// The 32 nibbles of a 4-bit block as bytes 0..16, low nibbles first (GGUF's order).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn nibbles(qs: &[u8; QK / 2]) -> __m256i {
+    // SAFETY: `qs` is 16 readable bytes; the load is unaligned.
+    let low = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(low), low);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load_i8(qs: &[i8; QK]) -> __m256i {
+    // SAFETY: `qs` is 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q8_0_avx2(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (w, x) in w.iter().zip(x) {
+        let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
+        acc = _mm256_fmadd_ps(d, dot_i8(load_i8(&w.qs), load_i8(&x.qs)), acc);
+    }
+    sum_lanes(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_0_avx2(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let eight = _mm256_set1_epi8(8);
+    for (w, x) in w.iter().zip(x) {
+        let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
+        let q = _mm256_sub_epi8(nibbles(&w.qs), eight);
+        acc = _mm256_fmadd_ps(d, dot_i8(q, load_i8(&x.qs)), acc);
+    }
+    sum_lanes(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_1_avx2(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut offsets = 0f32;
+    let ones = _mm256_set1_epi16(1);
+    for (w, x) in w.iter().zip(x) {
+        let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
+        // Nibbles are 0..16, already unsigned: no sign juggling.
+        let pairs = _mm256_maddubs_epi16(nibbles(&w.qs), load_i8(&x.qs));
+        let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+        acc = _mm256_fmadd_ps(d, sums, acc);
+        offsets += half_to_f32(w.m) * x.s;
+    }
+    sum_lanes(acc) + offsets
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
+    let n = w.len().min(x.len());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 ≤ n, inside both slices; unaligned loads.
+            let (wv, xv) = unsafe {
+                (
+                    _mm256_loadu_ps(w.as_ptr().add(i + 8 * j)),
+                    _mm256_loadu_ps(x.as_ptr().add(i + 8 * j)),
+                )
+            };
+            *a = _mm256_fmadd_ps(wv, xv, *a);
+        }
+        i += 32;
+    }
+    let mut sum = sum_lanes(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    ));
+    for k in i..n {
+        sum += w[k] * x[k];
+    }
+    sum
+}
+
+// Safe entry points for the dispatch table. SAFETY (all four): `Kernels::for_level` hands
+// these out only after `detected()` returned true on this CPU.
+
+pub(super) fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q8_0_avx2(w, x) }
+}
+
+pub(super) fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q4_0_avx2(w, x) }
+}
+
+pub(super) fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q4_1_avx2(w, x) }
+}
+
+pub(super) fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    unsafe { dot_f32_avx2(w, x) }
+}

@@ -1,0 +1,50 @@
+//! Portable kernels: plain loops over the blocks, the level every CPU has. Also what the
+//! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
+
+use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+
+pub fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(w, x)| {
+            let sum: i32 =
+                w.qs.iter()
+                    .zip(&x.qs)
+                    .map(|(&a, &b)| a as i32 * b as i32)
+                    .sum();
+            w.d.to_f32() * x.d * sum as f32
+        })
+        .sum()
+}
+
+pub fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(w, x)| {
+            let mut sum = 0i32;
+            for j in 0..QK / 2 {
+                sum += ((w.qs[j] & 0x0F) as i32 - 8) * x.qs[j] as i32;
+                sum += ((w.qs[j] >> 4) as i32 - 8) * x.qs[j + QK / 2] as i32;
+            }
+            w.d.to_f32() * x.d * sum as f32
+        })
+        .sum()
+}
+
+pub fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(w, x)| {
+            let mut sum = 0i32;
+            for j in 0..QK / 2 {
+                sum += (w.qs[j] & 0x0F) as i32 * x.qs[j] as i32;
+                sum += (w.qs[j] >> 4) as i32 * x.qs[j + QK / 2] as i32;
+            }
+            w.d.to_f32() * x.d * sum as f32 + w.m.to_f32() * x.s
+        })
+        .sum()
+}
+
+pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+    w.iter().zip(x).map(|(a, b)| a * b).sum()
+}

@@ -1,0 +1,204 @@
+//! Every kernel on every level this CPU runs, against an independent reference: weights
+//! quantized by candle (its GGUF block layout, dequantized by candle), activations quantized
+//! by `quantize_q8` and dequantized, multiplied in f64.
+
+use super::blocks::{quantize_q8, Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use super::{Kernels, Level, Pool, QMatrix, QuantBlock};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+
+/// Awkward shapes: SmolLM2's 576 and 1536, Llama's 4096, odd row counts, rows not a multiple
+/// of 256 (k-quant super-blocks) or of the thread count.
+const SHAPES: &[(usize, usize)] = &[
+    (1, 32),
+    (3, 576),
+    (7, 1536),
+    (33, 4096),
+    (5, 96),
+    (2, 49152),
+];
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    // Mostly small values with a few outliers, as real weights and activations have.
+    (0..n)
+        .map(|i| {
+            let v: f32 = rng.random_range(-1.0..1.0);
+            if i % 97 == 0 {
+                v * 8.0
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+/// candle's quantization of `rows x cols` weights: (GGUF bytes, candle's dequantized values).
+fn candle_quantized(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    dtype: GgmlDType,
+) -> (Vec<u8>, Vec<f32>) {
+    let t = Tensor::from_vec(values.to_vec(), (rows, cols), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&t, dtype).unwrap();
+    let bytes = q.data().unwrap().into_owned();
+    let back = q
+        .dequantize(&Device::Cpu)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    (bytes, back)
+}
+
+fn activations(cols: usize, seed: u64) -> (Vec<BlockQ8>, Vec<f32>) {
+    let x = random(cols, seed);
+    let mut q = vec![BlockQ8::default(); cols / QK];
+    quantize_q8(&x, &mut q);
+    let back: Vec<f32> = q.iter().flat_map(|b| b.dequantize()).collect();
+    (q, back)
+}
+
+fn reference(w: &[f32], x: &[f32]) -> (f64, f64) {
+    let dot = w.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum();
+    let scale = w
+        .iter()
+        .zip(x)
+        .map(|(a, b)| (*a as f64 * *b as f64).abs())
+        .sum();
+    (dot, scale)
+}
+
+fn check_format<B: QuantBlock>(dtype: GgmlDType) {
+    for &(rows, cols) in SHAPES {
+        let (bytes, candle_values) = candle_quantized(&random(rows * cols, 7), rows, cols, dtype);
+        let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
+        // Our reading of the layout gives candle's values exactly.
+        let ours: Vec<f32> = matrix.blocks.iter().flat_map(|b| b.dequantize()).collect();
+        assert_eq!(ours, candle_values, "{} {rows}x{cols}: layout", B::NAME);
+        let (xq, x) = activations(cols, 11);
+        for (level, threads) in Level::available()
+            .into_iter()
+            .flat_map(|l| [(l, 1), (l, 3)])
+        {
+            let kernels = Kernels::for_level(level).unwrap();
+            let mut y = vec![f32::NAN; rows];
+            matrix.gemv(&kernels, &mut Pool::new(threads), &xq, &mut y);
+            for (r, &got) in y.iter().enumerate() {
+                let (want, scale) = reference(&candle_values[r * cols..(r + 1) * cols], &x);
+                // f32 accumulation over `cols` products: a few ulps of the products' magnitude.
+                let tolerance = 1e-5 * scale + 1e-6;
+                assert!(
+                    (got as f64 - want).abs() <= tolerance,
+                    "{} on {threads} threads, {} {rows}x{cols} row {r}: {got} vs {want} (±{tolerance})",
+                    level.name(),
+                    B::NAME
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn q8_0_on_every_level_matches_the_dequantized_reference() {
+    check_format::<BlockQ8_0>(GgmlDType::Q8_0);
+}
+
+#[test]
+fn q4_0_on_every_level_matches_the_dequantized_reference() {
+    check_format::<BlockQ4_0>(GgmlDType::Q4_0);
+}
+
+#[test]
+fn q4_1_on_every_level_matches_the_dequantized_reference() {
+    check_format::<BlockQ4_1>(GgmlDType::Q4_1);
+}
+
+#[test]
+fn f32_dot_on_every_level_matches_f64_for_lengths_around_its_unrolling() {
+    for n in [0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 576, 1537] {
+        let (w, x) = (random(n, 3), random(n, 5));
+        let (want, scale) = reference(&w, &x);
+        for level in Level::available() {
+            let got = (Kernels::for_level(level).unwrap().dot_f32)(&w, &x);
+            assert!(
+                (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
+                "{} n={n}: {got} vs {want}",
+                level.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn extreme_blocks_do_not_saturate() {
+    // Weights of -128 (a q8_0 file may hold them) against activations at ±127: the AVX2 path's
+    // 16-bit pair sums must not saturate.
+    let w = [BlockQ8_0 {
+        d: half::f16::from_f32(1.0),
+        qs: [-128; QK],
+    }];
+    let mut x = [BlockQ8::default()];
+    quantize_q8(&[-1.0; QK], &mut x);
+    assert_eq!(x[0].qs, [-127; QK]);
+    let want = 128.0 * 127.0 * QK as f32 * x[0].d;
+    for level in Level::available() {
+        let got = (Kernels::for_level(level).unwrap().dot_q8_0)(&w, &x);
+        assert_eq!(got, want, "{}", level.name());
+    }
+}
+
+#[test]
+fn activation_quantization_rounds_like_ggml_and_keeps_its_sum() {
+    let x: Vec<f32> = (0..QK).map(|i| i as f32 - 15.5).collect();
+    let mut q = [BlockQ8::default()];
+    quantize_q8(&x, &mut q);
+    let d = 15.5 / 127.0;
+    assert!((q[0].d - d).abs() < 1e-7);
+    // ±15.5 are the largest magnitudes: exactly ∓127; 0.5 rounds away from zero to 4
+    // (0.5 / d = 4.097), -0.5 to -4.
+    assert_eq!((q[0].qs[0], q[0].qs[31]), (-127, 127));
+    assert_eq!((q[0].qs[15], q[0].qs[16]), (-4, 4));
+    let sum: i32 = q[0].qs.iter().map(|&v| v as i32).sum();
+    assert!((q[0].s - q[0].d * sum as f32).abs() < 1e-6);
+    // All zeros: scale 0, no NaN.
+    quantize_q8(&[0.0; QK], &mut q);
+    assert_eq!((q[0].d, q[0].qs), (0.0, [0; QK]));
+}
+
+#[test]
+fn levels_are_chosen_refused_and_named() {
+    let available = Level::available();
+    assert_eq!(available[0], Level::Scalar);
+    assert_eq!(Level::named("scalar").unwrap(), Level::Scalar);
+    let err = Level::named("avx9000").unwrap_err().to_string();
+    assert!(
+        err.contains("LLM_BENCH_KERNELS") && err.contains("scalar"),
+        "{err}"
+    );
+    for level in Level::ALL {
+        assert_eq!(
+            Kernels::for_level(level).is_ok(),
+            available.contains(&level)
+        );
+    }
+}
+
+#[test]
+fn matrices_with_the_wrong_byte_count_or_row_length_are_refused() {
+    let bytes = vec![0u8; 3 * BlockQ4_0::BYTES];
+    assert!(QMatrix::<BlockQ4_0>::from_gguf("w", 1, 96, &bytes).is_ok());
+    let err = QMatrix::<BlockQ4_0>::from_gguf("blk.0.ffn_up.weight", 2, 96, &bytes)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("blk.0.ffn_up.weight") && err.contains("108 bytes, found 54"),
+        "{err}"
+    );
+    assert!(QMatrix::<BlockQ4_0>::from_gguf("w", 1, 100, &bytes).is_err());
+    assert!(QMatrix::<BlockQ4_0>::from_gguf("w", usize::MAX, 64, &bytes).is_err());
+}
