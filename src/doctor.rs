@@ -223,6 +223,30 @@ pub fn checks(threads: usize) -> Vec<Check> {
             "build with RUSTFLAGS=\"-C target-cpu=native\" (.cargo/config.toml sets it; stock candle decodes ~2.7x faster with it)",
         )
     });
+
+    // The tuned kernels pick their level at run time, whatever the build.
+    let levels: Vec<&str> = crate::kernels::Level::available()
+        .iter()
+        .map(|l| l.name())
+        .collect();
+    out.push(match crate::kernels::Level::chosen() {
+        Ok(level) => check(
+            "kernels",
+            Status::Info,
+            format!(
+                "tuned kernels at {} (this CPU runs {})",
+                level.name(),
+                levels.join(", ")
+            ),
+            "",
+        ),
+        Err(e) => check(
+            "kernels",
+            Status::Warn,
+            e.to_string(),
+            "unset LLM_BENCH_KERNELS, or name a level this CPU runs",
+        ),
+    });
     out
 }
 

@@ -109,6 +109,7 @@ fn doctor_names_a_busy_neighbour_and_exits_1() {
         "steal",
         "memory",
         "build",
+        "kernels",
     ] {
         assert!(
             text.contains(&format!("| {check} |")),

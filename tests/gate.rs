@@ -43,6 +43,22 @@ fn gate_cli(dir: &Path, extra: &[&str]) -> std::process::Output {
     cli(&args, &[])
 }
 
+/// `gate --paired --baseline a --against AGAINST` over `dir`, plus `extra`.
+fn paired_cli(dir: &Path, against: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "gate",
+        "--paired",
+        "--criterion-dir",
+        dir.to_str().unwrap(),
+        "--baseline",
+        "a",
+        "--against",
+        against,
+    ];
+    args.extend_from_slice(extra);
+    cli(&args, &[])
+}
+
 #[test]
 fn verdicts_follow_the_rule() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,50 +328,19 @@ fn paired_rounds_see_through_drift_between_rounds() {
     assert_eq!(c.rounds, Some(6));
     assert!((c.change - 0.06).abs() < 0.005, "{c:?}");
     assert!(c.change_ci_low > 0.03 && c.change_ci_high < 0.09, "{c:?}");
-    // The same rounds pooled as one run per side (round 1 against round 6) are not paired:
-    // the drift alone reads as a 45% slowdown.
+    // Two separate runs of the same code, rounds 1 and 6, read the drift as a 50% slowdown.
     let unpaired = gate::compare_one(&a[&1]["g/drifting"], &a[&6]["g/drifting"], 0.03);
     assert_eq!(unpaired.verdict, Verdict::Regressed, "{unpaired:?}");
 
     // A/A through the CLI: exit 0 and a rounds column.
-    let out = cli(
-        &[
-            "gate",
-            "--paired",
-            "--criterion-dir",
-            d.to_str().unwrap(),
-            "--baseline",
-            "a",
-            "--against",
-            "same",
-            "--threshold",
-            "3%",
-        ],
-        &[],
-    );
+    let out = paired_cli(d, "same", &["--threshold", "3%"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{table}{}", stderr(&out));
     assert!(
         table.contains("per-round ratios") && table.contains("rounds"),
         "{table}"
     );
-    let out = cli(
-        &[
-            "gate",
-            "--paired",
-            "--criterion-dir",
-            d.to_str().unwrap(),
-            "--baseline",
-            "a",
-            "--against",
-            "b",
-            "--threshold",
-            "3%",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
+    let out = paired_cli(d, "b", &["--threshold", "3%", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["paired"], true);
@@ -370,26 +355,11 @@ fn paired_mode_refuses_too_few_rounds_and_missing_ones() {
         write_run(d, "g/x", &format!("a.{k}"), &samples(1e6, 0.01, k));
         write_run(d, "g/x", &format!("b.{k}"), &samples(1e6, 0.01, k));
     }
-    let paired = |against: &str| {
-        cli(
-            &[
-                "gate",
-                "--paired",
-                "--criterion-dir",
-                d.to_str().unwrap(),
-                "--baseline",
-                "a",
-                "--against",
-                against,
-            ],
-            &[],
-        )
-    };
     for (against, needles) in [
         ("b", &["at least 3 rounds", "found 2", "ROUNDS=3"][..]),
         ("nightly", &["nightly.1", "scripts/bench-ab"][..]),
     ] {
-        let out = paired(against);
+        let out = paired_cli(d, against, &[]);
         assert_fails_with(&out, needles);
         assert_eq!(out.status.code(), Some(2));
     }

@@ -45,7 +45,7 @@ pub struct Args {
     criterion_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
-    /// Also write the `--against` run in another format
+    /// Also write the `--against` run (with --paired, its last round) in another format
     #[arg(long, value_enum)]
     export: Option<Export>,
     /// Where `--export` writes [default: <criterion-dir>/<against>.bmf.json]

@@ -113,7 +113,6 @@ pub fn compare_one(base: &Measurement, new: &Measurement, threshold: f64) -> Com
         median(&base.per_iteration_ns).unwrap_or(f64::NAN),
         median(&new.per_iteration_ns).unwrap_or(f64::NAN),
     );
-    let change = new_median / base_median - 1.0;
     let (lo, hi) = bootstrap_median_change(
         &base.per_iteration_ns,
         &new.per_iteration_ns,
@@ -121,21 +120,59 @@ pub fn compare_one(base: &Measurement, new: &Measurement, threshold: f64) -> Com
         SEED,
     )
     .unwrap_or((f64::NAN, f64::NAN));
-    Comparison {
-        id: new.id.clone(),
-        base_median_ns: base_median,
-        new_median_ns: new_median,
-        change,
-        change_ci_low: lo,
-        change_ci_high: hi,
-        significant: lo > 0.0 || hi < 0.0,
-        verdict: verdict(change, lo, hi, threshold),
-        base_throughput_per_s: rate(base, base_median),
-        new_throughput_per_s: rate(new, new_median),
-        throughput_unit: new.throughput.map(|t| t.unit()),
-        rounds: None,
-        base_contention: contended_rounds(std::iter::once(base)),
-        new_contention: contended_rounds(std::iter::once(new)),
+    let estimate = Estimate {
+        base_median,
+        new_median,
+        change: new_median / base_median - 1.0,
+        lo,
+        hi,
+    };
+    estimate.judged(&new.id, threshold, &[(base, new)], None)
+}
+
+/// A change and its interval, before the verdict.
+struct Estimate {
+    base_median: f64,
+    new_median: f64,
+    change: f64,
+    lo: f64,
+    hi: f64,
+}
+
+impl Estimate {
+    /// The comparison of `pairs` (one pair of runs, or the rounds), with the verdict, the
+    /// throughput at the medians (as the last pair declares it) and any contention.
+    fn judged(
+        self,
+        id: &str,
+        threshold: f64,
+        pairs: &[(&Measurement, &Measurement)],
+        rounds: Option<usize>,
+    ) -> Comparison {
+        let (base, new) = pairs[pairs.len() - 1];
+        let Estimate {
+            base_median,
+            new_median,
+            change,
+            lo,
+            hi,
+        } = self;
+        Comparison {
+            id: id.into(),
+            base_median_ns: base_median,
+            new_median_ns: new_median,
+            change,
+            change_ci_low: lo,
+            change_ci_high: hi,
+            significant: lo > 0.0 || hi < 0.0,
+            verdict: verdict(change, lo, hi, threshold),
+            base_throughput_per_s: rate(base, base_median),
+            new_throughput_per_s: rate(new, new_median),
+            throughput_unit: new.throughput.map(|t| t.unit()),
+            rounds,
+            base_contention: contended_rounds(pairs.iter().map(|p| p.0)),
+            new_contention: contended_rounds(pairs.iter().map(|p| p.1)),
+        }
     }
 }
 
@@ -152,23 +189,17 @@ pub fn compare_rounds(
     let (change, lo, hi) = paired_median_change(&medians, RESAMPLES, SEED)?;
     let (base_medians, new_medians): (Vec<f64>, Vec<f64>) = medians.iter().copied().unzip();
     let (base_median, new_median) = (median(&base_medians)?, median(&new_medians)?);
-    let (base, new) = pairs.last()?;
-    Some(Comparison {
-        id: id.into(),
-        base_median_ns: base_median,
-        new_median_ns: new_median,
+    if pairs.is_empty() {
+        return None;
+    }
+    let estimate = Estimate {
+        base_median,
+        new_median,
         change,
-        change_ci_low: lo,
-        change_ci_high: hi,
-        significant: lo > 0.0 || hi < 0.0,
-        verdict: verdict(change, lo, hi, threshold),
-        base_throughput_per_s: rate(base, base_median),
-        new_throughput_per_s: rate(new, new_median),
-        throughput_unit: new.throughput.map(|t| t.unit()),
-        rounds: Some(pairs.len()),
-        base_contention: contended_rounds(pairs.iter().map(|p| p.0)),
-        new_contention: contended_rounds(pairs.iter().map(|p| p.1)),
-    })
+        lo,
+        hi,
+    };
+    Some(estimate.judged(id, threshold, pairs, Some(pairs.len())))
 }
 
 /// One saved run: its measurements by id.
