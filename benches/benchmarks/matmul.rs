@@ -7,8 +7,8 @@
 //!
 //! Beside candle's products, the tuned engine's own GEMV kernels (`llm_bench::kernels`) at
 //! the same shapes, on every kernel level this CPU runs, with ids
-//! `matmul/<model>@<format>+tuned-<level>/<shape>-gemv`: quantizing the input row and the
-//! product, as candle's `QMatMul::forward` does both.
+//! `matmul/<model>@<format>+tuned-<level>/<shape>-gemv` (q8_0, q4_0, q4_1: quantizing the
+//! input row and the product, as candle's `QMatMul::forward` does both; f32: the product).
 
 use super::{group, Cost};
 use candle_core::quantized::{QMatMul, QTensor};
@@ -16,7 +16,7 @@ use candle_core::{Device, Module, Tensor};
 use criterion::{Criterion, Throughput};
 use llm_bench::format::WeightFormat;
 use llm_bench::kernels::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
-use llm_bench::kernels::{Kernels, Level, Pool, QMatrix, QuantBlock};
+use llm_bench::kernels::{F32Matrix, Kernels, Level, Pool, QMatrix, QuantBlock};
 use serde_json::json;
 
 const FORMATS: &[&str] = &["f32", "bf16", "f16", "q8_0", "q4_0", "q4_1", "q4k", "q6k"];
@@ -100,6 +100,7 @@ pub fn bench(c: &mut Criterion) {
             tuned_gemv::<BlockQ8_0>(g, &kernels, p, &tuned("q8_0"), shape, n, k);
             tuned_gemv::<BlockQ4_0>(g, &kernels, p, &tuned("q4_0"), shape, n, k);
             tuned_gemv::<BlockQ4_1>(g, &kernels, p, &tuned("q4_1"), shape, n, k);
+            tuned_f32_gemv(g, &kernels, p, &tuned("f32"), shape, n, k);
         }
     }
     group.finish();
@@ -168,4 +169,37 @@ fn prepare(format: WeightFormat, m: usize, n: usize, k: usize) -> (Product, Tens
             )
         }
     }
+}
+
+fn tuned_f32_gemv(
+    group: &mut super::Group,
+    kernels: &Kernels,
+    pool: &mut Pool,
+    function: &str,
+    shape: &str,
+    n: usize,
+    k: usize,
+) {
+    group.throughput(Throughput::Bytes((n * k * 4) as u64));
+    let mut prepared: Option<(F32Matrix, Vec<f32>, Vec<f32>)> = None;
+    group.bench(function, format!("{shape}-gemv"), |b| {
+        let (w, x, y) = prepared.get_or_insert_with(|| {
+            let dev = Device::Cpu;
+            let bytes: Vec<u8> = Tensor::rand(-0.035f32, 0.035, n * k, &dev)
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("weights")
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            let w = F32Matrix::from_gguf(shape, n, k, &bytes).expect("f32 bytes");
+            let x = Tensor::rand(-1f32, 1.0, k, &dev)
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("input");
+            (w, x, vec![0f32; n])
+        });
+        b.iter(|| {
+            w.gemv(kernels, pool, x, y);
+            std::hint::black_box(&y);
+        })
+    });
 }

@@ -192,19 +192,65 @@ impl<B: QuantBlock> QMatrix<B> {
         assert_eq!(x.len(), per_row, "activation blocks for one row");
         assert_eq!(y.len(), self.rows, "one output per row");
         let dot = B::dot(kernels);
-        let chunk = self.rows.div_ceil(pool.threads());
-        let out = SharedOut(y.as_mut_ptr());
-        pool.run(&|t| {
-            let rows = (t * chunk).min(self.rows)..((t + 1) * chunk).min(self.rows);
-            // SAFETY: thread t writes only rows t*chunk..(t+1)*chunk of `y`, disjoint from
-            // every other thread's, and `y` outlives `run`.
-            let y = unsafe { std::slice::from_raw_parts_mut(out.at(rows.start), rows.len()) };
-            let weights = &self.blocks[rows.start * per_row..rows.end * per_row];
-            for (o, row) in y.iter_mut().zip(weights.chunks_exact(per_row)) {
-                *o = dot(row, x);
-            }
+        each_row(pool, y, |r| {
+            dot(&self.blocks[r * per_row..(r + 1) * per_row], x)
         });
     }
+}
+
+/// An f32 weight matrix, `rows` rows of `cols` weights, row-major.
+pub struct F32Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl F32Matrix {
+    /// Reads a matrix from GGUF's little-endian f32 tensor bytes, checking the byte count.
+    pub fn from_gguf(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self> {
+        let expected = rows.checked_mul(cols).and_then(|n| n.checked_mul(4));
+        if rows == 0 || cols == 0 || expected != Some(bytes.len()) {
+            return Err(Error::BadField {
+                path: name.into(),
+                field: "shape".into(),
+                problem: format!(
+                    "{rows} x {cols} in f32 is {} bytes, found {}",
+                    expected.map_or("more than memory holds".into(), |n| n.to_string()),
+                    bytes.len()
+                ),
+            });
+        }
+        let data = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok(Self { rows, cols, data })
+    }
+
+    /// `y = W x`, rows split across the pool's threads as [`QMatrix::gemv`] does.
+    pub fn gemv(&self, kernels: &Kernels, pool: &mut Pool, x: &[f32], y: &mut [f32]) {
+        assert_eq!(x.len(), self.cols, "one input per column");
+        assert_eq!(y.len(), self.rows, "one output per row");
+        let (dot, cols) = (kernels.dot_f32, self.cols);
+        each_row(pool, y, |r| dot(&self.data[r * cols..(r + 1) * cols], x));
+    }
+}
+
+/// `y[r] = row(r)` for every row, the rows split across the pool's threads in contiguous
+/// chunks, one per thread (each thread streams only its own slice of the weights).
+fn each_row(pool: &mut Pool, y: &mut [f32], row: impl Fn(usize) -> f32 + Sync) {
+    let n = y.len();
+    let chunk = n.div_ceil(pool.threads());
+    let out = SharedOut(y.as_mut_ptr());
+    pool.run(&|t| {
+        let rows = (t * chunk).min(n)..((t + 1) * chunk).min(n);
+        // SAFETY: thread t writes only rows t*chunk..(t+1)*chunk of `y`, disjoint from every
+        // other thread's, and `y` outlives `run`.
+        let y = unsafe { std::slice::from_raw_parts_mut(out.at(rows.start), rows.len()) };
+        for (o, r) in y.iter_mut().zip(rows) {
+            *o = row(r);
+        }
+    });
 }
 
 /// An output buffer the pool's threads fill in disjoint parts.
@@ -217,7 +263,7 @@ impl SharedOut {
     }
 }
 
-// SAFETY: each thread writes a disjoint range (see `QMatrix::gemv`).
+// SAFETY: each thread writes a disjoint range (see `each_row`).
 unsafe impl Sync for SharedOut {}
 
 #[cfg(test)]

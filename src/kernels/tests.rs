@@ -3,7 +3,7 @@
 //! by `quantize_q8` and dequantized, multiplied in f64.
 
 use super::blocks::{quantize_q8, Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
-use super::{Kernels, Level, Pool, QMatrix, QuantBlock};
+use super::{F32Matrix, Kernels, Level, Pool, QMatrix, QuantBlock};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -131,6 +131,40 @@ fn f32_dot_on_every_level_matches_f64_for_lengths_around_its_unrolling() {
             );
         }
     }
+}
+
+#[test]
+fn f32_gemv_on_every_level_and_thread_count_matches_f64() {
+    for &(rows, cols) in SHAPES {
+        let w = random(rows * cols, 13);
+        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let matrix = F32Matrix::from_gguf("w", rows, cols, &bytes).unwrap();
+        assert_eq!(matrix.data, w);
+        let x = random(cols, 17);
+        for level in Level::available() {
+            for threads in [1, 3] {
+                let mut y = vec![f32::NAN; rows];
+                let kernels = Kernels::for_level(level).unwrap();
+                matrix.gemv(&kernels, &mut Pool::new(threads), &x, &mut y);
+                for (r, &got) in y.iter().enumerate() {
+                    let (want, scale) = reference(&w[r * cols..(r + 1) * cols], &x);
+                    assert!(
+                        (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
+                        "{} on {threads} threads, f32 {rows}x{cols} row {r}: {got} vs {want}",
+                        level.name()
+                    );
+                }
+            }
+        }
+    }
+    let err = F32Matrix::from_gguf("output.weight", 2, 3, &[0; 20])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("output.weight") && err.contains("24 bytes, found 20"),
+        "{err}"
+    );
 }
 
 #[test]
