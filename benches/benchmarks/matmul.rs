@@ -118,10 +118,9 @@ fn tuned_gemv<B: QuantBlock>(
     if !k.is_multiple_of(QK) {
         return;
     }
-    let dtype = match B::NAME {
-        "q8_0" => candle_core::quantized::GgmlDType::Q8_0,
-        "q4_0" => candle_core::quantized::GgmlDType::Q4_0,
-        _ => candle_core::quantized::GgmlDType::Q4_1,
+    // The block's own format name, parsed as every other format name is.
+    let Ok(WeightFormat::Quantized(dtype)) = B::NAME.parse::<WeightFormat>() else {
+        panic!("matmul: {} is not a quantized format", B::NAME);
     };
     let weight_bytes = (n * k / QK * B::BYTES) as u64;
     group.throughput(Throughput::Bytes(weight_bytes));

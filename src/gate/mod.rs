@@ -265,9 +265,9 @@ fn sort_worst_first(comparisons: &mut [Comparison]) {
 /// Compares every id both runs have (optionally only those `filter` keeps).
 pub fn compare(
     baseline: &str,
-    base: &BTreeMap<String, Measurement>,
+    base: &Run,
     against: &str,
-    new: &BTreeMap<String, Measurement>,
+    new: &Run,
     threshold: f64,
     filter: impl Fn(&str) -> bool,
 ) -> GateReport {
@@ -277,7 +277,7 @@ pub fn compare(
         .filter_map(|(id, b)| new.get(id).map(|n| compare_one(b, n, threshold)))
         .collect();
     sort_worst_first(&mut comparisons);
-    let one_sided = |x: &BTreeMap<String, Measurement>, y: &BTreeMap<String, Measurement>| {
+    let one_sided = |x: &Run, y: &Run| {
         x.keys()
             .filter(|id| filter(id) && !y.contains_key(*id))
             .cloned()
