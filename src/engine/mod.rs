@@ -10,6 +10,7 @@ pub mod candle;
 #[cfg(feature = "llama-cpp")]
 pub mod llama_cpp;
 pub mod quantize;
+pub mod tuned;
 
 use crate::error::{Error, Result};
 use crate::model::{EngineInput, Planned};
@@ -96,6 +97,7 @@ pub struct EngineEntry {
 /// Every engine llm-bench knows, compiled in or not.
 pub static ENGINES: &[EngineEntry] = &[
     candle::ENTRY,
+    tuned::ENTRY,
     EngineEntry {
         name: "llama-cpp",
         loads: Loads::GgufFile,

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 
 /// The GGML type each tensor is stored in.
+#[derive(Clone)]
 pub struct QuantPlan {
     pub tensors: Vec<(TensorSpec, GgmlDType)>,
     /// Tensors that could not take the wanted type, and why.

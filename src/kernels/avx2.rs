@@ -137,7 +137,58 @@ fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
     sum
 }
 
-// Safe entry points for the dispatch table. SAFETY (all four): `Kernels::for_level` hands
+/// 8 halves from `x[i..i + 8]` as f32.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn load_f16(x: &[f16], i: usize) -> __m256 {
+    debug_assert!(i + 8 <= x.len());
+    // SAFETY: i + 8 ≤ x.len(); unaligned 16-byte load.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(x.as_ptr().add(i).cast()) })
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f16_avx2(a: &[f16], b: &[f16]) -> f32 {
+    let n = a.len().min(b.len());
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i + 16 <= n {
+        acc[0] = _mm256_fmadd_ps(load_f16(a, i), load_f16(b, i), acc[0]);
+        acc[1] = _mm256_fmadd_ps(load_f16(a, i + 8), load_f16(b, i + 8), acc[1]);
+        i += 16;
+    }
+    if i + 8 <= n {
+        acc[0] = _mm256_fmadd_ps(load_f16(a, i), load_f16(b, i), acc[0]);
+        i += 8;
+    }
+    let mut sum = sum_lanes(_mm256_add_ps(acc[0], acc[1]));
+    for k in i..n {
+        sum += a[k].to_f32() * b[k].to_f32();
+    }
+    sum
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn axpy_f16_avx2(w: f32, x: &[f16], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let wv = _mm256_set1_ps(w);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 ≤ n ≤ y.len(); unaligned loads and stores.
+        unsafe {
+            let out = y.as_mut_ptr().add(i);
+            _mm256_storeu_ps(
+                out,
+                _mm256_fmadd_ps(wv, load_f16(x, i), _mm256_loadu_ps(out)),
+            );
+        }
+        i += 8;
+    }
+    for k in i..n {
+        y[k] += w * x[k].to_f32();
+    }
+}
+
+// Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands
 // these out only after `detected()` returned true on this CPU.
 
 pub(super) fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
@@ -154,4 +205,12 @@ pub(super) fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
 
 pub(super) fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     unsafe { dot_f32_avx2(w, x) }
+}
+
+pub(super) fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
+    unsafe { dot_f16_avx2(a, b) }
+}
+
+pub(super) fn axpy_f16(w: f32, x: &[f16], y: &mut [f32]) {
+    unsafe { axpy_f16_avx2(w, x, y) }
 }

@@ -61,6 +61,11 @@ pub trait Block: Copy + Send + Sync + 'static {
     /// Reads one block from exactly [`Self::BYTES`] little-endian bytes.
     fn read(bytes: &[u8]) -> Self;
     fn dequantize(&self) -> [f32; QK];
+    /// The offset every weight of the block carries (q4_1's `m`), which products take times
+    /// the activations' stored sum `s` rather than weight by weight.
+    fn offset(&self) -> f32 {
+        0.0
+    }
 }
 
 fn half_at(bytes: &[u8], at: usize) -> f16 {
@@ -120,6 +125,9 @@ impl Block for BlockQ4_1 {
             qs,
         }
     }
+    fn offset(&self) -> f32 {
+        self.m.to_f32()
+    }
     fn dequantize(&self) -> [f32; QK] {
         let (d, m) = (self.d.to_f32(), self.m.to_f32());
         let mut out = [0f32; QK];
@@ -139,8 +147,8 @@ pub fn read_blocks<B: Block>(bytes: &[u8]) -> Option<Vec<B>> {
         .then(|| bytes.chunks_exact(B::BYTES).map(B::read).collect())
 }
 
-/// Quantizes activations to 8-bit blocks (round to nearest, ties away from zero, as ggml's
-/// reference quantizer): `x.len()` must be a multiple of 32 and `out` hold `x.len() / 32`.
+/// Quantizes activations to 8-bit blocks (round to nearest, ties away from zero, scales in
+/// f16 precision: ggml's reference quantizer): `x.len()` must be a multiple of 32 and `out` hold `x.len() / 32`.
 pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
     assert_eq!(x.len(), out.len() * QK, "activations fill whole blocks");
     for (block, xs) in out.iter_mut().zip(x.chunks_exact(QK)) {
@@ -152,8 +160,10 @@ pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
             *q = (v * id).round() as i8;
             sum += *q as i32;
         }
-        block.d = d;
-        block.s = d * sum as f32;
+        // Scales rounded to f16 as ggml's q8_0/q8_1 activations store them, so that products
+        // match llama.cpp's to the last bit where the integer sums agree.
+        block.d = f16::from_f32(d).to_f32();
+        block.s = f16::from_f32(d * sum as f32).to_f32();
     }
 }
 

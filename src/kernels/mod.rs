@@ -10,6 +10,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod blocks;
+pub mod matrix;
+pub mod ops;
 pub mod pool;
 mod scalar;
 
@@ -92,6 +94,10 @@ pub struct Kernels {
     pub dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8]) -> f32,
     pub dot_q4_1: fn(&[BlockQ4_1], &[BlockQ8]) -> f32,
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// Attention over an f16 KV cache: a query (rounded to f16) by a key, and a value row
+    /// added to the output with its weight.
+    pub dot_f16: fn(&[half::f16], &[half::f16]) -> f32,
+    pub axpy_f16: fn(f32, &[half::f16], &mut [f32]),
 }
 
 impl Kernels {
@@ -105,6 +111,8 @@ impl Kernels {
                 dot_q4_0: scalar::dot_q4_0,
                 dot_q4_1: scalar::dot_q4_1,
                 dot_f32: scalar::dot_f32,
+                dot_f16: scalar::dot_f16,
+                axpy_f16: scalar::axpy_f16,
             },
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => Kernels {
@@ -113,6 +121,8 @@ impl Kernels {
                 dot_q4_0: avx2::dot_q4_0,
                 dot_q4_1: avx2::dot_q4_1,
                 dot_f32: avx2::dot_f32,
+                dot_f16: avx2::dot_f16,
+                axpy_f16: avx2::axpy_f16,
             },
             #[cfg(not(target_arch = "x86_64"))]
             Level::Avx2 => unreachable!("refused above: not supported off x86-64"),
@@ -254,16 +264,16 @@ fn each_row(pool: &mut Pool, y: &mut [f32], row: impl Fn(usize) -> f32 + Sync) {
 }
 
 /// An output buffer the pool's threads fill in disjoint parts.
-struct SharedOut(*mut f32);
+pub(crate) struct SharedOut(pub(crate) *mut f32);
 
 impl SharedOut {
-    fn at(&self, offset: usize) -> *mut f32 {
+    pub(crate) fn at(&self, offset: usize) -> *mut f32 {
         // SAFETY (for callers): offset is within the buffer.
         self.0.wrapping_add(offset)
     }
 }
 
-// SAFETY: each thread writes a disjoint range (see `each_row`).
+// SAFETY: each thread writes a disjoint range (see `each_row`, and every other user).
 unsafe impl Sync for SharedOut {}
 
 #[cfg(test)]

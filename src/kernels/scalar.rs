@@ -2,6 +2,7 @@
 //! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
 
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use half::f16;
 
 pub fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
     w.iter()
@@ -47,4 +48,14 @@ pub fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
 
 pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     w.iter().zip(x).map(|(a, b)| a * b).sum()
+}
+
+pub fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x.to_f32() * y.to_f32()).sum()
+}
+
+pub fn axpy_f16(w: f32, x: &[f16], y: &mut [f32]) {
+    for (o, v) in y.iter_mut().zip(x) {
+        *o += w * v.to_f32();
+    }
 }

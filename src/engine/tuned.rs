@@ -1,0 +1,626 @@
+//! `tuned`: llm-bench's own engine (issue 11). A Llama forward pass on the project's kernels
+//! (`crate::kernels`): weights kept in the GGUF file's own format (the token embedding too:
+//! only the rows looked up are dequantized), activations quantized once per product, the
+//! kernel level picked once from the CPU's features (`LLM_BENCH_KERNELS` caps it), one
+//! persistent thread pool with one barrier per operation. q/k/v run as one operation and
+//! gate/up as another; prefill multiplies each weight row by every prompt token while the row
+//! is in cache. Runs any source and format through a GGUF export, as llama.cpp does.
+
+use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
+use crate::arch::TensorRole;
+use crate::error::{Error, Result};
+use crate::kernels::matrix::{self, multiply, Activations, Matrix, Product};
+use crate::kernels::{ops, Kernels, Pool, SharedOut};
+use crate::model::{EngineInput, Planned};
+use candle_core::quantized::GgmlDType;
+use half::f16;
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+pub const ENTRY: EngineEntry = EngineEntry {
+    name: "tuned",
+    loads: Loads::GgufFile,
+    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama; f32, q8_0, q4_0, q4_1)",
+    build: Some(build),
+    supports,
+};
+
+/// Refuses, before anything loads, what the kernels cannot run.
+fn supports(planned: &Planned) -> Result<()> {
+    let arch = planned.resolved.arch.name;
+    if arch != "llama" {
+        return Err(Error::InvalidSetting {
+            name: "--engine",
+            reason: format!("tuned runs the llama architecture, not {arch}: use --engine candle"),
+        });
+    }
+    for (spec, dtype) in &planned.layout().tensors {
+        let format = crate::format::ggml_name(*dtype);
+        let ok = match spec.role {
+            TensorRole::Norm => *dtype == GgmlDType::F32,
+            _ => matrix::FORMATS.contains(&format),
+        };
+        if !ok {
+            return Err(Error::InvalidSetting {
+                name: "--format",
+                reason: format!(
+                    "the tuned engine runs weights in {} (norms in f32), but {} of {} is {format}: pick --format q4_0, q4_1, q8_0 or f32, or --engine candle",
+                    matrix::FORMATS.join(", "),
+                    spec.gguf_name,
+                    planned.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Matrix,
+    k: Matrix,
+    v: Matrix,
+    o: Matrix,
+    ffn_norm: Vec<f32>,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+}
+
+/// The sizes a step works with.
+#[derive(Clone, Copy)]
+struct Dims {
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    intermediate: usize,
+    vocab: usize,
+    context: usize,
+    eps: f32,
+}
+
+impl Dims {
+    fn kv(&self) -> usize {
+        self.kv_heads * self.head_dim
+    }
+}
+
+/// One sequence's keys and values, per layer: `positions × kv` each, in f16 as llama.cpp
+/// keeps them (half the memory and bandwidth of f32).
+#[derive(Default)]
+struct SequenceCache {
+    keys: Vec<Vec<f16>>,
+    values: Vec<Vec<f16>>,
+}
+
+/// Buffers a step works in, kept between steps (they grow to the largest request, then no
+/// step allocates).
+#[derive(Default)]
+struct Buffers {
+    x: Vec<f32>,
+    normed: Vec<f32>,
+    q: Vec<f32>,
+    /// The queries rounded to f16 for attention.
+    q16: Vec<f16>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    logits: Vec<f32>,
+    turns: Vec<(f32, f32)>,
+    scores: Vec<f32>,
+    acts: Activations,
+}
+
+pub struct TunedEngine {
+    kernels: Kernels,
+    pool: Pool,
+    dims: Dims,
+    embedding: Matrix,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    /// `None`: tied to the embedding.
+    output: Option<Matrix>,
+    inv_freq: Vec<f32>,
+    caches: Vec<SequenceCache>,
+    buffers: Buffers,
+    position: usize,
+    batch: usize,
+}
+
+/// A tensor as the engine holds it.
+enum Loaded {
+    Matrix(Matrix),
+    Vector(Vec<f32>),
+}
+
+pub fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
+    build_with(input, Kernels::chosen()?)
+}
+
+/// The engine on the kernels given rather than the ones the CPU and `LLM_BENCH_KERNELS`
+/// choose (tests compare levels in one process).
+pub fn build_with(input: EngineInput, kernels: Kernels) -> Result<Box<dyn Engine>> {
+    Ok(Box::new(TunedEngine::load(input, kernels)?))
+}
+
+impl TunedEngine {
+    fn load(input: EngineInput, kernels: Kernels) -> Result<TunedEngine> {
+        let path = input.source_path.clone().ok_or_else(|| Error::Build {
+            source_name: "tuned".into(),
+            detail: "the tuned engine reads a .gguf file; this model has none".into(),
+        })?;
+        let config = &input.config;
+        let mut tensors = read_tensors(&path, &input)?;
+        let mut take = |name: String| tensors.remove(&name).expect("every declared tensor read");
+        let matrix = |loaded: Loaded| match loaded {
+            Loaded::Matrix(m) => m,
+            Loaded::Vector(_) => unreachable!("matrices are read as matrices"),
+        };
+        let vector = |loaded: Loaded| match loaded {
+            Loaded::Vector(v) => v,
+            Loaded::Matrix(_) => unreachable!("norms are read as vectors"),
+        };
+        let layers = (0..config.num_layers)
+            .map(|i| {
+                let mut t = |name: &str| take(format!("blk.{i}.{name}.weight"));
+                Layer {
+                    attn_norm: vector(t("attn_norm")),
+                    q: matrix(t("attn_q")),
+                    k: matrix(t("attn_k")),
+                    v: matrix(t("attn_v")),
+                    o: matrix(t("attn_output")),
+                    ffn_norm: vector(t("ffn_norm")),
+                    gate: matrix(t("ffn_gate")),
+                    up: matrix(t("ffn_up")),
+                    down: matrix(t("ffn_down")),
+                }
+            })
+            .collect();
+        let embedding = matrix(take("token_embd.weight".into()));
+        let norm = vector(take("output_norm.weight".into()));
+        let output = (!config.tie_word_embeddings).then(|| matrix(take("output.weight".into())));
+        let dims = Dims {
+            hidden: config.hidden_size,
+            heads: config.num_heads,
+            kv_heads: config.num_kv_heads,
+            head_dim: config.head_dim(),
+            intermediate: config.intermediate_size,
+            vocab: config.vocab_size,
+            context: config.max_position_embeddings,
+            eps: config.rms_norm_eps as f32,
+        };
+        Ok(TunedEngine {
+            kernels,
+            pool: Pool::new(input.threads),
+            inv_freq: ops::rope_inv_freq(dims.head_dim, config.rope_theta),
+            dims,
+            embedding,
+            layers,
+            norm,
+            output,
+            caches: Vec::new(),
+            buffers: Buffers::default(),
+            position: 0,
+            batch: 0,
+        })
+    }
+
+    /// Room for `batch` sequences of `positions` each, so steps do not grow the cache.
+    fn grow_caches(&mut self, batch: usize, positions: usize) {
+        let (layers, kv) = (self.layers.len(), self.dims.kv());
+        self.caches
+            .resize_with(batch.max(self.caches.len()), || SequenceCache {
+                keys: vec![Vec::new(); layers],
+                values: vec![Vec::new(); layers],
+            });
+        for cache in &mut self.caches[..batch] {
+            for buffer in cache.keys.iter_mut().chain(cache.values.iter_mut()) {
+                buffer.reserve((positions * kv).saturating_sub(buffer.len()));
+            }
+        }
+    }
+
+    /// Runs `n` new tokens of each of `tokens.len() / n` sequences (sequence-major) after the
+    /// cache; returns the logits of each sequence's last token.
+    fn forward(&mut self, tokens: &[u32], n: usize) -> Result<Logits> {
+        let d = self.dims;
+        let start = self.position;
+        if start + n > d.context {
+            return Err(Error::ContextOverflow {
+                prompt_tokens: start,
+                new_tokens: n,
+                context_length: d.context,
+            });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= d.vocab) {
+            return Err(Error::InvalidSetting {
+                name: "token id",
+                reason: format!("{bad} is outside the vocabulary of {}", d.vocab),
+            });
+        }
+        let batch = tokens.len() / n;
+        self.grow_caches(batch, start + n);
+        let all = tokens.len();
+        let (h, kv, half) = (d.hidden, d.kv(), d.head_dim / 2);
+        let Self {
+            kernels,
+            pool,
+            embedding,
+            layers,
+            norm,
+            output,
+            inv_freq,
+            caches,
+            buffers: b,
+            ..
+        } = self;
+        let k = &*kernels;
+        for (buffer, len) in [
+            (&mut b.x, all * h),
+            (&mut b.normed, all * h),
+            (&mut b.q, all * h),
+            (&mut b.k, all * kv),
+            (&mut b.v, all * kv),
+            (&mut b.attended, all * h),
+            (&mut b.projected, all * h),
+            (&mut b.gate, all * d.intermediate),
+            (&mut b.up, all * d.intermediate),
+        ] {
+            buffer.resize(len, 0.0);
+        }
+        b.turns.resize(n * half, (0.0, 0.0));
+        for (i, turns) in b.turns.chunks_exact_mut(half).enumerate() {
+            ops::rope_turns(start + i, inv_freq, turns);
+        }
+        for (&id, x) in tokens.iter().zip(b.x.chunks_exact_mut(h)) {
+            embedding.row_into(id as usize, x);
+        }
+        for (l, layer) in layers.iter().enumerate() {
+            // Attention.
+            norm_rows(&b.x, &layer.attn_norm, d.eps, &mut b.normed, h);
+            b.acts.set(&b.normed, all, h, layer.q.quantized());
+            multiply(
+                pool,
+                k,
+                &b.acts,
+                &mut [
+                    Product {
+                        matrix: &layer.q,
+                        out: &mut b.q,
+                    },
+                    Product {
+                        matrix: &layer.k,
+                        out: &mut b.k,
+                    },
+                    Product {
+                        matrix: &layer.v,
+                        out: &mut b.v,
+                    },
+                ],
+            );
+            // Row t is token t % n of its sequence.
+            for (t, (q, key)) in
+                b.q.chunks_exact_mut(h)
+                    .zip(b.k.chunks_exact_mut(kv))
+                    .enumerate()
+            {
+                let turns = &b.turns[(t % n) * half..(t % n + 1) * half];
+                ops::rope(q, turns);
+                ops::rope(key, turns);
+            }
+            for (s, cache) in caches[..batch].iter_mut().enumerate() {
+                let rows = s * n * kv..(s + 1) * n * kv;
+                cache.keys[l].truncate(start * kv);
+                cache.keys[l].extend(b.k[rows.clone()].iter().map(|&v| f16::from_f32(v)));
+                cache.values[l].truncate(start * kv);
+                cache.values[l].extend(b.v[rows].iter().map(|&v| f16::from_f32(v)));
+            }
+            b.q16.clear();
+            b.q16.extend(b.q.iter().map(|&v| f16::from_f32(v)));
+            attention(
+                pool,
+                k,
+                &d,
+                caches,
+                l,
+                (start, n, batch),
+                &b.q16,
+                &mut b.attended,
+                &mut b.scores,
+            );
+            b.acts.set(&b.attended, all, h, layer.o.quantized());
+            multiply(
+                pool,
+                k,
+                &b.acts,
+                &mut [Product {
+                    matrix: &layer.o,
+                    out: &mut b.projected,
+                }],
+            );
+            add(&mut b.x, &b.projected);
+            // Feed-forward.
+            norm_rows(&b.x, &layer.ffn_norm, d.eps, &mut b.normed, h);
+            b.acts.set(&b.normed, all, h, layer.gate.quantized());
+            multiply(
+                pool,
+                k,
+                &b.acts,
+                &mut [
+                    Product {
+                        matrix: &layer.gate,
+                        out: &mut b.gate,
+                    },
+                    Product {
+                        matrix: &layer.up,
+                        out: &mut b.up,
+                    },
+                ],
+            );
+            silu_mul(pool, &mut b.gate, &b.up);
+            b.acts
+                .set(&b.gate, all, d.intermediate, layer.down.quantized());
+            multiply(
+                pool,
+                k,
+                &b.acts,
+                &mut [Product {
+                    matrix: &layer.down,
+                    out: &mut b.projected,
+                }],
+            );
+            add(&mut b.x, &b.projected);
+        }
+        // The logits of each sequence's last token only.
+        for s in 0..batch {
+            let last = (s * n + n - 1) * h;
+            ops::rms_norm(
+                &b.x[last..last + h],
+                norm,
+                d.eps,
+                &mut b.normed[s * h..(s + 1) * h],
+            );
+        }
+        let output = output.as_ref().unwrap_or(embedding);
+        b.acts
+            .set(&b.normed[..batch * h], batch, h, output.quantized());
+        b.logits.resize(batch * d.vocab, 0.0);
+        multiply(
+            pool,
+            k,
+            &b.acts,
+            &mut [Product {
+                matrix: output,
+                out: &mut b.logits,
+            }],
+        );
+        self.position = start + n;
+        self.batch = batch;
+        Ok(Logits {
+            vocab: d.vocab,
+            data: self.buffers.logits.clone(),
+        })
+    }
+}
+
+fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32], width: usize) {
+    for (x, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        ops::rms_norm(x, weight, eps, o);
+    }
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Below this many values the pool's barrier costs more than the work it would share.
+const PARALLEL_ELEMENTS: usize = 1 << 14;
+
+/// `gate = silu(gate) * up`, split across the pool for a prefill's many tokens.
+fn silu_mul(pool: &mut Pool, gate: &mut [f32], up: &[f32]) {
+    if gate.len() < PARALLEL_ELEMENTS {
+        return ops::silu_mul(gate, up);
+    }
+    let (len, chunk) = (gate.len(), gate.len().div_ceil(pool.threads()));
+    let out = SharedOut(gate.as_mut_ptr());
+    pool.run(&|t| {
+        let range = (t * chunk).min(len)..((t + 1) * chunk).min(len);
+        // SAFETY: thread t alone touches `range` of `gate`, which outlives `run`.
+        let mine = unsafe { std::slice::from_raw_parts_mut(out.at(range.start), range.len()) };
+        ops::silu_mul(mine, &up[range]);
+    });
+}
+
+/// Causal attention of every query head of every new token over its sequence's cache, the
+/// (sequence, token, head) items dealt round-robin to the threads so that a prefill's long
+/// and short rows are shared evenly. `(start, n, batch)`: cached positions before the new
+/// tokens, new tokens per sequence, sequences.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    pool: &mut Pool,
+    k: &Kernels,
+    d: &Dims,
+    caches: &[SequenceCache],
+    layer: usize,
+    (start, n, batch): (usize, usize, usize),
+    q: &[f16],
+    out: &mut [f32],
+    scores: &mut Vec<f32>,
+) {
+    let (hd, h, kv) = (d.head_dim, d.hidden, d.kv());
+    let group = d.heads / d.kv_heads;
+    let most = start + n;
+    let threads = pool.threads();
+    scores.resize(threads * most, 0.0);
+    let (out, scratch) = (SharedOut(out.as_mut_ptr()), SharedOut(scores.as_mut_ptr()));
+    let items = batch * n * d.heads;
+    pool.run(&|thread| {
+        // SAFETY: each thread has its own `most` scores.
+        let scores = unsafe { std::slice::from_raw_parts_mut(scratch.at(thread * most), most) };
+        for item in (thread..items).step_by(threads) {
+            let (s, i, head) = (item / (n * d.heads), item / d.heads % n, item % d.heads);
+            let (t, g) = (s * n + i, head / group);
+            let cache = (&caches[s].keys[layer], &caches[s].values[layer]);
+            let at = t * h + head * hd;
+            // SAFETY: item (t, head) alone writes these head_dim outputs.
+            let o = unsafe { std::slice::from_raw_parts_mut(out.at(at), hd) };
+            ops::attend(
+                &q[at..at + hd],
+                start + i + 1,
+                |p| &cache.0[p * kv + g * hd..p * kv + (g + 1) * hd],
+                |p| &cache.1[p * kv + g * hd..p * kv + (g + 1) * hd],
+                k,
+                scores,
+                o,
+            );
+        }
+    });
+}
+
+/// Reads every tensor the architecture declares from the GGUF file at `path`, each checked
+/// against the shape the config implies and its storage type against what the kernels run.
+fn read_tensors(path: &Path, input: &EngineInput) -> Result<HashMap<String, Loaded>> {
+    let (content, mut file) = crate::source::gguf::read_content(path)?;
+    let bad = |field: &str, problem: String| Error::BadField {
+        path: path.into(),
+        field: field.into(),
+        problem,
+    };
+    let mut out = HashMap::new();
+    for spec in (input.arch.tensors)(&input.config) {
+        let name = &spec.gguf_name;
+        let info = content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| bad(name, "tensor is missing".into()))?;
+        if info.shape.dims() != spec.shape.as_slice() {
+            return Err(bad(
+                name,
+                format!(
+                    "has shape {:?}, the model's metadata implies {:?}",
+                    info.shape.dims(),
+                    spec.shape
+                ),
+            ));
+        }
+        let format = crate::format::ggml_name(info.ggml_dtype);
+        let len =
+            crate::source::gguf_header::tensor_data_bytes(info.ggml_dtype, spec.elements() as u64)
+                .ok_or_else(|| {
+                    bad(
+                        name,
+                        format!("{:?} does not fill whole {format} blocks", spec.shape),
+                    )
+                })?;
+        let mut bytes = vec![0u8; len as usize];
+        file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| Error::io(path, e))?;
+        let loaded = match spec.role {
+            TensorRole::Norm if info.ggml_dtype == GgmlDType::F32 => Loaded::Vector(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+            TensorRole::Norm => {
+                return Err(bad(
+                    name,
+                    format!("is {format}; the tuned engine reads norms in f32"),
+                ))
+            }
+            _ => Loaded::Matrix(
+                Matrix::from_gguf(name, format, spec.rows(), spec.cols(), &bytes).map_err(|e| {
+                    match e {
+                        Error::BadField { problem, field, .. } => {
+                            bad(name, format!("{field} {problem}"))
+                        }
+                        other => other,
+                    }
+                })?,
+            ),
+        };
+        out.insert(name.clone(), loaded);
+    }
+    Ok(out)
+}
+
+impl Engine for TunedEngine {
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            name: ENTRY.name.into(),
+            version: format!("llm-bench {}", env!("CARGO_PKG_VERSION")),
+            // The kernel level every result records.
+            detail: self.kernels.level.name().into(),
+        }
+    }
+
+    fn reserve(&mut self, batch: usize, positions: usize) -> Result<()> {
+        self.grow_caches(batch.max(1), positions.min(self.dims.context));
+        Ok(())
+    }
+
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits> {
+        let len = prompts.first().map_or(0, Vec::len);
+        if len == 0 {
+            return Err(Error::EmptyPrompt);
+        }
+        if prompts.iter().any(|p| p.len() != len) {
+            return Err(Error::InvalidSetting {
+                name: "batch",
+                reason: "the prompts of one batch must have the same number of tokens".into(),
+            });
+        }
+        self.reset();
+        let flat: Vec<u32> = prompts.iter().flatten().copied().collect();
+        self.forward(&flat, len)
+    }
+
+    fn decode(&mut self, tokens: &[u32]) -> Result<Logits> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        if self.position > 0 && self.batch != tokens.len() {
+            return Err(Error::InvalidSetting {
+                name: "batch",
+                reason: format!(
+                    "a decode step of {} sequences after a prefill of {}",
+                    tokens.len(),
+                    self.batch
+                ),
+            });
+        }
+        self.forward(tokens, 1)
+    }
+
+    fn reset(&mut self) {
+        self.position = 0;
+        self.batch = 0;
+    }
+
+    fn position(&self) -> usize {
+        self.position
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+}
+
+impl std::fmt::Debug for TunedEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TunedEngine({} layers, {})",
+            self.layers.len(),
+            self.kernels.level.name()
+        )
+    }
+}

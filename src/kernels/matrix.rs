@@ -1,0 +1,223 @@
+//! A weight matrix in whichever format its file stores it, and the products a forward pass
+//! makes with it: several matrices by the same activations in one pool operation (q/k/v,
+//! gate/up), for one token (decode: matrix × vector) or many (prefill: each weight row is
+//! loaded once and multiplied by every token's activations while it is in cache).
+
+use super::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use super::{F32Matrix, Kernels, Pool, QMatrix, QuantBlock};
+use crate::error::{Error, Result};
+
+/// The storage types a [`Matrix`] holds, by GGUF's type names.
+pub const FORMATS: &[&str] = &["f32", "q8_0", "q4_0", "q4_1"];
+
+pub enum Matrix {
+    F32(F32Matrix),
+    Q8_0(QMatrix<BlockQ8_0>),
+    Q4_0(QMatrix<BlockQ4_0>),
+    Q4_1(QMatrix<BlockQ4_1>),
+}
+
+/// Tokens whose activations one pass over a weight row multiplies: few enough that their
+/// quantized activations stay in the L1/L2 cache beside the row.
+const TOKEN_TILE: usize = 16;
+
+impl Matrix {
+    /// Reads a `rows × cols` matrix stored as `format` (a name in [`FORMATS`]) from its GGUF
+    /// bytes, checking the byte count against the shape.
+    pub fn from_gguf(
+        name: &str,
+        format: &str,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Matrix> {
+        Ok(match format {
+            "f32" => Matrix::F32(F32Matrix::from_gguf(name, rows, cols, bytes)?),
+            "q8_0" => Matrix::Q8_0(QMatrix::from_gguf(name, rows, cols, bytes)?),
+            "q4_0" => Matrix::Q4_0(QMatrix::from_gguf(name, rows, cols, bytes)?),
+            "q4_1" => Matrix::Q4_1(QMatrix::from_gguf(name, rows, cols, bytes)?),
+            other => {
+                return Err(Error::BadField {
+                    path: name.into(),
+                    field: "type".into(),
+                    problem: format!("is {other}; the tuned kernels read {}", FORMATS.join(", ")),
+                })
+            }
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        match self {
+            Matrix::F32(m) => m.rows,
+            Matrix::Q8_0(m) => m.rows,
+            Matrix::Q4_0(m) => m.rows,
+            Matrix::Q4_1(m) => m.rows,
+        }
+    }
+
+    pub fn cols(&self) -> usize {
+        match self {
+            Matrix::F32(m) => m.cols,
+            Matrix::Q8_0(m) => m.cols,
+            Matrix::Q4_0(m) => m.cols,
+            Matrix::Q4_1(m) => m.cols,
+        }
+    }
+
+    /// Bytes the weights take.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Matrix::F32(m) => m.data.len() * 4,
+            Matrix::Q8_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ8_0>(),
+            Matrix::Q4_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_0>(),
+            Matrix::Q4_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_1>(),
+        }
+    }
+
+    /// Whether products read the activations quantized to 8 bits (every block format).
+    pub fn quantized(&self) -> bool {
+        !matches!(self, Matrix::F32(_))
+    }
+
+    /// Row `r` as f32 (an embedding lookup: only the rows looked up are ever dequantized).
+    pub fn row_into(&self, r: usize, out: &mut [f32]) {
+        fn blocks<B: QuantBlock>(m: &QMatrix<B>, r: usize, out: &mut [f32]) {
+            let per_row = m.cols / QK;
+            for (b, o) in m.blocks[r * per_row..(r + 1) * per_row]
+                .iter()
+                .zip(out.chunks_exact_mut(QK))
+            {
+                o.copy_from_slice(&b.dequantize());
+            }
+        }
+        match self {
+            Matrix::F32(m) => out.copy_from_slice(&m.data[r * m.cols..(r + 1) * m.cols]),
+            Matrix::Q8_0(m) => blocks(m, r, out),
+            Matrix::Q4_0(m) => blocks(m, r, out),
+            Matrix::Q4_1(m) => blocks(m, r, out),
+        }
+    }
+
+    /// `out[t] = row r · x[t]` for the tokens `tokens` of `x`.
+    fn row_products(
+        &self,
+        k: &Kernels,
+        r: usize,
+        x: &Activations,
+        tokens: std::ops::Range<usize>,
+        mut out: impl FnMut(usize, f32),
+    ) {
+        fn blocks<B: QuantBlock>(
+            m: &QMatrix<B>,
+            k: &Kernels,
+            r: usize,
+            x: &Activations,
+            tokens: std::ops::Range<usize>,
+            out: &mut impl FnMut(usize, f32),
+        ) {
+            let per_row = m.cols / QK;
+            let (row, dot) = (&m.blocks[r * per_row..(r + 1) * per_row], B::dot(k));
+            for t in tokens {
+                out(t, dot(row, x.q8_row(t)));
+            }
+        }
+        match self {
+            Matrix::F32(m) => {
+                let row = &m.data[r * m.cols..(r + 1) * m.cols];
+                for t in tokens {
+                    out(t, (k.dot_f32)(row, x.f32_row(t)));
+                }
+            }
+            Matrix::Q8_0(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q4_0(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q4_1(m) => blocks(m, k, r, x, tokens, &mut out),
+        }
+    }
+}
+
+/// The activations of `tokens` tokens, `cols` wide, in f32 and (for block formats) quantized
+/// to 8-bit blocks once per operation. Buffers are kept and reused: no allocation per step
+/// once they have grown to the largest operation.
+#[derive(Default)]
+pub struct Activations {
+    pub cols: usize,
+    pub tokens: usize,
+    f32: Vec<f32>,
+    q8: Vec<BlockQ8>,
+}
+
+impl Activations {
+    /// Takes `tokens × cols` activations from `x` (row-major), quantizing them when `quantize`.
+    pub fn set(&mut self, x: &[f32], tokens: usize, cols: usize, quantize: bool) {
+        assert_eq!(x.len(), tokens * cols, "tokens × cols activations");
+        self.cols = cols;
+        self.tokens = tokens;
+        self.f32.clear();
+        self.f32.extend_from_slice(x);
+        if quantize {
+            assert!(cols.is_multiple_of(QK), "block formats need whole blocks");
+            self.q8.resize(tokens * cols / QK, BlockQ8::default());
+            quantize_q8(x, &mut self.q8);
+        }
+    }
+
+    fn f32_row(&self, t: usize) -> &[f32] {
+        &self.f32[t * self.cols..(t + 1) * self.cols]
+    }
+
+    fn q8_row(&self, t: usize) -> &[BlockQ8] {
+        let per = self.cols / QK;
+        &self.q8[t * per..(t + 1) * per]
+    }
+}
+
+/// One product of an operation: `out[t * rows + r] = matrix row r · x[t]` for every token.
+pub struct Product<'a> {
+    pub matrix: &'a Matrix,
+    pub out: &'a mut [f32],
+}
+
+/// Runs every product of `products` on the same activations in one pool operation (one
+/// barrier): the rows of all matrices are laid end to end and split across the threads in
+/// contiguous chunks, so each thread streams its own part of the weights once.
+pub fn multiply(pool: &mut Pool, k: &Kernels, x: &Activations, products: &mut [Product]) {
+    // Fixed-size bookkeeping: nothing is allocated per operation.
+    assert!(
+        products.len() <= MAX_PRODUCTS,
+        "at most {MAX_PRODUCTS} products at once"
+    );
+    let mut parts: [Option<(&Matrix, usize, super::SharedOut)>; MAX_PRODUCTS] = Default::default();
+    let mut total = 0;
+    for (part, p) in parts.iter_mut().zip(products.iter_mut()) {
+        assert_eq!(p.matrix.cols(), x.cols, "activations as wide as the rows");
+        assert_eq!(
+            p.out.len(),
+            p.matrix.rows() * x.tokens,
+            "one output per row and token"
+        );
+        *part = Some((p.matrix, total, super::SharedOut(p.out.as_mut_ptr())));
+        total += p.matrix.rows();
+    }
+    let chunk = total.div_ceil(pool.threads());
+    pool.run(&|thread| {
+        let mine = (thread * chunk).min(total)..((thread + 1) * chunk).min(total);
+        for tile in (0..x.tokens).step_by(TOKEN_TILE) {
+            let tokens = tile..(tile + TOKEN_TILE).min(x.tokens);
+            for (matrix, start, out) in parts.iter().flatten() {
+                let n = matrix.rows();
+                let rows = mine.start.clamp(*start, start + n) - start
+                    ..mine.end.clamp(*start, start + n) - start;
+                for r in rows {
+                    matrix.row_products(k, r, x, tokens.clone(), |t, v| {
+                        // SAFETY: row r of this product belongs to this thread alone, and
+                        // t * n + r < tokens × rows = out.len().
+                        unsafe { *out.at(t * n + r) = v };
+                    });
+                }
+            }
+        }
+    });
+}
+
+/// The most products one [`multiply`] runs (q, k and v).
+pub const MAX_PRODUCTS: usize = 3;
