@@ -105,10 +105,13 @@ fn argmax(v: &[f32]) -> usize {
 /// 8 bits, and the tuned engine strays from the dense logits no more than candle's does.
 #[test]
 fn logits_track_candles_dense_f32_model_on_the_same_weights() {
-    let prompt = "The capital of France is";
+    // Long enough (12 tokens) that the prompt runs as GEMMs; the six steps after it run
+    // the decode path's dot products.
+    let prompt = "The capital of France is Paris, and the capital of Germany is";
     let mut dense = load(EngineChoice::default(), Some("f32"));
     assert_eq!(dense.info.engine.detail, "dense");
     let ids = dense.tokenizer.encode(prompt).unwrap();
+    assert!(ids.len() >= 8, "{ids:?}");
     // The prompt, then six tokens chosen by the dense model (the same ids for every engine).
     let mut chosen = vec![];
     let steps = |model: &mut llm_bench::Model, chosen: &mut Vec<u32>| {

@@ -244,6 +244,9 @@ impl TunedEngine {
             });
         }
         let batch = tokens.len() / n;
+        // Prompts of many tokens run their products as GEMMs (decided per sequence, so a
+        // batch of prompts computes each as that prompt alone would).
+        let gemm = n >= GEMM_MIN_TOKENS;
         self.grow_caches(batch, start + n);
         let all = tokens.len();
         let (h, kv, half) = (d.hidden, d.kv(), d.head_dim / 2);
@@ -283,11 +286,11 @@ impl TunedEngine {
         for (l, layer) in layers.iter().enumerate() {
             // Attention.
             norm_rows(&b.x, &layer.attn_norm, d.eps, &mut b.normed, h);
-            b.acts.set(&b.normed, all, h, layer.q.quantized());
+            feed(&mut b.acts, &b.normed, all, h, &layer.q, gemm);
             multiply(
                 pool,
                 k,
-                &b.acts,
+                &mut b.acts,
                 &mut [
                     Product {
                         matrix: &layer.q,
@@ -333,11 +336,11 @@ impl TunedEngine {
                 &mut b.attended,
                 &mut b.scores,
             );
-            b.acts.set(&b.attended, all, h, layer.o.quantized());
+            feed(&mut b.acts, &b.attended, all, h, &layer.o, gemm);
             multiply(
                 pool,
                 k,
-                &b.acts,
+                &mut b.acts,
                 &mut [Product {
                     matrix: &layer.o,
                     out: &mut b.projected,
@@ -346,11 +349,11 @@ impl TunedEngine {
             add(&mut b.x, &b.projected);
             // Feed-forward.
             norm_rows(&b.x, &layer.ffn_norm, d.eps, &mut b.normed, h);
-            b.acts.set(&b.normed, all, h, layer.gate.quantized());
+            feed(&mut b.acts, &b.normed, all, h, &layer.gate, gemm);
             multiply(
                 pool,
                 k,
-                &b.acts,
+                &mut b.acts,
                 &mut [
                     Product {
                         matrix: &layer.gate,
@@ -363,12 +366,11 @@ impl TunedEngine {
                 ],
             );
             silu_mul(pool, &mut b.gate, &b.up);
-            b.acts
-                .set(&b.gate, all, d.intermediate, layer.down.quantized());
+            feed(&mut b.acts, &b.gate, all, d.intermediate, &layer.down, gemm);
             multiply(
                 pool,
                 k,
-                &b.acts,
+                &mut b.acts,
                 &mut [Product {
                     matrix: &layer.down,
                     out: &mut b.projected,
@@ -393,7 +395,7 @@ impl TunedEngine {
         multiply(
             pool,
             k,
-            &b.acts,
+            &mut b.acts,
             &mut [Product {
                 matrix: output,
                 out: &mut b.logits,
@@ -405,6 +407,26 @@ impl TunedEngine {
             vocab: d.vocab,
             data: self.buffers.logits.clone(),
         })
+    }
+}
+
+/// Prompt length from which products run as GEMMs (measured: see the README's tuned engine
+/// section); below it, one quantized dot product per row and token.
+const GEMM_MIN_TOKENS: usize = 8;
+
+/// Hands `x` (`tokens × cols`) to the next product with `matrix`, on the chosen path.
+fn feed(
+    acts: &mut Activations,
+    x: &[f32],
+    tokens: usize,
+    cols: usize,
+    matrix: &Matrix,
+    gemm: bool,
+) {
+    if gemm {
+        acts.set_for_gemm(x, tokens, cols, matrix.quantized());
+    } else {
+        acts.set(x, tokens, cols, matrix.quantized());
     }
 }
 

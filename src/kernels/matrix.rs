@@ -1,7 +1,11 @@
 //! A weight matrix in whichever format its file stores it, and the products a forward pass
 //! makes with it: several matrices by the same activations in one pool operation (q/k/v,
-//! gate/up), for one token (decode: matrix × vector) or many (prefill: each weight row is
-//! loaded once and multiplied by every token's activations while it is in cache).
+//! gate/up). Two paths:
+//! - dot products (decode, and short prompts): block-format rows by activations quantized
+//!   to 8 bits, each weight row loaded once for every token while it is in cache;
+//! - GEMM (prefill): each thread dequantizes tiles of its rows to f32 (f32 weights are used in
+//!   place) and multiplies them by every token's f32 activations with the `gemm` crate's
+//!   register-tiled kernels, picked at run time by CPU features.
 
 use super::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::{F32Matrix, Kernels, Pool, QMatrix, QuantBlock};
@@ -20,6 +24,9 @@ pub enum Matrix {
 /// Tokens whose activations one pass over a weight row multiplies: few enough that their
 /// quantized activations stay in the L1/L2 cache beside the row.
 const TOKEN_TILE: usize = 16;
+
+/// Rows of a block-format matrix one GEMM tile dequantizes (64 rows of 4096 f32: 1 MiB).
+const GEMM_ROWS: usize = 64;
 
 impl Matrix {
     /// Reads a `rows × cols` matrix stored as `format` (a name in [`FORMATS`]) from its GGUF
@@ -144,14 +151,36 @@ pub struct Activations {
     pub tokens: usize,
     f32: Vec<f32>,
     q8: Vec<BlockQ8>,
+    /// Products run as GEMMs on f32 activations.
+    gemm: bool,
+    /// Each thread's tile of dequantized weights (GEMM path).
+    tiles: Vec<f32>,
 }
 
 impl Activations {
-    /// Takes `tokens × cols` activations from `x` (row-major), quantizing them when `quantize`.
+    /// Takes `tokens × cols` activations from `x` (row-major) for dot products, quantizing
+    /// them when `quantize` (the matrices are in block formats).
     pub fn set(&mut self, x: &[f32], tokens: usize, cols: usize, quantize: bool) {
+        self.take(x, tokens, cols, quantize, false);
+    }
+
+    /// Takes `tokens × cols` activations for GEMMs, in f32. For block-format weights
+    /// (`quantized`) they are first rounded to 8-bit blocks, as the dot-product path and
+    /// llama.cpp's products see them, so a prompt computes the same model either way.
+    pub fn set_for_gemm(&mut self, x: &[f32], tokens: usize, cols: usize, quantized: bool) {
+        self.take(x, tokens, cols, quantized, true);
+        if quantized {
+            for (out, block) in self.f32.chunks_exact_mut(QK).zip(&self.q8) {
+                out.copy_from_slice(&block.dequantize());
+            }
+        }
+    }
+
+    fn take(&mut self, x: &[f32], tokens: usize, cols: usize, quantize: bool, gemm: bool) {
         assert_eq!(x.len(), tokens * cols, "tokens × cols activations");
         self.cols = cols;
         self.tokens = tokens;
+        self.gemm = gemm;
         self.f32.clear();
         self.f32.extend_from_slice(x);
         if quantize {
@@ -180,7 +209,7 @@ pub struct Product<'a> {
 /// Runs every product of `products` on the same activations in one pool operation (one
 /// barrier): the rows of all matrices are laid end to end and split across the threads in
 /// contiguous chunks, so each thread streams its own part of the weights once.
-pub fn multiply(pool: &mut Pool, k: &Kernels, x: &Activations, products: &mut [Product]) {
+pub fn multiply(pool: &mut Pool, k: &Kernels, x: &mut Activations, products: &mut [Product]) {
     // Fixed-size bookkeeping: nothing is allocated per operation.
     assert!(
         products.len() <= MAX_PRODUCTS,
@@ -199,15 +228,30 @@ pub fn multiply(pool: &mut Pool, k: &Kernels, x: &Activations, products: &mut [P
         total += p.matrix.rows();
     }
     let chunk = total.div_ceil(pool.threads());
+    let tile = GEMM_ROWS * x.cols;
+    if x.gemm {
+        x.tiles.resize(tile * pool.threads(), 0.0);
+    }
+    let tiles = super::SharedOut(x.tiles.as_mut_ptr());
+    let x = &*x;
     pool.run(&|thread| {
         let mine = (thread * chunk).min(total)..((thread + 1) * chunk).min(total);
+        let rows_of = |start: usize, n: usize| {
+            mine.start.clamp(start, start + n) - start..mine.end.clamp(start, start + n) - start
+        };
+        if x.gemm {
+            // SAFETY: each thread has its own tile.
+            let tile = unsafe { std::slice::from_raw_parts_mut(tiles.at(thread * tile), tile) };
+            for (matrix, start, out) in parts.iter().flatten() {
+                gemm_rows(matrix, rows_of(*start, matrix.rows()), x, out, tile);
+            }
+            return;
+        }
         for tile in (0..x.tokens).step_by(TOKEN_TILE) {
             let tokens = tile..(tile + TOKEN_TILE).min(x.tokens);
             for (matrix, start, out) in parts.iter().flatten() {
                 let n = matrix.rows();
-                let rows = mine.start.clamp(*start, start + n) - start
-                    ..mine.end.clamp(*start, start + n) - start;
-                for r in rows {
+                for r in rows_of(*start, n) {
                     matrix.row_products(k, r, x, tokens.clone(), |t, v| {
                         // SAFETY: row r of this product belongs to this thread alone, and
                         // t * n + r < tokens × rows = out.len().
@@ -217,6 +261,58 @@ pub fn multiply(pool: &mut Pool, k: &Kernels, x: &Activations, products: &mut [P
             }
         }
     });
+}
+
+/// `out[t * rows + r] = row r · x[t]` for `rows` of `matrix` and every token, as GEMMs over
+/// tiles of rows (dequantized into `tile` for block formats).
+fn gemm_rows(
+    matrix: &Matrix,
+    rows: std::ops::Range<usize>,
+    x: &Activations,
+    out: &super::SharedOut,
+    tile: &mut [f32],
+) {
+    let (n, cols) = (matrix.rows(), x.cols);
+    let mut r = rows.start;
+    while r < rows.end {
+        let (weights, count) = match matrix {
+            Matrix::F32(m) => (m.data[r * cols..rows.end * cols].as_ptr(), rows.end - r),
+            _ => {
+                let count = GEMM_ROWS.min(rows.end - r);
+                for (i, row) in tile.chunks_exact_mut(cols).take(count).enumerate() {
+                    matrix.row_into(r + i, row);
+                }
+                (tile.as_ptr(), count)
+            }
+        };
+        // out (tokens × count, row stride n) = x (tokens × cols) · weightsᵀ (cols × count).
+        // SAFETY: the pointers cover tokens × cols activations, count × cols weights and the
+        // outputs (t, r..r + count) of every token, which this thread alone writes.
+        unsafe {
+            gemm::gemm(
+                x.tokens,
+                count,
+                cols,
+                out.at(r),
+                1,
+                n as isize,
+                false,
+                x.f32.as_ptr(),
+                1,
+                cols as isize,
+                weights,
+                cols as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        r += count;
+    }
 }
 
 /// The most products one [`multiply`] runs (q, k and v).
