@@ -155,7 +155,7 @@ impl TunedEngine {
             detail: "the tuned engine reads a .gguf file; this model has none".into(),
         })?;
         let config = &input.config;
-        let mut tensors = read_tensors(&path, &input)?;
+        let mut tensors = read_tensors(&path, &input, &kernels)?;
         let mut take = |name: String| tensors.remove(&name).expect("every declared tensor read");
         let matrix = |loaded: Loaded| match loaded {
             Loaded::Matrix(m) => m,
@@ -508,7 +508,11 @@ fn attention(
 
 /// Reads every tensor the architecture declares from the GGUF file at `path`, each checked
 /// against the shape the config implies and its storage type against what the kernels run.
-fn read_tensors(path: &Path, input: &EngineInput) -> Result<HashMap<String, Loaded>> {
+fn read_tensors(
+    path: &Path,
+    input: &EngineInput,
+    kernels: &Kernels,
+) -> Result<HashMap<String, Loaded>> {
     let (content, mut file) = crate::source::gguf::read_content(path)?;
     let bad = |field: &str, problem: String| Error::BadField {
         path: path.into(),
@@ -559,14 +563,13 @@ fn read_tensors(path: &Path, input: &EngineInput) -> Result<HashMap<String, Load
                 ))
             }
             _ => Loaded::Matrix(
-                Matrix::from_gguf(name, format, spec.rows(), spec.cols(), &bytes).map_err(|e| {
-                    match e {
+                Matrix::from_gguf(name, format, spec.rows(), spec.cols(), &bytes, kernels)
+                    .map_err(|e| match e {
                         Error::BadField { problem, field, .. } => {
                             bad(name, format!("{field} {problem}"))
                         }
                         other => other,
-                    }
-                })?,
+                    })?,
             ),
         };
         out.insert(name.clone(), loaded);

@@ -7,8 +7,10 @@
 //! `is_x86_feature_detected!` found all three features.
 
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use super::repack::{BlockQ4_0x8, BlockQ4_1x8, Interleaved, ROWS};
 use half::f16;
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 /// The features every function here is compiled for.
 pub(super) fn detected() -> bool {
@@ -188,6 +190,95 @@ fn axpy_f16_avx2(w: f32, x: &[f16], y: &mut [f32]) {
     }
 }
 
+/// Eight interleaved rows (see `repack`) by `N` tokens' activations: lane `k` of result `t`
+/// is row `k` · token `t`. Each 32-byte piece of weights is loaded and unpacked once for all
+/// `N` tokens; byte products are summed in 16 bits over a block (8 × 3810 < 32767), widened
+/// once, then scaled for all eight rows with one FMA.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows8_tokens<I: Interleaved, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [__m256; N] {
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (b, block) in w.iter().enumerate() {
+        let mut sums = [_mm256_setzero_si256(); N];
+        for c in 0..4 {
+            // SAFETY: 32 bytes at 32c of the 128 nibble bytes; unaligned load.
+            let packed = unsafe { _mm256_loadu_si256(block.nibbles().as_ptr().add(32 * c).cast()) };
+            let lo = _mm256_and_si256(packed, low);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+            for t in 0..N {
+                let qs = x[t][b].qs.as_ptr();
+                // SAFETY: bytes 4c..4c + 4 and 16 + 4c..20 + 4c of the 32; unaligned reads.
+                let (xl, xh) = unsafe {
+                    (
+                        _mm256_set1_epi32(qs.add(4 * c).cast::<i32>().read_unaligned()),
+                        _mm256_set1_epi32(qs.add(16 + 4 * c).cast::<i32>().read_unaligned()),
+                    )
+                };
+                let pair =
+                    _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh));
+                sums[t] = _mm256_add_epi16(sums[t], pair);
+            }
+        }
+        // SAFETY: eight halves, 16 bytes; unaligned loads.
+        let d = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(block.scales().as_ptr().cast()) });
+        let m = if I::OFFSETS {
+            _mm256_cvtph_ps(unsafe { _mm_loadu_si128(block.offsets().as_ptr().cast()) })
+        } else {
+            _mm256_setzero_ps()
+        };
+        for t in 0..N {
+            let xb = &x[t][b];
+            let mut whole = _mm256_madd_epi16(sums[t], ones);
+            if !I::OFFSETS {
+                // q4_0's weights are nibble - 8: take 8 Σx off in integers, as llama.cpp does.
+                whole = _mm256_sub_epi32(whole, _mm256_set1_epi32(8 * xb.sum));
+            }
+            let scale = _mm256_mul_ps(d, _mm256_set1_ps(xb.d));
+            acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(whole), acc[t]);
+            if I::OFFSETS {
+                acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(xb.s), acc[t]);
+            }
+        }
+    }
+    acc
+}
+
+/// `out[(t - tokens.start) * 8 + k]` = row `k` of the group `w` · token `t` of `x` (tokens'
+/// activations one after another, `w.len()` blocks each), four tokens at a time.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows8<I: Interleaved>(w: &[I], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    let per = w.len();
+    let token = |t: usize| &x[t * per..(t + 1) * per];
+    let mut t = tokens.start;
+    while t < tokens.end {
+        let o = &mut out[(t - tokens.start) * ROWS..];
+        let mut store = |i: usize, v: __m256| {
+            // SAFETY: `out` holds 8 results per token of `tokens`.
+            unsafe { _mm256_storeu_ps(o[i * ROWS..(i + 1) * ROWS].as_mut_ptr(), v) }
+        };
+        let n = (tokens.end - t).min(4);
+        match n {
+            4 => {
+                let r =
+                    rows8_tokens::<I, 4>(w, [token(t), token(t + 1), token(t + 2), token(t + 3)]);
+                r.into_iter().enumerate().for_each(|(i, v)| store(i, v));
+            }
+            3 => {
+                let r = rows8_tokens::<I, 3>(w, [token(t), token(t + 1), token(t + 2)]);
+                r.into_iter().enumerate().for_each(|(i, v)| store(i, v));
+            }
+            2 => {
+                let r = rows8_tokens::<I, 2>(w, [token(t), token(t + 1)]);
+                r.into_iter().enumerate().for_each(|(i, v)| store(i, v));
+            }
+            _ => store(0, rows8_tokens::<I, 1>(w, [token(t)])[0]),
+        }
+        t += n;
+    }
+}
+
 // Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands
 // these out only after `detected()` returned true on this CPU.
 
@@ -213,4 +304,12 @@ pub(super) fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
 
 pub(super) fn axpy_f16(w: f32, x: &[f16], y: &mut [f32]) {
     unsafe { axpy_f16_avx2(w, x, y) }
+}
+
+pub(super) fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8(w, x, tokens, out) }
+}
+
+pub(super) fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8(w, x, tokens, out) }
 }

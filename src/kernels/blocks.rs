@@ -40,6 +40,8 @@ pub struct BlockQ4_1 {
 pub struct BlockQ8 {
     pub d: f32,
     pub s: f32,
+    /// `Σ qs`, exact (q4_0's offset of -8 takes it in integers).
+    pub sum: i32,
     pub qs: [i8; QK],
 }
 
@@ -48,6 +50,7 @@ impl Default for BlockQ8 {
         Self {
             d: 0.0,
             s: 0.0,
+            sum: 0,
             qs: [0; QK],
         }
     }
@@ -164,6 +167,7 @@ pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
         // match llama.cpp's to the last bit where the integer sums agree.
         block.d = f16::from_f32(d).to_f32();
         block.s = f16::from_f32(d * sum as f32).to_f32();
+        block.sum = sum;
     }
 }
 

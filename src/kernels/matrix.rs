@@ -8,7 +8,8 @@
 //!   register-tiled kernels, picked at run time by CPU features.
 
 use super::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
-use super::{F32Matrix, Kernels, Pool, QMatrix, QuantBlock};
+use super::repack::{BlockQ4_0x8, BlockQ4_1x8, Interleaved, Repacked, ROWS};
+use super::{F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
 use crate::error::{Error, Result};
 
 /// The storage types a [`Matrix`] holds, by GGUF's type names.
@@ -19,6 +20,9 @@ pub enum Matrix {
     Q8_0(QMatrix<BlockQ8_0>),
     Q4_0(QMatrix<BlockQ4_0>),
     Q4_1(QMatrix<BlockQ4_1>),
+    /// 4-bit rows repacked in groups of eight (on levels with such kernels).
+    Q4_0x8(Repacked<BlockQ4_0x8>),
+    Q4_1x8(Repacked<BlockQ4_1x8>),
 }
 
 /// Tokens whose activations one pass over a weight row multiplies: few enough that their
@@ -30,17 +34,28 @@ const GEMM_ROWS: usize = 64;
 
 impl Matrix {
     /// Reads a `rows × cols` matrix stored as `format` (a name in [`FORMATS`]) from its GGUF
-    /// bytes, checking the byte count against the shape.
+    /// bytes, checking the byte count against the shape; 4-bit rows are repacked in groups of
+    /// eight where `kernels` has kernels for them and the rows come in whole groups.
     pub fn from_gguf(
         name: &str,
         format: &str,
         rows: usize,
         cols: usize,
         bytes: &[u8],
+        kernels: &Kernels,
     ) -> Result<Matrix> {
+        let groups = rows.is_multiple_of(ROWS);
         Ok(match format {
             "f32" => Matrix::F32(F32Matrix::from_gguf(name, rows, cols, bytes)?),
             "q8_0" => Matrix::Q8_0(QMatrix::from_gguf(name, rows, cols, bytes)?),
+            "q4_0" if groups && kernels.rows8_q4_0.is_some() => {
+                let plain = QMatrix::<BlockQ4_0>::from_gguf(name, rows, cols, bytes)?;
+                Matrix::Q4_0x8(Repacked::new(rows, cols, &plain.blocks))
+            }
+            "q4_1" if groups && kernels.rows8_q4_1.is_some() => {
+                let plain = QMatrix::<BlockQ4_1>::from_gguf(name, rows, cols, bytes)?;
+                Matrix::Q4_1x8(Repacked::new(rows, cols, &plain.blocks))
+            }
             "q4_0" => Matrix::Q4_0(QMatrix::from_gguf(name, rows, cols, bytes)?),
             "q4_1" => Matrix::Q4_1(QMatrix::from_gguf(name, rows, cols, bytes)?),
             other => {
@@ -59,6 +74,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.rows,
             Matrix::Q4_0(m) => m.rows,
             Matrix::Q4_1(m) => m.rows,
+            Matrix::Q4_0x8(m) => m.rows,
+            Matrix::Q4_1x8(m) => m.rows,
         }
     }
 
@@ -68,6 +85,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.cols,
             Matrix::Q4_0(m) => m.cols,
             Matrix::Q4_1(m) => m.cols,
+            Matrix::Q4_0x8(m) => m.cols,
+            Matrix::Q4_1x8(m) => m.cols,
         }
     }
 
@@ -78,6 +97,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ8_0>(),
             Matrix::Q4_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_0>(),
             Matrix::Q4_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_1>(),
+            Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
+            Matrix::Q4_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_1x8>(),
         }
     }
 
@@ -102,7 +123,53 @@ impl Matrix {
             Matrix::Q8_0(m) => blocks(m, r, out),
             Matrix::Q4_0(m) => blocks(m, r, out),
             Matrix::Q4_1(m) => blocks(m, r, out),
+            Matrix::Q4_0x8(m) => m.row_into(r, out),
+            Matrix::Q4_1x8(m) => m.row_into(r, out),
         }
+    }
+
+    /// For interleaved matrices, the products of every group whose first row is in `rows`
+    /// with `tokens` of `x` (so each group belongs to one thread); `false` for the others.
+    fn group_products(
+        &self,
+        k: &Kernels,
+        rows: std::ops::Range<usize>,
+        x: &Activations,
+        tokens: std::ops::Range<usize>,
+        out: &SharedOut,
+    ) -> bool {
+        fn groups<I: Interleaved>(
+            m: &Repacked<I>,
+            kernel: Rows8<I>,
+            rows: std::ops::Range<usize>,
+            x: &Activations,
+            tokens: std::ops::Range<usize>,
+            out: &SharedOut,
+        ) {
+            let mut results = [0f32; ROWS * TOKEN_TILE];
+            let results = &mut results[..tokens.len() * ROWS];
+            for g in rows.start.div_ceil(ROWS)..rows.end.div_ceil(ROWS) {
+                kernel(m.group(g), &x.q8, tokens.clone(), results);
+                for (t, row) in tokens.clone().zip(results.chunks_exact(ROWS)) {
+                    // SAFETY: group g's rows of every token belong to this thread alone;
+                    // t * rows + 8g + 8 ≤ tokens × rows = out.len().
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            row.as_ptr(),
+                            out.at(t * m.rows + g * ROWS),
+                            ROWS,
+                        )
+                    };
+                }
+            }
+        }
+        let missing = "interleaved only where the level has the kernel";
+        match self {
+            Matrix::Q4_0x8(m) => groups(m, k.rows8_q4_0.expect(missing), rows, x, tokens, out),
+            Matrix::Q4_1x8(m) => groups(m, k.rows8_q4_1.expect(missing), rows, x, tokens, out),
+            _ => return false,
+        }
+        true
     }
 
     /// `out[t] = row r · x[t]` for the tokens `tokens` of `x`.
@@ -138,7 +205,14 @@ impl Matrix {
             Matrix::Q8_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_1(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) => {
+                unreachable!("interleaved matrices multiply by groups")
+            }
         }
+    }
+
+    fn interleaved(&self) -> bool {
+        matches!(self, Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_))
     }
 }
 
@@ -215,7 +289,7 @@ pub fn multiply(pool: &mut Pool, k: &Kernels, x: &mut Activations, products: &mu
         products.len() <= MAX_PRODUCTS,
         "at most {MAX_PRODUCTS} products at once"
     );
-    let mut parts: [Option<(&Matrix, usize, super::SharedOut)>; MAX_PRODUCTS] = Default::default();
+    let mut parts: [Option<(&Matrix, usize, SharedOut)>; MAX_PRODUCTS] = Default::default();
     let mut total = 0;
     for (part, p) in parts.iter_mut().zip(products.iter_mut()) {
         assert_eq!(p.matrix.cols(), x.cols, "activations as wide as the rows");
@@ -224,15 +298,17 @@ pub fn multiply(pool: &mut Pool, k: &Kernels, x: &mut Activations, products: &mu
             p.matrix.rows() * x.tokens,
             "one output per row and token"
         );
-        *part = Some((p.matrix, total, super::SharedOut(p.out.as_mut_ptr())));
+        *part = Some((p.matrix, total, SharedOut(p.out.as_mut_ptr())));
         total += p.matrix.rows();
     }
-    let chunk = total.div_ceil(pool.threads());
+    // Whole groups of interleaved rows per thread (every matrix's rows are then split at
+    // multiples of 8 from its start when the ones before it have whole groups too).
+    let chunk = total.div_ceil(pool.threads()).div_ceil(ROWS) * ROWS;
     let tile = GEMM_ROWS * x.cols;
     if x.gemm {
         x.tiles.resize(tile * pool.threads(), 0.0);
     }
-    let tiles = super::SharedOut(x.tiles.as_mut_ptr());
+    let tiles = SharedOut(x.tiles.as_mut_ptr());
     let x = &*x;
     pool.run(&|thread| {
         let mine = (thread * chunk).min(total)..((thread + 1) * chunk).min(total);
@@ -243,15 +319,23 @@ pub fn multiply(pool: &mut Pool, k: &Kernels, x: &mut Activations, products: &mu
             // SAFETY: each thread has its own tile.
             let tile = unsafe { std::slice::from_raw_parts_mut(tiles.at(thread * tile), tile) };
             for (matrix, start, out) in parts.iter().flatten() {
-                gemm_rows(matrix, rows_of(*start, matrix.rows()), x, out, tile);
+                if !(matrix.interleaved() && INTEGER_PREFILL) {
+                    gemm_rows(matrix, rows_of(*start, matrix.rows()), x, out, tile);
+                }
             }
-            return;
         }
         for tile in (0..x.tokens).step_by(TOKEN_TILE) {
             let tokens = tile..(tile + TOKEN_TILE).min(x.tokens);
             for (matrix, start, out) in parts.iter().flatten() {
+                if x.gemm && !(matrix.interleaved() && INTEGER_PREFILL) {
+                    continue;
+                }
                 let n = matrix.rows();
-                for r in rows_of(*start, n) {
+                let rows = rows_of(*start, n);
+                if matrix.group_products(k, rows.clone(), x, tokens.clone(), out) {
+                    continue;
+                }
+                for r in rows {
                     matrix.row_products(k, r, x, tokens.clone(), |t, v| {
                         // SAFETY: row r of this product belongs to this thread alone, and
                         // t * n + r < tokens × rows = out.len().
@@ -263,13 +347,17 @@ pub fn multiply(pool: &mut Pool, k: &Kernels, x: &mut Activations, products: &mu
     });
 }
 
+/// Whether prompts multiply interleaved 4-bit rows by 8-bit activations (the integer
+/// kernels, four tokens per pass) rather than by GEMM on dequantized tiles.
+const INTEGER_PREFILL: bool = true;
+
 /// `out[t * rows + r] = row r · x[t]` for `rows` of `matrix` and every token, as GEMMs over
 /// tiles of rows (dequantized into `tile` for block formats).
 fn gemm_rows(
     matrix: &Matrix,
     rows: std::ops::Range<usize>,
     x: &Activations,
-    out: &super::SharedOut,
+    out: &SharedOut,
     tile: &mut [f32],
 ) {
     let (n, cols) = (matrix.rows(), x.cols);

@@ -13,6 +13,7 @@ pub mod blocks;
 pub mod matrix;
 pub mod ops;
 pub mod pool;
+pub mod repack;
 mod scalar;
 
 use crate::error::{Error, Result};
@@ -98,7 +99,15 @@ pub struct Kernels {
     /// added to the output with its weight.
     pub dot_f16: fn(&[half::f16], &[half::f16]) -> f32,
     pub axpy_f16: fn(f32, &[half::f16], &mut [f32]),
+    /// Eight interleaved 4-bit rows by a run of tokens (`repack`), on levels that have them;
+    /// where `None`, matrices keep GGUF's row-major blocks.
+    pub rows8_q4_0: Option<Rows8<repack::BlockQ4_0x8>>,
+    pub rows8_q4_1: Option<Rows8<repack::BlockQ4_1x8>>,
 }
+
+/// `out[(t - tokens.start) * 8 + k]` = row `k` of one group of interleaved rows · token `t`
+/// of the activations (each token `group.len()` blocks, one after another).
+pub type Rows8<I> = fn(&[I], &[BlockQ8], std::ops::Range<usize>, &mut [f32]);
 
 impl Kernels {
     /// The kernels of `level`; a level this CPU cannot run is refused.
@@ -113,6 +122,8 @@ impl Kernels {
                 dot_f32: scalar::dot_f32,
                 dot_f16: scalar::dot_f16,
                 axpy_f16: scalar::axpy_f16,
+                rows8_q4_0: None,
+                rows8_q4_1: None,
             },
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => Kernels {
@@ -123,6 +134,8 @@ impl Kernels {
                 dot_f32: avx2::dot_f32,
                 dot_f16: avx2::dot_f16,
                 axpy_f16: avx2::axpy_f16,
+                rows8_q4_0: Some(avx2::rows8_q4_0),
+                rows8_q4_1: Some(avx2::rows8_q4_1),
             },
             #[cfg(not(target_arch = "x86_64"))]
             Level::Avx2 => unreachable!("refused above: not supported off x86-64"),

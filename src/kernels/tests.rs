@@ -288,3 +288,78 @@ fn f16_attention_kernels_on_every_level_match_f64_for_lengths_around_their_unrol
         }
     }
 }
+
+/// The repacked 8-row kernels on every level that has them, against the f64 reference, for
+/// 1 to 6 tokens at once (the 4-token tile and every remainder).
+fn check_rows8<I: super::repack::Interleaved>(
+    dtype: GgmlDType,
+    kernel: impl Fn(&Kernels) -> Option<super::Rows8<I>>,
+) where
+    I::Row: QuantBlock,
+{
+    let mut checked = 0;
+    for &(rows, cols) in &[(8, 32), (16, 576), (24, 1536), (8, 4096), (8, 96)] {
+        let (bytes, values) = candle_quantized(&random(rows * cols, 13), rows, cols, dtype);
+        let plain = QMatrix::<I::Row>::from_gguf("w", rows, cols, &bytes).unwrap();
+        let packed = super::repack::Repacked::<I>::new(rows, cols, &plain.blocks);
+        let mut row = vec![0f32; cols];
+        for r in 0..rows {
+            packed.row_into(r, &mut row);
+            assert_eq!(row, &values[r * cols..(r + 1) * cols], "row {r} unpacks");
+        }
+        let tokens = 6;
+        let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
+            .map(|t| activations(cols, 100 + t as u64))
+            .collect();
+        let x: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
+        for level in Level::available() {
+            let Some(kernel) = kernel(&Kernels::for_level(level).unwrap()) else {
+                continue;
+            };
+            for run in [0..1, 0..4, 1..6, 2..5, 0..6] {
+                for g in 0..rows / 8 {
+                    let mut out = vec![f32::NAN; run.len() * 8];
+                    kernel(packed.group(g), &x, run.clone(), &mut out);
+                    for (i, t) in run.clone().enumerate() {
+                        for k in 0..8 {
+                            let r = g * 8 + k;
+                            let blocks = &plain.blocks[r * cols / QK..(r + 1) * cols / QK];
+                            let (want, scale) = reference_blocks(
+                                &values[r * cols..(r + 1) * cols],
+                                blocks,
+                                &acts[t].1,
+                                &acts[t].0,
+                            );
+                            let got = out[i * 8 + k] as f64;
+                            assert!(
+                                (got - want).abs() <= 1e-5 * scale + 1e-6,
+                                "{} {rows}x{cols} tokens {run:?}: row {r} token {t}: {got} vs {want}",
+                                level.name()
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // On a CPU with no level that repacks, nothing is checked: say so rather than pass.
+    if Level::available()
+        .iter()
+        .all(|l| kernel(&Kernels::for_level(*l).unwrap()).is_none())
+    {
+        eprintln!("no kernel level of this CPU repacks {dtype:?}");
+    } else {
+        assert!(checked > 0);
+    }
+}
+
+#[test]
+fn repacked_q4_0_rows_on_every_level_match_the_dequantized_reference() {
+    check_rows8::<super::repack::BlockQ4_0x8>(GgmlDType::Q4_0, |k| k.rows8_q4_0);
+}
+
+#[test]
+fn repacked_q4_1_rows_on_every_level_match_the_dequantized_reference() {
+    check_rows8::<super::repack::BlockQ4_1x8>(GgmlDType::Q4_1, |k| k.rows8_q4_1);
+}
