@@ -128,7 +128,7 @@ impl Pool {
         while shared.pending.load(Acquire) != 0 {
             spins = spins.wrapping_add(1);
             // The clock is read once per 64 turns (reading it costs more than a turn).
-            if spins > 256 && spins % 64 == 0 && waiting.elapsed() > PURE_SPIN {
+            if spins > 256 && spins.is_multiple_of(64) && waiting.elapsed() > PURE_SPIN {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();
@@ -163,7 +163,7 @@ fn work(shared: &Shared, index: usize) {
             }
             spins = spins.wrapping_add(1);
             // The clock is read once per 64 turns (reading it costs more than a turn).
-            let idle_for = if spins > 256 && spins % 64 == 0 {
+            let idle_for = if spins > 256 && spins.is_multiple_of(64) {
                 idle.elapsed()
             } else {
                 Duration::ZERO
