@@ -3,12 +3,15 @@
 //! chosen once per process from the CPU's features, so one binary runs the best code the
 //! machine has without `-C target-cpu=native`.
 //!
-//! Levels, lowest first: `scalar` (every CPU), `avx2` (x86-64 with AVX2, FMA and F16C).
+//! Levels, lowest first: `scalar` (every CPU), `avx2` (x86-64 with AVX2, FMA and F16C),
+//! `avx512vnni` (AVX2's kernels, with AVX-512 VNNI's `vpdpbusd` for interleaved 4-bit rows).
 //! `LLM_BENCH_KERNELS=scalar` forces a lower level than the CPU offers (tests run every level
 //! the machine has; a level the CPU lacks is refused, never run).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod blocks;
 pub mod matrix;
 pub mod ops;
@@ -20,22 +23,24 @@ use crate::error::{Error, Result};
 use blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 pub use pool::Pool;
 
-/// Lowers the kernel level: `scalar` or `avx2`.
+/// Lowers the kernel level: `scalar`, `avx2` or `avx512vnni`.
 pub const LEVEL_ENV: &str = "LLM_BENCH_KERNELS";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Scalar,
     Avx2,
+    Avx512Vnni,
 }
 
 impl Level {
-    pub const ALL: [Level; 2] = [Level::Scalar, Level::Avx2];
+    pub const ALL: [Level; 3] = [Level::Scalar, Level::Avx2, Level::Avx512Vnni];
 
     pub fn name(self) -> &'static str {
         match self {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
+            Level::Avx512Vnni => "avx512vnni",
         }
     }
 
@@ -44,8 +49,10 @@ impl Level {
             Level::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => avx2::detected(),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Vnni => avx512::detected(),
             #[cfg(not(target_arch = "x86_64"))]
-            Level::Avx2 => false,
+            Level::Avx2 | Level::Avx512Vnni => false,
         }
     }
 
@@ -137,8 +144,17 @@ impl Kernels {
                 rows8_q4_0: Some(avx2::rows8_q4_0),
                 rows8_q4_1: Some(avx2::rows8_q4_1),
             },
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Vnni => Kernels {
+                level,
+                rows8_q4_0: Some(avx512::rows8_q4_0),
+                rows8_q4_1: Some(avx512::rows8_q4_1),
+                ..Kernels::for_level(Level::Avx2)?
+            },
             #[cfg(not(target_arch = "x86_64"))]
-            Level::Avx2 => unreachable!("refused above: not supported off x86-64"),
+            Level::Avx2 | Level::Avx512Vnni => {
+                unreachable!("refused above: not supported off x86-64")
+            }
         })
     }
 
