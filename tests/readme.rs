@@ -96,6 +96,10 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
+        "scripts/decode-breakdown",
+        "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
+    ),
+    (
         "scripts/reference/make-vendored-fixtures",
         "file:scripts/reference/make-vendored-fixtures",
     ),
@@ -408,6 +412,7 @@ fn the_timing_scripts_parse_and_find_their_files() {
         "scripts/llama-bench-overhead",
         "scripts/bench-threads",
         "scripts/gate-under-load",
+        "scripts/decode-breakdown",
     ] {
         let out = Command::new("bash")
             .arg("-n")

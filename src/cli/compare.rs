@@ -23,7 +23,7 @@ pub struct Args {
     /// The other run's format (or name@format+engine) when its file holds several
     #[arg(long)]
     other_format: Option<String>,
-    /// The base run's engine (candle, llama-cpp) when its file holds several
+    /// The base run's engine (candle, tuned, llama-cpp) when its file holds several
     #[arg(long)]
     base_engine: Option<String>,
     /// The other run's engine when its file holds several

@@ -17,7 +17,7 @@ pub struct Args {
     /// Weight format: f32, bf16, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2k..q6k [default: the file's own]
     #[arg(long, value_parser = super::parse_format)]
     format: Option<WeightFormat>,
-    /// Inference engine: candle, or llama-cpp (a build with --features llama-cpp)
+    /// Inference engine: candle, tuned (llm-bench's own kernels), or llama-cpp (a build with --features llama-cpp)
     #[arg(long, default_value = "candle", value_parser = super::parse_engine)]
     engine: EngineChoice,
     #[arg(long)]

@@ -19,7 +19,7 @@ pub struct Args {
     /// Weight format; repeat to run several one after another (`native` = the file's own) [default: native]
     #[arg(long = "format", value_parser = parse_format_or_native)]
     formats: Vec<Option<WeightFormat>>,
-    /// Inference engine; repeat to run every format on several (candle, llama-cpp) [default: candle]
+    /// Inference engine; repeat to run every format on several (candle, tuned, llama-cpp) [default: candle]
     #[arg(long = "engine", value_parser = super::parse_engine)]
     engines: Vec<EngineChoice>,
     /// One prompt per line, or JSONL with a "prompt" field [default: the five customer-support prompts]

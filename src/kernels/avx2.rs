@@ -7,7 +7,7 @@
 //! `is_x86_feature_detected!` found all three features.
 
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
-use super::repack::{BlockQ4_0x8, BlockQ4_1x8, Interleaved, ROWS};
+use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
 use half::f16;
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -196,7 +196,7 @@ fn axpy_f16_avx2(w: f32, x: &[f16], y: &mut [f32]) {
 /// once, then scaled for all eight rows with one FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn rows8_tokens<I: Interleaved, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [__m256; N] {
+fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [__m256; N] {
     let low = _mm256_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); N];
@@ -247,36 +247,55 @@ fn rows8_tokens<I: Interleaved, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> 
 
 /// `out[(t - tokens.start) * 8 + k]` = row `k` of the group `w` · token `t` of `x` (tokens'
 /// activations one after another, `w.len()` blocks each), four tokens at a time.
+/// Eight interleaved q8_0 rows by `N` tokens: each 32-byte load holds four weights of each
+/// row; `vpmaddubsw` needs one unsigned operand, so the weights' signs move onto the
+/// activations (|w| computed once for all tokens). Pairs reach 2 · 128 · 127 < 32767, so each
+/// product is widened before the next is added.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn rows8<I: Interleaved>(w: &[I], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
-    let per = w.len();
-    let token = |t: usize| &x[t * per..(t + 1) * per];
-    let mut t = tokens.start;
-    while t < tokens.end {
-        let o = &mut out[(t - tokens.start) * ROWS..];
-        let mut store = |i: usize, v: __m256| {
-            // SAFETY: `out` holds 8 results per token of `tokens`.
-            unsafe { _mm256_storeu_ps(o[i * ROWS..(i + 1) * ROWS].as_mut_ptr(), v) }
-        };
-        let n = (tokens.end - t).min(4);
-        match n {
-            4 => {
-                let r =
-                    rows8_tokens::<I, 4>(w, [token(t), token(t + 1), token(t + 2), token(t + 3)]);
-                r.into_iter().enumerate().for_each(|(i, v)| store(i, v));
+fn rows8_q8_tokens<const N: usize>(w: &[BlockQ8_0x8], x: [&[BlockQ8]; N]) -> [__m256; N] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (b, block) in w.iter().enumerate() {
+        let mut sums = [_mm256_setzero_si256(); N];
+        for c in 0..QK / 4 {
+            // SAFETY: 32 bytes at 32c of the 256; unaligned load.
+            let weights = unsafe { _mm256_loadu_si256(block.qs.as_ptr().add(32 * c).cast()) };
+            let magnitudes = _mm256_sign_epi8(weights, weights);
+            for t in 0..N {
+                // SAFETY: bytes 4c..4c + 4 of the 32; unaligned read.
+                let xs = unsafe {
+                    _mm256_set1_epi32(
+                        x[t][b]
+                            .qs
+                            .as_ptr()
+                            .add(4 * c)
+                            .cast::<i32>()
+                            .read_unaligned(),
+                    )
+                };
+                let pairs = _mm256_maddubs_epi16(magnitudes, _mm256_sign_epi8(xs, weights));
+                sums[t] = _mm256_add_epi32(sums[t], _mm256_madd_epi16(pairs, ones));
             }
-            3 => {
-                let r = rows8_tokens::<I, 3>(w, [token(t), token(t + 1), token(t + 2)]);
-                r.into_iter().enumerate().for_each(|(i, v)| store(i, v));
-            }
-            2 => {
-                let r = rows8_tokens::<I, 2>(w, [token(t), token(t + 1)]);
-                r.into_iter().enumerate().for_each(|(i, v)| store(i, v));
-            }
-            _ => store(0, rows8_tokens::<I, 1>(w, [token(t)])[0]),
         }
-        t += n;
+        // SAFETY: eight halves, 16 bytes; unaligned load.
+        let d = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(block.d.as_ptr().cast()) });
+        for t in 0..N {
+            let scale = _mm256_mul_ps(d, _mm256_set1_ps(x[t][b].d));
+            acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums[t]), acc[t]);
+        }
     }
+    acc
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows8<I: Nibbles>(w: &[I], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    four_tokens_at_a_time!(rows8_tokens::<I>, w, x, tokens, out)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows8_q8(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    four_tokens_at_a_time!(rows8_q8_tokens, w, x, tokens, out)
 }
 
 // Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands
@@ -312,4 +331,8 @@ pub(super) fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>,
 
 pub(super) fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
+}
+
+pub(super) fn rows8_q8_0(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8_q8(w, x, tokens, out) }
 }

@@ -8,8 +8,8 @@
 //!   register-tiled kernels, picked at run time by CPU features.
 
 use super::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
-use super::repack::{BlockQ4_0x8, BlockQ4_1x8, Interleaved, Repacked, ROWS};
-use super::{F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
+use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
+use super::{check_blocks, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
 use crate::error::{Error, Result};
 
 /// The storage types a [`Matrix`] holds, by GGUF's type names.
@@ -20,9 +20,10 @@ pub enum Matrix {
     Q8_0(QMatrix<BlockQ8_0>),
     Q4_0(QMatrix<BlockQ4_0>),
     Q4_1(QMatrix<BlockQ4_1>),
-    /// 4-bit rows repacked in groups of eight (on levels with such kernels).
+    /// Rows repacked in groups of eight (on levels with such kernels).
     Q4_0x8(Repacked<BlockQ4_0x8>),
     Q4_1x8(Repacked<BlockQ4_1x8>),
+    Q8_0x8(Repacked<BlockQ8_0x8>),
 }
 
 /// Tokens whose activations one pass over a weight row multiplies: few enough that their
@@ -47,14 +48,18 @@ impl Matrix {
         let groups = rows.is_multiple_of(ROWS);
         Ok(match format {
             "f32" => Matrix::F32(F32Matrix::from_gguf(name, rows, cols, bytes)?),
+            "q8_0" if groups && kernels.rows8_q8_0.is_some() => {
+                check_blocks::<BlockQ8_0>(name, rows, cols, bytes)?;
+                Matrix::Q8_0x8(Repacked::from_gguf_bytes(rows, cols, bytes))
+            }
             "q8_0" => Matrix::Q8_0(QMatrix::from_gguf(name, rows, cols, bytes)?),
             "q4_0" if groups && kernels.rows8_q4_0.is_some() => {
-                let plain = QMatrix::<BlockQ4_0>::from_gguf(name, rows, cols, bytes)?;
-                Matrix::Q4_0x8(Repacked::new(rows, cols, &plain.blocks))
+                check_blocks::<BlockQ4_0>(name, rows, cols, bytes)?;
+                Matrix::Q4_0x8(Repacked::from_gguf_bytes(rows, cols, bytes))
             }
             "q4_1" if groups && kernels.rows8_q4_1.is_some() => {
-                let plain = QMatrix::<BlockQ4_1>::from_gguf(name, rows, cols, bytes)?;
-                Matrix::Q4_1x8(Repacked::new(rows, cols, &plain.blocks))
+                check_blocks::<BlockQ4_1>(name, rows, cols, bytes)?;
+                Matrix::Q4_1x8(Repacked::from_gguf_bytes(rows, cols, bytes))
             }
             "q4_0" => Matrix::Q4_0(QMatrix::from_gguf(name, rows, cols, bytes)?),
             "q4_1" => Matrix::Q4_1(QMatrix::from_gguf(name, rows, cols, bytes)?),
@@ -76,6 +81,7 @@ impl Matrix {
             Matrix::Q4_1(m) => m.rows,
             Matrix::Q4_0x8(m) => m.rows,
             Matrix::Q4_1x8(m) => m.rows,
+            Matrix::Q8_0x8(m) => m.rows,
         }
     }
 
@@ -87,6 +93,7 @@ impl Matrix {
             Matrix::Q4_1(m) => m.cols,
             Matrix::Q4_0x8(m) => m.cols,
             Matrix::Q4_1x8(m) => m.cols,
+            Matrix::Q8_0x8(m) => m.cols,
         }
     }
 
@@ -99,6 +106,7 @@ impl Matrix {
             Matrix::Q4_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_1>(),
             Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
             Matrix::Q4_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_1x8>(),
+            Matrix::Q8_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ8_0x8>(),
         }
     }
 
@@ -125,6 +133,7 @@ impl Matrix {
             Matrix::Q4_1(m) => blocks(m, r, out),
             Matrix::Q4_0x8(m) => m.row_into(r, out),
             Matrix::Q4_1x8(m) => m.row_into(r, out),
+            Matrix::Q8_0x8(m) => m.row_into(r, out),
         }
     }
 
@@ -167,6 +176,7 @@ impl Matrix {
         match self {
             Matrix::Q4_0x8(m) => groups(m, k.rows8_q4_0.expect(missing), rows, x, tokens, out),
             Matrix::Q4_1x8(m) => groups(m, k.rows8_q4_1.expect(missing), rows, x, tokens, out),
+            Matrix::Q8_0x8(m) => groups(m, k.rows8_q8_0.expect(missing), rows, x, tokens, out),
             _ => return false,
         }
         true
@@ -205,14 +215,17 @@ impl Matrix {
             Matrix::Q8_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_1(m) => blocks(m, k, r, x, tokens, &mut out),
-            Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) => {
+            Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) => {
                 unreachable!("interleaved matrices multiply by groups")
             }
         }
     }
 
     fn interleaved(&self) -> bool {
-        matches!(self, Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_))
+        matches!(
+            self,
+            Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_)
+        )
     }
 }
 

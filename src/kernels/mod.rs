@@ -8,6 +8,40 @@
 //! `LLM_BENCH_KERNELS=scalar` forces a lower level than the CPU offers (tests run every level
 //! the machine has; a level the CPU lacks is refused, never run).
 
+/// Runs `$kernel::<$I, N>` (or `$kernel::<N>`; eight interleaved rows by `N ≤ 4` tokens, one `__m256` of eight
+/// row results per token) over the run `$tokens` of tokens, four at a time, storing token
+/// `t`'s eight results at `$out[(t - start) * 8..]`. One driver for every interleaved kernel.
+#[cfg(target_arch = "x86_64")]
+macro_rules! four_tokens_at_a_time {
+    ($kernel:ident::<$($I:ty),*>, $w:expr, $x:expr, $tokens:expr, $out:expr) => {{
+        let (w, x, tokens, out) = ($w, $x, $tokens, $out);
+        let per = w.len();
+        let token = |t: usize| &x[t * per..(t + 1) * per];
+        let mut t = tokens.start;
+        while t < tokens.end {
+            let n = (tokens.end - t).min(4);
+            let results: [__m256; 4] = match n {
+                4 => $kernel::<$($I,)* 4>(w, [token(t), token(t + 1), token(t + 2), token(t + 3)]),
+                3 => {
+                    let r = $kernel::<$($I,)* 3>(w, [token(t), token(t + 1), token(t + 2)]);
+                    [r[0], r[1], r[2], r[2]]
+                }
+                2 => {
+                    let r = $kernel::<$($I,)* 2>(w, [token(t), token(t + 1)]);
+                    [r[0], r[1], r[1], r[1]]
+                }
+                _ => [$kernel::<$($I,)* 1>(w, [token(t)])[0]; 4],
+            };
+            let o = &mut out[(t - tokens.start) * ROWS..(t - tokens.start + n) * ROWS];
+            for (v, dst) in results.iter().zip(o.chunks_exact_mut(ROWS)) {
+                // SAFETY: `dst` is 8 floats; unaligned store.
+                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *v) };
+            }
+            t += n;
+        }
+    }};
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -110,6 +144,7 @@ pub struct Kernels {
     /// where `None`, matrices keep GGUF's row-major blocks.
     pub rows8_q4_0: Option<Rows8<repack::BlockQ4_0x8>>,
     pub rows8_q4_1: Option<Rows8<repack::BlockQ4_1x8>>,
+    pub rows8_q8_0: Option<Rows8<repack::BlockQ8_0x8>>,
 }
 
 /// `out[(t - tokens.start) * 8 + k]` = row `k` of one group of interleaved rows · token `t`
@@ -131,6 +166,7 @@ impl Kernels {
                 axpy_f16: scalar::axpy_f16,
                 rows8_q4_0: None,
                 rows8_q4_1: None,
+                rows8_q8_0: None,
             },
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => Kernels {
@@ -143,12 +179,14 @@ impl Kernels {
                 axpy_f16: avx2::axpy_f16,
                 rows8_q4_0: Some(avx2::rows8_q4_0),
                 rows8_q4_1: Some(avx2::rows8_q4_1),
+                rows8_q8_0: Some(avx2::rows8_q8_0),
             },
             #[cfg(target_arch = "x86_64")]
             Level::Avx512Vnni => Kernels {
                 level,
                 rows8_q4_0: Some(avx512::rows8_q4_0),
                 rows8_q4_1: Some(avx512::rows8_q4_1),
+                rows8_q8_0: Some(avx512::rows8_q8_0),
                 ..Kernels::for_level(Level::Avx2)?
             },
             #[cfg(not(target_arch = "x86_64"))]
@@ -187,6 +225,39 @@ impl QuantBlock for BlockQ4_1 {
     }
 }
 
+/// Checks that `bytes` hold `rows × cols` weights in whole `B` blocks (rows of a positive
+/// multiple of 32), without overflow.
+pub(crate) fn check_blocks<B: Block>(
+    name: &str,
+    rows: usize,
+    cols: usize,
+    bytes: &[u8],
+) -> Result<()> {
+    let bad = |problem: String| Error::BadField {
+        path: name.into(),
+        field: "shape".into(),
+        problem,
+    };
+    if cols == 0 || rows == 0 || !cols.is_multiple_of(QK) {
+        return Err(bad(format!(
+            "{rows} rows of {cols} weights: {} needs a positive row length that is a multiple of {QK}",
+            B::NAME
+        )));
+    }
+    let expected = rows
+        .checked_mul(cols / QK)
+        .and_then(|blocks| blocks.checked_mul(B::BYTES))
+        .ok_or_else(|| bad(format!("{rows} x {cols} overflows")))?;
+    if bytes.len() != expected {
+        return Err(bad(format!(
+            "{rows} x {cols} in {} is {expected} bytes, found {}",
+            B::NAME,
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
 /// A weight matrix in a block format: `rows` rows of `cols` weights, row-major, as GGUF
 /// stores a 2-D tensor (`cols` is GGUF's first dimension).
 pub struct QMatrix<B> {
@@ -198,28 +269,7 @@ pub struct QMatrix<B> {
 impl<B: QuantBlock> QMatrix<B> {
     /// Reads a matrix from GGUF tensor bytes, checking the shape against the byte count.
     pub fn from_gguf(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self> {
-        let bad = |problem: String| Error::BadField {
-            path: name.into(),
-            field: "shape".into(),
-            problem,
-        };
-        if cols == 0 || rows == 0 || !cols.is_multiple_of(QK) {
-            return Err(bad(format!(
-                "{rows} rows of {cols} weights: {} needs a positive row length that is a multiple of {QK}",
-                B::NAME
-            )));
-        }
-        let expected = rows
-            .checked_mul(cols / QK)
-            .and_then(|blocks| blocks.checked_mul(B::BYTES))
-            .ok_or_else(|| bad(format!("{rows} x {cols} overflows")))?;
-        if bytes.len() != expected {
-            return Err(bad(format!(
-                "{rows} x {cols} in {} is {expected} bytes, found {}",
-                B::NAME,
-                bytes.len()
-            )));
-        }
+        check_blocks::<B>(name, rows, cols, bytes)?;
         let blocks = blocks::read_blocks(bytes).expect("length checked above");
         Ok(Self { rows, cols, blocks })
     }

@@ -14,7 +14,7 @@
 //! The bytes of a piece are the original block's bytes (a GGUF q4 byte already holds weight
 //! `j` low and `j + 16` high), so repacking only moves 4-byte pieces.
 
-use super::blocks::{Block, BlockQ4_0, BlockQ4_1, QK};
+use super::blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 use half::f16;
 
 /// Rows per group.
@@ -40,16 +40,55 @@ pub struct BlockQ4_1x8 {
 /// A group block of eight rows of `Self::Row` blocks.
 pub trait Interleaved: Copy + Send + Sync + 'static {
     type Row: Block;
-    /// Whether the rows carry offsets `m` (q4_1) rather than q4_0's fixed -8.
-    const OFFSETS: bool;
-    fn scales(&self) -> &[f16; ROWS];
-    /// q4_1's offsets (q4_0 has none: its scales stand in, unused).
-    fn offsets(&self) -> &[f16; ROWS];
-    fn nibbles(&self) -> &[u8; QK / 2 * ROWS];
     /// Interleaves block `b` of eight rows.
     fn pack(rows: [&Self::Row; ROWS]) -> Self;
     /// Row `k`'s block back.
     fn unpack(&self, k: usize) -> Self::Row;
+    fn scales(&self) -> &[f16; ROWS];
+}
+
+/// Eight interleaved 4-bit rows.
+pub trait Nibbles: Interleaved {
+    /// Whether the rows carry offsets `m` (q4_1) rather than q4_0's fixed -8.
+    const OFFSETS: bool;
+    /// q4_1's offsets (q4_0 has none: its scales stand in, unused).
+    fn offsets(&self) -> &[f16; ROWS];
+    fn nibbles(&self) -> &[u8; QK / 2 * ROWS];
+}
+
+/// Block `b` of eight q8_0 rows: piece `c` (4 weights) of row `k` at byte `32 c + 4 k`, so
+/// eight 32-byte loads hold the eight rows' 32 weights, a row per 32-bit lane.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ8_0x8 {
+    pub d: [f16; ROWS],
+    pub qs: [i8; QK * ROWS],
+}
+
+impl Interleaved for BlockQ8_0x8 {
+    type Row = BlockQ8_0;
+    fn pack(rows: [&BlockQ8_0; ROWS]) -> Self {
+        let mut qs = [0i8; QK * ROWS];
+        for (k, row) in rows.iter().enumerate() {
+            for c in 0..QK / 4 {
+                qs[32 * c + 4 * k..32 * c + 4 * k + 4].copy_from_slice(&row.qs[4 * c..4 * c + 4]);
+            }
+        }
+        Self {
+            d: rows.map(|r| r.d),
+            qs,
+        }
+    }
+    fn unpack(&self, k: usize) -> BlockQ8_0 {
+        let mut qs = [0i8; QK];
+        for c in 0..QK / 4 {
+            qs[4 * c..4 * c + 4].copy_from_slice(&self.qs[32 * c + 4 * k..32 * c + 4 * k + 4]);
+        }
+        BlockQ8_0 { d: self.d[k], qs }
+    }
+    fn scales(&self) -> &[f16; ROWS] {
+        &self.d
+    }
 }
 
 fn interleave(rows: [&[u8; QK / 2]; ROWS]) -> [u8; QK / 2 * ROWS] {
@@ -72,15 +111,8 @@ fn deinterleave(qs: &[u8; QK / 2 * ROWS], k: usize) -> [u8; QK / 2] {
 
 impl Interleaved for BlockQ4_0x8 {
     type Row = BlockQ4_0;
-    const OFFSETS: bool = false;
     fn scales(&self) -> &[f16; ROWS] {
         &self.d
-    }
-    fn offsets(&self) -> &[f16; ROWS] {
-        &self.d
-    }
-    fn nibbles(&self) -> &[u8; QK / 2 * ROWS] {
-        &self.qs
     }
     fn pack(rows: [&BlockQ4_0; ROWS]) -> Self {
         Self {
@@ -96,17 +128,20 @@ impl Interleaved for BlockQ4_0x8 {
     }
 }
 
-impl Interleaved for BlockQ4_1x8 {
-    type Row = BlockQ4_1;
-    const OFFSETS: bool = true;
-    fn scales(&self) -> &[f16; ROWS] {
-        &self.d
-    }
+impl Nibbles for BlockQ4_0x8 {
+    const OFFSETS: bool = false;
     fn offsets(&self) -> &[f16; ROWS] {
-        &self.m
+        &self.d
     }
     fn nibbles(&self) -> &[u8; QK / 2 * ROWS] {
         &self.qs
+    }
+}
+
+impl Interleaved for BlockQ4_1x8 {
+    type Row = BlockQ4_1;
+    fn scales(&self) -> &[f16; ROWS] {
+        &self.d
     }
     fn pack(rows: [&BlockQ4_1; ROWS]) -> Self {
         Self {
@@ -121,6 +156,16 @@ impl Interleaved for BlockQ4_1x8 {
             m: self.m[k],
             qs: deinterleave(&self.qs, k),
         }
+    }
+}
+
+impl Nibbles for BlockQ4_1x8 {
+    const OFFSETS: bool = true;
+    fn offsets(&self) -> &[f16; ROWS] {
+        &self.m
+    }
+    fn nibbles(&self) -> &[u8; QK / 2 * ROWS] {
+        &self.qs
     }
 }
 
@@ -143,6 +188,31 @@ impl<I: Interleaved> Repacked<I> {
             for b in 0..per_row {
                 let row = |k: usize| &blocks[(g * ROWS + k) * per_row + b];
                 groups.push(I::pack(std::array::from_fn(row)));
+            }
+        }
+        Self { rows, cols, groups }
+    }
+
+    /// Repacks a matrix straight from its GGUF bytes (row-major blocks), so that loading holds
+    /// the file's bytes and the repacked copy, never a third. The byte count is the caller's
+    /// to check (`rows × cols / 32` blocks).
+    pub fn from_gguf_bytes(rows: usize, cols: usize, bytes: &[u8]) -> Self {
+        let per_row = cols / QK;
+        let size = <I::Row as Block>::BYTES;
+        assert!(rows.is_multiple_of(ROWS), "whole groups of {ROWS} rows");
+        assert_eq!(
+            bytes.len(),
+            rows * per_row * size,
+            "rows × cols / 32 blocks"
+        );
+        let mut groups = Vec::with_capacity(rows / ROWS * per_row);
+        for g in 0..rows / ROWS {
+            for b in 0..per_row {
+                let rows: [I::Row; ROWS] = std::array::from_fn(|k| {
+                    let at = ((g * ROWS + k) * per_row + b) * size;
+                    I::Row::read(&bytes[at..at + size])
+                });
+                groups.push(I::pack(std::array::from_fn(|k| &rows[k])));
             }
         }
         Self { rows, cols, groups }

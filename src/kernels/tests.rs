@@ -196,8 +196,17 @@ fn extreme_blocks_do_not_saturate() {
     assert_eq!(x[0].qs, [-127; QK]);
     let want = 128.0 * 127.0 * QK as f32 * x[0].d;
     for level in Level::available() {
-        let got = (Kernels::for_level(level).unwrap().dot_q8_0)(&w, &x);
+        let kernels = Kernels::for_level(level).unwrap();
+        let got = (kernels.dot_q8_0)(&w, &x);
         assert_eq!(got, want, "{}", level.name());
+        // The same block in all eight rows of an interleaved group.
+        if let Some(rows8) = kernels.rows8_q8_0 {
+            let packed =
+                super::repack::Repacked::<super::repack::BlockQ8_0x8>::new(8, QK, &[w[0]; 8]);
+            let mut out = [0f32; 8];
+            rows8(packed.group(0), &x, 0..1, &mut out);
+            assert_eq!(out, [want; 8], "{} interleaved", level.name());
+        }
     }
 }
 
@@ -362,4 +371,9 @@ fn repacked_q4_0_rows_on_every_level_match_the_dequantized_reference() {
 #[test]
 fn repacked_q4_1_rows_on_every_level_match_the_dequantized_reference() {
     check_rows8::<super::repack::BlockQ4_1x8>(GgmlDType::Q4_1, |k| k.rows8_q4_1);
+}
+
+#[test]
+fn repacked_q8_0_rows_on_every_level_match_the_dequantized_reference() {
+    check_rows8::<super::repack::BlockQ8_0x8>(GgmlDType::Q8_0, |k| k.rows8_q8_0);
 }
