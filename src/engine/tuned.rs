@@ -545,17 +545,22 @@ fn read_tensors(
                         format!("{:?} does not fill whole {format} blocks", spec.shape),
                     )
                 })?;
-        let mut bytes = vec![0u8; len as usize];
         file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
-            .and_then(|_| file.read_exact(&mut bytes))
             .map_err(|e| Error::io(path, e))?;
+        // Read in chunks as the matrix is built: a tensor's bytes are never held whole beside
+        // its converted copy (the 8B twin's embedding alone is 282 MiB).
+        let mut fill = |buf: &mut [u8]| file.read_exact(buf).map_err(|e| Error::io(path, e));
         let loaded = match spec.role {
-            TensorRole::Norm if info.ggml_dtype == GgmlDType::F32 => Loaded::Vector(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
+            TensorRole::Norm if info.ggml_dtype == GgmlDType::F32 => {
+                let mut bytes = vec![0u8; len as usize];
+                fill(&mut bytes)?;
+                Loaded::Vector(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                )
+            }
             TensorRole::Norm => {
                 return Err(bad(
                     name,
@@ -563,13 +568,14 @@ fn read_tensors(
                 ))
             }
             _ => Loaded::Matrix(
-                Matrix::from_gguf(name, format, spec.rows(), spec.cols(), &bytes, kernels)
-                    .map_err(|e| match e {
+                Matrix::read(name, format, spec.rows(), spec.cols(), kernels, &mut fill).map_err(
+                    |e| match e {
                         Error::BadField { problem, field, .. } => {
                             bad(name, format!("{field} {problem}"))
                         }
                         other => other,
-                    })?,
+                    },
+                )?,
             ),
         };
         out.insert(name.clone(), loaded);

@@ -9,7 +9,7 @@
 
 use super::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
-use super::{check_blocks, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
+use super::{F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
 use crate::error::{Error, Result};
 
 /// The storage types a [`Matrix`] holds, by GGUF's type names.
@@ -30,13 +30,16 @@ pub enum Matrix {
 /// quantized activations stay in the L1/L2 cache beside the row.
 const TOKEN_TILE: usize = 16;
 
+/// Rows read from the file at a time when loading (a multiple of [`ROWS`]).
+const CHUNK_ROWS: usize = 64;
+
 /// Rows of a block-format matrix one GEMM tile dequantizes (64 rows of 4096 f32: 1 MiB).
 const GEMM_ROWS: usize = 64;
 
 impl Matrix {
     /// Reads a `rows × cols` matrix stored as `format` (a name in [`FORMATS`]) from its GGUF
-    /// bytes, checking the byte count against the shape; 4-bit rows are repacked in groups of
-    /// eight where `kernels` has kernels for them and the rows come in whole groups.
+    /// bytes, checking the byte count against the shape; rows are repacked in groups of eight
+    /// where `kernels` has kernels for them and the rows come in whole groups.
     pub fn from_gguf(
         name: &str,
         format: &str,
@@ -45,30 +48,137 @@ impl Matrix {
         bytes: &[u8],
         kernels: &Kernels,
     ) -> Result<Matrix> {
-        let groups = rows.is_multiple_of(ROWS);
-        Ok(match format {
-            "f32" => Matrix::F32(F32Matrix::from_gguf(name, rows, cols, bytes)?),
-            "q8_0" if groups && kernels.rows8_q8_0.is_some() => {
-                check_blocks::<BlockQ8_0>(name, rows, cols, bytes)?;
-                Matrix::Q8_0x8(Repacked::from_gguf_bytes(rows, cols, bytes))
-            }
-            "q8_0" => Matrix::Q8_0(QMatrix::from_gguf(name, rows, cols, bytes)?),
-            "q4_0" if groups && kernels.rows8_q4_0.is_some() => {
-                check_blocks::<BlockQ4_0>(name, rows, cols, bytes)?;
-                Matrix::Q4_0x8(Repacked::from_gguf_bytes(rows, cols, bytes))
-            }
-            "q4_1" if groups && kernels.rows8_q4_1.is_some() => {
-                check_blocks::<BlockQ4_1>(name, rows, cols, bytes)?;
-                Matrix::Q4_1x8(Repacked::from_gguf_bytes(rows, cols, bytes))
-            }
-            "q4_0" => Matrix::Q4_0(QMatrix::from_gguf(name, rows, cols, bytes)?),
-            "q4_1" => Matrix::Q4_1(QMatrix::from_gguf(name, rows, cols, bytes)?),
+        let expected = Matrix::gguf_bytes(name, format, rows, cols)?;
+        if bytes.len() != expected {
+            return Err(Error::BadField {
+                path: name.into(),
+                field: "shape".into(),
+                problem: format!(
+                    "{rows} x {cols} in {format} is {expected} bytes, found {}",
+                    bytes.len()
+                ),
+            });
+        }
+        let mut at = 0;
+        Matrix::read(
+            name,
+            format,
+            rows,
+            cols,
+            kernels,
+            &mut |buf: &mut [u8]| {
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                at += buf.len();
+                Ok(())
+            },
+        )
+    }
+
+    /// Bytes a `rows × cols` matrix in `format` takes in a GGUF file; refuses shapes the
+    /// format cannot hold (rows not whole blocks) and sizes that overflow.
+    pub fn gguf_bytes(name: &str, format: &str, rows: usize, cols: usize) -> Result<usize> {
+        let bad = |problem: String| Error::BadField {
+            path: name.into(),
+            field: "shape".into(),
+            problem,
+        };
+        let (per, block) = match format {
+            "f32" => (1, 4),
+            "q8_0" => (QK, <BlockQ8_0 as super::blocks::Block>::BYTES),
+            "q4_0" => (QK, <BlockQ4_0 as super::blocks::Block>::BYTES),
+            "q4_1" => (QK, <BlockQ4_1 as super::blocks::Block>::BYTES),
             other => {
                 return Err(Error::BadField {
                     path: name.into(),
                     field: "type".into(),
                     problem: format!("is {other}; the tuned kernels read {}", FORMATS.join(", ")),
                 })
+            }
+        };
+        if rows == 0 || cols == 0 || !cols.is_multiple_of(per) {
+            return Err(bad(format!(
+                "{rows} rows of {cols} weights: {format} needs a positive row length that is a multiple of {per}"
+            )));
+        }
+        rows.checked_mul(cols / per)
+            .and_then(|n| n.checked_mul(block))
+            .ok_or_else(|| bad(format!("{rows} x {cols} overflows")))
+    }
+
+    /// Reads a `rows × cols` matrix in `format`, its GGUF bytes fetched a chunk of whole row
+    /// groups at a time by `fill` (which fills its buffer with the tensor's next bytes): loading
+    /// holds the matrix being built and one chunk, never a second copy of the tensor.
+    pub fn read(
+        name: &str,
+        format: &str,
+        rows: usize,
+        cols: usize,
+        kernels: &Kernels,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<()>,
+    ) -> Result<Matrix> {
+        let total = Matrix::gguf_bytes(name, format, rows, cols)?;
+        let row_bytes = total / rows;
+        let groups = rows.is_multiple_of(ROWS);
+        let mut chunk = Vec::new();
+        // Calls `take` with each chunk of up to 64 rows (whole groups of eight).
+        let mut chunks = |take: &mut dyn FnMut(&[u8])| -> Result<()> {
+            for start in (0..rows).step_by(CHUNK_ROWS) {
+                chunk.resize(CHUNK_ROWS.min(rows - start) * row_bytes, 0);
+                fill(&mut chunk)?;
+                take(&chunk);
+            }
+            Ok(())
+        };
+        fn plain<B: QuantBlock>(rows: usize, cols: usize) -> QMatrix<B> {
+            QMatrix {
+                rows,
+                cols,
+                blocks: Vec::with_capacity(rows * cols / QK),
+            }
+        }
+        fn extend<B: QuantBlock>(m: &mut QMatrix<B>, bytes: &[u8]) {
+            m.blocks.extend(bytes.chunks_exact(B::BYTES).map(B::read));
+        }
+        Ok(match format {
+            "f32" => {
+                let mut data = Vec::with_capacity(rows * cols);
+                chunks(&mut |b| {
+                    data.extend(
+                        b.chunks_exact(4)
+                            .map(|v| f32::from_le_bytes([v[0], v[1], v[2], v[3]])),
+                    )
+                })?;
+                Matrix::F32(F32Matrix { rows, cols, data })
+            }
+            "q8_0" if groups && kernels.rows8_q8_0.is_some() => {
+                let mut m = Repacked::with_capacity(rows, cols);
+                chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
+                Matrix::Q8_0x8(m)
+            }
+            "q4_0" if groups && kernels.rows8_q4_0.is_some() => {
+                let mut m = Repacked::with_capacity(rows, cols);
+                chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
+                Matrix::Q4_0x8(m)
+            }
+            "q4_1" if groups && kernels.rows8_q4_1.is_some() => {
+                let mut m = Repacked::with_capacity(rows, cols);
+                chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
+                Matrix::Q4_1x8(m)
+            }
+            "q8_0" => {
+                let mut m = plain::<BlockQ8_0>(rows, cols);
+                chunks(&mut |b| extend(&mut m, b))?;
+                Matrix::Q8_0(m)
+            }
+            "q4_0" => {
+                let mut m = plain::<BlockQ4_0>(rows, cols);
+                chunks(&mut |b| extend(&mut m, b))?;
+                Matrix::Q4_0(m)
+            }
+            _ => {
+                let mut m = plain::<BlockQ4_1>(rows, cols);
+                chunks(&mut |b| extend(&mut m, b))?;
+                Matrix::Q4_1(m)
             }
         })
     }

@@ -13,7 +13,7 @@
 /// `t`'s eight results at `$out[(t - start) * 8..]`. One driver for every interleaved kernel.
 #[cfg(target_arch = "x86_64")]
 macro_rules! four_tokens_at_a_time {
-    ($kernel:ident::<$($I:ty),*>, $w:expr, $x:expr, $tokens:expr, $out:expr) => {{
+    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr) => {{
         let (w, x, tokens, out) = ($w, $x, $tokens, $out);
         let per = w.len();
         let token = |t: usize| &x[t * per..(t + 1) * per];
@@ -21,16 +21,16 @@ macro_rules! four_tokens_at_a_time {
         while t < tokens.end {
             let n = (tokens.end - t).min(4);
             let results: [__m256; 4] = match n {
-                4 => $kernel::<$($I,)* 4>(w, [token(t), token(t + 1), token(t + 2), token(t + 3)]),
+                4 => $kernel::<$($($I,)*)? 4>(w, [token(t), token(t + 1), token(t + 2), token(t + 3)]),
                 3 => {
-                    let r = $kernel::<$($I,)* 3>(w, [token(t), token(t + 1), token(t + 2)]);
+                    let r = $kernel::<$($($I,)*)? 3>(w, [token(t), token(t + 1), token(t + 2)]);
                     [r[0], r[1], r[2], r[2]]
                 }
                 2 => {
-                    let r = $kernel::<$($I,)* 2>(w, [token(t), token(t + 1)]);
+                    let r = $kernel::<$($($I,)*)? 2>(w, [token(t), token(t + 1)]);
                     [r[0], r[1], r[1], r[1]]
                 }
-                _ => [$kernel::<$($I,)* 1>(w, [token(t)])[0]; 4],
+                _ => [$kernel::<$($($I,)*)? 1>(w, [token(t)])[0]; 4],
             };
             let o = &mut out[(t - tokens.start) * ROWS..(t - tokens.start + n) * ROWS];
             for (v, dst) in results.iter().zip(o.chunks_exact_mut(ROWS)) {
@@ -227,12 +227,7 @@ impl QuantBlock for BlockQ4_1 {
 
 /// Checks that `bytes` hold `rows × cols` weights in whole `B` blocks (rows of a positive
 /// multiple of 32), without overflow.
-pub(crate) fn check_blocks<B: Block>(
-    name: &str,
-    rows: usize,
-    cols: usize,
-    bytes: &[u8],
-) -> Result<()> {
+fn check_blocks<B: Block>(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<()> {
     let bad = |problem: String| Error::BadField {
         path: name.into(),
         field: "shape".into(),

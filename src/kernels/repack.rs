@@ -193,29 +193,35 @@ impl<I: Interleaved> Repacked<I> {
         Self { rows, cols, groups }
     }
 
-    /// Repacks a matrix straight from its GGUF bytes (row-major blocks), so that loading holds
-    /// the file's bytes and the repacked copy, never a third. The byte count is the caller's
-    /// to check (`rows × cols / 32` blocks).
-    pub fn from_gguf_bytes(rows: usize, cols: usize, bytes: &[u8]) -> Self {
-        let per_row = cols / QK;
-        let size = <I::Row as Block>::BYTES;
+    /// An empty matrix of `rows × cols` to fill with [`Self::extend_from_gguf_bytes`].
+    pub fn with_capacity(rows: usize, cols: usize) -> Self {
         assert!(rows.is_multiple_of(ROWS), "whole groups of {ROWS} rows");
-        assert_eq!(
-            bytes.len(),
-            rows * per_row * size,
-            "rows × cols / 32 blocks"
+        Self {
+            rows,
+            cols,
+            groups: Vec::with_capacity(rows / ROWS * (cols / QK)),
+        }
+    }
+
+    /// Repacks the next rows (whole groups of eight) from their GGUF bytes (row-major blocks),
+    /// so that loading holds the repacked matrix and one chunk of the file, never a second
+    /// copy of the tensor.
+    pub fn extend_from_gguf_bytes(&mut self, bytes: &[u8]) {
+        let per_row = self.cols / QK;
+        let size = <I::Row as Block>::BYTES;
+        assert!(
+            bytes.len().is_multiple_of(ROWS * per_row * size),
+            "whole groups of {ROWS} rows"
         );
-        let mut groups = Vec::with_capacity(rows / ROWS * per_row);
-        for g in 0..rows / ROWS {
+        for group in bytes.chunks_exact(ROWS * per_row * size) {
             for b in 0..per_row {
                 let rows: [I::Row; ROWS] = std::array::from_fn(|k| {
-                    let at = ((g * ROWS + k) * per_row + b) * size;
-                    I::Row::read(&bytes[at..at + size])
+                    let at = (k * per_row + b) * size;
+                    I::Row::read(&group[at..at + size])
                 });
-                groups.push(I::pack(std::array::from_fn(|k| &rows[k])));
+                self.groups.push(I::pack(std::array::from_fn(|k| &rows[k])));
             }
         }
-        Self { rows, cols, groups }
     }
 
     /// Group `g`'s blocks.
