@@ -5,7 +5,7 @@
 //!
 //! Environment: `LLM_BENCH_MODEL` (a model spec; default as for the CLI), `LLM_BENCH_FORMATS`
 //! (comma-separated, e.g. `q4_1,q8_0`; default the model's own format), `LLM_BENCH_THREADS`
-//! (default all cores), `LLM_BENCH_ENGINES` (comma-separated, e.g. `candle,llama-cpp`; default
+//! (default all cores), `LLM_BENCH_ENGINES` (comma-separated, e.g. `candle,tuned,llama-cpp`; default
 //! candle), `LLM_BENCH_SMOKE=1` (CI: every benchmark as short as Criterion allows).
 
 use crate::arch::ModelConfig;

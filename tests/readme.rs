@@ -76,6 +76,10 @@ const COVERAGE: &[(&str, &str)] = &[
         "cargo run --release --features llama-cpp -- run --quick --engine candle --engine llama-cpp",
         "test:tests/readme.rs::the_engine_commands_run_as_written",
     ),
+    (
+        "cargo run --release -- generate --engine tuned",
+        "test:tests/readme.rs::the_engine_commands_run_as_written",
+    ),
     ("scripts/install-llama-cpp-deps", "script:scripts/test"),
     ("scripts/bench-threads", "script:scripts/bench-smoke"),
     (
@@ -342,6 +346,13 @@ fn the_engine_commands_run_as_written() {
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Paris"));
     let out = readme_run(
+        &readme_line("cargo run --release -- generate --engine tuned"),
+        cwd.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Paris"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tuned engine"));
+    let out = readme_run(
         &readme_line("cargo run --release --features llama-cpp -- run --quick --engine candle"),
         cwd.path(),
     );
@@ -355,14 +366,17 @@ fn the_engine_commands_run_as_written() {
         .iter()
         .map(|r| r["model"]["engine"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(engines, ["candle", "candle", "llama-cpp", "llama-cpp"]);
+    assert_eq!(
+        engines,
+        ["candle", "candle", "llama-cpp", "llama-cpp", "tuned", "tuned"]
+    );
     let formats: Vec<&str> = value["runs"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["model"]["format"].as_str().unwrap())
         .collect();
-    assert_eq!(formats, ["q4_0", "q8_0", "q4_0", "q8_0"]);
+    assert_eq!(formats, ["q4_0", "q8_0", "q4_0", "q8_0", "q4_0", "q8_0"]);
     let out = readme_run(
         "llm-bench compare llm-bench-results/results.json --base-engine candle --other-engine llama-cpp --base-format q4_0 --other-format q4_0 --output json",
         cwd.path(),
@@ -383,7 +397,7 @@ fn the_engine_commands_run_as_written() {
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
     let report = std::fs::read_to_string(cwd.path().join("llm-bench-results/report.md")).unwrap();
-    assert!(report.contains("+llama-cpp") && report.contains("+candle"));
+    assert!(report.contains("+llama-cpp") && report.contains("+candle") && report.contains("+tuned"));
     assert!(report.contains("## Engines side by side"), "{report}");
 }
 
