@@ -368,7 +368,14 @@ fn the_engine_commands_run_as_written() {
         .collect();
     assert_eq!(
         engines,
-        ["candle", "candle", "llama-cpp", "llama-cpp", "tuned", "tuned"]
+        [
+            "candle",
+            "candle",
+            "llama-cpp",
+            "llama-cpp",
+            "tuned",
+            "tuned"
+        ]
     );
     let formats: Vec<&str> = value["runs"]
         .as_array()
@@ -397,7 +404,9 @@ fn the_engine_commands_run_as_written() {
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
     let report = std::fs::read_to_string(cwd.path().join("llm-bench-results/report.md")).unwrap();
-    assert!(report.contains("+llama-cpp") && report.contains("+candle") && report.contains("+tuned"));
+    assert!(
+        report.contains("+llama-cpp") && report.contains("+candle") && report.contains("+tuned")
+    );
     assert!(report.contains("## Engines side by side"), "{report}");
 }
 

@@ -101,8 +101,9 @@ fn argmax(v: &[f32]) -> usize {
 
 /// The same weights, dequantized to f32, through candle's dense model and the tuned engine:
 /// in f32 the two differ only by summation order and the f16 KV cache (0.1% of the logits'
-/// spread); with the file's q4_1 weights both quantized engines also quantize activations to
-/// 8 bits, and the tuned engine strays from the dense logits no more than candle's does.
+/// spread), in f16 by the weights' rounding too (0.2%), in bf16 less than quantization moves
+/// them; with the file's q4_1 weights both quantized engines also quantize activations to 8
+/// bits, and the tuned engine strays from the dense logits no more than candle's does.
 #[test]
 fn logits_track_candles_dense_f32_model_on_the_same_weights() {
     // Long enough (12 tokens) that the prompt runs as GEMMs; the six steps after it run
@@ -139,11 +140,20 @@ fn logits_track_candles_dense_f32_model_on_the_same_weights() {
             .collect()
     };
     let tuned_f32 = distance(&mut load(tuned(), Some("f32")));
+    // Half-precision weights: the dense weights rounded to f16 (11 bits) or bf16 (8 bits).
+    let tuned_f16 = distance(&mut load(tuned(), Some("f16")));
+    let tuned_bf16 = distance(&mut load(tuned(), Some("bf16")));
     let tuned_q4_1 = distance(&mut load(tuned(), None));
     let candle_q4_1 = distance(&mut load(EngineChoice::default(), None));
     eprintln!("relative logit differences from candle's dense f32: tuned f32 {tuned_f32:?}, tuned q4_1 {tuned_q4_1:?}, candle q4_1 {candle_q4_1:?}");
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
     assert!(tuned_f32.iter().all(|&d| d < 1e-3), "f32: {tuned_f32:?}");
+    eprintln!("tuned f16 {tuned_f16:?}, bf16 {tuned_bf16:?}");
+    assert!(tuned_f16.iter().all(|&d| d < 2e-3), "f16: {tuned_f16:?}");
+    assert!(
+        mean(&tuned_bf16) < mean(&candle_q4_1),
+        "bf16: {tuned_bf16:?}"
+    );
     assert!(
         mean(&tuned_q4_1) < 1.25 * mean(&candle_q4_1),
         "q4_1: tuned {tuned_q4_1:?}, candle {candle_q4_1:?}"
@@ -329,4 +339,26 @@ fn llama_cpps_choice_is_the_top_token_or_a_near_tie_at_every_position() {
         worst < 0.5,
         "a gap of {worst} logits at {at} is no near-tie"
     );
+}
+
+/// A format the tuned kernels do not run is refused before anything loads, naming the tensor
+/// and the formats they run (exit 2).
+#[test]
+fn formats_the_kernels_lack_are_refused_with_the_ones_they_run() {
+    let out = cli(
+        &[
+            "generate",
+            "--engine",
+            "tuned",
+            "--format",
+            "q4k",
+            "--prompt",
+            "Hi",
+            "--max-new-tokens",
+            "2",
+        ],
+        &[],
+    );
+    common::assert_fails_with(&out, &["tuned", "q4k", "q4_0", "bf16", "--engine candle"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
 }

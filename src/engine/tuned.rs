@@ -21,10 +21,13 @@ use std::path::Path;
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "tuned",
     loads: Loads::GgufFile,
-    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama; f32, q8_0, q4_0, q4_1)",
+    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama; f32, f16, bf16, q8_0, q4_0, q4_1)",
     build: Some(build),
     supports,
 };
+
+/// The types norms are read in (turned into f32 at load: they are a few KiB).
+const NORM_FORMATS: &[&str] = &["f32", "f16", "bf16"];
 
 /// Refuses, before anything loads, what the kernels cannot run.
 fn supports(planned: &Planned) -> Result<()> {
@@ -38,14 +41,14 @@ fn supports(planned: &Planned) -> Result<()> {
     for (spec, dtype) in &planned.layout().tensors {
         let format = crate::format::ggml_name(*dtype);
         let ok = match spec.role {
-            TensorRole::Norm => *dtype == GgmlDType::F32,
+            TensorRole::Norm => NORM_FORMATS.contains(&format),
             _ => matrix::FORMATS.contains(&format),
         };
         if !ok {
             return Err(Error::InvalidSetting {
                 name: "--format",
                 reason: format!(
-                    "the tuned engine runs weights in {} (norms in f32), but {} of {} is {format}: pick --format q4_0, q4_1, q8_0 or f32, or --engine candle",
+                    "the tuned engine runs weights in {} (norms in f32, f16 or bf16), but {} of {} is {format}: pick --format q4_0, q4_1, q8_0, f32, f16 or bf16, or --engine candle",
                     matrix::FORMATS.join(", "),
                     spec.gguf_name,
                     planned.name
@@ -551,20 +554,28 @@ fn read_tensors(
         // its converted copy (the 8B twin's embedding alone is 282 MiB).
         let mut fill = |buf: &mut [u8]| file.read_exact(buf).map_err(|e| Error::io(path, e));
         let loaded = match spec.role {
-            TensorRole::Norm if info.ggml_dtype == GgmlDType::F32 => {
+            TensorRole::Norm if NORM_FORMATS.contains(&format) => {
                 let mut bytes = vec![0u8; len as usize];
                 fill(&mut bytes)?;
-                Loaded::Vector(
-                    bytes
+                Loaded::Vector(match info.ggml_dtype {
+                    GgmlDType::F32 => bytes
                         .chunks_exact(4)
                         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                         .collect(),
-                )
+                    GgmlDType::F16 => bytes
+                        .chunks_exact(2)
+                        .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                        .collect(),
+                    _ => bytes
+                        .chunks_exact(2)
+                        .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                        .collect(),
+                })
             }
             TensorRole::Norm => {
                 return Err(bad(
                     name,
-                    format!("is {format}; the tuned engine reads norms in f32"),
+                    format!("is {format}; the tuned engine reads norms in f32, f16 or bf16"),
                 ))
             }
             _ => Loaded::Matrix(

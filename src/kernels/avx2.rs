@@ -8,7 +8,7 @@
 
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
-use half::f16;
+use half::{bf16, f16};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -298,6 +298,73 @@ fn rows8_q8(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f
     four_tokens_at_a_time!(rows8_q8_tokens, w, x, tokens, out)
 }
 
+/// Half-precision weights (f16 through F16C, bf16 by shifting into the top of an f32) by f32
+/// activations, four accumulators of eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_half_f32<H: Copy>(
+    w: &[H],
+    x: &[f32],
+    widen: impl Fn(*const H) -> __m256,
+    tail: impl Fn(H) -> f32,
+) -> f32 {
+    let n = w.len().min(x.len());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, a) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 ≤ n, inside both slices; unaligned loads.
+            let (wv, xv) = unsafe {
+                (
+                    widen(w.as_ptr().add(i + 8 * j)),
+                    _mm256_loadu_ps(x.as_ptr().add(i + 8 * j)),
+                )
+            };
+            *a = _mm256_fmadd_ps(wv, xv, *a);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: as above.
+        let (wv, xv) = unsafe { (widen(w.as_ptr().add(i)), _mm256_loadu_ps(x.as_ptr().add(i))) };
+        acc[0] = _mm256_fmadd_ps(wv, xv, acc[0]);
+        i += 8;
+    }
+    let mut sum = sum_lanes(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    ));
+    for k in i..n {
+        sum += tail(w[k]) * x[k];
+    }
+    sum
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f16_f32_avx2(w: &[f16], x: &[f32]) -> f32 {
+    // SAFETY (the closure's callers): 8 halves readable at `p`.
+    dot_half_f32(
+        w,
+        x,
+        |p| unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) },
+        f16::to_f32,
+    )
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_bf16_f32_avx2(w: &[bf16], x: &[f32]) -> f32 {
+    dot_half_f32(
+        w,
+        x,
+        // SAFETY (the closure's callers): 8 bf16 readable at `p`; a bf16 is an f32's top half.
+        |p| unsafe {
+            let wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()));
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(wide))
+        },
+        bf16::to_f32,
+    )
+}
+
 // Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands
 // these out only after `detected()` returned true on this CPU.
 
@@ -335,4 +402,12 @@ pub(super) fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>,
 
 pub(super) fn rows8_q8_0(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8_q8(w, x, tokens, out) }
+}
+
+pub(super) fn dot_f16_f32(w: &[f16], x: &[f32]) -> f32 {
+    unsafe { dot_f16_f32_avx2(w, x) }
+}
+
+pub(super) fn dot_bf16_f32(w: &[bf16], x: &[f32]) -> f32 {
+    unsafe { dot_bf16_f32_avx2(w, x) }
 }

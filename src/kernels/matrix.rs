@@ -11,12 +11,22 @@ use super::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
 use super::{F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
 use crate::error::{Error, Result};
+use half::{bf16, f16};
 
 /// The storage types a [`Matrix`] holds, by GGUF's type names.
-pub const FORMATS: &[&str] = &["f32", "q8_0", "q4_0", "q4_1"];
+pub const FORMATS: &[&str] = &["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"];
+
+/// A matrix of half-precision weights (`f16` or `bf16`), row-major, kept in its format.
+pub struct HalfMatrix<H> {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<H>,
+}
 
 pub enum Matrix {
     F32(F32Matrix),
+    F16(HalfMatrix<f16>),
+    BF16(HalfMatrix<bf16>),
     Q8_0(QMatrix<BlockQ8_0>),
     Q4_0(QMatrix<BlockQ4_0>),
     Q4_1(QMatrix<BlockQ4_1>),
@@ -84,6 +94,7 @@ impl Matrix {
         };
         let (per, block) = match format {
             "f32" => (1, 4),
+            "f16" | "bf16" => (1, 2),
             "q8_0" => (QK, <BlockQ8_0 as super::blocks::Block>::BYTES),
             "q4_0" => (QK, <BlockQ4_0 as super::blocks::Block>::BYTES),
             "q4_1" => (QK, <BlockQ4_1 as super::blocks::Block>::BYTES),
@@ -150,6 +161,20 @@ impl Matrix {
                 })?;
                 Matrix::F32(F32Matrix { rows, cols, data })
             }
+            "f16" => {
+                let mut data = Vec::with_capacity(rows * cols);
+                chunks(&mut |b| {
+                    data.extend(b.chunks_exact(2).map(|v| f16::from_le_bytes([v[0], v[1]])))
+                })?;
+                Matrix::F16(HalfMatrix { rows, cols, data })
+            }
+            "bf16" => {
+                let mut data = Vec::with_capacity(rows * cols);
+                chunks(&mut |b| {
+                    data.extend(b.chunks_exact(2).map(|v| bf16::from_le_bytes([v[0], v[1]])))
+                })?;
+                Matrix::BF16(HalfMatrix { rows, cols, data })
+            }
             "q8_0" if groups && kernels.rows8_q8_0.is_some() => {
                 let mut m = Repacked::with_capacity(rows, cols);
                 chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
@@ -186,6 +211,8 @@ impl Matrix {
     pub fn rows(&self) -> usize {
         match self {
             Matrix::F32(m) => m.rows,
+            Matrix::F16(m) => m.rows,
+            Matrix::BF16(m) => m.rows,
             Matrix::Q8_0(m) => m.rows,
             Matrix::Q4_0(m) => m.rows,
             Matrix::Q4_1(m) => m.rows,
@@ -198,6 +225,8 @@ impl Matrix {
     pub fn cols(&self) -> usize {
         match self {
             Matrix::F32(m) => m.cols,
+            Matrix::F16(m) => m.cols,
+            Matrix::BF16(m) => m.cols,
             Matrix::Q8_0(m) => m.cols,
             Matrix::Q4_0(m) => m.cols,
             Matrix::Q4_1(m) => m.cols,
@@ -211,6 +240,8 @@ impl Matrix {
     pub fn bytes(&self) -> usize {
         match self {
             Matrix::F32(m) => m.data.len() * 4,
+            Matrix::F16(m) => m.data.len() * 2,
+            Matrix::BF16(m) => m.data.len() * 2,
             Matrix::Q8_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ8_0>(),
             Matrix::Q4_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_0>(),
             Matrix::Q4_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_1>(),
@@ -222,7 +253,7 @@ impl Matrix {
 
     /// Whether products read the activations quantized to 8 bits (every block format).
     pub fn quantized(&self) -> bool {
-        !matches!(self, Matrix::F32(_))
+        !matches!(self, Matrix::F32(_) | Matrix::F16(_) | Matrix::BF16(_))
     }
 
     /// Row `r` as f32 (an embedding lookup: only the rows looked up are ever dequantized).
@@ -238,6 +269,16 @@ impl Matrix {
         }
         match self {
             Matrix::F32(m) => out.copy_from_slice(&m.data[r * m.cols..(r + 1) * m.cols]),
+            Matrix::F16(m) => {
+                for (o, v) in out.iter_mut().zip(&m.data[r * m.cols..(r + 1) * m.cols]) {
+                    *o = v.to_f32();
+                }
+            }
+            Matrix::BF16(m) => {
+                for (o, v) in out.iter_mut().zip(&m.data[r * m.cols..(r + 1) * m.cols]) {
+                    *o = v.to_f32();
+                }
+            }
             Matrix::Q8_0(m) => blocks(m, r, out),
             Matrix::Q4_0(m) => blocks(m, r, out),
             Matrix::Q4_1(m) => blocks(m, r, out),
@@ -320,6 +361,18 @@ impl Matrix {
                 let row = &m.data[r * m.cols..(r + 1) * m.cols];
                 for t in tokens {
                     out(t, (k.dot_f32)(row, x.f32_row(t)));
+                }
+            }
+            Matrix::F16(m) => {
+                let row = &m.data[r * m.cols..(r + 1) * m.cols];
+                for t in tokens {
+                    out(t, (k.dot_f16_f32)(row, x.f32_row(t)));
+                }
+            }
+            Matrix::BF16(m) => {
+                let row = &m.data[r * m.cols..(r + 1) * m.cols];
+                for t in tokens {
+                    out(t, (k.dot_bf16_f32)(row, x.f32_row(t)));
                 }
             }
             Matrix::Q8_0(m) => blocks(m, k, r, x, tokens, &mut out),

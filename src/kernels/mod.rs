@@ -136,6 +136,9 @@ pub struct Kernels {
     pub dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8]) -> f32,
     pub dot_q4_1: fn(&[BlockQ4_1], &[BlockQ8]) -> f32,
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// Half-precision weights by f32 activations.
+    pub dot_f16_f32: fn(&[half::f16], &[f32]) -> f32,
+    pub dot_bf16_f32: fn(&[half::bf16], &[f32]) -> f32,
     /// Attention over an f16 KV cache: a query (rounded to f16) by a key, and a value row
     /// added to the output with its weight.
     pub dot_f16: fn(&[half::f16], &[half::f16]) -> f32,
@@ -162,6 +165,8 @@ impl Kernels {
                 dot_q4_0: scalar::dot_q4_0,
                 dot_q4_1: scalar::dot_q4_1,
                 dot_f32: scalar::dot_f32,
+                dot_f16_f32: scalar::dot_f16_f32,
+                dot_bf16_f32: scalar::dot_bf16_f32,
                 dot_f16: scalar::dot_f16,
                 axpy_f16: scalar::axpy_f16,
                 rows8_q4_0: None,
@@ -175,6 +180,8 @@ impl Kernels {
                 dot_q4_0: avx2::dot_q4_0,
                 dot_q4_1: avx2::dot_q4_1,
                 dot_f32: avx2::dot_f32,
+                dot_f16_f32: avx2::dot_f16_f32,
+                dot_bf16_f32: avx2::dot_bf16_f32,
                 dot_f16: avx2::dot_f16,
                 axpy_f16: avx2::axpy_f16,
                 rows8_q4_0: Some(avx2::rows8_q4_0),

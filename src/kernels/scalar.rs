@@ -2,7 +2,7 @@
 //! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
 
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
-use half::f16;
+use half::{bf16, f16};
 
 pub fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
     w.iter()
@@ -58,4 +58,12 @@ pub fn axpy_f16(w: f32, x: &[f16], y: &mut [f32]) {
     for (o, v) in y.iter_mut().zip(x) {
         *o += w * v.to_f32();
     }
+}
+
+pub fn dot_f16_f32(w: &[f16], x: &[f32]) -> f32 {
+    w.iter().zip(x).map(|(a, b)| a.to_f32() * b).sum()
+}
+
+pub fn dot_bf16_f32(w: &[bf16], x: &[f32]) -> f32 {
+    w.iter().zip(x).map(|(a, b)| a.to_f32() * b).sum()
 }

@@ -377,3 +377,31 @@ fn repacked_q4_1_rows_on_every_level_match_the_dequantized_reference() {
 fn repacked_q8_0_rows_on_every_level_match_the_dequantized_reference() {
     check_rows8::<super::repack::BlockQ8_0x8>(GgmlDType::Q8_0, |k| k.rows8_q8_0);
 }
+
+#[test]
+fn half_weight_dots_on_every_level_match_f64_for_lengths_around_their_unrolling() {
+    use half::{bf16, f16};
+    for n in [0, 1, 7, 8, 9, 31, 32, 33, 40, 576, 1537] {
+        let (w, x) = (random(n, 21), random(n, 23));
+        let w16: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+        let wb: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
+        // The reference takes the weights as stored (rounded to the half format).
+        let back16: Vec<f32> = w16.iter().map(|v| v.to_f32()).collect();
+        let backb: Vec<f32> = wb.iter().map(|v| v.to_f32()).collect();
+        let ((want16, scale16), (wantb, scaleb)) = (reference(&back16, &x), reference(&backb, &x));
+        for level in Level::available() {
+            let k = Kernels::for_level(level).unwrap();
+            let (got16, gotb) = ((k.dot_f16_f32)(&w16, &x), (k.dot_bf16_f32)(&wb, &x));
+            assert!(
+                (got16 as f64 - want16).abs() <= 1e-5 * scale16 + 1e-6,
+                "{} f16 n={n}: {got16} vs {want16}",
+                level.name()
+            );
+            assert!(
+                (gotb as f64 - wantb).abs() <= 1e-5 * scaleb + 1e-6,
+                "{} bf16 n={n}: {gotb} vs {wantb}",
+                level.name()
+            );
+        }
+    }
+}
