@@ -210,3 +210,37 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .map(|x| x.as_u64().unwrap() as u32)
         .collect()
 }
+
+/// Teacher-forced on llama.cpp's greedy ids in the fixture `name` (`smollm2-greedy.json` or
+/// `smollm2-greedy-vendored.json`): for each prompt, prefill it, then decode llama.cpp's tokens
+/// one by one. Returns how often llama.cpp's token was `model`'s top token, of how many
+/// positions, and the largest gap between `model`'s top logit and llama.cpp's token's, with
+/// where it was.
+pub fn teacher_forced(model: &mut llm_bench::Model, name: &str) -> (usize, usize, f32, String) {
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0
+    };
+    let (mut top, mut all, mut worst, mut at) = (0, 0, 0f32, String::new());
+    for case in fixture(name)["cases"].as_array().unwrap() {
+        let prompt = ids(&case["prompt_tokens"]);
+        let mut logits = model.engine.prefill(&[prompt]).unwrap();
+        for (i, want) in ids(&case["output_tokens"]).into_iter().enumerate() {
+            let row = &logits.data;
+            let gap = row[argmax(row)] - row[want as usize];
+            top += usize::from(gap == 0.0);
+            all += 1;
+            if gap > worst {
+                (worst, at) = (
+                    gap,
+                    format!("{:?} position {i}", case["prompt"].as_str().unwrap()),
+                );
+            }
+            logits = model.engine.decode(&[want]).unwrap();
+        }
+    }
+    (top, all, worst, at)
+}
