@@ -3,7 +3,7 @@
 //! `system::configure_threads`).
 
 use super::{Engine, EngineEntry, EngineInfo, Logits};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::WeightFormat;
 use crate::model::{EngineInput, SourceBackend};
 use crate::source::Weights;
@@ -71,19 +71,7 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
 }
 
 fn batch_tensor(prompts: &[Vec<u32>]) -> Result<Tensor> {
-    let len = prompts.first().map(Vec::len).unwrap_or(0);
-    if len == 0 {
-        return Err(Error::EmptyPrompt);
-    }
-    if let Some(other) = prompts.iter().find(|p| p.len() != len) {
-        return Err(Error::InvalidSetting {
-            name: "batch",
-            reason: format!(
-                "the prompts of one batch must have the same number of tokens ({len} vs {}); the harness batches copies of one prompt",
-                other.len()
-            ),
-        });
-    }
+    let len = super::prompt_length(prompts)?;
     let flat: Vec<u32> = prompts.iter().flatten().copied().collect();
     Ok(Tensor::from_vec(flat, (prompts.len(), len), &Device::Cpu)?)
 }

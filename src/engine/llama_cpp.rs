@@ -166,16 +166,7 @@ impl Engine for LlamaCppEngine {
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits> {
-        let len = prompts.first().map_or(0, Vec::len);
-        if len == 0 {
-            return Err(Error::EmptyPrompt);
-        }
-        if prompts.iter().any(|p| p.len() != len) {
-            return Err(Error::InvalidSetting {
-                name: "batch",
-                reason: "the prompts of one batch must have the same number of tokens".into(),
-            });
-        }
+        let len = super::prompt_length(prompts)?;
         // The context `reserve` made when it holds the prompt and a token more; otherwise one
         // with room to decode after the prompt (made here, so timed: callers reserve first).
         let per_sequence = self.capacity.0 / prompts.len();

@@ -70,6 +70,25 @@ pub trait Engine: Send {
     fn batch_size(&self) -> usize;
 }
 
+/// The number of tokens every prompt of a batch has: an empty batch or prompt, and prompts of
+/// different lengths, are refused (the harness batches copies of one prompt).
+pub(crate) fn prompt_length(prompts: &[Vec<u32>]) -> Result<usize> {
+    let len = prompts.first().map_or(0, Vec::len);
+    if len == 0 {
+        return Err(Error::EmptyPrompt);
+    }
+    if let Some(other) = prompts.iter().find(|p| p.len() != len) {
+        return Err(Error::InvalidSetting {
+            name: "batch",
+            reason: format!(
+                "the prompts of one batch must have the same number of tokens ({len} vs {}); the harness batches copies of one prompt",
+                other.len()
+            ),
+        });
+    }
+    Ok(len)
+}
+
 /// Builds an engine from a planned model; the engine may refuse what it cannot run.
 pub type EngineBuilder = fn(EngineInput) -> Result<Box<dyn Engine>>;
 

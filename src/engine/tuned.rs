@@ -610,16 +610,7 @@ impl Engine for TunedEngine {
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits> {
-        let len = prompts.first().map_or(0, Vec::len);
-        if len == 0 {
-            return Err(Error::EmptyPrompt);
-        }
-        if prompts.iter().any(|p| p.len() != len) {
-            return Err(Error::InvalidSetting {
-                name: "batch",
-                reason: "the prompts of one batch must have the same number of tokens".into(),
-            });
-        }
+        let len = super::prompt_length(prompts)?;
         self.reset();
         let flat: Vec<u32> = prompts.iter().flatten().copied().collect();
         self.forward(&flat, len)
