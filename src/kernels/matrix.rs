@@ -1,11 +1,14 @@
 //! A weight matrix in whichever format its file stores it, and the products a forward pass
 //! makes with it: several matrices by the same activations in one pool operation (q/k/v,
-//! gate/up). Two paths:
-//! - dot products (decode, and short prompts): block-format rows by activations quantized
-//!   to 8 bits, each weight row loaded once for every token while it is in cache;
-//! - GEMM (prefill): each thread dequantizes tiles of its rows to f32 (f32 weights are used in
-//!   place) and multiplies them by every token's f32 activations with the `gemm` crate's
-//!   register-tiled kernels, picked at run time by CPU features.
+//! gate/up). Three paths:
+//! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels): the level's
+//!   group kernel by activations quantized to 8 bits, four tokens per pass, decode and prefill;
+//! - dot products (decode and short prompts otherwise): one row by one token's activations
+//!   (8-bit for block formats, f32 for f32/f16/bf16), each row reused for a tile of tokens
+//!   while it is in cache;
+//! - GEMM (prefill, the remaining matrices): each thread widens tiles of its rows to f32 (f32
+//!   weights are used in place) and multiplies them by every token's f32 activations with the
+//!   `gemm` crate's register-tiled kernels, picked at run time by CPU features.
 
 use super::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
