@@ -335,3 +335,51 @@ fn formats_the_kernels_lack_are_refused_with_the_ones_they_run() {
     common::assert_fails_with(&out, &["tuned", "q4k", "q4_0", "bf16", "--engine candle"]);
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
 }
+
+/// A tiny Llama from a safetensors folder (through the GGUF export): odd shapes the SmolLM2
+/// file does not have (a 257-token vocabulary, so an output matrix whose rows do not come in
+/// groups of eight and takes the row-by-row path; heads of 16; 2 KV heads for 4 heads). In each
+/// format the tuned engine's logits track candle's on the same quantized weights.
+#[test]
+fn a_tiny_model_from_safetensors_runs_in_every_format_like_candle() {
+    llm_bench::system::configure_threads(None);
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_llama(dir.path(), &common::tiny_config(257, 128));
+    let spec = ModelSpec::LocalDir(dir.path().into());
+    for (format, tolerance) in [
+        ("f32", 1e-3),
+        ("bf16", 1e-2),
+        ("q8_0", 2e-2),
+        ("q4_0", 5e-2),
+    ] {
+        let logits = |engine: EngineChoice| {
+            let planned = llm_bench::model::plan(&spec, Some(format.parse().unwrap())).unwrap();
+            let mut model = planned.load_with(engine).unwrap();
+            let ids = model
+                .tokenizer
+                .encode("hello world, hello tiny model")
+                .unwrap();
+            assert!(ids.len() >= 8, "the prompt runs the prefill path: {ids:?}");
+            let mut out = model.engine.prefill(&[ids]).unwrap().data;
+            out.extend(model.engine.decode(&[7]).unwrap().data);
+            out
+        };
+        let (ours, theirs) = (logits(tuned()), logits(EngineChoice::default()));
+        let norm = theirs.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let diff = ours
+            .iter()
+            .zip(&theirs)
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum::<f32>()
+            .sqrt();
+        eprintln!(
+            "{format}: tuned differs from candle by {:.5} relative",
+            diff / norm
+        );
+        assert!(
+            diff / norm < tolerance,
+            "{format}: {} relative (allowed {tolerance})",
+            diff / norm
+        );
+    }
+}
