@@ -111,32 +111,10 @@ fn dot_q4_1_avx2(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
     }))
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 fn dot_f32_avx2(w: &[f32], x: &[f32]) -> f32 {
-    let n = w.len().min(x.len());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        for (j, a) in acc.iter_mut().enumerate() {
-            // SAFETY: i + 8j + 8 ≤ n, inside both slices; unaligned loads.
-            let (wv, xv) = unsafe {
-                (
-                    _mm256_loadu_ps(w.as_ptr().add(i + 8 * j)),
-                    _mm256_loadu_ps(x.as_ptr().add(i + 8 * j)),
-                )
-            };
-            *a = _mm256_fmadd_ps(wv, xv, *a);
-        }
-        i += 32;
-    }
-    let mut sum = sum_lanes(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ));
-    for k in i..n {
-        sum += w[k] * x[k];
-    }
-    sum
+    // SAFETY (the closure's callers): 8 floats readable at `p`.
+    dot_widened(w, x, |p| unsafe { _mm256_loadu_ps(p) }, |v| v)
 }
 
 /// 8 halves from `x[i..i + 8]` as f32.
@@ -298,11 +276,11 @@ fn rows8_q8(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f
     four_tokens_at_a_time!(rows8_q8_tokens, w, x, tokens, out)
 }
 
-/// Half-precision weights (f16 through F16C, bf16 by shifting into the top of an f32) by f32
-/// activations, four accumulators of eight lanes.
+/// Weights widened eight at a time to f32 by `widen` (f32 as they are, f16 through F16C, bf16
+/// by shifting into the top of an f32) by f32 activations, four accumulators of eight lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_half_f32<H: Copy>(
+fn dot_widened<H: Copy>(
     w: &[H],
     x: &[f32],
     widen: impl Fn(*const H) -> __m256,
@@ -343,7 +321,7 @@ fn dot_half_f32<H: Copy>(
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_f16_f32_avx2(w: &[f16], x: &[f32]) -> f32 {
     // SAFETY (the closure's callers): 8 halves readable at `p`.
-    dot_half_f32(
+    dot_widened(
         w,
         x,
         |p| unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) },
@@ -353,7 +331,7 @@ fn dot_f16_f32_avx2(w: &[f16], x: &[f32]) -> f32 {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_bf16_f32_avx2(w: &[bf16], x: &[f32]) -> f32 {
-    dot_half_f32(
+    dot_widened(
         w,
         x,
         // SAFETY (the closure's callers): 8 bf16 readable at `p`; a bf16 is an f32's top half.

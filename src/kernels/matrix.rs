@@ -50,43 +50,6 @@ const CHUNK_ROWS: usize = 64;
 const GEMM_ROWS: usize = 64;
 
 impl Matrix {
-    /// Reads a `rows × cols` matrix stored as `format` (a name in [`FORMATS`]) from its GGUF
-    /// bytes, checking the byte count against the shape; rows are repacked in groups of eight
-    /// where `kernels` has kernels for them and the rows come in whole groups.
-    pub fn from_gguf(
-        name: &str,
-        format: &str,
-        rows: usize,
-        cols: usize,
-        bytes: &[u8],
-        kernels: &Kernels,
-    ) -> Result<Matrix> {
-        let expected = Matrix::gguf_bytes(name, format, rows, cols)?;
-        if bytes.len() != expected {
-            return Err(Error::BadField {
-                path: name.into(),
-                field: "shape".into(),
-                problem: format!(
-                    "{rows} x {cols} in {format} is {expected} bytes, found {}",
-                    bytes.len()
-                ),
-            });
-        }
-        let mut at = 0;
-        Matrix::read(
-            name,
-            format,
-            rows,
-            cols,
-            kernels,
-            &mut |buf: &mut [u8]| {
-                buf.copy_from_slice(&bytes[at..at + buf.len()]);
-                at += buf.len();
-                Ok(())
-            },
-        )
-    }
-
     /// Bytes a `rows × cols` matrix in `format` takes in a GGUF file; refuses shapes the
     /// format cannot hold (rows not whole blocks) and sizes that overflow.
     pub fn gguf_bytes(name: &str, format: &str, rows: usize, cols: usize) -> Result<usize> {

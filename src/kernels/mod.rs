@@ -235,27 +235,17 @@ impl QuantBlock for BlockQ4_1 {
 /// Checks that `bytes` hold `rows × cols` weights in whole `B` blocks (rows of a positive
 /// multiple of 32), without overflow.
 fn check_blocks<B: Block>(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<()> {
-    let bad = |problem: String| Error::BadField {
-        path: name.into(),
-        field: "shape".into(),
-        problem,
-    };
-    if cols == 0 || rows == 0 || !cols.is_multiple_of(QK) {
-        return Err(bad(format!(
-            "{rows} rows of {cols} weights: {} needs a positive row length that is a multiple of {QK}",
-            B::NAME
-        )));
-    }
-    let expected = rows
-        .checked_mul(cols / QK)
-        .and_then(|blocks| blocks.checked_mul(B::BYTES))
-        .ok_or_else(|| bad(format!("{rows} x {cols} overflows")))?;
+    let expected = matrix::Matrix::gguf_bytes(name, B::NAME, rows, cols)?;
     if bytes.len() != expected {
-        return Err(bad(format!(
-            "{rows} x {cols} in {} is {expected} bytes, found {}",
-            B::NAME,
-            bytes.len()
-        )));
+        return Err(Error::BadField {
+            path: name.into(),
+            field: "shape".into(),
+            problem: format!(
+                "{rows} x {cols} in {} is {expected} bytes, found {}",
+                B::NAME,
+                bytes.len()
+            ),
+        });
     }
     Ok(())
 }

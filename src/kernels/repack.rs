@@ -178,7 +178,9 @@ pub struct Repacked<I> {
 }
 
 impl<I: Interleaved> Repacked<I> {
-    /// Repacks row-major blocks (`rows` a multiple of 8).
+    /// Repacks row-major blocks (`rows` a multiple of 8); loading repacks from the file's
+    /// bytes instead ([`Self::extend_from_gguf_bytes`]).
+    #[cfg(test)]
     pub fn new(rows: usize, cols: usize, blocks: &[I::Row]) -> Self {
         let per_row = cols / QK;
         assert!(rows.is_multiple_of(ROWS), "whole groups of {ROWS} rows");
