@@ -162,6 +162,7 @@ pub fn compiled_target_features() -> Vec<String> {
         "avx512vl",
         "avx512vnni",
         "avx512bf16",
+        "avxvnni",
         "neon",
         "sve",
         "dotprod",

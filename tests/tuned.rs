@@ -213,13 +213,15 @@ fn every_kernel_level_computes_the_same_logits() {
         let mut avx2 = None;
         for &level in &levels[1..] {
             let logits = run(format, level);
-            // AVX-512 VNNI sums the same integers as AVX2 and scales them alike: the same
+            // The VNNI levels sum the same integers as AVX2 and scale them alike: the same
             // logits to the bit, so the same ids.
             match (level, &avx2) {
                 (Level::Avx2, _) => avx2 = Some(logits.clone()),
-                (Level::Avx512Vnni, Some(avx2)) => {
-                    assert!(logits == *avx2, "{format:?}: avx512vnni differs from avx2")
-                }
+                (Level::AvxVnni | Level::Avx512Vnni, Some(avx2)) => assert!(
+                    logits == *avx2,
+                    "{format:?}: {} differs from avx2",
+                    level.name()
+                ),
                 _ => {}
             }
             let mut diffs = vec![];
@@ -382,4 +384,48 @@ fn a_tiny_model_from_safetensors_runs_in_every_format_like_candle() {
             diff / norm
         );
     }
+}
+
+/// The tuned engine counts the time its threads wait for one another and results say it;
+/// engines that do not count it say nothing rather than 0.
+#[test]
+fn results_say_how_long_the_threads_waited_for_one_another() {
+    let run = |engine: &str, json: bool| {
+        let mut args = vec![
+            "generate",
+            "--engine",
+            engine,
+            "--threads",
+            "2",
+            "--prompt",
+            "Hi",
+            "--max-new-tokens",
+            "8",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let out = cli(&args, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let tuned: Value = serde_json::from_slice(&run("tuned", true)).unwrap();
+    let (waited, share, e2e) = (
+        tuned["thread_wait_ms"]
+            .as_f64()
+            .expect("tuned counts waiting"),
+        tuned["thread_wait_share"].as_f64().expect("and its share"),
+        tuned["e2e_ms"].as_f64().unwrap(),
+    );
+    // A share of the request, per thread: never more than the request took.
+    assert!(waited >= 0.0 && waited <= e2e, "{waited} of {e2e} ms");
+    assert!((share - waited / e2e).abs() < 1e-9, "{share}");
+    let text = String::from_utf8(run("tuned", false)).unwrap();
+    assert!(text.contains("threads waiting for one another:"), "{text}");
+    let candle: Value = serde_json::from_slice(&run("candle", true)).unwrap();
+    assert!(candle["thread_wait_ms"].is_null(), "{candle}");
 }

@@ -4,7 +4,8 @@
 //! machine has without `-C target-cpu=native`.
 //!
 //! Levels, lowest first: `scalar` (every CPU), `avx2` (x86-64 with AVX2, FMA and F16C),
-//! `avx512vnni` (AVX2's kernels, with AVX-512 VNNI's `vpdpbusd` for interleaved 4-bit rows).
+//! `avxvnni` and `avx512vnni` (AVX2's kernels, with AVX-VNNI's or AVX-512 VNNI's `vpdpbusd`
+//! for interleaved rows; `vnni`).
 //! `LLM_BENCH_KERNELS=scalar` forces a lower level than the CPU offers (tests run every level
 //! the machine has; a level the CPU lacks is refused, never run).
 
@@ -44,36 +45,43 @@ macro_rules! four_tokens_at_a_time {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
 pub mod blocks;
 pub mod matrix;
 pub mod ops;
 pub mod pool;
 pub mod repack;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
 use crate::error::{Error, Result};
 use blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 pub use pool::Pool;
 
-/// Lowers the kernel level: `scalar`, `avx2` or `avx512vnni`.
+/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni` or `avx512vnni`.
 pub const LEVEL_ENV: &str = "LLM_BENCH_KERNELS";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Scalar,
     Avx2,
+    AvxVnni,
     Avx512Vnni,
 }
 
 impl Level {
-    pub const ALL: [Level; 3] = [Level::Scalar, Level::Avx2, Level::Avx512Vnni];
+    pub const ALL: [Level; 4] = [
+        Level::Scalar,
+        Level::Avx2,
+        Level::AvxVnni,
+        Level::Avx512Vnni,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
+            Level::AvxVnni => "avxvnni",
             Level::Avx512Vnni => "avx512vnni",
         }
     }
@@ -84,9 +92,11 @@ impl Level {
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => avx2::detected(),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512Vnni => avx512::detected(),
+            Level::AvxVnni => vnni::avxvnni::detected(),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512Vnni => vnni::avx512::detected(),
             #[cfg(not(target_arch = "x86_64"))]
-            Level::Avx2 | Level::Avx512Vnni => false,
+            Level::Avx2 | Level::AvxVnni | Level::Avx512Vnni => false,
         }
     }
 
@@ -189,15 +199,23 @@ impl Kernels {
                 rows8_q8_0: Some(avx2::rows8_q8_0),
             },
             #[cfg(target_arch = "x86_64")]
+            Level::AvxVnni => Kernels {
+                level,
+                rows8_q4_0: Some(vnni::avxvnni::rows8_q4_0),
+                rows8_q4_1: Some(vnni::avxvnni::rows8_q4_1),
+                rows8_q8_0: Some(vnni::avxvnni::rows8_q8_0),
+                ..Kernels::for_level(Level::Avx2)?
+            },
+            #[cfg(target_arch = "x86_64")]
             Level::Avx512Vnni => Kernels {
                 level,
-                rows8_q4_0: Some(avx512::rows8_q4_0),
-                rows8_q4_1: Some(avx512::rows8_q4_1),
-                rows8_q8_0: Some(avx512::rows8_q8_0),
+                rows8_q4_0: Some(vnni::avx512::rows8_q4_0),
+                rows8_q4_1: Some(vnni::avx512::rows8_q4_1),
+                rows8_q8_0: Some(vnni::avx512::rows8_q8_0),
                 ..Kernels::for_level(Level::Avx2)?
             },
             #[cfg(not(target_arch = "x86_64"))]
-            Level::Avx2 | Level::Avx512Vnni => {
+            Level::Avx2 | Level::AvxVnni | Level::Avx512Vnni => {
                 unreachable!("refused above: not supported off x86-64")
             }
         })

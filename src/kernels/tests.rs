@@ -245,6 +245,28 @@ fn levels_are_chosen_refused_and_named() {
             available.contains(&level)
         );
     }
+    // Against the kernel's own account of the CPU: each level's features in /proc/cpuinfo.
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+        let flags: Vec<&str> = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        let has = |names: &[&str]| names.iter().all(|n| flags.contains(n));
+        let avx2 = has(&["avx2", "fma", "f16c"]);
+        for (level, expected) in [
+            (Level::Avx2, avx2),
+            (Level::AvxVnni, avx2 && has(&["avx_vnni"])),
+            (
+                Level::Avx512Vnni,
+                avx2 && has(&["avx512f", "avx512bw", "avx512vl", "avx512_vnni"]),
+            ),
+        ] {
+            assert_eq!(available.contains(&level), expected, "{}", level.name());
+        }
+    }
 }
 
 #[test]
