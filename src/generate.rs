@@ -141,6 +141,9 @@ pub struct Trace {
     pub itl_ms: Vec<f64>,
     pub e2e_ms: f64,
     pub batch: usize,
+    /// Time the engine's threads spent waiting for one another over the request, averaged
+    /// over them (`Engine::thread_wait`); `None` for engines that do not count it.
+    pub thread_wait_ms: Option<f64>,
 }
 
 impl Trace {
@@ -157,6 +160,16 @@ impl Trace {
             (self.itl_ms.len() * self.batch) as f64,
             self.itl_ms.iter().sum(),
         )
+    }
+    /// The share of the request's time the engine's threads spent waiting for one another.
+    pub fn thread_wait_share(&self) -> Option<f64> {
+        self.thread_wait_ms.map(|w| {
+            if self.e2e_ms > 0.0 {
+                w / self.e2e_ms
+            } else {
+                0.0
+            }
+        })
     }
     /// Decode tokens per second of one sequence.
     pub fn decode_tokens_per_s_per_sequence(&self) -> f64 {
@@ -234,6 +247,7 @@ pub fn generate(
     model
         .engine
         .reserve(request.batch, untimed.len() + request.max_new_tokens)?;
+    let waited_before = model.engine.thread_wait();
     let start = Instant::now();
     let prompt_tokens = model.tokenizer.encode(&request.prompt)?;
     let tokenized = Instant::now();
@@ -272,6 +286,11 @@ pub fn generate(
     }
     let first = step_times[0];
     let last = *step_times.last().expect("at least one step ran");
+    let waited = model
+        .engine
+        .thread_wait()
+        .zip(waited_before)
+        .map(|(after, before)| ms(after.saturating_sub(before)));
     Ok(Trace {
         prompt_tokens,
         output_tokens: outputs,
@@ -281,6 +300,7 @@ pub fn generate(
         itl_ms: step_times.windows(2).map(|w| ms(w[1] - w[0])).collect(),
         e2e_ms: ms(last - start),
         batch: request.batch,
+        thread_wait_ms: waited,
     })
 }
 
@@ -339,6 +359,7 @@ mod tests {
             itl_ms: vec![10.0, 20.0, 30.0, 40.0],
             e2e_ms: 201.0,
             batch: 2,
+            thread_wait_ms: None,
         };
         assert_eq!(trace.prefill_tokens_per_s(), 200.0); // 20 tokens in 0.1 s
         assert_eq!(trace.decode_tokens_per_s(), 80.0); // 8 tokens in 0.1 s

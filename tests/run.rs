@@ -171,6 +171,8 @@ fn every_phase_ran_the_requests_it_was_asked_for() {
         for group in &sweep.groups {
             assert_eq!(group.requests.len(), 2, "--quick: 2 prompts per point");
             assert!(group.summary.decode_tokens_per_s.is_some());
+            // Each count's process measured the bandwidth on its own thread count.
+            assert!(group.read_bytes_per_s.is_some_and(|b| b > 1e8), "{group:?}");
         }
     }
     assert_eq!(results.settings.thread_counts, swept());

@@ -165,6 +165,9 @@ fn run_sweep(args: &Args, sweep: &[usize]) -> anyhow::Result<()> {
             threads: r["threads"].as_u64().unwrap_or(0) as usize,
             prefill_tokens_per_s: number(r, "prefill_tokens_per_s"),
             decode_tokens_per_s: r["decode_tokens_per_s"].as_f64(),
+            thread_wait_share: r["thread_wait_share"].as_f64(),
+            // `generate` does not probe the memory; `run --threads 1,2` does.
+            read_bytes_per_s: None,
         })
         .collect();
     outln!("---")?;
@@ -244,6 +247,8 @@ fn report(
         "prefill_tokens_per_s": trace.prefill_tokens_per_s(),
         "decode_tokens_per_s": trace.decode_tokens_per_s(),
         "decode_tokens_per_s_per_sequence": trace.decode_tokens_per_s_per_sequence(),
+        "thread_wait_ms": trace.thread_wait_ms,
+        "thread_wait_share": trace.thread_wait_share(),
         "threads": threads,
         "peak_rss_bytes": llm_bench::system::peak_rss_bytes(),
         "system": SystemInfo::collect(threads),
@@ -294,5 +299,13 @@ fn print_summary(model: &Model, trace: &Trace, threads: usize) -> anyhow::Result
         trace.decode_tokens_per_s(),
         trace.decode_tokens_per_s_per_sequence()
     )?;
+    if let (Some(waited), Some(share), true) =
+        (trace.thread_wait_ms, trace.thread_wait_share(), threads > 1)
+    {
+        outln!(
+            "threads waiting for one another: {waited:.1} ms per thread, {:.1}% of the request",
+            share * 100.0
+        )?;
+    }
     Ok(())
 }

@@ -68,6 +68,14 @@ pub trait Engine: Send {
 
     /// How many sequences the KV cache holds (0 when empty).
     fn batch_size(&self) -> usize;
+
+    /// Time the engine's threads have spent waiting for one another since it was built
+    /// (at barriers, and idle while one thread worked alone), averaged over its threads;
+    /// `None` for an engine that does not count it. The harness reads it before and after
+    /// each request.
+    fn thread_wait(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The number of tokens every prompt of a batch has: an empty batch or prompt, and prompts of

@@ -646,6 +646,10 @@ impl Engine for TunedEngine {
         self.position
     }
 
+    fn thread_wait(&self) -> Option<std::time::Duration> {
+        Some(self.pool.stats().per_thread_wait())
+    }
+
     fn batch_size(&self) -> usize {
         self.batch
     }

@@ -1,5 +1,7 @@
 //! Thread sweeps (`--threads 1,2,4`): tokens/s at each thread count, the speedup over the
-//! first count and the parallel efficiency (speedup ÷ thread ratio; 1.00 is perfect scaling).
+//! first count, the parallel efficiency (speedup ÷ thread ratio; 1.00 is perfect scaling),
+//! the memory read bandwidth at each count where the sweep measured it (decode cannot scale
+//! past it) and, for engines that count it, the share of the time their threads waited.
 //! `generate` prints [`table`] for one request per count; the report's section reads the
 //! `threads` phase of each run.
 
@@ -12,6 +14,10 @@ pub struct Point {
     pub threads: usize,
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: Option<f64>,
+    /// The share of the time the engine's threads waited for one another, where it counts it.
+    pub thread_wait_share: Option<f64>,
+    /// Memory read bandwidth measured with this many threads, where the sweep measured it.
+    pub read_bytes_per_s: Option<f64>,
 }
 
 /// The medians of each group of a `threads` phase.
@@ -23,6 +29,8 @@ pub fn points(phase: &Phase) -> Vec<Point> {
             threads: g.setting.threads.unwrap_or_default(),
             prefill_tokens_per_s: g.summary.prefill_tokens_per_s.p50,
             decode_tokens_per_s: g.summary.decode_tokens_per_s.as_ref().map(|d| d.p50),
+            thread_wait_share: g.summary.thread_wait_share,
+            read_bytes_per_s: g.read_bytes_per_s,
         })
         .collect()
 }
@@ -83,6 +91,22 @@ const COLUMNS: &[Column] = &[
             )
         },
     },
+    Column {
+        header: "memory read GB/s (speedup)",
+        cell: |p, f| match (p.read_bytes_per_s, f.read_bytes_per_s) {
+            (Some(b), Some(first)) if first > 0.0 => {
+                format!("{:.1} ({:.2}x)", b / 1e9, b / first)
+            }
+            _ => "-".into(),
+        },
+    },
+    Column {
+        header: "threads waiting",
+        cell: |p, _| {
+            p.thread_wait_share
+                .map_or("-".into(), |w| format!("{:.1}%", w * 100.0))
+        },
+    },
 ];
 
 fn rows(points: &[Point], label: Option<&str>) -> Vec<Vec<String>> {
@@ -121,7 +145,7 @@ pub fn section(out: &mut String, entries: &[Entry], charts_drawn: &[&str]) {
     if rows.is_empty() {
         return;
     }
-    out.push_str("\n## Threads\n\nThe same requests at each thread count (`--threads 1,2,4`), medians. Speedup is against the first count; efficiency = speedup ÷ thread ratio (1.00 = perfect scaling). Decode is bound by memory bandwidth, so it stops scaling once the threads saturate it.\n\n");
+    out.push_str("\n## Threads\n\nThe same requests at each thread count (`--threads 1,2,4`), medians. Speedup is against the first count; efficiency = speedup ÷ thread ratio (1.00 = perfect scaling). Decode is bound by memory bandwidth, so it stops scaling once the threads saturate it: its speedup is best read against the memory read bandwidth's, measured at each count before the model loaded. Threads waiting: the share of the time the engine's threads spent waiting for one another (at barriers, and idle while one worked alone), where the engine counts it.\n\n");
     let headers: Vec<&str> = std::iter::once("run")
         .chain(COLUMNS.iter().map(|c| c.header))
         .collect();
@@ -151,11 +175,15 @@ mod tests {
                 threads: 1,
                 prefill_tokens_per_s: 100.0,
                 decode_tokens_per_s: Some(40.0),
+                thread_wait_share: None,
+                read_bytes_per_s: Some(20e9),
             },
             Point {
                 threads: 4,
                 prefill_tokens_per_s: 300.0,
                 decode_tokens_per_s: Some(60.0),
+                thread_wait_share: Some(0.125),
+                read_bytes_per_s: Some(30e9),
             },
         ];
         let t = table(&points);
@@ -164,6 +192,11 @@ mod tests {
         assert!(last.contains("| 4 |"), "{t}");
         assert!(last.contains("3.00x (0.75)"), "{t}");
         assert!(last.contains("1.50x (0.38)"), "{t}");
+        assert!(last.ends_with("| 30.0 (1.50x) | 12.5% |"), "{t}");
+        assert!(
+            t.lines().nth(2).unwrap().ends_with("| 20.0 (1.00x) | - |"),
+            "{t}"
+        );
         assert!(t.lines().nth(2).unwrap().contains("1.00x (1.00)"), "{t}");
         let missing = scaling(None, Some(1.0), 2, 1);
         assert_eq!(missing, "-");

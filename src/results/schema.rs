@@ -259,6 +259,11 @@ pub struct Group {
     pub setting: RequestSetting,
     pub summary: GroupSummary,
     pub requests: Vec<RequestRecord>,
+    /// The thread sweep: the memory read bandwidth measured with this group's thread count
+    /// (in its own process, before its model loaded), so that decode's speedup can be read
+    /// against what the memory gives more threads. Absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_bytes_per_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -290,6 +295,11 @@ pub struct RequestRecord {
     pub e2e_ms: f64,
     pub prefill_tokens_per_s: f64,
     pub decode_tokens_per_s: f64,
+    /// Time the engine's kernel threads spent waiting for one another (at barriers, and
+    /// idle while another thread worked alone), averaged over the threads; absent for
+    /// engines that do not count it (candle, llama.cpp) and in files before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_wait_ms: Option<f64>,
 }
 
 impl RequestRecord {
@@ -306,6 +316,7 @@ impl RequestRecord {
             e2e_ms: trace.e2e_ms,
             prefill_tokens_per_s: trace.prefill_tokens_per_s(),
             decode_tokens_per_s: trace.decode_tokens_per_s(),
+            thread_wait_ms: trace.thread_wait_ms,
         }
     }
 }

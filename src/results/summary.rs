@@ -57,6 +57,11 @@ pub struct GroupSummary {
     pub e2e_ms: Summary,
     pub prefill_tokens_per_s: Summary,
     pub decode_tokens_per_s: Option<Summary>,
+    /// The share of the requests' time the engine's threads spent waiting for one another:
+    /// their `thread_wait_ms` summed over their `e2e_ms` summed. Absent when the engine
+    /// does not count it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_wait_share: Option<f64>,
 }
 
 impl GroupSummary {
@@ -94,8 +99,16 @@ impl GroupSummary {
             e2e_ms: Summary::of(&column(&|r| r.e2e_ms))?,
             prefill_tokens_per_s: Summary::of(&column(&|r| r.prefill_tokens_per_s))?,
             decode_tokens_per_s: Summary::of(&decode),
+            thread_wait_share: thread_wait_share(requests),
         })
     }
+}
+
+/// `Σ thread_wait_ms / Σ e2e_ms` over the requests, when every one of them counted it.
+fn thread_wait_share(requests: &[RequestRecord]) -> Option<f64> {
+    let waited: Option<f64> = requests.iter().map(|r| r.thread_wait_ms).sum();
+    let time: f64 = requests.iter().map(|r| r.e2e_ms).sum();
+    waited.filter(|_| time > 0.0).map(|w| w / time)
 }
 
 #[cfg(test)]
@@ -115,7 +128,32 @@ mod tests {
             e2e_ms: ttft + itl.iter().sum::<f64>(),
             prefill_tokens_per_s: 10.0 / ((ttft - 1.0) / 1000.0),
             decode_tokens_per_s: itl.len() as f64 / (itl.iter().sum::<f64>() / 1000.0),
+            thread_wait_ms: None,
         }
+    }
+
+    #[test]
+    fn thread_wait_share_is_the_waiting_over_the_requests_time() {
+        let mut requests = [request(100.0, &[10.0, 20.0]), request(300.0, &[30.0])];
+        // No engine count: no share.
+        assert_eq!(
+            GroupSummary::of(&requests, 1.0).unwrap().thread_wait_share,
+            None
+        );
+        // 13 + 33 ms waited of 130 + 330 ms: 10%.
+        requests[0].thread_wait_ms = Some(13.0);
+        requests[1].thread_wait_ms = Some(33.0);
+        let share = GroupSummary::of(&requests, 1.0)
+            .unwrap()
+            .thread_wait_share
+            .unwrap();
+        assert!((share - 0.1).abs() < 1e-12, "{share}");
+        // One request without a count leaves the share out rather than understating it.
+        requests[1].thread_wait_ms = None;
+        assert_eq!(
+            GroupSummary::of(&requests, 1.0).unwrap().thread_wait_share,
+            None
+        );
     }
 
     #[test]

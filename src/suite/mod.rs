@@ -379,6 +379,7 @@ impl FormatRunner<'_> {
                 },
                 summary,
                 requests,
+                read_bytes_per_s: None,
             });
         }
         let mut resources = sampler.finish();

@@ -1,6 +1,7 @@
 //! The `threads` phase: each thread count in an `llm-bench run` process of its own, because
 //! candle sizes its thread pools once per process (in one process a "1-thread" pool still ran
-//! candle's kernels on every core).
+//! candle's kernels on every core). Each process also measures the memory read bandwidth
+//! with its count: decode is bandwidth-bound, so its speedup is bounded by that one's.
 
 use super::{outcome_line, FormatRunner, GroupPlan, SuiteConfig};
 use crate::engine::EngineChoice;
@@ -11,7 +12,8 @@ use std::path::Path;
 impl FormatRunner<'_> {
     /// The `threads` phase: for each count, `llm-bench run --phases latency` in a process of
     /// its own (candle sizes its thread pools once per process) over the phase's prompts,
-    /// after that process's warm-up; its requests become this phase's group for the count.
+    /// after that process's warm-up; its requests become this phase's group for the count,
+    /// with the read bandwidth it measured on that many threads.
     /// The phase's resources are those of the last count's process.
     pub(super) fn sweep_threads(
         &mut self,
@@ -96,7 +98,6 @@ fn run_worker(
         .arg(&prompts)
         .arg("--out")
         .arg(scratch)
-        .arg("--no-bandwidth")
         .env_remove(crate::system::THREADS_ENV)
         .output()
         .map_err(|e| format!("cannot start {}: {e}", worker.display()))?;
@@ -113,6 +114,7 @@ fn run_worker(
     let results = Results::load(&scratch.join(RESULTS_FILE)).map_err(|e| e.to_string())?;
     let run = results.runs.into_iter().next().ok_or("it ran nothing")?;
     let latency = run.latency.ok_or("it has no latency phase")?;
-    let group = latency.groups.into_iter().next().ok_or("it has no group")?;
+    let mut group = latency.groups.into_iter().next().ok_or("it has no group")?;
+    group.read_bytes_per_s = results.memory_bandwidth.map(|b| b.read_bytes_per_s);
     Ok((group, latency.resources))
 }
