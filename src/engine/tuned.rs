@@ -10,7 +10,7 @@
 use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
 use crate::arch::TensorRole;
 use crate::error::{Error, Result};
-use crate::kernels::matrix::{self, multiply, Activations, Matrix, Product};
+use crate::kernels::matrix::{self, multiply, Activations, Matrix, Product, Then};
 use crate::kernels::{ops, Kernels, Pool, SharedOut};
 use crate::model::{EngineInput, Planned};
 use candle_core::quantized::GgmlDType;
@@ -309,6 +309,7 @@ impl TunedEngine {
                         out: &mut b.v,
                     },
                 ],
+                Then::Nothing,
             );
             // Row t is token t % n of its sequence.
             for (t, (q, key)) in
@@ -349,6 +350,7 @@ impl TunedEngine {
                     matrix: &layer.o,
                     out: &mut b.projected,
                 }],
+                Then::Nothing,
             );
             add(&mut b.x, &b.projected);
             // Feed-forward.
@@ -368,8 +370,8 @@ impl TunedEngine {
                         out: &mut b.up,
                     },
                 ],
+                Then::SiluMul,
             );
-            silu_mul(pool, &mut b.gate, &b.up);
             feed(&mut b.acts, &b.gate, all, d.intermediate, &layer.down, gemm);
             multiply(
                 pool,
@@ -379,6 +381,7 @@ impl TunedEngine {
                     matrix: &layer.down,
                     out: &mut b.projected,
                 }],
+                Then::Nothing,
             );
             add(&mut b.x, &b.projected);
         }
@@ -404,6 +407,7 @@ impl TunedEngine {
                 matrix: output,
                 out: &mut b.logits,
             }],
+            Then::Nothing,
         );
         self.position = start + n;
         self.batch = batch;
@@ -449,24 +453,6 @@ fn add(x: &mut [f32], y: &[f32]) {
     }
 }
 
-/// Below this many values the pool's barrier costs more than the work it would share.
-const PARALLEL_ELEMENTS: usize = 1 << 14;
-
-/// `gate = silu(gate) * up`, split across the pool for a prefill's many tokens.
-fn silu_mul(pool: &mut Pool, gate: &mut [f32], up: &[f32]) {
-    if gate.len() < PARALLEL_ELEMENTS {
-        return ops::silu_mul(gate, up);
-    }
-    let (len, chunk) = (gate.len(), gate.len().div_ceil(pool.threads()));
-    let out = SharedOut(gate.as_mut_ptr());
-    pool.run(&|t| {
-        let range = (t * chunk).min(len)..((t + 1) * chunk).min(len);
-        // SAFETY: thread t alone touches `range` of `gate`, which outlives `run`.
-        let mine = unsafe { std::slice::from_raw_parts_mut(out.at(range.start), range.len()) };
-        ops::silu_mul(mine, &up[range]);
-    });
-}
-
 /// Causal attention of every query head of every new token over its sequence's cache, the
 /// (sequence, token, head) items dealt round-robin to the threads so that a prefill's long
 /// and short rows are shared evenly. `(start, n, batch)`: cached positions before the new
@@ -500,12 +486,12 @@ fn attention(
             let at = t * h + head * hd;
             // SAFETY: item (t, head) alone writes these head_dim outputs.
             let o = unsafe { std::slice::from_raw_parts_mut(out.at(at), hd) };
-            ops::attend(
+            (k.attend)(
                 &q[at..at + hd],
+                &cache.0[g * hd..],
+                &cache.1[g * hd..],
+                kv,
                 start + i + 1,
-                |p| &cache.0[p * kv + g * hd..p * kv + (g + 1) * hd],
-                |p| &cache.1[p * kv + g * hd..p * kv + (g + 1) * hd],
-                k,
                 scores,
                 o,
             );

@@ -343,6 +343,200 @@ fn dot_bf16_f32_avx2(w: &[bf16], x: &[f32]) -> f32 {
     )
 }
 
+/// `e^x` in eight lanes, Cephes' `expf`: `x = n ln 2 + r` with |r| ≤ ln 2 / 2 (ln 2 split in
+/// two parts so `r` is exact), a degree-7 polynomial for `e^r`, and `2^n` built in the
+/// exponent bits. Within 2 ulp of `e^x` for x in [-87, 88]; x is clamped to that range,
+/// which keeps `2^n` a normal float (e^-87 ≈ 1.6e-38 stands for anything smaller).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(-87.0)),
+        _mm256_set1_ps(88.0),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_1e-4);
+    for c in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let p = _mm256_fmadd_ps(
+        p,
+        _mm256_mul_ps(r, r),
+        _mm256_add_ps(r, _mm256_set1_ps(1.0)),
+    );
+    let two_n = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(two_n))
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let whole = n / 8 * 8;
+    let one = _mm256_set1_ps(1.0);
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 <= n for both; unaligned loads and store.
+        unsafe {
+            let g = _mm256_loadu_ps(gate.as_ptr().add(i));
+            let u = _mm256_loadu_ps(up.as_ptr().add(i));
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), g));
+            let s = _mm256_div_ps(g, _mm256_add_ps(one, e));
+            _mm256_storeu_ps(gate.as_mut_ptr().add(i), _mm256_mul_ps(s, u));
+        }
+    }
+    super::scalar::silu_mul(&mut gate[whole..n], &up[whole..n]);
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn softmax_exp_avx2(scores: &mut [f32], max: f32) -> f64 {
+    let whole = scores.len() / 8 * 8;
+    let mut sum = _mm256_setzero_ps();
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 <= len; unaligned load and store.
+        unsafe {
+            let p = scores.as_mut_ptr().add(i);
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), _mm256_set1_ps(max)));
+            _mm256_storeu_ps(p, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+    }
+    sum_lanes(sum) as f64 + super::scalar::softmax_exp(&mut scores[whole..], max)
+}
+
+/// The lane sums of eight vectors, as one vector (lane `j` = the sum of `v[j]`'s lanes).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn sum_each(v: [__m256; 8]) -> __m256 {
+    let pairs = [
+        _mm256_hadd_ps(v[0], v[1]),
+        _mm256_hadd_ps(v[2], v[3]),
+        _mm256_hadd_ps(v[4], v[5]),
+        _mm256_hadd_ps(v[6], v[7]),
+    ];
+    // Each 128-bit half now holds four partial sums of v[0..4] and of v[4..8].
+    let (a, b) = (
+        _mm256_hadd_ps(pairs[0], pairs[1]),
+        _mm256_hadd_ps(pairs[2], pairs[3]),
+    );
+    _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(a, b),
+        _mm256_permute2f128_ps::<0x31>(a, b),
+    )
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn max_lanes(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+}
+
+/// Head dimensions the AVX2 attention holds in registers (as f32 query vectors).
+const MAX_HEAD: usize = 256;
+
+/// As `scalar::attend`, with the query widened once and no call per cached position: scores
+/// eight positions at a time (eight running sums reduced together), the weights rounded to
+/// f16 eight at a time, and the values summed 64 dimensions at a time in registers, in the
+/// order `axpy_f16` adds them.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn attend_avx2(
+    q: &[f16],
+    keys: &[f16],
+    values: &[f16],
+    stride: usize,
+    positions: usize,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    if !hd.is_multiple_of(8) || hd > MAX_HEAD || out.len() < hd {
+        return super::scalar::attend(q, keys, values, stride, positions, scores, out);
+    }
+    assert!(positions == 0 || (positions - 1) * stride + hd <= keys.len().min(values.len()));
+    let chunks = hd / 8;
+    let mut qv = [_mm256_setzero_ps(); MAX_HEAD / 8];
+    for (c, v) in qv[..chunks].iter_mut().enumerate() {
+        *v = load_f16(q, 8 * c);
+    }
+    let scale = 1.0 / (hd as f32).sqrt();
+    let scores = &mut scores[..positions];
+    let key = |p: usize, c: usize| {
+        // SAFETY: p * stride + 8c + 8 <= p * stride + hd <= keys.len() (asserted above).
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(keys.as_ptr().add(p * stride + 8 * c).cast()) })
+    };
+    // Eight positions at a time: eight running sums, then one transposing reduction.
+    let mut maxes = _mm256_set1_ps(f32::NEG_INFINITY);
+    let whole = positions / 8 * 8;
+    for p0 in (0..whole).step_by(8) {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (c, &qc) in qv[..chunks].iter().enumerate() {
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(qc, key(p0 + j, c), *a);
+            }
+        }
+        let s = _mm256_mul_ps(sum_each(acc), _mm256_set1_ps(scale));
+        // SAFETY: p0 + 8 <= positions = scores.len(); unaligned store.
+        unsafe { _mm256_storeu_ps(scores.as_mut_ptr().add(p0), s) };
+        maxes = _mm256_max_ps(maxes, s);
+    }
+    let mut max = max_lanes(maxes);
+    for (p, s) in scores.iter_mut().enumerate().skip(whole) {
+        let mut acc = _mm256_setzero_ps();
+        for (c, &qc) in qv[..chunks].iter().enumerate() {
+            acc = _mm256_fmadd_ps(qc, key(p, c), acc);
+        }
+        *s = sum_lanes(acc) * scale;
+        max = max.max(*s);
+    }
+    let inverse = (1.0 / softmax_exp_avx2(scores, max)) as f32;
+    // The weights rounded to f16 (to nearest even, as `f16::from_f32`).
+    let whole = positions / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        // SAFETY: i + 8 <= positions = scores.len(); unaligned load and store.
+        unsafe {
+            let p = scores.as_mut_ptr().add(i);
+            let w = _mm256_mul_ps(_mm256_loadu_ps(p), _mm256_set1_ps(inverse));
+            let rounded = _mm256_cvtph_ps(_mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(w));
+            _mm256_storeu_ps(p, rounded);
+        }
+    }
+    for s in &mut scores[whole..] {
+        *s = f16::from_f32(*s * inverse).to_f32();
+    }
+    for start in (0..chunks).step_by(8) {
+        let width = (chunks - start).min(8);
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (p, &w) in scores.iter().enumerate() {
+            let (w, row) = (_mm256_set1_ps(w), p * stride + 8 * start);
+            for (c, a) in acc[..width].iter_mut().enumerate() {
+                // SAFETY: row + 8c + 8 <= p * stride + hd <= values.len() (asserted above).
+                let v = _mm256_cvtph_ps(unsafe {
+                    _mm_loadu_si128(values.as_ptr().add(row + 8 * c).cast())
+                });
+                *a = _mm256_fmadd_ps(w, v, *a);
+            }
+        }
+        for (c, a) in acc[..width].iter().enumerate() {
+            // SAFETY: 8 (start + c) + 8 <= hd <= out.len(); unaligned store.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * (start + c)), *a) };
+        }
+    }
+}
+
 // Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands
 // these out only after `detected()` returned true on this CPU.
 
@@ -388,4 +582,24 @@ pub(super) fn dot_f16_f32(w: &[f16], x: &[f32]) -> f32 {
 
 pub(super) fn dot_bf16_f32(w: &[bf16], x: &[f32]) -> f32 {
     unsafe { dot_bf16_f32_avx2(w, x) }
+}
+
+pub(super) fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    unsafe { silu_mul_avx2(gate, up) }
+}
+
+pub(super) fn softmax_exp(scores: &mut [f32], max: f32) -> f64 {
+    unsafe { softmax_exp_avx2(scores, max) }
+}
+
+pub(super) fn attend(
+    q: &[f16],
+    keys: &[f16],
+    values: &[f16],
+    stride: usize,
+    positions: usize,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    unsafe { attend_avx2(q, keys, values, stride, positions, scores, out) }
 }

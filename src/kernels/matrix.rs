@@ -422,17 +422,32 @@ pub struct Product<'a> {
     pub out: &'a mut [f32],
 }
 
+/// What each thread does with its rows once its products are done, in the same operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Then {
+    Nothing,
+    /// `products[0] = silu(products[0]) * products[1]`, on the rows the thread computed (the
+    /// feed-forward's gate and up: both must have as many rows).
+    SiluMul,
+}
+
 /// Runs every product of `products` on the same activations in one pool operation (one
-/// barrier): the rows of all matrices are laid end to end and split across the threads in
-/// contiguous chunks, so each thread streams its own part of the weights once.
-pub fn multiply(pool: &mut Pool, k: &Kernels, x: &mut Activations, products: &mut [Product]) {
+/// barrier): each matrix's rows are split across the threads in contiguous chunks of whole
+/// interleaved groups, so each thread streams its own part of every matrix once, and owns the
+/// same rows of every product (which [`Then`] relies on).
+pub fn multiply(
+    pool: &mut Pool,
+    k: &Kernels,
+    x: &mut Activations,
+    products: &mut [Product],
+    then: Then,
+) {
     // Fixed-size bookkeeping: nothing is allocated per operation.
     assert!(
         products.len() <= MAX_PRODUCTS,
         "at most {MAX_PRODUCTS} products at once"
     );
-    let mut parts: [Option<(&Matrix, usize, SharedOut)>; MAX_PRODUCTS] = Default::default();
-    let mut total = 0;
+    let mut parts: [Option<(&Matrix, SharedOut)>; MAX_PRODUCTS] = Default::default();
     for (part, p) in parts.iter_mut().zip(products.iter_mut()) {
         assert_eq!(p.matrix.cols(), x.cols, "activations as wide as the rows");
         assert_eq!(
@@ -440,40 +455,43 @@ pub fn multiply(pool: &mut Pool, k: &Kernels, x: &mut Activations, products: &mu
             p.matrix.rows() * x.tokens,
             "one output per row and token"
         );
-        *part = Some((p.matrix, total, SharedOut(p.out.as_mut_ptr())));
-        total += p.matrix.rows();
+        *part = Some((p.matrix, SharedOut(p.out.as_mut_ptr())));
     }
-    // Whole groups of interleaved rows per thread (every matrix's rows are then split at
-    // multiples of 8 from its start when the ones before it have whole groups too).
-    let chunk = total.div_ceil(pool.threads()).div_ceil(ROWS) * ROWS;
+    if then == Then::SiluMul {
+        assert!(
+            products.len() == 2 && products[0].matrix.rows() == products[1].matrix.rows(),
+            "silu(gate) * up needs two products of as many rows"
+        );
+    }
+    let threads = pool.threads();
     let tile = GEMM_ROWS * x.cols;
     if x.gemm {
-        x.tiles.resize(tile * pool.threads(), 0.0);
+        x.tiles.resize(tile * threads, 0.0);
     }
     let tiles = SharedOut(x.tiles.as_mut_ptr());
     let x = &*x;
     pool.run(&|thread| {
-        let mine = (thread * chunk).min(total)..((thread + 1) * chunk).min(total);
-        let rows_of = |start: usize, n: usize| {
-            mine.start.clamp(start, start + n) - start..mine.end.clamp(start, start + n) - start
+        let rows_of = |n: usize| {
+            let chunk = n.div_ceil(threads).div_ceil(ROWS) * ROWS;
+            (thread * chunk).min(n)..((thread + 1) * chunk).min(n)
         };
         if x.gemm {
             // SAFETY: each thread has its own tile.
             let tile = unsafe { std::slice::from_raw_parts_mut(tiles.at(thread * tile), tile) };
-            for (matrix, start, out) in parts.iter().flatten() {
+            for (matrix, out) in parts.iter().flatten() {
                 if !(matrix.interleaved() && INTEGER_PREFILL) {
-                    gemm_rows(matrix, rows_of(*start, matrix.rows()), x, out, tile);
+                    gemm_rows(matrix, rows_of(matrix.rows()), x, out, tile);
                 }
             }
         }
         for tile in (0..x.tokens).step_by(TOKEN_TILE) {
             let tokens = tile..(tile + TOKEN_TILE).min(x.tokens);
-            for (matrix, start, out) in parts.iter().flatten() {
+            for (matrix, out) in parts.iter().flatten() {
                 if x.gemm && !(matrix.interleaved() && INTEGER_PREFILL) {
                     continue;
                 }
                 let n = matrix.rows();
-                let rows = rows_of(*start, n);
+                let rows = rows_of(n);
                 if matrix.group_products(k, rows.clone(), x, tokens.clone(), out) {
                     continue;
                 }
@@ -484,6 +502,20 @@ pub fn multiply(pool: &mut Pool, k: &Kernels, x: &mut Activations, products: &mu
                         unsafe { *out.at(t * n + r) = v };
                     });
                 }
+            }
+        }
+        if let (Then::SiluMul, [Some((gate, g)), Some((_, u)), ..]) = (then, &parts) {
+            let (n, rows) = (gate.rows(), rows_of(gate.rows()));
+            for t in 0..x.tokens {
+                // SAFETY: these rows of both products are this thread's alone, written above
+                // by this thread; t * n + rows.end <= tokens × rows = out.len().
+                let (gate, up) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(g.at(t * n + rows.start), rows.len()),
+                        std::slice::from_raw_parts(u.at(t * n + rows.start), rows.len()),
+                    )
+                };
+                (k.silu_mul)(gate, up);
             }
         }
     });

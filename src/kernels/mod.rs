@@ -153,12 +153,24 @@ pub struct Kernels {
     /// added to the output with its weight.
     pub dot_f16: fn(&[half::f16], &[half::f16]) -> f32,
     pub axpy_f16: fn(f32, &[half::f16], &mut [f32]),
+    /// `gate = silu(gate) * up` in place (the feed-forward's activation).
+    pub silu_mul: fn(&mut [f32], &[f32]),
+    /// `s = e^(s - max)` in place, returning the sum (the softmax's numerators).
+    pub softmax_exp: fn(&mut [f32], f32) -> f64,
+    /// One query head over the f16 KV cache (`scalar::attend` says the precision).
+    pub attend: Attend,
     /// Eight interleaved 4-bit rows by a run of tokens (`repack`), on levels that have them;
     /// where `None`, matrices keep GGUF's row-major blocks.
     pub rows8_q4_0: Option<Rows8<repack::BlockQ4_0x8>>,
     pub rows8_q4_1: Option<Rows8<repack::BlockQ4_1x8>>,
     pub rows8_q8_0: Option<Rows8<repack::BlockQ8_0x8>>,
 }
+
+/// `(q, keys, values, stride, positions, scores, out)`: the query head, its KV head's keys and
+/// values from their first row (row `p` at `p * stride`), the cached positions, scratch for
+/// their scores, and the head's output.
+pub type Attend =
+    fn(&[half::f16], &[half::f16], &[half::f16], usize, usize, &mut [f32], &mut [f32]);
 
 /// `out[(t - tokens.start) * 8 + k]` = row `k` of one group of interleaved rows · token `t`
 /// of the activations (each token `group.len()` blocks, one after another).
@@ -179,6 +191,9 @@ impl Kernels {
                 dot_bf16_f32: scalar::dot_bf16_f32,
                 dot_f16: scalar::dot_f16,
                 axpy_f16: scalar::axpy_f16,
+                silu_mul: scalar::silu_mul,
+                softmax_exp: scalar::softmax_exp,
+                attend: scalar::attend,
                 rows8_q4_0: None,
                 rows8_q4_1: None,
                 rows8_q8_0: None,
@@ -194,6 +209,9 @@ impl Kernels {
                 dot_bf16_f32: avx2::dot_bf16_f32,
                 dot_f16: avx2::dot_f16,
                 axpy_f16: avx2::axpy_f16,
+                silu_mul: avx2::silu_mul,
+                softmax_exp: avx2::softmax_exp,
+                attend: avx2::attend,
                 rows8_q4_0: Some(avx2::rows8_q4_0),
                 rows8_q4_1: Some(avx2::rows8_q4_1),
                 rows8_q8_0: Some(avx2::rows8_q8_0),

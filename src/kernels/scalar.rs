@@ -67,3 +67,49 @@ pub fn dot_f16_f32(w: &[f16], x: &[f32]) -> f32 {
 pub fn dot_bf16_f32(w: &[bf16], x: &[f32]) -> f32 {
     w.iter().zip(x).map(|(a, b)| a.to_f32() * b).sum()
 }
+
+/// `gate = silu(gate) * up`, in place.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// `s = e^(s - max)` in place; returns the sum.
+pub fn softmax_exp(scores: &mut [f32], max: f32) -> f64 {
+    let mut sum = 0f64;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s as f64;
+    }
+    sum
+}
+
+/// One query head's attention over `positions` cached rows (row `p` of the keys and values at
+/// `p * stride`), in llama.cpp's precision: the cache holds f16, the query is f16 for `q·k`,
+/// the softmax runs in f32 (its sum in f64) and its weights are rounded to f16 before they
+/// scale the values. `scores`: scratch of at least `positions`.
+pub fn attend(
+    q: &[f16],
+    keys: &[f16],
+    values: &[f16],
+    stride: usize,
+    positions: usize,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    let scale = 1.0 / (hd as f32).sqrt();
+    let scores = &mut scores[..positions];
+    let mut max = f32::NEG_INFINITY;
+    for (p, s) in scores.iter_mut().enumerate() {
+        *s = dot_f16(q, &keys[p * stride..p * stride + hd]) * scale;
+        max = max.max(*s);
+    }
+    let inverse = (1.0 / softmax_exp(scores, max)) as f32;
+    out.fill(0.0);
+    for (p, &s) in scores.iter().enumerate() {
+        let w = f16::from_f32(s * inverse).to_f32();
+        axpy_f16(w, &values[p * stride..p * stride + hd], out);
+    }
+}

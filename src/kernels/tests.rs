@@ -427,3 +427,158 @@ fn half_weight_dots_on_every_level_match_f64_for_lengths_around_their_unrolling(
         }
     }
 }
+
+/// The activation and softmax exponentials on every level against f64: within 4e-7 of the
+/// true value relative (2-3 ulp), over the range activations and scores take and far past it
+/// (clamped where e^x leaves f32's normal range), at every length's vector tail.
+#[test]
+fn silu_and_softmax_exponentials_match_f64_on_every_level() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut values: Vec<f32> = (0..2000)
+        .map(|_| rng.random_range(-30.0f32..30.0))
+        .collect();
+    values.extend([
+        0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 80.0, -80.0, 86.9, -86.9,
+    ]);
+    values.extend((0..64).map(|i| (i as f32 - 32.0) * 0.03125));
+    let close = |got: f32, want: f64, what: &str| {
+        let tolerance = 4e-7 * want.abs() + 1e-37;
+        assert!(
+            (got as f64 - want).abs() <= tolerance,
+            "{what}: {got} vs {want}"
+        );
+    };
+    for level in Level::available() {
+        let k = Kernels::for_level(level).unwrap();
+        for len in [1, 7, 8, 9, 31, values.len()] {
+            let gate = &values[..len];
+            let up: Vec<f32> = gate.iter().map(|g| 1.5 - g * 0.25).collect();
+            let mut out = gate.to_vec();
+            (k.silu_mul)(&mut out, &up);
+            for ((&g, &u), &got) in gate.iter().zip(&up).zip(&out) {
+                let (g64, u64) = (g as f64, u as f64);
+                let want = g64 / (1.0 + (-g64).exp()) * u64;
+                close(got, want, &format!("{} silu({g}) * {u}", level.name()));
+            }
+            // Scores at and below their maximum, as the softmax takes them.
+            let max = gate.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut scores = gate.to_vec();
+            let sum = (k.softmax_exp)(&mut scores, max);
+            let mut want_sum = 0f64;
+            for (&s, &got) in gate.iter().zip(&scores) {
+                // The difference is an f32, as the kernels take it.
+                let want = ((s - max) as f64).exp();
+                want_sum += want;
+                close(got, want, &format!("{} e^({s} - {max})", level.name()));
+            }
+            assert!(
+                (sum - want_sum).abs() <= 1e-6 * want_sum,
+                "{}: sum {sum} vs {want_sum}",
+                level.name()
+            );
+        }
+        // Far outside: e^x of very negative x is 0 or the smallest value kept, never NaN;
+        // silu of large magnitudes is x or 0.
+        let mut big = [100.0f32, -100.0, 1000.0, -1000.0];
+        (k.silu_mul)(&mut big, &[1.0; 4]);
+        assert!(
+            (big[0] - 100.0).abs() < 1e-4 && big[1].abs() < 1e-30,
+            "{big:?}"
+        );
+        assert!(
+            (big[2] - 1000.0).abs() < 1e-3 && big[3].abs() < 1e-30,
+            "{big:?}"
+        );
+        let mut far = [0.0f32, -200.0, -1e6];
+        let sum = (k.softmax_exp)(&mut far, 0.0);
+        assert!(far[0] == 1.0 && far[1] < 1e-37 && far[2] < 1e-37, "{far:?}");
+        assert!((sum - 1.0).abs() < 1e-12, "{sum}");
+    }
+}
+
+/// Attention of one head on every level against f64 on the same f16 cache (the weights'
+/// rounding to f16 bounds the difference), and each level's one-pass kernel against its own
+/// dot, softmax and axpy kernels applied one position at a time (the scores' sums run in
+/// another order: within f32 rounding). Head sizes of SmolLM2 (64), Llama-3 (128), the tiny
+/// test model (16) and odd ones the SIMD path hands to the scalar one (12); strides wider
+/// than a head, as in the grouped cache.
+#[test]
+fn attention_matches_f64_and_its_own_kernels_on_every_level() {
+    use half::f16;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    for (hd, stride, positions) in [
+        (64, 192, 1),
+        (64, 192, 9),
+        (64, 192, 140),
+        (128, 1024, 33),
+        (16, 48, 17),
+        (12, 36, 5),
+    ] {
+        let mut half = |n: usize, spread: f32| -> Vec<f16> {
+            (0..n)
+                .map(|_| f16::from_f32(rng.random_range(-spread..spread)))
+                .collect()
+        };
+        let q = half(hd, 2.0);
+        // The head's rows start at an offset inside a wider row, as a grouped cache's do.
+        let (keys, values) = (half(positions * stride, 2.0), half(positions * stride, 1.0));
+        let (kh, vh) = (&keys[stride - hd..], &values[stride - hd..]);
+        let row = |x: &[f16], p: usize| -> Vec<f64> {
+            x[p * stride..p * stride + hd]
+                .iter()
+                .map(|v| v.to_f64())
+                .collect()
+        };
+        let scale = 1.0 / (hd as f64).sqrt();
+        let logits: Vec<f64> = (0..positions)
+            .map(|p| {
+                row(kh, p)
+                    .iter()
+                    .zip(&q)
+                    .map(|(k, q)| k * q.to_f64())
+                    .sum::<f64>()
+                    * scale
+            })
+            .collect();
+        let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+        let mut want = vec![0f64; hd];
+        for (p, l) in logits.iter().enumerate() {
+            for (w, v) in want.iter_mut().zip(row(vh, p)) {
+                *w += (l - max).exp() / total * v;
+            }
+        }
+        for level in Level::available() {
+            let k = Kernels::for_level(level).unwrap();
+            let (mut scores, mut out) = (vec![0f32; positions], vec![f32::NAN; hd]);
+            (k.attend)(&q, kh, vh, stride, positions, &mut scores, &mut out);
+            for (d, (&got, &want)) in out.iter().zip(&want).enumerate() {
+                assert!(
+                    (got as f64 - want).abs() < 2e-3,
+                    "{} hd {hd} positions {positions} dim {d}: {got} vs {want}",
+                    level.name()
+                );
+            }
+            // One position at a time through the level's own kernels.
+            let mut one_by_one = vec![0f32; hd];
+            let mut s: Vec<f32> = (0..positions)
+                .map(|p| {
+                    (k.dot_f16)(&q, &kh[p * stride..p * stride + hd]) * (1.0 / (hd as f32).sqrt())
+                })
+                .collect();
+            let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let inverse = (1.0 / (k.softmax_exp)(&mut s, m)) as f32;
+            for (p, &w) in s.iter().enumerate() {
+                let w = f16::from_f32(w * inverse).to_f32();
+                (k.axpy_f16)(w, &vh[p * stride..p * stride + hd], &mut one_by_one);
+            }
+            for (&a, &b) in out.iter().zip(&one_by_one) {
+                assert!(
+                    (a - b).abs() <= 1e-5,
+                    "{} hd {hd} positions {positions}: {out:?} vs {one_by_one:?}",
+                    level.name()
+                );
+            }
+        }
+    }
+}
