@@ -81,6 +81,7 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/readme.rs::the_engine_commands_run_as_written",
     ),
     ("scripts/install-llama-cpp-deps", "script:scripts/test"),
+    ("scripts/test-aarch64", "script:scripts/test"),
     ("scripts/bench-threads", "script:scripts/bench-smoke"),
     (
         "llm-bench doctor",

@@ -268,12 +268,12 @@ fn rows8_q8_tokens<const N: usize>(w: &[BlockQ8_0x8], x: [&[BlockQ8]; N]) -> [__
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn rows8<I: Nibbles>(w: &[I], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
-    four_tokens_at_a_time!(rows8_tokens::<I>, w, x, tokens, out)
+    four_tokens_at_a_time!(rows8_tokens::<I>, w, x, tokens, out, store8)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn rows8_q8(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
-    four_tokens_at_a_time!(rows8_q8_tokens, w, x, tokens, out)
+    four_tokens_at_a_time!(rows8_q8_tokens, w, x, tokens, out, store8)
 }
 
 /// Weights widened eight at a time to f32 by `widen` (f32 as they are, f16 through F16C, bf16
@@ -443,6 +443,15 @@ fn max_lanes(v: __m256) -> f32 {
     let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+}
+
+/// Eight results of an interleaved kernel into `dst[..8]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn store8(dst: &mut [f32], v: &__m256) {
+    assert!(dst.len() >= 8);
+    // SAFETY: 8 floats checked above; unaligned store.
+    unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *v) };
 }
 
 /// Head dimensions the AVX2 attention holds in registers (as f32 query vectors).

@@ -5,23 +5,25 @@
 //!
 //! Levels, lowest first: `scalar` (every CPU), `avx2` (x86-64 with AVX2, FMA and F16C),
 //! `avxvnni` and `avx512vnni` (AVX2's kernels, with AVX-VNNI's or AVX-512 VNNI's `vpdpbusd`
-//! for interleaved rows; `vnni`).
+//! for interleaved rows; `vnni`); on aarch64 `neondot` (NEON with the dot-product extension:
+//! `sdot` for interleaved rows; `neon`).
 //! `LLM_BENCH_KERNELS=scalar` forces a lower level than the CPU offers (tests run every level
 //! the machine has; a level the CPU lacks is refused, never run).
 
-/// Runs `$kernel::<$I, N>` (or `$kernel::<N>`; eight interleaved rows by `N ≤ 4` tokens, one `__m256` of eight
-/// row results per token) over the run `$tokens` of tokens, four at a time, storing token
-/// `t`'s eight results at `$out[(t - start) * 8..]`. One driver for every interleaved kernel.
-#[cfg(target_arch = "x86_64")]
+/// Runs `$kernel::<$I, N>` (or `$kernel::<N>`; eight interleaved rows by `N ≤ 4` tokens, the
+/// eight row results of each token in the level's vector type) over the run `$tokens` of
+/// tokens, four at a time, `$store`-ing token `t`'s eight results at `$out[(t - start) * 8..]`.
+/// One driver for every interleaved kernel of every level.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! four_tokens_at_a_time {
-    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr) => {{
+    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr, $store:path) => {{
         let (w, x, tokens, out) = ($w, $x, $tokens, $out);
         let per = w.len();
         let token = |t: usize| &x[t * per..(t + 1) * per];
         let mut t = tokens.start;
         while t < tokens.end {
             let n = (tokens.end - t).min(4);
-            let results: [__m256; 4] = match n {
+            let results = match n {
                 4 => $kernel::<$($($I,)*)? 4>(w, [token(t), token(t + 1), token(t + 2), token(t + 3)]),
                 3 => {
                     let r = $kernel::<$($($I,)*)? 3>(w, [token(t), token(t + 1), token(t + 2)]);
@@ -35,8 +37,7 @@ macro_rules! four_tokens_at_a_time {
             };
             let o = &mut out[(t - tokens.start) * ROWS..(t - tokens.start + n) * ROWS];
             for (v, dst) in results.iter().zip(o.chunks_exact_mut(ROWS)) {
-                // SAFETY: `dst` is 8 floats; unaligned store.
-                unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *v) };
+                $store(dst, v);
             }
             t += n;
         }
@@ -47,6 +48,8 @@ macro_rules! four_tokens_at_a_time {
 mod avx2;
 pub mod blocks;
 pub mod matrix;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod ops;
 pub mod pool;
 pub mod repack;
@@ -58,7 +61,7 @@ use crate::error::{Error, Result};
 use blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 pub use pool::Pool;
 
-/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni` or `avx512vnni`.
+/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni`, `avx512vnni` or `neondot`.
 pub const LEVEL_ENV: &str = "LLM_BENCH_KERNELS";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,14 +70,16 @@ pub enum Level {
     Avx2,
     AvxVnni,
     Avx512Vnni,
+    NeonDot,
 }
 
 impl Level {
-    pub const ALL: [Level; 4] = [
+    pub const ALL: [Level; 5] = [
         Level::Scalar,
         Level::Avx2,
         Level::AvxVnni,
         Level::Avx512Vnni,
+        Level::NeonDot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +88,7 @@ impl Level {
             Level::Avx2 => "avx2",
             Level::AvxVnni => "avxvnni",
             Level::Avx512Vnni => "avx512vnni",
+            Level::NeonDot => "neondot",
         }
     }
 
@@ -97,6 +103,10 @@ impl Level {
             Level::Avx512Vnni => vnni::avx512::detected(),
             #[cfg(not(target_arch = "x86_64"))]
             Level::Avx2 | Level::AvxVnni | Level::Avx512Vnni => false,
+            #[cfg(target_arch = "aarch64")]
+            Level::NeonDot => neon::detected(),
+            #[cfg(not(target_arch = "aarch64"))]
+            Level::NeonDot => false,
         }
     }
 
@@ -232,6 +242,16 @@ impl Kernels {
                 rows8_q8_0: Some(vnni::avx512::rows8_q8_0),
                 ..Kernels::for_level(Level::Avx2)?
             },
+            #[cfg(target_arch = "aarch64")]
+            Level::NeonDot => Kernels {
+                level,
+                rows8_q4_0: Some(neon::rows8_q4_0),
+                rows8_q4_1: Some(neon::rows8_q4_1),
+                rows8_q8_0: Some(neon::rows8_q8_0),
+                ..Kernels::for_level(Level::Scalar)?
+            },
+            #[cfg(not(target_arch = "aarch64"))]
+            Level::NeonDot => unreachable!("refused above: not supported off aarch64"),
             #[cfg(not(target_arch = "x86_64"))]
             Level::Avx2 | Level::AvxVnni | Level::Avx512Vnni => {
                 unreachable!("refused above: not supported off x86-64")

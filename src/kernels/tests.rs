@@ -267,6 +267,15 @@ fn levels_are_chosen_refused_and_named() {
             assert_eq!(available.contains(&level), expected, "{}", level.name());
         }
     }
+    // Against the kernel's hardware capabilities: `neondot` wherever HWCAP_ASIMDDP is set.
+    #[cfg(all(target_arch = "aarch64", target_os = "linux", target_env = "gnu"))]
+    {
+        const HWCAP_ASIMDDP: libc::c_ulong = 1 << 20;
+        // SAFETY: getauxval reads the process's auxiliary vector; no memory is passed.
+        let dotprod = unsafe { libc::getauxval(libc::AT_HWCAP) } & HWCAP_ASIMDDP != 0;
+        assert_eq!(available.contains(&Level::NeonDot), dotprod);
+        eprintln!("aarch64 levels: {available:?}");
+    }
 }
 
 #[test]

@@ -119,12 +119,26 @@ macro_rules! vnni_kernels {
 
         #[target_feature(enable = $features)]
         fn rows8<I: Nibbles>(w: &[I], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
-            four_tokens_at_a_time!(rows8_tokens::<I>, w, x, tokens, out)
+            four_tokens_at_a_time!(
+                rows8_tokens::<I>,
+                w,
+                x,
+                tokens,
+                out,
+                super::super::avx2::store8
+            )
         }
 
         #[target_feature(enable = $features)]
         fn rows8_q8(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
-            four_tokens_at_a_time!(rows8_q8_tokens, w, x, tokens, out)
+            four_tokens_at_a_time!(
+                rows8_q8_tokens,
+                w,
+                x,
+                tokens,
+                out,
+                super::super::avx2::store8
+            )
         }
 
         // Safe entry points for the dispatch table. SAFETY (both): `Kernels::for_level` hands these

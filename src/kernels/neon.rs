@@ -1,0 +1,191 @@
+//! aarch64 with NEON and the dot-product extension (Armv8.2 `dotprod`: Graviton 2, 3 and 4,
+//! Neoverse N1/V1/V2, Ampere Altra, Apple M1 and later): the interleaved rows of `repack`
+//! with `sdot`, which multiplies signed bytes and adds each four products into a 32-bit lane
+//! in one instruction. A 32-byte piece of eight interleaved rows is two 16-byte registers of
+//! four rows each, so the layout and the tiling are AVX2's; the other kernels of this level
+//! are the portable ones, which the compiler vectorizes with NEON (the aarch64 baseline).
+//!
+//! `sdot` is written as inline assembly: Rust's `vdotq_s32` is not stable yet
+//! (`stdarch_neon_dotprod`). Each `pub fn` is safe to call only through [`super::Kernels`],
+//! which hands them out after [`detected`] found the extension. Tested under QEMU's `max`
+//! CPU on x86-64 hosts (`scripts/test-aarch64`), and refused on CPUs without `dotprod`.
+
+use super::blocks::{BlockQ8, QK};
+use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
+use half::f16;
+use std::arch::aarch64::*;
+use std::ops::Range;
+
+pub(super) fn detected() -> bool {
+    std::arch::is_aarch64_feature_detected!("dotprod")
+}
+
+/// `acc[i] += Σ_j a[4i + j] · b[4i + j]` over signed bytes, per 32-bit lane.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    let mut acc = acc;
+    // SAFETY: one register-only instruction of the dotprod extension this function requires.
+    unsafe {
+        std::arch::asm!(
+            "sdot {0:v}.4s, {1:v}.16b, {2:v}.16b",
+            inout(vreg) acc,
+            in(vreg) a,
+            in(vreg) b,
+            options(pure, nomem, nostack)
+        )
+    };
+    acc
+}
+
+/// Four bytes of activations at `at`, in every 32-bit lane.
+#[inline]
+#[target_feature(enable = "neon")]
+fn broadcast4(qs: &[i8; QK], at: usize) -> int8x16_t {
+    let word = i32::from_le_bytes([
+        qs[at] as u8,
+        qs[at + 1] as u8,
+        qs[at + 2] as u8,
+        qs[at + 3] as u8,
+    ]);
+    vreinterpretq_s8_s32(vdupq_n_s32(word))
+}
+
+/// Eight f16 scales as two vectors of four f32, exactly: the half's magnitude bits shifted
+/// into an f32's and scaled by 2^112 (zero and subnormal halves come out right; scales are
+/// never infinite or NaN), the sign put back.
+#[inline]
+#[target_feature(enable = "neon")]
+fn halves(h: &[f16; ROWS]) -> [float32x4_t; 2] {
+    let bits: [u16; ROWS] = h.map(f16::to_bits);
+    // SAFETY: eight u16 from an eight-element array.
+    let v = unsafe { vld1q_u16(bits.as_ptr()) };
+    let widen = |x: uint32x4_t| {
+        let magnitude = vshlq_n_u32::<13>(vandq_u32(x, vdupq_n_u32(0x7FFF)));
+        let sign = vshlq_n_u32::<16>(vandq_u32(x, vdupq_n_u32(0x8000)));
+        let value = vmulq_n_f32(
+            vreinterpretq_f32_u32(magnitude),
+            f32::from_bits(0x7780_0000),
+        );
+        vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(value), sign))
+    };
+    [widen(vmovl_u16(vget_low_u16(v))), widen(vmovl_high_u16(v))]
+}
+
+/// Eight interleaved 4-bit rows by `N` tokens: as AVX2's `rows8_tokens`, rows 0-3 in the first
+/// vector of each pair and rows 4-7 in the second.
+// The halves and tokens index several arrays each, as in AVX2's kernels.
+#[allow(clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [[float32x4_t; 2]; N] {
+    let low = vdupq_n_u8(0x0F);
+    let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+    for (b, block) in w.iter().enumerate() {
+        let mut sums = [[vdupq_n_s32(0); 2]; N];
+        let nibbles = block.nibbles();
+        for c in 0..4 {
+            for half in 0..2 {
+                let at = 32 * c + 16 * half;
+                // SAFETY: 16 bytes at `at` + 16 <= 128.
+                let packed = unsafe { vld1q_u8(nibbles[at..at + 16].as_ptr()) };
+                let lo = vreinterpretq_s8_u8(vandq_u8(packed, low));
+                let hi = vreinterpretq_s8_u8(vshrq_n_u8::<4>(packed));
+                for t in 0..N {
+                    let qs = &x[t][b].qs;
+                    let s = sdot(sums[t][half], lo, broadcast4(qs, 4 * c));
+                    sums[t][half] = sdot(s, hi, broadcast4(qs, 16 + 4 * c));
+                }
+            }
+        }
+        let d = halves(block.scales());
+        let m = if I::OFFSETS {
+            halves(block.offsets())
+        } else {
+            [vdupq_n_f32(0.0); 2]
+        };
+        for t in 0..N {
+            let xb = &x[t][b];
+            for half in 0..2 {
+                let mut whole = sums[t][half];
+                if !I::OFFSETS {
+                    // q4_0's weights are nibble - 8: 8 Σx off in integers.
+                    whole = vsubq_s32(whole, vdupq_n_s32(8 * xb.sum));
+                }
+                let scale = vmulq_n_f32(d[half], xb.d);
+                acc[t][half] = vfmaq_f32(acc[t][half], scale, vcvtq_f32_s32(whole));
+                if I::OFFSETS {
+                    acc[t][half] = vfmaq_n_f32(acc[t][half], m[half], xb.s);
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Eight interleaved q8_0 rows by `N` tokens: signed by signed bytes, no offset to remove.
+// The halves and tokens index several arrays each, as in AVX2's kernels.
+#[allow(clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn rows8_q8_tokens<const N: usize>(w: &[BlockQ8_0x8], x: [&[BlockQ8]; N]) -> [[float32x4_t; 2]; N] {
+    let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+    for (b, block) in w.iter().enumerate() {
+        let mut sums = [[vdupq_n_s32(0); 2]; N];
+        for c in 0..QK / 4 {
+            for half in 0..2 {
+                let at = 32 * c + 16 * half;
+                // SAFETY: 16 bytes at `at` + 16 <= 256.
+                let weights = unsafe { vld1q_s8(block.qs[at..at + 16].as_ptr()) };
+                for t in 0..N {
+                    sums[t][half] = sdot(sums[t][half], weights, broadcast4(&x[t][b].qs, 4 * c));
+                }
+            }
+        }
+        let d = halves(&block.d);
+        for t in 0..N {
+            for half in 0..2 {
+                let scale = vmulq_n_f32(d[half], x[t][b].d);
+                acc[t][half] = vfmaq_f32(acc[t][half], scale, vcvtq_f32_s32(sums[t][half]));
+            }
+        }
+    }
+    acc
+}
+
+/// Eight results of an interleaved kernel into `dst[..8]`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn store8(dst: &mut [f32], v: &[float32x4_t; 2]) {
+    assert!(dst.len() >= 8);
+    // SAFETY: 8 floats checked above: two stores of four.
+    unsafe {
+        vst1q_f32(dst.as_mut_ptr(), v[0]);
+        vst1q_f32(dst.as_mut_ptr().add(4), v[1]);
+    }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+fn rows8<I: Nibbles>(w: &[I], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    four_tokens_at_a_time!(rows8_tokens::<I>, w, x, tokens, out, store8)
+}
+
+#[target_feature(enable = "neon,dotprod")]
+fn rows8_q8(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    four_tokens_at_a_time!(rows8_q8_tokens, w, x, tokens, out, store8)
+}
+
+// Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands these
+// out only after `detected()` returned true on this CPU.
+
+pub(super) fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8(w, x, tokens, out) }
+}
+
+pub(super) fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8(w, x, tokens, out) }
+}
+
+pub(super) fn rows8_q8_0(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8_q8(w, x, tokens, out) }
+}
