@@ -14,6 +14,8 @@ const README: &str = include_str!("../README.md");
 /// is a file the README names rather than a command it shows; `here` is
 /// run by `the_quick_start_commands_run_as_written` below.
 const COVERAGE: &[(&str, &str)] = &[
+    // Before `scripts/test`, which it starts like.
+    ("scripts/test-aarch64", "script:scripts/test"),
     ("scripts/test", "script:.ci/run"),
     ("scripts/fetch-model", "script:scripts/test"),
     ("cargo bench -- --quick", "script:scripts/bench-smoke"),
@@ -81,7 +83,6 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/readme.rs::the_engine_commands_run_as_written",
     ),
     ("scripts/install-llama-cpp-deps", "script:scripts/test"),
-    ("scripts/test-aarch64", "script:scripts/test"),
     ("scripts/bench-threads", "script:scripts/bench-smoke"),
     (
         "llm-bench doctor",

@@ -590,6 +590,23 @@ fn roofline_section(out: &mut String, inputs: &Inputs, entries: &[Entry], charts
         ],
         &rows,
     ));
+    let above: Vec<&str> = entries
+        .iter()
+        .filter(|e| {
+            e.run
+                .roofline
+                .as_ref()
+                .is_some_and(|r| r.fraction_of_limit > 1.0)
+        })
+        .map(|e| e.label.as_str())
+        .collect();
+    if !above.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nAbove 100% ({}): decode read the weights faster than the probe's summing loop did, so the probe's figure is a floor on this machine's bandwidth, not its ceiling (on virtual machines it varies between allocations and runs). Read such a run as at the memory limit.",
+            above.join(", ")
+        );
+    }
     embed(
         out,
         charts,
