@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::kernels::matrix::{self, multiply, Activations, Matrix, Product, Then};
 use crate::kernels::{ops, Kernels, Pool, SharedOut};
 use crate::model::{EngineInput, Planned};
-use candle_core::quantized::GgmlDType;
 use half::f16;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -530,37 +529,31 @@ fn read_tensors(
             ));
         }
         let format = crate::format::ggml_name(info.ggml_dtype);
-        let len =
-            crate::source::gguf_header::tensor_data_bytes(info.ggml_dtype, spec.elements() as u64)
-                .ok_or_else(|| {
-                    bad(
-                        name,
-                        format!("{:?} does not fill whole {format} blocks", spec.shape),
-                    )
-                })?;
+        crate::source::gguf_header::tensor_data_bytes(info.ggml_dtype, spec.elements() as u64)
+            .ok_or_else(|| {
+                bad(
+                    name,
+                    format!("{:?} does not fill whole {format} blocks", spec.shape),
+                )
+            })?;
         file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
             .map_err(|e| Error::io(path, e))?;
         // Read in chunks as the matrix is built: a tensor's bytes are never held whole beside
         // its converted copy (the 8B twin's embedding alone is 282 MiB).
         let mut fill = |buf: &mut [u8]| file.read_exact(buf).map_err(|e| Error::io(path, e));
+        // The shape checks' errors name the tensor as the engine's other errors do.
+        let read = |rows: usize, cols: usize, fill: &mut dyn FnMut(&mut [u8]) -> Result<()>| {
+            Matrix::read(name, format, rows, cols, kernels, fill).map_err(|e| match e {
+                Error::BadField { problem, field, .. } => bad(name, format!("{field} {problem}")),
+                other => other,
+            })
+        };
         let loaded = match spec.role {
             TensorRole::Norm if NORM_FORMATS.contains(&format) => {
-                let mut bytes = vec![0u8; len as usize];
-                fill(&mut bytes)?;
-                Loaded::Vector(match info.ggml_dtype {
-                    GgmlDType::F32 => bytes
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect(),
-                    GgmlDType::F16 => bytes
-                        .chunks_exact(2)
-                        .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
-                        .collect(),
-                    _ => bytes
-                        .chunks_exact(2)
-                        .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                        .collect(),
-                })
+                // One row, read and widened to f32 as matrices in these formats are.
+                let mut norm = vec![0f32; spec.elements()];
+                read(1, norm.len(), &mut fill)?.row_into(0, &mut norm);
+                Loaded::Vector(norm)
             }
             TensorRole::Norm => {
                 return Err(bad(
@@ -568,16 +561,7 @@ fn read_tensors(
                     format!("is {format}; the tuned engine reads norms in f32, f16 or bf16"),
                 ))
             }
-            _ => Loaded::Matrix(
-                Matrix::read(name, format, spec.rows(), spec.cols(), kernels, &mut fill).map_err(
-                    |e| match e {
-                        Error::BadField { problem, field, .. } => {
-                            bad(name, format!("{field} {problem}"))
-                        }
-                        other => other,
-                    },
-                )?,
-            ),
+            _ => Loaded::Matrix(read(spec.rows(), spec.cols(), &mut fill)?),
         };
         out.insert(name.clone(), loaded);
     }

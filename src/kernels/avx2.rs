@@ -484,10 +484,8 @@ fn attend_avx2(
     }
     let scale = 1.0 / (hd as f32).sqrt();
     let scores = &mut scores[..positions];
-    let key = |p: usize, c: usize| {
-        // SAFETY: p * stride + 8c + 8 <= p * stride + hd <= keys.len() (asserted above).
-        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(keys.as_ptr().add(p * stride + 8 * c).cast()) })
-    };
+    // p * stride + 8c + 8 <= p * stride + hd <= keys.len() (asserted above).
+    let key = |p: usize, c: usize| load_f16(keys, p * stride + 8 * c);
     // Eight positions at a time: eight running sums, then one transposing reduction.
     let mut maxes = _mm256_set1_ps(f32::NEG_INFINITY);
     let whole = positions / 8 * 8;
@@ -514,7 +512,6 @@ fn attend_avx2(
     }
     let inverse = (1.0 / softmax_exp_avx2(scores, max)) as f32;
     // The weights rounded to f16 (to nearest even, as `f16::from_f32`).
-    let whole = positions / 8 * 8;
     for i in (0..whole).step_by(8) {
         // SAFETY: i + 8 <= positions = scores.len(); unaligned load and store.
         unsafe {
@@ -533,11 +530,8 @@ fn attend_avx2(
         for (p, &w) in scores.iter().enumerate() {
             let (w, row) = (_mm256_set1_ps(w), p * stride + 8 * start);
             for (c, a) in acc[..width].iter_mut().enumerate() {
-                // SAFETY: row + 8c + 8 <= p * stride + hd <= values.len() (asserted above).
-                let v = _mm256_cvtph_ps(unsafe {
-                    _mm_loadu_si128(values.as_ptr().add(row + 8 * c).cast())
-                });
-                *a = _mm256_fmadd_ps(w, v, *a);
+                // row + 8c + 8 <= p * stride + hd <= values.len() (asserted above).
+                *a = _mm256_fmadd_ps(w, load_f16(values, row + 8 * c), *a);
             }
         }
         for (c, a) in acc[..width].iter().enumerate() {

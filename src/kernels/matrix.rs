@@ -26,6 +26,19 @@ pub struct HalfMatrix<H> {
     pub data: Vec<H>,
 }
 
+impl<H: Copy + Into<f32>> HalfMatrix<H> {
+    fn row(&self, r: usize) -> &[H] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// Row `r` widened to f32.
+    fn row_into(&self, r: usize, out: &mut [f32]) {
+        for (o, &v) in out.iter_mut().zip(self.row(r)) {
+            *o = v.into();
+        }
+    }
+}
+
 pub enum Matrix {
     F32(F32Matrix),
     F16(HalfMatrix<f16>),
@@ -235,16 +248,8 @@ impl Matrix {
         }
         match self {
             Matrix::F32(m) => out.copy_from_slice(&m.data[r * m.cols..(r + 1) * m.cols]),
-            Matrix::F16(m) => {
-                for (o, v) in out.iter_mut().zip(&m.data[r * m.cols..(r + 1) * m.cols]) {
-                    *o = v.to_f32();
-                }
-            }
-            Matrix::BF16(m) => {
-                for (o, v) in out.iter_mut().zip(&m.data[r * m.cols..(r + 1) * m.cols]) {
-                    *o = v.to_f32();
-                }
-            }
+            Matrix::F16(m) => m.row_into(r, out),
+            Matrix::BF16(m) => m.row_into(r, out),
             Matrix::Q8_0(m) => blocks(m, r, out),
             Matrix::Q4_0(m) => blocks(m, r, out),
             Matrix::Q4_1(m) => blocks(m, r, out),
@@ -330,15 +335,13 @@ impl Matrix {
                 }
             }
             Matrix::F16(m) => {
-                let row = &m.data[r * m.cols..(r + 1) * m.cols];
                 for t in tokens {
-                    out(t, (k.dot_f16_f32)(row, x.f32_row(t)));
+                    out(t, (k.dot_f16_f32)(m.row(r), x.f32_row(t)));
                 }
             }
             Matrix::BF16(m) => {
-                let row = &m.data[r * m.cols..(r + 1) * m.cols];
                 for t in tokens {
-                    out(t, (k.dot_bf16_f32)(row, x.f32_row(t)));
+                    out(t, (k.dot_bf16_f32)(m.row(r), x.f32_row(t)));
                 }
             }
             Matrix::Q8_0(m) => blocks(m, k, r, x, tokens, &mut out),

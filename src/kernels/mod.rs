@@ -159,8 +159,9 @@ pub struct Kernels {
     /// Half-precision weights by f32 activations.
     pub dot_f16_f32: fn(&[half::f16], &[f32]) -> f32,
     pub dot_bf16_f32: fn(&[half::bf16], &[f32]) -> f32,
-    /// Attention over an f16 KV cache: a query (rounded to f16) by a key, and a value row
-    /// added to the output with its weight.
+    /// Attention's steps one cached position at a time: a query (rounded to f16) by a key,
+    /// and a value row added to the output with its weight. The engine calls [`Self::attend`];
+    /// these are what the tests check each level's one-pass `attend` against.
     pub dot_f16: fn(&[half::f16], &[half::f16]) -> f32,
     pub axpy_f16: fn(f32, &[half::f16], &mut [f32]),
     /// `gate = silu(gate) * up` in place (the feed-forward's activation).
