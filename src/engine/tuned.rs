@@ -10,7 +10,7 @@
 use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
 use crate::arch::TensorRole;
 use crate::error::{Error, Result};
-use crate::kernels::matrix::{self, multiply, Activations, Matrix, Product, Then};
+use crate::kernels::matrix::{self, multiply, Activations, Input, Matrix, Product, RmsNorm, Then};
 use crate::kernels::{ops, Kernels, Pool, SharedOut};
 use crate::model::{EngineInput, Planned};
 use half::f16;
@@ -103,7 +103,8 @@ struct SequenceCache {
 #[derive(Default)]
 struct Buffers {
     x: Vec<f32>,
-    normed: Vec<f32>,
+    /// Each sequence's last token, whose logits are wanted.
+    last: Vec<f32>,
     q: Vec<f32>,
     /// The queries rounded to f16 for attention.
     q16: Vec<f16>,
@@ -268,7 +269,6 @@ impl TunedEngine {
         let k = &*kernels;
         for (buffer, len) in [
             (&mut b.x, all * h),
-            (&mut b.normed, all * h),
             (&mut b.q, all * h),
             (&mut b.k, all * kv),
             (&mut b.v, all * kv),
@@ -288,8 +288,16 @@ impl TunedEngine {
         }
         for (l, layer) in layers.iter().enumerate() {
             // Attention.
-            norm_rows(&b.x, &layer.attn_norm, d.eps, &mut b.normed, h);
-            feed(&mut b.acts, &b.normed, all, h, &layer.q, gemm);
+            let norm = |weight| Some(RmsNorm { weight, eps: d.eps });
+            feed(
+                pool,
+                &mut b.acts,
+                &b.x,
+                all,
+                norm(&layer.attn_norm),
+                &[&layer.q, &layer.k, &layer.v],
+                gemm,
+            );
             multiply(
                 pool,
                 k,
@@ -340,7 +348,7 @@ impl TunedEngine {
                 &mut b.attended,
                 &mut b.scores,
             );
-            feed(&mut b.acts, &b.attended, all, h, &layer.o, gemm);
+            feed(pool, &mut b.acts, &b.attended, all, None, &[&layer.o], gemm);
             multiply(
                 pool,
                 k,
@@ -353,8 +361,15 @@ impl TunedEngine {
             );
             add(&mut b.x, &b.projected);
             // Feed-forward.
-            norm_rows(&b.x, &layer.ffn_norm, d.eps, &mut b.normed, h);
-            feed(&mut b.acts, &b.normed, all, h, &layer.gate, gemm);
+            feed(
+                pool,
+                &mut b.acts,
+                &b.x,
+                all,
+                norm(&layer.ffn_norm),
+                &[&layer.gate, &layer.up],
+                gemm,
+            );
             multiply(
                 pool,
                 k,
@@ -371,7 +386,7 @@ impl TunedEngine {
                 ],
                 Then::SiluMul,
             );
-            feed(&mut b.acts, &b.gate, all, d.intermediate, &layer.down, gemm);
+            feed(pool, &mut b.acts, &b.gate, all, None, &[&layer.down], gemm);
             multiply(
                 pool,
                 k,
@@ -385,18 +400,25 @@ impl TunedEngine {
             add(&mut b.x, &b.projected);
         }
         // The logits of each sequence's last token only.
+        b.last.clear();
         for s in 0..batch {
             let last = (s * n + n - 1) * h;
-            ops::rms_norm(
-                &b.x[last..last + h],
-                norm,
-                d.eps,
-                &mut b.normed[s * h..(s + 1) * h],
-            );
+            b.last.extend_from_slice(&b.x[last..last + h]);
         }
         let output = output.as_ref().unwrap_or(embedding);
-        b.acts
-            .set(&b.normed[..batch * h], batch, h, output.quantized());
+        let final_norm = Some(RmsNorm {
+            weight: norm,
+            eps: d.eps,
+        });
+        feed(
+            pool,
+            &mut b.acts,
+            &b.last,
+            batch,
+            final_norm,
+            &[output],
+            false,
+        );
         b.logits.resize(batch * d.vocab, 0.0);
         multiply(
             pool,
@@ -424,26 +446,23 @@ impl TunedEngine {
 /// threshold itself is not tuned further.
 const GEMM_MIN_TOKENS: usize = 8;
 
-/// Hands `x` (`tokens × cols`) to the next product with `matrix`, on the chosen path.
+/// Hands `x` (`tokens` rows), normed first when `norm` is given, to the next products with
+/// `matrices`, on the chosen path: quantized when any of them is in a block format.
 fn feed(
+    pool: &mut Pool,
     acts: &mut Activations,
     x: &[f32],
     tokens: usize,
-    cols: usize,
-    matrix: &Matrix,
+    norm: Option<RmsNorm>,
+    matrices: &[&Matrix],
     gemm: bool,
 ) {
-    if gemm {
-        acts.set_for_gemm(x, tokens, cols, matrix.quantized());
-    } else {
-        acts.set(x, tokens, cols, matrix.quantized());
-    }
-}
-
-fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32], width: usize) {
-    for (x, o) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        ops::rms_norm(x, weight, eps, o);
-    }
+    let input = Input {
+        norm,
+        quantize: matrices.iter().any(|m| m.quantized()),
+        gemm,
+    };
+    acts.set(pool, x, tokens, x.len() / tokens, input);
 }
 
 fn add(x: &mut [f32], y: &[f32]) {

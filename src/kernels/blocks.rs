@@ -150,14 +150,24 @@ pub fn read_blocks<B: Block>(bytes: &[u8]) -> Option<Vec<B>> {
         .then(|| bytes.chunks_exact(B::BYTES).map(B::read).collect())
 }
 
-/// Quantizes activations to 8-bit blocks (round to nearest, ties away from zero, scales in
-/// f16 precision: ggml's reference quantizer): `x.len()` must be a multiple of 32 and `out` hold `x.len() / 32`.
+/// Quantizes activations to 8-bit blocks ([`BlockQ8::quantize`] each 32): `x.len()` must be a
+/// multiple of 32 and `out` hold `x.len() / 32`.
 pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
     assert_eq!(x.len(), out.len() * QK, "activations fill whole blocks");
     for (block, xs) in out.iter_mut().zip(x.chunks_exact(QK)) {
+        *block = BlockQ8::quantize(xs);
+    }
+}
+
+impl BlockQ8 {
+    /// 32 activations as an 8-bit block (round to nearest, ties away from zero, scales in f16
+    /// precision: ggml's reference quantizer).
+    pub fn quantize(xs: &[f32]) -> BlockQ8 {
+        assert_eq!(xs.len(), QK, "a block is 32 activations");
         let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        let mut block = BlockQ8::default();
         let mut sum = 0i32;
         for (q, &v) in block.qs.iter_mut().zip(xs) {
             *q = (v * id).round() as i8;
@@ -168,10 +178,9 @@ pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
         block.d = f16::from_f32(d).to_f32();
         block.s = f16::from_f32(d * sum as f32).to_f32();
         block.sum = sum;
+        block
     }
-}
 
-impl BlockQ8 {
     pub fn dequantize(&self) -> [f32; QK] {
         self.qs.map(|q| self.d * q as f32)
     }

@@ -10,9 +10,9 @@
 //!   weights are used in place) and multiplies them by every token's f32 activations with the
 //!   `gemm` crate's register-tiled kernels, picked at run time by CPU features.
 
-use super::blocks::{quantize_q8, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
-use super::{F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
+use super::{ops, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
 use crate::error::{Error, Result};
 use half::{bf16, f16};
 
@@ -370,43 +370,88 @@ pub struct Activations {
     pub tokens: usize,
     f32: Vec<f32>,
     q8: Vec<BlockQ8>,
+    /// `q8` holds these activations.
+    quantized: bool,
     /// Products run as GEMMs on f32 activations.
     gemm: bool,
     /// Each thread's tile of dequantized weights (GEMM path).
     tiles: Vec<f32>,
 }
 
+/// RMSNorm (`ops::rms_norm`) applied to activations as they are taken.
+#[derive(Clone, Copy)]
+pub struct RmsNorm<'a> {
+    pub weight: &'a [f32],
+    pub eps: f32,
+}
+
+/// How the next products read their activations.
+#[derive(Clone, Copy)]
+pub struct Input<'a> {
+    /// Normed first (the products right after a layer's norm), or taken as they are.
+    pub norm: Option<RmsNorm<'a>>,
+    /// Quantized to 8-bit blocks, for block-format weights.
+    pub quantize: bool,
+    /// Run as GEMMs on f32 activations; block-format weights then see them rounded through
+    /// 8 bits, as the dot-product path and llama.cpp's products do, so a prompt computes the
+    /// same model either way.
+    pub gemm: bool,
+}
+
+/// From this many tokens the pool's threads take the activations, a run of tokens each.
+const PARALLEL_TOKENS: usize = 4;
+
 impl Activations {
-    /// Takes `tokens × cols` activations from `x` (row-major) for dot products, quantizing
-    /// them when `quantize` (the matrices are in block formats).
-    pub fn set(&mut self, x: &[f32], tokens: usize, cols: usize, quantize: bool) {
-        self.take(x, tokens, cols, quantize, false);
-    }
-
-    /// Takes `tokens × cols` activations for GEMMs, in f32. For block-format weights
-    /// (`quantized`) they are first rounded to 8-bit blocks, as the dot-product path and
-    /// llama.cpp's products see them, so a prompt computes the same model either way.
-    pub fn set_for_gemm(&mut self, x: &[f32], tokens: usize, cols: usize, quantized: bool) {
-        self.take(x, tokens, cols, quantized, true);
-        if quantized {
-            for (out, block) in self.f32.chunks_exact_mut(QK).zip(&self.q8) {
-                out.copy_from_slice(&block.dequantize());
-            }
-        }
-    }
-
-    fn take(&mut self, x: &[f32], tokens: usize, cols: usize, quantize: bool, gemm: bool) {
+    /// Takes `tokens × cols` activations from `x` (row-major) as `input` says, in one pass: a
+    /// token's RMSNorm factor first, then block by block its normed values, their 8-bit block
+    /// (quantized while the 32 values are still in L1) and, for GEMMs of block formats, the
+    /// block's values back. Prompts share the tokens among the pool's threads.
+    pub fn set(&mut self, pool: &mut Pool, x: &[f32], tokens: usize, cols: usize, input: Input) {
         assert_eq!(x.len(), tokens * cols, "tokens × cols activations");
+        if let Some(norm) = input.norm {
+            assert_eq!(norm.weight.len(), cols, "one norm weight per column");
+        }
         self.cols = cols;
         self.tokens = tokens;
-        self.gemm = gemm;
-        self.f32.clear();
-        self.f32.extend_from_slice(x);
-        if quantize {
+        self.gemm = input.gemm;
+        self.quantized = input.quantize;
+        self.f32.resize(tokens * cols, 0.0);
+        let per = if input.quantize {
             assert!(cols.is_multiple_of(QK), "block formats need whole blocks");
             self.q8.resize(tokens * cols / QK, BlockQ8::default());
-            quantize_q8(x, &mut self.q8);
+            cols / QK
+        } else {
+            0
+        };
+        if tokens < PARALLEL_TOKENS || pool.threads() == 1 {
+            for t in 0..tokens {
+                take_token(
+                    &x[t * cols..(t + 1) * cols],
+                    &input,
+                    &mut self.f32[t * cols..(t + 1) * cols],
+                    &mut self.q8[t * per..(t + 1) * per],
+                );
+            }
+            return;
         }
+        let (f32s, q8s) = (
+            SharedOut(self.f32.as_mut_ptr()),
+            SharedOut(self.q8.as_mut_ptr()),
+        );
+        let chunk = tokens.div_ceil(pool.threads());
+        pool.run(&|thread| {
+            for t in (thread * chunk).min(tokens)..((thread + 1) * chunk).min(tokens) {
+                // SAFETY: token t's f32 row and blocks belong to this thread alone, within the
+                // buffers sized above, which outlive `run`.
+                let (f, q) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(f32s.at(t * cols), cols),
+                        std::slice::from_raw_parts_mut(q8s.at(t * per), per),
+                    )
+                };
+                take_token(&x[t * cols..(t + 1) * cols], &input, f, q);
+            }
+        });
     }
 
     fn f32_row(&self, t: usize) -> &[f32] {
@@ -416,6 +461,28 @@ impl Activations {
     fn q8_row(&self, t: usize) -> &[BlockQ8] {
         let per = self.cols / QK;
         &self.q8[t * per..(t + 1) * per]
+    }
+}
+
+/// One token's activations `x` into `f32` (and `q8`, when quantizing), as `input` says.
+fn take_token(x: &[f32], input: &Input, f32: &mut [f32], q8: &mut [BlockQ8]) {
+    let scale = input.norm.map(|n| ops::rms_scale(x, n.eps));
+    for (b, (xs, out)) in x.chunks(QK).zip(f32.chunks_mut(QK)).enumerate() {
+        match (input.norm, scale) {
+            (Some(norm), Some(scale)) => {
+                let weight = &norm.weight[b * QK..b * QK + xs.len()];
+                for ((o, &v), &w) in out.iter_mut().zip(xs).zip(weight) {
+                    *o = v * scale * w;
+                }
+            }
+            _ => out.copy_from_slice(xs),
+        }
+        if input.quantize {
+            q8[b] = BlockQ8::quantize(out);
+            if input.gemm {
+                out.copy_from_slice(&q8[b].dequantize());
+            }
+        }
     }
 }
 
@@ -453,6 +520,10 @@ pub fn multiply(
     let mut parts: [Option<(&Matrix, SharedOut)>; MAX_PRODUCTS] = Default::default();
     for (part, p) in parts.iter_mut().zip(products.iter_mut()) {
         assert_eq!(p.matrix.cols(), x.cols, "activations as wide as the rows");
+        assert!(
+            x.quantized || !p.matrix.quantized(),
+            "block formats read quantized activations"
+        );
         assert_eq!(
             p.out.len(),
             p.matrix.rows() * x.tokens,
@@ -582,3 +653,57 @@ fn gemm_rows(
 
 /// The most products one [`multiply`] runs (q, k and v).
 pub const MAX_PRODUCTS: usize = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::blocks::quantize_q8;
+
+    /// Taking activations normed and quantized in one pass gives, to the bit, what normalizing
+    /// them (`ops::rms_norm`) and then quantizing them (`quantize_q8`) gives, on one thread and
+    /// on two (prompts share tokens among threads), for dot products and GEMMs.
+    #[test]
+    fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
+        let (tokens, cols) = (7, 96);
+        let x: Vec<f32> = (0..tokens * cols)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
+        let weight: Vec<f32> = (0..cols).map(|i| 0.5 + (i % 7) as f32 * 0.1).collect();
+        let eps = 1e-5;
+        let mut normed = vec![0f32; x.len()];
+        for (x, o) in x.chunks_exact(cols).zip(normed.chunks_exact_mut(cols)) {
+            ops::rms_norm(x, &weight, eps, o);
+        }
+        let mut blocks = vec![BlockQ8::default(); x.len() / QK];
+        quantize_q8(&normed, &mut blocks);
+        let dequantized: Vec<f32> = blocks.iter().flat_map(|b| b.dequantize()).collect();
+        for threads in [1, 2] {
+            let mut pool = Pool::new(threads);
+            for gemm in [false, true] {
+                let mut acts = Activations::default();
+                let norm = Some(RmsNorm {
+                    weight: &weight,
+                    eps,
+                });
+                let input = Input {
+                    norm,
+                    quantize: true,
+                    gemm,
+                };
+                acts.set(&mut pool, &x, tokens, cols, input);
+                assert_eq!(acts.q8, blocks, "{threads} threads, gemm {gemm}");
+                let want = if gemm { &dequantized } else { &normed };
+                assert_eq!(&acts.f32, want, "{threads} threads, gemm {gemm}");
+                // As they are, in f32 (f32 weights).
+                let input = Input {
+                    norm: None,
+                    quantize: false,
+                    gemm,
+                };
+                acts.set(&mut pool, &x, tokens, cols, input);
+                assert_eq!(acts.f32, x);
+                assert!(!acts.quantized);
+            }
+        }
+    }
+}

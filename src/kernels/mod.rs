@@ -392,17 +392,17 @@ fn each_row(pool: &mut Pool, y: &mut [f32], row: impl Fn(usize) -> f32 + Sync) {
 }
 
 /// An output buffer the pool's threads fill in disjoint parts.
-pub(crate) struct SharedOut(pub(crate) *mut f32);
+pub(crate) struct SharedOut<T = f32>(pub(crate) *mut T);
 
-impl SharedOut {
-    pub(crate) fn at(&self, offset: usize) -> *mut f32 {
+impl<T> SharedOut<T> {
+    pub(crate) fn at(&self, offset: usize) -> *mut T {
         // SAFETY (for callers): offset is within the buffer.
         self.0.wrapping_add(offset)
     }
 }
 
 // SAFETY: each thread writes a disjoint range (see `each_row`, and every other user).
-unsafe impl Sync for SharedOut {}
+unsafe impl<T: Send> Sync for SharedOut<T> {}
 
 #[cfg(test)]
 mod tests;

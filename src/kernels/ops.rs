@@ -4,13 +4,19 @@
 //! exponentials and f16 conversions are worth SIMD, are kernels of every level
 //! (`Kernels::silu_mul`, `Kernels::attend`).
 
-/// `out = x / rms(x) * weight`, for one vector.
+/// `out = x / rms(x) * weight`, for one vector: `out[i] = x[i] * rms_scale(x, eps) * weight[i]`
+/// (the tuned engine applies it as it quantizes, `matrix::Activations::set`).
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let mean_square = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
-    let scale = 1.0 / (mean_square + eps).sqrt();
+    let scale = rms_scale(x, eps);
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
         *o = v * scale * w;
     }
+}
+
+/// `1 / sqrt(mean(x²) + eps)`, RMSNorm's factor for `x`.
+pub fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let mean_square = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    1.0 / (mean_square + eps).sqrt()
 }
 
 /// The turns of RoPE at `position`: `(sin, cos)` of `position * inv_freq[i]` for each pair.
