@@ -213,11 +213,11 @@ fn every_kernel_level_computes_the_same_logits() {
         let mut avx2 = None;
         for &level in &levels[1..] {
             let logits = run(format, level);
-            // The VNNI levels sum the same integers as AVX2 and scale them alike: the same
-            // logits to the bit, so the same ids.
+            // The VNNI and AVX-512 levels sum the same integers as AVX2 and scale them alike:
+            // the same logits to the bit, so the same ids.
             match (level, &avx2) {
                 (Level::Avx2, _) => avx2 = Some(logits.clone()),
-                (Level::AvxVnni | Level::Avx512Vnni, Some(avx2)) => assert!(
+                (Level::AvxVnni | Level::Avx512 | Level::Avx512Vnni, Some(avx2)) => assert!(
                     logits == *avx2,
                     "{format:?}: {} differs from avx2",
                     level.name()

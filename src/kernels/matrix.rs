@@ -12,7 +12,7 @@
 
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
-use super::{ops, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows8, SharedOut};
+use super::{ops, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows16, Rows8, SharedOut};
 use crate::error::{Error, Result};
 use half::{bf16, f16};
 
@@ -56,7 +56,7 @@ pub enum Matrix {
 /// quantized activations stay in the L1/L2 cache beside the row.
 const TOKEN_TILE: usize = 16;
 
-/// Rows read from the file at a time when loading (a multiple of [`ROWS`]).
+/// Rows read from the file at a time when loading (a multiple of 16: whole pairs of groups).
 const CHUNK_ROWS: usize = 64;
 
 /// Rows of a block-format matrix one GEMM tile dequantizes (64 rows of 4096 f32: 1 MiB).
@@ -155,17 +155,17 @@ impl Matrix {
                 Matrix::BF16(HalfMatrix { rows, cols, data })
             }
             "q8_0" if groups && kernels.rows8_q8_0.is_some() => {
-                let mut m = Repacked::with_capacity(rows, cols);
+                let mut m = Repacked::with_capacity(rows, cols, kernels.rows16_q8_0.is_some());
                 chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
                 Matrix::Q8_0x8(m)
             }
             "q4_0" if groups && kernels.rows8_q4_0.is_some() => {
-                let mut m = Repacked::with_capacity(rows, cols);
+                let mut m = Repacked::with_capacity(rows, cols, kernels.rows16_q4_0.is_some());
                 chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
                 Matrix::Q4_0x8(m)
             }
             "q4_1" if groups && kernels.rows8_q4_1.is_some() => {
-                let mut m = Repacked::with_capacity(rows, cols);
+                let mut m = Repacked::with_capacity(rows, cols, kernels.rows16_q4_1.is_some());
                 chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
                 Matrix::Q4_1x8(m)
             }
@@ -271,34 +271,55 @@ impl Matrix {
     ) -> bool {
         fn groups<I: Interleaved>(
             m: &Repacked<I>,
-            kernel: Rows8<I>,
+            (eight, sixteen): (Rows8<I>, Option<Rows16<I>>),
             rows: std::ops::Range<usize>,
             x: &Activations,
             tokens: std::ops::Range<usize>,
             out: &SharedOut,
         ) {
-            let mut results = [0f32; ROWS * TOKEN_TILE];
-            let results = &mut results[..tokens.len() * ROWS];
-            for g in rows.start.div_ceil(ROWS)..rows.end.div_ceil(ROWS) {
-                kernel(m.group(g), &x.q8, tokens.clone(), results);
-                for (t, row) in tokens.clone().zip(results.chunks_exact(ROWS)) {
-                    // SAFETY: group g's rows of every token belong to this thread alone;
-                    // t * rows + 8g + 8 ≤ tokens × rows = out.len().
+            let mut results = [0f32; 2 * ROWS * TOKEN_TILE];
+            let (mut g, end) = (rows.start.div_ceil(ROWS), rows.end.div_ceil(ROWS));
+            while g < end {
+                // A pair of groups at once where they are stored together (a thread's rows
+                // start at a multiple of `unit`, so at a pair's first group).
+                let n = if g < 2 * m.pairs() {
+                    let results = &mut results[..tokens.len() * 2 * ROWS];
+                    let kernel = sixteen.expect("pairs only where the level has the kernel");
+                    kernel(m.pair(g / 2), &x.q8, tokens.clone(), results);
+                    2 * ROWS
+                } else {
+                    let results = &mut results[..tokens.len() * ROWS];
+                    eight(m.group(g), &x.q8, tokens.clone(), results);
+                    ROWS
+                };
+                for (t, row) in tokens.clone().zip(results.chunks_exact(n)) {
+                    // SAFETY: the rows of groups g.. (n of them) of every token belong to this
+                    // thread alone; t * rows + 8g + n ≤ tokens × rows = out.len().
                     unsafe {
                         std::ptr::copy_nonoverlapping(
                             row.as_ptr(),
                             out.at(t * m.rows + g * ROWS),
-                            ROWS,
+                            n,
                         )
                     };
                 }
+                g += n / ROWS;
             }
         }
         let missing = "interleaved only where the level has the kernel";
         match self {
-            Matrix::Q4_0x8(m) => groups(m, k.rows8_q4_0.expect(missing), rows, x, tokens, out),
-            Matrix::Q4_1x8(m) => groups(m, k.rows8_q4_1.expect(missing), rows, x, tokens, out),
-            Matrix::Q8_0x8(m) => groups(m, k.rows8_q8_0.expect(missing), rows, x, tokens, out),
+            Matrix::Q4_0x8(m) => {
+                let kernels = (k.rows8_q4_0.expect(missing), k.rows16_q4_0);
+                groups(m, kernels, rows, x, tokens, out)
+            }
+            Matrix::Q4_1x8(m) => {
+                let kernels = (k.rows8_q4_1.expect(missing), k.rows16_q4_1);
+                groups(m, kernels, rows, x, tokens, out)
+            }
+            Matrix::Q8_0x8(m) => {
+                let kernels = (k.rows8_q8_0.expect(missing), k.rows16_q8_0);
+                groups(m, kernels, rows, x, tokens, out)
+            }
             _ => return false,
         }
         true
@@ -350,6 +371,17 @@ impl Matrix {
             Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) => {
                 unreachable!("interleaved matrices multiply by groups")
             }
+        }
+    }
+
+    /// Rows a thread's share is a multiple of (whole groups, whole pairs of them where they
+    /// are stored together).
+    fn unit(&self) -> usize {
+        match self {
+            Matrix::Q4_0x8(m) => m.unit(),
+            Matrix::Q4_1x8(m) => m.unit(),
+            Matrix::Q8_0x8(m) => m.unit(),
+            _ => ROWS,
         }
     }
 
@@ -538,6 +570,14 @@ pub fn multiply(
         );
     }
     let threads = pool.threads();
+    // Each thread's rows start at a multiple of every matrix's unit (and so the same rows of
+    // each product of as many rows, which `Then` relies on).
+    let unit = parts
+        .iter()
+        .flatten()
+        .map(|(m, _)| m.unit())
+        .max()
+        .unwrap_or(ROWS);
     let tile = GEMM_ROWS * x.cols;
     if x.gemm {
         x.tiles.resize(tile * threads, 0.0);
@@ -546,7 +586,7 @@ pub fn multiply(
     let x = &*x;
     pool.run(&|thread| {
         let rows_of = |n: usize| {
-            let chunk = n.div_ceil(threads).div_ceil(ROWS) * ROWS;
+            let chunk = n.div_ceil(threads).div_ceil(unit) * unit;
             (thread * chunk).min(n)..((thread + 1) * chunk).min(n)
         };
         if x.gemm {
@@ -658,6 +698,75 @@ pub const MAX_PRODUCTS: usize = 3;
 mod tests {
     use super::*;
     use crate::kernels::blocks::quantize_q8;
+    use crate::kernels::Level;
+
+    /// On a level that multiplies pairs of groups, a matrix stored in pairs (with a last group
+    /// alone when its rows are not a multiple of 16) gives, to the bit, what the same level
+    /// gives on single groups, for every split of its rows over 1 to 3 threads.
+    #[test]
+    fn pairs_of_groups_give_what_single_groups_give_on_any_thread_count() {
+        let levels: Vec<Kernels> = Level::available()
+            .into_iter()
+            .map(|l| Kernels::for_level(l).unwrap())
+            .filter(|k| k.rows16_q4_0.is_some())
+            .collect();
+        if levels.is_empty() {
+            eprintln!("no kernel level of this CPU multiplies pairs of groups");
+        }
+        let cols = 64;
+        for (wide, rows) in levels.iter().flat_map(|k| [(*k, 24), (*k, 40), (*k, 48)]) {
+            let narrow = Kernels {
+                rows16_q4_0: None,
+                ..wide
+            };
+            let bytes: Vec<u8> = (0..rows * cols / QK)
+                .flat_map(|i| {
+                    let d = f16::from_f32(0.01 + (i % 7) as f32 * 0.003);
+                    let qs = (0..QK / 2).map(move |j| ((i * 31 + j * 17) % 256) as u8);
+                    d.to_le_bytes().into_iter().chain(qs)
+                })
+                .collect();
+            let read = |k: &Kernels| {
+                let mut at = 0;
+                Matrix::read("w", "q4_0", rows, cols, k, &mut |buf| {
+                    buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                    at += buf.len();
+                    Ok(())
+                })
+                .unwrap()
+            };
+            let (paired, single) = (read(&wide), read(&narrow));
+            assert!(matches!(&paired, Matrix::Q4_0x8(m) if m.paired));
+            assert!(matches!(&single, Matrix::Q4_0x8(m) if !m.paired));
+            for threads in [1, 2, 3] {
+                let mut pool = Pool::new(threads);
+                for tokens in [1, 5] {
+                    let x: Vec<f32> = (0..tokens * cols)
+                        .map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1)
+                        .collect();
+                    let mut acts = Activations::default();
+                    let input = Input {
+                        norm: None,
+                        quantize: true,
+                        gemm: false,
+                    };
+                    acts.set(&mut pool, &x, tokens, cols, input);
+                    let mut outputs = [vec![0f32; rows * tokens], vec![0f32; rows * tokens]];
+                    let [a, b] = &mut outputs;
+                    for (matrix, kernels, out) in [(&paired, &wide, a), (&single, &narrow, b)] {
+                        let product = Product { matrix, out };
+                        multiply(&mut pool, kernels, &mut acts, &mut [product], Then::Nothing);
+                    }
+                    assert_eq!(
+                        outputs[0],
+                        outputs[1],
+                        "{}: {rows} rows, {threads} threads, {tokens} tokens",
+                        wide.level.name()
+                    );
+                }
+            }
+        }
+    }
 
     /// Taking activations normed and quantized in one pass gives, to the bit, what normalizing
     /// them (`ops::rms_norm`) and then quantizing them (`quantize_q8`) gives, on one thread and

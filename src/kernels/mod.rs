@@ -4,19 +4,24 @@
 //! machine has without `-C target-cpu=native`.
 //!
 //! Levels, lowest first: `scalar` (every CPU), `avx2` (x86-64 with AVX2, FMA and F16C),
-//! `avxvnni` and `avx512vnni` (AVX2's kernels, with AVX-VNNI's or AVX-512 VNNI's `vpdpbusd`
-//! for interleaved rows; `vnni`); on aarch64 `neondot` (NEON with the dot-product extension:
-//! `sdot` for interleaved rows; `neon`).
+//! `avxvnni` (AVX2's kernels, with AVX-VNNI's `vpdpbusd` for interleaved rows; `vnni`),
+//! `avx512` (AVX-512 F and BW: interleaved rows sixteen at a time in 512-bit vectors;
+//! `avx512`), `avx512vnni` (the same with `vpdpbusd`, eight-row groups left over in 256-bit
+//! `vpdpbusd`); on aarch64 `neondot` (NEON with the dot-product extension: `sdot` for
+//! interleaved rows; `neon`).
 //! `LLM_BENCH_KERNELS=scalar` forces a lower level than the CPU offers (tests run every level
 //! the machine has; a level the CPU lacks is refused, never run).
 
-/// Runs `$kernel::<$I, N>` (or `$kernel::<N>`; eight interleaved rows by `N ≤ 4` tokens, the
-/// eight row results of each token in the level's vector type) over the run `$tokens` of
-/// tokens, four at a time, `$store`-ing token `t`'s eight results at `$out[(t - start) * 8..]`.
-/// One driver for every interleaved kernel of every level.
+/// Runs `$kernel::<$I, N>` (or `$kernel::<N>`; `$rows` interleaved rows, eight unless given,
+/// by `N ≤ 4` tokens, each token's row results in the level's vector type) over the run
+/// `$tokens` of tokens, four at a time, `$store`-ing token `t`'s results at
+/// `$out[(t - start) * $rows..]`. One driver for every interleaved kernel of every level.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! four_tokens_at_a_time {
-    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr, $store:path) => {{
+    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr, $store:path) => {
+        four_tokens_at_a_time!($kernel $(::<$($I),*>)?, $w, $x, $tokens, $out, $store, ROWS)
+    };
+    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr, $store:path, $rows:expr) => {{
         let (w, x, tokens, out) = ($w, $x, $tokens, $out);
         let per = w.len();
         let token = |t: usize| &x[t * per..(t + 1) * per];
@@ -35,8 +40,8 @@ macro_rules! four_tokens_at_a_time {
                 }
                 _ => [$kernel::<$($($I,)*)? 1>(w, [token(t)])[0]; 4],
             };
-            let o = &mut out[(t - tokens.start) * ROWS..(t - tokens.start + n) * ROWS];
-            for (v, dst) in results.iter().zip(o.chunks_exact_mut(ROWS)) {
+            let o = &mut out[(t - tokens.start) * $rows..(t - tokens.start + n) * $rows];
+            for (v, dst) in results.iter().zip(o.chunks_exact_mut($rows)) {
                 $store(dst, v);
             }
             t += n;
@@ -46,6 +51,8 @@ macro_rules! four_tokens_at_a_time {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod blocks;
 pub mod matrix;
 #[cfg(target_arch = "aarch64")]
@@ -61,7 +68,7 @@ use crate::error::{Error, Result};
 use blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 pub use pool::Pool;
 
-/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni`, `avx512vnni` or `neondot`.
+/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni`, `avx512`, `avx512vnni` or `neondot`.
 pub const LEVEL_ENV: &str = "LLM_BENCH_KERNELS";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,15 +76,17 @@ pub enum Level {
     Scalar,
     Avx2,
     AvxVnni,
+    Avx512,
     Avx512Vnni,
     NeonDot,
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [
+    pub const ALL: [Level; 6] = [
         Level::Scalar,
         Level::Avx2,
         Level::AvxVnni,
+        Level::Avx512,
         Level::Avx512Vnni,
         Level::NeonDot,
     ];
@@ -87,6 +96,7 @@ impl Level {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
             Level::AvxVnni => "avxvnni",
+            Level::Avx512 => "avx512",
             Level::Avx512Vnni => "avx512vnni",
             Level::NeonDot => "neondot",
         }
@@ -100,9 +110,11 @@ impl Level {
             #[cfg(target_arch = "x86_64")]
             Level::AvxVnni => vnni::avxvnni::detected(),
             #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => avx512::bw::detected(),
+            #[cfg(target_arch = "x86_64")]
             Level::Avx512Vnni => vnni::avx512::detected(),
             #[cfg(not(target_arch = "x86_64"))]
-            Level::Avx2 | Level::AvxVnni | Level::Avx512Vnni => false,
+            Level::Avx2 | Level::AvxVnni | Level::Avx512 | Level::Avx512Vnni => false,
             #[cfg(target_arch = "aarch64")]
             Level::NeonDot => neon::detected(),
             #[cfg(not(target_arch = "aarch64"))]
@@ -175,6 +187,12 @@ pub struct Kernels {
     pub rows8_q4_0: Option<Rows8<repack::BlockQ4_0x8>>,
     pub rows8_q4_1: Option<Rows8<repack::BlockQ4_1x8>>,
     pub rows8_q8_0: Option<Rows8<repack::BlockQ8_0x8>>,
+    /// Two groups at once (sixteen rows in 512-bit vectors), on levels that have them: their
+    /// matrices store groups in pairs (`repack::Repacked::pair`); a last group of eight takes
+    /// `rows8`.
+    pub rows16_q4_0: Option<Rows16<repack::BlockQ4_0x8>>,
+    pub rows16_q4_1: Option<Rows16<repack::BlockQ4_1x8>>,
+    pub rows16_q8_0: Option<Rows16<repack::BlockQ8_0x8>>,
 }
 
 /// `(q, keys, values, stride, positions, scores, out)`: the query head, its KV head's keys and
@@ -186,6 +204,10 @@ pub type Attend =
 /// `out[(t - tokens.start) * 8 + k]` = row `k` of one group of interleaved rows · token `t`
 /// of the activations (each token `group.len()` blocks, one after another).
 pub type Rows8<I> = fn(&[I], &[BlockQ8], std::ops::Range<usize>, &mut [f32]);
+
+/// As [`Rows8`] for a pair of groups stored together (`repack::Repacked::pair`):
+/// `out[(t - tokens.start) * 16 + k]`, rows `k < 8` of the first group, `k ≥ 8` of the second.
+pub type Rows16<I> = fn(&[I], &[BlockQ8], std::ops::Range<usize>, &mut [f32]);
 
 impl Kernels {
     /// The kernels of `level`; a level this CPU cannot run is refused.
@@ -208,6 +230,9 @@ impl Kernels {
                 rows8_q4_0: None,
                 rows8_q4_1: None,
                 rows8_q8_0: None,
+                rows16_q4_0: None,
+                rows16_q4_1: None,
+                rows16_q8_0: None,
             },
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => Kernels {
@@ -226,6 +251,9 @@ impl Kernels {
                 rows8_q4_0: Some(avx2::rows8_q4_0),
                 rows8_q4_1: Some(avx2::rows8_q4_1),
                 rows8_q8_0: Some(avx2::rows8_q8_0),
+                rows16_q4_0: None,
+                rows16_q4_1: None,
+                rows16_q8_0: None,
             },
             #[cfg(target_arch = "x86_64")]
             Level::AvxVnni => Kernels {
@@ -236,11 +264,22 @@ impl Kernels {
                 ..Kernels::for_level(Level::Avx2)?
             },
             #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => Kernels {
+                level,
+                rows16_q4_0: Some(avx512::bw::rows16_q4_0),
+                rows16_q4_1: Some(avx512::bw::rows16_q4_1),
+                rows16_q8_0: Some(avx512::bw::rows16_q8_0),
+                ..Kernels::for_level(Level::Avx2)?
+            },
+            #[cfg(target_arch = "x86_64")]
             Level::Avx512Vnni => Kernels {
                 level,
                 rows8_q4_0: Some(vnni::avx512::rows8_q4_0),
                 rows8_q4_1: Some(vnni::avx512::rows8_q4_1),
                 rows8_q8_0: Some(vnni::avx512::rows8_q8_0),
+                rows16_q4_0: Some(avx512::vnni::rows16_q4_0),
+                rows16_q4_1: Some(avx512::vnni::rows16_q4_1),
+                rows16_q8_0: Some(avx512::vnni::rows16_q8_0),
                 ..Kernels::for_level(Level::Avx2)?
             },
             #[cfg(target_arch = "aarch64")]
@@ -254,7 +293,7 @@ impl Kernels {
             #[cfg(not(target_arch = "aarch64"))]
             Level::NeonDot => unreachable!("refused above: not supported off aarch64"),
             #[cfg(not(target_arch = "x86_64"))]
-            Level::Avx2 | Level::AvxVnni | Level::Avx512Vnni => {
+            Level::Avx2 | Level::AvxVnni | Level::Avx512 | Level::Avx512Vnni => {
                 unreachable!("refused above: not supported off x86-64")
             }
         })

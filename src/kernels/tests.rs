@@ -201,11 +201,24 @@ fn extreme_blocks_do_not_saturate() {
         assert_eq!(got, want, "{}", level.name());
         // The same block in all eight rows of an interleaved group.
         if let Some(rows8) = kernels.rows8_q8_0 {
-            let packed =
-                super::repack::Repacked::<super::repack::BlockQ8_0x8>::new(8, QK, &[w[0]; 8]);
+            let packed = super::repack::Repacked::<super::repack::BlockQ8_0x8>::new(
+                8, QK, &[w[0]; 8], false,
+            );
             let mut out = [0f32; 8];
             rows8(packed.group(0), &x, 0..1, &mut out);
             assert_eq!(out, [want; 8], "{} interleaved", level.name());
+        }
+        // And in all sixteen rows of a pair of groups.
+        if let Some(rows16) = kernels.rows16_q8_0 {
+            let paired = super::repack::Repacked::<super::repack::BlockQ8_0x8>::new(
+                16,
+                QK,
+                &[w[0]; 16],
+                true,
+            );
+            let mut out = [0f32; 16];
+            rows16(paired.pair(0), &x, 0..1, &mut out);
+            assert_eq!(out, [want; 16], "{} sixteen rows", level.name());
         }
     }
 }
@@ -259,6 +272,7 @@ fn levels_are_chosen_refused_and_named() {
         for (level, expected) in [
             (Level::Avx2, avx2),
             (Level::AvxVnni, avx2 && has(&["avx_vnni"])),
+            (Level::Avx512, avx2 && has(&["avx512f", "avx512bw"])),
             (
                 Level::Avx512Vnni,
                 avx2 && has(&["avx512f", "avx512bw", "avx512vl", "avx512_vnni"]),
@@ -330,22 +344,31 @@ fn f16_attention_kernels_on_every_level_match_f64_for_lengths_around_their_unrol
 }
 
 /// The repacked 8-row kernels on every level that has them, against the f64 reference, for
-/// 1 to 6 tokens at once (the 4-token tile and every remainder).
+/// 1 to 6 tokens at once (the 4-token tile and every remainder); the 16-row kernels (two
+/// groups at once) against the level's 8-row kernel, to the bit.
 fn check_rows8<I: super::repack::Interleaved>(
     dtype: GgmlDType,
     kernel: impl Fn(&Kernels) -> Option<super::Rows8<I>>,
+    wide: impl Fn(&Kernels) -> Option<super::Rows16<I>>,
 ) where
     I::Row: QuantBlock,
 {
-    let mut checked = 0;
+    let (mut checked, mut wide_checked) = (0, 0);
     for &(rows, cols) in &[(8, 32), (16, 576), (24, 1536), (8, 4096), (8, 96)] {
         let (bytes, values) = candle_quantized(&random(rows * cols, 13), rows, cols, dtype);
         let plain = QMatrix::<I::Row>::from_gguf("w", rows, cols, &bytes).unwrap();
-        let packed = super::repack::Repacked::<I>::new(rows, cols, &plain.blocks);
+        let packed = super::repack::Repacked::<I>::new(rows, cols, &plain.blocks, false);
+        let paired = super::repack::Repacked::<I>::new(rows, cols, &plain.blocks, true);
         let mut row = vec![0f32; cols];
         for r in 0..rows {
             packed.row_into(r, &mut row);
             assert_eq!(row, &values[r * cols..(r + 1) * cols], "row {r} unpacks");
+            paired.row_into(r, &mut row);
+            assert_eq!(
+                row,
+                &values[r * cols..(r + 1) * cols],
+                "row {r} unpacks, paired"
+            );
         }
         let tokens = 6;
         let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
@@ -353,9 +376,34 @@ fn check_rows8<I: super::repack::Interleaved>(
             .collect();
         let x: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
         for level in Level::available() {
-            let Some(kernel) = kernel(&Kernels::for_level(level).unwrap()) else {
+            let kernels = Kernels::for_level(level).unwrap();
+            let Some(kernel) = kernel(&kernels) else {
                 continue;
             };
+            if let Some(wide) = wide(&kernels) {
+                for run in [0..1, 0..4, 1..6, 2..5, 0..6] {
+                    for p in 0..paired.pairs() {
+                        let g = 2 * p;
+                        let mut both = vec![f32::NAN; run.len() * 16];
+                        wide(paired.pair(p), &x, run.clone(), &mut both);
+                        let mut each =
+                            [vec![f32::NAN; run.len() * 8], vec![f32::NAN; run.len() * 8]];
+                        kernel(packed.group(g), &x, run.clone(), &mut each[0]);
+                        kernel(packed.group(g + 1), &x, run.clone(), &mut each[1]);
+                        for (i, row16) in both.chunks_exact(16).enumerate() {
+                            let row8 =
+                                [&each[0][i * 8..i * 8 + 8], &each[1][i * 8..i * 8 + 8]].concat();
+                            assert_eq!(
+                                row16,
+                                row8,
+                                "{} {rows}x{cols} tokens {run:?}: pair {p}",
+                                level.name()
+                            );
+                            wide_checked += 16;
+                        }
+                    }
+                }
+            }
             for run in [0..1, 0..4, 1..6, 2..5, 0..6] {
                 for g in 0..rows / 8 {
                     let mut out = vec![f32::NAN; run.len() * 8];
@@ -392,21 +440,26 @@ fn check_rows8<I: super::repack::Interleaved>(
     } else {
         assert!(checked > 0);
     }
+    let wide_levels = Level::available()
+        .iter()
+        .filter(|l| wide(&Kernels::for_level(**l).unwrap()).is_some())
+        .count();
+    assert_eq!(wide_checked > 0, wide_levels > 0);
 }
 
 #[test]
 fn repacked_q4_0_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ4_0x8>(GgmlDType::Q4_0, |k| k.rows8_q4_0);
+    check_rows8::<super::repack::BlockQ4_0x8>(GgmlDType::Q4_0, |k| k.rows8_q4_0, |k| k.rows16_q4_0);
 }
 
 #[test]
 fn repacked_q4_1_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ4_1x8>(GgmlDType::Q4_1, |k| k.rows8_q4_1);
+    check_rows8::<super::repack::BlockQ4_1x8>(GgmlDType::Q4_1, |k| k.rows8_q4_1, |k| k.rows16_q4_1);
 }
 
 #[test]
 fn repacked_q8_0_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ8_0x8>(GgmlDType::Q8_0, |k| k.rows8_q8_0);
+    check_rows8::<super::repack::BlockQ8_0x8>(GgmlDType::Q8_0, |k| k.rows8_q8_0, |k| k.rows16_q8_0);
 }
 
 #[test]

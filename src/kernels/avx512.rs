@@ -1,0 +1,336 @@
+//! The interleaved 4-bit and q8_0 rows of `repack` on 512-bit vectors: two groups of eight
+//! rows at a time, so one vector holds sixteen rows' sums. The groups are the 256-bit levels'
+//! (group `2p`'s 32-byte piece in the low half, group `2p + 1`'s in the high half), stored as
+//! pairs whose blocks alternate (`Repacked::pair`), so the two are read as one stream; four
+//! activation bytes are broadcast once for sixteen rows, and the scaling is one 16-lane FMA.
+//! A matrix's last group, when its rows are not a multiple of 16, runs the level's eight-row
+//! kernel.
+//!
+//! Two levels, one body ([`wide_kernels`]) over five small integer steps each level defines:
+//! - `avx512` (Skylake-SP/X, Cascade Lake without VNNI's use, Zen 4 and later): AVX-512 F and
+//!   BW, with AVX2's `vpmaddubsw`/`vpmaddwd` scheme widened to 512 bits;
+//! - `avx512vnni` (Ice Lake, Sapphire Rapids, Zen 4 and later): `vpdpbusd` on 512 bits.
+//!
+//! Both sum the same integers as AVX2 and scale each row's sum by the same operations in the
+//! same order, so every level gives the same results to the bit (the tests check it).
+//!
+//! Each `pub fn` is safe to call only through [`super::Kernels`], which hands them out after
+//! the level's `detected` found every feature.
+
+/// A pair of groups stored together (`Repacked::pair`): their blocks alternate.
+#[derive(Clone, Copy)]
+pub(super) struct Pair<'a, I>(&'a [I]);
+
+impl<I> Pair<'_, I> {
+    /// Blocks per row.
+    fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    /// Block `b` of both groups, each block in turn.
+    fn blocks(&self) -> impl Iterator<Item = (&I, &I)> {
+        self.0.chunks_exact(2).map(|two| (&two[0], &two[1]))
+    }
+}
+
+/// The `rows16` kernels of one 512-bit level, written over that level's integer steps (in
+/// scope where the macro is expanded, with `std::arch::x86_64::*`):
+/// - `nibble_products(sums, lo, hi, xl, xh)`: adds `lo · xl + hi · xh` (unsigned nibbles by
+///   signed activation bytes, four-way) into the block's running sums;
+/// - `nibble_whole(sums)`: those running sums as 32-bit lanes;
+/// - `q8_weights(w)`: signed weight bytes prepared once for every token;
+/// - `q8_products(sums, prepared, xs)`: adds `w · xs` into 32-bit lanes;
+/// - `q8_whole(sums, xsum)`: the exact `Σ w x` of each lane.
+macro_rules! wide_kernels {
+    ($features:literal) => {
+        use super::super::blocks::{BlockQ8, QK};
+        use super::super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles};
+        use super::Pair;
+        use std::ops::Range;
+
+        /// The two groups' 32-byte pieces at `offset` as one vector (group `g` low).
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn load_pair(first: *const u8, second: *const u8) -> __m512i {
+            // SAFETY (callers): 32 readable bytes at each pointer; unaligned loads.
+            unsafe {
+                _mm512_inserti64x4::<1>(
+                    _mm512_castsi256_si512(_mm256_loadu_si256(first.cast())),
+                    _mm256_loadu_si256(second.cast()),
+                )
+            }
+        }
+
+        /// The two groups' eight halves each as sixteen f32 lanes.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn halves_pair(first: &[half::f16; 8], second: &[half::f16; 8]) -> __m512 {
+            // SAFETY: 16 bytes each; unaligned loads.
+            unsafe {
+                _mm512_cvtph_ps(_mm256_inserti128_si256::<1>(
+                    _mm256_castsi128_si256(_mm_loadu_si128(first.as_ptr().cast())),
+                    _mm_loadu_si128(second.as_ptr().cast()),
+                ))
+            }
+        }
+
+        /// Sixteen interleaved 4-bit rows (two groups) by `N` tokens: lane `k` of result `t`
+        /// is row `k` (group `g` for `k < 8`) · token `t`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn rows16_tokens<I: Nibbles, const N: usize>(
+            w: Pair<I>,
+            x: [&[BlockQ8]; N],
+        ) -> [__m512; N] {
+            let low = _mm512_set1_epi8(0x0F);
+            let mut acc = [_mm512_setzero_ps(); N];
+            for (b, (first, second)) in w.blocks().enumerate() {
+                let mut sums = [_mm512_setzero_si512(); N];
+                for c in 0..4 {
+                    // SAFETY: 32 bytes at 32c of each group's 128 nibble bytes.
+                    let packed = unsafe {
+                        load_pair(
+                            first.nibbles().as_ptr().add(32 * c),
+                            second.nibbles().as_ptr().add(32 * c),
+                        )
+                    };
+                    let lo = _mm512_and_si512(packed, low);
+                    let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(packed), low);
+                    for t in 0..N {
+                        let qs = x[t][b].qs.as_ptr();
+                        // SAFETY: bytes 4c..4c + 4 and 16 + 4c..20 + 4c of the 32; unaligned.
+                        let (xl, xh) = unsafe {
+                            (
+                                _mm512_set1_epi32(qs.add(4 * c).cast::<i32>().read_unaligned()),
+                                _mm512_set1_epi32(
+                                    qs.add(16 + 4 * c).cast::<i32>().read_unaligned(),
+                                ),
+                            )
+                        };
+                        sums[t] = nibble_products(sums[t], lo, hi, xl, xh);
+                    }
+                }
+                let d = halves_pair(first.scales(), second.scales());
+                let m = if I::OFFSETS {
+                    halves_pair(first.offsets(), second.offsets())
+                } else {
+                    _mm512_setzero_ps()
+                };
+                for t in 0..N {
+                    let xb = &x[t][b];
+                    let mut whole = nibble_whole(sums[t]);
+                    if !I::OFFSETS {
+                        // q4_0's weights are nibble - 8: 8 Σx comes off in integers.
+                        whole = _mm512_sub_epi32(whole, _mm512_set1_epi32(8 * xb.sum));
+                    }
+                    let scale = _mm512_mul_ps(d, _mm512_set1_ps(xb.d));
+                    acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(whole), acc[t]);
+                    if I::OFFSETS {
+                        acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(xb.s), acc[t]);
+                    }
+                }
+            }
+            acc
+        }
+
+        /// Sixteen interleaved q8_0 rows (two groups) by `N` tokens.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn rows16_q8_tokens<const N: usize>(
+            w: Pair<BlockQ8_0x8>,
+            x: [&[BlockQ8]; N],
+        ) -> [__m512; N] {
+            let mut acc = [_mm512_setzero_ps(); N];
+            for (b, (first, second)) in w.blocks().enumerate() {
+                let mut sums = [_mm512_setzero_si512(); N];
+                for c in 0..QK / 4 {
+                    // SAFETY: 32 bytes at 32c of each group's 256.
+                    let weights = unsafe {
+                        load_pair(
+                            first.qs.as_ptr().add(32 * c).cast(),
+                            second.qs.as_ptr().add(32 * c).cast(),
+                        )
+                    };
+                    let prepared = q8_weights(weights);
+                    for t in 0..N {
+                        // SAFETY: bytes 4c..4c + 4 of the 32; unaligned read.
+                        let xs = unsafe {
+                            _mm512_set1_epi32(
+                                x[t][b]
+                                    .qs
+                                    .as_ptr()
+                                    .add(4 * c)
+                                    .cast::<i32>()
+                                    .read_unaligned(),
+                            )
+                        };
+                        sums[t] = q8_products(sums[t], prepared, xs);
+                    }
+                }
+                let d = halves_pair(&first.d, &second.d);
+                for t in 0..N {
+                    let xb = &x[t][b];
+                    let whole = q8_whole(sums[t], xb.sum);
+                    let scale = _mm512_mul_ps(d, _mm512_set1_ps(xb.d));
+                    acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(whole), acc[t]);
+                }
+            }
+            acc
+        }
+
+        /// Sixteen results into `dst[..16]`.
+        #[inline]
+        #[target_feature(enable = $features)]
+        fn store16(dst: &mut [f32], v: &__m512) {
+            assert!(dst.len() >= 16);
+            // SAFETY: 16 floats checked above; unaligned store.
+            unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), *v) };
+        }
+
+        #[target_feature(enable = $features)]
+        fn rows16<I: Nibbles>(w: Pair<I>, x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+            four_tokens_at_a_time!(rows16_tokens::<I>, w, x, tokens, out, store16, 16)
+        }
+
+        #[target_feature(enable = $features)]
+        fn rows16_q8(w: Pair<BlockQ8_0x8>, x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+            four_tokens_at_a_time!(rows16_q8_tokens, w, x, tokens, out, store16, 16)
+        }
+
+        // Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands
+        // these out only after `detected()` returned true on this CPU.
+
+        pub(in super::super) fn rows16_q4_0(
+            w: &[BlockQ4_0x8],
+            x: &[BlockQ8],
+            tokens: Range<usize>,
+            out: &mut [f32],
+        ) {
+            assert!(w.len().is_multiple_of(2), "a pair's blocks");
+            unsafe { rows16(Pair(w), x, tokens, out) }
+        }
+
+        pub(in super::super) fn rows16_q4_1(
+            w: &[BlockQ4_1x8],
+            x: &[BlockQ8],
+            tokens: Range<usize>,
+            out: &mut [f32],
+        ) {
+            assert!(w.len().is_multiple_of(2), "a pair's blocks");
+            unsafe { rows16(Pair(w), x, tokens, out) }
+        }
+
+        pub(in super::super) fn rows16_q8_0(
+            w: &[BlockQ8_0x8],
+            x: &[BlockQ8],
+            tokens: Range<usize>,
+            out: &mut [f32],
+        ) {
+            assert!(w.len().is_multiple_of(2), "a pair's blocks");
+            unsafe { rows16_q8(Pair(w), x, tokens, out) }
+        }
+    };
+}
+
+/// x86-64 with AVX-512 F and BW (and AVX2, FMA, F16C for every other kernel).
+pub(super) mod bw {
+    use std::arch::x86_64::*;
+
+    pub(in super::super) fn detected() -> bool {
+        super::super::avx2::detected()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+    }
+
+    /// Byte pairs summed in 16 bits over a block, as AVX2 does (8 × 3810 < 32767).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn nibble_products(
+        sums: __m512i,
+        lo: __m512i,
+        hi: __m512i,
+        xl: __m512i,
+        xh: __m512i,
+    ) -> __m512i {
+        let pair = _mm512_add_epi16(_mm512_maddubs_epi16(lo, xl), _mm512_maddubs_epi16(hi, xh));
+        _mm512_add_epi16(sums, pair)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn nibble_whole(sums: __m512i) -> __m512i {
+        _mm512_madd_epi16(sums, _mm512_set1_epi16(1))
+    }
+
+    /// |w| and w's sign bits: `vpmaddubsw` needs one unsigned operand, so the sign moves onto
+    /// the activations (AVX-512 has no `vpsignb`: negated under the mask instead).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn q8_weights(w: __m512i) -> (__m512i, __mmask64) {
+        (_mm512_abs_epi8(w), _mm512_movepi8_mask(w))
+    }
+
+    /// Pairs reach 2 · 128 · 127 < 32767; each product is widened before the next is added.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn q8_products(
+        sums: __m512i,
+        (magnitudes, negative): (__m512i, __mmask64),
+        xs: __m512i,
+    ) -> __m512i {
+        let signed = _mm512_mask_sub_epi8(xs, negative, _mm512_setzero_si512(), xs);
+        let pairs = _mm512_maddubs_epi16(magnitudes, signed);
+        _mm512_add_epi32(sums, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)))
+    }
+
+    #[inline]
+    fn q8_whole(sums: __m512i, _xsum: i32) -> __m512i {
+        sums
+    }
+
+    wide_kernels!("avx2,fma,f16c,avx512f,avx512bw");
+}
+
+/// x86-64 with AVX-512 F, BW, VL and VNNI.
+pub(super) mod vnni {
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    fn nibble_products(
+        sums: __m512i,
+        lo: __m512i,
+        hi: __m512i,
+        xl: __m512i,
+        xh: __m512i,
+    ) -> __m512i {
+        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(sums, lo, xl), hi, xh)
+    }
+
+    #[inline]
+    fn nibble_whole(sums: __m512i) -> __m512i {
+        sums
+    }
+
+    /// The weights made unsigned by adding 128 (one XOR for all tokens): each lane sums
+    /// (w + 128) · x = w · x + 128 x, and 128 Σx comes off in [`q8_whole`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn q8_weights(w: __m512i) -> (__m512i, __mmask64) {
+        (_mm512_xor_si512(w, _mm512_set1_epi8(-128)), 0)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    fn q8_products(sums: __m512i, (shifted, _): (__m512i, __mmask64), xs: __m512i) -> __m512i {
+        _mm512_dpbusd_epi32(sums, shifted, xs)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn q8_whole(sums: __m512i, xsum: i32) -> __m512i {
+        _mm512_sub_epi32(sums, _mm512_set1_epi32(128 * xsum))
+    }
+
+    wide_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
+}
