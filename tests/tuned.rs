@@ -297,9 +297,9 @@ fn results_name_the_kernel_level_and_unknown_levels_are_refused() {
 /// Teacher-forced on llama.cpp's own ids (both fixtures: llama.cpp's AVX2 and AVX-512 VNNI
 /// kernels round near-ties differently), at all 32 positions of every fixture prompt:
 /// llama.cpp's token is the tuned engine's top token at 240 or more of the 256 positions (249
-/// and 246 on the AVX-512 VNNI VM of 2026-11-30, as often as candle's: 247 and 246), and where
-/// it is not, a near-tie (under 0.75 logits; 0.37 there). Greedy prefixes part ways at the first near-tie, so they say
-/// little once two correct engines round differently.
+/// and 247 on the AVX-512 VNNI VM of 2026-11-30, as often as candle's: 247 and 246), and where
+/// it is not, a near-tie (under 0.75 logits; 0.20 there). Greedy prefixes part ways at the
+/// first near-tie, so they say little once two correct engines round differently.
 #[test]
 fn llama_cpps_choice_is_the_top_token_or_a_near_tie_at_every_position() {
     let mut tuned = load(tuned(), None);

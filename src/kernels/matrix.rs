@@ -123,7 +123,7 @@ impl Matrix {
             QMatrix {
                 rows,
                 cols,
-                blocks: Vec::with_capacity(rows * cols / QK),
+                blocks: super::weight_buffer(rows * cols / QK),
             }
         }
         fn extend<B: QuantBlock>(m: &mut QMatrix<B>, bytes: &[u8]) {
@@ -131,7 +131,7 @@ impl Matrix {
         }
         Ok(match format {
             "f32" => {
-                let mut data = Vec::with_capacity(rows * cols);
+                let mut data = super::weight_buffer(rows * cols);
                 chunks(&mut |b| {
                     data.extend(
                         b.chunks_exact(4)
@@ -141,14 +141,14 @@ impl Matrix {
                 Matrix::F32(F32Matrix { rows, cols, data })
             }
             "f16" => {
-                let mut data = Vec::with_capacity(rows * cols);
+                let mut data = super::weight_buffer(rows * cols);
                 chunks(&mut |b| {
                     data.extend(b.chunks_exact(2).map(|v| f16::from_le_bytes([v[0], v[1]])))
                 })?;
                 Matrix::F16(HalfMatrix { rows, cols, data })
             }
             "bf16" => {
-                let mut data = Vec::with_capacity(rows * cols);
+                let mut data = super::weight_buffer(rows * cols);
                 chunks(&mut |b| {
                     data.extend(b.chunks_exact(2).map(|v| bf16::from_le_bytes([v[0], v[1]])))
                 })?;

@@ -430,6 +430,27 @@ fn each_row(pool: &mut Pool, y: &mut [f32], row: impl Fn(usize) -> f32 + Sync) {
     });
 }
 
+/// An empty vector with room for `n` weights, whose memory the kernel is asked to back with
+/// 2 MiB pages (`madvise(MADV_HUGEPAGE)`, before anything touches it). Decode streams every
+/// weight once per token: with 4 KiB pages that is a TLB miss every 4 KiB, and where
+/// transparent huge pages are `madvise`-only (Debian's default) nothing else asks for them.
+/// Advice only: refused or unsupported, the vector is the same.
+pub fn weight_buffer<T>(n: usize) -> Vec<T> {
+    let v = Vec::with_capacity(n);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const HUGE: usize = 2 << 20;
+        let (start, len) = (v.as_ptr() as usize, n * std::mem::size_of::<T>());
+        let (first, end) = (start.next_multiple_of(HUGE), (start + len) / HUGE * HUGE);
+        if end > first {
+            // SAFETY: advice on whole pages inside the vector's own allocation; it changes
+            // how they are backed, not their contents.
+            unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v
+}
+
 /// An output buffer the pool's threads fill in disjoint parts.
 pub(crate) struct SharedOut<T = f32>(pub(crate) *mut T);
 

@@ -200,7 +200,7 @@ impl<I: Interleaved> Repacked<I> {
         Self {
             rows,
             cols,
-            groups: Vec::with_capacity(rows / ROWS * (cols / QK)),
+            groups: super::weight_buffer(rows / ROWS * (cols / QK)),
             paired,
         }
     }
