@@ -286,15 +286,15 @@ impl TunedEngine {
         for (&id, x) in tokens.iter().zip(b.x.chunks_exact_mut(h)) {
             embedding.row_into(id as usize, x);
         }
+        let rms = |weight| Some(RmsNorm { weight, eps: d.eps });
         for (l, layer) in layers.iter().enumerate() {
             // Attention.
-            let norm = |weight| Some(RmsNorm { weight, eps: d.eps });
             feed(
                 pool,
                 &mut b.acts,
                 &b.x,
                 all,
-                norm(&layer.attn_norm),
+                rms(&layer.attn_norm),
                 &[&layer.q, &layer.k, &layer.v],
                 gemm,
             );
@@ -366,7 +366,7 @@ impl TunedEngine {
                 &mut b.acts,
                 &b.x,
                 all,
-                norm(&layer.ffn_norm),
+                rms(&layer.ffn_norm),
                 &[&layer.gate, &layer.up],
                 gemm,
             );
@@ -406,16 +406,12 @@ impl TunedEngine {
             b.last.extend_from_slice(&b.x[last..last + h]);
         }
         let output = output.as_ref().unwrap_or(embedding);
-        let final_norm = Some(RmsNorm {
-            weight: norm,
-            eps: d.eps,
-        });
         feed(
             pool,
             &mut b.acts,
             &b.last,
             batch,
-            final_norm,
+            rms(norm),
             &[output],
             false,
         );

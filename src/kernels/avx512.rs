@@ -7,8 +7,8 @@
 //! kernel.
 //!
 //! Two levels, one body ([`wide_kernels`]) over five small integer steps each level defines:
-//! - `avx512` (Skylake-SP/X, Cascade Lake without VNNI's use, Zen 4 and later): AVX-512 F and
-//!   BW, with AVX2's `vpmaddubsw`/`vpmaddwd` scheme widened to 512 bits;
+//! - `avx512` (AVX-512 F and BW without VNNI: Skylake-SP/X), with AVX2's
+//!   `vpmaddubsw`/`vpmaddwd` scheme widened to 512 bits;
 //! - `avx512vnni` (Ice Lake, Sapphire Rapids, Zen 4 and later): `vpdpbusd` on 512 bits.
 //!
 //! Both sum the same integers as AVX2 and scale each row's sum by the same operations in the
@@ -21,7 +21,13 @@
 #[derive(Clone, Copy)]
 pub(super) struct Pair<'a, I>(&'a [I]);
 
-impl<I> Pair<'_, I> {
+impl<'a, I> Pair<'a, I> {
+    /// A pair's blocks (an even number: each block of the two groups in turn).
+    fn new(blocks: &'a [I]) -> Self {
+        assert!(blocks.len().is_multiple_of(2), "a pair's blocks");
+        Pair(blocks)
+    }
+
     /// Blocks per row.
     fn len(&self) -> usize {
         self.0.len() / 2
@@ -48,7 +54,7 @@ macro_rules! wide_kernels {
         use super::Pair;
         use std::ops::Range;
 
-        /// The two groups' 32-byte pieces at `offset` as one vector (group `g` low).
+        /// The 32 bytes at `first` and at `second` as one vector (`first` low).
         #[inline]
         #[target_feature(enable = $features)]
         fn load_pair(first: *const u8, second: *const u8) -> __m512i {
@@ -206,8 +212,7 @@ macro_rules! wide_kernels {
             tokens: Range<usize>,
             out: &mut [f32],
         ) {
-            assert!(w.len().is_multiple_of(2), "a pair's blocks");
-            unsafe { rows16(Pair(w), x, tokens, out) }
+            unsafe { rows16(Pair::new(w), x, tokens, out) }
         }
 
         pub(in super::super) fn rows16_q4_1(
@@ -216,8 +221,7 @@ macro_rules! wide_kernels {
             tokens: Range<usize>,
             out: &mut [f32],
         ) {
-            assert!(w.len().is_multiple_of(2), "a pair's blocks");
-            unsafe { rows16(Pair(w), x, tokens, out) }
+            unsafe { rows16(Pair::new(w), x, tokens, out) }
         }
 
         pub(in super::super) fn rows16_q8_0(
@@ -226,8 +230,7 @@ macro_rules! wide_kernels {
             tokens: Range<usize>,
             out: &mut [f32],
         ) {
-            assert!(w.len().is_multiple_of(2), "a pair's blocks");
-            unsafe { rows16_q8(Pair(w), x, tokens, out) }
+            unsafe { rows16_q8(Pair::new(w), x, tokens, out) }
         }
     };
 }

@@ -498,16 +498,11 @@ impl Activations {
 
 /// One token's activations `x` into `f32` (and `q8`, when quantizing), as `input` says.
 fn take_token(x: &[f32], input: &Input, f32: &mut [f32], q8: &mut [BlockQ8]) {
-    let scale = input.norm.map(|n| ops::rms_scale(x, n.eps));
+    let norm = input.norm.map(|n| (n.weight, ops::rms_scale(x, n.eps)));
     for (b, (xs, out)) in x.chunks(QK).zip(f32.chunks_mut(QK)).enumerate() {
-        match (input.norm, scale) {
-            (Some(norm), Some(scale)) => {
-                let weight = &norm.weight[b * QK..b * QK + xs.len()];
-                for ((o, &v), &w) in out.iter_mut().zip(xs).zip(weight) {
-                    *o = v * scale * w;
-                }
-            }
-            _ => out.copy_from_slice(xs),
+        match norm {
+            Some((weight, scale)) => ops::rms_apply(xs, scale, &weight[b * QK..], out),
+            None => out.copy_from_slice(xs),
         }
         if input.quantize {
             q8[b] = BlockQ8::quantize(out);

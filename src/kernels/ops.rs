@@ -7,7 +7,12 @@
 /// `out = x / rms(x) * weight`, for one vector: `out[i] = x[i] * rms_scale(x, eps) * weight[i]`
 /// (the tuned engine applies it as it quantizes, `matrix::Activations::set`).
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
-    let scale = rms_scale(x, eps);
+    rms_apply(x, rms_scale(x, eps), weight, out);
+}
+
+/// `out[i] = x[i] * scale * weight[i]` for the `x.len()` values of `x` (a whole vector, or a
+/// block of it with the weights from that block on): RMSNorm once its factor is known.
+pub fn rms_apply(x: &[f32], scale: f32, weight: &[f32], out: &mut [f32]) {
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
         *o = v * scale * w;
     }
