@@ -46,14 +46,9 @@ pub enum Error {
     #[error("cannot build the model from {source_name}: {detail}")]
     Build { source_name: String, detail: String },
 
-    #[error(
-        "LLM_BENCH_KERNELS={value:?}: {problem}; this CPU runs {available} (unset it for the best)"
-    )]
-    KernelLevel {
-        value: String,
-        problem: String,
-        available: String,
-    },
+    /// The kernels crate's own (e.g. `LLM_BENCH_KERNELS` naming a level this CPU lacks).
+    #[error(transparent)]
+    Kernels(crate::kernels::Error),
 
     #[error("{path}: field `{field}` {problem}")]
     BadField {
@@ -181,6 +176,25 @@ pub enum Error {
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Self {
         Error::Candle(e)
+    }
+}
+
+/// A tensor the kernels refuse is a `BadField` like any other (the tuned engine renames it
+/// by tensor); the kernels' other errors pass through as they read.
+impl From<crate::kernels::Error> for Error {
+    fn from(e: crate::kernels::Error) -> Self {
+        match e {
+            crate::kernels::Error::BadField {
+                path,
+                field,
+                problem,
+            } => Error::BadField {
+                path,
+                field,
+                problem,
+            },
+            other => Error::Kernels(other),
+        }
     }
 }
 

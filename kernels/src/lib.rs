@@ -1,4 +1,4 @@
-//! The tuned engine's kernels (issue 11, first part): quantized dot products over GGUF's block
+//! llm-bench's tuned engine's kernels: quantized dot products over GGUF's block
 //! layouts and the matrix-vector product of decode, written with `std::arch` intrinsics and
 //! chosen once per process from the CPU's features, so one binary runs the best code the
 //! machine has without `-C target-cpu=native`.
@@ -54,6 +54,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod blocks;
+mod error;
 pub mod matrix;
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -64,8 +65,8 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
-use crate::error::{Error, Result};
 use blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+pub use error::{Error, Result};
 pub use pool::Pool;
 
 /// Lowers the kernel level: `scalar`, `avx2`, `avxvnni`, `avx512`, `avx512vnni` or `neondot`.
@@ -452,10 +453,10 @@ pub fn weight_buffer<T>(n: usize) -> Vec<T> {
 }
 
 /// An output buffer the pool's threads fill in disjoint parts.
-pub(crate) struct SharedOut<T = f32>(pub(crate) *mut T);
+pub struct SharedOut<T = f32>(pub *mut T);
 
 impl<T> SharedOut<T> {
-    pub(crate) fn at(&self, offset: usize) -> *mut T {
+    pub fn at(&self, offset: usize) -> *mut T {
         // SAFETY (for callers): offset is within the buffer.
         self.0.wrapping_add(offset)
     }

@@ -13,7 +13,7 @@
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
 use super::{ops, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows16, Rows8, SharedOut};
-use crate::error::{Error, Result};
+use super::{Error, Result};
 use half::{bf16, f16};
 
 /// The storage types a [`Matrix`] holds, by GGUF's type names.
@@ -97,21 +97,22 @@ impl Matrix {
 
     /// Reads a `rows × cols` matrix in `format`, its GGUF bytes fetched a chunk of whole row
     /// groups at a time by `fill` (which fills its buffer with the tensor's next bytes): loading
-    /// holds the matrix being built and one chunk, never a second copy of the tensor.
-    pub fn read(
+    /// holds the matrix being built and one chunk, never a second copy of the tensor. `fill`'s
+    /// errors (the caller's: a file's) pass through; the kernels' own become `E`.
+    pub fn read<E: From<Error>>(
         name: &str,
         format: &str,
         rows: usize,
         cols: usize,
         kernels: &Kernels,
-        fill: &mut dyn FnMut(&mut [u8]) -> Result<()>,
-    ) -> Result<Matrix> {
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Matrix, E> {
         let total = Matrix::gguf_bytes(name, format, rows, cols)?;
         let row_bytes = total / rows;
         let groups = rows.is_multiple_of(ROWS);
         let mut chunk = Vec::new();
         // Calls `take` with each chunk of up to 64 rows (whole groups of eight).
-        let mut chunks = |take: &mut dyn FnMut(&[u8])| -> Result<()> {
+        let mut chunks = |take: &mut dyn FnMut(&[u8])| -> Result<(), E> {
             for start in (0..rows).step_by(CHUNK_ROWS) {
                 chunk.resize(CHUNK_ROWS.min(rows - start) * row_bytes, 0);
                 fill(&mut chunk)?;
@@ -692,8 +693,8 @@ pub const MAX_PRODUCTS: usize = 3;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::blocks::quantize_q8;
-    use crate::kernels::Level;
+    use crate::blocks::quantize_q8;
+    use crate::Level;
 
     /// On a level that multiplies pairs of groups, a matrix stored in pairs (with a last group
     /// alone when its rows are not a multiple of 16) gives, to the bit, what the same level
@@ -723,7 +724,7 @@ mod tests {
                 .collect();
             let read = |k: &Kernels| {
                 let mut at = 0;
-                Matrix::read("w", "q4_0", rows, cols, k, &mut |buf| {
+                Matrix::read::<crate::Error>("w", "q4_0", rows, cols, k, &mut |buf| {
                     buf.copy_from_slice(&bytes[at..at + buf.len()]);
                     at += buf.len();
                     Ok(())

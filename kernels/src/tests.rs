@@ -1,11 +1,10 @@
 //! Every kernel on every level this CPU runs, against an independent reference: weights
-//! quantized by candle (its GGUF block layout, dequantized by candle), activations quantized
+//! quantized by ggml's reference algorithm written here (GGUF block layout, decoded byte by
+//! byte), activations quantized
 //! by `quantize_q8` and dequantized, multiplied in f64.
 
 use super::blocks::{quantize_q8, Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::{F32Matrix, Kernels, Level, Pool, QMatrix, QuantBlock};
-use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 
 /// Awkward shapes: SmolLM2's 576 and 1536, Llama's 4096, odd row counts, rows not a multiple
@@ -34,23 +33,64 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// candle's quantization of `rows x cols` weights: (GGUF bytes, candle's dequantized values).
-fn candle_quantized(
-    values: &[f32],
-    rows: usize,
-    cols: usize,
-    dtype: GgmlDType,
-) -> (Vec<u8>, Vec<f32>) {
-    let t = Tensor::from_vec(values.to_vec(), (rows, cols), &Device::Cpu).unwrap();
-    let q = QTensor::quantize(&t, dtype).unwrap();
-    let bytes = q.data().unwrap().into_owned();
-    let back = q
-        .dequantize(&Device::Cpu)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+/// The GGUF block formats the weights are stored in, for the reference quantizer below.
+#[derive(Clone, Copy, Debug)]
+enum Dtype {
+    Q8_0,
+    Q4_0,
+    Q4_1,
+}
+
+/// ggml's reference quantization (`quantize_row_*_ref`) of `rows x cols` weights, written
+/// from the format's definition rather than this crate's code: (GGUF bytes, the values
+/// those bytes decode to, read byte by byte). The harness's tests pin this crate's reading of
+/// the same layouts to candle's quantizer (`tests/kernel_layouts.rs`).
+fn ggml_quantized(values: &[f32], rows: usize, cols: usize, dtype: Dtype) -> (Vec<u8>, Vec<f32>) {
+    use half::f16;
+    assert_eq!(values.len(), rows * cols);
+    let (mut bytes, mut back) = (Vec::new(), Vec::new());
+    for x in values.chunks_exact(QK) {
+        match dtype {
+            Dtype::Q8_0 => {
+                let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let d16 = f16::from_f32(d);
+                bytes.extend(d16.to_le_bytes());
+                for v in x {
+                    let q = (v * id).round() as i8;
+                    bytes.push(q as u8);
+                    back.push(q as f32 * d16.to_f32());
+                }
+            }
+            Dtype::Q4_0 => {
+                // The value of largest magnitude, sign kept, maps to -8.
+                let max = x
+                    .iter()
+                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let d = max / -8.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let d16 = f16::from_f32(d);
+                bytes.extend(d16.to_le_bytes());
+                let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+                // Byte j holds element j in its low nibble and element j + 16 in its high one.
+                bytes.extend((0..QK / 2).map(|j| q(x[j]) | (q(x[j + QK / 2]) << 4)));
+                back.extend(x.iter().map(|&v| (q(v) as f32 - 8.0) * d16.to_f32()));
+            }
+            Dtype::Q4_1 => {
+                let min = x.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+                let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let d = (max - min) / 15.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let (d16, m16) = (f16::from_f32(d), f16::from_f32(min));
+                bytes.extend(d16.to_le_bytes());
+                bytes.extend(m16.to_le_bytes());
+                let q = |v: f32| (((v - min) * id + 0.5) as i8).min(15) as u8;
+                bytes.extend((0..QK / 2).map(|j| q(x[j]) | (q(x[j + QK / 2]) << 4)));
+                back.extend(x.iter().map(|&v| q(v) as f32 * d16.to_f32() + m16.to_f32()));
+            }
+        }
+    }
     (bytes, back)
 }
 
@@ -86,13 +126,13 @@ fn reference_blocks<B: Block>(w: &[f32], blocks: &[B], x: &[f32], xq: &[BlockQ8]
     (dot, scale)
 }
 
-fn check_format<B: QuantBlock>(dtype: GgmlDType) {
+fn check_format<B: QuantBlock>(dtype: Dtype) {
     for &(rows, cols) in SHAPES {
-        let (bytes, candle_values) = candle_quantized(&random(rows * cols, 7), rows, cols, dtype);
+        let (bytes, want_values) = ggml_quantized(&random(rows * cols, 7), rows, cols, dtype);
         let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
-        // Our reading of the layout gives candle's values exactly.
+        // Our reading of the layout gives the reference's values exactly.
         let ours: Vec<f32> = matrix.blocks.iter().flat_map(|b| b.dequantize()).collect();
-        assert_eq!(ours, candle_values, "{} {rows}x{cols}: layout", B::NAME);
+        assert_eq!(ours, want_values, "{} {rows}x{cols}: layout", B::NAME);
         let (xq, x) = activations(cols, 11);
         for (level, threads) in Level::available()
             .into_iter()
@@ -102,7 +142,7 @@ fn check_format<B: QuantBlock>(dtype: GgmlDType) {
             let mut y = vec![f32::NAN; rows];
             matrix.gemv(&kernels, &mut Pool::new(threads), &xq, &mut y);
             for (r, &got) in y.iter().enumerate() {
-                let row = &candle_values[r * cols..(r + 1) * cols];
+                let row = &want_values[r * cols..(r + 1) * cols];
                 let blocks = &matrix.blocks[r * cols / QK..(r + 1) * cols / QK];
                 let (want, scale) = reference_blocks(row, blocks, &x, &xq);
                 // f32 accumulation over `cols` products: a few ulps of the products' magnitude.
@@ -120,17 +160,17 @@ fn check_format<B: QuantBlock>(dtype: GgmlDType) {
 
 #[test]
 fn q8_0_on_every_level_matches_the_dequantized_reference() {
-    check_format::<BlockQ8_0>(GgmlDType::Q8_0);
+    check_format::<BlockQ8_0>(Dtype::Q8_0);
 }
 
 #[test]
 fn q4_0_on_every_level_matches_the_dequantized_reference() {
-    check_format::<BlockQ4_0>(GgmlDType::Q4_0);
+    check_format::<BlockQ4_0>(Dtype::Q4_0);
 }
 
 #[test]
 fn q4_1_on_every_level_matches_the_dequantized_reference() {
-    check_format::<BlockQ4_1>(GgmlDType::Q4_1);
+    check_format::<BlockQ4_1>(Dtype::Q4_1);
 }
 
 #[test]
@@ -347,7 +387,7 @@ fn f16_attention_kernels_on_every_level_match_f64_for_lengths_around_their_unrol
 /// 1 to 6 tokens at once (the 4-token tile and every remainder); the 16-row kernels (two
 /// groups at once) against the level's 8-row kernel, to the bit.
 fn check_rows8<I: super::repack::Interleaved>(
-    dtype: GgmlDType,
+    dtype: Dtype,
     kernel: impl Fn(&Kernels) -> Option<super::Rows8<I>>,
     wide: impl Fn(&Kernels) -> Option<super::Rows16<I>>,
 ) where
@@ -355,7 +395,7 @@ fn check_rows8<I: super::repack::Interleaved>(
 {
     let (mut checked, mut wide_checked) = (0, 0);
     for &(rows, cols) in &[(8, 32), (16, 576), (24, 1536), (8, 4096), (8, 96)] {
-        let (bytes, values) = candle_quantized(&random(rows * cols, 13), rows, cols, dtype);
+        let (bytes, values) = ggml_quantized(&random(rows * cols, 13), rows, cols, dtype);
         let plain = QMatrix::<I::Row>::from_gguf("w", rows, cols, &bytes).unwrap();
         let packed = super::repack::Repacked::<I>::new(rows, cols, &plain.blocks, false);
         let paired = super::repack::Repacked::<I>::new(rows, cols, &plain.blocks, true);
@@ -449,17 +489,17 @@ fn check_rows8<I: super::repack::Interleaved>(
 
 #[test]
 fn repacked_q4_0_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ4_0x8>(GgmlDType::Q4_0, |k| k.rows8_q4_0, |k| k.rows16_q4_0);
+    check_rows8::<super::repack::BlockQ4_0x8>(Dtype::Q4_0, |k| k.rows8_q4_0, |k| k.rows16_q4_0);
 }
 
 #[test]
 fn repacked_q4_1_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ4_1x8>(GgmlDType::Q4_1, |k| k.rows8_q4_1, |k| k.rows16_q4_1);
+    check_rows8::<super::repack::BlockQ4_1x8>(Dtype::Q4_1, |k| k.rows8_q4_1, |k| k.rows16_q4_1);
 }
 
 #[test]
 fn repacked_q8_0_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ8_0x8>(GgmlDType::Q8_0, |k| k.rows8_q8_0, |k| k.rows16_q8_0);
+    check_rows8::<super::repack::BlockQ8_0x8>(Dtype::Q8_0, |k| k.rows8_q8_0, |k| k.rows16_q8_0);
 }
 
 #[test]
