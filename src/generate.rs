@@ -260,13 +260,13 @@ pub fn generate(
         })
         .collect();
     let prompts = vec![prompt_tokens.clone(); request.batch];
-    let mut logits = model.engine.prefill(&prompts)?;
+    let mut next = sample_each(model.engine.prefill(&prompts)?, &mut samplers)?;
     let mut outputs: Vec<Vec<u32>> =
         vec![Vec::with_capacity(request.max_new_tokens); request.batch];
     let mut finished = vec![false; request.batch];
     let mut step_times = Vec::with_capacity(request.max_new_tokens);
     for step in 0..request.max_new_tokens {
-        let next = sample_each(&logits, &mut samplers)?;
+        // `next` was sampled from the prefill's or the last decode step's logits.
         step_times.push(Instant::now());
         for (seq, &token) in next.iter().enumerate() {
             if finished[seq] {
@@ -282,7 +282,7 @@ pub fn generate(
         if finished.iter().all(|&f| f) || step + 1 == request.max_new_tokens {
             break;
         }
-        logits = model.engine.decode(&next)?;
+        next = sample_each(model.engine.decode(&next)?, &mut samplers)?;
     }
     let first = step_times[0];
     let last = *step_times.last().expect("at least one step ran");

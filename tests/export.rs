@@ -25,7 +25,7 @@ fn prefill_logits(spec: &ModelSpec, format: Option<&str>, text: &str) -> (Vec<u3
     let mut model = llm_bench::load(spec, format.map(|f| f.parse().unwrap())).unwrap();
     let ids = model.tokenizer.encode(text).unwrap();
     let logits = model.engine.prefill(std::slice::from_ref(&ids)).unwrap();
-    (ids, logits.data)
+    (ids, logits.data.clone())
 }
 
 /// The export is made by the code that feeds candle's quantized engine: reading it back must

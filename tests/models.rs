@@ -125,7 +125,7 @@ fn quantized_on_load_tracks_the_dense_model() {
         let mut model = llm_bench::load(&spec, Some(format.parse().unwrap())).unwrap();
         let ids = model.tokenizer.encode("hello world").unwrap();
         let l = model.engine.prefill(&[ids]).unwrap();
-        logits.push(l.data);
+        logits.push(l.data.clone());
     }
     let (a, b) = (&logits[0], &logits[1]);
     let norm = a.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -116,18 +116,17 @@ fn logits_track_candles_dense_f32_model_on_the_same_weights() {
     // The prompt, then six tokens chosen by the dense model (the same ids for every engine).
     let mut chosen = vec![];
     let steps = |model: &mut llm_bench::Model, chosen: &mut Vec<u32>| {
-        let mut out = vec![
-            model
-                .engine
-                .prefill(std::slice::from_ref(&ids))
-                .unwrap()
-                .data,
-        ];
+        let mut out = vec![model
+            .engine
+            .prefill(std::slice::from_ref(&ids))
+            .unwrap()
+            .data
+            .clone()];
         for i in 0..6 {
             if chosen.len() == i {
                 chosen.push(argmax(&out[i]) as u32);
             }
-            out.push(model.engine.decode(&[chosen[i]]).unwrap().data);
+            out.push(model.engine.decode(&[chosen[i]]).unwrap().data.clone());
         }
         out
     };
@@ -201,9 +200,13 @@ fn every_kernel_level_computes_the_same_logits() {
         let kernels = llm_bench::kernels::Kernels::for_level(level).unwrap();
         let mut engine = llm_bench::engine::tuned::build_with(input, kernels).unwrap();
         assert_eq!(engine.info().detail, level.name());
-        let mut out = vec![engine.prefill(std::slice::from_ref(&prompt)).unwrap().data];
+        let mut out = vec![engine
+            .prefill(std::slice::from_ref(&prompt))
+            .unwrap()
+            .data
+            .clone()];
         for &id in &forced[..8] {
-            out.push(engine.decode(&[id]).unwrap().data);
+            out.push(engine.decode(&[id]).unwrap().data.clone());
         }
         out
     };
@@ -362,8 +365,8 @@ fn a_tiny_model_from_safetensors_runs_in_every_format_like_candle() {
                 .encode("hello world, hello tiny model")
                 .unwrap();
             assert!(ids.len() >= 8, "the prompt runs the prefill path: {ids:?}");
-            let mut out = model.engine.prefill(&[ids]).unwrap().data;
-            out.extend(model.engine.decode(&[7]).unwrap().data);
+            let mut out = model.engine.prefill(&[ids]).unwrap().data.clone();
+            out.extend_from_slice(&model.engine.decode(&[7]).unwrap().data);
             out
         };
         let (ours, theirs) = (logits(tuned()), logits(EngineChoice::default()));

@@ -31,6 +31,8 @@ pub trait CandleModel: Send {
 
 struct CandleEngine {
     model: Box<dyn CandleModel>,
+    /// The last step's logits, lent out until the next.
+    logits: Logits,
 }
 
 fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
@@ -67,7 +69,10 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
             super::quantize::build_engine(arch, &config, weights.as_source(), &layout)?
         }
     };
-    Ok(Box::new(CandleEngine { model }))
+    Ok(Box::new(CandleEngine {
+        model,
+        logits: Logits::default(),
+    }))
 }
 
 fn batch_tensor(prompts: &[Vec<u32>]) -> Result<Tensor> {
@@ -76,12 +81,14 @@ fn batch_tensor(prompts: &[Vec<u32>]) -> Result<Tensor> {
     Ok(Tensor::from_vec(flat, (prompts.len(), len), &Device::Cpu)?)
 }
 
-fn logits(tensor: Tensor) -> Result<Logits> {
+/// `tensor`'s `[batch, vocab]` values into `into`.
+fn logits(tensor: Tensor, into: &mut Logits) -> Result<&Logits> {
     let (_, vocab) = tensor.dims2()?;
-    Ok(Logits {
+    *into = Logits {
         vocab,
         data: tensor.flatten_all()?.to_vec1()?,
-    })
+    };
+    Ok(into)
 }
 
 impl Engine for CandleEngine {
@@ -93,15 +100,15 @@ impl Engine for CandleEngine {
         }
     }
 
-    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits> {
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<&Logits> {
         self.model.reset();
         let input = batch_tensor(prompts)?;
-        logits(self.model.forward(&input)?)
+        logits(self.model.forward(&input)?, &mut self.logits)
     }
 
-    fn decode(&mut self, tokens: &[u32]) -> Result<Logits> {
+    fn decode(&mut self, tokens: &[u32]) -> Result<&Logits> {
         let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(1)?;
-        logits(self.model.forward(&input)?)
+        logits(self.model.forward(&input)?, &mut self.logits)
     }
 
     fn reset(&mut self) {

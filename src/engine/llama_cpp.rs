@@ -55,6 +55,8 @@ pub struct LlamaCppEngine {
     context_length: usize,
     position: usize,
     batch: usize,
+    /// The last step's logits, lent out until the next.
+    logits: Logits,
 }
 
 // SAFETY: the context and model are only used through `&mut self`, one call at a time; llama.cpp
@@ -85,6 +87,7 @@ pub fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
         context_length: input.config.max_position_embeddings,
         position: 0,
         batch: 0,
+        logits: Logits::default(),
     }))
 }
 
@@ -131,18 +134,21 @@ impl LlamaCppEngine {
         Ok(self.context.as_mut().expect("made above"))
     }
 
-    /// Runs `batch` and returns the logits of the entries marked for output, in order.
-    fn run(&mut self, batch: &mut LlamaBatch, outputs: &[i32]) -> Result<Logits> {
+    /// Runs `batch` and keeps the logits of the entries marked for output, in order.
+    fn run(&mut self, batch: &mut LlamaBatch, outputs: &[i32]) -> Result<()> {
         let vocab = self.vocab;
         let context = self.context.as_mut().expect("ensure_context ran");
         context
             .decode(batch)
             .map_err(|e| fail(format!("llama.cpp decode failed: {e}")))?;
-        let mut data = Vec::with_capacity(outputs.len() * vocab);
+        self.logits.vocab = vocab;
+        self.logits.data.clear();
         for &i in outputs {
-            data.extend_from_slice(&context.get_logits_ith(i)[..vocab]);
+            self.logits
+                .data
+                .extend_from_slice(&context.get_logits_ith(i)[..vocab]);
         }
-        Ok(Logits { vocab, data })
+        Ok(())
     }
 }
 
@@ -165,7 +171,7 @@ impl Engine for LlamaCppEngine {
         self.ensure_context(batch.max(1), positions).map(|_| ())
     }
 
-    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits> {
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<&Logits> {
         let len = super::prompt_length(prompts)?;
         // The context `reserve` made when it holds the prompt and a token more; otherwise one
         // with room to decode after the prompt (made here, so timed: callers reserve first).
@@ -189,13 +195,13 @@ impl Engine for LlamaCppEngine {
                 }
             }
         }
-        let logits = self.run(&mut batch, &outputs)?;
+        self.run(&mut batch, &outputs)?;
         self.position = len;
         self.batch = prompts.len();
-        Ok(logits)
+        Ok(&self.logits)
     }
 
-    fn decode(&mut self, tokens: &[u32]) -> Result<Logits> {
+    fn decode(&mut self, tokens: &[u32]) -> Result<&Logits> {
         if self.position == 0 {
             // From an empty cache (the decode benchmark at KV length 0), like candle.
             let positions = (self.capacity.0 / tokens.len().max(1)).max(MIN_CONTEXT);
@@ -219,9 +225,9 @@ impl Engine for LlamaCppEngine {
                 .map_err(|e| fail(e.to_string()))?;
         }
         let outputs: Vec<i32> = (0..tokens.len() as i32).collect();
-        let logits = self.run(&mut batch, &outputs)?;
+        self.run(&mut batch, &outputs)?;
         self.position += 1;
-        Ok(logits)
+        Ok(&self.logits)
     }
 
     fn reset(&mut self) {

@@ -28,8 +28,9 @@ pub struct EngineInfo {
     pub detail: String,
 }
 
-/// The logits of the last position of each sequence, row-major `[batch, vocab]`.
-#[derive(Debug, Clone, PartialEq)]
+/// The logits of the last position of each sequence, row-major `[batch, vocab]`. Engines keep
+/// theirs and lend them out until the next step (a step allocates none).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Logits {
     pub vocab: usize,
     pub data: Vec<f32>,
@@ -55,10 +56,10 @@ pub trait Engine: Send {
     }
 
     /// Runs the prompts (one per sequence, all of one length) from an empty cache.
-    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits>;
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<&Logits>;
 
     /// One decode step: one new token per sequence, after what the cache holds.
-    fn decode(&mut self, tokens: &[u32]) -> Result<Logits>;
+    fn decode(&mut self, tokens: &[u32]) -> Result<&Logits>;
 
     /// Empties the KV cache.
     fn reset(&mut self);

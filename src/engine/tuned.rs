@@ -114,7 +114,6 @@ struct Buffers {
     projected: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
-    logits: Vec<f32>,
     turns: Vec<(f32, f32)>,
     scores: Vec<f32>,
     acts: Activations,
@@ -132,6 +131,8 @@ pub struct TunedEngine {
     inv_freq: Vec<f32>,
     caches: Vec<SequenceCache>,
     buffers: Buffers,
+    /// The last step's logits (written in place, lent out until the next step).
+    logits: Logits,
     position: usize,
     batch: usize,
 }
@@ -209,14 +210,18 @@ impl TunedEngine {
             output,
             caches: Vec::new(),
             buffers: Buffers::default(),
+            logits: Logits::default(),
             position: 0,
             batch: 0,
         })
     }
 
-    /// Room for `batch` sequences of `positions` each, so steps do not grow the cache.
+    /// Room for `batch` sequences of `positions` each, so steps do not grow the cache (nor
+    /// attention's scores, a row of `positions` per thread).
     fn grow_caches(&mut self, batch: usize, positions: usize) {
         let (layers, kv) = (self.layers.len(), self.dims.kv());
+        let scores = &mut self.buffers.scores;
+        scores.reserve((self.pool.threads() * positions).saturating_sub(scores.len()));
         self.caches
             .resize_with(batch.max(self.caches.len()), || SequenceCache {
                 keys: vec![Vec::new(); layers],
@@ -231,7 +236,7 @@ impl TunedEngine {
 
     /// Runs `n` new tokens of each of `tokens.len() / n` sequences (sequence-major) after the
     /// cache; returns the logits of each sequence's last token.
-    fn forward(&mut self, tokens: &[u32], n: usize) -> Result<Logits> {
+    fn forward(&mut self, tokens: &[u32], n: usize) -> Result<&Logits> {
         let d = self.dims;
         let start = self.position;
         if start + n > d.context {
@@ -264,6 +269,7 @@ impl TunedEngine {
             inv_freq,
             caches,
             buffers: b,
+            logits,
             ..
         } = self;
         let k = &*kernels;
@@ -415,23 +421,21 @@ impl TunedEngine {
             &[output],
             false,
         );
-        b.logits.resize(batch * d.vocab, 0.0);
+        logits.vocab = d.vocab;
+        logits.data.resize(batch * d.vocab, 0.0);
         multiply(
             pool,
             k,
             &mut b.acts,
             &mut [Product {
                 matrix: output,
-                out: &mut b.logits,
+                out: &mut logits.data,
             }],
             Then::Nothing,
         );
         self.position = start + n;
         self.batch = batch;
-        Ok(Logits {
-            vocab: d.vocab,
-            data: self.buffers.logits.clone(),
-        })
+        Ok(&self.logits)
     }
 }
 
@@ -598,14 +602,14 @@ impl Engine for TunedEngine {
         Ok(())
     }
 
-    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<Logits> {
+    fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<&Logits> {
         let len = super::prompt_length(prompts)?;
         self.reset();
         let flat: Vec<u32> = prompts.iter().flatten().copied().collect();
         self.forward(&flat, len)
     }
 
-    fn decode(&mut self, tokens: &[u32]) -> Result<Logits> {
+    fn decode(&mut self, tokens: &[u32]) -> Result<&Logits> {
         if tokens.is_empty() {
             return Err(Error::EmptyPrompt);
         }
