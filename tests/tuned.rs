@@ -57,29 +57,46 @@ fn agreeing_prefix(a: &[u32], b: &[u32]) -> usize {
 
 /// On the shipped Q4_1 file, as stored: greedy text starts as llama.cpp's does. How far two
 /// correct engines' greedy ids agree is decided by the first near-tie (candle's agree with
-/// the fixture for 0 to 32 tokens); `llama_cpps_choice_is_the_top_token_or_a_near_tie_…`
-/// checks every position. Here: every prompt's first two tokens, Paris, and the agreement
-/// printed beside candle's.
+/// the fixtures for 0 to 32 tokens); `llama_cpps_choice_is_the_top_token_or_a_near_tie_…`
+/// checks every position. Here, for both fixtures: every prompt's first two tokens, and the
+/// agreement printed beside candle's (run here, on the same prompts). Against llama.cpp's
+/// AVX2 kernels (the vendored fixture) the tuned engine's agreement summed over the prompts
+/// is at least candle's (on this VM: at least as far on every prompt). The fixture of
+/// llama.cpp's AVX-512 kernels parts from its AVX2 twin after 14 and 4 tokens on prompts 1
+/// and 4, near-ties of llama.cpp's own, and is only printed. Then Paris.
 #[test]
 fn greedy_ids_start_as_llama_cpps_and_answer_paris() {
     let mut model = load(tuned(), None);
     assert_eq!(model.info.engine.name, "tuned");
     assert_eq!(model.info.format, "q4_1");
-    let (mut ours, mut candle) = (vec![], vec![]);
-    for case in fixture("smollm2-greedy.json")["cases"].as_array().unwrap() {
-        let prompt = case["prompt"].as_str().unwrap();
-        let reference = ids(&case["output_tokens"]);
-        let output = greedy(&mut model, prompt, reference.len(), 1).remove(0);
-        let agreed = agreeing_prefix(&output, &reference);
-        let candle_agreed = case["candle_agrees_for"].as_u64().unwrap() as usize;
-        assert!(
-            agreed >= candle_agreed.min(2),
-            "{prompt:?}: tuned agrees with llama.cpp for {agreed} tokens\ntuned  {output:?}\nllama  {reference:?}"
+    let mut candle = load(EngineChoice::default(), None);
+    for name in ["smollm2-greedy-vendored.json", "smollm2-greedy.json"] {
+        let (mut ours, mut theirs) = (vec![], vec![]);
+        for case in fixture(name)["cases"].as_array().unwrap() {
+            let prompt = case["prompt"].as_str().unwrap();
+            let reference = ids(&case["output_tokens"]);
+            let output = greedy(&mut model, prompt, reference.len(), 1).remove(0);
+            let agreed = agreeing_prefix(&output, &reference);
+            let candle_output = greedy(&mut candle, prompt, reference.len(), 1).remove(0);
+            let candle_agreed = agreeing_prefix(&candle_output, &reference);
+            assert!(
+                agreed >= candle_agreed.min(2),
+                "{name} {prompt:?}: tuned agrees with llama.cpp for {agreed} tokens\ntuned  {output:?}\nllama  {reference:?}"
+            );
+            ours.push(agreed);
+            theirs.push(candle_agreed);
+        }
+        eprintln!(
+            "{name}: greedy ids agree with llama.cpp's for {ours:?} tokens (tuned), {theirs:?} (candle)"
         );
-        ours.push(agreed);
-        candle.push(candle_agreed);
+        if name == "smollm2-greedy-vendored.json" {
+            let (a, b) = (ours.iter().sum::<usize>(), theirs.iter().sum::<usize>());
+            assert!(
+                a >= b,
+                "{name}: tuned agrees for {a} tokens in all, candle for {b}: {ours:?} against {theirs:?}"
+            );
+        }
     }
-    eprintln!("greedy ids agree with llama.cpp's for {ours:?} tokens (tuned), {candle:?} (candle)");
     let paris = greedy(&mut model, "The capital of France is", 4, 1).remove(0);
     assert!(model.tokenizer.decode(&paris).unwrap().contains("Paris"));
 }
