@@ -141,3 +141,69 @@ fn quantized_on_load_tracks_the_dense_model() {
         diff / norm
     );
 }
+
+/// Sources read the rows asked for alone (GGUF: their blocks, dequantized; safetensors: their
+/// bytes) and give what the whole tensor, loaded by candle, holds in those rows: RoPE-permuted
+/// rows back in Hugging Face's order (ranges that start and end inside a head too), the
+/// embedding, a norm.
+#[test]
+fn sources_read_any_rows_as_the_whole_tensor_holds_them() {
+    use candle_core::Device;
+    use llm_bench::source::{resolve, Weights};
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(257, 128));
+    let gguf = llm_bench::defaults::default_gguf_path();
+    assert!(gguf.is_file(), "run scripts/fetch-model first");
+    for spec in [
+        ModelSpec::Gguf(gguf),
+        ModelSpec::LocalDir(dir.path().into()),
+    ] {
+        let resolved = resolve(&spec).unwrap();
+        let head_dim = resolved.config.head_dim();
+        let tensors = (resolved.arch.tensors)(&resolved.config);
+        let source = resolved.weights.as_source();
+        for name in ["attn_q", "attn_k", "token_embd", "ffn_down", "attn_norm"] {
+            let t = tensors
+                .iter()
+                .find(|t| {
+                    t.gguf_name.starts_with(name) || t.gguf_name == format!("blk.0.{name}.weight")
+                })
+                .unwrap();
+            let cols = t.cols();
+            let whole: Vec<f32> = match &resolved.weights {
+                Weights::Gguf(w) => {
+                    let mut file = std::fs::File::open(&w.path).unwrap();
+                    let q = w
+                        .content
+                        .tensor(&mut file, &t.gguf_name, &Device::Cpu)
+                        .unwrap();
+                    let data = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+                    let data = data.to_vec1().unwrap();
+                    match t.rope_permuted_heads {
+                        Some(_) => llm_bench::arch::permute_rows_to_hf(&data, cols, head_dim),
+                        None => data,
+                    }
+                }
+                Weights::Safetensors(w) => {
+                    let tensor = w.tensors.load(&t.hf_name, &Device::Cpu).unwrap();
+                    let tensor = tensor.to_dtype(candle_core::DType::F32).unwrap();
+                    tensor.flatten_all().unwrap().to_vec1().unwrap()
+                }
+                Weights::Synthetic(_) => unreachable!(),
+            };
+            let rows = t.rows();
+            let ranges = [0..rows, 0..1, rows / 3..rows - rows / 4, rows - 1..rows];
+            let ranges = ranges
+                .into_iter()
+                .chain((head_dim < rows).then(|| head_dim / 2 + 1..head_dim + 3));
+            for range in ranges {
+                let got = source.rows(t, range.clone()).unwrap();
+                assert!(
+                    got == whole[range.start * cols..range.end * cols],
+                    "{spec}: {} rows {range:?}",
+                    t.gguf_name
+                );
+            }
+        }
+    }
+}

@@ -201,14 +201,10 @@ fn every_kernel_level_computes_the_same_logits() {
     let run = |format: Option<&str>, level: Level| {
         llm_bench::system::configure_threads(None);
         let planned = llm_bench::model::plan(&gguf(), format.map(|f| f.parse().unwrap())).unwrap();
-        let source_path = match format {
-            Some(_) => Some(llm_bench::export::cached_gguf(&planned).unwrap().0),
-            None => planned.resolved.source_path(),
-        };
         let input = llm_bench::model::EngineInput {
             arch: planned.resolved.arch,
             config: planned.resolved.config.clone(),
-            source_path,
+            source_path: planned.resolved.source_path(),
             layout: planned.layout().clone(),
             format: planned.format,
             weights: planned.resolved.weights,
@@ -358,7 +354,7 @@ fn formats_the_kernels_lack_are_refused_with_the_ones_they_run() {
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
 }
 
-/// A tiny Llama from a safetensors folder (through the GGUF export): odd shapes the SmolLM2
+/// A tiny Llama from a safetensors folder (quantized on load): odd shapes the SmolLM2
 /// file does not have (a 257-token vocabulary, so an output matrix whose rows do not come in
 /// groups of eight and takes the row-by-row path; heads of 16; 2 KV heads for 4 heads). In each
 /// format the tuned engine's logits track candle's on the same quantized weights.
@@ -403,6 +399,58 @@ fn a_tiny_model_from_safetensors_runs_in_every_format_like_candle() {
             "{format}: {} relative (allowed {tolerance})",
             diff / norm
         );
+    }
+}
+
+/// Any source in any format is quantized on load, with no file written: the engine built
+/// that way computes, to the bit, what it computes from the GGUF file `llm-bench export`
+/// writes for the same model and format. A safetensors folder in every format the kernels
+/// run, and the SmolLM2 twin's random weights at q4_0, whose rows are generated and
+/// quantized a batch at a time (the embedding's 49152 rows in twelve batches).
+#[test]
+fn weights_quantized_on_load_equal_their_gguf_export_to_the_bit() {
+    llm_bench::system::configure_threads(None);
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("tiny");
+    common::write_tiny_llama(&models, &common::tiny_config(257, 128));
+    let tiny = ModelSpec::LocalDir(models);
+    let twin = ModelSpec::parse("synthetic:smollm2-135m").unwrap();
+    let cases = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]
+        .map(|f| (&tiny, f))
+        .into_iter()
+        .chain([(&twin, "q4_0")]);
+    for (spec, format) in cases {
+        let plan = || llm_bench::model::plan(spec, Some(format.parse().unwrap())).unwrap();
+        let exported = dir.path().join(format!("{format}.gguf"));
+        llm_bench::export::write_gguf(&plan(), &exported).unwrap();
+        let logits = |model: llm_bench::Model| {
+            let mut model = model;
+            assert_eq!(model.info.engine.name, "tuned");
+            assert!(
+                !model.info.notices.iter().any(|n| n.contains("export")),
+                "{:?}",
+                model.info.notices
+            );
+            let ids: Vec<u32> = (1..13).collect();
+            let mut out = model.engine.prefill(&[ids]).unwrap().data.clone();
+            for id in [7, 11, 5] {
+                out.extend_from_slice(&model.engine.decode(&[id]).unwrap().data);
+            }
+            out
+        };
+        let made = logits(plan().load_with(tuned()).unwrap());
+        let read = logits(
+            llm_bench::model::plan(&ModelSpec::Gguf(exported.clone()), None)
+                .unwrap()
+                .load_with(tuned())
+                .unwrap(),
+        );
+        assert!(made.iter().all(|v| v.is_finite()), "{spec} {format}");
+        assert!(
+            made == read,
+            "{spec} in {format}: made on load differs from the export"
+        );
+        std::fs::remove_file(exported).unwrap();
     }
 }
 

@@ -4,23 +4,28 @@
 //! kernel level picked once from the CPU's features (`LLM_BENCH_KERNELS` caps it), one
 //! persistent thread pool with one barrier per operation. q/k/v run as one operation and
 //! gate/up as another; prefill runs the interleaved integer kernels four tokens per pass (f32,
-//! f16 and bf16 weights as GEMMs). Runs any source and format through a GGUF export, as
-//! llama.cpp does.
+//! f16 and bf16 weights as GEMMs). A GGUF file in its own types is read as it is; any other
+//! source or format is quantized on load, its bytes made by the code that writes `llm-bench
+//! export`'s files, a batch of rows at a time (no file written, no tensor held whole).
 
+use super::quantize::{self, TensorMaker, TensorStream};
 use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
-use crate::arch::TensorRole;
+use crate::arch::{ReadSeek, TensorRole, TensorSpec};
 use crate::error::{Error, Result};
 use crate::kernels::matrix::{self, multiply, Activations, Input, Matrix, Product, RmsNorm, Then};
 use crate::kernels::{ops, Kernels, Pool, SharedOut};
 use crate::model::{EngineInput, Planned};
+use crate::source::Weights;
+use candle_core::quantized::gguf_file::Content;
+use candle_core::quantized::GgmlDType;
 use half::f16;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "tuned",
-    loads: Loads::GgufFile,
+    loads: Loads::Sources,
     about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama; f32, f16, bf16, q8_0, q4_0, q4_1)",
     build: Some(build),
     supports,
@@ -155,12 +160,8 @@ pub fn build_with(input: EngineInput, kernels: Kernels) -> Result<Box<dyn Engine
 
 impl TunedEngine {
     fn load(input: EngineInput, kernels: Kernels) -> Result<TunedEngine> {
-        let path = input.source_path.clone().ok_or_else(|| Error::Build {
-            source_name: "tuned".into(),
-            detail: "the tuned engine reads a .gguf file; this model has none".into(),
-        })?;
+        let mut tensors = read_tensors(&input, &kernels)?;
         let config = &input.config;
-        let mut tensors = read_tensors(&path, &input, &kernels)?;
         let mut take = |name: String| tensors.remove(&name).expect("every declared tensor read");
         let matrix = |loaded: Loaded| match loaded {
             Loaded::Matrix(m) => m,
@@ -517,53 +518,144 @@ fn attention(
     });
 }
 
-/// Reads every tensor the architecture declares from the GGUF file at `path`, each checked
-/// against the shape the config implies and its storage type against what the kernels run.
-fn read_tensors(
-    path: &Path,
-    input: &EngineInput,
-    kernels: &Kernels,
-) -> Result<HashMap<String, Loaded>> {
-    let (content, mut file) = crate::source::gguf::read_content(path)?;
-    let bad = |field: &str, problem: String| Error::BadField {
-        path: path.into(),
-        field: field.into(),
-        problem,
-    };
-    let mut out = HashMap::new();
-    for spec in (input.arch.tensors)(&input.config) {
-        let name = &spec.gguf_name;
-        let info = content
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| bad(name, "tensor is missing".into()))?;
-        if info.shape.dims() != spec.shape.as_slice() {
-            return Err(bad(
-                name,
-                format!(
-                    "has shape {:?}, the model's metadata implies {:?}",
-                    info.shape.dims(),
-                    spec.shape
-                ),
-            ));
+/// Where each tensor's GGUF bytes come from.
+enum Tensors<'a> {
+    /// A GGUF file in its own types.
+    File {
+        path: &'a Path,
+        content: &'a Content,
+        file: &'a mut dyn ReadSeek,
+    },
+    /// Any weight source in the planned types, made as they are read by the code that writes
+    /// `llm-bench export`'s files (so the same bytes, with no file written).
+    Made {
+        source: String,
+        maker: TensorMaker<'a>,
+    },
+}
+
+/// One tensor's bytes, read in order.
+enum TensorReader<'a> {
+    File(&'a Path, &'a mut dyn ReadSeek),
+    Made(TensorStream<'a>),
+}
+
+impl TensorReader<'_> {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
+        match self {
+            TensorReader::File(path, file) => file.read_exact(buf).map_err(|e| Error::io(*path, e)),
+            TensorReader::Made(stream) => stream.read_exact(buf),
         }
-        let format = crate::format::ggml_name(info.ggml_dtype);
-        crate::source::gguf_header::tensor_data_bytes(info.ggml_dtype, spec.elements() as u64)
-            .ok_or_else(|| {
-                bad(
-                    name,
-                    format!("{:?} does not fill whole {format} blocks", spec.shape),
-                )
-            })?;
-        file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
-            .map_err(|e| Error::io(path, e))?;
+    }
+}
+
+impl Tensors<'_> {
+    /// What errors name: the file, or the source the bytes are made from.
+    fn origin(&self) -> PathBuf {
+        match self {
+            Tensors::File { path, .. } => path.to_path_buf(),
+            Tensors::Made { source, .. } => source.into(),
+        }
+    }
+
+    /// Tensor `index` of the plan, `spec`: its storage type and a reader at its first byte.
+    /// A file's tensor is checked first: present, of the shape the config implies, and
+    /// filling whole blocks of its type.
+    fn open(
+        &mut self,
+        index: usize,
+        spec: &TensorSpec,
+        planned: GgmlDType,
+    ) -> Result<(GgmlDType, TensorReader<'_>)> {
+        let origin = self.origin();
+        let bad = |problem: String| Error::BadField {
+            path: origin.clone(),
+            field: spec.gguf_name.clone(),
+            problem,
+        };
+        match self {
+            Tensors::File {
+                path,
+                content,
+                file,
+            } => {
+                let info = content
+                    .tensor_infos
+                    .get(&spec.gguf_name)
+                    .ok_or_else(|| bad("tensor is missing".into()))?;
+                if info.shape.dims() != spec.shape.as_slice() {
+                    return Err(bad(format!(
+                        "has shape {:?}, the model's metadata implies {:?}",
+                        info.shape.dims(),
+                        spec.shape
+                    )));
+                }
+                let elements = spec.elements() as u64;
+                crate::source::gguf_header::tensor_data_bytes(info.ggml_dtype, elements)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "{:?} does not fill whole {} blocks",
+                            spec.shape,
+                            crate::format::ggml_name(info.ggml_dtype)
+                        ))
+                    })?;
+                file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
+                    .map_err(|e| Error::io(*path, e))?;
+                Ok((info.ggml_dtype, TensorReader::File(path, &mut **file)))
+            }
+            Tensors::Made { maker, .. } => Ok((
+                planned,
+                TensorReader::Made(maker.stream(index, quantize::STREAM_CHUNKS)),
+            )),
+        }
+    }
+}
+
+/// Reads every tensor the architecture declares, in its storage type: from the GGUF file
+/// when the model is one in its own types, else made from the weight source in the planned
+/// types (quantized on load: a safetensors folder, a synthetic twin, a GGUF in another
+/// format). Each matrix is built as its bytes arrive, 64 rows at a time.
+fn read_tensors(input: &EngineInput, kernels: &Kernels) -> Result<HashMap<String, Loaded>> {
+    let mut file_lock;
+    let mut tensors = match (&input.weights, input.format) {
+        (Weights::Gguf(gguf), None) => {
+            file_lock = gguf.file.lock().unwrap_or_else(|p| p.into_inner());
+            Tensors::File {
+                path: &gguf.path,
+                content: &gguf.content,
+                file: &mut **file_lock,
+            }
+        }
+        (weights, _) => Tensors::Made {
+            source: match &input.source_path {
+                Some(path) => path.display().to_string(),
+                None => format!("{} weights", input.config.architecture),
+            },
+            maker: TensorMaker {
+                plan: &input.layout,
+                source: weights.as_source(),
+                head_dim: input.config.head_dim(),
+            },
+        },
+    };
+    let origin = tensors.origin();
+    let mut out = HashMap::new();
+    for (index, (spec, planned)) in input.layout.tensors.iter().enumerate() {
+        let name = &spec.gguf_name;
+        let bad = |problem: String| Error::BadField {
+            path: origin.clone(),
+            field: name.clone(),
+            problem,
+        };
+        let (dtype, mut reader) = tensors.open(index, spec, *planned)?;
+        let format = crate::format::ggml_name(dtype);
         // Read in chunks as the matrix is built: a tensor's bytes are never held whole beside
         // its converted copy (the 8B twin's embedding alone is 282 MiB).
-        let mut fill = |buf: &mut [u8]| file.read_exact(buf).map_err(|e| Error::io(path, e));
+        let mut fill = |buf: &mut [u8]| reader.fill(buf);
         // The shape checks' errors name the tensor as the engine's other errors do.
         let read = |rows: usize, cols: usize, fill: &mut dyn FnMut(&mut [u8]) -> Result<()>| {
             Matrix::read(name, format, rows, cols, kernels, fill).map_err(|e| match e {
-                Error::BadField { problem, field, .. } => bad(name, format!("{field} {problem}")),
+                Error::BadField { problem, field, .. } => bad(format!("{field} {problem}")),
                 other => other,
             })
         };
@@ -575,10 +667,9 @@ fn read_tensors(
                 Loaded::Vector(norm)
             }
             TensorRole::Norm => {
-                return Err(bad(
-                    name,
-                    format!("is {format}; the tuned engine reads norms in f32, f16 or bf16"),
-                ))
+                return Err(bad(format!(
+                    "is {format}; the tuned engine reads norms in f32, f16 or bf16"
+                )))
             }
             _ => Loaded::Matrix(read(spec.rows(), spec.cols(), &mut fill)?),
         };

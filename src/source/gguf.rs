@@ -5,9 +5,11 @@ use crate::arch::{self, ReadSeek, TensorSpec};
 use crate::error::{Error, Result};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::Device;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -104,22 +106,60 @@ pub fn resolve_content(
 }
 
 impl WeightSource for GgufWeights {
+    /// Reads and dequantizes only the blocks of the rows asked for (whole attention heads of
+    /// a RoPE-permuted tensor, whose rows are put back in Hugging Face's order), so a tensor
+    /// is made a chunk at a time without being held whole in f32.
     fn rows(&self, spec: &TensorSpec, rows: Range<usize>) -> Result<Vec<f32>> {
-        let qtensor = {
+        let info = self
+            .content
+            .tensor_infos
+            .get(&spec.gguf_name)
+            .ok_or_else(|| Error::BadField {
+                path: self.path.clone(),
+                field: spec.gguf_name.clone(),
+                problem: "tensor is missing".into(),
+            })?;
+        let (dtype, cols) = (info.ggml_dtype, spec.cols());
+        let permuted = spec.rope_permuted_heads.is_some();
+        let read = match permuted {
+            true => {
+                let hd = self.head_dim;
+                rows.start / hd * hd..(rows.end.div_ceil(hd) * hd).min(spec.rows())
+            }
+            false => rows.clone(),
+        };
+        // Checked when the file was resolved: whole blocks, inside the file; rows of whole
+        // blocks for every type a matrix can take.
+        if !cols.is_multiple_of(dtype.block_size()) {
+            return Err(Error::BadField {
+                path: self.path.clone(),
+                field: spec.gguf_name.clone(),
+                problem: format!(
+                    "has rows of {cols} values, not whole {} blocks of {}",
+                    crate::format::ggml_name(dtype),
+                    dtype.block_size()
+                ),
+            });
+        }
+        let row_bytes = (cols / dtype.block_size() * dtype.type_size()) as u64;
+        let mut bytes = vec![0u8; read.len() * row_bytes as usize];
+        {
             let mut file = self
                 .file
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            self.content
-                .tensor(&mut *file, &spec.gguf_name, &Device::Cpu)?
+            let at = self.content.tensor_data_offset + info.offset + read.start as u64 * row_bytes;
+            file.seek(SeekFrom::Start(at))
+                .and_then(|_| file.read_exact(&mut bytes))
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        let qtensor = qtensor_from_ggml(dtype, &bytes, vec![read.len(), cols], &Device::Cpu)?;
+        let data: Vec<f32> = qtensor.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+        let data = match permuted {
+            true => arch::permute_rows_to_hf(&data, cols, self.head_dim),
+            false => data,
         };
-        let tensor = qtensor.dequantize(&Device::Cpu)?;
-        let data: Vec<f32> = tensor.flatten_all()?.to_vec1()?;
-        let cols = spec.cols();
-        let data = match spec.rope_permuted_heads {
-            Some(_) => arch::permute_rows_to_hf(&data, cols, self.head_dim),
-            None => data,
-        };
-        Ok(data[rows.start * cols..rows.end * cols].to_vec())
+        let skip = rows.start - read.start;
+        Ok(data[skip * cols..(skip + rows.len()) * cols].to_vec())
     }
 }

@@ -166,12 +166,29 @@ impl SafetensorsWeights {
 }
 
 impl WeightSource for SafetensorsWeights {
+    /// Converts only the rows asked for, from the mapped file's bytes.
     fn rows(&self, spec: &TensorSpec, rows: Range<usize>) -> Result<Vec<f32>> {
-        let tensor = self
-            .tensors
-            .load(&spec.hf_name, &Device::Cpu)?
-            .to_dtype(DType::F32)?
-            .narrow(0, rows.start, rows.len())?;
-        Ok(tensor.flatten_all()?.to_vec1()?)
+        let view = self.tensors.get(&spec.hf_name)?;
+        let dtype = DType::try_from(view.dtype())?;
+        let row_bytes = spec.cols() * dtype.size_in_bytes();
+        let bytes = view
+            .data()
+            .get(rows.start * row_bytes..rows.end * row_bytes)
+            .ok_or_else(|| Error::BadField {
+                path: self.dir.clone(),
+                field: spec.hf_name.clone(),
+                problem: format!(
+                    "holds {} bytes, fewer than rows {rows:?} of {:?} in {dtype:?} need",
+                    view.data().len(),
+                    spec.shape
+                ),
+            })?;
+        let tensor = candle_core::Tensor::from_raw_buffer(
+            bytes,
+            dtype,
+            &[rows.len(), spec.cols()],
+            &Device::Cpu,
+        )?;
+        Ok(tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
     }
 }

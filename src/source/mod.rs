@@ -60,13 +60,9 @@ impl ResolvedModel {
 
 /// Tensors in Hugging Face naming and layout, as f32, whatever file holds them.
 pub trait WeightSource: Send + Sync {
-    /// Rows `rows` of the tensor, row-major.
+    /// Rows `rows` of the tensor, row-major. Made from those rows alone (a file's bytes for
+    /// them, generated values), so a tensor can be made a chunk at a time.
     fn rows(&self, spec: &TensorSpec, rows: Range<usize>) -> Result<Vec<f32>>;
-
-    /// True when rows are produced cheaply one chunk at a time (no file to read whole).
-    fn generates_rows(&self) -> bool {
-        false
-    }
 }
 
 impl Weights {

@@ -174,10 +174,6 @@ impl WeightSource for SyntheticWeights {
         }
         Ok(out)
     }
-
-    fn generates_rows(&self) -> bool {
-        true
-    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
