@@ -49,6 +49,7 @@ macro_rules! four_tokens_at_a_time {
     }};
 }
 
+pub mod arena;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -65,6 +66,7 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
 
+pub use arena::{Arena, WeightVec};
 use blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 pub use error::{Error, Result};
 pub use pool::Pool;
@@ -352,14 +354,15 @@ fn check_blocks<B: Block>(name: &str, rows: usize, cols: usize, bytes: &[u8]) ->
 pub struct QMatrix<B> {
     pub rows: usize,
     pub cols: usize,
-    pub blocks: Vec<B>,
+    pub blocks: WeightVec<B>,
 }
 
 impl<B: QuantBlock> QMatrix<B> {
     /// Reads a matrix from GGUF tensor bytes, checking the shape against the byte count.
     pub fn from_gguf(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self> {
         check_blocks::<B>(name, rows, cols, bytes)?;
-        let blocks = blocks::read_blocks(bytes).expect("length checked above");
+        let blocks: Vec<B> = blocks::read_blocks(bytes).expect("length checked above");
+        let blocks = WeightVec::from_slice(&blocks);
         Ok(Self { rows, cols, blocks })
     }
 
@@ -380,7 +383,7 @@ impl<B: QuantBlock> QMatrix<B> {
 pub struct F32Matrix {
     pub rows: usize,
     pub cols: usize,
-    pub data: Vec<f32>,
+    pub data: WeightVec<f32>,
 }
 
 impl F32Matrix {
@@ -398,10 +401,12 @@ impl F32Matrix {
                 ),
             });
         }
-        let data = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let mut data = Arena::default().vec(rows * cols);
+        data.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
         Ok(Self { rows, cols, data })
     }
 
@@ -429,27 +434,6 @@ fn each_row(pool: &mut Pool, y: &mut [f32], row: impl Fn(usize) -> f32 + Sync) {
             *o = row(r);
         }
     });
-}
-
-/// An empty vector with room for `n` weights, whose memory the kernel is asked to back with
-/// 2 MiB pages (`madvise(MADV_HUGEPAGE)`, before anything touches it). Decode streams every
-/// weight once per token: with 4 KiB pages that is a TLB miss every 4 KiB, and where
-/// transparent huge pages are `madvise`-only (Debian's default) nothing else asks for them.
-/// Advice only: refused or unsupported, the vector is the same.
-pub fn weight_buffer<T>(n: usize) -> Vec<T> {
-    let v = Vec::with_capacity(n);
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        const HUGE: usize = 2 << 20;
-        let (start, len) = (v.as_ptr() as usize, n * std::mem::size_of::<T>());
-        let (first, end) = (start.next_multiple_of(HUGE), (start + len) / HUGE * HUGE);
-        if end > first {
-            // SAFETY: advice on whole pages inside the vector's own allocation; it changes
-            // how they are backed, not their contents.
-            unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
-        }
-    }
-    v
 }
 
 /// An output buffer the pool's threads fill in disjoint parts.

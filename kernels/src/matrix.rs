@@ -13,7 +13,7 @@
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
 use super::{ops, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows16, Rows8, SharedOut};
-use super::{Error, Result};
+use super::{Arena, Error, Result, WeightVec};
 use half::{bf16, f16};
 
 /// The storage types a [`Matrix`] holds, by GGUF's type names.
@@ -23,7 +23,7 @@ pub const FORMATS: &[&str] = &["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"];
 pub struct HalfMatrix<H> {
     pub rows: usize,
     pub cols: usize,
-    pub data: Vec<H>,
+    pub data: WeightVec<H>,
 }
 
 impl<H: Copy + Into<f32>> HalfMatrix<H> {
@@ -105,6 +105,7 @@ impl Matrix {
         rows: usize,
         cols: usize,
         kernels: &Kernels,
+        arena: &mut Arena,
         fill: &mut dyn FnMut(&mut [u8]) -> Result<(), E>,
     ) -> Result<Matrix, E> {
         let total = Matrix::gguf_bytes(name, format, rows, cols)?;
@@ -120,11 +121,11 @@ impl Matrix {
             }
             Ok(())
         };
-        fn plain<B: QuantBlock>(rows: usize, cols: usize) -> QMatrix<B> {
+        fn plain<B: QuantBlock>(arena: &mut Arena, rows: usize, cols: usize) -> QMatrix<B> {
             QMatrix {
                 rows,
                 cols,
-                blocks: super::weight_buffer(rows * cols / QK),
+                blocks: arena.vec(rows * cols / QK),
             }
         }
         fn extend<B: QuantBlock>(m: &mut QMatrix<B>, bytes: &[u8]) {
@@ -132,7 +133,7 @@ impl Matrix {
         }
         Ok(match format {
             "f32" => {
-                let mut data = super::weight_buffer(rows * cols);
+                let mut data = arena.vec(rows * cols);
                 chunks(&mut |b| {
                     data.extend(
                         b.chunks_exact(4)
@@ -142,46 +143,49 @@ impl Matrix {
                 Matrix::F32(F32Matrix { rows, cols, data })
             }
             "f16" => {
-                let mut data = super::weight_buffer(rows * cols);
+                let mut data = arena.vec(rows * cols);
                 chunks(&mut |b| {
                     data.extend(b.chunks_exact(2).map(|v| f16::from_le_bytes([v[0], v[1]])))
                 })?;
                 Matrix::F16(HalfMatrix { rows, cols, data })
             }
             "bf16" => {
-                let mut data = super::weight_buffer(rows * cols);
+                let mut data = arena.vec(rows * cols);
                 chunks(&mut |b| {
                     data.extend(b.chunks_exact(2).map(|v| bf16::from_le_bytes([v[0], v[1]])))
                 })?;
                 Matrix::BF16(HalfMatrix { rows, cols, data })
             }
             "q8_0" if groups && kernels.rows8_q8_0.is_some() => {
-                let mut m = Repacked::with_capacity(rows, cols, kernels.rows16_q8_0.is_some());
+                let mut m =
+                    Repacked::with_capacity(arena, rows, cols, kernels.rows16_q8_0.is_some());
                 chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
                 Matrix::Q8_0x8(m)
             }
             "q4_0" if groups && kernels.rows8_q4_0.is_some() => {
-                let mut m = Repacked::with_capacity(rows, cols, kernels.rows16_q4_0.is_some());
+                let mut m =
+                    Repacked::with_capacity(arena, rows, cols, kernels.rows16_q4_0.is_some());
                 chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
                 Matrix::Q4_0x8(m)
             }
             "q4_1" if groups && kernels.rows8_q4_1.is_some() => {
-                let mut m = Repacked::with_capacity(rows, cols, kernels.rows16_q4_1.is_some());
+                let mut m =
+                    Repacked::with_capacity(arena, rows, cols, kernels.rows16_q4_1.is_some());
                 chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
                 Matrix::Q4_1x8(m)
             }
             "q8_0" => {
-                let mut m = plain::<BlockQ8_0>(rows, cols);
+                let mut m = plain::<BlockQ8_0>(arena, rows, cols);
                 chunks(&mut |b| extend(&mut m, b))?;
                 Matrix::Q8_0(m)
             }
             "q4_0" => {
-                let mut m = plain::<BlockQ4_0>(rows, cols);
+                let mut m = plain::<BlockQ4_0>(arena, rows, cols);
                 chunks(&mut |b| extend(&mut m, b))?;
                 Matrix::Q4_0(m)
             }
             _ => {
-                let mut m = plain::<BlockQ4_1>(rows, cols);
+                let mut m = plain::<BlockQ4_1>(arena, rows, cols);
                 chunks(&mut |b| extend(&mut m, b))?;
                 Matrix::Q4_1(m)
             }
@@ -724,11 +728,19 @@ mod tests {
                 .collect();
             let read = |k: &Kernels| {
                 let mut at = 0;
-                Matrix::read::<crate::Error>("w", "q4_0", rows, cols, k, &mut |buf| {
-                    buf.copy_from_slice(&bytes[at..at + buf.len()]);
-                    at += buf.len();
-                    Ok(())
-                })
+                Matrix::read::<crate::Error>(
+                    "w",
+                    "q4_0",
+                    rows,
+                    cols,
+                    k,
+                    &mut Arena::default(),
+                    &mut |buf| {
+                        buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                        at += buf.len();
+                        Ok(())
+                    },
+                )
                 .unwrap()
             };
             let (paired, single) = (read(&wide), read(&narrow));

@@ -15,6 +15,7 @@
 //! `j` low and `j + 16` high), so repacking only moves 4-byte pieces.
 
 use super::blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+use crate::WeightVec;
 use half::f16;
 
 /// Rows per group.
@@ -178,7 +179,7 @@ impl Nibbles for BlockQ4_1x8 {
 pub struct Repacked<I> {
     pub rows: usize,
     pub cols: usize,
-    pub groups: Vec<I>,
+    pub groups: WeightVec<I>,
     pub paired: bool,
 }
 
@@ -189,18 +190,18 @@ impl<I: Interleaved> Repacked<I> {
     pub fn new(rows: usize, cols: usize, blocks: &[I::Row], paired: bool) -> Self {
         let per_row = cols / QK;
         assert_eq!(blocks.len(), rows * per_row, "rows × cols / 32 blocks");
-        let mut m = Self::with_capacity(rows, cols, paired);
+        let mut m = Self::with_capacity(&mut crate::Arena::default(), rows, cols, paired);
         m.push_groups(rows / ROWS, |g, k, b| blocks[(g * ROWS + k) * per_row + b]);
         m
     }
 
     /// An empty matrix of `rows × cols` to fill with [`Self::extend_from_gguf_bytes`].
-    pub fn with_capacity(rows: usize, cols: usize, paired: bool) -> Self {
+    pub fn with_capacity(arena: &mut crate::Arena, rows: usize, cols: usize, paired: bool) -> Self {
         assert!(rows.is_multiple_of(ROWS), "whole groups of {ROWS} rows");
         Self {
             rows,
             cols,
-            groups: super::weight_buffer(rows / ROWS * (cols / QK)),
+            groups: arena.vec(rows / ROWS * (cols / QK)),
             paired,
         }
     }

@@ -195,7 +195,7 @@ fn f32_gemv_on_every_level_and_thread_count_matches_f64() {
         let w = random(rows * cols, 13);
         let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
         let matrix = F32Matrix::from_gguf("w", rows, cols, &bytes).unwrap();
-        assert_eq!(matrix.data, w);
+        assert_eq!(&matrix.data[..], &w[..]);
         let x = random(cols, 17);
         for level in Level::available() {
             for threads in [1, 3] {

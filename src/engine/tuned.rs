@@ -13,7 +13,7 @@ use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
 use crate::arch::{ReadSeek, TensorRole, TensorSpec};
 use crate::error::{Error, Result};
 use crate::kernels::matrix::{self, multiply, Activations, Input, Matrix, Product, RmsNorm, Then};
-use crate::kernels::{ops, Kernels, Pool, SharedOut};
+use crate::kernels::{ops, Arena, Kernels, Pool, SharedOut};
 use crate::model::{EngineInput, Planned};
 use crate::source::Weights;
 use candle_core::quantized::gguf_file::Content;
@@ -639,6 +639,8 @@ fn read_tensors(input: &EngineInput, kernels: &Kernels) -> Result<HashMap<String
         },
     };
     let origin = tensors.origin();
+    // The model's matrices one after another in memory the kernel can back with huge pages.
+    let mut arena = Arena::default();
     let mut out = HashMap::new();
     for (index, (spec, planned)) in input.layout.tensors.iter().enumerate() {
         let name = &spec.gguf_name;
@@ -653,8 +655,8 @@ fn read_tensors(input: &EngineInput, kernels: &Kernels) -> Result<HashMap<String
         // its converted copy (the 8B twin's embedding alone is 282 MiB).
         let mut fill = |buf: &mut [u8]| reader.fill(buf);
         // The shape checks' errors name the tensor as the engine's other errors do.
-        let read = |rows: usize, cols: usize, fill: &mut dyn FnMut(&mut [u8]) -> Result<()>| {
-            Matrix::read(name, format, rows, cols, kernels, fill).map_err(|e| match e {
+        let mut read = |rows: usize, cols: usize, fill: &mut dyn FnMut(&mut [u8]) -> Result<()>| {
+            Matrix::read(name, format, rows, cols, kernels, &mut arena, fill).map_err(|e| match e {
                 Error::BadField { problem, field, .. } => bad(format!("{field} {problem}")),
                 other => other,
             })
