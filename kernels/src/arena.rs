@@ -79,25 +79,21 @@ impl Arena {
             .checked_mul(std::mem::size_of::<T>())
             .expect("a weight buffer's size fits in memory");
         let at = self.used.next_multiple_of(ALIGN);
-        let chunk = match &self.chunk {
-            Some(chunk) if at + bytes <= chunk.layout.size() => {
-                self.used = at + bytes;
-                chunk.clone()
-            }
-            _ => {
-                let chunk = Arc::new(Chunk::new(bytes.max(CHUNK_BYTES)));
-                self.chunk = Some(chunk.clone());
-                self.used = bytes;
-                return WeightVec {
-                    ptr: chunk.ptr.cast(),
-                    _chunk: chunk,
-                    len: 0,
-                    capacity: n,
-                };
-            }
+        let fits = (self.chunk.as_ref()).is_some_and(|c| at + bytes <= c.layout.size());
+        let at = if fits {
+            at
+        } else {
+            self.chunk = Some(Arc::new(Chunk::new(bytes.max(CHUNK_BYTES))));
+            0
         };
+        self.used = at + bytes;
+        let chunk = self
+            .chunk
+            .clone()
+            .expect("a chunk was made above if there was none");
         WeightVec {
-            // SAFETY: `at + bytes` is within the chunk (checked above).
+            // SAFETY: `at + bytes` is within the chunk (checked above, or a new chunk of at
+            // least `bytes`).
             ptr: unsafe { chunk.ptr.add(at) }.cast(),
             _chunk: chunk,
             len: 0,
@@ -122,13 +118,6 @@ unsafe impl<T: Send> Send for WeightVec<T> {}
 unsafe impl<T: Sync> Sync for WeightVec<T> {}
 
 impl<T: Copy> WeightVec<T> {
-    /// A buffer of its own holding `values` (tests, and matrices built from whole slices).
-    pub fn from_slice(values: &[T]) -> WeightVec<T> {
-        let mut v = Arena::default().vec(values.len());
-        v.extend(values.iter().copied());
-        v
-    }
-
     pub fn push(&mut self, value: T) {
         assert!(
             self.len < self.capacity,
@@ -206,7 +195,6 @@ mod tests {
         c[0] = 8.0;
         assert_eq!(c.len(), 1);
         assert_eq!(c.capacity(), 5);
-        assert_eq!(&WeightVec::from_slice(&[4u8, 5])[..], &[4, 5]);
     }
 
     #[test]

@@ -142,14 +142,6 @@ impl Block for BlockQ4_1 {
     }
 }
 
-/// Reads whole blocks from GGUF bytes; `None` if the length is not a whole number of blocks.
-pub fn read_blocks<B: Block>(bytes: &[u8]) -> Option<Vec<B>> {
-    bytes
-        .len()
-        .is_multiple_of(B::BYTES)
-        .then(|| bytes.chunks_exact(B::BYTES).map(B::read).collect())
-}
-
 /// Quantizes activations to 8-bit blocks ([`BlockQ8::quantize`] each 32): `x.len()` must be a
 /// multiple of 32 and `out` hold `x.len() / 32`.
 pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {

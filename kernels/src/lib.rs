@@ -361,8 +361,8 @@ impl<B: QuantBlock> QMatrix<B> {
     /// Reads a matrix from GGUF tensor bytes, checking the shape against the byte count.
     pub fn from_gguf(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self> {
         check_blocks::<B>(name, rows, cols, bytes)?;
-        let blocks: Vec<B> = blocks::read_blocks(bytes).expect("length checked above");
-        let blocks = WeightVec::from_slice(&blocks);
+        let mut blocks = Arena::default().vec(bytes.len() / B::BYTES);
+        blocks.extend(bytes.chunks_exact(B::BYTES).map(B::read));
         Ok(Self { rows, cols, blocks })
     }
 

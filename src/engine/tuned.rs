@@ -17,7 +17,6 @@ use crate::kernels::{ops, Arena, Kernels, Pool, SharedOut};
 use crate::model::{EngineInput, Planned};
 use crate::source::Weights;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::GgmlDType;
 use half::f16;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -558,54 +557,31 @@ impl Tensors<'_> {
         }
     }
 
-    /// Tensor `index` of the plan, `spec`: its storage type and a reader at its first byte.
-    /// A file's tensor is checked first: present, of the shape the config implies, and
-    /// filling whole blocks of its type.
-    fn open(
-        &mut self,
-        index: usize,
-        spec: &TensorSpec,
-        planned: GgmlDType,
-    ) -> Result<(GgmlDType, TensorReader<'_>)> {
-        let origin = self.origin();
-        let bad = |problem: String| Error::BadField {
-            path: origin.clone(),
-            field: spec.gguf_name.clone(),
-            problem,
-        };
+    /// A reader at the first byte of tensor `index` of the plan, `spec`. A file's tensors were
+    /// checked when it was resolved (present, of the shape the config implies, rows of whole
+    /// blocks inside the file: `source::gguf`), and the plan holds their types.
+    fn open(&mut self, index: usize, spec: &TensorSpec) -> Result<TensorReader<'_>> {
         match self {
             Tensors::File {
                 path,
                 content,
                 file,
             } => {
-                let info = content
-                    .tensor_infos
-                    .get(&spec.gguf_name)
-                    .ok_or_else(|| bad("tensor is missing".into()))?;
-                if info.shape.dims() != spec.shape.as_slice() {
-                    return Err(bad(format!(
-                        "has shape {:?}, the model's metadata implies {:?}",
-                        info.shape.dims(),
-                        spec.shape
-                    )));
-                }
-                let elements = spec.elements() as u64;
-                crate::source::gguf_header::tensor_data_bytes(info.ggml_dtype, elements)
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "{:?} does not fill whole {} blocks",
-                            spec.shape,
-                            crate::format::ggml_name(info.ggml_dtype)
-                        ))
-                    })?;
+                let info =
+                    content
+                        .tensor_infos
+                        .get(&spec.gguf_name)
+                        .ok_or_else(|| Error::BadField {
+                            path: path.to_path_buf(),
+                            field: spec.gguf_name.clone(),
+                            problem: "tensor is missing".into(),
+                        })?;
                 file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
                     .map_err(|e| Error::io(*path, e))?;
-                Ok((info.ggml_dtype, TensorReader::File(path, &mut **file)))
+                Ok(TensorReader::File(path, &mut **file))
             }
-            Tensors::Made { maker, .. } => Ok((
-                planned,
-                TensorReader::Made(maker.stream(index, quantize::STREAM_CHUNKS)),
+            Tensors::Made { maker, .. } => Ok(TensorReader::Made(
+                maker.stream(index, quantize::STREAM_CHUNKS),
             )),
         }
     }
@@ -642,15 +618,15 @@ fn read_tensors(input: &EngineInput, kernels: &Kernels) -> Result<HashMap<String
     // The model's matrices one after another in memory the kernel can back with huge pages.
     let mut arena = Arena::default();
     let mut out = HashMap::new();
-    for (index, (spec, planned)) in input.layout.tensors.iter().enumerate() {
+    for (index, (spec, dtype)) in input.layout.tensors.iter().enumerate() {
         let name = &spec.gguf_name;
         let bad = |problem: String| Error::BadField {
             path: origin.clone(),
             field: name.clone(),
             problem,
         };
-        let (dtype, mut reader) = tensors.open(index, spec, *planned)?;
-        let format = crate::format::ggml_name(dtype);
+        let mut reader = tensors.open(index, spec)?;
+        let format = crate::format::ggml_name(*dtype);
         // Read in chunks as the matrix is built: a tensor's bytes are never held whole beside
         // its converted copy (the 8B twin's embedding alone is 282 MiB).
         let mut fill = |buf: &mut [u8]| reader.fill(buf);

@@ -128,19 +128,8 @@ impl WeightSource for GgufWeights {
             }
             false => rows.clone(),
         };
-        // Checked when the file was resolved: whole blocks, inside the file; rows of whole
-        // blocks for every type a matrix can take.
-        if !cols.is_multiple_of(dtype.block_size()) {
-            return Err(Error::BadField {
-                path: self.path.clone(),
-                field: spec.gguf_name.clone(),
-                problem: format!(
-                    "has rows of {cols} values, not whole {} blocks of {}",
-                    crate::format::ggml_name(dtype),
-                    dtype.block_size()
-                ),
-            });
-        }
+        // The header's reader refused rows that are not whole blocks (`gguf_header::read`).
+        debug_assert!(cols.is_multiple_of(dtype.block_size()));
         let row_bytes = (cols / dtype.block_size() * dtype.type_size()) as u64;
         let mut bytes = vec![0u8; read.len() * row_bytes as usize];
         {
