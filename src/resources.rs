@@ -26,10 +26,12 @@ pub struct Usage {
     /// How busy each logical CPU was over the phase (all processes), 0-100.
     pub per_core_busy_percent: Vec<f64>,
     /// CPU other processes (and the hypervisor's steal) took over the phase: all cores' busy
-    /// time less this process's, in percent of one core (absent from older files).
+    /// time less this process's, in percent of one core (absent from older files). Over at
+    /// least [`JUDGED_WINDOW`] from the phase's start: a shorter phase is followed by an idle wait.
     #[serde(default)]
     pub other_cpu_percent: Option<f64>,
-    /// Time the hypervisor gave this VM's CPUs to others, in percent of one core.
+    /// Time the hypervisor gave this VM's CPUs to others, in percent of one core (over the same
+    /// window as `other_cpu_percent`).
     #[serde(default)]
     pub steal_percent: Option<f64>,
     /// Why the phase's timings may be distorted (see [`contention`]), or `None` when the
@@ -140,8 +142,7 @@ impl Sampler {
             }
             _ => None,
         };
-        let same_cores = self.cores_start.len() == cores_end.len();
-        let per_core_busy_percent: Vec<f64> = if same_cores {
+        let per_core_busy_percent: Vec<f64> = if self.cores_start.len() == cores_end.len() {
             self.cores_start
                 .iter()
                 .zip(&cores_end)
@@ -150,16 +151,17 @@ impl Sampler {
         } else {
             vec![]
         };
-        let steal_percent = (same_cores && !cores_end.is_empty()).then(|| {
-            self.cores_start
-                .iter()
-                .zip(&cores_end)
-                .map(|(a, b)| a.steal_percent_until(b))
-                .sum::<f64>()
-        });
-        let other_cpu_percent = process_cpu_percent
-            .filter(|_| !per_core_busy_percent.is_empty())
-            .map(|ours| (per_core_busy_percent.iter().sum::<f64>() - ours).max(0.0));
+        // Others' share is judged over at least JUDGED_WINDOW: a shorter phase is followed by
+        // an idle wait, so that 10 ms ticks can tell a busy neighbour from this phase's work.
+        let (others, steal) = if wall < JUDGED_WINDOW {
+            std::thread::sleep(JUDGED_WINDOW - wall);
+            let window = self.started.elapsed();
+            let ours = self.process_cpu_start.zip(process_cpu_time());
+            others_and_steal(&self.cores_start, &core_ticks(), ours, window)
+        } else {
+            let ours = self.process_cpu_start.zip(process_cpu_end);
+            others_and_steal(&self.cores_start, &cores_end, ours, wall)
+        };
         Usage {
             wall_seconds: wall.as_secs_f64(),
             samples: rss.len(),
@@ -168,11 +170,47 @@ impl Sampler {
                 .then(|| (rss.iter().map(|&b| b as u128).sum::<u128>() / rss.len() as u128) as u64),
             process_cpu_percent,
             per_core_busy_percent,
-            other_cpu_percent,
-            steal_percent,
+            other_cpu_percent: others,
+            steal_percent: steal,
             contention: None,
         }
     }
+}
+
+/// The shortest window over which other processes' CPU use is judged. `/proc/stat` counts each
+/// core's time in 10 ms ticks, so over the 18 ms of a tiny model's latency phase a core reads
+/// 0% or 100% busy and a busy neighbour could not be told from the phase itself (seen in CI:
+/// a run beside two busy loops read as quiet). Over 250 ms two cores' counts are within 8% of
+/// a core, well inside the 25% rule.
+pub const JUDGED_WINDOW: Duration = Duration::from_millis(250);
+
+/// Other processes' CPU use and the hypervisor's steal, in percent of one core, over `window`
+/// between two readings of every core's ticks, given this process's CPU time at both ends
+/// (`ours`). `None` when the readings cannot be compared.
+fn others_and_steal(
+    start: &[CoreTicks],
+    end: &[CoreTicks],
+    ours: Option<(Duration, Duration)>,
+    window: Duration,
+) -> (Option<f64>, Option<f64>) {
+    if start.len() != end.len() || end.is_empty() || window.is_zero() {
+        return (None, None);
+    }
+    let busy: f64 = start
+        .iter()
+        .zip(end)
+        .map(|(a, b)| a.busy_percent_until(b))
+        .sum();
+    let steal: f64 = start
+        .iter()
+        .zip(end)
+        .map(|(a, b)| a.steal_percent_until(b))
+        .sum();
+    let others = ours.map(|(a, b)| {
+        let ours = 100.0 * b.saturating_sub(a).as_secs_f64() / window.as_secs_f64();
+        (busy - ours).max(0.0)
+    });
+    (others, Some(steal))
 }
 
 /// Runs `work` under a sampler.
@@ -239,21 +277,11 @@ pub fn busy_before_run(window: Duration) -> Option<Busy> {
     let ours_start = process_cpu_time()?;
     std::thread::sleep(window);
     let (cores_end, after) = (core_ticks(), per_process());
-    let ours = process_cpu_time()?.saturating_sub(ours_start).as_secs_f64();
-    if cores_start.len() != cores_end.len() || cores_end.is_empty() {
+    let ours = Some((ours_start, process_cpu_time()?));
+    let (Some(others), Some(steal)) = others_and_steal(&cores_start, &cores_end, ours, window)
+    else {
         return None;
-    }
-    let busy: f64 = cores_start
-        .iter()
-        .zip(&cores_end)
-        .map(|(a, b)| a.busy_percent_until(b))
-        .sum();
-    let others = (busy - 100.0 * ours / window.as_secs_f64()).max(0.0);
-    let steal: f64 = cores_start
-        .iter()
-        .zip(&cores_end)
-        .map(|(a, b)| a.steal_percent_until(b))
-        .sum();
+    };
     let mut top: Vec<(String, f64)> = after
         .iter()
         .filter_map(|(pid, name, ticks)| {
@@ -284,8 +312,23 @@ fn status_kib(key: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// User + system CPU time of this process (all threads).
+/// User + system CPU time of this process (all threads), to the nanosecond where the C
+/// library offers `CLOCK_PROCESS_CPUTIME_ID`; else from `/proc/self/stat`, in 10 ms ticks.
 fn process_cpu_time() -> Option<Duration> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through a valid pointer.
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) } == 0 {
+            return Some(Duration::new(
+                u64::try_from(now.tv_sec).ok()?,
+                u32::try_from(now.tv_nsec).ok()?,
+            ));
+        }
+    }
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let after = stat.rsplit_once(')')?.1;

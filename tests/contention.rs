@@ -117,3 +117,23 @@ fn doctor_names_a_busy_neighbour_and_exits_1() {
         );
     }
 }
+
+/// A phase far shorter than the kernel's 10 ms CPU ticks (here: none at all) beside busy
+/// processes is still judged contended: others' share is read over `JUDGED_WINDOW`, not over
+/// the phase alone, where the tick counts would read 0% or 100% by chance.
+#[test]
+fn a_phase_shorter_than_a_clock_tick_is_judged_over_a_long_enough_window() {
+    use llm_bench::resources::{Sampler, JUDGED_WINDOW};
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _busy = Busy::on_every_cpu(cores);
+    // Let the busy loops start before the phase begins.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let started = std::time::Instant::now();
+    let mut usage = Sampler::cpu_only().finish();
+    assert!(started.elapsed() >= JUDGED_WINDOW);
+    assert!(usage.wall_seconds < JUDGED_WINDOW.as_secs_f64());
+    usage.judge(cores);
+    assert!(usage.other_cpu_percent.unwrap() > 50.0, "{usage:?}");
+    let why = usage.contention.expect("contended");
+    assert!(why.contains("other processes used"), "{why}");
+}
