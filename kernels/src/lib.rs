@@ -288,6 +288,14 @@ impl Kernels {
             #[cfg(target_arch = "aarch64")]
             Level::NeonDot => Kernels {
                 level,
+                dot_f32: neon::dot_f32,
+                dot_f16_f32: neon::dot_f16_f32,
+                dot_bf16_f32: neon::dot_bf16_f32,
+                dot_f16: neon::dot_f16,
+                axpy_f16: neon::axpy_f16,
+                silu_mul: neon::silu_mul,
+                softmax_exp: neon::softmax_exp,
+                attend: neon::attend,
                 rows8_q4_0: Some(neon::rows8_q4_0),
                 rows8_q4_1: Some(neon::rows8_q4_1),
                 rows8_q8_0: Some(neon::rows8_q8_0),
