@@ -7,8 +7,9 @@
 //! `avxvnni` (AVX2's kernels, with AVX-VNNI's `vpdpbusd` for interleaved rows; `vnni`),
 //! `avx512` (AVX-512 F and BW: interleaved rows sixteen at a time in 512-bit vectors;
 //! `avx512`), `avx512vnni` (the same with `vpdpbusd`, eight-row groups left over in 256-bit
-//! `vpdpbusd`); on aarch64 `neondot` (NEON with the dot-product extension: `sdot` for
-//! interleaved rows; `neon`).
+//! `vpdpbusd`); on aarch64 `neon` (every aarch64 CPU: NEON row-major quantized dots, dense
+//! dots and attention; `neon/`) and `neondot` (NEON with the dot-product extension: `neon`'s
+//! kernels, and `sdot` for interleaved rows; `neon`).
 //! `LLM_BENCH_KERNELS=scalar` forces a lower level than the CPU offers (tests run every level
 //! the machine has; a level the CPU lacks is refused, never run).
 
@@ -71,7 +72,8 @@ use blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 pub use error::{Error, Result};
 pub use pool::Pool;
 
-/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni`, `avx512`, `avx512vnni` or `neondot`.
+/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni`, `avx512`, `avx512vnni`, `neon` or
+/// `neondot`.
 pub const LEVEL_ENV: &str = "LLM_BENCH_KERNELS";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,16 +83,18 @@ pub enum Level {
     AvxVnni,
     Avx512,
     Avx512Vnni,
+    Neon,
     NeonDot,
 }
 
 impl Level {
-    pub const ALL: [Level; 6] = [
+    pub const ALL: [Level; 7] = [
         Level::Scalar,
         Level::Avx2,
         Level::AvxVnni,
         Level::Avx512,
         Level::Avx512Vnni,
+        Level::Neon,
         Level::NeonDot,
     ];
 
@@ -101,6 +105,7 @@ impl Level {
             Level::AvxVnni => "avxvnni",
             Level::Avx512 => "avx512",
             Level::Avx512Vnni => "avx512vnni",
+            Level::Neon => "neon",
             Level::NeonDot => "neondot",
         }
     }
@@ -119,9 +124,11 @@ impl Level {
             #[cfg(not(target_arch = "x86_64"))]
             Level::Avx2 | Level::AvxVnni | Level::Avx512 | Level::Avx512Vnni => false,
             #[cfg(target_arch = "aarch64")]
+            Level::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
             Level::NeonDot => neon::detected(),
             #[cfg(not(target_arch = "aarch64"))]
-            Level::NeonDot => false,
+            Level::Neon | Level::NeonDot => false,
         }
     }
 
@@ -286,8 +293,11 @@ impl Kernels {
                 ..Kernels::for_level(Level::Avx2)?
             },
             #[cfg(target_arch = "aarch64")]
-            Level::NeonDot => Kernels {
+            Level::Neon => Kernels {
                 level,
+                dot_q8_0: neon::dot_q8_0,
+                dot_q4_0: neon::dot_q4_0,
+                dot_q4_1: neon::dot_q4_1,
                 dot_f32: neon::dot_f32,
                 dot_f16_f32: neon::dot_f16_f32,
                 dot_bf16_f32: neon::dot_bf16_f32,
@@ -296,13 +306,20 @@ impl Kernels {
                 silu_mul: neon::silu_mul,
                 softmax_exp: neon::softmax_exp,
                 attend: neon::attend,
+                ..Kernels::for_level(Level::Scalar)?
+            },
+            #[cfg(target_arch = "aarch64")]
+            Level::NeonDot => Kernels {
+                level,
                 rows8_q4_0: Some(neon::rows8_q4_0),
                 rows8_q4_1: Some(neon::rows8_q4_1),
                 rows8_q8_0: Some(neon::rows8_q8_0),
-                ..Kernels::for_level(Level::Scalar)?
+                ..Kernels::for_level(Level::Neon)?
             },
             #[cfg(not(target_arch = "aarch64"))]
-            Level::NeonDot => unreachable!("refused above: not supported off aarch64"),
+            Level::Neon | Level::NeonDot => {
+                unreachable!("refused above: not supported off aarch64")
+            }
             #[cfg(not(target_arch = "x86_64"))]
             Level::Avx2 | Level::AvxVnni | Level::Avx512 | Level::Avx512Vnni => {
                 unreachable!("refused above: not supported off x86-64")

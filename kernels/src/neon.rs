@@ -2,9 +2,10 @@
 //! Neoverse N1/V1/V2, Ampere Altra, Apple M1 and later): the interleaved rows of `repack`
 //! with `sdot`, which multiplies signed bytes and adds each four products into a 32-bit lane
 //! in one instruction. A 32-byte piece of eight interleaved rows is two 16-byte registers of
-//! four rows each, so the layout and the tiling are AVX2's. The level's kernels over dense
-//! weights, the exponentials and attention are plain NEON (`neon/dense.rs`); its row-major
-//! quantized dots (for matrices whose rows do not come in groups of eight) are the portable ones.
+//! four rows each, so the layout and the tiling are AVX2's. Its other kernels are the `neon`
+//! level's, in plain NEON: dense dots, the exponentials and attention (`neon/dense.rs`), and
+//! row-major quantized dots (`neon/rows.rs`) for matrices whose rows do not come in groups of
+//! eight.
 //!
 //! `sdot` is written as inline assembly: Rust's `vdotq_s32` is not stable yet
 //! (`stdarch_neon_dotprod`). Each `pub fn` is safe to call only through [`super::Kernels`],
@@ -12,10 +13,12 @@
 //! CPU on x86-64 hosts (`scripts/test-aarch64`), and refused on CPUs without `dotprod`.
 
 mod dense;
+mod rows;
 
 pub(super) use dense::{
     attend, axpy_f16, dot_bf16_f32, dot_f16, dot_f16_f32, dot_f32, silu_mul, softmax_exp,
 };
+pub(super) use rows::{dot_q4_0, dot_q4_1, dot_q8_0};
 
 use super::blocks::{BlockQ8, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};

@@ -328,6 +328,11 @@ fn levels_are_chosen_refused_and_named() {
         // SAFETY: getauxval reads the process's auxiliary vector; no memory is passed.
         let dotprod = unsafe { libc::getauxval(libc::AT_HWCAP) } & HWCAP_ASIMDDP != 0;
         assert_eq!(available.contains(&Level::NeonDot), dotprod);
+        // NEON (Advanced SIMD) is part of every aarch64 CPU Linux runs on.
+        const HWCAP_ASIMD: libc::c_ulong = 1 << 1;
+        // SAFETY: as above.
+        let asimd = unsafe { libc::getauxval(libc::AT_HWCAP) } & HWCAP_ASIMD != 0;
+        assert!(asimd && available.contains(&Level::Neon), "{available:?}");
         eprintln!("aarch64 levels: {available:?}");
     }
 }

@@ -1,4 +1,4 @@
-//! The `neondot` level's kernels over dense weights and the f16 KV cache, in NEON (the aarch64
+//! The `neon` and `neondot` levels' kernels over dense weights and the f16 KV cache, in NEON (the aarch64
 //! baseline, so nothing here needs detecting): f32, f16 and bf16 weights by f32 activations
 //! (decode of unquantized formats), the SiLU and softmax exponentials, and one query head's
 //! attention in one pass. They follow AVX2's (`avx2.rs`) in four-lane vectors.

@@ -1,0 +1,88 @@
+//! Row-major quantized dots in plain NEON (no dot-product extension): one row of q8_0, q4_0
+//! or q4_1 blocks by a token's 8-bit activations. The `neon` level multiplies every quantized
+//! matrix with them; `neondot` only matrices whose rows do not come in groups of eight (the
+//! rest take `sdot` on interleaved rows).
+//!
+//! Per block: the 32 byte products widened to 16 bits (`smull`: one product per lane, so no
+//! saturation whatever the bytes), added pairwise into 32-bit lanes (`sadalp`), the block's
+//! integer sum scaled once.
+
+use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use std::arch::aarch64::*;
+
+/// Σ a[i] · b[i] over 32 signed bytes each, in 32-bit lanes.
+#[inline]
+#[target_feature(enable = "neon")]
+fn products(a: [int8x16_t; 2], b: [int8x16_t; 2]) -> int32x4_t {
+    let mut sum = vdupq_n_s32(0);
+    for (a, b) in a.into_iter().zip(b) {
+        sum = vpadalq_s16(sum, vmull_s8(vget_low_s8(a), vget_low_s8(b)));
+        sum = vpadalq_s16(sum, vmull_high_s8(a, b));
+    }
+    sum
+}
+
+/// A block's 32 bytes as two vectors.
+#[inline]
+#[target_feature(enable = "neon")]
+fn load32(qs: &[i8; QK]) -> [int8x16_t; 2] {
+    // SAFETY: 32 bytes: two loads of 16.
+    unsafe { [vld1q_s8(qs.as_ptr()), vld1q_s8(qs.as_ptr().add(16))] }
+}
+
+/// The 32 nibbles of a 4-bit block as bytes 0..16, low nibbles first (GGUF's order).
+#[inline]
+#[target_feature(enable = "neon")]
+fn nibbles(qs: &[u8; QK / 2]) -> [uint8x16_t; 2] {
+    // SAFETY: 16 bytes.
+    let packed = unsafe { vld1q_u8(qs.as_ptr()) };
+    [vandq_u8(packed, vdupq_n_u8(0x0F)), vshrq_n_u8::<4>(packed)]
+}
+
+#[target_feature(enable = "neon")]
+fn dot_q8_0_neon(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
+    let mut acc = vdupq_n_f32(0.0);
+    for (w, x) in w.iter().zip(x) {
+        let sum = products(load32(&w.qs), load32(&x.qs));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
+    }
+    vaddvq_f32(acc)
+}
+
+#[target_feature(enable = "neon")]
+fn dot_q4_0_neon(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
+    let mut acc = vdupq_n_f32(0.0);
+    for (w, x) in w.iter().zip(x) {
+        // Nibbles 0..15 less 8: the weights' signed values.
+        let q = nibbles(&w.qs).map(|n| vsubq_s8(vreinterpretq_s8_u8(n), vdupq_n_s8(8)));
+        let sum = products(q, load32(&x.qs));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
+    }
+    vaddvq_f32(acc)
+}
+
+#[target_feature(enable = "neon")]
+fn dot_q4_1_neon(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
+    let (mut acc, mut offsets) = (vdupq_n_f32(0.0), 0f32);
+    for (w, x) in w.iter().zip(x) {
+        let q = nibbles(&w.qs).map(|n| vreinterpretq_s8_u8(n));
+        let sum = products(q, load32(&x.qs));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
+        offsets += w.m.to_f32() * x.s;
+    }
+    vaddvq_f32(acc) + offsets
+}
+
+// Safe entry points for the dispatch table. SAFETY (all): NEON is part of every aarch64 CPU.
+
+pub(crate) fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q8_0_neon(w, x) }
+}
+
+pub(crate) fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q4_0_neon(w, x) }
+}
+
+pub(crate) fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q4_1_neon(w, x) }
+}
