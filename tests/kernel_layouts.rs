@@ -6,7 +6,7 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use llm_bench::kernels::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0};
+use llm_bench::kernels::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
 use llm_bench::kernels::{QMatrix, QuantBlock};
 use rand::{Rng, SeedableRng};
 
@@ -14,8 +14,12 @@ use rand::{Rng, SeedableRng};
 const SHAPES: &[(usize, usize)] = &[(1, 32), (3, 576), (7, 1536), (5, 96), (2, 49152)];
 
 fn check<B: QuantBlock>(dtype: GgmlDType) {
+    check_shapes::<B>(dtype, SHAPES)
+}
+
+fn check_shapes<B: QuantBlock>(dtype: GgmlDType, shapes: &[(usize, usize)]) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    for &(rows, cols) in SHAPES {
+    for &(rows, cols) in shapes {
         // Mostly small values with a few outliers, as real weights have.
         let values: Vec<f32> = (0..rows * cols)
             .map(|i| rng.random_range(-1.0f32..1.0) * if i % 97 == 0 { 8.0 } else { 1.0 })
@@ -49,4 +53,17 @@ fn q4_0_blocks_read_as_candle_writes_them() {
 #[test]
 fn q4_1_blocks_read_as_candle_writes_them() {
     check::<BlockQ4_1>(GgmlDType::Q4_1);
+}
+
+/// k-quants: rows of whole 256-weight super-blocks (SmolLM2's 1536, Llama's 4096 and 14336).
+const K_SHAPES: &[(usize, usize)] = &[(1, 256), (7, 1536), (3, 4096), (2, 14336)];
+
+#[test]
+fn q4k_blocks_read_as_candle_writes_them() {
+    check_shapes::<BlockQ4K>(GgmlDType::Q4K, K_SHAPES);
+}
+
+#[test]
+fn q6k_blocks_read_as_candle_writes_them() {
+    check_shapes::<BlockQ6K>(GgmlDType::Q6K, K_SHAPES);
 }

@@ -342,7 +342,7 @@ fn formats_the_kernels_lack_are_refused_with_the_ones_they_run() {
             "--engine",
             "tuned",
             "--format",
-            "q4k",
+            "q5_0",
             "--prompt",
             "Hi",
             "--max-new-tokens",
@@ -350,7 +350,18 @@ fn formats_the_kernels_lack_are_refused_with_the_ones_they_run() {
         ],
         &[],
     );
-    common::assert_fails_with(&out, &["tuned", "q4k", "q4_0", "bf16", "--engine candle"]);
+    common::assert_fails_with(
+        &out,
+        &[
+            "tuned",
+            "q5_0",
+            "q4_0",
+            "q4k",
+            "q6k",
+            "bf16",
+            "--engine candle",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
 }
 
@@ -370,42 +381,104 @@ fn a_tiny_model_from_safetensors_runs_in_every_format_like_candle() {
         ("q8_0", 2e-2),
         ("q4_0", 5e-2),
     ] {
-        let logits = |engine: EngineChoice| {
-            let planned = llm_bench::model::plan(&spec, Some(format.parse().unwrap())).unwrap();
+        tracks_candle(&spec, format, tolerance);
+    }
+}
+
+/// The same with rows of 256 and 512 weights, which k-quants' super-blocks fill (the model
+/// above is stored in q8_0 when asked for them): q4k and q6k, every matrix in the format.
+/// Against the truth of those weights, the f32 model of the GGUF file's values, the tuned
+/// engine strays no further than candle (whose activations take one scale per 256 values
+/// where the tuned engine's take one per 32).
+#[test]
+fn a_tiny_model_in_k_quants_runs_like_candle() {
+    llm_bench::system::configure_threads(None);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("wide");
+    common::write_tiny_llama(&folder, &wide_tiny_config());
+    let spec = ModelSpec::LocalDir(folder);
+    for (format, tolerance) in [("q6k", 3e-2), ("q4k", 5e-2)] {
+        let planned = llm_bench::model::plan(&spec, Some(format.parse().unwrap())).unwrap();
+        assert!(
+            planned
+                .layout()
+                .tensors
+                .iter()
+                .filter(|(t, _)| t.role != llm_bench::arch::TensorRole::Norm)
+                .all(|(_, dtype)| llm_bench::format::ggml_name(*dtype) == format),
+            "every matrix in {format}"
+        );
+        tracks_candle(&spec, format, tolerance);
+        let file = dir.path().join(format!("{format}.gguf"));
+        llm_bench::export::write_gguf(&planned, &file).unwrap();
+        let file = ModelSpec::Gguf(file);
+        let run = |engine: EngineChoice, format: Option<&str>| {
+            let planned =
+                llm_bench::model::plan(&file, format.map(|f| f.parse().unwrap())).unwrap();
             let mut model = planned.load_with(engine).unwrap();
-            let ids = model
-                .tokenizer
-                .encode("hello world, hello tiny model")
-                .unwrap();
-            assert!(ids.len() >= 8, "the prompt runs the prefill path: {ids:?}");
+            let ids: Vec<u32> = (1..13).collect();
             let mut out = model.engine.prefill(&[ids]).unwrap().data.clone();
-            out.extend_from_slice(&model.engine.decode(&[7]).unwrap().data);
+            for id in [7, 11, 5] {
+                out.extend_from_slice(&model.engine.decode(&[id]).unwrap().data);
+            }
             out
         };
-        let (ours, theirs) = (logits(tuned()), logits(EngineChoice::default()));
-        let norm = theirs.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let diff = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f32>()
-            .sqrt();
+        let truth = run(EngineChoice::default(), Some("f32"));
+        let ours = relative_difference(&run(tuned(), None), &truth);
+        let candles = relative_difference(&run(EngineChoice::default(), None), &truth);
         eprintln!(
-            "{format}: tuned differs from candle by {:.5} relative",
-            diff / norm
+            "{format} from the dense model of its values: tuned {ours:.5}, candle {candles:.5}"
         );
-        assert!(
-            diff / norm < tolerance,
-            "{format}: {} relative (allowed {tolerance})",
-            diff / norm
-        );
+        assert!(ours <= candles, "{format}: tuned {ours}, candle {candles}");
     }
+}
+
+/// A tiny Llama whose rows are 256 (hidden) and 512 (feed-forward) weights wide.
+fn wide_tiny_config() -> serde_json::Value {
+    let mut config = common::tiny_config(257, 128);
+    config["hidden_size"] = 256.into();
+    config["intermediate_size"] = 512.into();
+    config
+}
+
+/// The tuned engine's logits (a prefill of the prompt, then one decode step) within
+/// `tolerance` (relative) of candle's on the same weights in `format`.
+fn tracks_candle(spec: &ModelSpec, format: &str, tolerance: f32) {
+    let logits = |engine: EngineChoice| {
+        let planned = llm_bench::model::plan(spec, Some(format.parse().unwrap())).unwrap();
+        let mut model = planned.load_with(engine).unwrap();
+        let ids = model
+            .tokenizer
+            .encode("hello world, hello tiny model")
+            .unwrap();
+        assert!(ids.len() >= 8, "the prompt runs the prefill path: {ids:?}");
+        let mut out = model.engine.prefill(&[ids]).unwrap().data.clone();
+        out.extend_from_slice(&model.engine.decode(&[7]).unwrap().data);
+        out
+    };
+    let (ours, theirs) = (logits(tuned()), logits(EngineChoice::default()));
+    let norm = theirs.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let diff = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt();
+    eprintln!(
+        "{format}: tuned differs from candle by {:.5} relative",
+        diff / norm
+    );
+    assert!(
+        diff / norm < tolerance,
+        "{format}: {} relative (allowed {tolerance})",
+        diff / norm
+    );
 }
 
 /// Any source in any format is quantized on load, with no file written: the engine built
 /// that way computes, to the bit, what it computes from the GGUF file `llm-bench export`
 /// writes for the same model and format. A safetensors folder in every format the kernels
-/// run, and the SmolLM2 twin's random weights at q4_0, whose rows are generated and
+/// run (k-quants with rows they fill), and the SmolLM2 twin's random weights at q4_0, whose rows are generated and
 /// quantized a batch at a time (the embedding's 49152 rows in twelve batches).
 #[test]
 fn weights_quantized_on_load_equal_their_gguf_export_to_the_bit() {
@@ -415,10 +488,13 @@ fn weights_quantized_on_load_equal_their_gguf_export_to_the_bit() {
     common::write_tiny_llama(&models, &common::tiny_config(257, 128));
     let tiny = ModelSpec::LocalDir(models);
     let twin = ModelSpec::parse("synthetic:smollm2-135m").unwrap();
+    let wide = dir.path().join("wide");
+    common::write_tiny_llama(&wide, &wide_tiny_config());
+    let wide = ModelSpec::LocalDir(wide);
     let cases = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]
         .map(|f| (&tiny, f))
         .into_iter()
-        .chain([(&twin, "q4_0")]);
+        .chain([(&wide, "q4k"), (&wide, "q6k"), (&twin, "q4_0")]);
     for (spec, format) in cases {
         let plan = || llm_bench::model::plan(spec, Some(format.parse().unwrap())).unwrap();
         let exported = dir.path().join(format!("{format}.gguf"));

@@ -6,6 +6,10 @@
 //! Each `pub fn` is safe to call only through [`super::Kernels`], which hands them out after
 //! `is_x86_feature_detected!` found all three features.
 
+mod kquants;
+
+pub(super) use kquants::{dot_q4k, dot_q6k};
+
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
 use half::{bf16, f16};

@@ -5,6 +5,13 @@
 //! - q4_0: `d: f16`, `qs: [u8; 16]`; weight `i` = `d * (nibble - 8)`, where weights 0..16
 //!   are the low nibbles of `qs` and 16..32 the high ones.
 //! - q4_1: `d: f16`, `m: f16`, `qs: [u8; 16]`; weight `i` = `d * nibble + m`, same nibble order.
+//! - q4k (GGUF's q4_K): 256 weights in eight sub-blocks of 32, `d: f16`, `dmin: f16`,
+//!   `scales: [u8; 12]` (each sub-block's 6-bit scale and min), `qs: [u8; 128]`; sub-block `j`'s
+//!   weight = `d * scale_j * nibble - dmin * min_j`, sub-blocks `2c` and `2c + 1` the low and high
+//!   nibbles of `qs[32c..32c + 32]`.
+//! - q6k (GGUF's q6_K): 256 weights in sixteen groups of 16, `ql: [u8; 128]` (low 4 bits),
+//!   `qh: [u8; 64]` (high 2 bits), `scales: [i8; 16]`, `d: f16`; weight = `d * scale_g * (q - 32)`
+//!   with `q` in 0..64 (the layout: [`BlockQ6K::q`]).
 
 use half::f16;
 
@@ -58,14 +65,21 @@ impl Default for BlockQ8 {
 
 /// A weight block format: its size in a GGUF file, how to read one, and its weights as f32.
 pub trait Block: Copy + Send + Sync + 'static {
+    /// GGUF's type name, as the harness spells it (`q4_0`, `q4k`).
     const NAME: &'static str;
     /// Bytes per block in GGUF.
     const BYTES: usize;
+    /// Weights per block: 32, or a k-quant super-block's 256 (eight 32-weight sub-blocks,
+    /// each multiplied by one [`BlockQ8`] of activations).
+    const WEIGHTS: usize = QK;
+    /// The block's weights as f32: `[f32; WEIGHTS]`.
+    type Values: AsRef<[f32]> + IntoIterator<Item = f32>;
     /// Reads one block from exactly [`Self::BYTES`] little-endian bytes.
     fn read(bytes: &[u8]) -> Self;
-    fn dequantize(&self) -> [f32; QK];
+    fn dequantize(&self) -> Self::Values;
     /// The offset every weight of the block carries (q4_1's `m`), which products take times
-    /// the activations' stored sum `s` rather than weight by weight.
+    /// the activations' stored sum `s` rather than weight by weight (0 for formats without
+    /// one, and for k-quants, whose sub-blocks each have their own).
     fn offset(&self) -> f32 {
         0.0
     }
@@ -78,6 +92,7 @@ fn half_at(bytes: &[u8], at: usize) -> f16 {
 impl Block for BlockQ8_0 {
     const NAME: &'static str = "q8_0";
     const BYTES: usize = 2 + QK;
+    type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
         let mut qs = [0i8; QK];
         for (q, b) in qs.iter_mut().zip(&bytes[2..2 + QK]) {
@@ -97,6 +112,7 @@ impl Block for BlockQ8_0 {
 impl Block for BlockQ4_0 {
     const NAME: &'static str = "q4_0";
     const BYTES: usize = 2 + QK / 2;
+    type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
         let mut qs = [0u8; QK / 2];
         qs.copy_from_slice(&bytes[2..2 + QK / 2]);
@@ -119,6 +135,7 @@ impl Block for BlockQ4_0 {
 impl Block for BlockQ4_1 {
     const NAME: &'static str = "q4_1";
     const BYTES: usize = 4 + QK / 2;
+    type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
         let mut qs = [0u8; QK / 2];
         qs.copy_from_slice(&bytes[4..4 + QK / 2]);
@@ -139,6 +156,116 @@ impl Block for BlockQ4_1 {
             out[j + QK / 2] = d * (b >> 4) as f32 + m;
         }
         out
+    }
+}
+
+/// Weights per k-quant super-block.
+pub const QK_K: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ4K {
+    pub d: f16,
+    pub dmin: f16,
+    pub scales: [u8; 12],
+    pub qs: [u8; QK_K / 2],
+}
+
+impl BlockQ4K {
+    /// Sub-block `j`'s 6-bit scale and min (ggml's `get_scale_min_k4`): sub-blocks 0-3 in the
+    /// low 6 bits of bytes 0-3 and 4-7; 4-7 in the nibbles of bytes 8-11, their top two bits
+    /// in the spare high bits of bytes 0-3 (scales) and 4-7 (mins).
+    pub fn scale_min(&self, j: usize) -> (u8, u8) {
+        let q = &self.scales;
+        if j < 4 {
+            (q[j] & 63, q[j + 4] & 63)
+        } else {
+            (
+                (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+                (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+            )
+        }
+    }
+}
+
+impl Block for BlockQ4K {
+    const NAME: &'static str = "q4k";
+    const BYTES: usize = 4 + 12 + QK_K / 2;
+    const WEIGHTS: usize = QK_K;
+    type Values = [f32; QK_K];
+    fn read(bytes: &[u8]) -> Self {
+        let mut scales = [0u8; 12];
+        scales.copy_from_slice(&bytes[4..16]);
+        let mut qs = [0u8; QK_K / 2];
+        qs.copy_from_slice(&bytes[16..16 + QK_K / 2]);
+        Self {
+            d: half_at(bytes, 0),
+            dmin: half_at(bytes, 2),
+            scales,
+            qs,
+        }
+    }
+    fn dequantize(&self) -> [f32; QK_K] {
+        let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
+        let mut out = [0f32; QK_K];
+        for (j, sub) in out.chunks_exact_mut(QK).enumerate() {
+            let (scale, min) = self.scale_min(j);
+            let (scale, min) = (d * scale as f32, dmin * min as f32);
+            let bytes = &self.qs[32 * (j / 2)..32 * (j / 2) + 32];
+            for (o, &b) in sub.iter_mut().zip(bytes) {
+                let nibble = if j % 2 == 0 { b & 0x0F } else { b >> 4 };
+                *o = scale * nibble as f32 - min;
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ6K {
+    pub ql: [u8; QK_K / 2],
+    pub qh: [u8; QK_K / 4],
+    pub scales: [i8; QK_K / 16],
+    pub d: f16,
+}
+
+impl BlockQ6K {
+    /// Weight `e`'s 6-bit value, 0..64 (ggml's `dequantize_row_q6_K`): in each half of 128
+    /// weights, quarter `k` (32 weights) takes the low nibbles (k = 0, 1) or high nibbles
+    /// (k = 2, 3) of `ql[64h..64h + 32]` (k even) or `ql[64h + 32..64h + 64]` (k odd), and
+    /// bits `2k..2k + 2` of `qh[32h..32h + 32]` above them.
+    pub fn q(&self, e: usize) -> u8 {
+        let (h, k, l) = (e / 128, (e % 128) / 32, e % 32);
+        let low = self.ql[64 * h + 32 * (k % 2) + l];
+        let low = if k < 2 { low & 0x0F } else { low >> 4 };
+        let high = (self.qh[32 * h + l] >> (2 * k)) & 3;
+        low | (high << 4)
+    }
+}
+
+impl Block for BlockQ6K {
+    const NAME: &'static str = "q6k";
+    const BYTES: usize = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2;
+    const WEIGHTS: usize = QK_K;
+    type Values = [f32; QK_K];
+    fn read(bytes: &[u8]) -> Self {
+        let mut block = Self {
+            ql: [0; QK_K / 2],
+            qh: [0; QK_K / 4],
+            scales: [0; QK_K / 16],
+            d: half_at(bytes, 208),
+        };
+        block.ql.copy_from_slice(&bytes[..128]);
+        block.qh.copy_from_slice(&bytes[128..192]);
+        for (s, &b) in block.scales.iter_mut().zip(&bytes[192..208]) {
+            *s = b as i8;
+        }
+        block
+    }
+    fn dequantize(&self) -> [f32; QK_K] {
+        let d = self.d.to_f32();
+        std::array::from_fn(|e| d * self.scales[e / 16] as f32 * (self.q(e) as i32 - 32) as f32)
     }
 }
 

@@ -68,7 +68,7 @@ mod scalar;
 mod vnni;
 
 pub use arena::{Arena, WeightVec};
-use blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8, BlockQ8_0, QK};
 pub use error::{Error, Result};
 pub use pool::Pool;
 
@@ -177,6 +177,9 @@ pub struct Kernels {
     pub dot_q8_0: fn(&[BlockQ8_0], &[BlockQ8]) -> f32,
     pub dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8]) -> f32,
     pub dot_q4_1: fn(&[BlockQ4_1], &[BlockQ8]) -> f32,
+    /// k-quant rows (256-weight super-blocks) by 32-weight activation blocks, eight per block.
+    pub dot_q4k: fn(&[BlockQ4K], &[BlockQ8]) -> f32,
+    pub dot_q6k: fn(&[BlockQ6K], &[BlockQ8]) -> f32,
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
     /// Half-precision weights by f32 activations.
     pub dot_f16_f32: fn(&[half::f16], &[f32]) -> f32,
@@ -229,6 +232,8 @@ impl Kernels {
                 dot_q8_0: scalar::dot_q8_0,
                 dot_q4_0: scalar::dot_q4_0,
                 dot_q4_1: scalar::dot_q4_1,
+                dot_q4k: scalar::dot_q4k,
+                dot_q6k: scalar::dot_q6k,
                 dot_f32: scalar::dot_f32,
                 dot_f16_f32: scalar::dot_f16_f32,
                 dot_bf16_f32: scalar::dot_bf16_f32,
@@ -250,6 +255,8 @@ impl Kernels {
                 dot_q8_0: avx2::dot_q8_0,
                 dot_q4_0: avx2::dot_q4_0,
                 dot_q4_1: avx2::dot_q4_1,
+                dot_q4k: avx2::dot_q4k,
+                dot_q6k: avx2::dot_q6k,
                 dot_f32: avx2::dot_f32,
                 dot_f16_f32: avx2::dot_f16_f32,
                 dot_bf16_f32: avx2::dot_bf16_f32,
@@ -356,6 +363,18 @@ impl QuantBlock for BlockQ4_1 {
     }
 }
 
+impl QuantBlock for BlockQ4K {
+    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
+        k.dot_q4k
+    }
+}
+
+impl QuantBlock for BlockQ6K {
+    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
+        k.dot_q6k
+    }
+}
+
 /// Checks that `bytes` hold `rows × cols` weights in whole `B` blocks (rows of a positive
 /// multiple of 32), without overflow.
 fn check_blocks<B: Block>(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<()> {
@@ -394,8 +413,8 @@ impl<B: QuantBlock> QMatrix<B> {
     /// `y = W x` for activations already quantized to `x` (`cols / 32` blocks). Rows are split
     /// across the pool's threads in contiguous chunks, one per thread; nothing is allocated.
     pub fn gemv(&self, kernels: &Kernels, pool: &mut Pool, x: &[BlockQ8], y: &mut [f32]) {
-        let per_row = self.cols / QK;
-        assert_eq!(x.len(), per_row, "activation blocks for one row");
+        let per_row = self.cols / B::WEIGHTS;
+        assert_eq!(x.len(), self.cols / QK, "activation blocks for one row");
         assert_eq!(y.len(), self.rows, "one output per row");
         let dot = B::dot(kernels);
         each_row(pool, y, |r| {

@@ -10,14 +10,16 @@
 //!   weights are used in place) and multiplies them by every token's f32 activations with the
 //!   `gemm` crate's register-tiled kernels, picked at run time by CPU features.
 
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use super::blocks::{
+    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8, BlockQ8_0, QK, QK_K,
+};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
 use super::{ops, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows16, Rows8, SharedOut};
 use super::{Arena, Error, Result, WeightVec};
 use half::{bf16, f16};
 
 /// The storage types a [`Matrix`] holds, by GGUF's type names.
-pub const FORMATS: &[&str] = &["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"];
+pub const FORMATS: &[&str] = &["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q4k", "q6k"];
 
 /// A matrix of half-precision weights (`f16` or `bf16`), row-major, kept in its format.
 pub struct HalfMatrix<H> {
@@ -46,6 +48,8 @@ pub enum Matrix {
     Q8_0(QMatrix<BlockQ8_0>),
     Q4_0(QMatrix<BlockQ4_0>),
     Q4_1(QMatrix<BlockQ4_1>),
+    Q4K(QMatrix<BlockQ4K>),
+    Q6K(QMatrix<BlockQ6K>),
     /// Rows repacked in groups of eight (on levels with such kernels).
     Q4_0x8(Repacked<BlockQ4_0x8>),
     Q4_1x8(Repacked<BlockQ4_1x8>),
@@ -74,9 +78,11 @@ impl Matrix {
         let (per, block) = match format {
             "f32" => (1, 4),
             "f16" | "bf16" => (1, 2),
-            "q8_0" => (QK, <BlockQ8_0 as super::blocks::Block>::BYTES),
-            "q4_0" => (QK, <BlockQ4_0 as super::blocks::Block>::BYTES),
-            "q4_1" => (QK, <BlockQ4_1 as super::blocks::Block>::BYTES),
+            "q8_0" => (QK, BlockQ8_0::BYTES),
+            "q4_0" => (QK, BlockQ4_0::BYTES),
+            "q4_1" => (QK, BlockQ4_1::BYTES),
+            "q4k" => (QK_K, BlockQ4K::BYTES),
+            "q6k" => (QK_K, BlockQ6K::BYTES),
             other => {
                 return Err(Error::BadField {
                     path: name.into(),
@@ -125,7 +131,7 @@ impl Matrix {
             QMatrix {
                 rows,
                 cols,
-                blocks: arena.vec(rows * cols / QK),
+                blocks: arena.vec(rows * cols / B::WEIGHTS),
             }
         }
         fn extend<B: QuantBlock>(m: &mut QMatrix<B>, bytes: &[u8]) {
@@ -184,10 +190,20 @@ impl Matrix {
                 chunks(&mut |b| extend(&mut m, b))?;
                 Matrix::Q4_0(m)
             }
-            _ => {
+            "q4_1" => {
                 let mut m = plain::<BlockQ4_1>(arena, rows, cols);
                 chunks(&mut |b| extend(&mut m, b))?;
                 Matrix::Q4_1(m)
+            }
+            "q4k" => {
+                let mut m = plain::<BlockQ4K>(arena, rows, cols);
+                chunks(&mut |b| extend(&mut m, b))?;
+                Matrix::Q4K(m)
+            }
+            _ => {
+                let mut m = plain::<BlockQ6K>(arena, rows, cols);
+                chunks(&mut |b| extend(&mut m, b))?;
+                Matrix::Q6K(m)
             }
         })
     }
@@ -200,6 +216,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.rows,
             Matrix::Q4_0(m) => m.rows,
             Matrix::Q4_1(m) => m.rows,
+            Matrix::Q4K(m) => m.rows,
+            Matrix::Q6K(m) => m.rows,
             Matrix::Q4_0x8(m) => m.rows,
             Matrix::Q4_1x8(m) => m.rows,
             Matrix::Q8_0x8(m) => m.rows,
@@ -214,6 +232,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.cols,
             Matrix::Q4_0(m) => m.cols,
             Matrix::Q4_1(m) => m.cols,
+            Matrix::Q4K(m) => m.cols,
+            Matrix::Q6K(m) => m.cols,
             Matrix::Q4_0x8(m) => m.cols,
             Matrix::Q4_1x8(m) => m.cols,
             Matrix::Q8_0x8(m) => m.cols,
@@ -229,6 +249,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ8_0>(),
             Matrix::Q4_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_0>(),
             Matrix::Q4_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_1>(),
+            Matrix::Q4K(m) => m.blocks.len() * std::mem::size_of::<BlockQ4K>(),
+            Matrix::Q6K(m) => m.blocks.len() * std::mem::size_of::<BlockQ6K>(),
             Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
             Matrix::Q4_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_1x8>(),
             Matrix::Q8_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ8_0x8>(),
@@ -243,12 +265,12 @@ impl Matrix {
     /// Row `r` as f32 (an embedding lookup: only the rows looked up are ever dequantized).
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
         fn blocks<B: QuantBlock>(m: &QMatrix<B>, r: usize, out: &mut [f32]) {
-            let per_row = m.cols / QK;
+            let per_row = m.cols / B::WEIGHTS;
             for (b, o) in m.blocks[r * per_row..(r + 1) * per_row]
                 .iter()
-                .zip(out.chunks_exact_mut(QK))
+                .zip(out.chunks_exact_mut(B::WEIGHTS))
             {
-                o.copy_from_slice(&b.dequantize());
+                o.copy_from_slice(b.dequantize().as_ref());
             }
         }
         match self {
@@ -258,6 +280,8 @@ impl Matrix {
             Matrix::Q8_0(m) => blocks(m, r, out),
             Matrix::Q4_0(m) => blocks(m, r, out),
             Matrix::Q4_1(m) => blocks(m, r, out),
+            Matrix::Q4K(m) => blocks(m, r, out),
+            Matrix::Q6K(m) => blocks(m, r, out),
             Matrix::Q4_0x8(m) => m.row_into(r, out),
             Matrix::Q4_1x8(m) => m.row_into(r, out),
             Matrix::Q8_0x8(m) => m.row_into(r, out),
@@ -347,7 +371,7 @@ impl Matrix {
             tokens: std::ops::Range<usize>,
             out: &mut impl FnMut(usize, f32),
         ) {
-            let per_row = m.cols / QK;
+            let per_row = m.cols / B::WEIGHTS;
             let (row, dot) = (&m.blocks[r * per_row..(r + 1) * per_row], B::dot(k));
             for t in tokens {
                 out(t, dot(row, x.q8_row(t)));
@@ -373,6 +397,8 @@ impl Matrix {
             Matrix::Q8_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_1(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q4K(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q6K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) => {
                 unreachable!("interleaved matrices multiply by groups")
             }

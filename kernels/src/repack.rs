@@ -295,7 +295,7 @@ impl<I: Interleaved> Repacked<I> {
         };
         let blocks = self.groups[start..].iter().step_by(step).take(per_row);
         for (block, o) in blocks.zip(out.chunks_exact_mut(QK)) {
-            o.copy_from_slice(&block.unpack(r % ROWS).dequantize());
+            o.copy_from_slice(block.unpack(r % ROWS).dequantize().as_ref());
         }
     }
 }

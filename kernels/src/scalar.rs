@@ -1,7 +1,7 @@
 //! Portable kernels: plain loops over the blocks, the level every CPU has. Also what the
 //! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
 
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use super::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8, BlockQ8_0, QK};
 use half::{bf16, f16};
 
 pub fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
@@ -42,6 +42,58 @@ pub fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
                 sum += (w.qs[j] >> 4) as i32 * x.qs[j + QK / 2] as i32;
             }
             w.d.to_f32() * x.d * sum as f32 + w.m.to_f32() * x.s
+        })
+        .sum()
+}
+
+/// A q4k row by 8-bit activations: each 32-weight sub-block by one activation block, its
+/// scale on the integer sum and its min on the activations' exact sum (`d * Σ qs`).
+pub fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
+    w.iter()
+        .zip(x.chunks_exact(8))
+        .map(|(w, x)| {
+            let (d, dmin) = (w.d.to_f32(), w.dmin.to_f32());
+            let mut sum = 0f32;
+            for (j, xb) in x.iter().enumerate() {
+                let (scale, min) = w.scale_min(j);
+                let bytes = &w.qs[32 * (j / 2)..32 * (j / 2) + 32];
+                let isum: i32 = bytes
+                    .iter()
+                    .zip(&xb.qs)
+                    .map(|(&b, &q)| {
+                        let nibble = if j % 2 == 0 { b & 0x0F } else { b >> 4 };
+                        nibble as i32 * q as i32
+                    })
+                    .sum();
+                sum += d * scale as f32 * xb.d * isum as f32
+                    - dmin * min as f32 * xb.d * xb.sum as f32;
+            }
+            sum
+        })
+        .sum()
+}
+
+/// A q6k row by 8-bit activations: each activation block covers two 16-weight groups, whose
+/// integer sums take their own scales before the block's scales multiply them.
+pub fn dot_q6k(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
+    w.iter()
+        .zip(x.chunks_exact(8))
+        .map(|(w, x)| {
+            let d = w.d.to_f32();
+            let mut sum = 0f32;
+            for (j, xb) in x.iter().enumerate() {
+                let mut isum = 0i32;
+                for half in 0..2 {
+                    let part: i32 = (0..16)
+                        .map(|l| {
+                            (w.q(32 * j + 16 * half + l) as i32 - 32) * xb.qs[16 * half + l] as i32
+                        })
+                        .sum();
+                    isum += w.scales[2 * j + half] as i32 * part;
+                }
+                sum += d * xb.d * isum as f32;
+            }
+            sum
         })
         .sum()
 }

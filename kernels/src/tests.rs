@@ -189,6 +189,126 @@ fn f32_dot_on_every_level_matches_f64_for_lengths_around_its_unrolling() {
     }
 }
 
+/// k-quant super-blocks of random bytes (every bit pattern is a valid block) with small
+/// random f16 scales, and the values GGUF's definition gives them, decoded here from the
+/// bytes the way ggml's `dequantize_row_q4_K` / `dequantize_row_q6_K` loop over them.
+fn k_quant_blocks(blocks: usize, dtype: &str, seed: u64) -> (Vec<u8>, Vec<f32>) {
+    use half::f16;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut bytes, mut values) = (Vec::new(), Vec::new());
+    for _ in 0..blocks {
+        let half = |rng: &mut rand::rngs::StdRng| {
+            f16::from_f32(rng.random_range(0.0005f32..0.02)).to_le_bytes()
+        };
+        match dtype {
+            "q4k" => {
+                let (d, dmin) = (half(&mut rng), half(&mut rng));
+                let mut b: Vec<u8> = [d, dmin].concat();
+                b.extend((0..140).map(|_| rng.random::<u8>()));
+                let (d, dmin) = (
+                    f16::from_le_bytes(d).to_f32(),
+                    f16::from_le_bytes(dmin).to_f32(),
+                );
+                let (sc, q) = (&b[4..16], &b[16..144]);
+                let scale_min = |j: usize| -> (u8, u8) {
+                    if j < 4 {
+                        (sc[j] & 63, sc[j + 4] & 63)
+                    } else {
+                        (
+                            (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4),
+                            (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4),
+                        )
+                    }
+                };
+                for chunk in 0..4 {
+                    let (s1, m1) = scale_min(2 * chunk);
+                    let (s2, m2) = scale_min(2 * chunk + 1);
+                    let q = &q[32 * chunk..32 * chunk + 32];
+                    let (d1, m1) = (d * s1 as f32, dmin * m1 as f32);
+                    let (d2, m2) = (d * s2 as f32, dmin * m2 as f32);
+                    values.extend(q.iter().map(|&v| d1 * (v & 0xF) as f32 - m1));
+                    values.extend(q.iter().map(|&v| d2 * (v >> 4) as f32 - m2));
+                }
+                bytes.extend(b);
+            }
+            _ => {
+                let mut b: Vec<u8> = (0..208).map(|_| rng.random::<u8>()).collect();
+                let d16 = half(&mut rng);
+                b.extend(d16);
+                let d = f16::from_le_bytes(d16).to_f32();
+                let mut y = [0f32; 256];
+                for n in 0..2 {
+                    let (ql, qh) = (&b[64 * n..64 * n + 64], &b[128 + 32 * n..128 + 32 * n + 32]);
+                    let sc = |i: usize| b[192 + 8 * n + i] as i8 as f32;
+                    for l in 0..32 {
+                        let is = l / 16;
+                        let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
+                        let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
+                        let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
+                        let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                        y[128 * n + l] = d * sc(is) * q1 as f32;
+                        y[128 * n + l + 32] = d * sc(is + 2) * q2 as f32;
+                        y[128 * n + l + 64] = d * sc(is + 4) * q3 as f32;
+                        y[128 * n + l + 96] = d * sc(is + 6) * q4 as f32;
+                    }
+                }
+                values.extend(y);
+                bytes.extend(b);
+            }
+        }
+    }
+    (bytes, values)
+}
+
+/// q4k and q6k rows read from GGUF bytes decode to the format's values exactly, and their
+/// products on every level and thread count match f64 (rows of one to 56 super-blocks: the
+/// 8B model's 14336).
+fn check_k_quant<B: QuantBlock>() {
+    for (rows, cols) in [(1, 256), (3, 1536), (9, 4096), (2, 14336)] {
+        let (bytes, values) = k_quant_blocks(rows * cols / 256, B::NAME, rows as u64);
+        let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
+        let ours: Vec<f32> = matrix.blocks.iter().flat_map(|b| b.dequantize()).collect();
+        assert_eq!(ours, values, "{} {rows}x{cols}: layout", B::NAME);
+        let (xq, x) = activations(cols, 29);
+        for level in Level::available() {
+            let kernels = Kernels::for_level(level).unwrap();
+            for threads in [1, 3] {
+                let mut y = vec![f32::NAN; rows];
+                matrix.gemv(&kernels, &mut Pool::new(threads), &xq, &mut y);
+                for (r, &got) in y.iter().enumerate() {
+                    let (want, scale) = reference(&values[r * cols..(r + 1) * cols], &x);
+                    let tolerance = 1e-5 * scale + 1e-6;
+                    assert!(
+                        (got as f64 - want).abs() <= tolerance,
+                        "{} on {threads} threads, {} {rows}x{cols} row {r}: {got} vs {want} (±{tolerance})",
+                        level.name(),
+                        B::NAME
+                    );
+                }
+            }
+        }
+    }
+    // A row that is not whole super-blocks is refused, naming the format's block size.
+    let err = QMatrix::<B>::from_gguf("blk.0.ffn_down.weight", 1, 576, &[0; 324])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("blk.0.ffn_down.weight") && err.contains("multiple of 256"),
+        "{err}"
+    );
+}
+
+#[test]
+fn q4k_on_every_level_matches_the_format_definition() {
+    check_k_quant::<super::blocks::BlockQ4K>();
+}
+
+#[test]
+fn q6k_on_every_level_matches_the_format_definition() {
+    check_k_quant::<super::blocks::BlockQ6K>();
+}
+
 #[test]
 fn f32_gemv_on_every_level_and_thread_count_matches_f64() {
     for &(rows, cols) in SHAPES {

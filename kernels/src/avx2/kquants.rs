@@ -1,0 +1,101 @@
+//! k-quant rows (q4k, q6k: 256-weight super-blocks) by 8-bit activations in AVX2, one
+//! 32-weight sub-block per activation block, as the portable kernels define them
+//! (`scalar::dot_q4k`, `scalar::dot_q6k`): 6-bit or 4-bit weights are unsigned bytes, so
+//! `vpmaddubsw` takes them as they are; sub-block scales multiply in f32 (q4k) or as 16-bit
+//! integers over each 16-weight group (q6k).
+
+use super::{half_to_f32, load_i8, sum_lanes};
+use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8};
+use std::arch::x86_64::*;
+
+/// 32 unsigned bytes (at most 63) by 32 signed activations, in 16 lanes of pair sums (at most
+/// 2 · 63 · 127 < 32767: no saturation).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pairs(q: __m256i, x: &BlockQ8) -> __m256i {
+    _mm256_maddubs_epi16(q, load_i8(&x.qs))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4k_avx2(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
+    let (low, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut mins = 0f32;
+    for (w, x) in w.iter().zip(x.chunks_exact(8)) {
+        let (d, dmin) = (half_to_f32(w.d), half_to_f32(w.dmin));
+        for c in 0..4 {
+            // SAFETY: 32 bytes of the 128 at 32c.
+            let packed = unsafe { _mm256_loadu_si256(w.qs[32 * c..32 * c + 32].as_ptr().cast()) };
+            let halves = [
+                _mm256_and_si256(packed, low),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low),
+            ];
+            for (h, q) in halves.into_iter().enumerate() {
+                let j = 2 * c + h;
+                let (scale, min) = w.scale_min(j);
+                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs(q, &x[j]), ones));
+                let factor = _mm256_set1_ps(d * scale as f32 * x[j].d);
+                acc[h] = _mm256_fmadd_ps(sums, factor, acc[h]);
+                mins += dmin * min as f32 * x[j].d * x[j].sum as f32;
+            }
+        }
+    }
+    sum_lanes(_mm256_add_ps(acc[0], acc[1])) - mins
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
+    let (low, two) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+    let offset = _mm256_set1_epi8(32);
+    let mut acc = [_mm256_setzero_ps(); 2];
+    for (w, x) in w.iter().zip(x.chunks_exact(8)) {
+        let d = half_to_f32(w.d);
+        for (j, xb) in x.iter().enumerate() {
+            let (h, k) = (j / 4, j % 4);
+            let at = 64 * h + 32 * (k % 2);
+            // SAFETY: 32 bytes of `ql` (at + 32 ≤ 128) and of `qh` (32h + 32 ≤ 64).
+            let (ql, qh) = unsafe {
+                (
+                    _mm256_loadu_si256(w.ql[at..at + 32].as_ptr().cast()),
+                    _mm256_loadu_si256(w.qh[32 * h..32 * h + 32].as_ptr().cast()),
+                )
+            };
+            let ql = if k < 2 {
+                ql
+            } else {
+                _mm256_srli_epi16::<4>(ql)
+            };
+            let qh = match k {
+                0 => qh,
+                1 => _mm256_srli_epi16::<2>(qh),
+                2 => _mm256_srli_epi16::<4>(qh),
+                _ => _mm256_srli_epi16::<6>(qh),
+            };
+            let q = _mm256_or_si256(
+                _mm256_and_si256(ql, low),
+                _mm256_slli_epi16::<4>(_mm256_and_si256(qh, two)),
+            );
+            // Σ (q - 32) x per pair, in 16 bits (at most 2 · 63 · 127 + 2 · 32 · 127).
+            let centred = _mm256_sub_epi16(pairs(q, xb), pairs(offset, xb));
+            // Lanes 0-7 are weights 0-15 of the block (group 2j), lanes 8-15 weights 16-31.
+            let scales = _mm256_set_m128i(
+                _mm_set1_epi16(w.scales[2 * j + 1] as i16),
+                _mm_set1_epi16(w.scales[2 * j] as i16),
+            );
+            let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(centred, scales));
+            acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * xb.d), acc[j % 2]);
+        }
+    }
+    sum_lanes(_mm256_add_ps(acc[0], acc[1]))
+}
+
+// Safe entry points for the dispatch table. SAFETY (both): `Kernels::for_level` hands these
+// out only after `super::detected()` returned true on this CPU.
+
+pub(crate) fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q4k_avx2(w, x) }
+}
+
+pub(crate) fn dot_q6k(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q6k_avx2(w, x) }
+}
