@@ -188,6 +188,27 @@ impl BlockQ4K {
     }
 }
 
+impl BlockQ4K {
+    /// Every sub-block's scale and min at once, as [`Self::scale_min`] gives them one by one:
+    /// `(scales, mins)`, unpacked in 32-bit words as ggml's kernels do.
+    pub fn scales_mins(&self) -> ([u8; 8], [u8; 8]) {
+        const LOW6: u32 = 0x3F3F_3F3F;
+        const LOW4: u32 = 0x0F0F_0F0F;
+        const TOP2: u32 = 0x0303_0303;
+        let word = |i: usize| u32::from_le_bytes(self.scales[4 * i..4 * i + 4].try_into().unwrap());
+        let (w0, w1, w2) = (word(0), word(1), word(2));
+        let scales = [w0 & LOW6, (w2 & LOW4) | (((w0 >> 6) & TOP2) << 4)];
+        let mins = [w1 & LOW6, ((w2 >> 4) & LOW4) | (((w1 >> 6) & TOP2) << 4)];
+        let bytes = |v: [u32; 2]| {
+            let mut out = [0u8; 8];
+            out[..4].copy_from_slice(&v[0].to_le_bytes());
+            out[4..].copy_from_slice(&v[1].to_le_bytes());
+            out
+        };
+        (bytes(scales), bytes(mins))
+    }
+}
+
 impl Block for BlockQ4K {
     const NAME: &'static str = "q4k";
     const BYTES: usize = 4 + 12 + QK_K / 2;

@@ -300,6 +300,18 @@ fn check_k_quant<B: QuantBlock>() {
 }
 
 #[test]
+fn q4k_scales_and_mins_unpack_the_same_one_at_a_time_and_all_at_once() {
+    use super::blocks::{Block, BlockQ4K};
+    let (bytes, _) = k_quant_blocks(64, "q4k", 3);
+    for b in bytes.chunks_exact(BlockQ4K::BYTES).map(BlockQ4K::read) {
+        let (scales, mins) = b.scales_mins();
+        for j in 0..8 {
+            assert_eq!(b.scale_min(j), (scales[j], mins[j]), "sub-block {j}");
+        }
+    }
+}
+
+#[test]
 fn q4k_on_every_level_matches_the_format_definition() {
     check_k_quant::<super::blocks::BlockQ4K>();
 }

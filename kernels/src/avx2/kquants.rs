@@ -4,7 +4,7 @@
 //! `vpmaddubsw` takes them as they are; sub-block scales multiply in f32 (q4k) or as 16-bit
 //! integers over each 16-weight group (q6k).
 
-use super::{half_to_f32, load_i8, sum_lanes};
+use super::{half_to_f32, load_i8, sum_each, sum_lanes};
 use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8};
 use std::arch::x86_64::*;
 
@@ -16,13 +16,22 @@ fn pairs(q: __m256i, x: &BlockQ8) -> __m256i {
     _mm256_maddubs_epi16(q, load_i8(&x.qs))
 }
 
+/// Eight bytes as eight f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn bytes_f32(b: &[u8; 8]) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi64x(0, i64::from_le_bytes(*b))))
+}
+
+/// Per super-block: the eight sub-blocks' integer sums reduced into one vector (lane `j` =
+/// sub-block `j`), scaled by `d · scale_j · d_x(j)` in one FMA; the mins' term
+/// `dmin · min_j · d_x(j) · Σ x(j)` in another, subtracted once at the end.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q4k_avx2(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
     let (low, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut mins = 0f32;
+    let (mut acc, mut mins) = (_mm256_setzero_ps(), _mm256_setzero_ps());
     for (w, x) in w.iter().zip(x.chunks_exact(8)) {
-        let (d, dmin) = (half_to_f32(w.d), half_to_f32(w.dmin));
+        let mut sums = [_mm256_setzero_ps(); 8];
         for c in 0..4 {
             // SAFETY: 32 bytes of the 128 at 32c.
             let packed = unsafe { _mm256_loadu_si256(w.qs[32 * c..32 * c + 32].as_ptr().cast()) };
@@ -32,15 +41,22 @@ fn dot_q4k_avx2(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
             ];
             for (h, q) in halves.into_iter().enumerate() {
                 let j = 2 * c + h;
-                let (scale, min) = w.scale_min(j);
-                let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs(q, &x[j]), ones));
-                let factor = _mm256_set1_ps(d * scale as f32 * x[j].d);
-                acc[h] = _mm256_fmadd_ps(sums, factor, acc[h]);
-                mins += dmin * min as f32 * x[j].d * x[j].sum as f32;
+                sums[j] = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs(q, &x[j]), ones));
             }
         }
+        let xd = _mm256_setr_ps(
+            x[0].d, x[1].d, x[2].d, x[3].d, x[4].d, x[5].d, x[6].d, x[7].d,
+        );
+        let xsum = _mm256_cvtepi32_ps(_mm256_setr_epi32(
+            x[0].sum, x[1].sum, x[2].sum, x[3].sum, x[4].sum, x[5].sum, x[6].sum, x[7].sum,
+        ));
+        let (scales, mins_of) = w.scales_mins();
+        let d = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.d)), bytes_f32(&scales));
+        acc = _mm256_fmadd_ps(sum_each(sums), _mm256_mul_ps(d, xd), acc);
+        let m = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.dmin)), bytes_f32(&mins_of));
+        mins = _mm256_fmadd_ps(m, _mm256_mul_ps(xd, xsum), mins);
     }
-    sum_lanes(_mm256_add_ps(acc[0], acc[1])) - mins
+    sum_lanes(acc) - sum_lanes(mins)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
