@@ -305,6 +305,8 @@ impl Kernels {
                 dot_q8_0: neon::dot_q8_0,
                 dot_q4_0: neon::dot_q4_0,
                 dot_q4_1: neon::dot_q4_1,
+                dot_q4k: neon::dot_q4k,
+                dot_q6k: neon::dot_q6k,
                 dot_f32: neon::dot_f32,
                 dot_f16_f32: neon::dot_f16_f32,
                 dot_bf16_f32: neon::dot_bf16_f32,

@@ -13,11 +13,13 @@
 //! CPU on x86-64 hosts (`scripts/test-aarch64`), and refused on CPUs without `dotprod`.
 
 mod dense;
+mod kquants;
 mod rows;
 
 pub(super) use dense::{
     attend, axpy_f16, dot_bf16_f32, dot_f16, dot_f16_f32, dot_f32, silu_mul, softmax_exp,
 };
+pub(super) use kquants::{dot_q4k, dot_q6k};
 pub(super) use rows::{dot_q4_0, dot_q4_1, dot_q8_0};
 
 use super::blocks::{BlockQ8, QK};

@@ -20,7 +20,10 @@ fn pairs(q: __m256i, x: &BlockQ8) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2")]
 fn bytes_f32(b: &[u8; 8]) -> __m256 {
-    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi64x(0, i64::from_le_bytes(*b))))
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi64x(
+        0,
+        i64::from_le_bytes(*b),
+    )))
 }
 
 /// Per super-block: the eight sub-blocks' integer sums reduced into one vector (lane `j` =

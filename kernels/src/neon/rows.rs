@@ -13,7 +13,7 @@ use std::arch::aarch64::*;
 /// Σ a[i] · b[i] over 32 signed bytes each, in 32-bit lanes.
 #[inline]
 #[target_feature(enable = "neon")]
-fn products(a: [int8x16_t; 2], b: [int8x16_t; 2]) -> int32x4_t {
+pub(super) fn products(a: [int8x16_t; 2], b: [int8x16_t; 2]) -> int32x4_t {
     let mut sum = vdupq_n_s32(0);
     for (a, b) in a.into_iter().zip(b) {
         sum = vpadalq_s16(sum, vmull_s8(vget_low_s8(a), vget_low_s8(b)));

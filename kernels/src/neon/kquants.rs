@@ -1,0 +1,115 @@
+//! k-quant rows (q4k, q6k) by 8-bit activations in plain NEON, for the `neon` and `neondot`
+//! levels: each 32-weight sub-block's byte products by `smull`/`sadalp` as in `rows.rs`, the
+//! eight sub-blocks' integer sums of a super-block then scaled together in two four-lane
+//! FMAs, as `scalar::dot_q4k` and `scalar::dot_q6k` define the products.
+
+use super::rows::products;
+use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8};
+use std::arch::aarch64::*;
+
+/// `Σ_j sums[j] · factors[j]` over a super-block's eight sub-blocks, into `acc`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn scaled(acc: float32x4_t, sums: &[i32; 8], factors: &[f32; 8]) -> float32x4_t {
+    // SAFETY: eight i32 and eight f32: two loads of four each.
+    unsafe {
+        let acc = vfmaq_f32(
+            acc,
+            vcvtq_f32_s32(vld1q_s32(sums.as_ptr())),
+            vld1q_f32(factors.as_ptr()),
+        );
+        vfmaq_f32(
+            acc,
+            vcvtq_f32_s32(vld1q_s32(sums.as_ptr().add(4))),
+            vld1q_f32(factors.as_ptr().add(4)),
+        )
+    }
+}
+
+/// A block's 32 activation bytes as two vectors.
+#[inline]
+#[target_feature(enable = "neon")]
+fn activations(x: &BlockQ8) -> [int8x16_t; 2] {
+    // SAFETY: 32 bytes: two loads of 16.
+    unsafe { [vld1q_s8(x.qs.as_ptr()), vld1q_s8(x.qs.as_ptr().add(16))] }
+}
+
+#[target_feature(enable = "neon")]
+fn dot_q4k_neon(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
+    let (mut acc, mut mins) = (vdupq_n_f32(0.0), 0f32);
+    for (w, x) in w.iter().zip(x.chunks_exact(8)) {
+        let mut sums = [0i32; 8];
+        for c in 0..4 {
+            // SAFETY: 32 bytes of the 128 at 32c: two loads of 16.
+            let packed = unsafe {
+                let at = w.qs.as_ptr().add(32 * c);
+                [vld1q_u8(at), vld1q_u8(at.add(16))]
+            };
+            let low = packed.map(|p| vreinterpretq_s8_u8(vandq_u8(p, vdupq_n_u8(0x0F))));
+            let high = packed.map(|p| vreinterpretq_s8_u8(vshrq_n_u8::<4>(p)));
+            sums[2 * c] = vaddvq_s32(products(low, activations(&x[2 * c])));
+            sums[2 * c + 1] = vaddvq_s32(products(high, activations(&x[2 * c + 1])));
+        }
+        let (scales, mins_of) = w.scales_mins();
+        let (d, dmin) = (w.d.to_f32(), w.dmin.to_f32());
+        let factors: [f32; 8] = std::array::from_fn(|j| d * scales[j] as f32 * x[j].d);
+        acc = scaled(acc, &sums, &factors);
+        for (j, xb) in x.iter().enumerate() {
+            mins += dmin * mins_of[j] as f32 * xb.d * xb.sum as f32;
+        }
+    }
+    vaddvq_f32(acc) - mins
+}
+
+#[target_feature(enable = "neon")]
+fn dot_q6k_neon(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
+    let mut acc = vdupq_n_f32(0.0);
+    for (w, x) in w.iter().zip(x.chunks_exact(8)) {
+        let mut sums = [0i32; 8];
+        for (j, xb) in x.iter().enumerate() {
+            let (h, k) = (j / 4, j % 4);
+            let at = 64 * h + 32 * (k % 2);
+            // SAFETY: 32 bytes of `ql` (at + 32 ≤ 128) and of `qh` (32h + 32 ≤ 64).
+            let (ql, qh) = unsafe {
+                let (l, q) = (w.ql.as_ptr().add(at), w.qh.as_ptr().add(32 * h));
+                (
+                    [vld1q_u8(l), vld1q_u8(l.add(16))],
+                    [vld1q_u8(q), vld1q_u8(q.add(16))],
+                )
+            };
+            let shift = vdupq_n_s8(-2 * k as i8);
+            let q: [int8x16_t; 2] = std::array::from_fn(|i| {
+                let low = if k < 2 {
+                    vandq_u8(ql[i], vdupq_n_u8(0x0F))
+                } else {
+                    vshrq_n_u8::<4>(ql[i])
+                };
+                let high = vandq_u8(vshlq_u8(qh[i], shift), vdupq_n_u8(3));
+                let q = vorrq_u8(low, vshlq_n_u8::<4>(high));
+                vsubq_s8(vreinterpretq_s8_u8(q), vdupq_n_s8(32))
+            });
+            let xs = activations(xb);
+            // The two 16-weight groups: each a vector of q and of x.
+            let group = |g: usize| {
+                let p = vmull_s8(vget_low_s8(q[g]), vget_low_s8(xs[g]));
+                let p = vpaddlq_s16(p);
+                vaddvq_s32(vpadalq_s16(p, vmull_high_s8(q[g], xs[g])))
+            };
+            sums[j] = w.scales[2 * j] as i32 * group(0) + w.scales[2 * j + 1] as i32 * group(1);
+        }
+        let d = w.d.to_f32();
+        let factors: [f32; 8] = std::array::from_fn(|j| d * x[j].d);
+        acc = scaled(acc, &sums, &factors);
+    }
+    vaddvq_f32(acc)
+}
+
+// Safe entry points for the dispatch table. SAFETY (both): NEON is part of every aarch64 CPU.
+
+pub(crate) fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q4k_neon(w, x) }
+}
+
+pub(crate) fn dot_q6k(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q6k_neon(w, x) }
+}
