@@ -204,8 +204,8 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The GGUF file of `planned` in the cache, written first when missing. The name carries a
-/// hash of everything the bytes depend on (source files' sizes and times, spec, format,
-/// tokenizer, this exporter's version), so a changed source is exported again.
+/// hash of everything the bytes depend on (source files' sizes and times, spec, format, each
+/// tensor's type, tokenizer, this exporter's version), so a changed source is exported again.
 pub fn cached_gguf(planned: &Planned) -> Result<(PathBuf, bool)> {
     let path = cache_dir().join("gguf").join(format!(
         "{}@{}-{:016x}.gguf",
@@ -227,6 +227,12 @@ fn cache_key(planned: &Planned) -> Result<u64> {
     EXPORT_VERSION.hash(&mut h);
     resolved.spec.to_string().hash(&mut h);
     planned.format_label.hash(&mut h);
+    // Each tensor's type, so a changed plan (e.g. another fallback for rows short of a
+    // k-quant block) is exported again rather than read from a file of other types.
+    for (spec, dtype) in &planned.layout().tensors {
+        spec.gguf_name.hash(&mut h);
+        crate::format::ggml_name(*dtype).hash(&mut h);
+    }
     format!("{:?}", resolved.config).hash(&mut h);
     resolved.tokenizer.to_json()?.hash(&mut h);
     if let Some(path) = resolved.source_path() {

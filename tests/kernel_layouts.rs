@@ -6,7 +6,9 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
-use llm_bench::kernels::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0};
+use llm_bench::kernels::blocks::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
+};
 use llm_bench::kernels::{QMatrix, QuantBlock};
 use rand::{Rng, SeedableRng};
 
@@ -53,6 +55,16 @@ fn q4_0_blocks_read_as_candle_writes_them() {
 #[test]
 fn q4_1_blocks_read_as_candle_writes_them() {
     check::<BlockQ4_1>(GgmlDType::Q4_1);
+}
+
+#[test]
+fn q5_0_blocks_read_as_candle_writes_them() {
+    check::<BlockQ5_0>(GgmlDType::Q5_0);
+}
+
+#[test]
+fn q5_1_blocks_read_as_candle_writes_them() {
+    check::<BlockQ5_1>(GgmlDType::Q5_1);
 }
 
 /// k-quants: rows of whole 256-weight super-blocks (SmolLM2's 1536, Llama's 4096 and 14336).

@@ -342,7 +342,7 @@ fn formats_the_kernels_lack_are_refused_with_the_ones_they_run() {
             "--engine",
             "tuned",
             "--format",
-            "q5_0",
+            "q2k",
             "--prompt",
             "Hi",
             "--max-new-tokens",
@@ -354,8 +354,9 @@ fn formats_the_kernels_lack_are_refused_with_the_ones_they_run() {
         &out,
         &[
             "tuned",
-            "q5_0",
+            "q2k",
             "q4_0",
+            "q5_1",
             "q4k",
             "q6k",
             "bf16",
@@ -379,6 +380,8 @@ fn a_tiny_model_from_safetensors_runs_in_every_format_like_candle() {
         ("f32", 1e-3),
         ("bf16", 1e-2),
         ("q8_0", 2e-2),
+        ("q5_1", 3e-2),
+        ("q5_0", 3e-2),
         ("q4_0", 5e-2),
     ] {
         tracks_candle(&spec, format, tolerance);
@@ -491,7 +494,7 @@ fn weights_quantized_on_load_equal_their_gguf_export_to_the_bit() {
     let wide = dir.path().join("wide");
     common::write_tiny_llama(&wide, &wide_tiny_config());
     let wide = ModelSpec::LocalDir(wide);
-    let cases = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"]
+    let cases = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
         .map(|f| (&tiny, f))
         .into_iter()
         .chain([(&wide, "q4k"), (&wide, "q6k"), (&twin, "q4_0")]);

@@ -7,9 +7,9 @@
 //!
 //! Beside candle's products, the tuned engine's own GEMV kernels (`llm_bench::kernels`) at
 //! the same shapes, on every kernel level this CPU runs, with ids
-//! `matmul/<model>@<format>+tuned-<level>/<shape>-gemv` (q8_0, q4_0, q4_1, and q4k and q6k at
-//! shapes whose rows fill their 256-weight blocks: quantizing the input row and the product,
-//! as candle's `QMatMul::forward` does both; f32: the product).
+//! `matmul/<model>@<format>+tuned-<level>/<shape>-gemv` (q8_0, q4_0, q4_1, q5_0, q5_1, and q4k
+//! and q6k at shapes whose rows fill their 256-weight blocks: quantizing the input row and the
+//! product, as candle's `QMatMul::forward` does both; f32: the product).
 
 use super::{group, Cost};
 use candle_core::quantized::{QMatMul, QTensor};
@@ -17,7 +17,8 @@ use candle_core::{Device, Module, Tensor};
 use criterion::{Criterion, Throughput};
 use llm_bench::format::WeightFormat;
 use llm_bench::kernels::blocks::{
-    quantize_q8, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8, BlockQ8_0, QK,
+    quantize_q8, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
+    BlockQ8_0, QK,
 };
 use llm_bench::kernels::{F32Matrix, Kernels, Level, Pool, QMatrix, QuantBlock};
 use serde_json::json;
@@ -103,6 +104,8 @@ pub fn bench(c: &mut Criterion) {
             tuned_gemv::<BlockQ8_0>(g, &kernels, p, &tuned("q8_0"), shape, n, k);
             tuned_gemv::<BlockQ4_0>(g, &kernels, p, &tuned("q4_0"), shape, n, k);
             tuned_gemv::<BlockQ4_1>(g, &kernels, p, &tuned("q4_1"), shape, n, k);
+            tuned_gemv::<BlockQ5_0>(g, &kernels, p, &tuned("q5_0"), shape, n, k);
+            tuned_gemv::<BlockQ5_1>(g, &kernels, p, &tuned("q5_1"), shape, n, k);
             tuned_gemv::<BlockQ4K>(g, &kernels, p, &tuned("q4k"), shape, n, k);
             tuned_gemv::<BlockQ6K>(g, &kernels, p, &tuned("q6k"), shape, n, k);
             tuned_f32_gemv(g, &kernels, p, &tuned("f32"), shape, n, k);

@@ -10,7 +10,7 @@ mod kquants;
 
 pub(super) use kquants::{dot_q4k, dot_q6k};
 
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
 use half::{bf16, f16};
 use std::arch::x86_64::*;
@@ -109,6 +109,48 @@ fn dot_q4_1_avx2(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
         let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
         // Nibbles are 0..16, already unsigned: no sign juggling.
         let pairs = _mm256_maddubs_epi16(nibbles(&w.qs), load_i8(&x.qs));
+        let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+        let offset = _mm256_setr_ps(half_to_f32(w.m) * x.s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+        _mm256_fmadd_ps(d, sums, offset)
+    }))
+}
+
+/// Bit `i` of `qh` as 0x10 in byte `i`: the fifth bit of q5_0's and q5_1's weight `i`. Byte `i`
+/// takes `qh`'s byte `i / 8` (a shuffle within each 128-bit lane, where every 32-bit word is
+/// `qh`), then keeps bit `i % 8` of it.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn fifth_bits(qh: u32) -> __m256i {
+    let spread = _mm256_setr_epi64x(
+        0x0000_0000_0000_0000,
+        0x0101_0101_0101_0101,
+        0x0202_0202_0202_0202,
+        0x0303_0303_0303_0303,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), spread);
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q5_0_avx2(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
+    let sixteen = _mm256_set1_epi8(16);
+    sum_lanes(sum_blocks(w, x, |w, x| {
+        let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
+        let q = _mm256_or_si256(nibbles(&w.qs), fifth_bits(w.qh));
+        _mm256_mul_ps(d, dot_i8(_mm256_sub_epi8(q, sixteen), load_i8(&x.qs)))
+    }))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q5_1_avx2(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    sum_lanes(sum_blocks(w, x, |w, x| {
+        let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
+        // 0..32, unsigned: 2 · 31 · 127 < 32767 per pair.
+        let q = _mm256_or_si256(nibbles(&w.qs), fifth_bits(w.qh));
+        let pairs = _mm256_maddubs_epi16(q, load_i8(&x.qs));
         let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
         let offset = _mm256_setr_ps(half_to_f32(w.m) * x.s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         _mm256_fmadd_ps(d, sums, offset)
@@ -558,6 +600,14 @@ pub(super) fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
 
 pub(super) fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q4_1_avx2(w, x) }
+}
+
+pub(super) fn dot_q5_0(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q5_0_avx2(w, x) }
+}
+
+pub(super) fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q5_1_avx2(w, x) }
 }
 
 pub(super) fn dot_f32(w: &[f32], x: &[f32]) -> f32 {

@@ -5,6 +5,8 @@
 //! - q4_0: `d: f16`, `qs: [u8; 16]`; weight `i` = `d * (nibble - 8)`, where weights 0..16
 //!   are the low nibbles of `qs` and 16..32 the high ones.
 //! - q4_1: `d: f16`, `m: f16`, `qs: [u8; 16]`; weight `i` = `d * nibble + m`, same nibble order.
+//! - q5_0: `d: f16`, `qh: u32`, `qs: [u8; 16]`; weight `i` = `d * (nibble + 16 · bit i of qh - 16)`,
+//!   q4_0's nibble order. q5_1: `d`, `m: f16`, `qh`, `qs`; weight `i` = `d * (nibble + 16 · bit) + m`.
 //! - q4k (GGUF's q4_K): 256 weights in eight sub-blocks of 32, `d: f16`, `dmin: f16`,
 //!   `scales: [u8; 12]` (each sub-block's 6-bit scale and min), `qs: [u8; 128]`; sub-block `j`'s
 //!   weight = `d * scale_j * nibble - dmin * min_j`, sub-blocks `2c` and `2c + 1` the low and high
@@ -156,6 +158,95 @@ impl Block for BlockQ4_1 {
             out[j + QK / 2] = d * (b >> 4) as f32 + m;
         }
         out
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ5_0 {
+    pub d: f16,
+    /// Bit `i` is weight `i`'s fifth bit.
+    pub qh: u32,
+    pub qs: [u8; QK / 2],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ5_1 {
+    pub d: f16,
+    pub m: f16,
+    pub qh: u32,
+    pub qs: [u8; QK / 2],
+}
+
+/// Weight `i`'s 5-bit value, 0..32: its nibble (low nibbles of `qs` for 0..16, high ones for
+/// 16..32, as q4_0's) with bit `i` of `qh` above it.
+fn five_bits(qs: &[u8; QK / 2], qh: u32, i: usize) -> u8 {
+    let nibble = if i < QK / 2 {
+        qs[i] & 0x0F
+    } else {
+        qs[i - QK / 2] >> 4
+    };
+    nibble | ((((qh >> i) & 1) as u8) << 4)
+}
+
+impl BlockQ5_0 {
+    /// Weight `i` before scaling: -16..16.
+    pub fn q(&self, i: usize) -> i8 {
+        five_bits(&self.qs, self.qh, i) as i8 - 16
+    }
+}
+
+impl BlockQ5_1 {
+    /// Weight `i` before scaling and offset: 0..32.
+    pub fn q(&self, i: usize) -> u8 {
+        five_bits(&self.qs, self.qh, i)
+    }
+}
+
+fn word_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+impl Block for BlockQ5_0 {
+    const NAME: &'static str = "q5_0";
+    const BYTES: usize = 6 + QK / 2;
+    type Values = [f32; QK];
+    fn read(bytes: &[u8]) -> Self {
+        let mut qs = [0u8; QK / 2];
+        qs.copy_from_slice(&bytes[6..6 + QK / 2]);
+        Self {
+            d: half_at(bytes, 0),
+            qh: word_at(bytes, 2),
+            qs,
+        }
+    }
+    fn dequantize(&self) -> [f32; QK] {
+        let d = self.d.to_f32();
+        std::array::from_fn(|i| self.q(i) as f32 * d)
+    }
+}
+
+impl Block for BlockQ5_1 {
+    const NAME: &'static str = "q5_1";
+    const BYTES: usize = 8 + QK / 2;
+    type Values = [f32; QK];
+    fn read(bytes: &[u8]) -> Self {
+        let mut qs = [0u8; QK / 2];
+        qs.copy_from_slice(&bytes[8..8 + QK / 2]);
+        Self {
+            d: half_at(bytes, 0),
+            m: half_at(bytes, 2),
+            qh: word_at(bytes, 4),
+            qs,
+        }
+    }
+    fn offset(&self) -> f32 {
+        self.m.to_f32()
+    }
+    fn dequantize(&self) -> [f32; QK] {
+        let (d, m) = (self.d.to_f32(), self.m.to_f32());
+        std::array::from_fn(|i| self.q(i) as f32 * d + m)
     }
 }
 

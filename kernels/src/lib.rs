@@ -68,7 +68,9 @@ mod scalar;
 mod vnni;
 
 pub use arena::{Arena, WeightVec};
-use blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8, BlockQ8_0, QK};
+use blocks::{
+    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, QK,
+};
 pub use error::{Error, Result};
 pub use pool::Pool;
 
@@ -177,6 +179,8 @@ pub struct Kernels {
     pub dot_q8_0: fn(&[BlockQ8_0], &[BlockQ8]) -> f32,
     pub dot_q4_0: fn(&[BlockQ4_0], &[BlockQ8]) -> f32,
     pub dot_q4_1: fn(&[BlockQ4_1], &[BlockQ8]) -> f32,
+    pub dot_q5_0: fn(&[BlockQ5_0], &[BlockQ8]) -> f32,
+    pub dot_q5_1: fn(&[BlockQ5_1], &[BlockQ8]) -> f32,
     /// k-quant rows (256-weight super-blocks) by 32-weight activation blocks, eight per block.
     pub dot_q4k: fn(&[BlockQ4K], &[BlockQ8]) -> f32,
     pub dot_q6k: fn(&[BlockQ6K], &[BlockQ8]) -> f32,
@@ -232,6 +236,8 @@ impl Kernels {
                 dot_q8_0: scalar::dot_q8_0,
                 dot_q4_0: scalar::dot_q4_0,
                 dot_q4_1: scalar::dot_q4_1,
+                dot_q5_0: scalar::dot_q5_0,
+                dot_q5_1: scalar::dot_q5_1,
                 dot_q4k: scalar::dot_q4k,
                 dot_q6k: scalar::dot_q6k,
                 dot_f32: scalar::dot_f32,
@@ -255,6 +261,8 @@ impl Kernels {
                 dot_q8_0: avx2::dot_q8_0,
                 dot_q4_0: avx2::dot_q4_0,
                 dot_q4_1: avx2::dot_q4_1,
+                dot_q5_0: avx2::dot_q5_0,
+                dot_q5_1: avx2::dot_q5_1,
                 dot_q4k: avx2::dot_q4k,
                 dot_q6k: avx2::dot_q6k,
                 dot_f32: avx2::dot_f32,
@@ -305,6 +313,8 @@ impl Kernels {
                 dot_q8_0: neon::dot_q8_0,
                 dot_q4_0: neon::dot_q4_0,
                 dot_q4_1: neon::dot_q4_1,
+                dot_q5_0: neon::dot_q5_0,
+                dot_q5_1: neon::dot_q5_1,
                 dot_q4k: neon::dot_q4k,
                 dot_q6k: neon::dot_q6k,
                 dot_f32: neon::dot_f32,
@@ -362,6 +372,18 @@ impl QuantBlock for BlockQ4_0 {
 impl QuantBlock for BlockQ4_1 {
     fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
         k.dot_q4_1
+    }
+}
+
+impl QuantBlock for BlockQ5_0 {
+    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
+        k.dot_q5_0
+    }
+}
+
+impl QuantBlock for BlockQ5_1 {
+    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
+        k.dot_q5_1
     }
 }
 

@@ -11,7 +11,8 @@
 //!   `gemm` crate's register-tiled kernels, picked at run time by CPU features.
 
 use super::blocks::{
-    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8, BlockQ8_0, QK, QK_K,
+    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, QK,
+    QK_K,
 };
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
 use super::{ops, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows16, Rows8, SharedOut};
@@ -19,7 +20,9 @@ use super::{Arena, Error, Result, WeightVec};
 use half::{bf16, f16};
 
 /// The storage types a [`Matrix`] holds, by GGUF's type names.
-pub const FORMATS: &[&str] = &["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q4k", "q6k"];
+pub const FORMATS: &[&str] = &[
+    "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4k", "q6k",
+];
 
 /// A matrix of half-precision weights (`f16` or `bf16`), row-major, kept in its format.
 pub struct HalfMatrix<H> {
@@ -48,6 +51,8 @@ pub enum Matrix {
     Q8_0(QMatrix<BlockQ8_0>),
     Q4_0(QMatrix<BlockQ4_0>),
     Q4_1(QMatrix<BlockQ4_1>),
+    Q5_0(QMatrix<BlockQ5_0>),
+    Q5_1(QMatrix<BlockQ5_1>),
     Q4K(QMatrix<BlockQ4K>),
     Q6K(QMatrix<BlockQ6K>),
     /// Rows repacked in groups of eight (on levels with such kernels).
@@ -81,6 +86,8 @@ impl Matrix {
             "q8_0" => (QK, BlockQ8_0::BYTES),
             "q4_0" => (QK, BlockQ4_0::BYTES),
             "q4_1" => (QK, BlockQ4_1::BYTES),
+            "q5_0" => (QK, BlockQ5_0::BYTES),
+            "q5_1" => (QK, BlockQ5_1::BYTES),
             "q4k" => (QK_K, BlockQ4K::BYTES),
             "q6k" => (QK_K, BlockQ6K::BYTES),
             other => {
@@ -195,6 +202,16 @@ impl Matrix {
                 chunks(&mut |b| extend(&mut m, b))?;
                 Matrix::Q4_1(m)
             }
+            "q5_0" => {
+                let mut m = plain::<BlockQ5_0>(arena, rows, cols);
+                chunks(&mut |b| extend(&mut m, b))?;
+                Matrix::Q5_0(m)
+            }
+            "q5_1" => {
+                let mut m = plain::<BlockQ5_1>(arena, rows, cols);
+                chunks(&mut |b| extend(&mut m, b))?;
+                Matrix::Q5_1(m)
+            }
             "q4k" => {
                 let mut m = plain::<BlockQ4K>(arena, rows, cols);
                 chunks(&mut |b| extend(&mut m, b))?;
@@ -216,6 +233,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.rows,
             Matrix::Q4_0(m) => m.rows,
             Matrix::Q4_1(m) => m.rows,
+            Matrix::Q5_0(m) => m.rows,
+            Matrix::Q5_1(m) => m.rows,
             Matrix::Q4K(m) => m.rows,
             Matrix::Q6K(m) => m.rows,
             Matrix::Q4_0x8(m) => m.rows,
@@ -232,6 +251,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.cols,
             Matrix::Q4_0(m) => m.cols,
             Matrix::Q4_1(m) => m.cols,
+            Matrix::Q5_0(m) => m.cols,
+            Matrix::Q5_1(m) => m.cols,
             Matrix::Q4K(m) => m.cols,
             Matrix::Q6K(m) => m.cols,
             Matrix::Q4_0x8(m) => m.cols,
@@ -249,6 +270,8 @@ impl Matrix {
             Matrix::Q8_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ8_0>(),
             Matrix::Q4_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_0>(),
             Matrix::Q4_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_1>(),
+            Matrix::Q5_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ5_0>(),
+            Matrix::Q5_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ5_1>(),
             Matrix::Q4K(m) => m.blocks.len() * std::mem::size_of::<BlockQ4K>(),
             Matrix::Q6K(m) => m.blocks.len() * std::mem::size_of::<BlockQ6K>(),
             Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
@@ -280,6 +303,8 @@ impl Matrix {
             Matrix::Q8_0(m) => blocks(m, r, out),
             Matrix::Q4_0(m) => blocks(m, r, out),
             Matrix::Q4_1(m) => blocks(m, r, out),
+            Matrix::Q5_0(m) => blocks(m, r, out),
+            Matrix::Q5_1(m) => blocks(m, r, out),
             Matrix::Q4K(m) => blocks(m, r, out),
             Matrix::Q6K(m) => blocks(m, r, out),
             Matrix::Q4_0x8(m) => m.row_into(r, out),
@@ -397,6 +422,8 @@ impl Matrix {
             Matrix::Q8_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_1(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q5_0(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q5_1(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q6K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) => {

@@ -20,7 +20,7 @@ pub(super) use dense::{
     attend, axpy_f16, dot_bf16_f32, dot_f16, dot_f16_f32, dot_f32, silu_mul, softmax_exp,
 };
 pub(super) use kquants::{dot_q4k, dot_q6k};
-pub(super) use rows::{dot_q4_0, dot_q4_1, dot_q8_0};
+pub(super) use rows::{dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0};
 
 use super::blocks::{BlockQ8, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};

@@ -1,7 +1,9 @@
 //! Portable kernels: plain loops over the blocks, the level every CPU has. Also what the
 //! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
 
-use super::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8, BlockQ8_0, QK};
+use super::blocks::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, QK,
+};
 use half::{bf16, f16};
 
 pub fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
@@ -41,6 +43,26 @@ pub fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
                 sum += (w.qs[j] & 0x0F) as i32 * x.qs[j] as i32;
                 sum += (w.qs[j] >> 4) as i32 * x.qs[j + QK / 2] as i32;
             }
+            w.d.to_f32() * x.d * sum as f32 + w.m.to_f32() * x.s
+        })
+        .sum()
+}
+
+pub fn dot_q5_0(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(w, x)| {
+            let sum: i32 = (0..QK).map(|i| w.q(i) as i32 * x.qs[i] as i32).sum();
+            w.d.to_f32() * x.d * sum as f32
+        })
+        .sum()
+}
+
+pub fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(w, x)| {
+            let sum: i32 = (0..QK).map(|i| w.q(i) as i32 * x.qs[i] as i32).sum();
             w.d.to_f32() * x.d * sum as f32 + w.m.to_f32() * x.s
         })
         .sum()

@@ -39,6 +39,8 @@ enum Dtype {
     Q8_0,
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
 }
 
 /// ggml's reference quantization (`quantize_row_*_ref`) of `rows x cols` weights, written
@@ -88,6 +90,45 @@ fn ggml_quantized(values: &[f32], rows: usize, cols: usize, dtype: Dtype) -> (Ve
                 let q = |v: f32| (((v - min) * id + 0.5) as i8).min(15) as u8;
                 bytes.extend((0..QK / 2).map(|j| q(x[j]) | (q(x[j + QK / 2]) << 4)));
                 back.extend(x.iter().map(|&v| q(v) as f32 * d16.to_f32() + m16.to_f32()));
+            }
+            Dtype::Q5_0 | Dtype::Q5_1 => {
+                // q5_0: the value of largest magnitude, sign kept, maps to -16; q5_1: min to max
+                // over 31 steps. Five bits per weight: the nibble in `qs`, bit 4 in `qh`.
+                type To = Box<dyn Fn(f32) -> u8>;
+                type From = Box<dyn Fn(u8) -> f32>;
+                let (q, back_of, head): (To, From, Vec<u8>) = if let Dtype::Q5_0 = dtype {
+                    let max = x
+                        .iter()
+                        .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                    let d = max / -16.0;
+                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    let d16 = f16::from_f32(d);
+                    (
+                        Box::new(move |v| ((v * id + 16.5) as i8).min(31) as u8),
+                        Box::new(move |q| (q as f32 - 16.0) * d16.to_f32()),
+                        d16.to_le_bytes().to_vec(),
+                    )
+                } else {
+                    let min = x.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+                    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                    let d = (max - min) / 31.0;
+                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    let (d16, m16) = (f16::from_f32(d), f16::from_f32(min));
+                    (
+                        Box::new(move |v| (((v - min) * id + 0.5) as u8).min(31)),
+                        Box::new(move |q| q as f32 * d16.to_f32() + m16.to_f32()),
+                        [d16.to_le_bytes(), m16.to_le_bytes()].concat(),
+                    )
+                };
+                let qs: Vec<u8> = x.iter().map(|&v| q(v)).collect();
+                let mut qh = 0u32;
+                for (i, &v) in qs.iter().enumerate() {
+                    qh |= ((v as u32 >> 4) & 1) << i;
+                }
+                bytes.extend(head);
+                bytes.extend(qh.to_le_bytes());
+                bytes.extend((0..QK / 2).map(|j| (qs[j] & 0x0F) | ((qs[j + QK / 2] & 0x0F) << 4)));
+                back.extend(qs.iter().map(|&v| back_of(v)));
             }
         }
     }
@@ -171,6 +212,16 @@ fn q4_0_on_every_level_matches_the_dequantized_reference() {
 #[test]
 fn q4_1_on_every_level_matches_the_dequantized_reference() {
     check_format::<BlockQ4_1>(Dtype::Q4_1);
+}
+
+#[test]
+fn q5_0_on_every_level_matches_the_dequantized_reference() {
+    check_format::<super::blocks::BlockQ5_0>(Dtype::Q5_0);
+}
+
+#[test]
+fn q5_1_on_every_level_matches_the_dequantized_reference() {
+    check_format::<super::blocks::BlockQ5_1>(Dtype::Q5_1);
 }
 
 #[test]

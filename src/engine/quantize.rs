@@ -35,11 +35,11 @@ pub fn plan(specs: Vec<TensorSpec>, wanted: GgmlDType) -> QuantPlan {
             } else if spec.cols() % wanted.block_size() == 0 {
                 wanted
             } else {
-                // As llama.cpp does: rows that do not fill whole k-quant blocks of 256 take q8_0.
-                let fallback = if spec.cols() % GgmlDType::Q8_0.block_size() == 0 {
-                    GgmlDType::Q8_0
-                } else {
-                    GgmlDType::F32
+                // Rows that do not fill whole k-quant blocks of 256 take the 32-weight type
+                // llama.cpp's quantizer gives them (`llama-quant.cpp`); rows not even of 32, f32.
+                let fallback = match fallback_of(wanted) {
+                    Some(small) if spec.cols() % small.block_size() == 0 => small,
+                    _ => GgmlDType::F32,
                 };
                 *fell_back
                     .entry((spec.cols(), ggml_name(fallback)))
@@ -61,6 +61,18 @@ pub fn plan(specs: Vec<TensorSpec>, wanted: GgmlDType) -> QuantPlan {
         .collect();
     fallbacks.sort();
     QuantPlan { tensors, fallbacks }
+}
+
+/// The 32-weight type llama.cpp's quantizer stores a k-quant's rows in when they do not fill
+/// its 256-weight blocks: q4_0 for q2k and q3k, q5_0 for q4k, q5_1 for q5k, q8_0 for q6k.
+fn fallback_of(wanted: GgmlDType) -> Option<GgmlDType> {
+    match wanted {
+        GgmlDType::Q2K | GgmlDType::Q3K => Some(GgmlDType::Q4_0),
+        GgmlDType::Q4K => Some(GgmlDType::Q5_0),
+        GgmlDType::Q5K => Some(GgmlDType::Q5_1),
+        GgmlDType::Q6K => Some(GgmlDType::Q8_0),
+        _ => None,
+    }
 }
 
 pub fn tensor_bytes(spec: &TensorSpec, dtype: GgmlDType) -> u64 {
@@ -259,6 +271,43 @@ impl Read for OnDemandTensors<'_> {
 mod tests {
     use super::*;
     use crate::source::synthetic::{self, SyntheticWeights};
+
+    /// SmolLM2's rows of 576 do not fill a k-quant block: they take the type llama.cpp's
+    /// quantizer gives them (its `llama-quant.cpp` table), its rows of 1536 the k-quant, and
+    /// a notice counts them.
+    #[test]
+    fn rows_short_of_k_quant_blocks_take_llama_cpps_fallback_types() {
+        let config = synthetic::preset("smollm2-135m").unwrap().config;
+        let specs = (arch::llama::LLAMA.tensors)(&config);
+        for (wanted, fallback) in [
+            (GgmlDType::Q2K, GgmlDType::Q4_0),
+            (GgmlDType::Q3K, GgmlDType::Q4_0),
+            (GgmlDType::Q4K, GgmlDType::Q5_0),
+            (GgmlDType::Q5K, GgmlDType::Q5_1),
+            (GgmlDType::Q6K, GgmlDType::Q8_0),
+        ] {
+            let planned = plan(specs.clone(), wanted);
+            for (spec, dtype) in &planned.tensors {
+                let want = match (spec.role, spec.cols()) {
+                    (TensorRole::Norm, _) => GgmlDType::F32,
+                    (_, 576) => fallback,
+                    (_, 1536) => wanted,
+                    (_, cols) => panic!("{} has rows of {cols}", spec.gguf_name),
+                };
+                assert_eq!(*dtype, want, "{} at {}", spec.gguf_name, ggml_name(wanted));
+            }
+            assert_eq!(planned.fallbacks.len(), 1, "{:?}", planned.fallbacks);
+            assert!(
+                planned.fallbacks[0].contains("rows of 576")
+                    && planned.fallbacks[0]
+                        .ends_with(&format!("stored as {}", ggml_name(fallback))),
+                "{:?}",
+                planned.fallbacks
+            );
+        }
+        // Formats of 32-weight blocks fit every row: nothing falls back.
+        assert!(plan(specs, GgmlDType::Q5_0).fallbacks.is_empty());
+    }
 
     /// A tensor streamed a batch of rows at a time, read in pieces that straddle the
     /// batches, gives the bytes made whole: rows of RoPE-permuted heads and plain ones, a last

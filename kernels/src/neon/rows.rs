@@ -1,5 +1,5 @@
-//! Row-major quantized dots in plain NEON (no dot-product extension): one row of q8_0, q4_0
-//! or q4_1 blocks by a token's 8-bit activations. The `neon` level multiplies every quantized
+//! Row-major quantized dots in plain NEON (no dot-product extension): one row of q8_0, q4_0,
+//! q4_1, q5_0 or q5_1 blocks by a token's 8-bit activations. The `neon` level multiplies every quantized
 //! matrix with them; `neondot` only matrices whose rows do not come in groups of eight (the
 //! rest take `sdot` on interleaved rows).
 //!
@@ -7,7 +7,7 @@
 //! saturation whatever the bytes), added pairwise into 32-bit lanes (`sadalp`), the block's
 //! integer sum scaled once.
 
-use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8, BlockQ8_0, QK};
+use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, QK};
 use std::arch::aarch64::*;
 
 /// Σ a[i] · b[i] over 32 signed bytes each, in 32-bit lanes.
@@ -73,7 +73,58 @@ fn dot_q4_1_neon(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
     vaddvq_f32(acc) + offsets
 }
 
+/// A q5 block's 32 weights, 0..32 unsigned: the nibbles with bit `i` of `qh` as 16 in byte
+/// `i` (each byte tests its own bit of `qh`'s byte `i / 8`).
+#[inline]
+#[target_feature(enable = "neon")]
+fn five_bits(qs: &[u8; QK / 2], qh: u32) -> [uint8x16_t; 2] {
+    let bits: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+    // SAFETY: 16 bytes.
+    let bits = unsafe { vld1q_u8(bits.as_ptr()) };
+    let h = qh.to_le_bytes();
+    let high = |a: u8, b: u8| {
+        let bytes = vcombine_u8(vdup_n_u8(a), vdup_n_u8(b));
+        vandq_u8(vtstq_u8(bytes, bits), vdupq_n_u8(0x10))
+    };
+    let [low, top] = nibbles(qs);
+    [
+        vorrq_u8(low, high(h[0], h[1])),
+        vorrq_u8(top, high(h[2], h[3])),
+    ]
+}
+
+#[target_feature(enable = "neon")]
+fn dot_q5_0_neon(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
+    let mut acc = vdupq_n_f32(0.0);
+    for (w, x) in w.iter().zip(x) {
+        let q = five_bits(&w.qs, w.qh).map(|n| vsubq_s8(vreinterpretq_s8_u8(n), vdupq_n_s8(16)));
+        let sum = products(q, load32(&x.qs));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
+    }
+    vaddvq_f32(acc)
+}
+
+#[target_feature(enable = "neon")]
+fn dot_q5_1_neon(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
+    let (mut acc, mut offsets) = (vdupq_n_f32(0.0), 0f32);
+    for (w, x) in w.iter().zip(x) {
+        let q = five_bits(&w.qs, w.qh).map(|n| vreinterpretq_s8_u8(n));
+        let sum = products(q, load32(&x.qs));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
+        offsets += w.m.to_f32() * x.s;
+    }
+    vaddvq_f32(acc) + offsets
+}
+
 // Safe entry points for the dispatch table. SAFETY (all): NEON is part of every aarch64 CPU.
+
+pub(crate) fn dot_q5_0(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q5_0_neon(w, x) }
+}
+
+pub(crate) fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_q5_1_neon(w, x) }
+}
 
 pub(crate) fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q8_0_neon(w, x) }
