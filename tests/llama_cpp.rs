@@ -300,3 +300,110 @@ fn run_puts_both_engines_side_by_side_in_one_results_file() {
     let markdown = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     assert!(markdown.contains("llama-cpp") && markdown.contains("candle"));
 }
+
+/// SmolLM2 requantized by llama.cpp's own quantizer (`llama_model_quantize`, what
+/// `llama-quantize --allow-requantize … Q4_K_M` runs) into a Q4_K_M file: llama.cpp's choice of
+/// types per tensor (q4k, q6k, and its 32-weight fallbacks for rows of 576) and its bytes.
+fn q4_k_m_file(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::ffi::CString;
+    let input = llm_bench::defaults::default_gguf_path();
+    let output = dir.join("smollm2-q4_k_m.gguf");
+    let (from, to) = (
+        CString::new(input.to_str().unwrap()).unwrap(),
+        CString::new(output.to_str().unwrap()).unwrap(),
+    );
+    // SAFETY: llama.cpp's C API: default parameters, then two NUL-terminated paths and the
+    // parameters, all alive for the call.
+    let status = unsafe {
+        llama_cpp_sys_2::llama_backend_init();
+        let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
+        params.ftype = llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_M;
+        params.allow_requantize = true;
+        params.nthread = 2;
+        llama_cpp_sys_2::llama_model_quantize(from.as_ptr(), to.as_ptr(), &params)
+    };
+    assert_eq!(status, 0, "llama_model_quantize failed");
+    output
+}
+
+/// A Q4_K_M file made by llama.cpp's quantizer, in its own mix of types, runs in the tuned
+/// engine as llama.cpp runs it: teacher-forced on llama.cpp's greedy ids for the fixture
+/// prompts (24 tokens each), llama.cpp's token is the tuned engine's top token at nearly every
+/// position, and where it is not, a near-tie; candle is printed beside it.
+#[test]
+fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_cpp() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ModelSpec::Gguf(q4_k_m_file(dir.path()));
+    llm_bench::system::configure_threads(None);
+    let planned = || llm_bench::model::plan(&spec, None).unwrap();
+    let types: std::collections::BTreeSet<&str> = planned()
+        .layout()
+        .tensors
+        .iter()
+        .map(|(_, dtype)| llm_bench::format::ggml_name(*dtype))
+        .collect();
+    eprintln!("llama.cpp's Q4_K_M of SmolLM2 holds {types:?}");
+    assert!(types.contains("q4k") && types.contains("q6k"), "{types:?}");
+    let mut reference = planned().load_with(llama_cpp()).unwrap();
+    let argmax = |v: &[f32]| {
+        v.iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0 as u32
+    };
+    // llama.cpp's greedy ids on its own file.
+    let cases: Vec<(Vec<u32>, Vec<u32>)> = fixture("smollm2-greedy-vendored.json")["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| {
+            let prompt = ids(&case["prompt_tokens"]);
+            let mut logits = reference
+                .engine
+                .prefill(&[prompt.clone()])
+                .unwrap()
+                .data
+                .clone();
+            let mut out = vec![];
+            for _ in 0..24 {
+                out.push(argmax(&logits));
+                logits = reference
+                    .engine
+                    .decode(&[out[out.len() - 1]])
+                    .unwrap()
+                    .data
+                    .clone();
+            }
+            (prompt, out)
+        })
+        .collect();
+    drop(reference);
+    let forced = |engine: &str| {
+        let mut model = planned().load_with(engine.parse().unwrap()).unwrap();
+        let (mut top, mut all, mut worst) = (0, 0, 0f32);
+        for (prompt, want) in &cases {
+            let mut logits = model
+                .engine
+                .prefill(&[prompt.clone()])
+                .unwrap()
+                .data
+                .clone();
+            for &id in want {
+                let gap = logits[argmax(&logits) as usize] - logits[id as usize];
+                top += usize::from(gap == 0.0);
+                all += 1;
+                worst = worst.max(gap);
+                logits = model.engine.decode(&[id]).unwrap().data.clone();
+            }
+        }
+        (top, all, worst)
+    };
+    let (top, all, worst) = forced("tuned");
+    let (candle_top, _, candle_worst) = forced("candle");
+    eprintln!(
+        "llama.cpp's token is the top token at {top} of {all} positions for tuned (largest gap {worst}), {candle_top} for candle (largest gap {candle_worst})"
+    );
+    assert!(top * 100 >= all * 90, "tuned: {top} of {all}");
+    assert!(worst < 0.75, "a gap of {worst} logits is no near-tie");
+}
