@@ -361,7 +361,7 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
             let prompt = ids(&case["prompt_tokens"]);
             let mut logits = reference
                 .engine
-                .prefill(&[prompt.clone()])
+                .prefill(std::slice::from_ref(&prompt))
                 .unwrap()
                 .data
                 .clone();
@@ -385,7 +385,7 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
         for (prompt, want) in &cases {
             let mut logits = model
                 .engine
-                .prefill(&[prompt.clone()])
+                .prefill(std::slice::from_ref(prompt))
                 .unwrap()
                 .data
                 .clone();
