@@ -283,6 +283,7 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             Level::AvxVnni => Kernels {
                 level,
+                dot_q4k: avx2::dot_q4k_avxvnni,
                 rows8_q4_0: Some(vnni::avxvnni::rows8_q4_0),
                 rows8_q4_1: Some(vnni::avxvnni::rows8_q4_1),
                 rows8_q8_0: Some(vnni::avxvnni::rows8_q8_0),
@@ -299,6 +300,7 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             Level::Avx512Vnni => Kernels {
                 level,
+                dot_q4k: avx2::dot_q4k_avx512vnni,
                 rows8_q4_0: Some(vnni::avx512::rows8_q4_0),
                 rows8_q4_1: Some(vnni::avx512::rows8_q4_1),
                 rows8_q8_0: Some(vnni::avx512::rows8_q8_0),
