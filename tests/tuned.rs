@@ -418,13 +418,7 @@ fn a_tiny_model_in_k_quants_runs_like_candle() {
         let run = |engine: EngineChoice, format: Option<&str>| {
             let planned =
                 llm_bench::model::plan(&file, format.map(|f| f.parse().unwrap())).unwrap();
-            let mut model = planned.load_with(engine).unwrap();
-            let ids: Vec<u32> = (1..13).collect();
-            let mut out = model.engine.prefill(&[ids]).unwrap().data.clone();
-            for id in [7, 11, 5] {
-                out.extend_from_slice(&model.engine.decode(&[id]).unwrap().data);
-            }
-            out
+            prefill_and_decode(&mut planned.load_with(engine).unwrap())
         };
         let truth = run(EngineChoice::default(), Some("f32"));
         let ours = relative_difference(&run(tuned(), None), &truth);
@@ -434,6 +428,16 @@ fn a_tiny_model_in_k_quants_runs_like_candle() {
         );
         assert!(ours <= candles, "{format}: tuned {ours}, candle {candles}");
     }
+}
+
+/// The logits of a 12-token prefill (ids 1 to 12) and three decode steps, one after another.
+fn prefill_and_decode(model: &mut llm_bench::Model) -> Vec<f32> {
+    let ids: Vec<u32> = (1..13).collect();
+    let mut out = model.engine.prefill(&[ids]).unwrap().data.clone();
+    for id in [7, 11, 5] {
+        out.extend_from_slice(&model.engine.decode(&[id]).unwrap().data);
+    }
+    out
 }
 
 /// A tiny Llama whose rows are 256 (hidden) and 512 (feed-forward) weights wide.
@@ -510,12 +514,7 @@ fn weights_quantized_on_load_equal_their_gguf_export_to_the_bit() {
                 "{:?}",
                 model.info.notices
             );
-            let ids: Vec<u32> = (1..13).collect();
-            let mut out = model.engine.prefill(&[ids]).unwrap().data.clone();
-            for id in [7, 11, 5] {
-                out.extend_from_slice(&model.engine.decode(&[id]).unwrap().data);
-            }
-            out
+            prefill_and_decode(&mut model)
         };
         let made = logits(plan().load_with(tuned()).unwrap());
         let read = logits(

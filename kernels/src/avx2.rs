@@ -101,17 +101,22 @@ fn dot_q4_0_avx2(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
     }))
 }
 
+/// One block of a format with an offset (q4_1, q5_1): its weights `q` as unsigned bytes (at
+/// most 31, so a pair stays within 2 · 31 · 127 < 32767: no sign juggling), scaled by `d` and
+/// the activations' scale, with the offset term `m · s` in lane 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn with_offset(q: __m256i, d: f16, m: f16, x: &BlockQ8) -> __m256 {
+    let pairs = _mm256_maddubs_epi16(q, load_i8(&x.qs));
+    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    let offset = _mm256_setr_ps(half_to_f32(m) * x.s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    _mm256_fmadd_ps(_mm256_set1_ps(half_to_f32(d) * x.d), sums, offset)
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q4_1_avx2(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
-    let ones = _mm256_set1_epi16(1);
-    // The offset term m * s goes into lane 0 of each block's vector.
     sum_lanes(sum_blocks(w, x, |w, x| {
-        let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
-        // Nibbles are 0..16, already unsigned: no sign juggling.
-        let pairs = _mm256_maddubs_epi16(nibbles(&w.qs), load_i8(&x.qs));
-        let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
-        let offset = _mm256_setr_ps(half_to_f32(w.m) * x.s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-        _mm256_fmadd_ps(d, sums, offset)
+        with_offset(nibbles(&w.qs), w.d, w.m, x)
     }))
 }
 
@@ -145,15 +150,9 @@ fn dot_q5_0_avx2(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q5_1_avx2(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
-    let ones = _mm256_set1_epi16(1);
     sum_lanes(sum_blocks(w, x, |w, x| {
-        let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
-        // 0..32, unsigned: 2 · 31 · 127 < 32767 per pair.
         let q = _mm256_or_si256(nibbles(&w.qs), fifth_bits(w.qh));
-        let pairs = _mm256_maddubs_epi16(q, load_i8(&x.qs));
-        let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
-        let offset = _mm256_setr_ps(half_to_f32(w.m) * x.s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-        _mm256_fmadd_ps(d, sums, offset)
+        with_offset(q, w.d, w.m, x)
     }))
 }
 

@@ -277,9 +277,19 @@ impl BlockQ4K {
             )
         }
     }
-}
 
-impl BlockQ4K {
+    /// Weight `e`'s nibble, 0..16: sub-blocks `2c` and `2c + 1` are the low and high nibbles of
+    /// `qs[32c..32c + 32]`.
+    pub fn q(&self, e: usize) -> u8 {
+        let (j, l) = (e / QK, e % QK);
+        let byte = self.qs[QK * (j / 2) + l];
+        if j % 2 == 0 {
+            byte & 0x0F
+        } else {
+            byte >> 4
+        }
+    }
+
     /// Every sub-block's scale and min at once, as [`Self::scale_min`] gives them one by one:
     /// `(scales, mins)`, unpacked in 32-bit words as ggml's kernels do.
     pub fn scales_mins(&self) -> ([u8; 8], [u8; 8]) {
@@ -323,10 +333,8 @@ impl Block for BlockQ4K {
         for (j, sub) in out.chunks_exact_mut(QK).enumerate() {
             let (scale, min) = self.scale_min(j);
             let (scale, min) = (d * scale as f32, dmin * min as f32);
-            let bytes = &self.qs[32 * (j / 2)..32 * (j / 2) + 32];
-            for (o, &b) in sub.iter_mut().zip(bytes) {
-                let nibble = if j % 2 == 0 { b & 0x0F } else { b >> 4 };
-                *o = scale * nibble as f32 - min;
+            for (l, o) in sub.iter_mut().enumerate() {
+                *o = scale * self.q(QK * j + l) as f32 - min;
             }
         }
         out

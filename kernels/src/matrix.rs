@@ -61,6 +61,9 @@ pub enum Matrix {
     Q8_0x8(Repacked<BlockQ8_0x8>),
 }
 
+/// Hands each chunk of a tensor's bytes, in order, to its argument (`Matrix::read`).
+type Chunks<'a, E> = dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<(), E> + 'a;
+
 /// Tokens whose activations one pass over a weight row multiplies: few enough that their
 /// quantized activations stay in the L1/L2 cache beside the row.
 const TOKEN_TILE: usize = 16;
@@ -134,15 +137,28 @@ impl Matrix {
             }
             Ok(())
         };
-        fn plain<B: QuantBlock>(arena: &mut Arena, rows: usize, cols: usize) -> QMatrix<B> {
-            QMatrix {
-                rows,
-                cols,
-                blocks: arena.vec(rows * cols / B::WEIGHTS),
-            }
+        /// A row-major block matrix, its blocks read from every chunk.
+        fn plain<B: QuantBlock, E>(
+            arena: &mut Arena,
+            rows: usize,
+            cols: usize,
+            chunks: &mut Chunks<E>,
+        ) -> Result<QMatrix<B>, E> {
+            let mut blocks = arena.vec(rows * cols / B::WEIGHTS);
+            chunks(&mut |b| blocks.extend(b.chunks_exact(B::BYTES).map(B::read)))?;
+            Ok(QMatrix { rows, cols, blocks })
         }
-        fn extend<B: QuantBlock>(m: &mut QMatrix<B>, bytes: &[u8]) {
-            m.blocks.extend(bytes.chunks_exact(B::BYTES).map(B::read));
+        /// Rows interleaved in groups of eight (paired where the level multiplies pairs).
+        fn grouped<I: Interleaved, E>(
+            arena: &mut Arena,
+            rows: usize,
+            cols: usize,
+            paired: bool,
+            chunks: &mut Chunks<E>,
+        ) -> Result<Repacked<I>, E> {
+            let mut m = Repacked::with_capacity(arena, rows, cols, paired);
+            chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
+            Ok(m)
         }
         Ok(match format {
             "f32" => {
@@ -170,58 +186,25 @@ impl Matrix {
                 Matrix::BF16(HalfMatrix { rows, cols, data })
             }
             "q8_0" if groups && kernels.rows8_q8_0.is_some() => {
-                let mut m =
-                    Repacked::with_capacity(arena, rows, cols, kernels.rows16_q8_0.is_some());
-                chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
-                Matrix::Q8_0x8(m)
+                let paired = kernels.rows16_q8_0.is_some();
+                Matrix::Q8_0x8(grouped(arena, rows, cols, paired, &mut chunks)?)
             }
             "q4_0" if groups && kernels.rows8_q4_0.is_some() => {
-                let mut m =
-                    Repacked::with_capacity(arena, rows, cols, kernels.rows16_q4_0.is_some());
-                chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
-                Matrix::Q4_0x8(m)
+                let paired = kernels.rows16_q4_0.is_some();
+                Matrix::Q4_0x8(grouped(arena, rows, cols, paired, &mut chunks)?)
             }
             "q4_1" if groups && kernels.rows8_q4_1.is_some() => {
-                let mut m =
-                    Repacked::with_capacity(arena, rows, cols, kernels.rows16_q4_1.is_some());
-                chunks(&mut |b| m.extend_from_gguf_bytes(b))?;
-                Matrix::Q4_1x8(m)
+                let paired = kernels.rows16_q4_1.is_some();
+                Matrix::Q4_1x8(grouped(arena, rows, cols, paired, &mut chunks)?)
             }
-            "q8_0" => {
-                let mut m = plain::<BlockQ8_0>(arena, rows, cols);
-                chunks(&mut |b| extend(&mut m, b))?;
-                Matrix::Q8_0(m)
-            }
-            "q4_0" => {
-                let mut m = plain::<BlockQ4_0>(arena, rows, cols);
-                chunks(&mut |b| extend(&mut m, b))?;
-                Matrix::Q4_0(m)
-            }
-            "q4_1" => {
-                let mut m = plain::<BlockQ4_1>(arena, rows, cols);
-                chunks(&mut |b| extend(&mut m, b))?;
-                Matrix::Q4_1(m)
-            }
-            "q5_0" => {
-                let mut m = plain::<BlockQ5_0>(arena, rows, cols);
-                chunks(&mut |b| extend(&mut m, b))?;
-                Matrix::Q5_0(m)
-            }
-            "q5_1" => {
-                let mut m = plain::<BlockQ5_1>(arena, rows, cols);
-                chunks(&mut |b| extend(&mut m, b))?;
-                Matrix::Q5_1(m)
-            }
-            "q4k" => {
-                let mut m = plain::<BlockQ4K>(arena, rows, cols);
-                chunks(&mut |b| extend(&mut m, b))?;
-                Matrix::Q4K(m)
-            }
-            _ => {
-                let mut m = plain::<BlockQ6K>(arena, rows, cols);
-                chunks(&mut |b| extend(&mut m, b))?;
-                Matrix::Q6K(m)
-            }
+            "q8_0" => Matrix::Q8_0(plain(arena, rows, cols, &mut chunks)?),
+            "q4_0" => Matrix::Q4_0(plain(arena, rows, cols, &mut chunks)?),
+            "q4_1" => Matrix::Q4_1(plain(arena, rows, cols, &mut chunks)?),
+            "q5_0" => Matrix::Q5_0(plain(arena, rows, cols, &mut chunks)?),
+            "q5_1" => Matrix::Q5_1(plain(arena, rows, cols, &mut chunks)?),
+            "q4k" => Matrix::Q4K(plain(arena, rows, cols, &mut chunks)?),
+            "q6k" => Matrix::Q6K(plain(arena, rows, cols, &mut chunks)?),
+            other => unreachable!("gguf_bytes refused {other} above"),
         })
     }
 

@@ -78,14 +78,8 @@ pub fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
             let mut sum = 0f32;
             for (j, xb) in x.iter().enumerate() {
                 let (scale, min) = w.scale_min(j);
-                let bytes = &w.qs[32 * (j / 2)..32 * (j / 2) + 32];
-                let isum: i32 = bytes
-                    .iter()
-                    .zip(&xb.qs)
-                    .map(|(&b, &q)| {
-                        let nibble = if j % 2 == 0 { b & 0x0F } else { b >> 4 };
-                        nibble as i32 * q as i32
-                    })
+                let isum: i32 = (0..QK)
+                    .map(|l| w.q(QK * j + l) as i32 * xb.qs[l] as i32)
                     .sum();
                 sum += d * scale as f32 * xb.d * isum as f32
                     - dmin * min as f32 * xb.d * xb.sum as f32;

@@ -52,8 +52,9 @@ fn supports(planned: &Planned) -> Result<()> {
             return Err(Error::InvalidSetting {
                 name: "--format",
                 reason: format!(
-                    "the tuned engine runs weights in {} (norms in f32, f16 or bf16), but {} of {} is {format}: pick --format q4_0, q4_1, q5_0, q5_1, q8_0, q4k, q6k, f32, f16 or bf16, or --engine candle",
+                    "the tuned engine runs weights in {} (norms in {}), but {} of {} is {format}: pick one of those with --format, or --engine candle",
                     matrix::FORMATS.join(", "),
+                    NORM_FORMATS.join(", "),
                     spec.gguf_name,
                     planned.name
                 ),

@@ -7,7 +7,7 @@
 //! saturation whatever the bytes), added pairwise into 32-bit lanes (`sadalp`), the block's
 //! integer sum scaled once.
 
-use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, QK};
+use crate::blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, QK};
 use std::arch::aarch64::*;
 
 /// Σ a[i] · b[i] over 32 signed bytes each, in 32-bit lanes.
@@ -39,38 +39,46 @@ fn nibbles(qs: &[u8; QK / 2]) -> [uint8x16_t; 2] {
     [vandq_u8(packed, vdupq_n_u8(0x0F)), vshrq_n_u8::<4>(packed)]
 }
 
+/// Σ over the blocks of `d · d_x · Σ q·x`, plus the block's offset times the activations'
+/// stored sum `s` (q4_1's and q5_1's `m`; 0 for the others): every row-major format, given
+/// its weights as signed bytes (`q`) and its scale (`d`).
+#[inline]
+#[target_feature(enable = "neon")]
+fn dot_blocks<B: Block>(
+    w: &[B],
+    x: &[BlockQ8],
+    q: impl Fn(&B) -> [int8x16_t; 2],
+    d: impl Fn(&B) -> f32,
+) -> f32 {
+    let (mut acc, mut offsets) = (vdupq_n_f32(0.0), 0f32);
+    for (w, x) in w.iter().zip(x) {
+        let sum = products(q(w), load32(&x.qs));
+        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), d(w) * x.d);
+        offsets += w.offset() * x.s;
+    }
+    vaddvq_f32(acc) + offsets
+}
+
+/// Unsigned bytes (nibbles, or q5's five bits) less `zero` as signed bytes.
+#[inline]
+#[target_feature(enable = "neon")]
+fn signed(q: [uint8x16_t; 2], zero: i8) -> [int8x16_t; 2] {
+    q.map(|n| vsubq_s8(vreinterpretq_s8_u8(n), vdupq_n_s8(zero)))
+}
+
 #[target_feature(enable = "neon")]
 fn dot_q8_0_neon(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
-    let mut acc = vdupq_n_f32(0.0);
-    for (w, x) in w.iter().zip(x) {
-        let sum = products(load32(&w.qs), load32(&x.qs));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
-    }
-    vaddvq_f32(acc)
+    dot_blocks(w, x, |w| load32(&w.qs), |w| w.d.to_f32())
 }
 
 #[target_feature(enable = "neon")]
 fn dot_q4_0_neon(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
-    let mut acc = vdupq_n_f32(0.0);
-    for (w, x) in w.iter().zip(x) {
-        // Nibbles 0..15 less 8: the weights' signed values.
-        let q = nibbles(&w.qs).map(|n| vsubq_s8(vreinterpretq_s8_u8(n), vdupq_n_s8(8)));
-        let sum = products(q, load32(&x.qs));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
-    }
-    vaddvq_f32(acc)
+    dot_blocks(w, x, |w| signed(nibbles(&w.qs), 8), |w| w.d.to_f32())
 }
 
 #[target_feature(enable = "neon")]
 fn dot_q4_1_neon(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
-    let (mut acc, mut offsets) = (vdupq_n_f32(0.0), 0f32);
-    for (w, x) in w.iter().zip(x) {
-        let q = nibbles(&w.qs).map(|n| vreinterpretq_s8_u8(n));
-        let sum = products(q, load32(&x.qs));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
-        offsets += w.m.to_f32() * x.s;
-    }
-    vaddvq_f32(acc) + offsets
+    dot_blocks(w, x, |w| signed(nibbles(&w.qs), 0), |w| w.d.to_f32())
 }
 
 /// A q5 block's 32 weights, 0..32 unsigned: the nibbles with bit `i` of `qh` as 16 in byte
@@ -95,25 +103,22 @@ fn five_bits(qs: &[u8; QK / 2], qh: u32) -> [uint8x16_t; 2] {
 
 #[target_feature(enable = "neon")]
 fn dot_q5_0_neon(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
-    let mut acc = vdupq_n_f32(0.0);
-    for (w, x) in w.iter().zip(x) {
-        let q = five_bits(&w.qs, w.qh).map(|n| vsubq_s8(vreinterpretq_s8_u8(n), vdupq_n_s8(16)));
-        let sum = products(q, load32(&x.qs));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
-    }
-    vaddvq_f32(acc)
+    dot_blocks(
+        w,
+        x,
+        |w| signed(five_bits(&w.qs, w.qh), 16),
+        |w| w.d.to_f32(),
+    )
 }
 
 #[target_feature(enable = "neon")]
 fn dot_q5_1_neon(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
-    let (mut acc, mut offsets) = (vdupq_n_f32(0.0), 0f32);
-    for (w, x) in w.iter().zip(x) {
-        let q = five_bits(&w.qs, w.qh).map(|n| vreinterpretq_s8_u8(n));
-        let sum = products(q, load32(&x.qs));
-        acc = vfmaq_n_f32(acc, vcvtq_f32_s32(sum), w.d.to_f32() * x.d);
-        offsets += w.m.to_f32() * x.s;
-    }
-    vaddvq_f32(acc) + offsets
+    dot_blocks(
+        w,
+        x,
+        |w| signed(five_bits(&w.qs, w.qh), 0),
+        |w| w.d.to_f32(),
+    )
 }
 
 // Safe entry points for the dispatch table. SAFETY (all): NEON is part of every aarch64 CPU.
