@@ -407,3 +407,79 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
     assert!(top * 100 >= all * 90, "tuned: {top} of {all}");
     assert!(worst < 0.75, "a gap of {worst} logits is no near-tie");
 }
+
+/// How far apart correct engines' logits are, measured against llama.cpp's own: teacher-forced
+/// on the vendored fixture's ids (256 positions), the tuned engine's logits are no farther from
+/// llama.cpp's (root mean square over the vocabulary and every position) than candle's are,
+/// and where its top token is not llama.cpp's, llama.cpp's own top two are within a few of
+/// those distances of each other: the greedy ids past such a position are a near-tie's, not a
+/// wrong model's.
+#[test]
+fn the_tuned_engine_is_as_close_to_llama_cpps_logits_as_candle_is() {
+    let name = "smollm2-greedy-vendored.json";
+    let reference = common::teacher_forced_logits(&mut load(), name);
+    let other = |engine: &str| {
+        llm_bench::system::configure_threads(None);
+        let spec = ModelSpec::Gguf(llm_bench::defaults::default_gguf_path());
+        let mut model = llm_bench::model::plan(&spec, None)
+            .unwrap()
+            .load_with(engine.parse().unwrap())
+            .unwrap();
+        common::teacher_forced_logits(&mut model, name)
+    };
+    let (tuned, candle) = (other("tuned"), other("candle"));
+    let rms = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+        let (mut squares, mut n) = (0f64, 0usize);
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x.len(), y.len());
+            squares += x
+                .iter()
+                .zip(y)
+                .map(|(u, v)| f64::from(u - v).powi(2))
+                .sum::<f64>();
+            n += x.len();
+        }
+        (squares / n as f64).sqrt()
+    };
+    let (to_tuned, to_candle, between) = (
+        rms(&reference, &tuned),
+        rms(&reference, &candle),
+        rms(&tuned, &candle),
+    );
+    eprintln!(
+        "logits' RMS distance: llama.cpp-tuned {to_tuned:.4}, llama.cpp-candle {to_candle:.4}, tuned-candle {between:.4}"
+    );
+    assert!(
+        to_tuned > 0.0 && to_candle > 0.0,
+        "the engines compute in different orders: their logits cannot be equal"
+    );
+    assert!(
+        to_tuned <= 1.1 * to_candle,
+        "the tuned engine is farther from llama.cpp ({to_tuned}) than candle ({to_candle})"
+    );
+    let top_two = |v: &[f32]| {
+        let mut best = [(f32::NEG_INFINITY, 0usize); 2];
+        for (i, &x) in v.iter().enumerate() {
+            if x > best[0].0 {
+                best = [(x, i), best[0]];
+            } else if x > best[1].0 {
+                best[1] = (x, i);
+            }
+        }
+        best
+    };
+    let mut parted = vec![];
+    for (i, (ours, theirs)) in tuned.iter().zip(&reference).enumerate() {
+        let [(top, id), (second, _)] = top_two(theirs);
+        if top_two(ours)[0].1 != id {
+            parted.push((i, top - second));
+        }
+    }
+    eprintln!("positions where the tuned engine's top token is not llama.cpp's, with llama.cpp's own margin: {parted:?}");
+    for (i, margin) in parted {
+        assert!(
+            f64::from(margin) < 3.0 * to_tuned,
+            "position {i}: llama.cpp's top token leads by {margin}, the tuned engine's is another"
+        );
+    }
+}

@@ -211,6 +211,27 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
+/// `model`'s logits at every position of every prompt of the fixture `name`, teacher-forced on
+/// its ids as [`teacher_forced`] is (one row per position, prompt by prompt).
+pub fn teacher_forced_logits(model: &mut llm_bench::Model, name: &str) -> Vec<Vec<f32>> {
+    let mut rows = vec![];
+    for case in fixture(name)["cases"].as_array().unwrap() {
+        let mut logits = model
+            .engine
+            .prefill(&[ids(&case["prompt_tokens"])])
+            .unwrap()
+            .data
+            .clone();
+        for want in ids(&case["output_tokens"]) {
+            rows.push(std::mem::replace(
+                &mut logits,
+                model.engine.decode(&[want]).unwrap().data.clone(),
+            ));
+        }
+    }
+    rows
+}
+
 /// Teacher-forced on llama.cpp's greedy ids in the fixture `name` (`smollm2-greedy.json` or
 /// `smollm2-greedy-vendored.json`): for each prompt, prefill it, then decode llama.cpp's tokens
 /// one by one. Returns how often llama.cpp's token was `model`'s top token, of how many
