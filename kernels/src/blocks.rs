@@ -398,6 +398,43 @@ pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
     }
 }
 
+/// Eight 8-bit activation blocks (256 activations: a k-quant super-block's worth) as the
+/// k-quant kernels read them: each block's scale and `d · Σ qs` side by side (one vector
+/// load for the eight), then the values. Made from [`BlockQ8`]s by [`group_q8`], so k-quant
+/// rows multiply the activations every other format does, to the bit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(32))]
+pub struct BlockQ8x8 {
+    /// Block `j`'s scale, `BlockQ8::d`.
+    pub d: [f32; 8],
+    /// `d[j] · Σ qs` of block `j`, rounded to f32 (its exact sum times its scale).
+    pub dsum: [f32; 8],
+    /// Block `j`'s values at `qs[32j..32j + 32]`.
+    pub qs: [i8; QK_K],
+}
+
+impl Default for BlockQ8x8 {
+    fn default() -> Self {
+        Self {
+            d: [0.0; 8],
+            dsum: [0.0; 8],
+            qs: [0; QK_K],
+        }
+    }
+}
+
+/// Groups 8-bit blocks eight by eight as [`BlockQ8x8`]: `x.len()` must be `8 · out.len()`.
+pub fn group_q8(x: &[BlockQ8], out: &mut [BlockQ8x8]) {
+    assert_eq!(x.len(), 8 * out.len(), "eight blocks per group");
+    for (group, x) in out.iter_mut().zip(x.chunks_exact(8)) {
+        for (j, b) in x.iter().enumerate() {
+            group.d[j] = b.d;
+            group.dsum[j] = b.d * b.sum as f32;
+            group.qs[QK * j..QK * (j + 1)].copy_from_slice(&b.qs);
+        }
+    }
+}
+
 impl BlockQ8 {
     /// 32 activations as an 8-bit block (round to nearest, ties away from zero, scales in f16
     /// precision: ggml's reference quantizer).

@@ -69,7 +69,8 @@ mod vnni;
 
 pub use arena::{Arena, WeightVec};
 use blocks::{
-    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, QK,
+    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0,
+    BlockQ8x8, QK,
 };
 pub use error::{Error, Result};
 pub use pool::Pool;
@@ -181,9 +182,10 @@ pub struct Kernels {
     pub dot_q4_1: fn(&[BlockQ4_1], &[BlockQ8]) -> f32,
     pub dot_q5_0: fn(&[BlockQ5_0], &[BlockQ8]) -> f32,
     pub dot_q5_1: fn(&[BlockQ5_1], &[BlockQ8]) -> f32,
-    /// k-quant rows (256-weight super-blocks) by 32-weight activation blocks, eight per block.
-    pub dot_q4k: fn(&[BlockQ4K], &[BlockQ8]) -> f32,
-    pub dot_q6k: fn(&[BlockQ6K], &[BlockQ8]) -> f32,
+    /// k-quant rows (256-weight super-blocks) by a run of tokens, each sub-block of 32 weights
+    /// by one 8-bit activation block (eight grouped per super-block: [`KRow`]).
+    pub rows_q4k: KRow<BlockQ4K>,
+    pub rows_q6k: KRow<BlockQ6K>,
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
     /// Half-precision weights by f32 activations.
     pub dot_f16_f32: fn(&[half::f16], &[f32]) -> f32,
@@ -218,6 +220,10 @@ pub struct Kernels {
 pub type Attend =
     fn(&[half::f16], &[half::f16], &[half::f16], usize, usize, &mut [f32], &mut [f32]);
 
+/// `out[t - tokens.start]` = one k-quant row (`row.len()` super-blocks) · token `t` of the
+/// activations (each token `row.len()` groups of eight blocks, one after another).
+pub type KRow<B> = fn(&[B], &[BlockQ8x8], std::ops::Range<usize>, &mut [f32]);
+
 /// `out[(t - tokens.start) * 8 + k]` = row `k` of one group of interleaved rows · token `t`
 /// of the activations (each token `group.len()` blocks, one after another).
 pub type Rows8<I> = fn(&[I], &[BlockQ8], std::ops::Range<usize>, &mut [f32]);
@@ -238,8 +244,8 @@ impl Kernels {
                 dot_q4_1: scalar::dot_q4_1,
                 dot_q5_0: scalar::dot_q5_0,
                 dot_q5_1: scalar::dot_q5_1,
-                dot_q4k: scalar::dot_q4k,
-                dot_q6k: scalar::dot_q6k,
+                rows_q4k: scalar::rows_q4k,
+                rows_q6k: scalar::rows_q6k,
                 dot_f32: scalar::dot_f32,
                 dot_f16_f32: scalar::dot_f16_f32,
                 dot_bf16_f32: scalar::dot_bf16_f32,
@@ -263,8 +269,8 @@ impl Kernels {
                 dot_q4_1: avx2::dot_q4_1,
                 dot_q5_0: avx2::dot_q5_0,
                 dot_q5_1: avx2::dot_q5_1,
-                dot_q4k: avx2::dot_q4k,
-                dot_q6k: avx2::dot_q6k,
+                rows_q4k: avx2::rows_q4k,
+                rows_q6k: avx2::rows_q6k,
                 dot_f32: avx2::dot_f32,
                 dot_f16_f32: avx2::dot_f16_f32,
                 dot_bf16_f32: avx2::dot_bf16_f32,
@@ -283,7 +289,7 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             Level::AvxVnni => Kernels {
                 level,
-                dot_q4k: avx2::dot_q4k_avxvnni,
+                rows_q4k: avx2::rows_q4k_avxvnni,
                 rows8_q4_0: Some(vnni::avxvnni::rows8_q4_0),
                 rows8_q4_1: Some(vnni::avxvnni::rows8_q4_1),
                 rows8_q8_0: Some(vnni::avxvnni::rows8_q8_0),
@@ -300,7 +306,7 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             Level::Avx512Vnni => Kernels {
                 level,
-                dot_q4k: avx2::dot_q4k_avx512vnni,
+                rows_q4k: avx2::rows_q4k_avx512vnni,
                 rows8_q4_0: Some(vnni::avx512::rows8_q4_0),
                 rows8_q4_1: Some(vnni::avx512::rows8_q4_1),
                 rows8_q8_0: Some(vnni::avx512::rows8_q8_0),
@@ -317,8 +323,8 @@ impl Kernels {
                 dot_q4_1: neon::dot_q4_1,
                 dot_q5_0: neon::dot_q5_0,
                 dot_q5_1: neon::dot_q5_1,
-                dot_q4k: neon::dot_q4k,
-                dot_q6k: neon::dot_q6k,
+                rows_q4k: neon::rows_q4k,
+                rows_q6k: neon::rows_q6k,
                 dot_f32: neon::dot_f32,
                 dot_f16_f32: neon::dot_f16_f32,
                 dot_bf16_f32: neon::dot_bf16_f32,
@@ -354,50 +360,78 @@ impl Kernels {
     }
 }
 
+/// Quantized activations as the kernels read them: `q8`, every token's 8-bit blocks, one
+/// token after another; `groups`, the same blocks grouped eight by eight ([`BlockQ8x8`]) for
+/// k-quant rows (empty where no k-quant row reads them).
+#[derive(Clone, Copy)]
+pub struct Acts<'a> {
+    pub q8: &'a [BlockQ8],
+    pub groups: &'a [BlockQ8x8],
+}
+
 /// A block format the kernels multiply by quantized activations.
 pub trait QuantBlock: Block {
-    fn dot(kernels: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32;
+    /// Whether its rows read [`Acts::groups`] (k-quants) rather than [`Acts::q8`].
+    const GROUPED: bool = false;
+    /// `out[t - tokens.start]` = `row` (whole blocks) · token `t` of `x`.
+    fn products(
+        kernels: &Kernels,
+        row: &[Self],
+        x: Acts,
+        tokens: std::ops::Range<usize>,
+        out: &mut [f32],
+    );
 }
 
-impl QuantBlock for BlockQ8_0 {
-    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
-        k.dot_q8_0
-    }
+/// A format of 32-weight blocks: each token's product by its dot kernel.
+macro_rules! dot_products {
+    ($block:ty, $dot:ident) => {
+        impl QuantBlock for $block {
+            fn products(
+                k: &Kernels,
+                row: &[Self],
+                x: Acts,
+                tokens: std::ops::Range<usize>,
+                out: &mut [f32],
+            ) {
+                let per = row.len();
+                for (o, t) in out.iter_mut().zip(tokens) {
+                    *o = (k.$dot)(row, &x.q8[t * per..(t + 1) * per]);
+                }
+            }
+        }
+    };
 }
 
-impl QuantBlock for BlockQ4_0 {
-    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
-        k.dot_q4_0
-    }
-}
-
-impl QuantBlock for BlockQ4_1 {
-    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
-        k.dot_q4_1
-    }
-}
-
-impl QuantBlock for BlockQ5_0 {
-    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
-        k.dot_q5_0
-    }
-}
-
-impl QuantBlock for BlockQ5_1 {
-    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
-        k.dot_q5_1
-    }
-}
+dot_products!(BlockQ8_0, dot_q8_0);
+dot_products!(BlockQ4_0, dot_q4_0);
+dot_products!(BlockQ4_1, dot_q4_1);
+dot_products!(BlockQ5_0, dot_q5_0);
+dot_products!(BlockQ5_1, dot_q5_1);
 
 impl QuantBlock for BlockQ4K {
-    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
-        k.dot_q4k
+    const GROUPED: bool = true;
+    fn products(
+        k: &Kernels,
+        row: &[Self],
+        x: Acts,
+        tokens: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        (k.rows_q4k)(row, x.groups, tokens, out)
     }
 }
 
 impl QuantBlock for BlockQ6K {
-    fn dot(k: &Kernels) -> fn(&[Self], &[BlockQ8]) -> f32 {
-        k.dot_q6k
+    const GROUPED: bool = true;
+    fn products(
+        k: &Kernels,
+        row: &[Self],
+        x: Acts,
+        tokens: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        (k.rows_q6k)(row, x.groups, tokens, out)
     }
 }
 
@@ -437,14 +471,30 @@ impl<B: QuantBlock> QMatrix<B> {
     }
 
     /// `y = W x` for activations already quantized to `x` (`cols / 32` blocks). Rows are split
-    /// across the pool's threads in contiguous chunks, one per thread; nothing is allocated.
+    /// across the pool's threads in contiguous chunks, one per thread. (k-quant rows first
+    /// group `x` into a new buffer; the engine's products keep theirs: `matrix::multiply`.)
     pub fn gemv(&self, kernels: &Kernels, pool: &mut Pool, x: &[BlockQ8], y: &mut [f32]) {
         let per_row = self.cols / B::WEIGHTS;
         assert_eq!(x.len(), self.cols / QK, "activation blocks for one row");
         assert_eq!(y.len(), self.rows, "one output per row");
-        let dot = B::dot(kernels);
+        let mut groups = vec![BlockQ8x8::default(); if B::GROUPED { x.len() / 8 } else { 0 }];
+        if B::GROUPED {
+            blocks::group_q8(x, &mut groups);
+        }
+        let x = Acts {
+            q8: x,
+            groups: &groups,
+        };
         each_row(pool, y, |r| {
-            dot(&self.blocks[r * per_row..(r + 1) * per_row], x)
+            let mut out = [0f32];
+            B::products(
+                kernels,
+                &self.blocks[r * per_row..(r + 1) * per_row],
+                x,
+                0..1,
+                &mut out,
+            );
+            out[0]
         });
     }
 }

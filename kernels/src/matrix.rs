@@ -3,19 +3,19 @@
 //! gate/up). Three paths:
 //! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels): the level's
 //!   group kernel by activations quantized to 8 bits, four tokens per pass, decode and prefill;
-//! - dot products (decode and short prompts otherwise): one row by one token's activations
-//!   (8-bit for block formats, f32 for f32/f16/bf16), each row reused for a tile of tokens
-//!   while it is in cache;
+//! - dot products (decode and short prompts otherwise; k-quant prompts too): one row by one
+//!   token's activations (8-bit for block formats, f32 for f32/f16/bf16), each row reused for
+//!   a tile of tokens while it is in cache (the k-quant kernels take four tokens per pass);
 //! - GEMM (prefill, the remaining matrices): each thread widens tiles of its rows to f32 (f32
 //!   weights are used in place) and multiplies them by every token's f32 activations with the
 //!   `gemm` crate's register-tiled kernels, picked at run time by CPU features.
 
 use super::blocks::{
-    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, QK,
-    QK_K,
+    group_q8, Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
+    BlockQ8_0, BlockQ8x8, QK, QK_K,
 };
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
-use super::{ops, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows16, Rows8, SharedOut};
+use super::{ops, Acts, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows16, Rows8, SharedOut};
 use super::{Arena, Error, Result, WeightVec};
 use half::{bf16, f16};
 
@@ -380,9 +380,12 @@ impl Matrix {
             out: &mut impl FnMut(usize, f32),
         ) {
             let per_row = m.cols / B::WEIGHTS;
-            let (row, dot) = (&m.blocks[r * per_row..(r + 1) * per_row], B::dot(k));
-            for t in tokens {
-                out(t, dot(row, x.q8_row(t)));
+            let row = &m.blocks[r * per_row..(r + 1) * per_row];
+            let mut results = [0f32; TOKEN_TILE];
+            let results = &mut results[..tokens.len()];
+            B::products(k, row, x.acts(), tokens.clone(), results);
+            for (t, &v) in tokens.zip(results.iter()) {
+                out(t, v);
             }
         }
         match self {
@@ -426,11 +429,23 @@ impl Matrix {
         }
     }
 
-    fn interleaved(&self) -> bool {
+    /// Whether prompts multiply this matrix's integers by 8-bit activations, several tokens
+    /// per pass over its weights (interleaved rows and k-quant rows, four tokens at a time),
+    /// rather than by GEMM on dequantized tiles.
+    fn integer_prefill(&self) -> bool {
         matches!(
             self,
-            Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_)
+            Matrix::Q4_0x8(_)
+                | Matrix::Q4_1x8(_)
+                | Matrix::Q8_0x8(_)
+                | Matrix::Q4K(_)
+                | Matrix::Q6K(_)
         )
+    }
+
+    /// Whether its products read the activations grouped by super-block ([`Acts::groups`]).
+    fn grouped(&self) -> bool {
+        matches!(self, Matrix::Q4K(_) | Matrix::Q6K(_))
     }
 }
 
@@ -443,6 +458,10 @@ pub struct Activations {
     pub tokens: usize,
     f32: Vec<f32>,
     q8: Vec<BlockQ8>,
+    /// `q8` grouped eight blocks to a super-block, for k-quant rows: made by the first
+    /// product that needs them after each `set`.
+    groups: Vec<BlockQ8x8>,
+    grouped: bool,
     /// `q8` holds these activations.
     quantized: bool,
     /// Products run as GEMMs on f32 activations.
@@ -488,6 +507,7 @@ impl Activations {
         self.tokens = tokens;
         self.gemm = input.gemm;
         self.quantized = input.quantize;
+        self.grouped = false;
         self.f32.resize(tokens * cols, 0.0);
         let per = if input.quantize {
             assert!(cols.is_multiple_of(QK), "block formats need whole blocks");
@@ -531,9 +551,30 @@ impl Activations {
         &self.f32[t * self.cols..(t + 1) * self.cols]
     }
 
-    fn q8_row(&self, t: usize) -> &[BlockQ8] {
-        let per = self.cols / QK;
-        &self.q8[t * per..(t + 1) * per]
+    fn acts(&self) -> Acts<'_> {
+        let blocks = if self.quantized {
+            self.tokens * self.cols / QK
+        } else {
+            0
+        };
+        Acts {
+            q8: &self.q8[..blocks],
+            groups: &self.groups[..if self.grouped { blocks / 8 } else { 0 }],
+        }
+    }
+
+    /// Groups the quantized activations by super-block ([`BlockQ8x8`]), once per `set`.
+    fn group(&mut self) {
+        if !self.grouped {
+            let blocks = self.tokens * self.cols / QK;
+            assert!(
+                self.quantized && self.cols.is_multiple_of(QK_K),
+                "k-quant rows read quantized activations in whole super-blocks"
+            );
+            self.groups.resize(blocks / 8, BlockQ8x8::default());
+            group_q8(&self.q8[..blocks], &mut self.groups);
+            self.grouped = true;
+        }
     }
 }
 
@@ -619,6 +660,9 @@ pub fn multiply(
         x.tiles.resize(tile * threads, 0.0);
     }
     let tiles = SharedOut(x.tiles.as_mut_ptr());
+    if parts.iter().flatten().any(|(m, _)| m.grouped()) {
+        x.group();
+    }
     let x = &*x;
     pool.run(&|thread| {
         let rows_of = |n: usize| {
@@ -629,7 +673,7 @@ pub fn multiply(
             // SAFETY: each thread has its own tile.
             let tile = unsafe { std::slice::from_raw_parts_mut(tiles.at(thread * tile), tile) };
             for (matrix, out) in parts.iter().flatten() {
-                if !(matrix.interleaved() && INTEGER_PREFILL) {
+                if !matrix.integer_prefill() {
                     gemm_rows(matrix, rows_of(matrix.rows()), x, out, tile);
                 }
             }
@@ -637,7 +681,7 @@ pub fn multiply(
         for tile in (0..x.tokens).step_by(TOKEN_TILE) {
             let tokens = tile..(tile + TOKEN_TILE).min(x.tokens);
             for (matrix, out) in parts.iter().flatten() {
-                if x.gemm && !(matrix.interleaved() && INTEGER_PREFILL) {
+                if x.gemm && !matrix.integer_prefill() {
                     continue;
                 }
                 let n = matrix.rows();
@@ -670,10 +714,6 @@ pub fn multiply(
         }
     });
 }
-
-/// Whether prompts multiply interleaved 4-bit rows by 8-bit activations (the integer
-/// kernels, four tokens per pass) rather than by GEMM on dequantized tiles.
-const INTEGER_PREFILL: bool = true;
 
 /// `out[t * rows + r] = row r · x[t]` for `rows` of `matrix` and every token, as GEMMs over
 /// tiles of rows (dequantized into `tile` for block formats).

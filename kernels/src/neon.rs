@@ -19,7 +19,7 @@ mod rows;
 pub(super) use dense::{
     attend, axpy_f16, dot_bf16_f32, dot_f16, dot_f16_f32, dot_f32, silu_mul, softmax_exp,
 };
-pub(super) use kquants::{dot_q4k, dot_q6k};
+pub(super) use kquants::{rows_q4k, rows_q6k};
 pub(super) use rows::{dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0};
 
 use super::blocks::{BlockQ8, QK};

@@ -2,7 +2,8 @@
 //! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
 
 use super::blocks::{
-    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, QK,
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
+    QK,
 };
 use half::{bf16, f16};
 
@@ -69,20 +70,19 @@ pub fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
 }
 
 /// A q4k row by 8-bit activations: each 32-weight sub-block by one activation block, its
-/// scale on the integer sum and its min on the activations' exact sum (`d * Σ qs`).
-pub fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
+/// scale on the integer sum and its min on the activations' exact sum (`dsum = d · Σ qs`).
+fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8x8]) -> f32 {
     w.iter()
-        .zip(x.chunks_exact(8))
+        .zip(x)
         .map(|(w, x)| {
             let (d, dmin) = (w.d.to_f32(), w.dmin.to_f32());
             let mut sum = 0f32;
-            for (j, xb) in x.iter().enumerate() {
+            for j in 0..8 {
                 let (scale, min) = w.scale_min(j);
                 let isum: i32 = (0..QK)
-                    .map(|l| w.q(QK * j + l) as i32 * xb.qs[l] as i32)
+                    .map(|l| w.q(QK * j + l) as i32 * x.qs[QK * j + l] as i32)
                     .sum();
-                sum += d * scale as f32 * xb.d * isum as f32
-                    - dmin * min as f32 * xb.d * xb.sum as f32;
+                sum += d * scale as f32 * x.d[j] * isum as f32 - dmin * min as f32 * x.dsum[j];
             }
             sum
         })
@@ -91,27 +91,50 @@ pub fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
 
 /// A q6k row by 8-bit activations: each activation block covers two 16-weight groups, whose
 /// integer sums take their own scales before the block's scales multiply them.
-pub fn dot_q6k(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
+fn dot_q6k(w: &[BlockQ6K], x: &[BlockQ8x8]) -> f32 {
     w.iter()
-        .zip(x.chunks_exact(8))
+        .zip(x)
         .map(|(w, x)| {
             let d = w.d.to_f32();
             let mut sum = 0f32;
-            for (j, xb) in x.iter().enumerate() {
+            for j in 0..8 {
                 let mut isum = 0i32;
                 for half in 0..2 {
                     let part: i32 = (0..16)
                         .map(|l| {
-                            (w.q(32 * j + 16 * half + l) as i32 - 32) * xb.qs[16 * half + l] as i32
+                            let e = 32 * j + 16 * half + l;
+                            (w.q(e) as i32 - 32) * x.qs[e] as i32
                         })
                         .sum();
                     isum += w.scales[2 * j + half] as i32 * part;
                 }
-                sum += d * xb.d * isum as f32;
+                sum += d * x.d[j] * isum as f32;
             }
             sum
         })
         .sum()
+}
+
+/// Each token's product by a one-token k-quant dot (`KRow`'s layout).
+pub(crate) fn each_token<B>(
+    dot: impl Fn(&[B], &[BlockQ8x8]) -> f32,
+    w: &[B],
+    x: &[BlockQ8x8],
+    tokens: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    let per = w.len();
+    for (o, t) in out.iter_mut().zip(tokens) {
+        *o = dot(w, &x[t * per..(t + 1) * per]);
+    }
+}
+
+pub fn rows_q4k(w: &[BlockQ4K], x: &[BlockQ8x8], tokens: std::ops::Range<usize>, out: &mut [f32]) {
+    each_token(dot_q4k, w, x, tokens, out)
+}
+
+pub fn rows_q6k(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: std::ops::Range<usize>, out: &mut [f32]) {
+    each_token(dot_q6k, w, x, tokens, out)
 }
 
 pub fn dot_f32(w: &[f32], x: &[f32]) -> f32 {

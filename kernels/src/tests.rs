@@ -351,6 +351,7 @@ fn check_k_quant<B: QuantBlock>() {
             }
         }
     }
+    check_k_quant_tokens::<B>();
     // A row that is not whole super-blocks is refused, naming the format's block size.
     let err = QMatrix::<B>::from_gguf("blk.0.ffn_down.weight", 1, 576, &[0; 324])
         .err()
@@ -360,6 +361,70 @@ fn check_k_quant<B: QuantBlock>() {
         err.contains("blk.0.ffn_down.weight") && err.contains("multiple of 256"),
         "{err}"
     );
+}
+
+/// A k-quant row by a run of 1 to 6 tokens at once (prompts: several tokens per pass over the
+/// row, and every remainder of the kernels' tile) on every level: each token's product
+/// matches f64 and equals, to the bit, the same level's product of that token alone, and the
+/// x86 levels above AVX2 give AVX2's bits.
+fn check_k_quant_tokens<B: QuantBlock>() {
+    use super::blocks::{group_q8, BlockQ8x8};
+    let (rows, cols) = (3, 1024);
+    let (bytes, values) = k_quant_blocks(rows * cols / 256, B::NAME, 11);
+    let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
+    let per = cols / 256;
+    let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> =
+        (0..6).map(|t| activations(cols, 200 + t as u64)).collect();
+    let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
+    let mut groups = vec![BlockQ8x8::default(); q8.len() / 8];
+    group_q8(&q8, &mut groups);
+    let x = super::Acts {
+        q8: &q8,
+        groups: &groups,
+    };
+    let mut x86: Option<Vec<f32>> = None;
+    for level in Level::available() {
+        let kernels = Kernels::for_level(level).unwrap();
+        let mut all = vec![];
+        for r in 0..rows {
+            let row = &matrix.blocks[r * per..(r + 1) * per];
+            let alone: Vec<f32> = (0..6)
+                .map(|t| {
+                    let mut out = [f32::NAN];
+                    B::products(&kernels, row, x, t..t + 1, &mut out);
+                    out[0]
+                })
+                .collect();
+            for start in 0..6 {
+                for end in start + 1..=6 {
+                    let mut out = vec![f32::NAN; end - start];
+                    B::products(&kernels, row, x, start..end, &mut out);
+                    assert_eq!(
+                        out,
+                        &alone[start..end],
+                        "{} {}: tokens {start}..{end} at once, row {r}",
+                        level.name(),
+                        B::NAME
+                    );
+                }
+            }
+            for (t, &got) in alone.iter().enumerate() {
+                let (want, scale) = reference(&values[r * cols..(r + 1) * cols], &acts[t].1);
+                let tolerance = 1e-5 * scale + 1e-6;
+                assert!(
+                    (got as f64 - want).abs() <= tolerance,
+                    "{} {} row {r} token {t}: {got} vs {want} (±{tolerance})",
+                    level.name(),
+                    B::NAME
+                );
+            }
+            all.extend(alone);
+        }
+        if level >= Level::Avx2 && level <= Level::Avx512Vnni {
+            let first = x86.get_or_insert_with(|| all.clone());
+            assert_eq!(first, &all, "{}: not AVX2's bits", level.name());
+        }
+    }
 }
 
 #[test]

@@ -1,19 +1,32 @@
 //! k-quant rows (q4k, q6k: 256-weight super-blocks) by 8-bit activations in AVX2, one
 //! 32-weight sub-block per activation block, as the portable kernels define them
-//! (`scalar::dot_q4k`, `scalar::dot_q6k`): 6-bit or 4-bit weights are unsigned bytes, so
+//! (`scalar::rows_q4k`, `scalar::rows_q6k`): 6-bit or 4-bit weights are unsigned bytes, so
 //! `vpmaddubsw` takes them as they are (or, for q4k on the VNNI levels, `vpdpbusd`); sub-block
 //! scales multiply in f32 (q4k) or as 16-bit integers over each 16-weight group (q6k).
+//! Activations come grouped eight blocks to a super-block (`BlockQ8x8`): a super-block's eight
+//! activation scales are one aligned load. Prompts take up to [`TILE`] tokens per pass over a
+//! row: its weights are unpacked (and q4k's scales decoded) once for them.
 
-use super::{half_to_f32, load_i8, sum_each, sum_lanes};
-use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8};
+use super::{half_to_f32, sum_lanes};
+use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8x8, QK};
 use std::arch::x86_64::*;
+use std::ops::Range;
 
-/// 32 unsigned bytes (at most 63) by 32 signed activations, in 16 lanes of pair sums (at most
-/// 2 · 63 · 127 < 32767: no saturation).
+/// Block `j`'s 32 activation bytes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn pairs(q: __m256i, x: &BlockQ8) -> __m256i {
-    _mm256_maddubs_epi16(q, load_i8(&x.qs))
+fn block(x: &BlockQ8x8, j: usize) -> __m256i {
+    let qs = &x.qs[QK * j..QK * (j + 1)];
+    // SAFETY: 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) }
+}
+
+/// The eight f32 lanes of `v` (aligned: `BlockQ8x8` is).
+#[inline]
+#[target_feature(enable = "avx")]
+fn lanes(v: &[f32; 8]) -> __m256 {
+    // SAFETY: eight f32 at a 32-byte aligned address (`BlockQ8x8`'s `d` and `dsum`).
+    unsafe { _mm256_load_ps(v.as_ptr()) }
 }
 
 /// Eight bytes as eight f32 lanes.
@@ -26,127 +39,201 @@ fn bytes_f32(b: &[u8; 8]) -> __m256 {
     )))
 }
 
-/// A q4k dot product for one level: `$features` (a `target_feature` list) and `$sum`, that
-/// level's sum of a sub-block's 32 unsigned weight bytes (`$q`) times its activation block
-/// (`$x`) into eight 32-bit lanes. Per super-block: the eight sub-blocks' integer sums reduced
-/// into one vector (lane `j` = sub-block `j`), scaled by `d · scale_j · d_x(j)` in one FMA; the
-/// mins' term `dmin · min_j · d_x(j) · Σ x(j)` in another, subtracted once at the end. Every
-/// level sums the same integers, so all give the same result to the bit.
-macro_rules! dot_q4k {
+/// Lane `j` = the sum of `v[j]`'s eight lanes (exact: integers).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn sum_each_i32(v: &[__m256i; 8]) -> __m256i {
+    let pairs = [
+        _mm256_hadd_epi32(v[0], v[1]),
+        _mm256_hadd_epi32(v[2], v[3]),
+        _mm256_hadd_epi32(v[4], v[5]),
+        _mm256_hadd_epi32(v[6], v[7]),
+    ];
+    // Each 128-bit half now holds four partial sums of v[0..4] and of v[4..8].
+    let (a, b) = (
+        _mm256_hadd_epi32(pairs[0], pairs[1]),
+        _mm256_hadd_epi32(pairs[2], pairs[3]),
+    );
+    _mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(a, b),
+        _mm256_permute2x128_si256::<0x31>(a, b),
+    )
+}
+
+/// Tokens per pass over a k-quant row.
+const TILE: usize = 4;
+
+/// Runs `tile::<N>(w, x, t, out)` over `tokens`, [`TILE`] at a time, then the remainder.
+macro_rules! in_tiles {
+    ($tile:ident, $w:expr, $x:expr, $tokens:expr, $out:expr) => {{
+        let (mut t, mut o) = ($tokens.start, 0);
+        while t < $tokens.end {
+            let n = ($tokens.end - t).min(TILE);
+            let out = &mut $out[o..o + n];
+            match n {
+                1 => $tile::<1>($w, $x, t, out),
+                2 => $tile::<2>($w, $x, t, out),
+                3 => $tile::<3>($w, $x, t, out),
+                _ => $tile::<TILE>($w, $x, t, out),
+            }
+            (t, o) = (t + n, o + n);
+        }
+    }};
+}
+
+/// A q4k row kernel for one level: `$features` (a `target_feature` list) and `$sum`, that
+/// level's sum of a sub-block's 32 unsigned weight bytes (`$q`) times its 32 activation bytes
+/// (`$x`) into eight 32-bit lanes. Per super-block and token: the eight sub-blocks' integer
+/// sums reduced into one vector (lane `j` = sub-block `j`, exact), scaled by
+/// `d · scale_j · d_x(j)` in one FMA; the mins' term `dmin · min_j · d_x(j) · Σ x(j)` in
+/// another, subtracted once at the end. Every level sums the same integers, so all give the
+/// same result to the bit, for any number of tokens at once.
+macro_rules! rows_q4k {
     ($name:ident, $features:literal, |$q:ident, $x:ident| $sum:expr) => {
         #[target_feature(enable = $features)]
-        fn $name(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
-            let low = _mm256_set1_epi8(0x0F);
-            let (mut acc, mut mins) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            for (w, x) in w.iter().zip(x.chunks_exact(8)) {
-                let mut sums = [_mm256_setzero_ps(); 8];
-                for c in 0..4 {
-                    // SAFETY: 32 bytes of the 128 at 32c.
-                    let packed =
-                        unsafe { _mm256_loadu_si256(w.qs[32 * c..32 * c + 32].as_ptr().cast()) };
-                    let halves = [
-                        _mm256_and_si256(packed, low),
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low),
-                    ];
-                    for (h, $q) in halves.into_iter().enumerate() {
-                        let $x = &x[2 * c + h];
-                        sums[2 * c + h] = _mm256_cvtepi32_ps($sum);
+        fn $name(w: &[BlockQ4K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+            /// Tokens `t..t + N` into `out[..N]`.
+            #[target_feature(enable = $features)]
+            fn tile<const N: usize>(w: &[BlockQ4K], x: &[BlockQ8x8], t: usize, out: &mut [f32]) {
+                let (per, low) = (w.len(), _mm256_set1_epi8(0x0F));
+                let (mut acc, mut mins) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
+                for (b, w) in w.iter().enumerate() {
+                    let mut q = [_mm256_setzero_si256(); 8];
+                    for c in 0..4 {
+                        // SAFETY: 32 bytes of the 128 at 32c.
+                        let packed = unsafe {
+                            _mm256_loadu_si256(w.qs[32 * c..32 * c + 32].as_ptr().cast())
+                        };
+                        q[2 * c] = _mm256_and_si256(packed, low);
+                        q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+                    }
+                    let (scales, mins_of) = w.scales_mins();
+                    let d = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.d)), bytes_f32(&scales));
+                    let m = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.dmin)), bytes_f32(&mins_of));
+                    for i in 0..N {
+                        let x = &x[(t + i) * per + b];
+                        let mut sums = [_mm256_setzero_si256(); 8];
+                        for j in 0..8 {
+                            let ($q, $x) = (q[j], block(x, j));
+                            sums[j] = $sum;
+                        }
+                        let sums = _mm256_cvtepi32_ps(sum_each_i32(&sums));
+                        acc[i] = _mm256_fmadd_ps(sums, _mm256_mul_ps(d, lanes(&x.d)), acc[i]);
+                        mins[i] = _mm256_fmadd_ps(m, lanes(&x.dsum), mins[i]);
                     }
                 }
-                let xd = _mm256_setr_ps(
-                    x[0].d, x[1].d, x[2].d, x[3].d, x[4].d, x[5].d, x[6].d, x[7].d,
-                );
-                let xsum = _mm256_cvtepi32_ps(_mm256_setr_epi32(
-                    x[0].sum, x[1].sum, x[2].sum, x[3].sum, x[4].sum, x[5].sum, x[6].sum, x[7].sum,
-                ));
-                let (scales, mins_of) = w.scales_mins();
-                let d = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.d)), bytes_f32(&scales));
-                acc = _mm256_fmadd_ps(sum_each(sums), _mm256_mul_ps(d, xd), acc);
-                let m = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.dmin)), bytes_f32(&mins_of));
-                mins = _mm256_fmadd_ps(m, _mm256_mul_ps(xd, xsum), mins);
+                for i in 0..N {
+                    out[i] = sum_lanes(acc[i]) - sum_lanes(mins[i]);
+                }
             }
-            sum_lanes(acc) - sum_lanes(mins)
+            in_tiles!(tile, w, x, tokens, out)
         }
     };
 }
 
-dot_q4k!(dot_q4k_avx2, "avx2,fma,f16c", |q, x| _mm256_madd_epi16(
-    pairs(q, x),
+rows_q4k!(rows_q4k_avx2, "avx2,fma,f16c", |q, x| _mm256_madd_epi16(
+    _mm256_maddubs_epi16(q, x),
     _mm256_set1_epi16(1)
 ));
 // `vpdpbusd` sums the four byte products of each lane in one instruction.
-dot_q4k!(
-    dot_q4k_avx512vnni_body,
+rows_q4k!(
+    rows_q4k_avx512vnni_body,
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
-    |q, x| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, load_i8(&x.qs))
+    |q, x| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x)
 );
-dot_q4k!(dot_q4k_avxvnni_body, "avx2,fma,f16c,avxvnni", |q, x| {
-    _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q, load_i8(&x.qs))
+rows_q4k!(rows_q4k_avxvnni_body, "avx2,fma,f16c,avxvnni", |q, x| {
+    _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q, x)
 });
 
+/// q6k rows: per sub-block and token, `Σ (q - 32) x` per pair in 16 bits (at most
+/// 2 · 63 · 127 + 2 · 32 · 127), each 16-weight group's scale on its pairs in `vpmaddwd`, the
+/// block's `d · d_x` in one FMA into one of two accumulators (alternate sub-blocks).
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
-    let (low, two) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
-    let offset = _mm256_set1_epi8(32);
-    let mut acc = [_mm256_setzero_ps(); 2];
-    for (w, x) in w.iter().zip(x.chunks_exact(8)) {
-        let d = half_to_f32(w.d);
-        for (j, xb) in x.iter().enumerate() {
-            let (h, k) = (j / 4, j % 4);
-            let at = 64 * h + 32 * (k % 2);
-            // SAFETY: 32 bytes of `ql` (at + 32 ≤ 128) and of `qh` (32h + 32 ≤ 64).
-            let (ql, qh) = unsafe {
-                (
-                    _mm256_loadu_si256(w.ql[at..at + 32].as_ptr().cast()),
-                    _mm256_loadu_si256(w.qh[32 * h..32 * h + 32].as_ptr().cast()),
-                )
-            };
-            let ql = if k < 2 {
-                ql
-            } else {
-                _mm256_srli_epi16::<4>(ql)
-            };
-            let qh = match k {
-                0 => qh,
-                1 => _mm256_srli_epi16::<2>(qh),
-                2 => _mm256_srli_epi16::<4>(qh),
-                _ => _mm256_srli_epi16::<6>(qh),
-            };
-            let q = _mm256_or_si256(
-                _mm256_and_si256(ql, low),
-                _mm256_slli_epi16::<4>(_mm256_and_si256(qh, two)),
-            );
-            // Σ (q - 32) x per pair, in 16 bits (at most 2 · 63 · 127 + 2 · 32 · 127).
-            let centred = _mm256_sub_epi16(pairs(q, xb), pairs(offset, xb));
-            // Lanes 0-7 are weights 0-15 of the block (group 2j), lanes 8-15 weights 16-31.
-            let scales = _mm256_set_m128i(
-                _mm_set1_epi16(w.scales[2 * j + 1] as i16),
-                _mm_set1_epi16(w.scales[2 * j] as i16),
-            );
-            let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(centred, scales));
-            acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * xb.d), acc[j % 2]);
+fn rows_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    /// Tokens `t..t + N` into `out[..N]`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn tile<const N: usize>(w: &[BlockQ6K], x: &[BlockQ8x8], t: usize, out: &mut [f32]) {
+        let (low, two) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+        let (per, offset) = (w.len(), _mm256_set1_epi8(32));
+        let mut acc = [[_mm256_setzero_ps(); 2]; N];
+        for (b, w) in w.iter().enumerate() {
+            let d = half_to_f32(w.d);
+            for j in 0..8 {
+                let (h, k) = (j / 4, j % 4);
+                let at = 64 * h + 32 * (k % 2);
+                // SAFETY: 32 bytes of `ql` (at + 32 ≤ 128) and of `qh` (32h + 32 ≤ 64).
+                let (ql, qh) = unsafe {
+                    (
+                        _mm256_loadu_si256(w.ql[at..at + 32].as_ptr().cast()),
+                        _mm256_loadu_si256(w.qh[32 * h..32 * h + 32].as_ptr().cast()),
+                    )
+                };
+                let ql = if k < 2 {
+                    ql
+                } else {
+                    _mm256_srli_epi16::<4>(ql)
+                };
+                let qh = match k {
+                    0 => qh,
+                    1 => _mm256_srli_epi16::<2>(qh),
+                    2 => _mm256_srli_epi16::<4>(qh),
+                    _ => _mm256_srli_epi16::<6>(qh),
+                };
+                let q = _mm256_or_si256(
+                    _mm256_and_si256(ql, low),
+                    _mm256_slli_epi16::<4>(_mm256_and_si256(qh, two)),
+                );
+                // Lanes 0-7 are weights 0-15 of the block (group 2j), lanes 8-15 weights 16-31.
+                let scales = _mm256_set_m128i(
+                    _mm_set1_epi16(w.scales[2 * j + 1] as i16),
+                    _mm_set1_epi16(w.scales[2 * j] as i16),
+                );
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let x = &x[(t + i) * per + b];
+                    let xs = block(x, j);
+                    let centred = _mm256_sub_epi16(
+                        _mm256_maddubs_epi16(q, xs),
+                        _mm256_maddubs_epi16(offset, xs),
+                    );
+                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(centred, scales));
+                    acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * x.d[j]), acc[j % 2]);
+                }
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            *o = sum_lanes(_mm256_add_ps(acc[0], acc[1]));
         }
     }
-    sum_lanes(_mm256_add_ps(acc[0], acc[1]))
+    in_tiles!(tile, w, x, tokens, out)
 }
 
-// Safe entry points for the dispatch table. SAFETY (both): `Kernels::for_level` hands these
+// Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands these
 // out only after `super::detected()` returned true on this CPU.
 
-pub(crate) fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
-    unsafe { dot_q4k_avx2(w, x) }
+pub(crate) fn rows_q4k(w: &[BlockQ4K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows_q4k_avx2(w, x, tokens, out) }
 }
 
 /// For the `avx512vnni` level only (its `detected` checks AVX-512 VNNI and VL).
-pub(crate) fn dot_q4k_avx512vnni(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
-    unsafe { dot_q4k_avx512vnni_body(w, x) }
+pub(crate) fn rows_q4k_avx512vnni(
+    w: &[BlockQ4K],
+    x: &[BlockQ8x8],
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    unsafe { rows_q4k_avx512vnni_body(w, x, tokens, out) }
 }
 
 /// For the `avxvnni` level only (its `detected` checks AVX-VNNI).
-pub(crate) fn dot_q4k_avxvnni(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
-    unsafe { dot_q4k_avxvnni_body(w, x) }
+pub(crate) fn rows_q4k_avxvnni(
+    w: &[BlockQ4K],
+    x: &[BlockQ8x8],
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    unsafe { rows_q4k_avxvnni_body(w, x, tokens, out) }
 }
 
-pub(crate) fn dot_q6k(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
-    unsafe { dot_q6k_avx2(w, x) }
+pub(crate) fn rows_q6k(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows_q6k_avx2(w, x, tokens, out) }
 }

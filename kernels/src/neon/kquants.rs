@@ -4,7 +4,8 @@
 //! FMAs, as `scalar::dot_q4k` and `scalar::dot_q6k` define the products.
 
 use super::rows::products;
-use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8};
+use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8x8, QK};
+use crate::scalar::each_token;
 use std::arch::aarch64::*;
 
 /// `Σ_j sums[j] · factors[j]` over a super-block's eight sub-blocks, into `acc`.
@@ -26,18 +27,19 @@ fn scaled(acc: float32x4_t, sums: &[i32; 8], factors: &[f32; 8]) -> float32x4_t 
     }
 }
 
-/// A block's 32 activation bytes as two vectors.
+/// Block `j`'s 32 activation bytes as two vectors.
 #[inline]
 #[target_feature(enable = "neon")]
-fn activations(x: &BlockQ8) -> [int8x16_t; 2] {
+fn activations(x: &BlockQ8x8, j: usize) -> [int8x16_t; 2] {
+    let qs = &x.qs[QK * j..QK * (j + 1)];
     // SAFETY: 32 bytes: two loads of 16.
-    unsafe { [vld1q_s8(x.qs.as_ptr()), vld1q_s8(x.qs.as_ptr().add(16))] }
+    unsafe { [vld1q_s8(qs.as_ptr()), vld1q_s8(qs.as_ptr().add(16))] }
 }
 
 #[target_feature(enable = "neon")]
-fn dot_q4k_neon(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
+fn dot_q4k_neon(w: &[BlockQ4K], x: &[BlockQ8x8]) -> f32 {
     let (mut acc, mut mins) = (vdupq_n_f32(0.0), 0f32);
-    for (w, x) in w.iter().zip(x.chunks_exact(8)) {
+    for (w, x) in w.iter().zip(x) {
         let mut sums = [0i32; 8];
         for c in 0..4 {
             // SAFETY: 32 bytes of the 128 at 32c: two loads of 16.
@@ -47,26 +49,26 @@ fn dot_q4k_neon(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
             };
             let low = packed.map(|p| vreinterpretq_s8_u8(vandq_u8(p, vdupq_n_u8(0x0F))));
             let high = packed.map(|p| vreinterpretq_s8_u8(vshrq_n_u8::<4>(p)));
-            sums[2 * c] = vaddvq_s32(products(low, activations(&x[2 * c])));
-            sums[2 * c + 1] = vaddvq_s32(products(high, activations(&x[2 * c + 1])));
+            sums[2 * c] = vaddvq_s32(products(low, activations(x, 2 * c)));
+            sums[2 * c + 1] = vaddvq_s32(products(high, activations(x, 2 * c + 1)));
         }
         let (scales, mins_of) = w.scales_mins();
         let (d, dmin) = (w.d.to_f32(), w.dmin.to_f32());
-        let factors: [f32; 8] = std::array::from_fn(|j| d * scales[j] as f32 * x[j].d);
+        let factors: [f32; 8] = std::array::from_fn(|j| d * scales[j] as f32 * x.d[j]);
         acc = scaled(acc, &sums, &factors);
-        for (j, xb) in x.iter().enumerate() {
-            mins += dmin * mins_of[j] as f32 * xb.d * xb.sum as f32;
+        for (&min, dsum) in mins_of.iter().zip(&x.dsum) {
+            mins += dmin * min as f32 * dsum;
         }
     }
     vaddvq_f32(acc) - mins
 }
 
 #[target_feature(enable = "neon")]
-fn dot_q6k_neon(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
+fn dot_q6k_neon(w: &[BlockQ6K], x: &[BlockQ8x8]) -> f32 {
     let mut acc = vdupq_n_f32(0.0);
-    for (w, x) in w.iter().zip(x.chunks_exact(8)) {
+    for (w, x) in w.iter().zip(x) {
         let mut sums = [0i32; 8];
-        for (j, xb) in x.iter().enumerate() {
+        for (j, sum) in sums.iter_mut().enumerate() {
             let (h, k) = (j / 4, j % 4);
             let at = 64 * h + 32 * (k % 2);
             // SAFETY: 32 bytes of `ql` (at + 32 ≤ 128) and of `qh` (32h + 32 ≤ 64).
@@ -88,17 +90,17 @@ fn dot_q6k_neon(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
                 let q = vorrq_u8(low, vshlq_n_u8::<4>(high));
                 vsubq_s8(vreinterpretq_s8_u8(q), vdupq_n_s8(32))
             });
-            let xs = activations(xb);
+            let xs = activations(x, j);
             // The two 16-weight groups: each a vector of q and of x.
             let group = |g: usize| {
                 let p = vmull_s8(vget_low_s8(q[g]), vget_low_s8(xs[g]));
                 let p = vpaddlq_s16(p);
                 vaddvq_s32(vpadalq_s16(p, vmull_high_s8(q[g], xs[g])))
             };
-            sums[j] = w.scales[2 * j] as i32 * group(0) + w.scales[2 * j + 1] as i32 * group(1);
+            *sum = w.scales[2 * j] as i32 * group(0) + w.scales[2 * j + 1] as i32 * group(1);
         }
         let d = w.d.to_f32();
-        let factors: [f32; 8] = std::array::from_fn(|j| d * x[j].d);
+        let factors: [f32; 8] = std::array::from_fn(|j| d * x.d[j]);
         acc = scaled(acc, &sums, &factors);
     }
     vaddvq_f32(acc)
@@ -106,10 +108,20 @@ fn dot_q6k_neon(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
 
 // Safe entry points for the dispatch table. SAFETY (both): NEON is part of every aarch64 CPU.
 
-pub(crate) fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8]) -> f32 {
-    unsafe { dot_q4k_neon(w, x) }
+pub(crate) fn rows_q4k(
+    w: &[BlockQ4K],
+    x: &[BlockQ8x8],
+    tokens: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    each_token(|w, x| unsafe { dot_q4k_neon(w, x) }, w, x, tokens, out)
 }
 
-pub(crate) fn dot_q6k(w: &[BlockQ6K], x: &[BlockQ8]) -> f32 {
-    unsafe { dot_q6k_neon(w, x) }
+pub(crate) fn rows_q6k(
+    w: &[BlockQ6K],
+    x: &[BlockQ8x8],
+    tokens: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    each_token(|w, x| unsafe { dot_q6k_neon(w, x) }, w, x, tokens, out)
 }
