@@ -409,31 +409,26 @@ dot_products!(BlockQ4_1, dot_q4_1);
 dot_products!(BlockQ5_0, dot_q5_0);
 dot_products!(BlockQ5_1, dot_q5_1);
 
-impl QuantBlock for BlockQ4K {
-    const GROUPED: bool = true;
-    fn products(
-        k: &Kernels,
-        row: &[Self],
-        x: Acts,
-        tokens: std::ops::Range<usize>,
-        out: &mut [f32],
-    ) {
-        (k.rows_q4k)(row, x.groups, tokens, out)
-    }
+/// A k-quant format: its row kernel, several tokens at once, on the grouped activations.
+macro_rules! grouped_products {
+    ($block:ty, $rows:ident) => {
+        impl QuantBlock for $block {
+            const GROUPED: bool = true;
+            fn products(
+                k: &Kernels,
+                row: &[Self],
+                x: Acts,
+                tokens: std::ops::Range<usize>,
+                out: &mut [f32],
+            ) {
+                (k.$rows)(row, x.groups, tokens, out)
+            }
+        }
+    };
 }
 
-impl QuantBlock for BlockQ6K {
-    const GROUPED: bool = true;
-    fn products(
-        k: &Kernels,
-        row: &[Self],
-        x: Acts,
-        tokens: std::ops::Range<usize>,
-        out: &mut [f32],
-    ) {
-        (k.rows_q6k)(row, x.groups, tokens, out)
-    }
-}
+grouped_products!(BlockQ4K, rows_q4k);
+grouped_products!(BlockQ6K, rows_q6k);
 
 /// Checks that `bytes` hold `rows × cols` weights in whole `B` blocks (rows of a positive
 /// multiple of 32), without overflow.
