@@ -8,7 +8,10 @@
 
 mod kquants;
 
-pub(super) use kquants::{rows_q4k, rows_q4k_avx512vnni, rows_q4k_avxvnni, rows_q6k};
+pub(super) use kquants::{
+    rows8_q4k, rows8_q4k_avx512vnni, rows8_q4k_avxvnni, rows_q4k, rows_q4k_avx512vnni,
+    rows_q4k_avxvnni, rows_q6k,
+};
 
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, QK};
 use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};

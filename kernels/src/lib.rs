@@ -206,6 +206,9 @@ pub struct Kernels {
     pub rows8_q4_0: Option<Rows8<repack::BlockQ4_0x8>>,
     pub rows8_q4_1: Option<Rows8<repack::BlockQ4_1x8>>,
     pub rows8_q8_0: Option<Rows8<repack::BlockQ8_0x8>>,
+    /// Eight interleaved q4k rows (256-weight super-blocks; activations eight blocks per
+    /// super-block), on the x86 levels.
+    pub rows8_q4k: Option<Rows8<repack::BlockQ4Kx8>>,
     /// Two groups at once (sixteen rows in 512-bit vectors), on levels that have them: their
     /// matrices store groups in pairs (`repack::Repacked::pair`); a last group of eight takes
     /// `rows8`.
@@ -257,6 +260,7 @@ impl Kernels {
                 rows8_q4_0: None,
                 rows8_q4_1: None,
                 rows8_q8_0: None,
+                rows8_q4k: None,
                 rows16_q4_0: None,
                 rows16_q4_1: None,
                 rows16_q8_0: None,
@@ -282,6 +286,7 @@ impl Kernels {
                 rows8_q4_0: Some(avx2::rows8_q4_0),
                 rows8_q4_1: Some(avx2::rows8_q4_1),
                 rows8_q8_0: Some(avx2::rows8_q8_0),
+                rows8_q4k: Some(avx2::rows8_q4k),
                 rows16_q4_0: None,
                 rows16_q4_1: None,
                 rows16_q8_0: None,
@@ -290,6 +295,7 @@ impl Kernels {
             Level::AvxVnni => Kernels {
                 level,
                 rows_q4k: avx2::rows_q4k_avxvnni,
+                rows8_q4k: Some(avx2::rows8_q4k_avxvnni),
                 rows8_q4_0: Some(vnni::avxvnni::rows8_q4_0),
                 rows8_q4_1: Some(vnni::avxvnni::rows8_q4_1),
                 rows8_q8_0: Some(vnni::avxvnni::rows8_q8_0),
@@ -307,6 +313,7 @@ impl Kernels {
             Level::Avx512Vnni => Kernels {
                 level,
                 rows_q4k: avx2::rows_q4k_avx512vnni,
+                rows8_q4k: Some(avx2::rows8_q4k_avx512vnni),
                 rows8_q4_0: Some(vnni::avx512::rows8_q4_0),
                 rows8_q4_1: Some(vnni::avx512::rows8_q4_1),
                 rows8_q8_0: Some(vnni::avx512::rows8_q8_0),

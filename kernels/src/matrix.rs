@@ -14,7 +14,9 @@ use super::blocks::{
     group_q8, Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
     BlockQ8_0, BlockQ8x8, QK, QK_K,
 };
-use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS};
+use super::repack::{
+    BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS,
+};
 use super::{ops, Acts, F32Matrix, Kernels, Pool, QMatrix, QuantBlock, Rows16, Rows8, SharedOut};
 use super::{Arena, Error, Result, WeightVec};
 use half::{bf16, f16};
@@ -58,6 +60,7 @@ pub enum Matrix {
     /// Rows repacked in groups of eight (on levels with such kernels).
     Q4_0x8(Repacked<BlockQ4_0x8>),
     Q4_1x8(Repacked<BlockQ4_1x8>),
+    Q4Kx8(Repacked<BlockQ4Kx8>),
     Q8_0x8(Repacked<BlockQ8_0x8>),
 }
 
@@ -197,6 +200,9 @@ impl Matrix {
                 let paired = kernels.rows16_q4_1.is_some();
                 Matrix::Q4_1x8(grouped(arena, rows, cols, paired, &mut chunks)?)
             }
+            "q4k" if groups && kernels.rows8_q4k.is_some() => {
+                Matrix::Q4Kx8(grouped(arena, rows, cols, false, &mut chunks)?)
+            }
             "q8_0" => Matrix::Q8_0(plain(arena, rows, cols, &mut chunks)?),
             "q4_0" => Matrix::Q4_0(plain(arena, rows, cols, &mut chunks)?),
             "q4_1" => Matrix::Q4_1(plain(arena, rows, cols, &mut chunks)?),
@@ -222,6 +228,7 @@ impl Matrix {
             Matrix::Q6K(m) => m.rows,
             Matrix::Q4_0x8(m) => m.rows,
             Matrix::Q4_1x8(m) => m.rows,
+            Matrix::Q4Kx8(m) => m.rows,
             Matrix::Q8_0x8(m) => m.rows,
         }
     }
@@ -240,6 +247,7 @@ impl Matrix {
             Matrix::Q6K(m) => m.cols,
             Matrix::Q4_0x8(m) => m.cols,
             Matrix::Q4_1x8(m) => m.cols,
+            Matrix::Q4Kx8(m) => m.cols,
             Matrix::Q8_0x8(m) => m.cols,
         }
     }
@@ -259,6 +267,7 @@ impl Matrix {
             Matrix::Q6K(m) => m.blocks.len() * std::mem::size_of::<BlockQ6K>(),
             Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
             Matrix::Q4_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_1x8>(),
+            Matrix::Q4Kx8(m) => m.groups.len() * std::mem::size_of::<BlockQ4Kx8>(),
             Matrix::Q8_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ8_0x8>(),
         }
     }
@@ -292,6 +301,7 @@ impl Matrix {
             Matrix::Q6K(m) => blocks(m, r, out),
             Matrix::Q4_0x8(m) => m.row_into(r, out),
             Matrix::Q4_1x8(m) => m.row_into(r, out),
+            Matrix::Q4Kx8(m) => m.row_into(r, out),
             Matrix::Q8_0x8(m) => m.row_into(r, out),
         }
     }
@@ -357,6 +367,10 @@ impl Matrix {
                 let kernels = (k.rows8_q8_0.expect(missing), k.rows16_q8_0);
                 groups(m, kernels, rows, x, tokens, out)
             }
+            Matrix::Q4Kx8(m) => {
+                let kernels = (k.rows8_q4k.expect(missing), None);
+                groups(m, kernels, rows, x, tokens, out)
+            }
             _ => return false,
         }
         true
@@ -412,7 +426,7 @@ impl Matrix {
             Matrix::Q5_1(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q6K(m) => blocks(m, k, r, x, tokens, &mut out),
-            Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) => {
+            Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) | Matrix::Q4Kx8(_) => {
                 unreachable!("interleaved matrices multiply by groups")
             }
         }
@@ -424,6 +438,7 @@ impl Matrix {
         match self {
             Matrix::Q4_0x8(m) => m.unit(),
             Matrix::Q4_1x8(m) => m.unit(),
+            Matrix::Q4Kx8(m) => m.unit(),
             Matrix::Q8_0x8(m) => m.unit(),
             _ => ROWS,
         }
@@ -438,6 +453,7 @@ impl Matrix {
             Matrix::Q4_0x8(_)
                 | Matrix::Q4_1x8(_)
                 | Matrix::Q8_0x8(_)
+                | Matrix::Q4Kx8(_)
                 | Matrix::Q4K(_)
                 | Matrix::Q6K(_)
         )

@@ -14,7 +14,7 @@
 //! The bytes of a piece are the original block's bytes (a GGUF q4 byte already holds weight
 //! `j` low and `j + 16` high), so repacking only moves 4-byte pieces.
 
-use super::blocks::{Block, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+use super::blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QK_K};
 use crate::WeightVec;
 use half::f16;
 
@@ -176,6 +176,69 @@ impl Nibbles for BlockQ4_1x8 {
 /// groups `2p` and `2p + 1` at `2p * cols / 32 + 2b` and `+ 1`, so that two groups are read
 /// as one stream (two streams run at half the memory's speed, measured); a last group of
 /// eight is then stored alone.
+/// Super-block `b` of eight q4k rows, laid out for the same 4-byte pieces: the rows' `d` and
+/// `dmin`, each sub-block's eight 6-bit scales and mins side by side (sub-block `j`'s at
+/// `8j..8j + 8`), then the nibbles: piece `p` (bytes `4p..4p + 4`) of chunk `c` (the 32 bytes
+/// whose low nibbles are sub-block `2c` and high nibbles `2c + 1`) of row `k` at byte
+/// `256 c + 32 p + 4 k`. One 32-byte load holds four weights of each row for two sub-blocks;
+/// the eight rows' sums of a sub-block come out in one vector's lanes, with no horizontal sum.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ4Kx8 {
+    pub d: [f16; ROWS],
+    pub dmin: [f16; ROWS],
+    pub scales: [u8; 8 * ROWS],
+    pub mins: [u8; 8 * ROWS],
+    pub qs: [u8; QK_K / 2 * ROWS],
+}
+
+impl Interleaved for BlockQ4Kx8 {
+    type Row = BlockQ4K;
+    fn scales(&self) -> &[f16; ROWS] {
+        &self.d
+    }
+    fn pack(rows: [&BlockQ4K; ROWS]) -> Self {
+        let (mut scales, mut mins, mut qs) = ([0; 8 * ROWS], [0; 8 * ROWS], [0; QK_K / 2 * ROWS]);
+        for (k, row) in rows.iter().enumerate() {
+            let (s, m) = row.scales_mins();
+            for j in 0..8 {
+                (scales[8 * j + k], mins[8 * j + k]) = (s[j], m[j]);
+            }
+            for c in 0..4 {
+                for p in 0..8 {
+                    let at = 256 * c + 32 * p + 4 * k;
+                    qs[at..at + 4].copy_from_slice(&row.qs[32 * c + 4 * p..32 * c + 4 * p + 4]);
+                }
+            }
+        }
+        Self {
+            d: rows.map(|r| r.d),
+            dmin: rows.map(|r| r.dmin),
+            scales,
+            mins,
+            qs,
+        }
+    }
+    fn unpack(&self, k: usize) -> BlockQ4K {
+        let mut qs = [0u8; QK_K / 2];
+        for c in 0..4 {
+            for p in 0..8 {
+                let at = 256 * c + 32 * p + 4 * k;
+                qs[32 * c + 4 * p..32 * c + 4 * p + 4].copy_from_slice(&self.qs[at..at + 4]);
+            }
+        }
+        BlockQ4K {
+            d: self.d[k],
+            dmin: self.dmin[k],
+            scales: BlockQ4K::pack_scales_mins(
+                std::array::from_fn(|j| self.scales[8 * j + k]),
+                std::array::from_fn(|j| self.mins[8 * j + k]),
+            ),
+            qs,
+        }
+    }
+}
+
 pub struct Repacked<I> {
     pub rows: usize,
     pub cols: usize,
@@ -188,8 +251,8 @@ impl<I: Interleaved> Repacked<I> {
     /// bytes instead ([`Self::extend_from_gguf_bytes`]).
     #[cfg(test)]
     pub fn new(rows: usize, cols: usize, blocks: &[I::Row], paired: bool) -> Self {
-        let per_row = cols / QK;
-        assert_eq!(blocks.len(), rows * per_row, "rows × cols / 32 blocks");
+        let per_row = cols / I::Row::WEIGHTS;
+        assert_eq!(blocks.len(), rows * per_row, "rows × cols / WEIGHTS blocks");
         let mut m = Self::with_capacity(&mut crate::Arena::default(), rows, cols, paired);
         m.push_groups(rows / ROWS, |g, k, b| blocks[(g * ROWS + k) * per_row + b]);
         m
@@ -201,7 +264,7 @@ impl<I: Interleaved> Repacked<I> {
         Self {
             rows,
             cols,
-            groups: arena.vec(rows / ROWS * (cols / QK)),
+            groups: arena.vec(rows / ROWS * (cols / I::Row::WEIGHTS)),
             paired,
         }
     }
@@ -210,7 +273,7 @@ impl<I: Interleaved> Repacked<I> {
     /// a paired matrix) from their GGUF bytes (row-major blocks), so that loading holds the
     /// repacked matrix and one chunk of the file, never a second copy of the tensor.
     pub fn extend_from_gguf_bytes(&mut self, bytes: &[u8]) {
-        let per_row = self.cols / QK;
+        let per_row = self.cols / I::Row::WEIGHTS;
         let size = <I::Row as Block>::BYTES;
         let group_bytes = ROWS * per_row * size;
         assert!(
@@ -226,7 +289,7 @@ impl<I: Interleaved> Repacked<I> {
     /// Appends `groups` groups of eight rows, block `b` of row `k` of group `g` (counted from
     /// the first appended) given by `block`: in pairs while two are left on a paired matrix.
     fn push_groups(&mut self, groups: usize, block: impl Fn(usize, usize, usize) -> I::Row) {
-        let per_row = self.cols / QK;
+        let per_row = self.cols / I::Row::WEIGHTS;
         let pack = |g: usize, b: usize| {
             let rows: [I::Row; ROWS] = std::array::from_fn(|k| block(g, k, b));
             I::pack(std::array::from_fn(|k| &rows[k]))
@@ -274,27 +337,27 @@ impl<I: Interleaved> Repacked<I> {
     /// Pair `p`'s blocks (groups `2p` and `2p + 1`, block by block).
     pub fn pair(&self, p: usize) -> &[I] {
         assert!(p < self.pairs(), "pair {p} of {}", self.pairs());
-        let per_row = self.cols / QK;
+        let per_row = self.cols / I::Row::WEIGHTS;
         &self.groups[2 * p * per_row..2 * (p + 1) * per_row]
     }
 
     /// Group `g`'s blocks, for a group not stored in a pair.
     pub fn group(&self, g: usize) -> &[I] {
         assert!(g >= 2 * self.pairs(), "group {g} is stored in a pair");
-        let per_row = self.cols / QK;
+        let per_row = self.cols / I::Row::WEIGHTS;
         &self.groups[g * per_row..(g + 1) * per_row]
     }
 
     /// Row `r` as f32.
     pub fn row_into(&self, r: usize, out: &mut [f32]) {
-        let (g, per_row) = (r / ROWS, self.cols / QK);
+        let (g, per_row) = (r / ROWS, self.cols / I::Row::WEIGHTS);
         let (start, step) = if g < 2 * self.pairs() {
             (g / 2 * 2 * per_row + g % 2, 2)
         } else {
             (g * per_row, 1)
         };
         let blocks = self.groups[start..].iter().step_by(step).take(per_row);
-        for (block, o) in blocks.zip(out.chunks_exact_mut(QK)) {
+        for (block, o) in blocks.zip(out.chunks_exact_mut(I::Row::WEIGHTS)) {
             o.copy_from_slice(block.unpack(r % ROWS).dequantize().as_ref());
         }
     }

@@ -427,6 +427,75 @@ fn check_k_quant_tokens<B: QuantBlock>() {
     }
 }
 
+/// q4k rows interleaved eight at a time (`BlockQ4Kx8`), on every level that multiplies them:
+/// each row unpacks to its values (scales and mins packed back into GGUF's 12 bytes), and
+/// every run of 1 to 6 tokens at once matches f64 for every row; the x86 levels give the
+/// same bits.
+#[test]
+fn interleaved_q4k_rows_match_the_format_definition() {
+    use super::blocks::BlockQ4K;
+    use super::repack::{BlockQ4Kx8, Repacked};
+    let mut checked = 0;
+    for (rows, cols) in [(8, 256), (16, 1024), (8, 4096)] {
+        let (bytes, values) = k_quant_blocks(rows * cols / 256, "q4k", 40 + rows as u64);
+        let plain = QMatrix::<BlockQ4K>::from_gguf("w", rows, cols, &bytes).unwrap();
+        let packed = Repacked::<BlockQ4Kx8>::new(rows, cols, &plain.blocks, false);
+        let mut row = vec![0f32; cols];
+        for r in 0..rows {
+            packed.row_into(r, &mut row);
+            assert_eq!(row, &values[r * cols..(r + 1) * cols], "row {r} unpacks");
+        }
+        let tokens = 6;
+        let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
+            .map(|t| activations(cols, 300 + t as u64))
+            .collect();
+        let x: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
+        let mut x86: Option<Vec<f32>> = None;
+        for level in Level::available() {
+            let kernels = Kernels::for_level(level).unwrap();
+            let Some(kernel) = kernels.rows8_q4k else {
+                continue;
+            };
+            let mut all = vec![];
+            for g in 0..rows / 8 {
+                for start in 0..tokens {
+                    for end in start + 1..=tokens {
+                        let mut out = vec![f32::NAN; 8 * (end - start)];
+                        kernel(packed.group(g), &x, start..end, &mut out);
+                        for (i, t) in (start..end).enumerate() {
+                            for k in 0..8 {
+                                let r = 8 * g + k;
+                                let (want, scale) =
+                                    reference(&values[r * cols..(r + 1) * cols], &acts[t].1);
+                                let got = out[8 * i + k];
+                                assert!(
+                                    (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
+                                    "{} {rows}x{cols} row {r} token {t} (tokens {start}..{end}): {got} vs {want}",
+                                    level.name()
+                                );
+                            }
+                        }
+                        if (start, end) == (0, tokens) {
+                            all.extend(out);
+                        }
+                    }
+                }
+            }
+            if level >= Level::Avx2 && level <= Level::Avx512Vnni {
+                let first = x86.get_or_insert_with(|| all.clone());
+                assert_eq!(first, &all, "{}: not AVX2's bits", level.name());
+            }
+            checked += 1;
+        }
+    }
+    if Level::available().contains(&Level::Avx2) {
+        assert!(
+            checked > 0,
+            "an x86 level with AVX2 multiplies interleaved q4k rows"
+        );
+    }
+}
+
 #[test]
 fn q4k_scales_and_mins_unpack_the_same_one_at_a_time_and_all_at_once() {
     use super::blocks::{Block, BlockQ4K};

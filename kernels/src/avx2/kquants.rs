@@ -8,7 +8,8 @@
 //! row: its weights are unpacked (and q4k's scales decoded) once for them.
 
 use super::{half_to_f32, sum_lanes};
-use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8x8, QK};
+use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8, BlockQ8x8, QK};
+use crate::repack::{BlockQ4Kx8, ROWS};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -145,6 +146,132 @@ rows_q4k!(rows_q4k_avxvnni_body, "avx2,fma,f16c,avxvnni", |q, x| {
     _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q, x)
 });
 
+/// An interleaved q4k kernel (eight rows, `BlockQ4Kx8`) for one level: `$step` adds to the
+/// eight 32-bit lanes `$acc` the products of four unsigned weight bytes per lane (`$q`, one
+/// row per lane) by four activation bytes broadcast to every lane (`$x`). Per sub-block and
+/// token the eight rows' integer sums come out in one vector, scaled by `d · scale_j · d_x(j)`
+/// (per row, per row, per token) in one FMA; the mins' term `dmin · min_j · d_x(j) · Σ x(j)`
+/// likewise, subtracted at the end. Up to four tokens share each load of weights; every level
+/// sums the same integers, so all give the same results to the bit.
+macro_rules! rows8_q4k {
+    ($name:ident, $features:literal, |$acc:ident, $q:ident, $x:ident| $step:expr) => {
+        #[target_feature(enable = $features)]
+        fn $name(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+            /// Tokens `t..t + N` into `out[..8N]`.
+            #[target_feature(enable = $features)]
+            fn tile<const N: usize>(w: &[BlockQ4Kx8], x: &[BlockQ8], t: usize, out: &mut [f32]) {
+                let (per, low) = (w.len(), _mm256_set1_epi8(0x0F));
+                let (mut acc, mut mins) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
+                for (b, g) in w.iter().enumerate() {
+                    let blocks: [&[BlockQ8]; N] =
+                        std::array::from_fn(|i| &x[((t + i) * per + b) * 8..][..8]);
+                    // SAFETY: eight f16 (16 bytes) each.
+                    let (d, dmin) = unsafe {
+                        (
+                            _mm256_cvtph_ps(_mm_loadu_si128(g.d.as_ptr().cast())),
+                            _mm256_cvtph_ps(_mm_loadu_si128(g.dmin.as_ptr().cast())),
+                        )
+                    };
+                    for c in 0..4 {
+                        let mut sums = [[_mm256_setzero_si256(); 2]; N];
+                        for p in 0..8 {
+                            let at = 256 * c + 32 * p;
+                            // SAFETY: 32 bytes of the 1024.
+                            let v =
+                                unsafe { _mm256_loadu_si256(g.qs[at..at + 32].as_ptr().cast()) };
+                            let q = [
+                                _mm256_and_si256(v, low),
+                                _mm256_and_si256(_mm256_srli_epi16::<4>(v), low),
+                            ];
+                            for i in 0..N {
+                                for h in 0..2 {
+                                    let piece = &blocks[i][2 * c + h].qs[4 * p..4 * p + 4];
+                                    let ($acc, $q, $x) = (
+                                        sums[i][h],
+                                        q[h],
+                                        _mm256_set1_epi32(i32::from_le_bytes([
+                                            piece[0] as u8,
+                                            piece[1] as u8,
+                                            piece[2] as u8,
+                                            piece[3] as u8,
+                                        ])),
+                                    );
+                                    sums[i][h] = $step;
+                                }
+                            }
+                        }
+                        for h in 0..2 {
+                            let j = 2 * c + h;
+                            let scale = _mm256_mul_ps(d, eight_f32(&g.scales, j));
+                            for i in 0..N {
+                                let xd = _mm256_set1_ps(blocks[i][j].d);
+                                acc[i] = _mm256_fmadd_ps(
+                                    _mm256_cvtepi32_ps(sums[i][h]),
+                                    _mm256_mul_ps(scale, xd),
+                                    acc[i],
+                                );
+                            }
+                        }
+                    }
+                    for j in 0..8 {
+                        let m = _mm256_mul_ps(dmin, eight_f32(&g.mins, j));
+                        for i in 0..N {
+                            let xb = &blocks[i][j];
+                            let dsum = _mm256_set1_ps(xb.d * xb.sum as f32);
+                            mins[i] = _mm256_fmadd_ps(m, dsum, mins[i]);
+                        }
+                    }
+                }
+                for i in 0..N {
+                    // SAFETY: out holds 8N floats; 8i + 8 ≤ 8N.
+                    unsafe {
+                        _mm256_storeu_ps(
+                            out[ROWS * i..ROWS * (i + 1)].as_mut_ptr(),
+                            _mm256_sub_ps(acc[i], mins[i]),
+                        )
+                    };
+                }
+            }
+            let (mut t, mut o) = (tokens.start, 0);
+            while t < tokens.end {
+                let n = (tokens.end - t).min(TILE);
+                let out = &mut out[o..o + ROWS * n];
+                match n {
+                    1 => tile::<1>(w, x, t, out),
+                    2 => tile::<2>(w, x, t, out),
+                    3 => tile::<3>(w, x, t, out),
+                    _ => tile::<TILE>(w, x, t, out),
+                }
+                (t, o) = (t + n, o + ROWS * n);
+            }
+        }
+    };
+}
+
+/// Bytes `8j..8j + 8` as eight f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn eight_f32(bytes: &[u8; 64], j: usize) -> __m256 {
+    bytes_f32(bytes[8 * j..8 * j + 8].try_into().expect("eight bytes"))
+}
+
+rows8_q4k!(rows8_q4k_avx2, "avx2,fma,f16c", |acc, q, x| {
+    _mm256_add_epi32(
+        acc,
+        _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1)),
+    )
+});
+rows8_q4k!(
+    rows8_q4k_avx512vnni_body,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    |acc, q, x| _mm256_dpbusd_epi32(acc, q, x)
+);
+rows8_q4k!(
+    rows8_q4k_avxvnni_body,
+    "avx2,fma,f16c,avxvnni",
+    |acc, q, x| _mm256_dpbusd_avx_epi32(acc, q, x)
+);
+
 /// q6k rows: per sub-block and token, `Σ (q - 32) x` per pair in 16 bits (at most
 /// 2 · 63 · 127 + 2 · 32 · 127), each 16-weight group's scale on its pairs in `vpmaddwd`, the
 /// block's `d · d_x` in one FMA into one of two accumulators (alternate sub-blocks).
@@ -236,4 +363,28 @@ pub(crate) fn rows_q4k_avxvnni(
 
 pub(crate) fn rows_q6k(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows_q6k_avx2(w, x, tokens, out) }
+}
+
+pub(crate) fn rows8_q4k(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8_q4k_avx2(w, x, tokens, out) }
+}
+
+/// For the `avx512vnni` level only (its `detected` checks AVX-512 VNNI and VL).
+pub(crate) fn rows8_q4k_avx512vnni(
+    w: &[BlockQ4Kx8],
+    x: &[BlockQ8],
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    unsafe { rows8_q4k_avx512vnni_body(w, x, tokens, out) }
+}
+
+/// For the `avxvnni` level only (its `detected` checks AVX-VNNI).
+pub(crate) fn rows8_q4k_avxvnni(
+    w: &[BlockQ4Kx8],
+    x: &[BlockQ8],
+    tokens: Range<usize>,
+    out: &mut [f32],
+) {
+    unsafe { rows8_q4k_avxvnni_body(w, x, tokens, out) }
 }
