@@ -308,17 +308,6 @@ impl BlockQ4K {
         };
         (bytes(scales), bytes(mins))
     }
-
-    /// The 12 bytes holding eight 6-bit scales and mins ([`Self::scale_min`]'s layout).
-    pub fn pack_scales_mins(scales: [u8; 8], mins: [u8; 8]) -> [u8; 12] {
-        let mut q = [0u8; 12];
-        for j in 0..4 {
-            q[j] = (scales[j] & 63) | ((scales[j + 4] >> 4) << 6);
-            q[j + 4] = (mins[j] & 63) | ((mins[j + 4] >> 4) << 6);
-            q[j + 8] = (scales[j + 4] & 0x0F) | ((mins[j + 4] & 0x0F) << 4);
-        }
-        q
-    }
 }
 
 impl Block for BlockQ4K {

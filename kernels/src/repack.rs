@@ -177,18 +177,18 @@ impl Nibbles for BlockQ4_1x8 {
 /// as one stream (two streams run at half the memory's speed, measured); a last group of
 /// eight is then stored alone.
 /// Super-block `b` of eight q4k rows, laid out for the same 4-byte pieces: the rows' `d` and
-/// `dmin`, each sub-block's eight 6-bit scales and mins side by side (sub-block `j`'s at
-/// `8j..8j + 8`), then the nibbles: piece `p` (bytes `4p..4p + 4`) of chunk `c` (the 32 bytes
-/// whose low nibbles are sub-block `2c` and high nibbles `2c + 1`) of row `k` at byte
-/// `256 c + 32 p + 4 k`. One 32-byte load holds four weights of each row for two sub-blocks;
-/// the eight rows' sums of a sub-block come out in one vector's lanes, with no horizontal sum.
+/// `dmin`, their 12 bytes of 6-bit scales and mins (byte `i` of row `k` at `8 i + k`, so a
+/// sub-block's eight scales unpack in one 8-byte vector), then the nibbles: piece `p` (bytes
+/// `4p..4p + 4`) of chunk `c` (the 32 bytes whose low nibbles are sub-block `2c` and high
+/// nibbles `2c + 1`) of row `k` at byte `256 c + 32 p + 4 k`. One 32-byte load holds four
+/// weights of each row for two sub-blocks; the eight rows' sums of a sub-block come out in
+/// one vector's lanes, with no horizontal sum. As many bytes as the eight rows' blocks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ4Kx8 {
     pub d: [f16; ROWS],
     pub dmin: [f16; ROWS],
-    pub scales: [u8; 8 * ROWS],
-    pub mins: [u8; 8 * ROWS],
+    pub scales: [u8; 12 * ROWS],
     pub qs: [u8; QK_K / 2 * ROWS],
 }
 
@@ -198,11 +198,10 @@ impl Interleaved for BlockQ4Kx8 {
         &self.d
     }
     fn pack(rows: [&BlockQ4K; ROWS]) -> Self {
-        let (mut scales, mut mins, mut qs) = ([0; 8 * ROWS], [0; 8 * ROWS], [0; QK_K / 2 * ROWS]);
+        let (mut scales, mut qs) = ([0; 12 * ROWS], [0; QK_K / 2 * ROWS]);
         for (k, row) in rows.iter().enumerate() {
-            let (s, m) = row.scales_mins();
-            for j in 0..8 {
-                (scales[8 * j + k], mins[8 * j + k]) = (s[j], m[j]);
+            for (i, &byte) in row.scales.iter().enumerate() {
+                scales[8 * i + k] = byte;
             }
             for c in 0..4 {
                 for p in 0..8 {
@@ -215,7 +214,6 @@ impl Interleaved for BlockQ4Kx8 {
             d: rows.map(|r| r.d),
             dmin: rows.map(|r| r.dmin),
             scales,
-            mins,
             qs,
         }
     }
@@ -230,10 +228,7 @@ impl Interleaved for BlockQ4Kx8 {
         BlockQ4K {
             d: self.d[k],
             dmin: self.dmin[k],
-            scales: BlockQ4K::pack_scales_mins(
-                std::array::from_fn(|j| self.scales[8 * j + k]),
-                std::array::from_fn(|j| self.mins[8 * j + k]),
-            ),
+            scales: std::array::from_fn(|i| self.scales[8 * i + k]),
             qs,
         }
     }

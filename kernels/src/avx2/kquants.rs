@@ -202,23 +202,18 @@ macro_rules! rows8_q4k {
                         }
                         for h in 0..2 {
                             let j = 2 * c + h;
-                            let scale = _mm256_mul_ps(d, eight_f32(&g.scales, j));
+                            let (scale, min) = scales_mins_x8(&g.scales, j);
+                            let (scale, min) = (_mm256_mul_ps(d, scale), _mm256_mul_ps(dmin, min));
                             for i in 0..N {
-                                let xd = _mm256_set1_ps(blocks[i][j].d);
+                                let xb = &blocks[i][j];
                                 acc[i] = _mm256_fmadd_ps(
                                     _mm256_cvtepi32_ps(sums[i][h]),
-                                    _mm256_mul_ps(scale, xd),
+                                    _mm256_mul_ps(scale, _mm256_set1_ps(xb.d)),
                                     acc[i],
                                 );
+                                let dsum = _mm256_set1_ps(xb.d * xb.sum as f32);
+                                mins[i] = _mm256_fmadd_ps(min, dsum, mins[i]);
                             }
-                        }
-                    }
-                    for j in 0..8 {
-                        let m = _mm256_mul_ps(dmin, eight_f32(&g.mins, j));
-                        for i in 0..N {
-                            let xb = &blocks[i][j];
-                            let dsum = _mm256_set1_ps(xb.d * xb.sum as f32);
-                            mins[i] = _mm256_fmadd_ps(m, dsum, mins[i]);
                         }
                     }
                 }
@@ -248,11 +243,47 @@ macro_rules! rows8_q4k {
     };
 }
 
-/// Bytes `8j..8j + 8` as eight f32 lanes.
+/// Sub-block `j`'s eight rows' 6-bit scales and mins as f32 lanes, from `BlockQ4Kx8`'s
+/// interleaved 12-byte layouts (`BlockQ4K::scale_min` per row, eight rows at once): for
+/// `j < 4` the low six bits of bytes `j` and `j + 4`; for `j ≥ 4` the nibbles of byte `j + 4`
+/// with the top two bits of bytes `j - 4` (scales) and `j` (mins) above them.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn eight_f32(bytes: &[u8; 64], j: usize) -> __m256 {
-    bytes_f32(bytes[8 * j..8 * j + 8].try_into().expect("eight bytes"))
+fn scales_mins_x8(s: &[u8; 96], j: usize) -> (__m256, __m256) {
+    let (scales, mins) = if j < 4 {
+        (masked(row8(s, j), 63), masked(row8(s, j + 4), 63))
+    } else {
+        let low = row8(s, j + 4);
+        (
+            _mm_or_si128(masked(low, 0x0F), top_two(row8(s, j - 4))),
+            _mm_or_si128(masked(_mm_srli_epi16::<4>(low), 0x0F), top_two(row8(s, j))),
+        )
+    };
+    (
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scales)),
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mins)),
+    )
+}
+
+/// Bytes `8i..8i + 8` (byte `i` of the eight rows' scales).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn row8(s: &[u8; 96], i: usize) -> __m128i {
+    // SAFETY: eight bytes at 8i (i < 12) of 96.
+    unsafe { _mm_loadl_epi64(s[8 * i..8 * i + 8].as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn masked(v: __m128i, m: i8) -> __m128i {
+    _mm_and_si128(v, _mm_set1_epi8(m))
+}
+
+/// `(q >> 6) << 4` of each byte: its top two bits moved to bits 4-5.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn top_two(v: __m128i) -> __m128i {
+    masked(_mm_srli_epi16::<2>(v), 0x30)
 }
 
 rows8_q4k!(rows8_q4k_avx2, "avx2,fma,f16c", |acc, q, x| {
