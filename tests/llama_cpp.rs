@@ -352,7 +352,8 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
             .unwrap()
             .0 as u32
     };
-    // llama.cpp's greedy ids on its own file.
+    // llama.cpp's greedy ids on its own file, and its logits at each.
+    let mut llama_logits = vec![];
     let cases: Vec<(Vec<u32>, Vec<u32>)> = fixture("smollm2-greedy-vendored.json")["cases"]
         .as_array()
         .unwrap()
@@ -368,6 +369,7 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
             let mut out = vec![];
             for _ in 0..24 {
                 out.push(argmax(&logits));
+                llama_logits.push(logits);
                 logits = reference
                     .engine
                     .decode(&[out[out.len() - 1]])
@@ -379,9 +381,11 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
         })
         .collect();
     drop(reference);
+    // Teacher-forced on those ids: how often llama.cpp's token is the engine's top one, the
+    // largest gap where not, and the engine's logits.
     let forced = |engine: &str| {
         let mut model = planned().load_with(engine.parse().unwrap()).unwrap();
-        let (mut top, mut all, mut worst) = (0, 0, 0f32);
+        let (mut top, mut all, mut worst, mut rows) = (0, 0, 0f32, vec![]);
         for (prompt, want) in &cases {
             let mut logits = model
                 .engine
@@ -394,18 +398,40 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
                 top += usize::from(gap == 0.0);
                 all += 1;
                 worst = worst.max(gap);
-                logits = model.engine.decode(&[id]).unwrap().data.clone();
+                let next = model.engine.decode(&[id]).unwrap().data.clone();
+                rows.push(std::mem::replace(&mut logits, next));
             }
         }
-        (top, all, worst)
+        (top, all, worst, rows)
     };
-    let (top, all, worst) = forced("tuned");
-    let (candle_top, _, candle_worst) = forced("candle");
+    let (top, all, worst, tuned) = forced("tuned");
+    let (candle_top, _, candle_worst, candle) = forced("candle");
+    let (to_tuned, to_candle) = (rms(&llama_logits, &tuned), rms(&llama_logits, &candle));
     eprintln!(
-        "llama.cpp's token is the top token at {top} of {all} positions for tuned (largest gap {worst}), {candle_top} for candle (largest gap {candle_worst})"
+        "llama.cpp's token is the top token at {top} of {all} positions for tuned (largest gap {worst}), {candle_top} for candle (largest gap {candle_worst}); logits' RMS distance from llama.cpp: tuned {to_tuned:.4}, candle {to_candle:.4}"
     );
     assert!(top * 100 >= all * 90, "tuned: {top} of {all}");
     assert!(worst < 0.75, "a gap of {worst} logits is no near-tie");
+    assert!(
+        to_tuned <= 1.1 * to_candle,
+        "the tuned engine is farther from llama.cpp ({to_tuned}) than candle ({to_candle})"
+    );
+}
+
+/// The root mean square difference of two engines' logits over every position's vocabulary.
+fn rms(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
+    assert_eq!(a.len(), b.len(), "as many positions");
+    let (mut squares, mut n) = (0f64, 0usize);
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!(x.len(), y.len());
+        squares += x
+            .iter()
+            .zip(y)
+            .map(|(u, v)| f64::from(u - v).powi(2))
+            .sum::<f64>();
+        n += x.len();
+    }
+    (squares / n as f64).sqrt()
 }
 
 /// How far apart correct engines' logits are, measured against llama.cpp's own: teacher-forced
@@ -428,19 +454,6 @@ fn the_tuned_engine_is_as_close_to_llama_cpps_logits_as_candle_is() {
         common::teacher_forced_logits(&mut model, name)
     };
     let (tuned, candle) = (other("tuned"), other("candle"));
-    let rms = |a: &[Vec<f32>], b: &[Vec<f32>]| {
-        let (mut squares, mut n) = (0f64, 0usize);
-        for (x, y) in a.iter().zip(b) {
-            assert_eq!(x.len(), y.len());
-            squares += x
-                .iter()
-                .zip(y)
-                .map(|(u, v)| f64::from(u - v).powi(2))
-                .sum::<f64>();
-            n += x.len();
-        }
-        (squares / n as f64).sqrt()
-    };
     let (to_tuned, to_candle, between) = (
         rms(&reference, &tuned),
         rms(&reference, &candle),
