@@ -16,15 +16,20 @@
 /// Runs `$kernel::<$I, N>` (or `$kernel::<N>`; `$rows` interleaved rows, eight unless given,
 /// by `N ≤ 4` tokens, each token's row results in the level's vector type) over the run
 /// `$tokens` of tokens, four at a time, `$store`-ing token `t`'s results at
-/// `$out[(t - start) * $rows..]`. One driver for every interleaved kernel of every level.
+/// `$out[(t - start) * $rows..]`. Each token's activations are `$blocks` elements of `$x` per
+/// element of `$w` (one unless given: a k-quant super-block takes eight 8-bit blocks). One
+/// driver for every multi-token kernel of every level.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! four_tokens_at_a_time {
     ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr, $store:path) => {
-        four_tokens_at_a_time!($kernel $(::<$($I),*>)?, $w, $x, $tokens, $out, $store, ROWS)
+        four_tokens_at_a_time!($kernel $(::<$($I),*>)?, $w, $x, $tokens, $out, $store, ROWS, 1)
     };
-    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr, $store:path, $rows:expr) => {{
+    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr, $store:path, $rows:expr) => {
+        four_tokens_at_a_time!($kernel $(::<$($I),*>)?, $w, $x, $tokens, $out, $store, $rows, 1)
+    };
+    ($kernel:ident $(::<$($I:ty),*>)?, $w:expr, $x:expr, $tokens:expr, $out:expr, $store:path, $rows:expr, $blocks:expr) => {{
         let (w, x, tokens, out) = ($w, $x, $tokens, $out);
-        let per = w.len();
+        let per = w.len() * $blocks;
         let token = |t: usize| &x[t * per..(t + 1) * per];
         let mut t = tokens.start;
         while t < tokens.end {

@@ -4,10 +4,10 @@
 //! `vpmaddubsw` takes them as they are (or, for q4k on the VNNI levels, `vpdpbusd`); sub-block
 //! scales multiply in f32 (q4k) or as 16-bit integers over each 16-weight group (q6k).
 //! Activations come grouped eight blocks to a super-block (`BlockQ8x8`): a super-block's eight
-//! activation scales are one aligned load. Prompts take up to [`TILE`] tokens per pass over a
-//! row: its weights are unpacked (and q4k's scales decoded) once for them.
+//! activation scales are one aligned load. Prompts take up to four tokens per pass over a row
+//! (`four_tokens_at_a_time!`): its weights are unpacked (and q4k's scales decoded) once for them.
 
-use super::{half_to_f32, sum_lanes};
+use super::{half_to_f32, store8, sum_lanes};
 use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8, BlockQ8x8, QK};
 use crate::repack::{BlockQ4Kx8, ROWS};
 use std::arch::x86_64::*;
@@ -61,25 +61,9 @@ fn sum_each_i32(v: &[__m256i; 8]) -> __m256i {
     )
 }
 
-/// Tokens per pass over a k-quant row.
-const TILE: usize = 4;
-
-/// Runs `tile::<N>(w, x, t, out)` over `tokens`, [`TILE`] at a time, then the remainder.
-macro_rules! in_tiles {
-    ($tile:ident, $w:expr, $x:expr, $tokens:expr, $out:expr) => {{
-        let (mut t, mut o) = ($tokens.start, 0);
-        while t < $tokens.end {
-            let n = ($tokens.end - t).min(TILE);
-            let out = &mut $out[o..o + n];
-            match n {
-                1 => $tile::<1>($w, $x, t, out),
-                2 => $tile::<2>($w, $x, t, out),
-                3 => $tile::<3>($w, $x, t, out),
-                _ => $tile::<TILE>($w, $x, t, out),
-            }
-            (t, o) = (t + n, o + n);
-        }
-    }};
+/// One token's result into `dst[0]` (the row kernels' store for `four_tokens_at_a_time!`).
+fn store1(dst: &mut [f32], v: &f32) {
+    dst[0] = *v;
 }
 
 /// A q4k row kernel for one level: `$features` (a `target_feature` list) and `$sum`, that
@@ -93,10 +77,10 @@ macro_rules! rows_q4k {
     ($name:ident, $features:literal, |$q:ident, $x:ident| $sum:expr) => {
         #[target_feature(enable = $features)]
         fn $name(w: &[BlockQ4K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
-            /// Tokens `t..t + N` into `out[..N]`.
+            /// The row by `N` tokens' activations.
             #[target_feature(enable = $features)]
-            fn tile<const N: usize>(w: &[BlockQ4K], x: &[BlockQ8x8], t: usize, out: &mut [f32]) {
-                let (per, low) = (w.len(), _mm256_set1_epi8(0x0F));
+            fn tile<const N: usize>(w: &[BlockQ4K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
+                let low = _mm256_set1_epi8(0x0F);
                 let (mut acc, mut mins) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
                 for (b, w) in w.iter().enumerate() {
                     let mut q = [_mm256_setzero_si256(); 8];
@@ -112,7 +96,7 @@ macro_rules! rows_q4k {
                     let d = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.d)), bytes_f32(&scales));
                     let m = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.dmin)), bytes_f32(&mins_of));
                     for i in 0..N {
-                        let x = &x[(t + i) * per + b];
+                        let x = &x[i][b];
                         let mut sums = [_mm256_setzero_si256(); 8];
                         for j in 0..8 {
                             let ($q, $x) = (q[j], block(x, j));
@@ -123,11 +107,9 @@ macro_rules! rows_q4k {
                         mins[i] = _mm256_fmadd_ps(m, lanes(&x.dsum), mins[i]);
                     }
                 }
-                for i in 0..N {
-                    out[i] = sum_lanes(acc[i]) - sum_lanes(mins[i]);
-                }
+                std::array::from_fn(|i| sum_lanes(acc[i]) - sum_lanes(mins[i]))
             }
-            in_tiles!(tile, w, x, tokens, out)
+            four_tokens_at_a_time!(tile, w, x, tokens, out, store1, 1)
         }
     };
 }
@@ -157,14 +139,13 @@ macro_rules! rows8_q4k {
     ($name:ident, $features:literal, |$acc:ident, $q:ident, $x:ident| $step:expr) => {
         #[target_feature(enable = $features)]
         fn $name(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
-            /// Tokens `t..t + N` into `out[..8N]`.
+            /// The eight rows by `N` tokens' activations (eight blocks per super-block).
             #[target_feature(enable = $features)]
-            fn tile<const N: usize>(w: &[BlockQ4Kx8], x: &[BlockQ8], t: usize, out: &mut [f32]) {
-                let (per, low) = (w.len(), _mm256_set1_epi8(0x0F));
+            fn tile<const N: usize>(w: &[BlockQ4Kx8], x: [&[BlockQ8]; N]) -> [__m256; N] {
+                let low = _mm256_set1_epi8(0x0F);
                 let (mut acc, mut mins) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
                 for (b, g) in w.iter().enumerate() {
-                    let blocks: [&[BlockQ8]; N] =
-                        std::array::from_fn(|i| &x[((t + i) * per + b) * 8..][..8]);
+                    let blocks: [&[BlockQ8]; N] = std::array::from_fn(|i| &x[i][8 * b..8 * b + 8]);
                     // SAFETY: eight f16 (16 bytes) each.
                     let (d, dmin) = unsafe {
                         (
@@ -217,28 +198,9 @@ macro_rules! rows8_q4k {
                         }
                     }
                 }
-                for i in 0..N {
-                    // SAFETY: out holds 8N floats; 8i + 8 ≤ 8N.
-                    unsafe {
-                        _mm256_storeu_ps(
-                            out[ROWS * i..ROWS * (i + 1)].as_mut_ptr(),
-                            _mm256_sub_ps(acc[i], mins[i]),
-                        )
-                    };
-                }
+                std::array::from_fn(|i| _mm256_sub_ps(acc[i], mins[i]))
             }
-            let (mut t, mut o) = (tokens.start, 0);
-            while t < tokens.end {
-                let n = (tokens.end - t).min(TILE);
-                let out = &mut out[o..o + ROWS * n];
-                match n {
-                    1 => tile::<1>(w, x, t, out),
-                    2 => tile::<2>(w, x, t, out),
-                    3 => tile::<3>(w, x, t, out),
-                    _ => tile::<TILE>(w, x, t, out),
-                }
-                (t, o) = (t + n, o + ROWS * n);
-            }
+            four_tokens_at_a_time!(tile, w, x, tokens, out, store8, ROWS, 8)
         }
     };
 }
@@ -308,11 +270,11 @@ rows8_q4k!(
 /// block's `d · d_x` in one FMA into one of two accumulators (alternate sub-blocks).
 #[target_feature(enable = "avx2,fma,f16c")]
 fn rows_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
-    /// Tokens `t..t + N` into `out[..N]`.
+    /// The row by `N` tokens' activations.
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn tile<const N: usize>(w: &[BlockQ6K], x: &[BlockQ8x8], t: usize, out: &mut [f32]) {
+    fn tile<const N: usize>(w: &[BlockQ6K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
         let (low, two) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
-        let (per, offset) = (w.len(), _mm256_set1_epi8(32));
+        let offset = _mm256_set1_epi8(32);
         let mut acc = [[_mm256_setzero_ps(); 2]; N];
         for (b, w) in w.iter().enumerate() {
             let d = half_to_f32(w.d);
@@ -347,7 +309,7 @@ fn rows_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
                     _mm_set1_epi16(w.scales[2 * j] as i16),
                 );
                 for (i, acc) in acc.iter_mut().enumerate() {
-                    let x = &x[(t + i) * per + b];
+                    let x = &x[i][b];
                     let xs = block(x, j);
                     let centred = _mm256_sub_epi16(
                         _mm256_maddubs_epi16(q, xs),
@@ -358,11 +320,9 @@ fn rows_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
                 }
             }
         }
-        for (o, acc) in out.iter_mut().zip(acc) {
-            *o = sum_lanes(_mm256_add_ps(acc[0], acc[1]));
-        }
+        acc.map(|acc| sum_lanes(_mm256_add_ps(acc[0], acc[1])))
     }
-    in_tiles!(tile, w, x, tokens, out)
+    four_tokens_at_a_time!(tile, w, x, tokens, out, store1, 1)
 }
 
 // Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands these
