@@ -381,27 +381,12 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
         })
         .collect();
     drop(reference);
-    // Teacher-forced on those ids: how often llama.cpp's token is the engine's top one, the
-    // largest gap where not, and the engine's logits.
+    // Teacher-forced on those ids: the engine's logits, and how often llama.cpp's token is its
+    // top one, the largest gap where not.
     let forced = |engine: &str| {
         let mut model = planned().load_with(engine.parse().unwrap()).unwrap();
-        let (mut top, mut all, mut worst, mut rows) = (0, 0, 0f32, vec![]);
-        for (prompt, want) in &cases {
-            let mut logits = model
-                .engine
-                .prefill(std::slice::from_ref(prompt))
-                .unwrap()
-                .data
-                .clone();
-            for &id in want {
-                let gap = logits[argmax(&logits) as usize] - logits[id as usize];
-                top += usize::from(gap == 0.0);
-                all += 1;
-                worst = worst.max(gap);
-                let next = model.engine.decode(&[id]).unwrap().data.clone();
-                rows.push(std::mem::replace(&mut logits, next));
-            }
-        }
+        let rows = common::forced_logits(&mut model, &cases);
+        let (top, all, worst, _) = common::agreement(&rows, &cases);
         (top, all, worst, rows)
     };
     let (top, all, worst, tuned) = forced("tuned");

@@ -211,18 +211,32 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .collect()
 }
 
-/// `model`'s logits at every position of every prompt of the fixture `name`, teacher-forced on
-/// its ids as [`teacher_forced`] is (one row per position, prompt by prompt).
-pub fn teacher_forced_logits(model: &mut llm_bench::Model, name: &str) -> Vec<Vec<f32>> {
+/// The fixture `name`'s cases (`smollm2-greedy.json` or `smollm2-greedy-vendored.json`): each
+/// prompt's token ids and llama.cpp's greedy ids after it.
+pub fn fixture_cases(name: &str) -> Vec<(Vec<u32>, Vec<u32>)> {
+    fixture(name)["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|case| (ids(&case["prompt_tokens"]), ids(&case["output_tokens"])))
+        .collect()
+}
+
+/// `model`'s logits at every position of every case, teacher-forced: prefill the prompt, then
+/// decode the case's ids one by one (one row per position, case by case).
+pub fn forced_logits(
+    model: &mut llm_bench::Model,
+    cases: &[(Vec<u32>, Vec<u32>)],
+) -> Vec<Vec<f32>> {
     let mut rows = vec![];
-    for case in fixture(name)["cases"].as_array().unwrap() {
+    for (prompt, output) in cases {
         let mut logits = model
             .engine
-            .prefill(&[ids(&case["prompt_tokens"])])
+            .prefill(std::slice::from_ref(prompt))
             .unwrap()
             .data
             .clone();
-        for want in ids(&case["output_tokens"]) {
+        for &want in output {
             rows.push(std::mem::replace(
                 &mut logits,
                 model.engine.decode(&[want]).unwrap().data.clone(),
@@ -232,12 +246,18 @@ pub fn teacher_forced_logits(model: &mut llm_bench::Model, name: &str) -> Vec<Ve
     rows
 }
 
-/// Teacher-forced on llama.cpp's greedy ids in the fixture `name` (`smollm2-greedy.json` or
-/// `smollm2-greedy-vendored.json`): for each prompt, prefill it, then decode llama.cpp's tokens
-/// one by one. Returns how often llama.cpp's token was `model`'s top token, of how many
-/// positions, and the largest gap between `model`'s top logit and llama.cpp's token's, with
-/// where it was.
-pub fn teacher_forced(model: &mut llm_bench::Model, name: &str) -> (usize, usize, f32, String) {
+/// As [`forced_logits`] on the fixture `name`'s cases.
+pub fn teacher_forced_logits(model: &mut llm_bench::Model, name: &str) -> Vec<Vec<f32>> {
+    forced_logits(model, &fixture_cases(name))
+}
+
+/// Over `rows` (teacher-forced on `cases`, as [`forced_logits`] returns them): how often the
+/// case's id is the row's top token, of how many positions, and the largest gap between a
+/// row's top logit and the case's id's, with its (case, position).
+pub fn agreement(
+    rows: &[Vec<f32>],
+    cases: &[(Vec<u32>, Vec<u32>)],
+) -> (usize, usize, f32, (usize, usize)) {
     let argmax = |v: &[f32]| {
         v.iter()
             .enumerate()
@@ -245,23 +265,31 @@ pub fn teacher_forced(model: &mut llm_bench::Model, name: &str) -> (usize, usize
             .unwrap()
             .0
     };
-    let (mut top, mut all, mut worst, mut at) = (0, 0, 0f32, String::new());
-    for case in fixture(name)["cases"].as_array().unwrap() {
-        let prompt = ids(&case["prompt_tokens"]);
-        let mut logits = model.engine.prefill(&[prompt]).unwrap();
-        for (i, want) in ids(&case["output_tokens"]).into_iter().enumerate() {
-            let row = &logits.data;
+    let (mut top, mut all, mut worst, mut at) = (0, 0, 0f32, (0, 0));
+    let mut rows = rows.iter();
+    for (c, (_, output)) in cases.iter().enumerate() {
+        for (i, &want) in output.iter().enumerate() {
+            let row = rows.next().expect("a row per position");
             let gap = row[argmax(row)] - row[want as usize];
             top += usize::from(gap == 0.0);
             all += 1;
             if gap > worst {
-                (worst, at) = (
-                    gap,
-                    format!("{:?} position {i}", case["prompt"].as_str().unwrap()),
-                );
+                (worst, at) = (gap, (c, i));
             }
-            logits = model.engine.decode(&[want]).unwrap();
         }
     }
     (top, all, worst, at)
+}
+
+/// Teacher-forced on llama.cpp's greedy ids in the fixture `name`: how often llama.cpp's token
+/// was `model`'s top token, of how many positions, and the largest gap between `model`'s top
+/// logit and llama.cpp's token's, with where it was.
+pub fn teacher_forced(model: &mut llm_bench::Model, name: &str) -> (usize, usize, f32, String) {
+    let cases = fixture_cases(name);
+    let (top, all, worst, (c, i)) = agreement(&forced_logits(model, &cases), &cases);
+    let prompt = fixture(name)["cases"][c]["prompt"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (top, all, worst, format!("{prompt:?} position {i}"))
 }
