@@ -1,8 +1,9 @@
 //! A weight matrix in whichever format its file stores it, and the products a forward pass
 //! makes with it: several matrices by the same activations in one pool operation (q/k/v,
 //! gate/up). Three paths:
-//! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels): the level's
-//!   group kernel by activations quantized to 8 bits, four tokens per pass, decode and prefill;
+//! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels, q4k on x86):
+//!   the level's group kernel by activations quantized to 8 bits, four tokens per pass, decode
+//!   and prefill;
 //! - dot products (decode and short prompts otherwise; k-quant prompts too): one row by one
 //!   token's activations (8-bit for block formats, f32 for f32/f16/bf16), each row reused for
 //!   a tile of tokens while it is in cache (the k-quant kernels take four tokens per pass);

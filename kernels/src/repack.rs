@@ -12,7 +12,8 @@
 //! (prefill), loaded and unpacked once.
 //!
 //! The bytes of a piece are the original block's bytes (a GGUF q4 byte already holds weight
-//! `j` low and `j + 16` high), so repacking only moves 4-byte pieces.
+//! `j` low and `j + 16` high), so repacking only moves 4-byte pieces. q8_0 rows and q4k
+//! super-blocks (`BlockQ4Kx8`, on the x86 levels) are interleaved in the same 4-byte pieces.
 
 use super::blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QK_K};
 use crate::WeightVec;
