@@ -8,9 +8,9 @@
 //! (default all cores), `LLM_BENCH_ENGINES` (comma-separated, e.g. `candle,tuned,llama-cpp`; default
 //! candle), `LLM_BENCH_SMOKE=1` (CI: every benchmark as short as Criterion allows).
 
-use crate::arch::ModelConfig;
 use crate::engine::EngineChoice;
 use crate::error::{Error, Result};
+use crate::family::ModelConfig;
 use crate::format::WeightFormat;
 use crate::generate::{generate, Request, Strategy};
 use crate::model::{plan, Model, Planned};

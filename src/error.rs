@@ -1,7 +1,7 @@
 //! The library's error type. Every variant names what went wrong *and* how to fix it,
 //! because these messages are what a user sees at the command line.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -48,7 +48,7 @@ pub enum Error {
 
     /// The kernels crate's own (e.g. `LLM_BENCH_KERNELS` naming a level this CPU lacks).
     #[error(transparent)]
-    Kernels(crate::kernels::Error),
+    Kernels(llm_bench_kernels::Error),
 
     #[error("{path}: field `{field}` {problem}")]
     BadField {
@@ -181,10 +181,10 @@ impl From<candle_core::Error> for Error {
 
 /// A tensor the kernels refuse is a `BadField` like any other (the tuned engine renames it
 /// by tensor); the kernels' other errors pass through as they read.
-impl From<crate::kernels::Error> for Error {
-    fn from(e: crate::kernels::Error) -> Self {
+impl From<llm_bench_kernels::Error> for Error {
+    fn from(e: llm_bench_kernels::Error) -> Self {
         match e {
-            crate::kernels::Error::BadField {
+            llm_bench_kernels::Error::BadField {
                 path,
                 field,
                 problem,
@@ -212,42 +212,6 @@ impl Error {
             cause,
         }
     }
-
-    pub(crate) fn corrupt(
-        path: impl Into<PathBuf>,
-        kind: &'static str,
-        detail: impl ToString,
-    ) -> Self {
-        let path = path.into();
-        Error::CorruptFile {
-            hint: corrupt_hint(&path),
-            path,
-            kind,
-            detail: detail.to_string(),
-        }
-    }
-}
-
-/// The fix for a bad file depends on who made it: a fetched model is fetched again, a hub
-/// download is downloaded again, anything else is the user's to replace.
-fn corrupt_hint(path: &Path) -> String {
-    if same_dir_prefix(&crate::source::synthetic::models_dir(), path) {
-        return "delete it and fetch it again with scripts/fetch-model".into();
-    }
-    let hub_cache = hf_hub::Cache::from_env().path().clone();
-    if same_dir_prefix(&hub_cache, path) {
-        return format!(
-            "delete it from the hub cache ({}) and run again to download it again",
-            hub_cache.display()
-        );
-    }
-    "replace it with a complete copy, or check the program that wrote it".into()
-}
-
-/// `path` lies inside `dir` (compared as absolute paths, links resolved where they exist).
-fn same_dir_prefix(dir: &Path, path: &Path) -> bool {
-    let absolute = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    absolute(path).starts_with(absolute(dir))
 }
 
 /// candle's message without the backtrace it attaches when `RUST_BACKTRACE` is set: users
@@ -272,27 +236,5 @@ mod tests {
         // `{:#}` prints anyhow's whole chain, as `main` does.
         let text = format!("{:#}", anyhow::Error::from(err));
         assert_eq!(text.matches("Shape mismatch").count(), 1, "{text}");
-    }
-
-    #[test]
-    fn a_corrupt_file_gets_advice_that_fits_where_it_came_from() {
-        let fetched = crate::defaults::default_gguf_path();
-        let hand_made = std::env::temp_dir().join("hand-made.gguf");
-        let text = |p: &Path| Error::corrupt(p, "GGUF", "bad").to_string();
-        assert!(
-            text(&fetched).contains("scripts/fetch-model"),
-            "{}",
-            text(&fetched)
-        );
-        assert!(
-            !text(&hand_made).contains("fetch-model"),
-            "{}",
-            text(&hand_made)
-        );
-        assert!(
-            text(&hand_made).contains("replace it"),
-            "{}",
-            text(&hand_made)
-        );
     }
 }

@@ -4,10 +4,10 @@
 //! writes one on request; engines that load GGUF files themselves (llama.cpp) get one from
 //! the cache in [`cached_gguf`] when asked for a format or a source that is not a GGUF file.
 
-use crate::engine::quantize::{self, TensorMaker};
 use crate::error::{Error, Result};
-use crate::model::Planned;
 use crate::source::Weights;
+use crate::weights::Planned;
+use crate::weights::{self, TensorMaker};
 use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::GgmlDType;
 use std::io::Write;
@@ -53,7 +53,7 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
         });
     }
     let metadata = metadata(planned)?;
-    let no_tensors = quantize::QuantPlan {
+    let no_tensors = weights::QuantPlan {
         tensors: vec![],
         fallbacks: vec![],
     };
@@ -71,7 +71,7 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
     let mut offset = 0u64;
     for (spec, dtype) in &plan.tensors {
         offsets.push(offset);
-        offset = (offset + quantize::tensor_bytes(spec, *dtype)).next_multiple_of(ALIGNMENT);
+        offset = (offset + weights::tensor_bytes(spec, *dtype)).next_multiple_of(ALIGNMENT);
     }
     let mut file_bytes = 0u64;
     crate::fs::write_atomically_with(out, |w| {
@@ -102,7 +102,7 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
         g.pad()?;
         for (index, (spec, dtype)) in plan.tensors.iter().enumerate() {
             let bytes = maker.make_tensor(index)?;
-            let expected = quantize::tensor_bytes(spec, *dtype);
+            let expected = weights::tensor_bytes(spec, *dtype);
             if bytes.len() as u64 != expected {
                 return Err(Error::Build {
                     source_name: resolved.spec.to_string(),
@@ -129,7 +129,7 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
         weight_bytes: plan
             .tensors
             .iter()
-            .map(|(s, d)| quantize::tensor_bytes(s, *d))
+            .map(|(s, d)| weights::tensor_bytes(s, *d))
             .sum(),
         file_bytes,
     })
@@ -140,9 +140,9 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
 fn metadata(planned: &Planned) -> Result<Vec<(String, Value)>> {
     let resolved = &planned.resolved;
     let config = &resolved.config;
-    let mut md = (resolved.arch.gguf_metadata)(config);
+    let mut md = (resolved.family.gguf_metadata)(config);
     md.push((
-        format!("{}.vocab_size", resolved.arch.name),
+        format!("{}.vocab_size", resolved.family.name),
         Value::U32(config.vocab_size as u32),
     ));
     md.push(("general.name".into(), Value::String(planned.name.clone())));

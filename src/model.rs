@@ -1,18 +1,15 @@
 //! Loading: a model spec and a format in, a ready engine, its tokenizer and the facts every
 //! result must carry (weights real or synthetic, format, parameters, bytes per token) out.
 
-use crate::arch::{ModelConfig, TensorRole, TensorSpec};
-use crate::engine::quantize::{self, QuantPlan};
 use crate::engine::{Engine, EngineChoice, EngineInfo, Loads};
 use crate::error::{Error, Result};
+use crate::family::ModelConfig;
 use crate::format::WeightFormat;
-use crate::source::{self, synthetic, ResolvedModel, WeightSource, Weights, WeightsKind};
+use crate::source::{ResolvedModel, WeightsKind};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
-use candle_core::quantized::GgmlDType;
-use candle_core::{DType, Device, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
-use std::collections::HashMap;
+use crate::weights::bytes_read_per_token;
+pub use crate::weights::{plan, plan_resolved, run_label, EngineInput, Planned};
 use std::time::Instant;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -37,12 +34,6 @@ pub struct ModelInfo {
     pub notices: Vec<String>,
 }
 
-/// `smollm2-135m-instruct@q4_1+candle`: model, format and engine, so that runs and
-/// benchmark baselines of different engines never collide.
-pub fn run_label(name: &str, format: &str, engine: &str) -> String {
-    format!("{name}@{format}+{engine}")
-}
-
 pub struct Model {
     pub engine: Box<dyn Engine>,
     pub tokenizer: TextTokenizer,
@@ -59,17 +50,8 @@ impl Model {
     }
 }
 
-/// A model resolved and checked, with its format decided, before the engine is built: what
-/// benchmark ids and reports need, at the cost of reading metadata only.
-pub struct Planned {
-    pub resolved: ResolvedModel,
-    /// `None`: a GGUF in its own types.
-    pub format: Option<WeightFormat>,
-    /// What results call the format: `q4_1` for a Q4_1 GGUF run as is.
-    pub format_label: String,
-    /// What results call the model: `smollm2-135m-instruct`, `synthetic-llama3-8b`.
-    pub name: String,
-    layout: QuantPlan,
+pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
+    plan(spec, format)?.load()
 }
 
 impl Planned {
@@ -78,122 +60,6 @@ impl Planned {
         run_label(&self.name, &self.format_label, engine.name())
     }
 
-    /// A GGUF file run in the types it is stored in (no `--format`): engines that read GGUF
-    /// files load it as it is; anything else needs an export.
-    pub fn is_gguf_as_stored(&self) -> bool {
-        matches!(self.resolved.weights, Weights::Gguf(_)) && self.format.is_none()
-    }
-
-    /// The storage type of every tensor.
-    pub fn layout(&self) -> &QuantPlan {
-        &self.layout
-    }
-
-    /// Bytes the weights will take in memory in the planned format.
-    pub fn weight_bytes(&self) -> u64 {
-        weight_bytes(&self.layout.tensors)
-    }
-}
-
-/// Bytes the tensors take in memory, each in its storage type.
-fn weight_bytes(stored_as: &[(TensorSpec, GgmlDType)]) -> u64 {
-    stored_as
-        .iter()
-        .map(|(s, d)| quantize::tensor_bytes(s, *d))
-        .sum()
-}
-
-pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
-    plan_resolved(source::resolve(spec)?, format)
-}
-
-/// [`plan`] for a model already resolved (e.g. a GGUF read from memory).
-pub fn plan_resolved(resolved: ResolvedModel, format: Option<WeightFormat>) -> Result<Planned> {
-    let spec = &resolved.spec.clone();
-    let tokenizer_vocab = resolved.tokenizer.vocab_size();
-    if tokenizer_vocab > resolved.config.vocab_size {
-        return Err(Error::VocabMismatch {
-            tokenizer_vocab,
-            model_vocab: resolved.config.vocab_size,
-            path: resolved
-                .source_path()
-                .unwrap_or_else(|| spec.to_string().into()),
-        });
-    }
-    let format = match (format, &resolved.weights) {
-        (Some(f), _) => Some(f),
-        (None, Weights::Gguf(_)) => None, // the file's own types
-        (None, Weights::Synthetic(w)) => Some(synthetic::preset(w.preset)?.default_format.parse()?),
-        (None, Weights::Safetensors(_)) => Some(WeightFormat::Dense(DType::F32)),
-    };
-    // The storage type of every tensor, decided once: the memory check, the format label and
-    // the engine build all read it.
-    let layout: QuantPlan = match (format, &resolved.weights) {
-        (Some(WeightFormat::Quantized(q)), _) => {
-            quantize::plan((resolved.arch.tensors)(&resolved.config), q)
-        }
-        (Some(dense), _) => QuantPlan {
-            tensors: (resolved.arch.tensors)(&resolved.config)
-                .into_iter()
-                .map(|s| (s, dense.ggml()))
-                .collect(),
-            fallbacks: vec![],
-        },
-        (None, Weights::Gguf(gguf)) => QuantPlan {
-            tensors: gguf_types(&resolved, &gguf.content),
-            fallbacks: vec![],
-        },
-        (None, _) => unreachable!("only a GGUF runs without a format"),
-    };
-    let format_label = match format {
-        Some(f) => f.name().to_string(),
-        None => main_matmul_type(&layout.tensors),
-    };
-    check_memory(&layout.tensors, &format!("{spec} in {format_label}"))?;
-    let name = match resolved.weights_kind() {
-        WeightsKind::Synthetic => format!("synthetic-{}", spec.short_name()),
-        WeightsKind::Real => spec.short_name(),
-    };
-    Ok(Planned {
-        resolved,
-        format,
-        format_label,
-        name,
-        layout,
-    })
-}
-
-fn gguf_types(
-    resolved: &ResolvedModel,
-    content: &candle_core::quantized::gguf_file::Content,
-) -> Vec<(TensorSpec, GgmlDType)> {
-    (resolved.arch.tensors)(&resolved.config)
-        .into_iter()
-        .map(|s| {
-            let dtype = content.tensor_infos[&s.gguf_name].ggml_dtype;
-            (s, dtype)
-        })
-        .collect()
-}
-
-pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
-    plan(spec, format)?.load()
-}
-
-/// What an engine is built from: the planned model, owned, and the run's thread count.
-pub struct EngineInput {
-    pub arch: &'static crate::arch::Architecture,
-    pub config: ModelConfig,
-    pub weights: Weights,
-    /// `None`: a GGUF in its own types.
-    pub format: Option<WeightFormat>,
-    pub layout: QuantPlan,
-    pub threads: usize,
-    /// The file or folder the weights came from (`None` for synthetic weights).
-    pub source_path: Option<std::path::PathBuf>,
-}
-
-impl Planned {
     /// Builds the model with stock candle.
     pub fn load(self) -> Result<Model> {
         self.load_with(EngineChoice::default())
@@ -237,7 +103,7 @@ impl Planned {
         };
         let weights_kind = self.resolved.weights_kind();
         let ResolvedModel {
-            arch,
+            family,
             config,
             tokenizer,
             weights,
@@ -252,7 +118,7 @@ impl Planned {
         notices.extend(export_notice);
         let engine = engine
             .build(EngineInput {
-                arch,
+                family,
                 config: config.clone(),
                 weights,
                 format: self.format,
@@ -283,58 +149,6 @@ impl Planned {
             info,
         })
     }
-}
-
-/// The type holding most matrix weights: `q4_1` for a "Q4_1" GGUF whose embedding is q8_0.
-fn main_matmul_type(stored_as: &[(TensorSpec, GgmlDType)]) -> String {
-    let mut by_type: HashMap<&'static str, usize> = HashMap::new();
-    for (spec, dtype) in stored_as
-        .iter()
-        .filter(|(s, _)| s.role == TensorRole::Matmul)
-    {
-        *by_type.entry(crate::format::ggml_name(*dtype)).or_default() += spec.elements();
-    }
-    by_type
-        .into_iter()
-        .max_by_key(|(_, n)| *n)
-        .map(|(name, _)| name.to_string())
-        .unwrap_or_else(|| "mixed".into())
-}
-
-/// Every matrix once per decode step, one row of the embedding table; with tied embeddings
-/// the table is also the output projection and is read whole.
-fn bytes_read_per_token(stored_as: &[(TensorSpec, GgmlDType)], tied: bool) -> u64 {
-    stored_as
-        .iter()
-        .map(|(spec, dtype)| {
-            let bytes = quantize::tensor_bytes(spec, *dtype);
-            match spec.role {
-                TensorRole::Embedding if tied => bytes + bytes / spec.rows() as u64,
-                TensorRole::Embedding => bytes / spec.rows() as u64,
-                _ => bytes,
-            }
-        })
-        .sum()
-}
-
-fn check_memory(stored_as: &[(TensorSpec, GgmlDType)], what: &str) -> Result<()> {
-    let weights = weight_bytes(stored_as);
-    // candle's quantized Llama also keeps the embedding table dequantized to f32.
-    let embedding_f32: u64 = stored_as
-        .iter()
-        .filter(|(s, _)| s.role == TensorRole::Embedding)
-        .map(|(s, _)| s.elements() as u64 * 4)
-        .sum();
-    let needed = weights + embedding_f32;
-    let available = crate::system::total_memory_bytes();
-    if available > 0 && needed as f64 > available as f64 * 0.9 {
-        return Err(Error::NotEnoughMemory {
-            what: what.to_string(),
-            needed_gib: needed as f64 / (1u64 << 30) as f64,
-            available_gib: available as f64 / (1u64 << 30) as f64,
-        });
-    }
-    Ok(())
 }
 
 /// Memory one request needs beside the weights, from the shapes alone: the KV cache (f32 keys
@@ -392,58 +206,5 @@ pub fn check_request_memory(
                 gib(available)
             ),
         }),
-    }
-}
-
-/// Serves candle's `VarBuilder` from any weight source (synthetic, or a GGUF dequantized),
-/// refusing names and shapes the architecture does not declare.
-pub(crate) struct SourceBackend<'a> {
-    source: &'a dyn WeightSource,
-    specs: HashMap<String, TensorSpec>,
-}
-
-impl<'a> SourceBackend<'a> {
-    pub(crate) fn new(source: &'a dyn WeightSource, specs: &[TensorSpec]) -> Self {
-        let specs = specs
-            .iter()
-            .map(|s| (s.hf_name.clone(), s.clone()))
-            .collect();
-        Self { source, specs }
-    }
-}
-
-impl SimpleBackend for SourceBackend<'_> {
-    fn get(
-        &self,
-        shape: Shape,
-        name: &str,
-        _: candle_nn::Init,
-        dtype: DType,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let tensor = self.get_unchecked(name, dtype, dev)?;
-        if tensor.shape() != &shape {
-            candle_core::bail!(
-                "tensor {name} has shape {:?}, the model expects {shape:?}",
-                tensor.shape()
-            );
-        }
-        Ok(tensor)
-    }
-
-    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let spec = self
-            .specs
-            .get(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("the weights have no tensor {name}")))?;
-        let rows = self
-            .source
-            .rows(spec, 0..spec.rows())
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        Tensor::from_vec(rows, spec.shape.as_slice(), dev)?.to_dtype(dtype)
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        self.specs.contains_key(name)
     }
 }

@@ -26,7 +26,7 @@ impl TextTokenizer {
             ));
         }
         let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::corrupt(path, "tokenizer.json", e))?;
+            .map_err(|e| crate::paths::corrupt(path, "tokenizer.json", e))?;
         let eos_token_ids = [
             "</s>",
             "<|end_of_text|>",

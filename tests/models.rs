@@ -160,7 +160,7 @@ fn sources_read_any_rows_as_the_whole_tensor_holds_them() {
     ] {
         let resolved = resolve(&spec).unwrap();
         let head_dim = resolved.config.head_dim();
-        let tensors = (resolved.arch.tensors)(&resolved.config);
+        let tensors = (resolved.family.tensors)(&resolved.config);
         let source = resolved.weights.as_source();
         for name in ["attn_q", "attn_k", "token_embd", "ffn_down", "attn_norm"] {
             let t = tensors
@@ -180,7 +180,7 @@ fn sources_read_any_rows_as_the_whole_tensor_holds_them() {
                     let data = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
                     let data = data.to_vec1().unwrap();
                     match t.rope_permuted_heads {
-                        Some(_) => llm_bench::arch::permute_rows_to_hf(&data, cols, head_dim),
+                        Some(_) => llm_bench::family::permute_rows_to_hf(&data, cols, head_dim),
                         None => data,
                     }
                 }

@@ -13,7 +13,7 @@ mod common;
 use candle_core::quantized::gguf_file::Content;
 use common::gguf::{encode, real_model, Field, Header, VirtualFile};
 use common::{tiny_config, write_tiny_llama};
-use llm_bench::arch::ModelConfig;
+use llm_bench::family::ModelConfig;
 use llm_bench::source::{gguf, gguf_header, ResolvedModel};
 use llm_bench::spec::ModelSpec;
 use rand::rngs::StdRng;
@@ -168,7 +168,7 @@ fn assert_consistent(resolved: &ResolvedModel, content: &Content, len: u64, what
         "{what}: loaded an invalid config {config:?}"
     );
     assert_eq!(config.hidden_size % config.num_heads, 0, "{what}");
-    for spec in (resolved.arch.tensors)(config) {
+    for spec in (resolved.family.tensors)(config) {
         let info = &content.tensor_infos[&spec.gguf_name];
         assert_eq!(
             info.shape.dims(),

@@ -202,7 +202,7 @@ fn every_kernel_level_computes_the_same_logits() {
         llm_bench::system::configure_threads(None);
         let planned = llm_bench::model::plan(&gguf(), format.map(|f| f.parse().unwrap())).unwrap();
         let input = llm_bench::model::EngineInput {
-            arch: planned.resolved.arch,
+            family: planned.resolved.family,
             config: planned.resolved.config.clone(),
             source_path: planned.resolved.source_path(),
             layout: planned.layout().clone(),
@@ -407,7 +407,7 @@ fn a_tiny_model_in_k_quants_runs_like_candle() {
                 .layout()
                 .tensors
                 .iter()
-                .filter(|(t, _)| t.role != llm_bench::arch::TensorRole::Norm)
+                .filter(|(t, _)| t.role != llm_bench::family::TensorRole::Norm)
                 .all(|(_, dtype)| llm_bench::format::ggml_name(*dtype) == format),
             "every matrix in {format}"
         );

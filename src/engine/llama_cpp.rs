@@ -5,7 +5,7 @@
 
 use super::{Engine, EngineInfo, Logits};
 use crate::error::{Error, Result};
-use crate::model::EngineInput;
+use crate::weights::EngineInput;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;

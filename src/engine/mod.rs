@@ -9,11 +9,10 @@
 pub mod candle;
 #[cfg(feature = "llama-cpp")]
 pub mod llama_cpp;
-pub mod quantize;
 pub mod tuned;
 
 use crate::error::{Error, Result};
-use crate::model::{EngineInput, Planned};
+use crate::weights::{EngineInput, Planned};
 
 /// Which engine ran, as results record it.
 #[derive(

@@ -8,14 +8,14 @@
 //! source or format is quantized on load, its bytes made by the code that writes `llm-bench
 //! export`'s files, a batch of rows at a time (no file written, no tensor held whole).
 
-use super::quantize::{self, TensorMaker, TensorStream};
 use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
-use crate::arch::{ReadSeek, TensorRole, TensorSpec};
 use crate::error::{Error, Result};
+use crate::family::{ReadSeek, TensorRole, TensorSpec};
 use crate::kernels::matrix::{self, multiply, Activations, Input, Matrix, Product, RmsNorm, Then};
 use crate::kernels::{ops, Arena, Kernels, Pool, SharedOut};
-use crate::model::{EngineInput, Planned};
 use crate::source::Weights;
+use crate::weights::{self, TensorMaker, TensorStream};
+use crate::weights::{EngineInput, Planned};
 use candle_core::quantized::gguf_file::Content;
 use half::f16;
 use std::collections::HashMap;
@@ -35,11 +35,11 @@ const NORM_FORMATS: &[&str] = &["f32", "f16", "bf16"];
 
 /// Refuses, before anything loads, what the kernels cannot run.
 fn supports(planned: &Planned) -> Result<()> {
-    let arch = planned.resolved.arch.name;
-    if arch != "llama" {
+    let family = planned.resolved.family.name;
+    if family != "llama" {
         return Err(Error::InvalidSetting {
             name: "--engine",
-            reason: format!("tuned runs the llama architecture, not {arch}: use --engine candle"),
+            reason: format!("tuned runs the llama architecture, not {family}: use --engine candle"),
         });
     }
     for (spec, dtype) in &planned.layout().tensors {
@@ -582,7 +582,7 @@ impl Tensors<'_> {
                 Ok(TensorReader::File(path, &mut **file))
             }
             Tensors::Made { maker, .. } => Ok(TensorReader::Made(
-                maker.stream(index, quantize::STREAM_CHUNKS),
+                maker.stream(index, weights::STREAM_CHUNKS),
             )),
         }
     }

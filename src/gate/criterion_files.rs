@@ -78,7 +78,7 @@ pub fn read_run(dir: &Path, run: &str) -> Result<BTreeMap<String, Measurement>> 
         let benchmark: BenchmarkFile = read_json(&run_dir.join("benchmark.json"))?;
         let sample: SampleFile = read_json(&run_dir.join("sample.json"))?;
         let bad_sample = |detail: String| {
-            Error::corrupt(run_dir.join("sample.json"), "Criterion sample", detail)
+            crate::paths::corrupt(run_dir.join("sample.json"), "Criterion sample", detail)
         };
         if sample.iters.len() != sample.times.len() || sample.iters.is_empty() {
             return Err(bad_sample(format!(
@@ -134,7 +134,7 @@ pub fn read_run(dir: &Path, run: &str) -> Result<BTreeMap<String, Measurement>> 
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::corrupt(path, "Criterion JSON", e))
+    serde_json::from_str(&text).map_err(|e| crate::paths::corrupt(path, "Criterion JSON", e))
 }
 
 /// Writes `usage` beside benchmark `full_id`'s run `run` under `dir`, if Criterion wrote that
@@ -158,7 +158,7 @@ pub fn record_usage(
             return Ok(false);
         }
         let text = serde_json::to_vec_pretty(usage)
-            .map_err(|e| Error::corrupt(run_dir.join(USAGE_FILE), "usage", e))?;
+            .map_err(|e| crate::paths::corrupt(run_dir.join(USAGE_FILE), "usage", e))?;
         crate::fs::write_atomically(&run_dir.join(USAGE_FILE), &text)?;
         return Ok(true);
     }

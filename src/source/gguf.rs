@@ -1,8 +1,8 @@
 //! A `.gguf` file: weights, config and tokenizer all come from the one file.
 
 use super::{gguf_header, ResolvedModel, WeightSource, Weights};
-use crate::arch::{self, ReadSeek, TensorSpec};
 use crate::error::{Error, Result};
+use crate::family::{self, ReadSeek, TensorSpec};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
@@ -30,7 +30,7 @@ pub fn read_content(path: &Path) -> Result<(Content, File)> {
 }
 
 fn corrupt(path: &Path, detail: String) -> Error {
-    Error::corrupt(path, "GGUF", detail)
+    crate::paths::corrupt(path, "GGUF", detail)
 }
 
 pub fn resolve_file(spec: ModelSpec, path: &Path) -> Result<ResolvedModel> {
@@ -57,23 +57,24 @@ pub fn resolve_content(
         .and_then(|v| v.to_string().ok())
         .cloned()
         .ok_or_else(|| bad("general.architecture", "is missing or not a string".into()))?;
-    let supported = arch::ARCHITECTURES
+    let supported = family::FAMILIES
         .iter()
         .map(|a| a.name)
         .collect::<Vec<_>>()
         .join(", ");
-    let arch = arch::by_gguf_name(&arch_name).ok_or_else(|| Error::UnsupportedArchitecture {
-        found: arch_name.clone(),
-        path: path.into(),
-        supported,
-    })?;
-    let config = (arch.config_from_gguf)(&content)
+    let family =
+        family::by_gguf_name(&arch_name).ok_or_else(|| Error::UnsupportedArchitecture {
+            found: arch_name.clone(),
+            path: path.into(),
+            supported,
+        })?;
+    let config = (family.config_from_gguf)(&content)
         .map_err(|problem| bad(&format!("{arch_name}.*"), problem))?;
     config.validate().map_err(|p| {
-        let (key, problem) = p.describe(arch.gguf_keys);
+        let (key, problem) = p.describe(family.gguf_keys);
         bad(&key, problem)
     })?;
-    for spec in (arch.tensors)(&config) {
+    for spec in (family.tensors)(&config) {
         let info = content
             .tensor_infos
             .get(&spec.gguf_name)
@@ -92,7 +93,7 @@ pub fn resolve_content(
     let tokenizer = TextTokenizer::from_gguf(&content, path)?;
     Ok(ResolvedModel {
         spec,
-        arch,
+        family,
         config: config.clone(),
         tokenizer,
         weights: Weights::Gguf(GgufWeights {
@@ -145,7 +146,7 @@ impl WeightSource for GgufWeights {
         let qtensor = qtensor_from_ggml(dtype, &bytes, vec![read.len(), cols], &Device::Cpu)?;
         let data: Vec<f32> = qtensor.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
         let data = match permuted {
-            true => arch::permute_rows_to_hf(&data, cols, self.head_dim),
+            true => family::permute_rows_to_hf(&data, cols, self.head_dim),
             false => data,
         };
         let skip = rows.start - read.start;

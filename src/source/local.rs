@@ -2,8 +2,8 @@
 //! `model.safetensors.index.json`) and `tokenizer.json`: the layout of a hub snapshot.
 
 use super::{ResolvedModel, WeightSource, Weights};
-use crate::arch::{self, TensorSpec};
 use crate::error::{candle_text, Error, Result};
+use crate::family::{self, TensorSpec};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use candle_core::safetensors::MmapedSafetensors;
@@ -29,21 +29,21 @@ pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
         .ok_or_else(|| Error::BadField {
             path: config_path.clone(),
             field: "model_type".into(),
-            problem: format!("is missing; expected one of: {}", arch::supported_names()),
+            problem: format!("is missing; expected one of: {}", family::supported_names()),
         })?;
-    let arch =
-        arch::by_hf_model_type(model_type).ok_or_else(|| Error::UnsupportedArchitecture {
+    let family =
+        family::by_hf_model_type(model_type).ok_or_else(|| Error::UnsupportedArchitecture {
             found: model_type.into(),
             path: config_path.clone(),
-            supported: arch::supported_names(),
+            supported: family::supported_names(),
         })?;
-    let config = (arch.config_from_hf)(&json).map_err(|problem| Error::BadField {
+    let config = (family.config_from_hf)(&json).map_err(|problem| Error::BadField {
         path: config_path.clone(),
         field: "config".into(),
         problem,
     })?;
     config.validate().map_err(|p| {
-        let (field, problem) = p.describe(arch.hf_keys);
+        let (field, problem) = p.describe(family.hf_keys);
         Error::BadField {
             path: config_path.clone(),
             field,
@@ -55,7 +55,7 @@ pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
     // SAFETY: the files are memory-mapped read-only; a file changed on disk while the model
     // loads is the user's to avoid, as with every mmap-based loader.
     let tensors = unsafe { MmapedSafetensors::multi(&files) }.map_err(|e| {
-        Error::corrupt(
+        crate::paths::corrupt(
             files.first().cloned().unwrap_or_default(),
             "safetensors",
             candle_text(&e),
@@ -66,12 +66,12 @@ pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
         files,
         tensors,
     };
-    for spec in (arch.tensors)(&config) {
+    for spec in (family.tensors)(&config) {
         weights.check(&spec)?;
     }
     Ok(ResolvedModel {
         spec,
-        arch,
+        family,
         config,
         tokenizer,
         weights: Weights::Safetensors(weights),
@@ -116,7 +116,7 @@ pub(crate) const INDEX_FILE: &str = "model.safetensors.index.json";
 
 pub(crate) fn read_json_file(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::corrupt(path, "JSON", e))
+    serde_json::from_str(&text).map_err(|e| crate::paths::corrupt(path, "JSON", e))
 }
 
 /// The shard files a `model.safetensors.index.json` lists, sorted, each once.

@@ -8,8 +8,8 @@ pub mod hub;
 pub mod local;
 pub mod synthetic;
 
-use crate::arch::{Architecture, ModelConfig, TensorSpec};
 use crate::error::Result;
+use crate::family::{Family, ModelConfig, TensorSpec};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use std::ops::Range;
@@ -33,7 +33,7 @@ pub enum Weights {
 
 pub struct ResolvedModel {
     pub spec: ModelSpec,
-    pub arch: &'static Architecture,
+    pub family: &'static Family,
     pub config: ModelConfig,
     pub tokenizer: TextTokenizer,
     pub weights: Weights,

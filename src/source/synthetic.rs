@@ -3,12 +3,11 @@
 //! result made from these says `weights: synthetic`.
 
 use super::{ResolvedModel, WeightSource, Weights};
-use crate::arch::{llama::LLAMA, ModelConfig, TensorRole, TensorSpec};
 use crate::error::{Error, Result};
+use crate::family::{llama::LLAMA, ModelConfig, TensorRole, TensorSpec};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use std::ops::Range;
-use std::path::PathBuf;
 
 /// The seed every synthetic model uses, so two runs time identical weights.
 pub const SYNTHETIC_SEED: u64 = 0x11B_E5C4;
@@ -102,12 +101,7 @@ pub fn preset(name: &str) -> Result<Preset> {
     Ok(preset)
 }
 
-/// Where fetched model files live: `$LLM_BENCH_MODELS_DIR`, else `models/` in the checkout.
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("LLM_BENCH_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")))
-}
+pub use crate::paths::models_dir;
 
 pub struct SyntheticWeights {
     pub preset: &'static str,
@@ -147,7 +141,7 @@ pub fn resolve_preset(spec: ModelSpec, name: &str) -> Result<ResolvedModel> {
     tokenizer.eos_token_ids = config.eos_token_ids.clone();
     Ok(ResolvedModel {
         spec,
-        arch: &LLAMA,
+        family: &LLAMA,
         config,
         tokenizer,
         weights: Weights::Synthetic(SyntheticWeights {
@@ -197,6 +191,14 @@ fn uniform_weight(state: &mut u64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn llama_tensor_list_counts_parameters_of_smollm2() {
+        let cfg = preset("smollm2-135m").unwrap().config;
+        let params: usize = (LLAMA.tensors)(&cfg).iter().map(TensorSpec::elements).sum();
+        // SmolLM2-135M has 134,515,008 parameters (tied embeddings).
+        assert_eq!(params, 134_515_008);
+    }
 
     #[test]
     fn rows_are_deterministic_and_independent_of_chunking() {

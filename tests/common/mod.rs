@@ -4,7 +4,7 @@
 
 pub mod gguf;
 
-use llm_bench::arch::llama::LLAMA;
+use llm_bench::family::llama::LLAMA;
 use llm_bench::source::synthetic::{SyntheticWeights, SYNTHETIC_SEED};
 use llm_bench::source::WeightSource;
 use std::collections::HashMap;

@@ -1,16 +1,10 @@
 //! The Llama family: Llama 2/3, SmolLM, TinyLlama and Mistral-style models without sliding
-//! windows. Dense formats run candle-transformers' `llama::Llama`; GGML formats run
-//! `quantized_llama::ModelWeights`.
+//! windows: its configuration keys, GGUF metadata and tensor names.
 
-use super::{Architecture, ModelConfig, ReadSeek, TensorRole, TensorSpec};
-use crate::engine::candle::CandleModel;
-use crate::error::Result;
+use super::{Family, ModelConfig, TensorRole, TensorSpec};
 use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::{llama, quantized_llama};
 
-pub static LLAMA: Architecture = Architecture {
+pub static LLAMA: Family = Family {
     name: "llama",
     hf_model_types: &["llama", "mistral"],
     config_from_hf,
@@ -43,8 +37,6 @@ pub static LLAMA: Architecture = Architecture {
     ],
     gguf_metadata,
     tensors,
-    build_dense,
-    build_quantized,
 };
 
 fn config_from_hf(json: &serde_json::Value) -> std::result::Result<ModelConfig, String> {
@@ -276,137 +268,4 @@ fn tensors(cfg: &ModelConfig) -> Vec<TensorSpec> {
         ));
     }
     specs
-}
-
-fn candle_config(cfg: &ModelConfig) -> llama::Config {
-    llama::Config {
-        hidden_size: cfg.hidden_size,
-        intermediate_size: cfg.intermediate_size,
-        vocab_size: cfg.vocab_size,
-        num_hidden_layers: cfg.num_layers,
-        num_attention_heads: cfg.num_heads,
-        num_key_value_heads: cfg.num_kv_heads,
-        use_flash_attn: false,
-        rms_norm_eps: cfg.rms_norm_eps,
-        rope_theta: cfg.rope_theta,
-        bos_token_id: cfg.bos_token_id,
-        eos_token_id: None,
-        rope_scaling: None,
-        max_position_embeddings: cfg.max_position_embeddings,
-        tie_word_embeddings: cfg.tie_word_embeddings,
-    }
-}
-
-struct DenseLlama {
-    model: llama::Llama,
-    fresh_cache: llama::Cache,
-    cache: llama::Cache,
-    position: usize,
-    batch: usize,
-}
-
-fn build_dense(vb: VarBuilder, cfg: &ModelConfig) -> Result<Box<dyn CandleModel>> {
-    let config = candle_config(cfg);
-    let fresh_cache = llama::Cache::new(true, vb.dtype(), &config, vb.device())?;
-    let model = llama::Llama::load(vb, &config)?;
-    Ok(Box::new(DenseLlama {
-        model,
-        cache: fresh_cache.clone(),
-        fresh_cache,
-        position: 0,
-        batch: 0,
-    }))
-}
-
-impl CandleModel for DenseLlama {
-    fn detail(&self) -> &'static str {
-        "dense"
-    }
-    fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
-        let logits = self.model.forward(input, self.position, &mut self.cache)?;
-        self.position += input.dim(1)?;
-        self.batch = input.dim(0)?;
-        Ok(logits)
-    }
-    fn reset(&mut self) {
-        self.cache = self.fresh_cache.clone();
-        self.position = 0;
-        self.batch = 0;
-    }
-    fn position(&self) -> usize {
-        self.position
-    }
-    fn batch_size(&self) -> usize {
-        self.batch
-    }
-}
-
-struct QuantizedLlama {
-    model: quantized_llama::ModelWeights,
-    position: usize,
-    batch: usize,
-}
-
-fn build_quantized(
-    content: Content,
-    reader: &mut dyn ReadSeek,
-    device: &Device,
-    _cfg: &ModelConfig,
-) -> Result<Box<dyn CandleModel>> {
-    let mut reader = reader;
-    let model = quantized_llama::ModelWeights::from_gguf(content, &mut reader, device)?;
-    Ok(Box::new(QuantizedLlama {
-        model,
-        position: 0,
-        batch: 0,
-    }))
-}
-
-impl QuantizedLlama {
-    /// candle-transformers 0.11.1's quantized Llama fails on a multi-token input with batch > 1
-    /// (huggingface/candle#2788): it slices the last position out of `[batch, seq, hidden]`
-    /// and hands the non-contiguous slice to the output matmul, *after* every layer has filled
-    /// its KV cache. So the first `len - 1` positions go through one batched forward whose only
-    /// failure is that final projection, and the last position runs as a batched one-token
-    /// step that produces the logits. Same work as one prefill, exact same cache.
-    fn forward_batched_prompt(&mut self, input: &Tensor, len: usize) -> Result<Tensor> {
-        let head = input.narrow(1, 0, len - 1)?;
-        match self.model.forward(&head, self.position) {
-            Ok(_) => {}
-            Err(e) if e.to_string().contains("not contiguous") => {}
-            Err(e) => return Err(e.into()),
-        }
-        self.position += len - 1;
-        let last = input.narrow(1, len - 1, 1)?.contiguous()?;
-        let logits = self.model.forward(&last, self.position)?;
-        self.position += 1;
-        Ok(logits.to_dtype(DType::F32)?)
-    }
-}
-
-impl CandleModel for QuantizedLlama {
-    fn detail(&self) -> &'static str {
-        "quantized"
-    }
-    fn forward(&mut self, input: &Tensor) -> Result<Tensor> {
-        let (batch, len) = input.dims2()?;
-        self.batch = batch;
-        if batch > 1 && len > 1 {
-            return self.forward_batched_prompt(input, len);
-        }
-        let logits = self.model.forward(input, self.position)?;
-        self.position += len;
-        Ok(logits.to_dtype(DType::F32)?)
-    }
-    fn reset(&mut self) {
-        self.model.clear_kv_cache();
-        self.position = 0;
-        self.batch = 0;
-    }
-    fn position(&self) -> usize {
-        self.position
-    }
-    fn batch_size(&self) -> usize {
-        self.batch
-    }
 }

@@ -2,11 +2,18 @@
 //! Llama for GGML block types. Threads come from rayon's pool (`RAYON_NUM_THREADS`, set by
 //! `system::configure_threads`).
 
+mod backend;
+mod llama;
+mod on_load;
+
 use super::{Engine, EngineEntry, EngineInfo, Logits};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::family::{Family, ModelConfig, ReadSeek};
 use crate::format::WeightFormat;
-use crate::model::{EngineInput, SourceBackend};
 use crate::source::Weights;
+use crate::weights::EngineInput;
+use backend::SourceBackend;
+use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
 
@@ -29,6 +36,28 @@ pub trait CandleModel: Send {
     fn batch_size(&self) -> usize;
 }
 
+/// candle-transformers' models of one family: dense, and quantized from GGUF metadata and a
+/// reader over the tensor data.
+struct Builders {
+    dense: fn(VarBuilder, &ModelConfig) -> Result<Box<dyn CandleModel>>,
+    quantized:
+        fn(Content, &mut dyn ReadSeek, &Device, &ModelConfig) -> Result<Box<dyn CandleModel>>,
+}
+
+/// The candle models of each family this engine runs.
+fn builders(family: &Family) -> Result<Builders> {
+    match family.name {
+        "llama" => Ok(Builders {
+            dense: llama::build_dense,
+            quantized: llama::build_quantized,
+        }),
+        other => Err(Error::InvalidSetting {
+            name: "--engine",
+            reason: format!("candle runs the llama family, not {other}: use --engine llama-cpp"),
+        }),
+    }
+}
+
 struct CandleEngine {
     model: Box<dyn CandleModel>,
     /// The last step's logits, lent out until the next.
@@ -37,17 +66,18 @@ struct CandleEngine {
 
 fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
     let EngineInput {
-        arch,
+        family,
         config,
         weights,
         format,
         layout,
         ..
     } = input;
+    let build = builders(family)?;
     let model: Box<dyn CandleModel> = match (format, weights) {
         (None, Weights::Gguf(gguf)) => {
             let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
-            (arch.build_quantized)(gguf.content, &mut file, &Device::Cpu, &config)?
+            (build.quantized)(gguf.content, &mut file, &Device::Cpu, &config)?
         }
         (None, _) => unreachable!("`plan` gives every non-GGUF source a format"),
         (Some(WeightFormat::Dense(dtype)), weights) => {
@@ -63,11 +93,15 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
                     Device::Cpu,
                 ),
             };
-            (arch.build_dense)(vb, &config)?
+            (build.dense)(vb, &config)?
         }
-        (Some(WeightFormat::Quantized(_)), weights) => {
-            super::quantize::build_engine(arch, &config, weights.as_source(), &layout)?
-        }
+        (Some(WeightFormat::Quantized(_)), weights) => on_load::build(
+            family,
+            build.quantized,
+            &config,
+            weights.as_source(),
+            &layout,
+        )?,
     };
     Ok(Box::new(CandleEngine {
         model,
