@@ -1,6 +1,6 @@
-//! Every command line the README shows is run: here (as written, from a scratch folder), by
-//! a named test, or by a CI script. A README command that none of them covers fails this test,
-//! so a documented command cannot silently break (as `cargo bench -- --quick` once did).
+//! Every command line README.md and docs/ show is run: here (as written, from a scratch
+//! folder), by a named test, or by a CI script. A documented command that none of them covers
+//! fails this test, so it cannot silently break (as `cargo bench -- --quick` once did).
 
 mod common;
 
@@ -8,6 +8,31 @@ use std::path::Path;
 use std::process::Command;
 
 const README: &str = include_str!("../README.md");
+
+/// README.md and every Markdown file under docs/, as (path, text).
+fn documents() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    let mut dirs = vec![root.join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p.strip_prefix(root).unwrap().display().to_string(), text)
+        })
+        .collect()
+}
 
 /// Where each README command (matched by its start) is exercised. `test:FILE::NAME` must be a
 /// test function in FILE; `script:PATH` must be a script that runs the command; `file:PATH`
@@ -117,19 +142,28 @@ const COVERAGE: &[(&str, &str)] = &[
     ),
     ("cargo build --release", "script:scripts/test"),
     ("cargo test --release", "script:scripts/test"),
+    // Tier 1 (`cargo test`): scripts/test runs the same tests with no model in reach.
+    ("cargo test", "script:scripts/test"),
+    // The measurements' Criterion runs: the smoke run runs this shape of command.
+    ("LLM_BENCH_MODEL=", "script:scripts/bench-smoke"),
     (
         "LLM_BENCH_MUTATIONS=",
         "test:tests/mutations.rs::mutated_gguf_headers_fail_cleanly_or_load_consistently",
     ),
 ];
 
+/// The README's command lines.
+fn readme_commands() -> Vec<String> {
+    commands_in(README)
+}
+
 /// Command lines in ```sh blocks (continuations joined, comments cut), and inline `code`
 /// that starts like a command.
-fn readme_commands() -> Vec<String> {
+fn commands_in(text: &str) -> Vec<String> {
     let mut commands = Vec::new();
     let mut in_sh = false;
     let mut pending = String::new();
-    for line in README.lines() {
+    for line in text.lines() {
         if line.starts_with("```") {
             in_sh = line.trim() == "```sh";
             continue;
@@ -148,7 +182,7 @@ fn readme_commands() -> Vec<String> {
             continue;
         }
         for (i, span) in line.split('`').enumerate() {
-            let starts = ["cargo ", "llm-bench ", "scripts/", "LLM_BENCH_MUTATIONS="];
+            let starts = ["cargo ", "llm-bench ", "scripts/", "LLM_BENCH_"];
             if i % 2 == 1 && starts.iter().any(|s| span.starts_with(s)) {
                 commands.push(span.to_string());
             }
@@ -165,17 +199,27 @@ fn covered_by(command: &str) -> Option<&'static str> {
 }
 
 #[test]
-fn every_readme_command_is_covered_by_a_test_or_a_ci_script_that_exists() {
+fn every_documented_command_is_covered_by_a_test_or_a_ci_script_that_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let commands = readme_commands();
-    assert!(commands.len() > 15, "found only {commands:?}");
+    let documents = documents();
+    assert!(
+        documents.len() >= 9,
+        "found only {} documents",
+        documents.len()
+    );
+    let commands: Vec<String> = documents
+        .iter()
+        .flat_map(|(_, text)| commands_in(text))
+        .filter(|c| c.contains(' ') || c.starts_with("scripts/"))
+        .collect();
+    assert!(commands.len() > 30, "found only {commands:?}");
     let uncovered: Vec<&String> = commands
         .iter()
         .filter(|c| covered_by(c).is_none())
         .collect();
     assert!(
         uncovered.is_empty(),
-        "README commands run by no test or script (add one and list it in COVERAGE): {uncovered:?}"
+        "documented commands run by no test or script (add one and list it in COVERAGE): {uncovered:?}"
     );
     for command in &commands {
         let by = covered_by(command).expect("checked above");
@@ -244,11 +288,13 @@ fn readme_run(command: &str, cwd: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// The first command, in README.md then docs/, that starts with `start`.
 fn readme_line(start: &str) -> String {
     readme_commands()
         .into_iter()
+        .chain(documents().iter().flat_map(|(_, text)| commands_in(text)))
         .find(|c| c.starts_with(start))
-        .unwrap_or_else(|| panic!("the README no longer shows {start:?}"))
+        .unwrap_or_else(|| panic!("neither README.md nor docs/ shows {start:?}"))
 }
 
 /// The commands below each use every core: run one at a time, or candle's busy-waiting

@@ -1,4 +1,4 @@
-//! `tuned`: llm-bench's own engine (issue 11). A Llama forward pass on the project's kernels
+//! `tuned`: llm-bench's own engine. A Llama forward pass on the project's kernels
 //! (`crate::kernels`): weights kept in the GGUF file's own format (the token embedding too:
 //! only the rows looked up are dequantized), activations quantized once per product, the
 //! kernel level picked once from the CPU's features (`LLM_BENCH_KERNELS` caps it), one
