@@ -33,6 +33,7 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn tuned_decode_steps_allocate_nothing() {
     let path = llm_bench::defaults::default_gguf_path();
     assert!(

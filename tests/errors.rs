@@ -48,6 +48,7 @@ fn unknown_preset_and_format() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn truncated_and_corrupt_gguf() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = default_gguf_bytes();
@@ -199,6 +200,7 @@ fn gguf_with(key: &str, value: Value) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn gguf_metadata_that_breaks_the_arithmetic_is_refused_by_key() {
     for (key, value, needles) in [
         (
@@ -245,6 +247,7 @@ fn gguf_metadata_that_breaks_the_arithmetic_is_refused_by_key() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn gguf_tensors_whose_shape_or_extent_is_wrong_are_named() {
     let dir = tempfile::tempdir().unwrap();
     // A dimension of 2^63 used to wrap the element count and panic in the first forward.

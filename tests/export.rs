@@ -31,6 +31,7 @@ fn prefill_logits(spec: &ModelSpec, format: Option<&str>, text: &str) -> (Vec<u3
 /// The export is made by the code that feeds candle's quantized engine: reading it back must
 /// give bit-identical logits, the same tensor table, and the file's own tokenizer entries.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn the_real_model_exported_at_q8_0_holds_exactly_what_candle_runs_in_memory() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     llm_bench::system::configure_threads(None);
@@ -112,6 +113,7 @@ fn a_safetensors_folder_exported_at_f32_runs_like_the_folder() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn export_refuses_what_it_cannot_write_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let gguf = llm_bench::defaults::default_gguf_path();

@@ -24,6 +24,7 @@ fn load() -> llm_bench::Model {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn llama_cpp_tokenizes_the_fixture_prompts_as_llm_bench_does() {
     let path = llm_bench::defaults::default_gguf_path();
     let ours = llm_bench::model::plan(&ModelSpec::Gguf(path.clone()), None)
@@ -54,6 +55,7 @@ fn llama_cpp_tokenizes_the_fixture_prompts_as_llm_bench_does() {
 /// that rounds like neither, it must follow the vendored ids teacher-forced (fed them, every
 /// position's token the engine's top one or within 1 logit of it).
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn greedy_output_equals_llama_cpps_reference_ids_for_this_cpus_kernels() {
     let mut model = load();
     assert_eq!(model.info.engine.name, "llama-cpp");
@@ -109,6 +111,7 @@ fn greedy_output_equals_llama_cpps_reference_ids_for_this_cpus_kernels() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn a_batch_of_copies_decodes_like_one_sequence() {
     let mut model = load();
     let request = |batch| Request {
@@ -127,6 +130,7 @@ fn a_batch_of_copies_decodes_like_one_sequence() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn the_cli_runs_llama_cpp_on_the_default_model() {
     let out = cli(
         &[
@@ -195,6 +199,7 @@ fn llama_cpp_gives_the_same_greedy_tokens_on_every_thread_count() {
 /// Any source and format runs on llama.cpp through a GGUF export, and llama.cpp counts the
 /// parameters and weight bytes llm-bench planned: both engines run the same model.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn exports_hold_what_llm_bench_planned_as_llama_cpp_counts_it() {
     let dir = tempfile::tempdir().unwrap();
     let real = llm_bench::defaults::default_gguf_path();
@@ -223,6 +228,7 @@ fn exports_hold_what_llm_bench_planned_as_llama_cpp_counts_it() {
 /// export): llama.cpp reads it and tokenizes like llm-bench (a vocabulary-only file, so no
 /// 8B of weights are written).
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
     let planned =
         llm_bench::model::plan(&ModelSpec::parse("synthetic:llama3-8b").unwrap(), None).unwrap();
@@ -331,6 +337,7 @@ fn q4_k_m_file(dir: &std::path::Path) -> std::path::PathBuf {
 /// prompts (24 tokens each), llama.cpp's token is the tuned engine's top token at nearly every
 /// position, and where it is not, a near-tie; candle is printed beside it.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_cpp() {
     let dir = tempfile::tempdir().unwrap();
     let spec = ModelSpec::Gguf(q4_k_m_file(dir.path()));
@@ -426,6 +433,7 @@ fn rms(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
 /// those distances of each other: the greedy ids past such a position are a near-tie's, not a
 /// wrong model's.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn the_tuned_engine_is_as_close_to_llama_cpps_logits_as_candle_is() {
     let name = "smollm2-greedy-vendored.json";
     let reference = common::teacher_forced_logits(&mut load(), name);

@@ -48,6 +48,7 @@ fn default_model_falls_back_to_the_synthetic_twin_and_says_so() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn batched_greedy_sequences_match_the_single_sequence() {
     llm_bench::system::configure_threads(None);
     let path = llm_bench::defaults::default_gguf_path();
@@ -72,6 +73,7 @@ fn batched_greedy_sequences_match_the_single_sequence() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn seeded_sampling_is_reproducible_and_seeds_differ() {
     llm_bench::system::configure_threads(None);
     let path = llm_bench::defaults::default_gguf_path();
@@ -147,6 +149,7 @@ fn quantized_on_load_tracks_the_dense_model() {
 /// rows back in Hugging Face's order (ranges that start and end inside a head too), the
 /// embedding, a norm.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn sources_read_any_rows_as_the_whole_tensor_holds_them() {
     use candle_core::Device;
     use llm_bench::source::{resolve, Weights};

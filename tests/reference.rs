@@ -36,6 +36,7 @@ fn agreeing_prefix(a: &[u32], b: &[u32]) -> usize {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn greedy_output_matches_llama_cpp_where_it_agreed() {
     llm_bench::system::configure_threads(None);
     let mut model = llm_bench::load(&default_gguf(), None).unwrap();
@@ -67,6 +68,7 @@ fn greedy_output_matches_llama_cpp_where_it_agreed() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn gguf_tokenizer_encodes_like_llama_cpp() {
     let spec = default_gguf();
     let ModelSpec::Gguf(path) = &spec else {
@@ -93,6 +95,7 @@ fn gguf_tokenizer_encodes_like_llama_cpp() {
 /// The dense f32 path un-permutes GGUF's q/k rows for candle's rotate-half RoPE; if that
 /// were wrong the text would be garbage from the first token.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn dense_f32_from_gguf_agrees_with_llama_cpp() {
     llm_bench::system::configure_threads(None);
     let f32: WeightFormat = "f32".parse().unwrap();
@@ -108,6 +111,7 @@ fn dense_f32_from_gguf_agrees_with_llama_cpp() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn requantized_q8_0_still_answers_paris() {
     llm_bench::system::configure_threads(None);
     let mut model = llm_bench::load(&default_gguf(), Some("q8_0".parse().unwrap())).unwrap();
@@ -118,6 +122,7 @@ fn requantized_q8_0_still_answers_paris() {
 }
 
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn cli_generate_json_answers_paris() {
     let spec = default_gguf();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"))

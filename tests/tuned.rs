@@ -65,6 +65,7 @@ fn agreeing_prefix(a: &[u32], b: &[u32]) -> usize {
 /// llama.cpp's AVX-512 kernels parts from its AVX2 twin after 14 and 4 tokens on prompts 1
 /// and 4, near-ties of llama.cpp's own, and is only printed. Then Paris.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn greedy_ids_start_as_llama_cpps_and_answer_paris() {
     let mut model = load(tuned(), None);
     assert_eq!(model.info.engine.name, "tuned");
@@ -122,6 +123,7 @@ fn argmax(v: &[f32]) -> usize {
 /// them; with the file's q4_1 weights both quantized engines also quantize activations to 8
 /// bits, and the tuned engine strays from the dense logits no more than candle's does.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn logits_track_candles_dense_f32_model_on_the_same_weights() {
     // Long enough (12 tokens) that the prompt runs as GEMMs; the six steps after it run
     // the decode path's dot products.
@@ -179,6 +181,7 @@ fn logits_track_candles_dense_f32_model_on_the_same_weights() {
 /// A batch of copies of one prompt decodes each copy as the prompt alone does (the batched
 /// products and per-sequence caches keep sequences apart).
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn batched_sequences_match_the_single_sequence() {
     let mut model = load(tuned(), Some("q8_0"));
     let single = greedy(&mut model, "Once upon a time", 12, 1).remove(0);
@@ -195,6 +198,7 @@ fn batched_sequences_match_the_single_sequence() {
 /// through 30 layers: there the levels differ by no more than candle's quantized model
 /// differs from its dense one (2-4%).
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn every_kernel_level_computes_the_same_logits() {
     let case = &fixture("smollm2-greedy-vendored.json")["cases"][1];
     let (prompt, forced) = (ids(&case["prompt_tokens"]), ids(&case["output_tokens"]));
@@ -317,6 +321,7 @@ fn results_name_the_kernel_level_and_unknown_levels_are_refused() {
 /// it is not, a near-tie (under 0.75 logits; 0.20 there). Greedy prefixes part ways at the
 /// first near-tie, so they say little once two correct engines round differently.
 #[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
 fn llama_cpps_choice_is_the_top_token_or_a_near_tie_at_every_position() {
     let mut tuned = load(tuned(), None);
     let mut candle = load(EngineChoice::default(), None);
