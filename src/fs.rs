@@ -6,7 +6,10 @@ use std::path::Path;
 
 /// Writes to a temporary file beside `path`, then renames it over `path`: readers never see
 /// half a file, and an interrupted write leaves the old one. A failure is reported as a
-/// write error naming `path` (a full disk says "No space left on device").
+/// write error naming `path` (a full disk says "No space left on device"). A `path` that is
+/// not a regular file is never replaced: a character device or a FIFO (`/dev/null`,
+/// `/dev/stdout`) is written in place, anything else (a directory, a block device, a socket)
+/// is refused by name.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomically_with(path, |w| {
         w.write_all(bytes).map_err(|e| Error::write(path, e))
@@ -19,6 +22,26 @@ pub fn write_atomically_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<()>,
 ) -> Result<()> {
+    match existing_kind(path) {
+        Existing::Nothing | Existing::RegularFile => {}
+        Existing::WriteInPlace => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::write(path, e))?;
+            let mut out = std::io::BufWriter::new(file);
+            write(&mut out)?;
+            return out.flush().map_err(|e| Error::write(path, e));
+        }
+        Existing::Refused(what) => {
+            return Err(Error::write(
+                path,
+                std::io::Error::other(format!(
+                    "it is {what}, not a regular file: name a file to write (llm-bench never replaces anything else)"
+                )),
+            ))
+        }
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     }
@@ -41,6 +64,59 @@ pub fn write_atomically_with(
     written
 }
 
+/// What is at an output path already, which decides how it may be written.
+enum Existing {
+    Nothing,
+    RegularFile,
+    /// A character device or a FIFO: written through, never replaced.
+    WriteInPlace,
+    /// Anything else, named ("a directory").
+    Refused(&'static str),
+}
+
+fn existing_kind(path: &Path) -> Existing {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Existing::Nothing;
+    };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        Existing::RegularFile
+    } else if kind.is_char_device() || kind.is_fifo() {
+        Existing::WriteInPlace
+    } else {
+        Existing::Refused(special_kind(&meta).unwrap_or("not a file"))
+    }
+}
+
+/// What a path that is neither a regular file nor a folder is ("a character device", "a
+/// FIFO"), links followed; `None` for a file, a folder or nothing at all.
+pub fn special_file(path: &Path) -> Option<&'static str> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() || meta.is_dir() {
+        return None;
+    }
+    special_kind(&meta)
+}
+
+fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    Some(if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        return None;
+    })
+}
+
 /// Checks that `dir` can take files, before any work: an unwritable folder is found in a
 /// second, not after a half-hour run, and leaves nothing behind.
 pub fn prepare_output_dir(dir: &Path) -> Result<()> {
@@ -52,4 +128,69 @@ pub fn prepare_output_dir(dir: &Path) -> Result<()> {
     let probe = dir.join(format!(".llm-bench-write-test-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(fail)?;
     std::fs::remove_file(&probe).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    fn is_char_device(path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device())
+    }
+
+    #[test]
+    fn devices_are_written_in_place_never_replaced() {
+        write_atomically(Path::new("/dev/null"), b"results").unwrap();
+        assert!(is_char_device(Path::new("/dev/null")));
+        // A device that cannot take the bytes is an error naming it, and stays a device.
+        let err = write_atomically(Path::new("/dev/full"), b"results")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/dev/full") && err.contains("space"), "{err}");
+        assert!(is_char_device(Path::new("/dev/full")));
+    }
+
+    #[test]
+    fn directories_and_sockets_are_refused_by_name_and_left_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_atomically(dir.path(), b"x").unwrap_err().to_string();
+        assert!(err.contains("a directory, not a regular file"), "{err}");
+        assert!(dir.path().is_dir());
+        let socket = dir.path().join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let err = write_atomically(&socket, b"x").unwrap_err().to_string();
+        assert!(err.contains("a socket") && err.contains("sock"), "{err}");
+        assert!(std::fs::metadata(&socket).unwrap().file_type().is_socket());
+        // Nothing left beside them.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn a_fifo_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(&fifo).unwrap())
+        };
+        write_atomically(&fifo, b"through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+
+    #[test]
+    fn a_regular_file_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        std::fs::write(&path, b"old and longer").unwrap();
+        write_atomically(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    }
 }

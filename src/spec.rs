@@ -32,6 +32,15 @@ impl ModelSpec {
             return Ok(ModelSpec::Synthetic(preset.to_string()));
         }
         let path = Path::new(spec);
+        if let Some(kind) = crate::fs::special_file(path) {
+            return Err(Error::InvalidSpec {
+                spec: spec.into(),
+                reason: format!(
+                    "{} is {kind}, not a model: pass a .gguf file, a folder with config.json + *.safetensors + tokenizer.json, a hub id like HuggingFaceTB/SmolLM2-135M-Instruct, or synthetic:<preset>",
+                    path.display()
+                ),
+            });
+        }
         if spec.to_ascii_lowercase().ends_with(".gguf") {
             return if path.is_file() {
                 Ok(ModelSpec::Gguf(path.to_path_buf()))
@@ -115,6 +124,29 @@ impl fmt::Display for ModelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_and_fifos_are_named_for_what_they_are_not_missing() {
+        let err = ModelSpec::parse("/dev/zero").unwrap_err().to_string();
+        assert!(
+            err.contains("/dev/zero is a character device, not a model"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("model.gguf");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let err = ModelSpec::parse(fifo.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is a FIFO, not a model") && !err.contains("does not exist"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn hub_ids_with_and_without_revision() {
