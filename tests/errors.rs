@@ -455,3 +455,155 @@ fn a_closed_stdout_ends_quietly_and_a_full_one_is_an_error() {
     let out = generate_to(full.into(), true);
     assert_exit_2(&out, &["cannot write to standard output", "No space left"]);
 }
+
+#[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
+fn gguf_metadata_of_the_wrong_type_is_refused_not_defaulted() {
+    for (key, value, needles) in [
+        (
+            "llama.rope.freq_base",
+            Value::F64(500_000.0),
+            &["llama.rope.freq_base", "type F64", "F32"][..],
+        ),
+        (
+            "llama.rope.freq_base",
+            Value::U32(10_000),
+            &["llama.rope.freq_base", "type U32", "F32"][..],
+        ),
+        (
+            "llama.rope.freq_base",
+            Value::String("10000".into()),
+            &["llama.rope.freq_base", "type STRING", "F32"][..],
+        ),
+        (
+            "llama.context_length",
+            Value::U64(8192),
+            &["llama.context_length", "type U64", "U32"][..],
+        ),
+        (
+            "llama.attention.layer_norm_rms_epsilon",
+            Value::String("1e-5".into()),
+            &[
+                "llama.attention.layer_norm_rms_epsilon",
+                "type STRING",
+                "F32",
+            ][..],
+        ),
+        (
+            "general.alignment",
+            Value::U64((1 << 32) + 32),
+            &["general.alignment", "U32 power of two"][..],
+        ),
+    ] {
+        let out = gguf_with(key, value);
+        let mut all = vec!["edited.gguf"];
+        all.extend_from_slice(needles);
+        assert_exit_2(&out, &all);
+    }
+}
+
+#[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
+fn gguf_tensor_tables_that_do_not_describe_the_data_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, edit: &dyn Fn(&mut candle_core::quantized::gguf_file::Content)| {
+        let path = dir.path().join(name);
+        write_edited(&path, |c| edit(c));
+        generate(path.to_str().unwrap(), &[])
+    };
+    // Every q4_1 tensor relabelled q4_0: each still fits in the file, but 18-byte blocks
+    // where 20-byte ones are stored leave gaps between the tensors.
+    let out = run("relabelled.gguf", &|c| {
+        for info in c.tensor_infos.values_mut() {
+            if info.ggml_dtype == candle_core::quantized::GgmlDType::Q4_1 {
+                info.ggml_dtype = candle_core::quantized::GgmlDType::Q4_0;
+            }
+        }
+    });
+    assert_exit_2(
+        &out,
+        &[
+            "relabelled.gguf",
+            "leaving a gap",
+            "does not describe the data",
+        ],
+    );
+    // Every offset 0: the tensors overlap.
+    let out = run("zeros.gguf", &|c| {
+        for info in c.tensor_infos.values_mut() {
+            info.offset = 0;
+        }
+    });
+    assert_exit_2(
+        &out,
+        &["zeros.gguf", "overlaps", "does not describe the data"],
+    );
+    // Two tensors of different sizes trade offsets.
+    let out = run("swapped.gguf", &|c| {
+        let a = c.tensor_infos["blk.0.attn_q.weight"].offset;
+        let b = c.tensor_infos["blk.0.ffn_up.weight"].offset;
+        c.tensor_infos
+            .get_mut("blk.0.attn_q.weight")
+            .unwrap()
+            .offset = b;
+        c.tensor_infos
+            .get_mut("blk.0.ffn_up.weight")
+            .unwrap()
+            .offset = a;
+    });
+    assert_exit_2(&out, &["swapped.gguf", "does not describe the data"]);
+}
+
+#[test]
+fn config_json_fields_of_the_wrong_type_are_refused_not_defaulted() {
+    for (key, value, needles) in [
+        (
+            "rope_theta",
+            serde_json::json!("abc"),
+            &["rope_theta", "\"abc\"", "a number"][..],
+        ),
+        (
+            "rms_norm_eps",
+            serde_json::json!("x"),
+            &["rms_norm_eps", "a number"][..],
+        ),
+        (
+            "max_position_embeddings",
+            serde_json::json!("256"),
+            &["max_position_embeddings", "\"256\"", "a whole number"][..],
+        ),
+        (
+            "tie_word_embeddings",
+            serde_json::json!("yes"),
+            &["tie_word_embeddings", "true or false"][..],
+        ),
+        (
+            "eos_token_id",
+            serde_json::json!(["2", 3]),
+            &["eos_token_id", "a token id"][..],
+        ),
+        (
+            "rope_scaling",
+            serde_json::json!({"rope_type": "llama3", "factor": 8.0}),
+            &["rope_scaling", "llama3", "--engine llama-cpp"][..],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_llama(dir.path(), &tiny_config(257, 256));
+        let mut config = tiny_config(257, 256);
+        config[key] = value;
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        let out = generate(dir.path().to_str().unwrap(), &[]);
+        let mut all = vec!["config.json"];
+        all.extend_from_slice(needles);
+        assert_exit_2(&out, &all);
+    }
+    // Null is "not given": the default applies, as before.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config(257, 256);
+    config["rope_scaling"] = serde_json::Value::Null;
+    config["bos_token_id"] = serde_json::Value::Null;
+    write_tiny_llama(dir.path(), &config);
+    let out = generate(dir.path().to_str().unwrap(), &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}

@@ -46,22 +46,46 @@ fn config_from_hf(json: &serde_json::Value) -> std::result::Result<ModelConfig, 
             .map(|v| v as usize)
             .ok_or_else(|| format!("field `{key}` is missing or not a whole number"))
     };
-    if json.get("sliding_window").is_some_and(|v| !v.is_null()) {
-        // Mistral's sliding window changes attention; candle's Llama does not implement it.
-        // Timing-wise it only matters past the window (4096 tokens), so accept and say nothing.
+    // An optional field is absent or null (the default applies), or of its type; a value of
+    // another type is refused, never replaced by the default.
+    let optional = |key: &str| json.get(key).filter(|v| !v.is_null());
+    let wrong = |key: &str, v: &serde_json::Value, expected: &str| {
+        format!("field `{key}` is {v}; expected {expected}")
+    };
+    let optional_usize = |key: &str| -> std::result::Result<Option<usize>, String> {
+        optional(key)
+            .map(|v| {
+                v.as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| wrong(key, v, "a whole number"))
+            })
+            .transpose()
+    };
+    let optional_f64 = |key: &str| -> std::result::Result<Option<f64>, String> {
+        optional(key)
+            .map(|v| v.as_f64().ok_or_else(|| wrong(key, v, "a number")))
+            .transpose()
+    };
+    let token_id = |key: &str, v: &serde_json::Value| {
+        v.as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| wrong(key, v, "a token id"))
+    };
+    if let Some(scaling) = optional("rope_scaling") {
+        // Llama 3.1-3.3's `rope_type: llama3` and the others change every position's rotation:
+        // running without them would time a different model.
+        return Err(format!(
+            "field `rope_scaling` is {scaling}: llm-bench does not apply RoPE scaling yet, so it would run a different model; run the GGUF file on --engine llama-cpp"
+        ));
     }
     let num_heads = usize_field("num_attention_heads")?;
-    let eos_token_ids = match json.get("eos_token_id") {
-        Some(serde_json::Value::Number(n)) => n
-            .as_u64()
-            .and_then(|v| u32::try_from(v).ok())
-            .map(|v| vec![v])
-            .unwrap_or_default(),
+    let eos_token_ids = match optional("eos_token_id") {
+        None => vec![],
         Some(serde_json::Value::Array(ids)) => ids
             .iter()
-            .filter_map(|v| v.as_u64().and_then(|v| u32::try_from(v).ok()))
-            .collect(),
-        _ => vec![],
+            .map(|v| token_id("eos_token_id", v))
+            .collect::<std::result::Result<_, _>>()?,
+        Some(v) => vec![token_id("eos_token_id", v)?],
     };
     Ok(ModelConfig {
         architecture: LLAMA.name,
@@ -70,24 +94,20 @@ fn config_from_hf(json: &serde_json::Value) -> std::result::Result<ModelConfig, 
         intermediate_size: usize_field("intermediate_size")?,
         num_layers: usize_field("num_hidden_layers")?,
         num_heads,
-        num_kv_heads: usize_field("num_key_value_heads").unwrap_or(num_heads),
-        max_position_embeddings: usize_field("max_position_embeddings").unwrap_or(4096),
-        rope_theta: json
-            .get("rope_theta")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(10_000.0) as f32,
-        rms_norm_eps: json
-            .get("rms_norm_eps")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(1e-5),
-        tie_word_embeddings: json
-            .get("tie_word_embeddings")
-            .and_then(|v| v.as_bool())
+        num_kv_heads: optional_usize("num_key_value_heads")?.unwrap_or(num_heads),
+        max_position_embeddings: optional_usize("max_position_embeddings")?.unwrap_or(4096),
+        rope_theta: optional_f64("rope_theta")?.unwrap_or(10_000.0) as f32,
+        rms_norm_eps: optional_f64("rms_norm_eps")?.unwrap_or(1e-5),
+        tie_word_embeddings: optional("tie_word_embeddings")
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| wrong("tie_word_embeddings", v, "true or false"))
+            })
+            .transpose()?
             .unwrap_or(false),
-        bos_token_id: json
-            .get("bos_token_id")
-            .and_then(|v| v.as_u64())
-            .and_then(|v| u32::try_from(v).ok()),
+        bos_token_id: optional("bos_token_id")
+            .map(|v| token_id("bos_token_id", v))
+            .transpose()?,
         eos_token_ids,
     })
 }
@@ -99,10 +119,28 @@ fn config_from_gguf(content: &Content) -> std::result::Result<ModelConfig, Strin
             .ok_or_else(|| format!("metadata key `{key}` is missing"))
     };
     let usize_key = |key: &str| -> std::result::Result<usize, String> {
-        get(key)?
-            .to_u32()
+        let v = get(key)?;
+        v.to_u32()
             .map(|v| v as usize)
-            .map_err(|e| format!("metadata key `{key}`: {e}"))
+            .map_err(|_| super::wrong_gguf_type(key, v, "U32"))
+    };
+    // An optional key is absent (the default applies) or of the type GGUF gives it; a value
+    // of another type is refused as llama.cpp refuses it, never replaced by the default.
+    let optional_u32 = |key: &str| -> std::result::Result<Option<u32>, String> {
+        md.get(key)
+            .map(|v| {
+                v.to_u32()
+                    .map_err(|_| super::wrong_gguf_type(key, v, "U32"))
+            })
+            .transpose()
+    };
+    let optional_f32 = |key: &str| -> std::result::Result<Option<f32>, String> {
+        md.get(key)
+            .map(|v| {
+                v.to_f32()
+                    .map_err(|_| super::wrong_gguf_type(key, v, "F32"))
+            })
+            .transpose()
     };
     let vocab_size = match content.tensor_infos.get("token_embd.weight") {
         Some(info) => info.shape.dims()[0],
@@ -116,23 +154,15 @@ fn config_from_gguf(content: &Content) -> std::result::Result<ModelConfig, Strin
         intermediate_size: usize_key("llama.feed_forward_length")?,
         num_layers: usize_key("llama.block_count")?,
         num_heads,
-        num_kv_heads: usize_key("llama.attention.head_count_kv").unwrap_or(num_heads),
-        max_position_embeddings: usize_key("llama.context_length").unwrap_or(4096),
-        rope_theta: md
-            .get("llama.rope.freq_base")
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(10_000.0),
-        rms_norm_eps: md
-            .get("llama.attention.layer_norm_rms_epsilon")
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(1e-5) as f64,
+        num_kv_heads: optional_u32("llama.attention.head_count_kv")?
+            .map_or(num_heads, |v| v as usize),
+        max_position_embeddings: optional_u32("llama.context_length")?.map_or(4096, |v| v as usize),
+        rope_theta: optional_f32("llama.rope.freq_base")?.unwrap_or(10_000.0),
+        rms_norm_eps: optional_f32("llama.attention.layer_norm_rms_epsilon")?.unwrap_or(1e-5)
+            as f64,
         tie_word_embeddings: !content.tensor_infos.contains_key("output.weight"),
-        bos_token_id: md
-            .get("tokenizer.ggml.bos_token_id")
-            .and_then(|v| v.to_u32().ok()),
-        eos_token_ids: md
-            .get("tokenizer.ggml.eos_token_id")
-            .and_then(|v| v.to_u32().ok())
+        bos_token_id: optional_u32("tokenizer.ggml.bos_token_id")?,
+        eos_token_ids: optional_u32("tokenizer.ggml.eos_token_id")?
             .into_iter()
             .collect(),
     })

@@ -210,6 +210,27 @@ pub struct Family {
     pub tensors: fn(&ModelConfig) -> Vec<TensorSpec>,
 }
 
+/// A metadata value of the wrong GGUF type, named: the key, the type found, the type expected.
+pub(crate) fn wrong_gguf_type(key: &str, value: &gguf_file::Value, expected: &str) -> String {
+    use gguf_file::Value as V;
+    let found = match value {
+        V::U8(_) => "U8",
+        V::I8(_) => "I8",
+        V::U16(_) => "U16",
+        V::I16(_) => "I16",
+        V::U32(_) => "U32",
+        V::I32(_) => "I32",
+        V::U64(_) => "U64",
+        V::I64(_) => "I64",
+        V::F32(_) => "F32",
+        V::F64(_) => "F64",
+        V::Bool(_) => "BOOL",
+        V::String(_) => "STRING",
+        V::Array(_) => "ARRAY",
+    };
+    format!("metadata key `{key}` is of type {found} ({value:?}); GGUF stores it as {expected}: the file was written wrongly or edited")
+}
+
 pub static FAMILIES: &[&Family] = &[&llama::LLAMA];
 
 pub fn supported_names() -> String {

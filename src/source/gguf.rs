@@ -90,6 +90,7 @@ pub fn resolve_content(
             ));
         }
     }
+    gguf_header::check_layout(&content).map_err(|e| corrupt(path, e))?;
     let tokenizer = TextTokenizer::from_gguf(&content, path)?;
     Ok(ResolvedModel {
         spec,

@@ -41,6 +41,52 @@ pub fn ggml_type_from_u32(code: u32) -> Option<GgmlDType> {
     })
 }
 
+/// Checks that the tensors' data regions tile the data section as llama.cpp requires: the
+/// first at offset 0, each of the others where the one before it (by offset) ends, padded to
+/// the alignment; no overlap, no gap. A type or shape relabelled in the header (q4_1 read as
+/// q4_0, q6_K as q4_K), offsets set to 0 or swapped between tensors of different sizes all
+/// break the tiling, where each tensor alone may still fit inside the file. Run after the
+/// shapes are checked against the model, whose message names the expected shape.
+pub fn check_layout(content: &Content) -> Result<(), String> {
+    let alignment = content
+        .metadata
+        .get("general.alignment")
+        .and_then(|v| v.to_u32().ok())
+        .map_or(DEFAULT_ALIGNMENT, u64::from);
+    let mut regions: Vec<(u64, u64, &str, GgmlDType)> = content
+        .tensor_infos
+        .iter()
+        .map(|(name, info)| {
+            let bytes = tensor_data_bytes(info.ggml_dtype, info.shape.elem_count() as u64)
+                .expect("the header reader checked whole blocks");
+            (info.offset, bytes, name.as_str(), info.ggml_dtype)
+        })
+        .collect();
+    regions.sort_by(|a, b| (a.0, a.2).cmp(&(b.0, b.2)));
+    let mut end = 0u64;
+    let mut before: Option<&str> = None;
+    for (offset, bytes, name, dtype) in regions {
+        let kind = crate::format::ggml_name(dtype);
+        if offset != end {
+            let fix = "the tensor table does not describe the data (a type or shape relabelled, or an offset edited); llama.cpp refuses such a file too";
+            return Err(match before {
+                None => format!(
+                    "tensor `{name}` ({kind}) is the first in the data section but starts at data offset {offset}, not 0: {fix}"
+                ),
+                Some(prev) if offset < end => format!(
+                    "tensor `{name}` ({kind}, {bytes} bytes at data offset {offset}) overlaps `{prev}`, which ends at {end}: {fix}"
+                ),
+                Some(prev) => format!(
+                    "tensor `{name}` ({kind}) starts at data offset {offset}, but `{prev}` before it ends at {end}, leaving a gap: {fix}"
+                ),
+            });
+        }
+        end = (offset + bytes).next_multiple_of(alignment);
+        before = Some(name);
+    }
+    Ok(())
+}
+
 /// Bytes a tensor of `elements` takes in `dtype`, or `None` when it does not fill whole blocks.
 pub fn tensor_data_bytes(dtype: GgmlDType, elements: u64) -> Option<u64> {
     let block = dtype.block_size() as u64;
@@ -232,15 +278,17 @@ pub fn read<R: Read + Seek>(reader: &mut R, file_len: u64) -> Result<Content, St
     }
     let alignment = match metadata.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
-        Some(v) => match v.to_u32().or_else(|_| v.to_u64().map(|x| x as u32)) {
+        // GGUF stores it as a U32; another type is refused, not cast (2^32 + 32 is not 32).
+        Some(v) => match v.to_u32() {
             Ok(a) if a > 0 && a.is_power_of_two() => a as u64,
             _ => {
                 return Err(format!(
-                    "metadata `general.alignment` is {v:?}; expected a power of two such as 32"
+                    "metadata `general.alignment` is {v:?}; expected a U32 power of two such as 32"
                 ))
             }
         },
     };
+    let mut names = std::collections::HashSet::with_capacity(tensor_count as usize);
     let mut infos: Vec<(String, TensorInfo, u64)> = Vec::with_capacity(tensor_count as usize);
     for index in 0..tensor_count {
         let name = r.string(&|| format!("the name of tensor {index}"))?;
@@ -287,7 +335,7 @@ pub fn read<R: Read + Seek>(reader: &mut R, file_len: u64) -> Result<Content, St
                 "tensor `{name}` starts at data offset {offset}, not a multiple of the alignment {alignment}"
             ));
         }
-        if infos.iter().any(|(n, _, _)| *n == name) {
+        if !names.insert(name.clone()) {
             return Err(format!("tensor `{name}` appears twice"));
         }
         // GGUF lists dimensions fastest first; candle's shapes are row-major.
