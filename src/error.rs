@@ -71,6 +71,16 @@ pub enum Error {
         path: PathBuf,
     },
 
+    #[error("the {engine} engine's logits hold {value} (sequence {sequence}, token id {token}) at {phase}: the weights likely hold NaN or Inf (a scale or a norm of a corrupt or badly converted file), or the arithmetic overflowed; check the model file, or try another --format or --engine")]
+    NonFiniteLogits {
+        engine: String,
+        /// "the prefill" or "decode step N".
+        phase: String,
+        sequence: usize,
+        token: usize,
+        value: f32,
+    },
+
     #[error("the prompt tokenizes to zero tokens: give a non-empty prompt")]
     EmptyPrompt,
 

@@ -260,7 +260,11 @@ pub fn generate(
         })
         .collect();
     let prompts = vec![prompt_tokens.clone(); request.batch];
-    let mut next = sample_each(model.engine.prefill(&prompts)?, &mut samplers)?;
+    let engine = model.info.engine.name.clone();
+    let checked = |phase: &dyn Fn() -> String, logits: &Logits| finite(logits, &engine, phase);
+    let logits = model.engine.prefill(&prompts)?;
+    checked(&|| "the prefill".into(), logits)?;
+    let mut next = sample_each(logits, &mut samplers)?;
     let mut outputs: Vec<Vec<u32>> =
         vec![Vec::with_capacity(request.max_new_tokens); request.batch];
     let mut finished = vec![false; request.batch];
@@ -282,7 +286,9 @@ pub fn generate(
         if finished.iter().all(|&f| f) || step + 1 == request.max_new_tokens {
             break;
         }
-        next = sample_each(model.engine.decode(&next)?, &mut samplers)?;
+        let logits = model.engine.decode(&next)?;
+        checked(&|| format!("decode step {}", step + 1), logits)?;
+        next = sample_each(logits, &mut samplers)?;
     }
     let first = step_times[0];
     let last = *step_times.last().expect("at least one step ran");
@@ -302,6 +308,21 @@ pub fn generate(
         batch: request.batch,
         thread_wait_ms: waited,
     })
+}
+
+/// Refuses logits holding NaN or Inf: greedy would pick token 0 from them and the run would
+/// look normal. The first bad value is named with the engine and the step.
+fn finite(logits: &Logits, engine: &str, phase: &dyn Fn() -> String) -> Result<()> {
+    match logits.data.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(at) => Err(Error::NonFiniteLogits {
+            engine: engine.to_string(),
+            phase: phase(),
+            sequence: at / logits.vocab.max(1),
+            token: at % logits.vocab.max(1),
+            value: logits.data[at],
+        }),
+    }
 }
 
 /// One token per sequence, each from its own seeded sampler. The engines hand back plain
@@ -345,6 +366,28 @@ mod tests {
         ] {
             let err = input.parse::<Strategy>().unwrap_err().to_string();
             assert!(err.contains(rule), "{input}: {err}");
+        }
+    }
+
+    #[test]
+    fn logits_with_nan_or_inf_are_refused_naming_the_step_and_engine() {
+        let mut logits = Logits {
+            vocab: 4,
+            data: vec![0.5; 8],
+        };
+        assert!(finite(&logits, "tuned", &|| "the prefill".into()).is_ok());
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            logits.data[6] = bad;
+            let err = finite(&logits, "tuned", &|| "decode step 3".into())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("tuned")
+                    && err.contains("decode step 3")
+                    && err.contains("sequence 1, token id 2")
+                    && err.contains("weights"),
+                "{err}"
+            );
         }
     }
 

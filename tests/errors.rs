@@ -607,3 +607,65 @@ fn config_json_fields_of_the_wrong_type_are_refused_not_defaulted() {
     let out = generate(dir.path().to_str().unwrap(), &[]);
     assert!(out.status.success(), "{}", common::stderr(&out));
 }
+
+#[test]
+fn nan_weights_stop_the_request_instead_of_emitting_token_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(257, 256));
+    let file = dir.path().join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&file, &candle_core::Device::Cpu).unwrap();
+    let norm = &tensors["model.norm.weight"];
+    let nan = (norm.ones_like().unwrap() * f64::NAN).unwrap();
+    tensors.insert("model.norm.weight".into(), nan);
+    candle_core::safetensors::save(&tensors, &file).unwrap();
+    for engine in ["candle", "tuned"] {
+        let out = generate(dir.path().to_str().unwrap(), &["--engine", engine]);
+        assert_exit_2(&out, &[engine, "the prefill", "NaN", "weights"]);
+    }
+    // run stops the format too, and its results hold no NaN.
+    let out_dir = dir.path().join("results");
+    let out = cli(
+        &[
+            "run",
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--quick",
+            "--phases",
+            "latency",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("results.json")).unwrap()).unwrap();
+    let error = results["runs"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("logits hold NaN"), "{results}");
+}
+
+#[test]
+fn a_single_generated_token_reports_decode_as_not_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(257, 256));
+    let model = dir.path().to_str().unwrap();
+    let args = [
+        "generate",
+        "--model",
+        model,
+        "--prompt",
+        "hi",
+        "--max-new-tokens",
+        "1",
+    ];
+    let out = cli(&args, &[]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("decode n/a"), "{text}");
+    assert!(!text.contains("decode 0.0"), "{text}");
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = cli(&json_args, &[]);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(value["decode_tokens_per_s"].is_null(), "{value}");
+}

@@ -151,11 +151,11 @@ fn run_sweep(args: &Args, sweep: &[usize]) -> anyhow::Result<()> {
     for r in &reports {
         outln!("---")?;
         outln!(
-            "{} threads: TTFT {:.1} ms | prefill {:.1} tokens/s | decode {:.1} tokens/s | E2E {:.1} ms",
+            "{} threads: TTFT {:.1} ms | prefill {:.1} tokens/s | decode {} | E2E {:.1} ms",
             r["threads"],
             number(r, "ttft_ms"),
             number(r, "prefill_tokens_per_s"),
-            number(r, "decode_tokens_per_s"),
+            rate(r["decode_tokens_per_s"].as_f64()),
             number(r, "e2e_ms")
         )?;
     }
@@ -220,6 +220,7 @@ fn report(
     threads: usize,
 ) -> serde_json::Value {
     let info = &model.info;
+    let decoded = !trace.itl_ms.is_empty();
     let mut value = json!({
         "model": info.spec,
         "model_name": info.name,
@@ -245,8 +246,9 @@ fn report(
         "itl_ms": trace.itl_ms,
         "e2e_ms": trace.e2e_ms,
         "prefill_tokens_per_s": trace.prefill_tokens_per_s(),
-        "decode_tokens_per_s": trace.decode_tokens_per_s(),
-        "decode_tokens_per_s_per_sequence": trace.decode_tokens_per_s_per_sequence(),
+        // No decode step ran for a single token: null, not a rate of 0.
+        "decode_tokens_per_s": decoded.then(|| trace.decode_tokens_per_s()),
+        "decode_tokens_per_s_per_sequence": decoded.then(|| trace.decode_tokens_per_s_per_sequence()),
         "thread_wait_ms": trace.thread_wait_ms,
         "thread_wait_share": trace.thread_wait_share(),
         "threads": threads,
@@ -293,11 +295,12 @@ fn print_summary(model: &Model, trace: &Trace, threads: usize) -> anyhow::Result
         mean_itl,
         trace.e2e_ms
     )?;
+    let decoded = !trace.itl_ms.is_empty();
     outln!(
-        "prefill {:.1} tokens/s | decode {:.1} tokens/s ({:.1} per sequence)",
+        "prefill {:.1} tokens/s | decode {} ({} per sequence)",
         trace.prefill_tokens_per_s(),
-        trace.decode_tokens_per_s(),
-        trace.decode_tokens_per_s_per_sequence()
+        rate(decoded.then(|| trace.decode_tokens_per_s())),
+        rate(decoded.then(|| trace.decode_tokens_per_s_per_sequence()))
     )?;
     if let (Some(waited), Some(share), true) =
         (trace.thread_wait_ms, trace.thread_wait_share(), threads > 1)
@@ -308,4 +311,12 @@ fn print_summary(model: &Model, trace: &Trace, threads: usize) -> anyhow::Result
         )?;
     }
     Ok(())
+}
+
+/// A rate in tokens/s, or "n/a" where none was measured (one generated token: no decode step).
+fn rate(tokens_per_s: Option<f64>) -> String {
+    match tokens_per_s {
+        Some(r) => format!("{r:.1} tokens/s"),
+        None => "n/a (one token: no decode step)".into(),
+    }
 }
