@@ -147,7 +147,10 @@ fn every_import_points_up_the_layer_table() {
             let Some((_, their_layer, _)) = find(&import) else {
                 continue; // a crate-root item such as `crate::Result`
             };
-            graph.entry(module.clone()).or_default().insert(import.clone());
+            graph
+                .entry(module.clone())
+                .or_default()
+                .insert(import.clone());
             if their_layer > layer {
                 broken.push(format!(
                     "{} (layer {layer}) imports crate::{import} (layer {their_layer})",

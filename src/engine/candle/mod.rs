@@ -36,12 +36,14 @@ pub trait CandleModel: Send {
     fn batch_size(&self) -> usize;
 }
 
-/// candle-transformers' models of one family: dense, and quantized from GGUF metadata and a
-/// reader over the tensor data.
+/// Builds a family's quantized model from GGUF metadata and a reader over the tensor data.
+type QuantizedBuilder =
+    fn(Content, &mut dyn ReadSeek, &Device, &ModelConfig) -> Result<Box<dyn CandleModel>>;
+
+/// candle-transformers' models of one family: dense, and quantized.
 struct Builders {
     dense: fn(VarBuilder, &ModelConfig) -> Result<Box<dyn CandleModel>>,
-    quantized:
-        fn(Content, &mut dyn ReadSeek, &Device, &ModelConfig) -> Result<Box<dyn CandleModel>>,
+    quantized: QuantizedBuilder,
 }
 
 /// The candle models of each family this engine runs.

@@ -4,18 +4,15 @@
 //! it. No GGUF file is written and no whole model is ever held in f32, so an 8B model at
 //! q4_0 peaks near its final size.
 
-use super::CandleModel;
+use super::{CandleModel, QuantizedBuilder};
 use crate::error::{Error, Result};
-use crate::family::{Family, ModelConfig, ReadSeek};
+use crate::family::{Family, ModelConfig};
 use crate::source::WeightSource;
 use crate::weights::{tensor_bytes, QuantPlan, TensorMaker};
 use candle_core::quantized::gguf_file::{Content, TensorInfo, VersionedMagic};
 use candle_core::Device;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
-
-type QuantizedBuilder =
-    fn(Content, &mut dyn ReadSeek, &Device, &ModelConfig) -> Result<Box<dyn CandleModel>>;
 
 /// Builds the quantized engine from `source` by quantizing every tensor to its planned type.
 pub(super) fn build(

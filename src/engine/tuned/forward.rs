@@ -1,0 +1,351 @@
+//! One forward step: every layer's attention and feed-forward blocks over the new tokens of
+//! every sequence, then the logits of each sequence's last token.
+
+use super::attention::attention;
+use super::{Buffers, Dims, Layer, SequenceCache, TunedEngine};
+use crate::engine::Logits;
+use crate::error::{Error, Result};
+use crate::kernels::matrix::{multiply, Activations, Input, Matrix, Product, RmsNorm, Then};
+use crate::kernels::{ops, Kernels, Pool};
+use half::f16;
+
+/// The shape of one step: `n` new tokens of each of `batch` sequences after `start` cached
+/// positions (`all` = `n × batch` rows), and whether prompts run as GEMMs.
+#[derive(Clone, Copy)]
+struct Step {
+    start: usize,
+    n: usize,
+    batch: usize,
+    all: usize,
+    gemm: bool,
+}
+
+impl TunedEngine {
+    /// Room for `batch` sequences of `positions` each, so steps do not grow the cache (nor
+    /// attention's scores, a row of `positions` per thread).
+    pub(super) fn grow_caches(&mut self, batch: usize, positions: usize) {
+        let (layers, kv) = (self.layers.len(), self.dims.kv());
+        let scores = &mut self.buffers.scores;
+        scores.reserve((self.pool.threads() * positions).saturating_sub(scores.len()));
+        self.caches
+            .resize_with(batch.max(self.caches.len()), || SequenceCache {
+                keys: vec![Vec::new(); layers],
+                values: vec![Vec::new(); layers],
+            });
+        for cache in &mut self.caches[..batch] {
+            for buffer in cache.keys.iter_mut().chain(cache.values.iter_mut()) {
+                buffer.reserve((positions * kv).saturating_sub(buffer.len()));
+            }
+        }
+    }
+
+    /// Runs `n` new tokens of each of `tokens.len() / n` sequences (sequence-major) after the
+    /// cache; returns the logits of each sequence's last token.
+    pub(super) fn forward(&mut self, tokens: &[u32], n: usize) -> Result<&Logits> {
+        let d = self.dims;
+        let start = self.position;
+        if start + n > d.context {
+            return Err(Error::ContextOverflow {
+                prompt_tokens: start,
+                new_tokens: n,
+                context_length: d.context,
+            });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= d.vocab) {
+            return Err(Error::InvalidSetting {
+                name: "token id",
+                reason: format!("{bad} is outside the vocabulary of {}", d.vocab),
+            });
+        }
+        let batch = tokens.len() / n;
+        // Prompts of many tokens run their products as GEMMs (decided per sequence, so a
+        // batch of prompts computes each as that prompt alone would).
+        let step = Step {
+            start,
+            n,
+            batch,
+            all: tokens.len(),
+            gemm: n >= GEMM_MIN_TOKENS,
+        };
+        self.grow_caches(batch, start + n);
+        let Self {
+            kernels,
+            pool,
+            embedding,
+            layers,
+            norm,
+            output,
+            inv_freq,
+            caches,
+            buffers: b,
+            logits,
+            ..
+        } = self;
+        b.size_for(&d, step);
+        let half = d.head_dim / 2;
+        for (i, turns) in b.turns.chunks_exact_mut(half).enumerate() {
+            ops::rope_turns(start + i, inv_freq, turns);
+        }
+        for (&id, x) in tokens.iter().zip(b.x.chunks_exact_mut(d.hidden)) {
+            embedding.row_into(id as usize, x);
+        }
+        for (l, layer) in layers.iter().enumerate() {
+            attention_block(pool, kernels, &d, step, layer, l, b, caches);
+            feed_forward_block(pool, kernels, &d, step, layer, b);
+        }
+        let output = output.as_ref().unwrap_or(embedding);
+        last_logits(pool, kernels, &d, step, norm, output, b, logits);
+        self.position = start + n;
+        self.batch = batch;
+        Ok(&self.logits)
+    }
+}
+
+impl Buffers {
+    /// Every buffer at the size this step needs (they only grow: no step allocates once the
+    /// largest request has run).
+    fn size_for(&mut self, d: &Dims, step: Step) {
+        let (all, h, kv) = (step.all, d.hidden, d.kv());
+        for (buffer, len) in [
+            (&mut self.x, all * h),
+            (&mut self.q, all * h),
+            (&mut self.k, all * kv),
+            (&mut self.v, all * kv),
+            (&mut self.attended, all * h),
+            (&mut self.projected, all * h),
+            (&mut self.gate, all * d.intermediate),
+            (&mut self.up, all * d.intermediate),
+        ] {
+            buffer.resize(len, 0.0);
+        }
+        self.turns.resize(step.n * (d.head_dim / 2), (0.0, 0.0));
+    }
+}
+
+fn rms<'a>(weight: &'a [f32], d: &Dims) -> Option<RmsNorm<'a>> {
+    Some(RmsNorm { weight, eps: d.eps })
+}
+
+/// Attention: the normed input through q/k/v (one operation), RoPE, the new keys and values
+/// into each sequence's cache, attention over it, the output projection added to `x`.
+#[allow(clippy::too_many_arguments)]
+fn attention_block(
+    pool: &mut Pool,
+    k: &Kernels,
+    d: &Dims,
+    step: Step,
+    layer: &Layer,
+    l: usize,
+    b: &mut Buffers,
+    caches: &mut [SequenceCache],
+) {
+    let Step {
+        start,
+        n,
+        batch,
+        all,
+        gemm,
+    } = step;
+    let (h, kv, half) = (d.hidden, d.kv(), d.head_dim / 2);
+    feed(
+        pool,
+        &mut b.acts,
+        &b.x,
+        all,
+        rms(&layer.attn_norm, d),
+        &[&layer.q, &layer.k, &layer.v],
+        gemm,
+    );
+    multiply(
+        pool,
+        k,
+        &mut b.acts,
+        &mut [
+            Product {
+                matrix: &layer.q,
+                out: &mut b.q,
+            },
+            Product {
+                matrix: &layer.k,
+                out: &mut b.k,
+            },
+            Product {
+                matrix: &layer.v,
+                out: &mut b.v,
+            },
+        ],
+        Then::Nothing,
+    );
+    // Row t is token t % n of its sequence.
+    for (t, (q, key)) in
+        b.q.chunks_exact_mut(h)
+            .zip(b.k.chunks_exact_mut(kv))
+            .enumerate()
+    {
+        let turns = &b.turns[(t % n) * half..(t % n + 1) * half];
+        ops::rope(q, turns);
+        ops::rope(key, turns);
+    }
+    for (s, cache) in caches[..batch].iter_mut().enumerate() {
+        let rows = s * n * kv..(s + 1) * n * kv;
+        cache.keys[l].truncate(start * kv);
+        cache.keys[l].extend(b.k[rows.clone()].iter().map(|&v| f16::from_f32(v)));
+        cache.values[l].truncate(start * kv);
+        cache.values[l].extend(b.v[rows].iter().map(|&v| f16::from_f32(v)));
+    }
+    b.q16.clear();
+    b.q16.extend(b.q.iter().map(|&v| f16::from_f32(v)));
+    attention(
+        pool,
+        k,
+        d,
+        caches,
+        l,
+        (start, n, batch),
+        &b.q16,
+        &mut b.attended,
+        &mut b.scores,
+    );
+    feed(pool, &mut b.acts, &b.attended, all, None, &[&layer.o], gemm);
+    multiply(
+        pool,
+        k,
+        &mut b.acts,
+        &mut [Product {
+            matrix: &layer.o,
+            out: &mut b.projected,
+        }],
+        Then::Nothing,
+    );
+    add(&mut b.x, &b.projected);
+}
+
+/// Feed-forward: the normed input through gate/up (one operation, SiLU gating fused into
+/// it), then down, added to `x`.
+fn feed_forward_block(
+    pool: &mut Pool,
+    k: &Kernels,
+    d: &Dims,
+    step: Step,
+    layer: &Layer,
+    b: &mut Buffers,
+) {
+    feed(
+        pool,
+        &mut b.acts,
+        &b.x,
+        step.all,
+        rms(&layer.ffn_norm, d),
+        &[&layer.gate, &layer.up],
+        step.gemm,
+    );
+    multiply(
+        pool,
+        k,
+        &mut b.acts,
+        &mut [
+            Product {
+                matrix: &layer.gate,
+                out: &mut b.gate,
+            },
+            Product {
+                matrix: &layer.up,
+                out: &mut b.up,
+            },
+        ],
+        Then::SiluMul,
+    );
+    feed(
+        pool,
+        &mut b.acts,
+        &b.gate,
+        step.all,
+        None,
+        &[&layer.down],
+        step.gemm,
+    );
+    multiply(
+        pool,
+        k,
+        &mut b.acts,
+        &mut [Product {
+            matrix: &layer.down,
+            out: &mut b.projected,
+        }],
+        Then::Nothing,
+    );
+    add(&mut b.x, &b.projected);
+}
+
+/// The logits of each sequence's last token only: its row normed, through the output matrix
+/// (or the tied embedding), written in place into `logits`.
+#[allow(clippy::too_many_arguments)]
+fn last_logits(
+    pool: &mut Pool,
+    k: &Kernels,
+    d: &Dims,
+    step: Step,
+    norm: &[f32],
+    output: &Matrix,
+    b: &mut Buffers,
+    logits: &mut Logits,
+) {
+    let h = d.hidden;
+    b.last.clear();
+    for s in 0..step.batch {
+        let last = (s * step.n + step.n - 1) * h;
+        b.last.extend_from_slice(&b.x[last..last + h]);
+    }
+    feed(
+        pool,
+        &mut b.acts,
+        &b.last,
+        step.batch,
+        rms(norm, d),
+        &[output],
+        false,
+    );
+    logits.vocab = d.vocab;
+    logits.data.resize(step.batch * d.vocab, 0.0);
+    multiply(
+        pool,
+        k,
+        &mut b.acts,
+        &mut [Product {
+            matrix: output,
+            out: &mut logits.data,
+        }],
+        Then::Nothing,
+    );
+}
+
+/// Prompt length from which f32, f16 and bf16 products (and block-format ones whose rows do not
+/// come in groups of eight) run as GEMMs; below it, one dot product per row and token.
+/// Interleaved block formats take their four-token kernels either way. The GEMM path wins on
+/// short f32 prompts already; the threshold itself is not tuned further.
+const GEMM_MIN_TOKENS: usize = 8;
+
+/// Hands `x` (`tokens` rows), normed first when `norm` is given, to the next products with
+/// `matrices`, on the chosen path: quantized when any of them is in a block format.
+fn feed(
+    pool: &mut Pool,
+    acts: &mut Activations,
+    x: &[f32],
+    tokens: usize,
+    norm: Option<RmsNorm>,
+    matrices: &[&Matrix],
+    gemm: bool,
+) {
+    let input = Input {
+        norm,
+        quantize: matrices.iter().any(|m| m.quantized()),
+        gemm,
+    };
+    acts.set(pool, x, tokens, x.len() / tokens, input);
+}
+
+fn add(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
