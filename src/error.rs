@@ -81,6 +81,9 @@ pub enum Error {
         value: f32,
     },
 
+    #[error("{dir} is being written by another llm-bench run ({holder}): wait for it to finish, or pass another --out")]
+    OutputLocked { dir: PathBuf, holder: String },
+
     #[error("the prompt tokenizes to zero tokens: give a non-empty prompt")]
     EmptyPrompt,
 

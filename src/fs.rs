@@ -117,6 +117,55 @@ fn special_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
     })
 }
 
+/// The file in an output folder that a run holds locked while it writes there.
+pub const LOCK_FILE: &str = ".llm-bench.lock";
+
+/// An output folder held by this process: a second run into it is refused while this lives.
+/// The lock is the operating system's (`flock`), so it ends with the process however that
+/// ends, and a killed run leaves no stale lock.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Takes `dir` for this run, or names the run that holds it.
+pub fn lock_output_dir(dir: &Path) -> Result<DirLock> {
+    use std::io::{Read, Seek};
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::write(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(Error::OutputLocked {
+                dir: dir.into(),
+                holder: match holder.trim() {
+                    "" => "a process that has not named itself yet".into(),
+                    named => named.to_string(),
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::write(&path, e)),
+    }
+    let me = format!(
+        "pid {}: {}",
+        std::process::id(),
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(me.as_bytes()))
+        .map_err(|e| Error::write(&path, e))?;
+    Ok(DirLock { _file: file })
+}
+
 /// Checks that `dir` can take files, before any work: an unwritable folder is found in a
 /// second, not after a half-hour run, and leaves nothing behind.
 pub fn prepare_output_dir(dir: &Path) -> Result<()> {
@@ -183,6 +232,19 @@ mod tests {
         write_atomically(&fifo, b"through the pipe").unwrap();
         assert_eq!(reader.join().unwrap(), b"through the pipe");
         assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+
+    #[test]
+    fn an_output_folder_is_held_by_one_run_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_output_dir(dir.path()).unwrap();
+        let err = lock_output_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())) && err.contains("another --out"),
+            "{err}"
+        );
+        drop(held);
+        lock_output_dir(dir.path()).unwrap();
     }
 
     #[test]

@@ -632,6 +632,7 @@ fn nan_weights_stop_the_request_instead_of_emitting_token_zero() {
             "--quick",
             "--phases",
             "latency",
+            "--no-bandwidth",
             "--out",
             out_dir.to_str().unwrap(),
         ],
@@ -668,4 +669,39 @@ fn a_single_generated_token_reports_decode_as_not_measured() {
     let out = cli(&json_args, &[]);
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(value["decode_tokens_per_s"].is_null(), "{value}");
+}
+
+#[test]
+fn a_second_run_into_a_held_output_folder_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(&dir.path().join("model"), &tiny_config(257, 256));
+    let out = dir.path().join("results");
+    std::fs::create_dir_all(&out).unwrap();
+    let held = llm_bench::fs::lock_output_dir(&out).unwrap();
+    let model = dir.path().join("model");
+    let args = [
+        "run",
+        "--model",
+        model.to_str().unwrap(),
+        "--quick",
+        "--phases",
+        "latency",
+        "--no-bandwidth",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let refused = cli(&args, &[]);
+    assert_exit_2(
+        &refused,
+        &[
+            "results",
+            "another llm-bench run",
+            &format!("pid {}", std::process::id()),
+        ],
+    );
+    assert!(!out.join("results.json").exists());
+    drop(held);
+    let ran = cli(&args, &[]);
+    assert!(ran.status.success(), "{}", common::stderr(&ran));
+    assert!(out.join("results.json").is_file());
 }

@@ -57,6 +57,8 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
     check_fits_context(config, &planned[0].1)?;
     // Inputs are valid: only now does the output folder appear.
     crate::fs::prepare_output_dir(&config.out_dir)?;
+    // One run per folder: two would overwrite each other's results.json.
+    let _held = crate::fs::lock_output_dir(&config.out_dir)?;
     warn_if_busy(config.threads);
     let system = SystemInfo::collect(config.threads);
     let bandwidth = if config.measure_bandwidth {
