@@ -43,6 +43,10 @@ pub fn write_vocab_gguf(planned: &Planned, out: &Path) -> Result<Exported> {
 
 fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> {
     let resolved = &planned.resolved;
+    if with_tensors {
+        // The export writes what the family describes: it must not drop what it does not.
+        planned.refuse_unapplied("llm-bench's GGUF export")?;
+    }
     if with_tensors && planned.is_gguf_as_stored() {
         return Err(Error::InvalidSetting {
             name: "--format",

@@ -705,3 +705,51 @@ fn a_second_run_into_a_held_output_folder_is_refused_naming_the_holder() {
     assert!(ran.status.success(), "{}", common::stderr(&ran));
     assert!(out.join("results.json").is_file());
 }
+
+#[test]
+fn what_the_engines_do_not_apply_is_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    // Llama 3.1's per-frequency RoPE factors, as a tensor after the others.
+    let rope_freqs =
+        common::gguf::tiny_llama_gguf_with(dir.path(), "rope-freqs", common::gguf::add_rope_freqs);
+    let scaled = common::gguf::tiny_llama_gguf_with(dir.path(), "scaled", |content, _| {
+        content.metadata.insert(
+            "llama.rope.scaling.type".into(),
+            Value::String("linear".into()),
+        );
+    });
+    let plain = common::gguf::tiny_llama_gguf_with(dir.path(), "plain", |_, _| {});
+    for engine in ["candle", "tuned"] {
+        let out = generate(rope_freqs.to_str().unwrap(), &["--engine", engine]);
+        assert_exit_2(
+            &out,
+            &[
+                "rope-freqs.gguf",
+                "tensor `rope_freqs.weight`",
+                &format!("the {engine} engine does not apply"),
+                "--engine llama-cpp",
+            ],
+        );
+        let out = generate(scaled.to_str().unwrap(), &["--engine", engine]);
+        assert_exit_2(
+            &out,
+            &["scaled.gguf", "llama.rope.scaling.type", "\"linear\""],
+        );
+        let out = generate(plain.to_str().unwrap(), &["--engine", engine]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    }
+    // The export would drop the tensor: refused too, and no file is left.
+    let target = dir.path().join("re-exported.gguf");
+    let out = cli(
+        &[
+            "export",
+            rope_freqs.to_str().unwrap(),
+            "--format",
+            "q8_0",
+            target.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_exit_2(&out, &["rope_freqs.weight", "GGUF export"]);
+    assert!(!target.exists());
+}

@@ -489,3 +489,37 @@ fn the_tuned_engine_is_as_close_to_llama_cpps_logits_as_candle_is() {
         );
     }
 }
+
+/// llama.cpp runs a file llm-bench's own engines refuse (Llama 3.1's `rope_freqs.weight`),
+/// reading it as it is, while a --format that would go through llm-bench's export is refused.
+#[test]
+fn llama_cpp_runs_what_the_other_engines_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let path =
+        common::gguf::tiny_llama_gguf_with(dir.path(), "rope-freqs", common::gguf::add_rope_freqs);
+    let model = path.to_str().unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "generate",
+            "--model",
+            model,
+            "--engine",
+            "llama-cpp",
+            "--prompt",
+            "hi",
+            "--max-new-tokens",
+            "4",
+        ];
+        a.extend_from_slice(extra);
+        a
+    };
+    let out = cli(&args(&[]), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli(&args(&["--format", "q8_0"]), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rope_freqs.weight"),
+        "{}",
+        stderr(&out)
+    );
+}

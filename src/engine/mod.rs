@@ -133,8 +133,12 @@ pub static ENGINES: &[EngineEntry] = &[
         build: Some(llama_cpp::build),
         #[cfg(not(feature = "llama-cpp"))]
         build: None,
-        // Anything the GGUF export writes.
-        supports: |_| Ok(()),
+        // A GGUF file as it is, whatever it holds; anything else through the GGUF export, which
+        // writes what the family describes and so must not drop what it does not.
+        supports: |planned| match planned.is_gguf_as_stored() {
+            true => Ok(()),
+            false => planned.refuse_unapplied("llm-bench's GGUF export, which llama-cpp then reads,"),
+        },
     },
 ];
 

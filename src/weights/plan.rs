@@ -108,6 +108,59 @@ impl Planned {
     pub fn weight_bytes(&self) -> u64 {
         weight_bytes(&self.layout.tensors)
     }
+
+    /// What a GGUF file holds that changes the model's arithmetic but that the family's
+    /// description does not cover, so an engine computing the model from that description
+    /// would run a different one: tensors the family does not declare (Llama 3.1-3.3's
+    /// `rope_freqs.weight`, its per-frequency RoPE scaling) and RoPE scaling metadata.
+    pub fn unapplied(&self) -> Vec<String> {
+        let Weights::Gguf(gguf) = &self.resolved.weights else {
+            return vec![];
+        };
+        let declared: std::collections::HashSet<String> =
+            (self.resolved.family.tensors)(&self.resolved.config)
+                .into_iter()
+                .map(|s| s.gguf_name)
+                .collect();
+        let mut found: Vec<String> = gguf
+            .content
+            .tensor_infos
+            .keys()
+            .filter(|name| !declared.contains(*name))
+            .map(|name| format!("tensor `{name}`"))
+            .collect();
+        found.sort();
+        let family = self.resolved.family.name;
+        if let Some(kind) = gguf
+            .content
+            .metadata
+            .get(&format!("{family}.rope.scaling.type"))
+            .and_then(|v| v.to_string().ok())
+            .filter(|kind| kind.as_str() != "none")
+        {
+            found.push(format!("metadata `{family}.rope.scaling.type` = {kind:?}"));
+        }
+        found
+    }
+
+    /// Refuses, for an engine that computes the model from the family's description (not from
+    /// the file itself), a file holding what [`Self::unapplied`] finds.
+    pub fn refuse_unapplied(&self, what: &str) -> Result<()> {
+        let found = self.unapplied();
+        if found.is_empty() {
+            return Ok(());
+        }
+        Err(Error::InvalidSetting {
+            name: "--engine",
+            reason: format!(
+                "{} holds {}, which changes the model's arithmetic and which {what} does not apply: it would run a different model. Run the file as it is with --engine llama-cpp (built with --features llama-cpp)",
+                self.resolved
+                    .source_path()
+                    .map_or_else(|| self.resolved.spec.to_string(), |p| p.display().to_string()),
+                found.join(", ")
+            ),
+        })
+    }
 }
 
 /// Bytes the tensors take in memory, each in its storage type.

@@ -65,7 +65,9 @@ impl Writer {
             Value::Bool(x) => scalar(self, &[*x as u8]),
             Value::String(s) => self.string(s),
             Value::Array(items) => {
-                let element = items.first().map_or(4, type_code);
+                // An empty array is written as one of strings, as llm-bench's export writes it
+                // (merges of a byte-level vocabulary): llama.cpp reads them as strings.
+                let element = items.first().map_or(8, type_code);
                 self.u32(Field::ValueType, element);
                 self.u64(Field::ArrayLength, items.len() as u64);
                 for item in items {
@@ -84,7 +86,7 @@ fn ggml_code(t: candle_core::quantized::GgmlDType) -> u32 {
         .expect("a GGUF type")
 }
 
-/// Encodes `content` as a GGUF v3 header (keys and tensors sorted by name), padded to its
+/// Encodes `content` as a GGUF v3 header (keys sorted by name, tensors by data offset), padded to its
 /// alignment: append the original tensor data region to get a whole file.
 pub fn encode(content: &Content) -> Header {
     let mut w = Writer {
@@ -102,8 +104,9 @@ pub fn encode(content: &Content) -> Header {
         w.u32(Field::ValueType, type_code(value));
         w.value(value);
     }
+    // Tensors listed in the order of their data, as llama.cpp requires of a file it loads.
     let mut names: Vec<&String> = content.tensor_infos.keys().collect();
-    names.sort();
+    names.sort_by_key(|name| (content.tensor_infos[*name].offset, *name));
     for name in names {
         let info = &content.tensor_infos[name];
         w.string(name);
@@ -214,4 +217,64 @@ pub fn write_edited(path: &std::path::Path, edit: impl FnOnce(&mut Content)) {
     let mut bytes = header.bytes;
     bytes.extend_from_slice(&data);
     std::fs::write(path, bytes).unwrap();
+}
+
+/// A model exported to GGUF by llm-bench in `format`, then edited (`edit` gets the header and
+/// the tensor data), written as `dir/name.gguf`.
+pub fn exported_gguf_with(
+    dir: &std::path::Path,
+    name: &str,
+    spec: llm_bench::ModelSpec,
+    format: &str,
+    edit: impl FnOnce(&mut Content, &mut Vec<u8>),
+) -> std::path::PathBuf {
+    let exported = dir.join(format!("{name}-as-exported.gguf"));
+    let planned = llm_bench::model::plan(&spec, Some(format.parse().unwrap())).unwrap();
+    llm_bench::export::write_gguf(&planned, &exported).unwrap();
+    let bytes = std::fs::read(&exported).unwrap();
+    let mut content =
+        llm_bench::source::gguf_header::read(&mut std::io::Cursor::new(&bytes), bytes.len() as u64)
+            .unwrap();
+    let mut data = bytes[content.tensor_data_offset as usize..].to_vec();
+    edit(&mut content, &mut data);
+    let mut file = encode(&content).bytes;
+    file.extend_from_slice(&data);
+    let path = dir.join(format!("{name}.gguf"));
+    std::fs::write(&path, file).unwrap();
+    path
+}
+
+/// A tiny Llama (hidden 64, 4 heads) through [`exported_gguf_with`] in f32.
+pub fn tiny_llama_gguf_with(
+    dir: &std::path::Path,
+    name: &str,
+    edit: impl FnOnce(&mut Content, &mut Vec<u8>),
+) -> std::path::PathBuf {
+    let folder = dir.join(format!("{name}-model"));
+    super::write_tiny_llama(&folder, &super::tiny_config(257, 256));
+    exported_gguf_with(
+        dir,
+        name,
+        llm_bench::ModelSpec::LocalDir(folder),
+        "f32",
+        edit,
+    )
+}
+
+/// What a Llama 3.1 file carries and the family does not describe: its per-frequency RoPE
+/// factors (`rope_freqs.weight`, head size / 2 of them), appended after the other tensors.
+pub fn add_rope_freqs(content: &mut Content, data: &mut Vec<u8>) {
+    let key = |k: &str| content.metadata[k].to_u32().unwrap() as usize;
+    let half = key("llama.embedding_length") / key("llama.attention.head_count") / 2;
+    let offset = (data.len() as u64).next_multiple_of(32);
+    data.resize(offset as usize, 0);
+    data.extend((0..half).flat_map(|i| (1.0f32 + i as f32).to_le_bytes()));
+    content.tensor_infos.insert(
+        "rope_freqs.weight".into(),
+        candle_core::quantized::gguf_file::TensorInfo {
+            ggml_dtype: candle_core::quantized::GgmlDType::F32,
+            shape: vec![half].into(),
+            offset,
+        },
+    );
 }

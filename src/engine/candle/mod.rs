@@ -22,7 +22,7 @@ pub const ENTRY: EngineEntry = EngineEntry {
     loads: super::Loads::Sources,
     about: "stock candle 0.11 (candle-transformers' Llama, dense or quantized)",
     build: Some(build),
-    supports: |_| Ok(()),
+    supports: |planned| planned.refuse_unapplied("the candle engine"),
 };
 
 /// What an architecture's candle model does; only this engine sees candle's types.

@@ -33,6 +33,7 @@ const NORM_FORMATS: &[&str] = &["f32", "f16", "bf16"];
 
 /// Refuses, before anything loads, what the kernels cannot run.
 fn supports(planned: &Planned) -> Result<()> {
+    planned.refuse_unapplied("the tuned engine")?;
     let family = planned.resolved.family.name;
     if family != "llama" {
         return Err(Error::InvalidSetting {
