@@ -189,14 +189,18 @@ fn assert_exit_2(out: &std::process::Output, needles: &[&str]) {
     assert_fails_with(out, needles);
 }
 
-/// The real GGUF with one metadata key set to `value`, run through `generate`.
-fn gguf_with(key: &str, value: Value) -> std::process::Output {
+/// The real GGUF with one metadata key set to `value`, run through `generate`: exit 2, with
+/// the file's name and every `needle` in the message.
+fn assert_gguf_key_refused(key: &str, value: Value, needles: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("edited.gguf");
     write_edited(&path, |c| {
         c.metadata.insert(key.into(), value);
     });
-    generate(path.to_str().unwrap(), &[])
+    let out = generate(path.to_str().unwrap(), &[]);
+    let mut all = vec!["edited.gguf"];
+    all.extend_from_slice(needles);
+    assert_exit_2(&out, &all);
 }
 
 #[test]
@@ -239,10 +243,7 @@ fn gguf_metadata_that_breaks_the_arithmetic_is_refused_by_key() {
             &["llama.rope.freq_base", "positive number"][..],
         ),
     ] {
-        let out = gguf_with(key, value);
-        let mut all = vec!["edited.gguf"];
-        all.extend_from_slice(needles);
-        assert_exit_2(&out, &all);
+        assert_gguf_key_refused(key, value, needles);
     }
 }
 
@@ -495,10 +496,7 @@ fn gguf_metadata_of_the_wrong_type_is_refused_not_defaulted() {
             &["general.alignment", "U32 power of two"][..],
         ),
     ] {
-        let out = gguf_with(key, value);
-        let mut all = vec!["edited.gguf"];
-        all.extend_from_slice(needles);
-        assert_exit_2(&out, &all);
+        assert_gguf_key_refused(key, value, needles);
     }
 }
 
@@ -752,4 +750,32 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
     );
     assert_exit_2(&out, &["rope_freqs.weight", "GGUF export"]);
     assert!(!target.exists());
+}
+
+#[test]
+fn counts_no_run_could_finish_are_refused_before_anything_is_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_llama(dir.path(), &tiny_config(257, 256));
+    let model = dir.path().to_str().unwrap();
+    for (flag, value) in [
+        ("--prompts-per-point", "18446744073709551615"),
+        ("--runs", "100000000"),
+        ("--throughput-rounds", "18446744073709551615"),
+    ] {
+        let out_dir = dir.path().join("results");
+        let out = cli(
+            &[
+                "run",
+                "--model",
+                model,
+                flag,
+                value,
+                "--out",
+                out_dir.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_exit_2(&out, &[flag, "requests", "at most 100000"]);
+        assert!(!out_dir.exists(), "{flag}: an output folder was made");
+    }
 }

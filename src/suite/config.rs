@@ -42,6 +42,10 @@ pub struct SuiteConfig {
     pub out_dir: PathBuf,
 }
 
+/// The most requests one phase may make: far past any useful run (days of requests), far
+/// below what the traces kept for them would take of memory.
+pub const MAX_REQUESTS_PER_PHASE: usize = 100_000;
+
 impl SuiteConfig {
     /// Full runs: 5 passes over the prompts for latency, 4 for throughput, 64 new tokens.
     /// Quick runs: one pass, 32 new tokens, 2 prompts per point.
@@ -92,6 +96,30 @@ impl SuiteConfig {
             return Err(Error::NoPrompts {
                 path: self.prompts.source.clone().into(),
             });
+        }
+        // Every request is kept (its trace in memory, then in results.json): a count no run
+        // could finish is refused before anything is allocated for it.
+        let prompts = self.prompts.list.len();
+        for (name, count, per_prompt) in [
+            ("--runs", self.runs, true),
+            ("--throughput-rounds", self.throughput_rounds, true),
+            ("--prompts-per-point", self.prompts_per_point, false),
+        ] {
+            let requests = if per_prompt {
+                count.checked_mul(prompts)
+            } else {
+                Some(count)
+            };
+            if requests.is_none_or(|r| r > MAX_REQUESTS_PER_PHASE) {
+                return Err(Error::InvalidSetting {
+                    name,
+                    reason: format!(
+                        "{count}{} would make {} requests in one phase, each kept in results.json; at most {MAX_REQUESTS_PER_PHASE} are allowed",
+                        if per_prompt { format!(" × {prompts} prompts") } else { String::new() },
+                        requests.map_or("more than 2^64".to_string(), |r| r.to_string())
+                    ),
+                });
+            }
         }
         for (name, list) in [
             ("--batch-sizes", &self.batch_sizes),
