@@ -250,6 +250,95 @@ fn sample_times_of_zero_or_below_are_refused_not_compared() {
     }
 }
 
+/// `sample.json` with these iteration counts and times, beside a sound `main` run.
+fn gate_on_sample(iters: serde_json::Value, times: serde_json::Value) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_run(d, "g/a", "main", &samples(1e6, 0.01, 0));
+    write_run(d, "g/a", "new", &[1.0]);
+    let sample = serde_json::json!({"sampling_mode": "Flat", "iters": iters, "times": times});
+    std::fs::write(d.join("g/a/new/sample.json"), sample.to_string()).unwrap();
+    gate_cli(d, &[])
+}
+
+#[test]
+fn overflowing_fractional_and_oversized_samples_are_refused() {
+    let huge = vec![1.7e308; 30];
+    let started = std::time::Instant::now();
+    for (iters, times, needles) in [
+        // Medians of these overflow to inf and their change to NaN: "NaN ns ... unchanged".
+        (
+            serde_json::json!(vec![1.0; 30]),
+            serde_json::json!(huge),
+            &["times[0] / iters[0]", "not a measurement"][..],
+        ),
+        (
+            serde_json::json!(vec![1e-300; 30]),
+            serde_json::json!(vec![1e6; 30]),
+            &["iters[0] is 1e-300", "whole numbers"][..],
+        ),
+        (
+            serde_json::json!(vec![0.5; 30]),
+            serde_json::json!(vec![1e6; 30]),
+            &["iters[0] is 0.5"][..],
+        ),
+        // A million samples a side would keep the bootstrap busy for a minute.
+        (
+            serde_json::json!(vec![1.0; 1_000_000]),
+            serde_json::json!(vec![1e6; 1_000_000]),
+            &["1000000 samples", "at most 100000", "sample_size"][..],
+        ),
+    ] {
+        let out = gate_on_sample(iters, times);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_fails_with(&out, &[&["g/a/new/sample.json"][..], needles].concat());
+    }
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+}
+
+#[test]
+fn two_folders_with_one_full_id_are_refused_not_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_run(d, "g/a", "main", &samples(1e6, 0.01, 0));
+    write_run(d, "g/a", "new", &samples(1e6, 0.01, 1));
+    // A second folder (an old Criterion version's directory name) claiming the same id.
+    write_run(d, "g/a_old", "new", &samples(2e6, 0.01, 1));
+    let text = std::fs::read_to_string(d.join("g/a_old/new/benchmark.json")).unwrap();
+    let text = text.replace("\"full_id\":\"g/a_old\"", "\"full_id\":\"g/a\"");
+    std::fs::write(d.join("g/a_old/new/benchmark.json"), text).unwrap();
+    let out = gate_cli(d, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_fails_with(
+        &out,
+        &["full_id \"g/a\"", "two folders", "remove the stale one"],
+    );
+}
+
+#[test]
+fn rounds_named_ambiguously_are_refused_not_collapsed() {
+    for stray in ["a.01", "a.+1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for k in 1..=3 {
+            write_run(d, "g/x", &format!("a.{k}"), &samples(1e6, 0.01, k));
+            write_run(d, "g/x", &format!("b.{k}"), &samples(1e6, 0.01, k));
+        }
+        write_run(d, "g/x", stray, &samples(3e6, 0.01, 9));
+        let out = paired_cli(d, "b", &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_fails_with(
+            &out,
+            &[
+                &format!("\"{stray}\""),
+                "round 1",
+                "a.1",
+                "rename or remove",
+            ],
+        );
+    }
+}
+
 #[test]
 fn a_closed_stdout_keeps_the_verdict_as_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,6 +12,14 @@ use std::time::SystemTime;
 /// The file beside Criterion's `sample.json` that says how busy the machine was.
 pub const USAGE_FILE: &str = "llm-bench-usage.json";
 
+/// The most samples one benchmark's run may hold (Criterion's default is 100): the gate's
+/// bootstrap draws every sample 2,000 times, so this bounds its time at a few seconds.
+pub const MAX_SAMPLES: usize = 100_000;
+
+/// The longest per-iteration time a sample may give, in nanoseconds (about 11.6 days): no
+/// benchmark iteration takes longer, and the statistics stay finite below it.
+pub const MAX_ITERATION_NS: f64 = 1e15;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Throughput {
     Bytes(u64),
@@ -80,49 +88,35 @@ pub fn read_run(dir: &Path, run: &str) -> Result<BTreeMap<String, Measurement>> 
         let bad_sample = |detail: String| {
             crate::paths::corrupt(run_dir.join("sample.json"), "Criterion sample", detail)
         };
-        if sample.iters.len() != sample.times.len() || sample.iters.is_empty() {
-            return Err(bad_sample(format!(
-                "{} iteration counts for {} times",
-                sample.iters.len(),
-                sample.times.len()
-            )));
-        }
-        // A time of 0 or below, or not finite, would give a change of inf or NaN, or count
-        // as an improvement: no real measurement looks like that.
-        let positive = |x: &f64| x.is_finite() && *x > 0.0;
-        if let Some(i) = sample.iters.iter().position(|n| !positive(n)) {
-            return Err(bad_sample(format!(
-                "iters[{i}] is {}; iteration counts must be positive",
-                sample.iters[i]
-            )));
-        }
-        if let Some(i) = sample.times.iter().position(|t| !positive(t)) {
-            return Err(bad_sample(format!(
-                "times[{i}] is {} ns; sample times must be positive",
-                sample.times[i]
-            )));
-        }
-        let per_iteration_ns = sample
-            .times
-            .iter()
-            .zip(&sample.iters)
-            .map(|(t, n)| t / n)
-            .collect();
+        let per_iteration_ns = per_iteration(&sample).map_err(bad_sample)?;
         // A usage file is a note beside the measurement: one that cannot be read, or is older
         // than the samples (a later run without llm-bench's benches replaced them), is absent.
         let usage = fresh_beside(&run_dir.join(USAGE_FILE), &run_dir.join("sample.json"))
             .then(|| read_json::<Usage>(&run_dir.join(USAGE_FILE)).ok())
             .flatten();
-        found.insert(
-            benchmark.full_id.clone(),
-            Measurement {
-                id: benchmark.full_id,
-                per_iteration_ns,
-                throughput: benchmark.throughput,
-                usage,
-            },
-        );
+        let measurement = Measurement {
+            id: benchmark.full_id.clone(),
+            per_iteration_ns,
+            throughput: benchmark.throughput,
+            usage,
+        };
+        if let Some(first) = found.insert(benchmark.full_id.clone(), (run_dir.clone(), measurement))
+        {
+            return Err(crate::paths::corrupt(
+                run_dir.join("benchmark.json"),
+                "Criterion benchmark",
+                format!(
+                    "full_id \"{}\" is also the id of {}: two folders hold one benchmark's \
+                     run \"{run}\"; remove the stale one (or run `cargo bench` into a clean \
+                     target/criterion)",
+                    benchmark.full_id,
+                    first.0.display()
+                ),
+            ));
+        }
     }
+    let found: BTreeMap<String, Measurement> =
+        found.into_iter().map(|(id, (_, m))| (id, m)).collect();
     if found.is_empty() {
         return Err(Error::BaselineMissing {
             name: run.into(),
@@ -130,6 +124,55 @@ pub fn read_run(dir: &Path, run: &str) -> Result<BTreeMap<String, Measurement>> 
         });
     }
     Ok(found)
+}
+
+/// Each sample's time per iteration, or what is wrong with the sample file.
+fn per_iteration(sample: &SampleFile) -> std::result::Result<Vec<f64>, String> {
+    if sample.iters.len() != sample.times.len() || sample.iters.is_empty() {
+        return Err(format!(
+            "{} iteration counts for {} times",
+            sample.iters.len(),
+            sample.times.len()
+        ));
+    }
+    if sample.times.len() > MAX_SAMPLES {
+        return Err(format!(
+            "{} samples; the gate reads at most {MAX_SAMPLES} per benchmark (Criterion's \
+             default is 100): lower the group's sample_size",
+            sample.times.len()
+        ));
+    }
+    // A time of 0 or below, or not finite, would give a change of inf or NaN, or count as an
+    // improvement; a fractional iteration count is no count at all. No real measurement looks
+    // like that.
+    let whole = |n: &f64| n.is_finite() && *n >= 1.0 && n.fract() == 0.0;
+    if let Some(i) = sample.iters.iter().position(|n| !whole(n)) {
+        return Err(format!(
+            "iters[{i}] is {:?}; iteration counts must be positive whole numbers",
+            sample.iters[i]
+        ));
+    }
+    let positive = |x: &f64| x.is_finite() && *x > 0.0;
+    if let Some(i) = sample.times.iter().position(|t| !positive(t)) {
+        return Err(format!(
+            "times[{i}] is {:?} ns; sample times must be positive",
+            sample.times[i]
+        ));
+    }
+    let per_iteration: Vec<f64> = sample
+        .times
+        .iter()
+        .zip(&sample.iters)
+        .map(|(t, n)| t / n)
+        .collect();
+    if let Some(i) = per_iteration.iter().position(|t| *t > MAX_ITERATION_NS) {
+        return Err(format!(
+            "times[{i}] / iters[{i}] is {:e} ns per iteration, above {MAX_ITERATION_NS:e} ns \
+             (11.6 days): not a measurement",
+            per_iteration[i]
+        ));
+    }
+    Ok(per_iteration)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
@@ -178,13 +221,25 @@ fn fresh_beside(note: &Path, data: &Path) -> bool {
 pub fn read_rounds(dir: &Path, name: &str) -> Result<BTreeMap<u32, BTreeMap<String, Measurement>>> {
     let mut rounds = BTreeMap::new();
     for run in run_names(dir) {
-        let round = run
-            .strip_prefix(name)
-            .and_then(|r| r.strip_prefix('.'))
-            .and_then(|k| k.parse::<u32>().ok());
-        if let Some(k) = round {
-            rounds.insert(k, read_run(dir, &run)?);
+        let Some(suffix) = run.strip_prefix(name).and_then(|r| r.strip_prefix('.')) else {
+            continue;
+        };
+        let Ok(k) = suffix.parse::<u32>() else {
+            continue;
+        };
+        // `a.01` and `a.+1` parse as round 1 too: taking them as rounds would merge runs.
+        if k.to_string() != suffix {
+            return Err(crate::paths::corrupt(
+                dir,
+                "Criterion output",
+                format!(
+                    "a run is saved as \"{run}\", which reads as round {k} but is not how \
+                     rounds are named ({name}.{k}): rename or remove it, so that no two runs \
+                     claim one round"
+                ),
+            ));
         }
+        rounds.insert(k, read_run(dir, &run)?);
     }
     if rounds.is_empty() {
         return Err(Error::RoundsMissing {
