@@ -87,6 +87,9 @@ pub enum Error {
     #[error("the prompt tokenizes to zero tokens: give a non-empty prompt")]
     EmptyPrompt,
 
+    #[error("the prompt {preview:?} has no token in the model's vocabulary ({tokenizer}): the vocabulary lacks its characters and has no byte fallback; give a prompt in text the model was trained on")]
+    Unencodable { preview: String, tokenizer: String },
+
     #[error("the prompt has {prompt_tokens} tokens and {new_tokens} new tokens were asked for, but the model's context holds {context_length}: shorten the prompt or lower --max-new-tokens")]
     ContextOverflow {
         prompt_tokens: usize,

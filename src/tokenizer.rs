@@ -84,28 +84,55 @@ impl TextTokenizer {
                 })
                 .collect()
         };
-        let model = md
-            .get("tokenizer.ggml.model")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .ok_or_else(|| {
-                field_err(
+        let model = match md.get("tokenizer.ggml.model") {
+            Some(Value::String(model)) => model.clone(),
+            Some(v) => {
+                let problem = crate::family::wrong_gguf_type("tokenizer.ggml.model", v, "STRING");
+                return Err(field_err("tokenizer.ggml.model", problem));
+            }
+            None => {
+                return Err(field_err(
                     "tokenizer.ggml.model",
                     "is missing: this GGUF carries no tokenizer".into(),
-                )
-            })?;
-        let tokens = string_list("tokenizer.ggml.tokens")?;
-        let token_types: Vec<i32> = match md.get("tokenizer.ggml.token_type") {
-            Some(Value::Array(values)) => values.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
-            _ => vec![1; tokens.len()],
+                ))
+            }
         };
-        let id_key = |key: &str| md.get(key).and_then(|v| v.to_u32().ok());
-        let bos = id_key("tokenizer.ggml.bos_token_id");
-        let eos = id_key("tokenizer.ggml.eos_token_id");
-        let add_bos = md
-            .get("tokenizer.ggml.add_bos_token")
-            .and_then(|v| v.to_bool().ok())
-            .unwrap_or(model == "llama");
+        let tokens = string_list("tokenizer.ggml.tokens")?;
+        // Each key is read with the type llama.cpp requires of it: a value of another type is
+        // refused, not replaced by a default.
+        let wrong = |key: &str, v: &Value, expected: &str| {
+            field_err(key, crate::family::wrong_gguf_type(key, v, expected))
+        };
+        let list_of = |key: &str, expected: &str| -> Result<Option<&Vec<Value>>> {
+            match md.get(key) {
+                None => Ok(None),
+                Some(Value::Array(values)) => Ok(Some(values)),
+                Some(v) => Err(wrong(key, v, &format!("ARRAY of {expected}"))),
+            }
+        };
+        let token_types: Vec<i32> = match list_of("tokenizer.ggml.token_type", "I32")? {
+            Some(values) => values
+                .iter()
+                .map(|v| match v {
+                    Value::I32(t) => Ok(*t),
+                    v => Err(wrong("tokenizer.ggml.token_type", v, "ARRAY of I32")),
+                })
+                .collect::<Result<_>>()?,
+            None => vec![1; tokens.len()],
+        };
+        let id_key = |key: &str| match md.get(key) {
+            None => Ok(None),
+            Some(Value::U32(id)) => Ok(Some(*id)),
+            Some(v) => Err(wrong(key, v, "U32")),
+        };
+        let bool_key = |key: &str, default: bool| match md.get(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(wrong(key, v, "BOOL")),
+        };
+        let bos = id_key("tokenizer.ggml.bos_token_id")?;
+        let eos = id_key("tokenizer.ggml.eos_token_id")?;
+        let add_bos = bool_key("tokenizer.ggml.add_bos_token", model == "llama")?;
         // Control (3) and user-defined (4) tokens are matched whole in the text, as llama.cpp does.
         let added_tokens: Vec<Json> = tokens
             .iter()
@@ -119,22 +146,26 @@ impl TextTokenizer {
         let (spec, origin) = match model.as_str() {
             "gpt2" => {
                 let merges = string_list("tokenizer.ggml.merges")?;
-                let pre = md
-                    .get("tokenizer.ggml.pre")
-                    .and_then(|v| v.to_string().ok())
-                    .cloned()
-                    .unwrap_or_else(|| "default".into());
-                (byte_level_bpe(&tokens, &merges, &pre, added_tokens), format!("gguf:gpt2/{pre}"))
+                let pre = match md.get("tokenizer.ggml.pre") {
+                    None => "default".to_string(),
+                    Some(Value::String(pre)) => pre.clone(),
+                    Some(v) => return Err(wrong("tokenizer.ggml.pre", v, "STRING")),
+                };
+                let split = pre_tokenizer(&pre)
+                    .map_err(|problem| field_err("tokenizer.ggml.pre", problem))?;
+                let spec = byte_level_bpe(&tokens, &merges, split, added_tokens);
+                (spec, format!("gguf:gpt2/{pre}"))
             }
             "llama" => {
-                let scores: Vec<f32> = match md.get("tokenizer.ggml.scores") {
-                    Some(Value::Array(values)) => values.iter().map(|v| v.to_f32().unwrap_or(0.0)).collect(),
-                    _ => return Err(field_err("tokenizer.ggml.scores", "is missing".into())),
-                };
-                let add_space_prefix = md
-                    .get("tokenizer.ggml.add_space_prefix")
-                    .and_then(|v| v.to_bool().ok())
-                    .unwrap_or(true);
+                let scores: Vec<f32> = list_of("tokenizer.ggml.scores", "F32")?
+                    .ok_or_else(|| field_err("tokenizer.ggml.scores", "is missing".into()))?
+                    .iter()
+                    .map(|v| match v {
+                        Value::F32(score) => Ok(*score),
+                        v => Err(wrong("tokenizer.ggml.scores", v, "ARRAY of F32")),
+                    })
+                    .collect::<Result<_>>()?;
+                let add_space_prefix = bool_key("tokenizer.ggml.add_space_prefix", true)?;
                 (sentencepiece_bpe(&tokens, &scores, add_space_prefix, added_tokens), "gguf:llama-spm".to_string())
             }
             other => {
@@ -170,7 +201,7 @@ impl TextTokenizer {
             json!({"id": eos_id, "content": "<|endoftext|>", "single_word": false, "lstrip": false,
                                 "rstrip": false, "normalized": false, "special": true}),
         ];
-        let spec = byte_level_bpe(&all, &[], "default", added);
+        let spec = byte_level_bpe(&all, &[], byte_level_split(true), added);
         let inner = serde_json::from_value::<tokenizers::Tokenizer>(spec)
             .expect("the byte-level tokenizer spec is valid");
         Self {
@@ -289,6 +320,13 @@ impl TextTokenizer {
             .inner
             .encode(text, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        // Text the vocabulary cannot spell at all would run as the BOS token alone.
+        if encoding.is_empty() && !text.trim().is_empty() {
+            return Err(Error::Unencodable {
+                preview: text.chars().take(40).collect(),
+                tokenizer: self.origin.clone(),
+            });
+        }
         let mut ids = Vec::with_capacity(encoding.len() + 1);
         ids.extend(self.bos_to_prepend);
         ids.extend_from_slice(encoding.get_ids());
@@ -363,10 +401,53 @@ fn byte_alphabet() -> Vec<char> {
         .collect()
 }
 
+/// The `tokenizer.ggml.pre` values [`byte_level_bpe`] rebuilds as llama.cpp splits them.
+const KNOWN_PRE_TOKENIZERS: [&str; 9] = [
+    "default",
+    "gpt-2",
+    "llama-bpe",
+    "llama3",
+    "llama-v3",
+    "smollm",
+    "starcoder",
+    "refact",
+    "codeshell",
+];
+
+fn byte_level_split(use_regex: bool) -> Json {
+    json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
+}
+
+/// The pre-tokenizer llama.cpp selects by `tokenizer.ggml.pre` (llama-vocab.cpp), spelled as
+/// Hugging Face's tokenizer.json spells the same split.
+fn pre_tokenizer(pre: &str) -> std::result::Result<Json, String> {
+    Ok(match pre {
+        "llama3" | "llama-bpe" | "llama-v3" => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"},
+             "behavior": "Isolated", "invert": false},
+            byte_level_split(false)]}),
+        "smollm" | "starcoder" | "refact" | "codeshell" => {
+            json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": true}, byte_level_split(true)]})
+        }
+        "default" | "gpt-2" => byte_level_split(true),
+        // Any other split (qwen2, deepseek-llm, falcon, ...) would cut text where llama.cpp does
+        // not, and every token count would be wrong.
+        other => {
+            return Err(format!(
+                "is {other:?}, a pre-tokenizer llm-bench cannot rebuild (it rebuilds {}): its \
+                 token ids would differ from llama.cpp's; convert the model with a supported \
+                 pre-tokenizer, or give a model directory with its tokenizer.json",
+                KNOWN_PRE_TOKENIZERS.join(", ")
+            ))
+        }
+    })
+}
+
 fn byte_level_bpe(
     tokens: &[String],
     merges: &[String],
-    pre: &str,
+    pre_tokenizer: Json,
     added_tokens: Vec<Json>,
 ) -> Json {
     let vocab: serde_json::Map<String, Json> = tokens
@@ -374,20 +455,6 @@ fn byte_level_bpe(
         .enumerate()
         .map(|(i, t)| (t.clone(), json!(i)))
         .collect();
-    let byte_level = |use_regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
-    // The pre-tokenizer llama.cpp selects by `tokenizer.ggml.pre` (llama-vocab.cpp), spelled
-    // as Hugging Face's tokenizer.json spells the same split.
-    let pre_tokenizer = match pre {
-        "llama3" | "llama-bpe" | "llama-v3" => json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"},
-             "behavior": "Isolated", "invert": false},
-            byte_level(false)]}),
-        "smollm" | "starcoder" | "refact" | "codeshell" => {
-            json!({"type": "Sequence", "pretokenizers": [
-            {"type": "Digits", "individual_digits": true}, byte_level(true)]})
-        }
-        _ => byte_level(true),
-    };
     json!({
         "version": "1.0", "truncation": null, "padding": null,
         "added_tokens": added_tokens,
@@ -414,12 +481,20 @@ fn sentencepiece_bpe(
         .enumerate()
         .map(|(i, t)| (t.as_str(), i))
         .collect();
+    // A split can only be a merge where both halves are tokens, so only the lengths tokens
+    // have are tried: a 400 KB piece costs a few lookups, not one per character (quadratic).
+    let mut lengths: Vec<usize> = tokens.iter().map(String::len).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
     let mut merges: Vec<(usize, usize, f32)> = Vec::new();
     for (merged_id, piece) in tokens.iter().enumerate() {
-        let mut local: Vec<(usize, usize, f32)> = piece
-            .char_indices()
-            .skip(1)
-            .filter_map(|(split, _)| {
+        let mut local: Vec<(usize, usize, f32)> = lengths
+            .iter()
+            .copied()
+            .take_while(|&split| split < piece.len())
+            .filter(|&split| split > 0 && piece.is_char_boundary(split))
+            .filter(|&split| lengths.binary_search(&(piece.len() - split)).is_ok())
+            .filter_map(|split| {
                 let (l, r) = piece.split_at(split);
                 Some((
                     *ids.get(l)?,
@@ -483,6 +558,55 @@ mod tests {
         let unique: std::collections::HashSet<_> = alphabet.iter().collect();
         assert_eq!(unique.len(), 256);
         assert_eq!(alphabet[b' ' as usize], 'Ġ');
+    }
+
+    #[test]
+    fn sentencepiece_merges_are_every_split_into_two_tokens() {
+        let tokens: Vec<String> = [
+            "<unk>", "▁", "é", "a", "▁é", "éa", "▁éa", "aa", "aaa", "▁aaa",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let scores: Vec<f32> = (0..tokens.len()).map(|i| -(i as f32)).collect();
+        // Every split at every character, as the merges are defined.
+        let mut naive = Vec::new();
+        for (merged, piece) in tokens.iter().enumerate() {
+            for (split, _) in piece.char_indices().skip(1) {
+                let (l, r) = piece.split_at(split);
+                if tokens.iter().any(|t| t == l) && tokens.iter().any(|t| t == r) {
+                    naive.push((scores[merged], l.to_string(), r.to_string()));
+                }
+            }
+        }
+        naive.sort_by(|a, b| b.0.total_cmp(&a.0).then((&a.1, &a.2).cmp(&(&b.1, &b.2))));
+        let spec = sentencepiece_bpe(&tokens, &scores, true, vec![]);
+        let merges: Vec<(String, String)> = spec["model"]["merges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m[0].as_str().unwrap().into(), m[1].as_str().unwrap().into()))
+            .collect();
+        let naive: Vec<(String, String)> = naive.into_iter().map(|(_, l, r)| (l, r)).collect();
+        let (mut a, mut b) = (merges.clone(), naive.clone());
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+        assert_eq!(merges.len(), 8, "{merges:?}");
+    }
+
+    #[test]
+    fn a_huge_piece_builds_in_linear_time() {
+        let mut tokens: Vec<String> = ["<unk>", "▁", "a", "aa"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        tokens.push("a".repeat(400_000));
+        let scores = vec![0.0; tokens.len()];
+        let started = std::time::Instant::now();
+        let spec = sentencepiece_bpe(&tokens, &scores, true, vec![]);
+        assert_eq!(spec["model"]["merges"].as_array().unwrap().len(), 1);
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
     }
 
     #[test]

@@ -620,6 +620,12 @@ fn nan_weights_stop_the_request_instead_of_emitting_token_zero() {
         let out = generate(dir.path().to_str().unwrap(), &["--engine", engine]);
         assert_exit_2(&out, &[engine, "the prefill", "NaN", "weights"]);
     }
+    // Sampling too: not candle's "A weight is negative, too large or not a valid number".
+    let out = generate(
+        dir.path().to_str().unwrap(),
+        &["--strategy", "temperature=0.7"],
+    );
+    assert_exit_2(&out, &["the prefill", "NaN", "weights"]);
     // run stops the format too, and its results hold no NaN.
     let out_dir = dir.path().join("results");
     let out = cli(
@@ -750,6 +756,123 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
     );
     assert_exit_2(&out, &["rope_freqs.weight", "GGUF export"]);
     assert!(!target.exists());
+}
+
+#[test]
+fn a_pre_tokenizer_llm_bench_cannot_rebuild_is_refused_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let qwen_split = common::gguf::tiny_llama_gguf_with(dir.path(), "qwen-split", |content, _| {
+        content
+            .metadata
+            .insert("tokenizer.ggml.pre".into(), Value::String("qwen2".into()));
+    });
+    for engine in ["candle", "tuned"] {
+        let out = generate(qwen_split.to_str().unwrap(), &["--engine", engine]);
+        assert_exit_2(
+            &out,
+            &[
+                "qwen-split.gguf",
+                "tokenizer.ggml.pre",
+                "\"qwen2\"",
+                "cannot rebuild",
+                "llama-bpe",
+            ],
+        );
+    }
+    // Tokenizer keys of the wrong GGUF type are refused, not replaced by defaults.
+    for (key, value, found, expected) in [
+        ("tokenizer.ggml.pre", Value::U32(7), "U32", "STRING"),
+        ("tokenizer.ggml.eos_token_id", Value::I32(256), "I32", "U32"),
+        ("tokenizer.ggml.add_bos_token", Value::U8(1), "U8", "BOOL"),
+    ] {
+        let name = key.replace('.', "-");
+        let path = common::gguf::tiny_llama_gguf_with(dir.path(), &name, |content, _| {
+            content.metadata.insert(key.into(), value);
+        });
+        let out = generate(path.to_str().unwrap(), &["--engine", "tuned"]);
+        assert_exit_2(
+            &out,
+            &[
+                &format!("{name}.gguf"),
+                key,
+                &format!("of type {found}"),
+                &format!("as {expected}"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn prompts_the_vocabulary_cannot_spell_or_the_weights_cannot_embed_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // A byte-level vocabulary without the two bytes of "é" (0xC3 0xA9, spelled "Ã" and "©").
+    let no_e_acute = common::gguf::tiny_llama_gguf_with(dir.path(), "no-e-acute", |content, _| {
+        let Some(Value::Array(tokens)) = content.metadata.get_mut("tokenizer.ggml.tokens") else {
+            panic!("the export writes its vocabulary");
+        };
+        for (i, token) in tokens.iter_mut().enumerate() {
+            if matches!(token, Value::String(t) if t == "Ã" || t == "©") {
+                *token = Value::String(format!("<gone-{i}>"));
+            }
+        }
+    });
+    let out = cli(
+        &[
+            "generate",
+            "--model",
+            no_e_acute.to_str().unwrap(),
+            "--prompt",
+            "éé",
+            "--max-new-tokens",
+            "2",
+        ],
+        &[],
+    );
+    assert_exit_2(
+        &out,
+        &[
+            "\"éé\"",
+            "no token in the model's vocabulary",
+            "byte fallback",
+        ],
+    );
+    // A tokenizer of 257 tokens beside weights with an embedding of 100 rows: "h" would be
+    // id 104, past the embedding (candle said "index-select invalid index").
+    let small = dir.path().join("small-embedding");
+    write_tiny_llama(&small, &tiny_config(100, 256));
+    for engine in ["candle", "tuned"] {
+        let out = generate(small.to_str().unwrap(), &["--engine", engine]);
+        assert_exit_2(
+            &out,
+            &[
+                "257 tokens",
+                "only 100 rows",
+                "does not belong to this model",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_huge_control_token_builds_the_tokenizer_in_bounded_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // The end-of-text token (id 256, a control token) replaced by 100 KB of text.
+    let huge = common::gguf::tiny_llama_gguf_with(dir.path(), "huge-control", |content, _| {
+        let Some(Value::Array(tokens)) = content.metadata.get_mut("tokenizer.ggml.tokens") else {
+            panic!("the export writes its vocabulary");
+        };
+        tokens[256] = Value::String("<|".to_string() + &"x".repeat(100_000) + "|>");
+        let types = (0..257)
+            .map(|i| Value::I32(if i == 256 { 3 } else { 1 }))
+            .collect();
+        content
+            .metadata
+            .insert("tokenizer.ggml.token_type".into(), Value::Array(types));
+    });
+    let started = std::time::Instant::now();
+    let out = generate(huge.to_str().unwrap(), &["--engine", "tuned"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
 }
 
 #[test]
