@@ -201,8 +201,8 @@ pub fn check_request_memory(
         _ => Err(Error::InvalidSetting {
             name: "--batch",
             reason: format!(
-                "batch {batch} of {prompt_tokens} prompt + {new_tokens} new tokens needs about {} GiB (KV cache, activations and weights) but this machine has {:.1} GiB: lower --batch or the token counts",
-                needed.map_or("more than 2^64 bytes".to_string(), |b| format!("{:.1}", gib(b))),
+                "batch {batch} of {prompt_tokens} prompt + {new_tokens} new tokens needs {} (KV cache, activations and weights) but this machine has {:.1} GiB: lower --batch or the token counts",
+                needed.map_or("more than 2^64 bytes".to_string(), |b| format!("about {:.1} GiB", gib(b))),
                 gib(available)
             ),
         }),

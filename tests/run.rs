@@ -618,6 +618,40 @@ fn edited_numbers_that_would_print_nonsense_are_refused_by_location() {
             |v: &mut Value| v["memory_bandwidth"]["read_bytes_per_s"] = 0.into(),
             &["memory_bandwidth", "read_bytes_per_s is 0"][..],
         ),
+        // Figures that contradict one another.
+        (
+            |v: &mut Value| {
+                let request = &mut v["runs"][0]["latency"]["groups"][0]["requests"][0];
+                request["ttft_ms"] = (request["e2e_ms"].as_f64().unwrap() + 1.0).into()
+            },
+            &[
+                "runs[0].latency.groups[0].requests[0]",
+                "ttft_ms",
+                "above e2e_ms",
+            ][..],
+        ),
+        (
+            |v: &mut Value| {
+                let ttft = &mut v["runs"][0]["latency"]["groups"][0]["summary"]["ttft_ms"];
+                ttft["p50"] = (ttft["p99"].as_f64().unwrap() * 2.0).into()
+            },
+            &["groups[0].summary.ttft_ms", "p50", "above p90"][..],
+        ),
+        (
+            |v: &mut Value| {
+                let e2e = &mut v["runs"][0]["latency"]["groups"][0]["summary"]["e2e_ms"];
+                e2e["min"] = (e2e["max"].as_f64().unwrap() * 2.0).into()
+            },
+            &["groups[0].summary.e2e_ms", "min", "above p50"][..],
+        ),
+        (
+            |v: &mut Value| v["runs"][0]["latency"]["groups"][0]["summary"]["requests"] = 0.into(),
+            &["groups[0].summary.requests", "is 0 but the group lists"][..],
+        ),
+        (
+            |v: &mut Value| v["runs"][0]["batch"]["groups"][0]["setting"]["batch"] = 0.into(),
+            &["runs[0].batch.groups[0].setting.batch", "is 0"][..],
+        ),
     ] {
         let (dir, path) = edited_copy(edit);
         for command in ["report", "compare"] {
@@ -629,6 +663,24 @@ fn edited_numbers_that_would_print_nonsense_are_refused_by_location() {
         }
         assert!(!dir.path().join("report.md").exists());
     }
+}
+
+#[test]
+fn a_phase_with_more_requests_than_any_run_makes_is_refused_quickly() {
+    let (dir, path) = edited_copy(|v| {
+        let group = &mut v["runs"][0]["latency"]["groups"][0];
+        let request = group["requests"][0].clone();
+        group["requests"] = Value::Array(vec![request; 100_001]);
+        group["summary"]["requests"] = 100_001.into();
+    });
+    let started = std::time::Instant::now();
+    for command in ["report", "compare"] {
+        let out = cli(&[command, path.to_str().unwrap()], &[]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", stderr(&out));
+        assert_fails_with(&out, &["runs[0].latency", "100001 requests", "100000"]);
+    }
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    assert!(!dir.path().join("report.md").exists());
 }
 
 #[test]

@@ -22,16 +22,31 @@ pub const SCHEMA_ID: &str = "llm-bench/results";
 pub const SCHEMA_VERSION: u32 = 2;
 pub const RESULTS_FILE: &str = "results.json";
 
+/// The most requests one phase may make (and a results file may hold in one phase): far past
+/// any useful run (days of requests), far below what the traces kept for them would take of
+/// memory, and what the reports' statistics get through in seconds.
+pub const MAX_REQUESTS_PER_PHASE: usize = 100_000;
+
 impl Results {
     /// Reads and checks a results file: JSON, the right schema and version, every field.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::NotResults {
-                path: path.into(),
-                problem: format!("it is not valid JSON ({e})"),
-            })?;
-        let schema = value.get("schema").and_then(|s| s.as_str());
+        // Read in passes that keep no tree of the whole file (a phase may hold 100,000
+        // requests): the schema and version first, then the types, and the numbers' signs.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            schema: Option<serde_json::Value>,
+            schema_version: Option<serde_json::Value>,
+        }
+        let head: Head = serde_json::from_slice(&bytes).map_err(|e| Error::NotResults {
+            path: path.into(),
+            problem: if e.is_data() {
+                format!("its top level is not a JSON object ({e})")
+            } else {
+                format!("it is not valid JSON ({e})")
+            },
+        })?;
+        let schema = head.schema.as_ref().and_then(|s| s.as_str());
         if schema != Some(SCHEMA_ID) {
             return Err(Error::NotResults {
                 path: path.into(),
@@ -41,7 +56,7 @@ impl Results {
                 ),
             });
         }
-        let version = value.get("schema_version").and_then(|v| v.as_u64());
+        let version = head.schema_version.as_ref().and_then(|v| v.as_u64());
         if version != Some(SCHEMA_VERSION as u64) {
             return Err(Error::SchemaVersion {
                 path: path.into(),
@@ -49,23 +64,34 @@ impl Results {
                 expected: SCHEMA_VERSION,
             });
         }
-        if let Some((location, number)) = first_negative(&value, String::new()) {
-            return Err(Error::ResultsField {
-                path: path.into(),
-                location,
-                problem: format!(
-                    "{number} is negative; every time, count, rate and size is 0 or more"
-                ),
-            });
+        if has_negative_number(&bytes) {
+            // Only a file with a negative number pays for the tree that locates it.
+            let value: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| Error::NotResults {
+                    path: path.into(),
+                    problem: format!("it is not valid JSON ({e})"),
+                })?;
+            if let Some((location, number)) = first_negative(&value, String::new()) {
+                return Err(Error::ResultsField {
+                    path: path.into(),
+                    location,
+                    problem: format!(
+                        "{number} is negative; every time, count, rate and size is 0 or more"
+                    ),
+                });
+            }
         }
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let results: Results =
-            serde_path_to_error::deserialize(value).map_err(|e| Error::ResultsField {
-                path: path.into(),
-                location: match e.path().to_string() {
-                    root if root == "." => "the top level".into(),
-                    path => path,
-                },
-                problem: e.inner().to_string(),
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                Error::ResultsField {
+                    path: path.into(),
+                    location: match e.path().to_string() {
+                        root if root == "." => "the top level".into(),
+                        path => path,
+                    },
+                    problem: e.inner().to_string(),
+                }
             })?;
         results
             .check()
@@ -107,6 +133,13 @@ impl Results {
                 let Some(phase) = run.phase(name) else {
                     continue;
                 };
+                let requests: usize = phase.groups.iter().map(|g| g.requests.len()).sum();
+                if requests > MAX_REQUESTS_PER_PHASE {
+                    return Err((
+                        format!("runs[{r}].{name}"),
+                        format!("holds {requests} requests; no run makes more than {MAX_REQUESTS_PER_PHASE} in one phase"),
+                    ));
+                }
                 let at = format!("runs[{r}].{name}.groups");
                 if phase.groups.is_empty() {
                     return Err((
@@ -122,6 +155,7 @@ impl Results {
                             "is empty; a group has at least one request".into(),
                         ));
                     }
+                    group_agrees(&at, group)?;
                     let summary = &group.summary;
                     positive(
                         format!("{at}.summary"),
@@ -136,7 +170,18 @@ impl Results {
                     for (q, request) in group.requests.iter().enumerate() {
                         let at = format!("{at}.requests[{q}]");
                         positive(at.clone(), "ttft_ms", request.ttft_ms)?;
-                        positive(at, "e2e_ms", request.e2e_ms)?;
+                        positive(at.clone(), "e2e_ms", request.e2e_ms)?;
+                        positive(at.clone(), "batch", request.batch as f64)?;
+                        if request.ttft_ms > request.e2e_ms {
+                            return Err((
+                                at,
+                                format!(
+                                    "ttft_ms {} is above e2e_ms {}; the first token cannot \
+                                     come after the last",
+                                    request.ttft_ms, request.e2e_ms
+                                ),
+                            ));
+                        }
                     }
                 }
             }
@@ -149,6 +194,90 @@ impl Results {
         let json = serde_json::to_vec_pretty(self).expect("results are plain data");
         crate::fs::write_atomically(path, &json)
     }
+}
+
+/// What a group's figures say of one another, as any group `run` writes has it: its summary
+/// counts its requests, its batch is 1 or more, and each distribution runs min <= p50 <= p90
+/// <= p95 <= p99 <= max with the mean between min and max.
+fn group_agrees(at: &str, group: &Group) -> std::result::Result<(), (String, String)> {
+    let summary = &group.summary;
+    if summary.requests != group.requests.len() {
+        return Err((
+            format!("{at}.summary.requests"),
+            format!(
+                "is {} but the group lists {} requests",
+                summary.requests,
+                group.requests.len()
+            ),
+        ));
+    }
+    if group.setting.batch == 0 {
+        return Err((
+            format!("{at}.setting.batch"),
+            "is 0; a batch holds at least one sequence".into(),
+        ));
+    }
+    let distributions = [
+        ("ttft_ms", Some(&summary.ttft_ms)),
+        ("itl_ms", summary.itl_ms.as_ref()),
+        ("tpot_ms", summary.tpot_ms.as_ref()),
+        ("e2e_ms", Some(&summary.e2e_ms)),
+        ("prefill_tokens_per_s", Some(&summary.prefill_tokens_per_s)),
+        ("decode_tokens_per_s", summary.decode_tokens_per_s.as_ref()),
+    ];
+    for (name, s) in distributions {
+        let Some(s) = s else { continue };
+        // Interpolation and summing round in the last bits; an edit does not.
+        let slack = 1e-9 * s.max.abs().max(1.0);
+        let order = [
+            ("min", s.min),
+            ("p50", s.p50),
+            ("p90", s.p90),
+            ("p95", s.p95),
+            ("p99", s.p99),
+            ("max", s.max),
+        ];
+        for pair in order.windows(2) {
+            let ((a, x), (b, y)) = (pair[0], pair[1]);
+            if x > y + slack {
+                return Err((
+                    format!("{at}.summary.{name}"),
+                    format!("{a} {x} is above {b} {y}; a distribution's figures rise in order"),
+                ));
+            }
+        }
+        if s.mean < s.min - slack || s.mean > s.max + slack {
+            return Err((
+                format!("{at}.summary.{name}"),
+                format!(
+                    "mean {} lies outside min {} .. max {}",
+                    s.mean, s.min, s.max
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the JSON text holds a `-` outside its strings: the sign of a negative number.
+fn has_negative_number(json: &[u8]) -> bool {
+    let (mut in_string, mut escaped, mut previous) = (false, false, 0u8);
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'-' && !matches!(previous, b'e' | b'E') {
+            return true;
+        }
+        previous = b;
+    }
+    false
 }
 
 /// The first negative number in `value` and where it is (`runs[0].latency...`). Every number

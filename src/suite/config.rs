@@ -42,9 +42,7 @@ pub struct SuiteConfig {
     pub out_dir: PathBuf,
 }
 
-/// The most requests one phase may make: far past any useful run (days of requests), far
-/// below what the traces kept for them would take of memory.
-pub const MAX_REQUESTS_PER_PHASE: usize = 100_000;
+pub use crate::results::MAX_REQUESTS_PER_PHASE;
 
 impl SuiteConfig {
     /// Full runs: 5 passes over the prompts for latency, 4 for throughput, 64 new tokens.
