@@ -2,7 +2,38 @@
 
 use crate::error::{Error, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Temporary files being written now, removed by [`remove_temporaries_on_signals`]'s handler
+/// when the process is interrupted mid-write.
+static TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    TEMPORARIES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// On SIGINT, SIGTERM or SIGHUP, removes the temporary files of writes in progress, then lets
+/// the signal end the process as it would have (the exit status still says which signal).
+/// Call once, at the start of `main`.
+pub fn remove_temporaries_on_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                // Held until the process ends: no write registers a new file meanwhile.
+                let mut pending = temporaries();
+                for path in pending.drain(..) {
+                    let _ = std::fs::remove_file(path);
+                }
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
 
 /// Writes to a temporary file beside `path`, then renames it over `path`: readers never see
 /// half a file, and an interrupted write leaves the old one. A failure is reported as a
@@ -24,28 +55,88 @@ pub fn write_atomically_with(
 ) -> Result<()> {
     match existing_kind(path) {
         Existing::Nothing | Existing::RegularFile => {}
-        Existing::WriteInPlace => {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| Error::write(path, e))?;
-            let mut out = std::io::BufWriter::new(file);
-            write(&mut out)?;
-            return out.flush().map_err(|e| Error::write(path, e));
-        }
-        Existing::Refused(what) => {
-            return Err(Error::write(
-                path,
-                std::io::Error::other(format!(
-                    "it is {what}, not a regular file: name a file to write (llm-bench never replaces anything else)"
-                )),
-            ))
+        Existing::WriteInPlace => return write_in_place(path, write),
+        Existing::Refused(what) => return Err(refused(path, what)),
+    }
+    let tmp = stage(path, write)?;
+    commit(&tmp, path)
+}
+
+/// Writes several files as one: every file goes to a temporary beside it first, and only when
+/// all of them are written are they renamed into place. A failure (a full disk) leaves none
+/// of them, and none of the temporaries.
+pub fn write_all_atomically(files: &[(PathBuf, &[u8])]) -> Result<()> {
+    for (path, _) in files {
+        if let Existing::Refused(what) = existing_kind(path) {
+            return Err(refused(path, what));
         }
     }
+    let (in_place, replaced): (Vec<_>, Vec<_>) = files
+        .iter()
+        .partition(|(path, _)| matches!(existing_kind(path), Existing::WriteInPlace));
+    let mut staged = Vec::new();
+    for (path, bytes) in &replaced {
+        match stage(path, |w| {
+            w.write_all(bytes).map_err(|e| Error::write(path, e))
+        }) {
+            Ok(tmp) => staged.push((tmp, path)),
+            Err(e) => {
+                for (tmp, _) in &staged {
+                    discard(tmp);
+                }
+                return Err(e);
+            }
+        }
+    }
+    // Devices and FIFOs (`/dev/full`) are written before anything is renamed into place.
+    for (path, bytes) in in_place {
+        if let Err(e) = write_atomically(path, bytes) {
+            for (tmp, _) in &staged {
+                discard(tmp);
+            }
+            return Err(e);
+        }
+    }
+    let mut staged = staged.into_iter();
+    while let Some((tmp, path)) = staged.next() {
+        if let Err(e) = commit(&tmp, path) {
+            for (tmp, _) in staged {
+                discard(&tmp);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn refused(path: &Path, what: &str) -> Error {
+    Error::write(
+        path,
+        std::io::Error::other(format!(
+            "it is {what}, not a regular file: name a file to write (llm-bench never replaces anything else)"
+        )),
+    )
+}
+
+/// A character device or a FIFO is written through, not replaced.
+fn write_in_place(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::write(path, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    write(&mut out)?;
+    out.flush().map_err(|e| Error::write(path, e))
+}
+
+/// Writes a temporary file beside `path` (registered for removal on a signal) and returns its
+/// name; on failure removes it.
+fn stage(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<PathBuf> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    temporaries().push(tmp.clone());
     let written = (|| {
         let file = std::fs::File::create(&tmp).map_err(|e| Error::write(path, e))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -53,15 +144,31 @@ pub fn write_atomically_with(
         let file = out
             .into_inner()
             .map_err(|e| Error::write(path, e.into_error()))?;
-        file.sync_all()
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| Error::write(path, e))
+        file.sync_all().map_err(|e| Error::write(path, e))
     })();
-    if written.is_err() {
-        // A half-written temporary file is debris, not a result.
-        let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            discard(&tmp);
+            Err(e)
+        }
     }
-    written
+}
+
+/// Renames a staged temporary over `path`.
+fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    let renamed = std::fs::rename(tmp, path).map_err(|e| Error::write(path, e));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    temporaries().retain(|p| p != tmp);
+    renamed
+}
+
+/// A half-written temporary file is debris, not a result.
+fn discard(tmp: &Path) {
+    let _ = std::fs::remove_file(tmp);
+    temporaries().retain(|p| p != tmp);
 }
 
 /// What is at an output path already, which decides how it may be written.
@@ -245,6 +352,45 @@ mod tests {
         );
         drop(held);
         lock_output_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn files_written_as_one_are_all_written_or_none_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("blocker");
+        std::fs::write(&blocker, b"a file where a folder would go").unwrap();
+        let files: Vec<(PathBuf, &[u8])> = vec![
+            (dir.path().join("a.svg"), b"<svg/>"),
+            (blocker.join("b.svg"), b"<svg/>"),
+            (dir.path().join("report.md"), b"# report"),
+        ];
+        let err = write_all_atomically(&files).unwrap_err().to_string();
+        assert!(err.contains("blocker"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["blocker"], "left behind: {left:?}");
+        // /dev/full as one of them: nothing else is put in place.
+        let files: Vec<(PathBuf, &[u8])> = vec![
+            (dir.path().join("a.svg"), b"<svg/>"),
+            (PathBuf::from("/dev/full"), b"# report"),
+        ];
+        let err = write_all_atomically(&files).unwrap_err().to_string();
+        assert!(err.contains("/dev/full"), "{err}");
+        assert!(!dir.path().join("a.svg").exists());
+        // Both writable: both written.
+        let files: Vec<(PathBuf, &[u8])> = vec![
+            (dir.path().join("a.svg"), b"<svg/>"),
+            (dir.path().join("report.md"), b"# report"),
+        ];
+        write_all_atomically(&files).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("report.md")).unwrap(),
+            b"# report"
+        );
+        assert!(!temporaries().iter().any(|p| p.starts_with(dir.path())));
     }
 
     #[test]

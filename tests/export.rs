@@ -150,3 +150,54 @@ fn export_refuses_what_it_cannot_write_and_leaves_no_file() {
         "debris left behind"
     );
 }
+
+/// SIGINT or SIGTERM in the middle of an export leaves neither the file nor its temporary,
+/// and the process still ends by that signal.
+#[test]
+fn an_export_interrupted_by_a_signal_leaves_nothing_behind() {
+    use std::os::unix::process::ExitStatusExt;
+    for signal in ["INT", "TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("twin.gguf");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+            .args(["export", "synthetic:smollm2-135m", "--format", "f32"])
+            .arg(&target)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the export is writing its temporary file (540 MB of f32 take seconds).
+        let started = std::time::Instant::now();
+        let writing = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        };
+        while !writing() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the export ended before it was interrupted"
+            );
+            assert!(
+                started.elapsed().as_secs() < 120,
+                "no temporary file appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let killed = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        let expected = if signal == "INT" { 2 } else { 15 };
+        assert_eq!(status.signal(), Some(expected), "{status:?}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+}

@@ -1,7 +1,7 @@
 //! `llm-bench report`: results files in, Markdown and SVG charts out.
 
 use llm_bench::fs::prepare_output_dir;
-use llm_bench::fs::write_atomically;
+use llm_bench::fs::write_all_atomically;
 use llm_bench::report::{self, charts, Inputs, DEFAULT_PRICE_PER_HOUR};
 use llm_bench::results::Results;
 use std::path::{Path, PathBuf};
@@ -50,11 +50,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let drawn = charts::draw_all(&entries)?;
     let files: Vec<&str> = drawn.iter().map(|c| c.file).collect();
     let markdown = report::markdown(&inputs, args.price_per_hour, &files);
-    for chart in &drawn {
-        write_atomically(&out.join(chart.file), chart.svg.as_bytes())?;
-    }
+    // Written as one: a full disk leaves no charts without their report.
     let report_path = out.join("report.md");
-    write_atomically(&report_path, markdown.as_bytes())?;
+    let mut files: Vec<(PathBuf, &[u8])> = drawn
+        .iter()
+        .map(|chart| (out.join(chart.file), chart.svg.as_bytes()))
+        .collect();
+    files.push((report_path.clone(), markdown.as_bytes()));
+    write_all_atomically(&files)?;
     super::out::outln!("{}", report_path.display())?;
     for chart in &drawn {
         super::out::outln!("{}", out.join(chart.file).display())?;
