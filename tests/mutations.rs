@@ -90,11 +90,119 @@ fn read_le(bytes: &[u8]) -> u64 {
         .fold(0u64, |acc, &b| (acc << 8) | b as u64)
 }
 
+/// A copy of `content`'s header (candle's `Content` is not `Clone`).
+fn copy_content(content: &Content) -> Content {
+    Content {
+        magic: content.magic,
+        metadata: content.metadata.clone(),
+        tensor_infos: content
+            .tensor_infos
+            .iter()
+            .map(|(n, i)| {
+                let info = candle_core::quantized::gguf_file::TensorInfo {
+                    ggml_dtype: i.ggml_dtype,
+                    shape: i.shape.clone(),
+                    offset: i.offset,
+                };
+                (n.clone(), info)
+            })
+            .collect(),
+        tensor_data_offset: content.tensor_data_offset,
+    }
+}
+
+/// One edit of what the header means, written back as a well-formed header: two tensors'
+/// offsets swapped, an offset moved, a tensor's type relabelled, or a metadata value stored
+/// with another GGUF type. Each of them leaves every byte parseable, so only the loader's
+/// checks of layout and types stand between them and a wrong result.
+fn mutate_meaning(content: &Content, rng: &mut StdRng) -> (Vec<u8>, String) {
+    use candle_core::quantized::gguf_file::Value;
+    use candle_core::quantized::GgmlDType;
+    let mut edited = copy_content(content);
+    let mut names: Vec<String> = edited.tensor_infos.keys().cloned().collect();
+    names.sort();
+    let pick = |rng: &mut StdRng| names[rng.random_range(0..names.len())].clone();
+    let what = match rng.random_range(0..4) {
+        0 => {
+            let (a, b) = (pick(rng), pick(rng));
+            let offset_a = edited.tensor_infos[&a].offset;
+            let offset_b = edited.tensor_infos[&b].offset;
+            edited.tensor_infos.get_mut(&a).unwrap().offset = offset_b;
+            edited.tensor_infos.get_mut(&b).unwrap().offset = offset_a;
+            format!("offsets of {a} and {b} swapped")
+        }
+        1 => {
+            let name = pick(rng);
+            let info = edited.tensor_infos.get_mut(&name).unwrap();
+            let old = info.offset;
+            info.offset = [0, old + 32, old.saturating_sub(32), old * 2][rng.random_range(0..4)];
+            format!("offset of {name}: {old} -> {}", info.offset)
+        }
+        2 => {
+            let name = pick(rng);
+            let types = [
+                GgmlDType::F32,
+                GgmlDType::F16,
+                GgmlDType::Q4_0,
+                GgmlDType::Q4_1,
+                GgmlDType::Q8_0,
+                GgmlDType::Q4K,
+                GgmlDType::Q6K,
+            ];
+            let info = edited.tensor_infos.get_mut(&name).unwrap();
+            let old = info.ggml_dtype;
+            info.ggml_dtype = types[rng.random_range(0..types.len())];
+            format!("{name} relabelled {old:?} -> {:?}", info.ggml_dtype)
+        }
+        _ => {
+            let mut keys: Vec<String> = edited
+                .metadata
+                .iter()
+                .filter(|(_, v)| !matches!(v, Value::Array(_)))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.sort();
+            let key = keys[rng.random_range(0..keys.len())].clone();
+            let old = edited.metadata[&key].clone();
+            let number = match &old {
+                Value::U32(x) => *x as f64,
+                Value::F32(x) => *x as f64,
+                Value::Bool(b) => *b as u8 as f64,
+                _ => 1.0,
+            };
+            let new = [
+                Value::U64(number as u64),
+                Value::I32(number as i32),
+                Value::F64(number),
+                Value::F32(number as f32),
+                Value::U32(number as u32),
+                Value::U8(number as u8),
+                Value::String(number.to_string()),
+            ][rng.random_range(0..7)]
+            .clone();
+            edited.metadata.insert(key.clone(), new.clone());
+            format!("{key}: {old:?} -> {new:?}")
+        }
+    };
+    (encode(&edited).bytes, what)
+}
+
 /// One mutation of the header: new header bytes, the file's length, and what was done.
-fn mutate(header: &Header, data_len: usize, rng: &mut StdRng) -> (Vec<u8>, u64, String) {
+fn mutate(
+    content: &Content,
+    header: &Header,
+    data_len: usize,
+    rng: &mut StdRng,
+) -> (Vec<u8>, u64, String) {
     let mut head = header.bytes.clone();
     let full_len = (head.len() + data_len) as u64;
-    match rng.random_range(0..100) {
+    match rng.random_range(0..120u32) {
+        // The meaning of a well-formed header: offsets, tensor types, metadata types.
+        100.. => {
+            let (head, what) = mutate_meaning(content, rng);
+            let len = (head.len() + data_len) as u64;
+            (head, len, what)
+        }
         // Targeted: one numeric field set to an extreme or nearby value.
         0..=49 => {
             // A kind of field first, then one of that kind: the tokenizer's 100,000 strings
@@ -150,7 +258,7 @@ fn mutate(header: &Header, data_len: usize, rng: &mut StdRng) -> (Vec<u8>, u64, 
             (head, len, format!("truncated to {len} of {full_len} bytes"))
         }
         // A run of random bytes over a field and what follows it.
-        _ => {
+        90..=99 => {
             let (_, at, _) = header.fields[rng.random_range(0..header.fields.len())];
             let n = rng.random_range(1..=32).min(head.len() - at);
             rng.fill(&mut head[at..at + n]);
@@ -188,6 +296,103 @@ fn assert_consistent(resolved: &ResolvedModel, content: &Content, len: u64, what
         resolved.tokenizer.vocab_size() <= config.vocab_size,
         "{what}"
     );
+    assert_layout_tiles(content, what);
+    assert_metadata_types(content, what);
+}
+
+/// The tensors' data regions, in offset order, follow one another with only alignment
+/// padding between them, from offset 0: no overlap (two tensors read the same bytes) and no
+/// gap (a type relabelled to a smaller one leaves bytes no tensor reads).
+fn assert_layout_tiles(content: &Content, what: &str) {
+    use candle_core::quantized::gguf_file::Value;
+    let alignment = match content.metadata.get("general.alignment") {
+        Some(Value::U32(a)) => *a as u64,
+        None => 32,
+        Some(other) => panic!("{what}: loaded with general.alignment {other:?}"),
+    };
+    let mut regions: Vec<(u64, u64, &str)> = content
+        .tensor_infos
+        .iter()
+        .map(|(name, info)| {
+            let elements = info.shape.elem_count() as u64;
+            let bytes =
+                elements / info.ggml_dtype.block_size() as u64 * info.ggml_dtype.type_size() as u64;
+            (info.offset, bytes, name.as_str())
+        })
+        .collect();
+    regions.sort();
+    let mut end = 0;
+    for (offset, bytes, name) in regions {
+        assert_eq!(
+            offset, end,
+            "{what}: loaded with {name} at {offset}, not {end}"
+        );
+        end = (offset + bytes).next_multiple_of(alignment);
+    }
+}
+
+/// Every key the loader reads holds the GGUF type llama.cpp's writer gives it.
+fn assert_metadata_types(content: &Content, what: &str) {
+    use candle_core::quantized::gguf_file::Value;
+    let arch = match content.metadata.get("general.architecture") {
+        Some(Value::String(arch)) => arch.clone(),
+        other => panic!("{what}: loaded with general.architecture {other:?}"),
+    };
+    for (suffix, expected) in [
+        ("context_length", "U32"),
+        ("embedding_length", "U32"),
+        ("block_count", "U32"),
+        ("feed_forward_length", "U32"),
+        ("attention.head_count", "U32"),
+        ("attention.head_count_kv", "U32"),
+        ("rope.freq_base", "F32"),
+        ("attention.layer_norm_rms_epsilon", "F32"),
+    ] {
+        let key = format!("{arch}.{suffix}");
+        let found = match content.metadata.get(&key) {
+            None => continue,
+            Some(Value::U32(_)) => "U32",
+            Some(Value::F32(_)) => "F32",
+            Some(other) => panic!("{what}: loaded with {key} = {other:?}"),
+        };
+        assert_eq!(found, expected, "{what}: loaded with {key} of type {found}");
+    }
+    for (key, ok) in [
+        (
+            "tokenizer.ggml.bos_token_id",
+            matches!(
+                content.metadata.get("tokenizer.ggml.bos_token_id"),
+                None | Some(Value::U32(_))
+            ),
+        ),
+        (
+            "tokenizer.ggml.eos_token_id",
+            matches!(
+                content.metadata.get("tokenizer.ggml.eos_token_id"),
+                None | Some(Value::U32(_))
+            ),
+        ),
+        (
+            "tokenizer.ggml.pre",
+            matches!(
+                content.metadata.get("tokenizer.ggml.pre"),
+                None | Some(Value::String(_))
+            ),
+        ),
+        (
+            "tokenizer.ggml.add_bos_token",
+            matches!(
+                content.metadata.get("tokenizer.ggml.add_bos_token"),
+                None | Some(Value::Bool(_))
+            ),
+        ),
+    ] {
+        assert!(
+            ok,
+            "{what}: loaded with {key} = {:?}",
+            content.metadata.get(key)
+        );
+    }
 }
 
 /// Runs `cases` cases on every core, case `i` seeded from `seed` and `i` so the set of cases
@@ -229,30 +434,14 @@ fn mutated_gguf_headers_fail_cleanly_or_load_consistently() {
     let started = Instant::now();
     let cases = cases();
     for_each_case(cases, 0x6C6C_6D62, |case, rng| {
-        let (head, len, what) = mutate(&header, data.len(), rng);
+        let (head, len, what) = mutate(&content, &header, data.len(), rng);
         let what = format!("GGUF case {case} ({what})");
         let data = data.clone();
         let outcome = run_case(&what, move || {
             let mut file = VirtualFile::new(head, data, len);
             let content = gguf_header::read(&mut file, len)?;
             // The loader's view, kept to check the loaded model against independently.
-            let view = Content {
-                magic: content.magic,
-                metadata: Default::default(),
-                tensor_infos: content
-                    .tensor_infos
-                    .iter()
-                    .map(|(n, i)| {
-                        let info = candle_core::quantized::gguf_file::TensorInfo {
-                            ggml_dtype: i.ggml_dtype,
-                            shape: i.shape.clone(),
-                            offset: i.offset,
-                        };
-                        (n.clone(), info)
-                    })
-                    .collect(),
-                tensor_data_offset: content.tensor_data_offset,
-            };
+            let view = copy_content(&content);
             let resolved =
                 gguf::resolve_content(ModelSpec::Gguf(path.into()), path, content, Box::new(file))
                     .map_err(|e| e.to_string())?;
