@@ -98,16 +98,36 @@ impl ModelSpec {
     pub fn short_name(&self) -> String {
         let raw = match self {
             ModelSpec::Hub { repo, .. } => repo.rsplit('/').next().unwrap_or(repo).to_string(),
-            ModelSpec::LocalDir(p) | ModelSpec::Gguf(p) => p
-                .file_stem()
+            ModelSpec::LocalDir(p) => p
+                .file_name()
                 .map(|s| s.to_string_lossy().to_string())
                 .unwrap_or_else(|| "model".into()),
+            // GGUF files name their quantization in the stem (`X.Q4_1`, `Llama-3.1-8B.Q4_K_M`);
+            // the format is reported apart. Other dots are the model's (`Llama-3.1`).
+            ModelSpec::Gguf(p) => {
+                let stem = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "model".into());
+                match stem.rsplit_once('.') {
+                    Some((name, suffix)) if is_quantization_name(suffix) => name.to_string(),
+                    _ => stem,
+                }
+            }
             ModelSpec::Synthetic(preset) => preset.clone(),
         };
-        // GGUF files name their quantization in the stem (`X.Q4_1`); the format is reported apart.
-        let raw = raw.split('.').next().unwrap_or(&raw).to_string();
         raw.to_ascii_lowercase()
     }
+}
+
+/// `Q4_1`, `Q4_K_M`, `IQ2_XS`, `F16`, `BF16`: how GGUF file names end.
+fn is_quantization_name(suffix: &str) -> bool {
+    let s = suffix.to_ascii_lowercase();
+    let digit_after = |prefix: &str| {
+        s.strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    digit_after("q") || digit_after("iq") || ["f16", "f32", "bf16", "fp16"].contains(&s.as_str())
 }
 
 impl fmt::Display for ModelSpec {
@@ -181,6 +201,30 @@ mod tests {
         assert_eq!(
             ModelSpec::parse(dir.path().to_str().unwrap()).unwrap(),
             ModelSpec::LocalDir(dir.path().into())
+        );
+    }
+
+    #[test]
+    fn short_names_keep_the_models_own_dots() {
+        let gguf = |name: &str| ModelSpec::Gguf(name.into()).short_name();
+        assert_eq!(
+            gguf("Llama-3.1-8B-Instruct.Q4_K_M.gguf"),
+            "llama-3.1-8b-instruct"
+        );
+        assert_eq!(
+            gguf("Qwen2.5-7B-Instruct-IQ2_XS.gguf"),
+            "qwen2.5-7b-instruct-iq2_xs"
+        );
+        assert_eq!(gguf("qwen2.5-0.5b.bf16.gguf"), "qwen2.5-0.5b");
+        assert_eq!(gguf("model.gguf"), "model");
+        let hub = ModelSpec::Hub {
+            repo: "meta-llama/Llama-3.2-1B-Instruct".into(),
+            revision: "main".into(),
+        };
+        assert_eq!(hub.short_name(), "llama-3.2-1b-instruct");
+        assert_eq!(
+            ModelSpec::Synthetic("llama3.1-8b".into()).short_name(),
+            "llama3.1-8b"
         );
     }
 
