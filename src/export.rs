@@ -77,6 +77,14 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
         offsets.push(offset);
         offset = (offset + weights::tensor_bytes(spec, *dtype)).next_multiple_of(ALIGNMENT);
     }
+    // Llama 3.1's RoPE scaling, as llama.cpp's converter writes it: one f32 divisor per
+    // rotary frequency, after the weights.
+    let rope_freqs: Option<Vec<u8>> = resolved
+        .config
+        .rope_freq_factors
+        .as_ref()
+        .filter(|_| with_tensors)
+        .map(|factors| factors.iter().flat_map(|f| f.to_le_bytes()).collect());
     let mut file_bytes = 0u64;
     crate::fs::write_atomically_with(out, |w| {
         let mut g = GgufWriter {
@@ -86,7 +94,7 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
         };
         g.bytes(b"GGUF")?;
         g.u32(3)?;
-        g.u64(plan.tensors.len() as u64)?;
+        g.u64((plan.tensors.len() + usize::from(rope_freqs.is_some())) as u64)?;
         g.u64(metadata.len() as u64)?;
         for (key, value) in &metadata {
             g.string(key)?;
@@ -102,6 +110,13 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
             }
             g.u32(ggml_type_code(*dtype))?;
             g.u64(*offset)?;
+        }
+        if let Some(bytes) = &rope_freqs {
+            g.string(crate::source::gguf::ROPE_FREQS)?;
+            g.u32(1)?;
+            g.u64(bytes.len() as u64 / 4)?;
+            g.u32(ggml_type_code(GgmlDType::F32))?;
+            g.u64(offset)?;
         }
         g.pad()?;
         for (index, (spec, dtype)) in plan.tensors.iter().enumerate() {
@@ -121,6 +136,10 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
                 });
             }
             g.bytes(&bytes)?;
+            g.pad()?;
+        }
+        if let Some(bytes) = &rope_freqs {
+            g.bytes(bytes)?;
             g.pad()?;
         }
         file_bytes = g.written;

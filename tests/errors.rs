@@ -582,8 +582,23 @@ fn config_json_fields_of_the_wrong_type_are_refused_not_defaulted() {
         ),
         (
             "rope_scaling",
-            serde_json::json!({"rope_type": "llama3", "factor": 8.0}),
-            &["rope_scaling", "llama3", "--engine llama-cpp"][..],
+            serde_json::json!({"rope_type": "yarn", "factor": 4.0}),
+            &[
+                "rope_scaling",
+                "yarn",
+                "only Llama 3.1's",
+                "--engine llama-cpp",
+            ][..],
+        ),
+        (
+            "rope_scaling",
+            serde_json::json!({"rope_type": "llama3", "factor": 8.0, "high_freq_factor": 1.0}),
+            &["rope_scaling.high_freq_factor", "not above low_freq_factor"][..],
+        ),
+        (
+            "rope_scaling",
+            serde_json::json!({"rope_type": "llama3", "factor": "8"}),
+            &["rope_scaling.factor", "\"8\"", "a positive number"][..],
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -723,13 +738,36 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
         );
     });
     let plain = common::gguf::tiny_llama_gguf_with(dir.path(), "plain", |_, _| {});
+    // The tuned engine applies Llama 3.1's factors (tests/llama_cpp.rs checks how); candle's
+    // quantized Llama cannot.
+    let out = generate(rope_freqs.to_str().unwrap(), &["--engine", "candle"]);
+    assert_exit_2(
+        &out,
+        &[
+            "rope-freqs.gguf",
+            "tensor `rope_freqs.weight`",
+            "the candle engine does not apply",
+            "--engine tuned",
+            "--engine llama-cpp",
+        ],
+    );
+    let out = generate(rope_freqs.to_str().unwrap(), &["--engine", "tuned"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    // Another tensor inside a block that the family does not describe is refused by both.
+    let stray = common::gguf::tiny_llama_gguf_with(dir.path(), "stray", |content, data| {
+        common::gguf::add_rope_freqs(content, data);
+        let info = content.tensor_infos.remove("rope_freqs.weight").unwrap();
+        content
+            .tensor_infos
+            .insert("blk.0.attn_sinks.weight".into(), info);
+    });
     for engine in ["candle", "tuned"] {
-        let out = generate(rope_freqs.to_str().unwrap(), &["--engine", engine]);
+        let out = generate(stray.to_str().unwrap(), &["--engine", engine]);
         assert_exit_2(
             &out,
             &[
-                "rope-freqs.gguf",
-                "tensor `rope_freqs.weight`",
+                "stray.gguf",
+                "tensor `blk.0.attn_sinks.weight`",
                 &format!("the {engine} engine does not apply"),
                 "--engine llama-cpp",
             ],
@@ -747,14 +785,14 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
     let out = cli(
         &[
             "export",
-            rope_freqs.to_str().unwrap(),
+            stray.to_str().unwrap(),
             "--format",
             "q8_0",
             target.to_str().unwrap(),
         ],
         &[],
     );
-    assert_exit_2(&out, &["rope_freqs.weight", "GGUF export"]);
+    assert_exit_2(&out, &["blk.0.attn_sinks.weight", "GGUF export"]);
     assert!(!target.exists());
 }
 

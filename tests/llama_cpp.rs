@@ -490,13 +490,111 @@ fn the_tuned_engine_is_as_close_to_llama_cpps_logits_as_candle_is() {
     }
 }
 
-/// llama.cpp runs a file llm-bench's own engines refuse (Llama 3.1's `rope_freqs.weight`),
-/// reading it as it is, while a --format that would go through llm-bench's export is refused.
+/// Llama 3.1's RoPE scaling (`rope_freqs.weight`), applied as llama.cpp applies it: teacher-
+/// forced over 64 positions of a tiny f32 model whose factors are 1..8, the tuned engine's
+/// logits match llama.cpp's to float rounding, while the same weights without the factors
+/// (what llm-bench computed before) are far off. A `--format` goes through llm-bench's export,
+/// which writes the factors for llama.cpp too.
+#[test]
+fn rope_scaling_factors_are_applied_as_llama_cpp_applies_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let scaled =
+        common::gguf::tiny_llama_gguf_with(dir.path(), "rope-freqs", common::gguf::add_rope_freqs);
+    let plain = common::gguf::tiny_llama_gguf_with(dir.path(), "plain", |_, _| {});
+    let cases = vec![(
+        (0..24).map(|i| (i * 37 + 11) % 256).collect::<Vec<u32>>(),
+        (0..40).map(|i| (i * 53 + 7) % 256).collect::<Vec<u32>>(),
+    )];
+    let logits = |path: &std::path::Path, engine: &str, format: Option<&str>| {
+        llm_bench::system::configure_threads(None);
+        let spec = ModelSpec::Gguf(path.into());
+        let mut model = llm_bench::model::plan(&spec, format.map(|f| f.parse().unwrap()))
+            .unwrap()
+            .load_with(engine.parse().unwrap())
+            .unwrap();
+        common::forced_logits(&mut model, &cases)
+    };
+    let reference = logits(&scaled, "llama-cpp", None);
+    let tuned = logits(&scaled, "tuned", None);
+    let unscaled = logits(&plain, "tuned", None);
+    let through_export = logits(&scaled, "llama-cpp", Some("f32"));
+    let (close, far, exported) = (
+        rms(&reference, &tuned),
+        rms(&reference, &unscaled),
+        rms(&reference, &through_export),
+    );
+    eprintln!("RMS to llama.cpp: tuned {close:e}, without the factors {far:e}, llama.cpp on llm-bench's export {exported:e}");
+    // Measured: float rounding leaves the engines 5e-5 apart; the factors move llama.cpp 8e-4.
+    assert!(
+        close < 2e-4,
+        "the tuned engine's logits are {close} from llama.cpp's"
+    );
+    assert!(
+        far > 10.0 * close,
+        "the factors change little ({far} vs {close})"
+    );
+    assert!(exported < 2e-4, "the export lost the factors: {exported}");
+}
+
+/// A `config.json` with Llama 3.1's `rope_scaling` runs on the tuned engine as llama.cpp runs
+/// llm-bench's export of the folder (which carries the factors as `rope_freqs.weight`).
+#[test]
+fn a_config_json_rope_scaling_runs_as_llama_cpp_runs_its_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::tiny_config(257, 256);
+    // Wavelengths of a head of 16 at theta 1e4 run from 6 to 2e4 positions: with an original
+    // context of 64, some are kept, some slowed 8 times, some blended.
+    config["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 8.0,
+        "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64});
+    let scaled = dir.path().join("scaled");
+    common::write_tiny_llama(&scaled, &config);
+    let unscaled = dir.path().join("unscaled");
+    common::write_tiny_llama(&unscaled, &common::tiny_config(257, 256));
+    let cases = vec![(
+        (0..24).map(|i| (i * 37 + 11) % 256).collect::<Vec<u32>>(),
+        (0..40).map(|i| (i * 53 + 7) % 256).collect::<Vec<u32>>(),
+    )];
+    let logits = |path: &std::path::Path, engine: &str, format: &str| {
+        llm_bench::system::configure_threads(None);
+        let spec = ModelSpec::LocalDir(path.into());
+        let mut model = llm_bench::model::plan(&spec, Some(format.parse().unwrap()))
+            .unwrap()
+            .load_with(engine.parse().unwrap())
+            .unwrap();
+        common::forced_logits(&mut model, &cases)
+    };
+    let reference = logits(&scaled, "llama-cpp", "f32");
+    let (close, far) = (
+        rms(&reference, &logits(&scaled, "tuned", "f32")),
+        rms(&reference, &logits(&unscaled, "tuned", "f32")),
+    );
+    eprintln!("RMS to llama.cpp: tuned {close:e}, without rope_scaling {far:e}");
+    assert!(
+        close < 2e-4,
+        "the tuned engine's logits are {close} from llama.cpp's"
+    );
+    assert!(
+        far > 10.0 * close,
+        "rope_scaling changes little ({far} vs {close})"
+    );
+}
+
+/// llama.cpp runs what llm-bench's own engines do not compute (a RoPE scaling type other than
+/// Llama 3.1's), reading the file as it is, while a --format that would go through
+/// llm-bench's export is refused.
 #[test]
 fn llama_cpp_runs_what_the_other_engines_refuse() {
     let dir = tempfile::tempdir().unwrap();
-    let path =
-        common::gguf::tiny_llama_gguf_with(dir.path(), "rope-freqs", common::gguf::add_rope_freqs);
+    let path = common::gguf::tiny_llama_gguf_with(dir.path(), "linear", |content, _| {
+        content.metadata.insert(
+            "llama.rope.scaling.type".into(),
+            candle_core::quantized::gguf_file::Value::String("linear".into()),
+        );
+        content.metadata.insert(
+            "llama.rope.scaling.factor".into(),
+            candle_core::quantized::gguf_file::Value::F32(2.0),
+        );
+    });
     let model = path.to_str().unwrap();
     let args = |extra: &[&'static str]| {
         let mut a = vec![
@@ -518,7 +616,7 @@ fn llama_cpp_runs_what_the_other_engines_refuse() {
     let out = cli(&args(&["--format", "q8_0"]), &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("rope_freqs.weight"),
+        stderr(&out).contains("llama.rope.scaling.type"),
         "{}",
         stderr(&out)
     );

@@ -21,6 +21,7 @@ pub static LLAMA: Family = Family {
         ("rms_norm_eps", "rms_norm_eps"),
         ("bos_token_id", "bos_token_id"),
         ("eos_token_ids", "eos_token_id"),
+        ("rope_freq_factors", "rope_scaling"),
     ],
     gguf_keys: &[
         ("vocab_size", "token_embd.weight (rows)"),
@@ -34,6 +35,7 @@ pub static LLAMA: Family = Family {
         ("rms_norm_eps", "llama.attention.layer_norm_rms_epsilon"),
         ("bos_token_id", "tokenizer.ggml.bos_token_id"),
         ("eos_token_ids", "tokenizer.ggml.eos_token_id"),
+        ("rope_freq_factors", "rope_freqs.weight"),
     ],
     gguf_metadata,
     tensors,
@@ -71,14 +73,14 @@ fn config_from_hf(json: &serde_json::Value) -> std::result::Result<ModelConfig, 
             .and_then(|n| u32::try_from(n).ok())
             .ok_or_else(|| wrong(key, v, "a token id"))
     };
-    if let Some(scaling) = optional("rope_scaling") {
-        // Llama 3.1-3.3's `rope_type: llama3` and the others change every position's rotation:
-        // running without them would time a different model.
-        return Err(format!(
-            "field `rope_scaling` is {scaling}: llm-bench does not apply RoPE scaling yet, so it would run a different model; run the GGUF file on --engine llama-cpp"
-        ));
-    }
     let num_heads = usize_field("num_attention_heads")?;
+    let hidden_size = usize_field("hidden_size")?;
+    let rope_theta = optional_f64("rope_theta")?.unwrap_or(10_000.0);
+    let rope_freq_factors = optional("rope_scaling")
+        .map(llama3_scaling)
+        .transpose()?
+        .flatten()
+        .map(|scaling| scaling.factors(hidden_size / num_heads.max(1), rope_theta));
     let eos_token_ids = match optional("eos_token_id") {
         None => vec![],
         Some(serde_json::Value::Array(ids)) => ids
@@ -90,13 +92,13 @@ fn config_from_hf(json: &serde_json::Value) -> std::result::Result<ModelConfig, 
     Ok(ModelConfig {
         architecture: LLAMA.name,
         vocab_size: usize_field("vocab_size")?,
-        hidden_size: usize_field("hidden_size")?,
+        hidden_size,
         intermediate_size: usize_field("intermediate_size")?,
         num_layers: usize_field("num_hidden_layers")?,
         num_heads,
         num_kv_heads: optional_usize("num_key_value_heads")?.unwrap_or(num_heads),
         max_position_embeddings: optional_usize("max_position_embeddings")?.unwrap_or(4096),
-        rope_theta: optional_f64("rope_theta")?.unwrap_or(10_000.0) as f32,
+        rope_theta: rope_theta as f32,
         rms_norm_eps: optional_f64("rms_norm_eps")?.unwrap_or(1e-5),
         tie_word_embeddings: optional("tie_word_embeddings")
             .map(|v| {
@@ -109,7 +111,56 @@ fn config_from_hf(json: &serde_json::Value) -> std::result::Result<ModelConfig, 
             .map(|v| token_id("bos_token_id", v))
             .transpose()?,
         eos_token_ids,
+        rope_freq_factors,
     })
+}
+
+/// A `config.json`'s `rope_scaling`: Llama 3.1's `llama3` type, `None` for `default`; any
+/// other type (linear, dynamic, yarn, longrope) changes the model in a way llm-bench does not
+/// compute, and is refused rather than ignored.
+fn llama3_scaling(
+    scaling: &serde_json::Value,
+) -> std::result::Result<Option<super::Llama3RopeScaling>, String> {
+    let kind = scaling
+        .get("rope_type")
+        .or_else(|| scaling.get("type"))
+        .and_then(|v| v.as_str());
+    match kind {
+        Some("default") => return Ok(None),
+        Some("llama3") => {}
+        _ => {
+            return Err(format!(
+                "field `rope_scaling` is {scaling}: llm-bench applies only Llama 3.1's \
+                 `rope_type: llama3`, so it would run a different model; run the GGUF file \
+                 on --engine llama-cpp"
+            ))
+        }
+    }
+    let number = |key: &str, default: f64| -> std::result::Result<f64, String> {
+        match scaling.get(key).filter(|v| !v.is_null()) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| {
+                    format!("field `rope_scaling.{key}` is {v}; expected a positive number")
+                }),
+        }
+    };
+    // The defaults are the converter's (llama.cpp's convert_hf_to_gguf.py).
+    let scaling = super::Llama3RopeScaling {
+        factor: number("factor", 8.0)?,
+        low_freq_factor: number("low_freq_factor", 1.0)?,
+        high_freq_factor: number("high_freq_factor", 4.0)?,
+        original_max_position_embeddings: number("original_max_position_embeddings", 8192.0)?,
+    };
+    if scaling.high_freq_factor <= scaling.low_freq_factor {
+        return Err(format!(
+            "field `rope_scaling.high_freq_factor` is {}, not above low_freq_factor {}",
+            scaling.high_freq_factor, scaling.low_freq_factor
+        ));
+    }
+    Ok(Some(scaling))
 }
 
 fn config_from_gguf(content: &Content) -> std::result::Result<ModelConfig, String> {
@@ -165,6 +216,8 @@ fn config_from_gguf(content: &Content) -> std::result::Result<ModelConfig, Strin
         eos_token_ids: optional_u32("tokenizer.ggml.eos_token_id")?
             .into_iter()
             .collect(),
+        // Read from the tensor data by the GGUF source.
+        rope_freq_factors: None,
     })
 }
 

@@ -24,6 +24,49 @@ pub struct ModelConfig {
     pub tie_word_embeddings: bool,
     pub bos_token_id: Option<u32>,
     pub eos_token_ids: Vec<u32>,
+    /// RoPE scaling as per-frequency divisors (head size / 2 of them): position `p` turns
+    /// pair `i` by `p · theta^(-2i/d) / factors[i]`. From a GGUF's `rope_freqs.weight`, or
+    /// computed from a `config.json`'s `rope_scaling` ([`Llama3RopeScaling`]); `None`: no
+    /// scaling.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rope_freq_factors: Option<Vec<f32>>,
+}
+
+/// Llama 3.1-3.3's RoPE scaling (`rope_scaling.rope_type: llama3` in `config.json`): the
+/// frequencies whose wavelength exceeds `original_max_position_embeddings / low_freq_factor`
+/// are slowed by `factor`, those shorter than `.. / high_freq_factor` are kept, and those
+/// between are blended smoothly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Llama3RopeScaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position_embeddings: f64,
+}
+
+impl Llama3RopeScaling {
+    /// The per-frequency divisors llama.cpp's converter stores as `rope_freqs.weight`.
+    pub fn factors(&self, head_dim: usize, theta: f64) -> Vec<f32> {
+        let old_context = self.original_max_position_embeddings;
+        let low_freq_wavelen = old_context / self.low_freq_factor;
+        let high_freq_wavelen = old_context / self.high_freq_factor;
+        (0..head_dim / 2)
+            .map(|i| {
+                let freq = theta.powf(-2.0 * i as f64 / head_dim as f64);
+                let wavelen = 2.0 * std::f64::consts::PI / freq;
+                let divisor = if wavelen < high_freq_wavelen {
+                    1.0
+                } else if wavelen > low_freq_wavelen {
+                    self.factor
+                } else {
+                    let smooth = (old_context / wavelen - self.low_freq_factor)
+                        / (self.high_freq_factor - self.low_freq_factor);
+                    1.0 / ((1.0 - smooth) / self.factor + smooth)
+                };
+                divisor as f32
+            })
+            .collect()
+    }
 }
 
 impl ModelConfig {
@@ -115,6 +158,29 @@ impl ModelConfig {
                     self.rope_theta
                 ),
             ));
+        }
+        if let Some(factors) = &self.rope_freq_factors {
+            if factors.len() != self.head_dim() / 2 {
+                return Err(problem(
+                    "rope_freq_factors",
+                    format!(
+                        "holds {} factors; a head size of {} needs {}",
+                        factors.len(),
+                        self.head_dim(),
+                        self.head_dim() / 2
+                    ),
+                ));
+            }
+            if let Some((i, x)) = factors
+                .iter()
+                .enumerate()
+                .find(|(_, x)| !(x.is_finite() && **x > 0.0))
+            {
+                return Err(problem(
+                    "rope_freq_factors",
+                    format!("holds {x} at index {i}; every factor is a positive number"),
+                ));
+            }
         }
         if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
             return Err(problem(
@@ -298,5 +364,62 @@ mod tests {
         let gguf = permute_rows_to_gguf(&hf, 1, 4);
         assert_eq!(gguf, vec![10.0, 20.0, 11.0, 21.0, 30.0, 40.0, 31.0, 41.0]);
         assert_eq!(permute_rows_to_hf(&gguf, 1, 4), hf.to_vec());
+    }
+
+    /// Hugging Face's `_compute_llama3_parameters`, in f64: it rescales the inverse
+    /// frequencies themselves; llama.cpp stores their ratio to the unscaled ones.
+    fn hf_llama3_inv_freq(s: &Llama3RopeScaling, head_dim: usize, theta: f64) -> Vec<(f64, f64)> {
+        let low_wavelen = s.original_max_position_embeddings / s.low_freq_factor;
+        let high_wavelen = s.original_max_position_embeddings / s.high_freq_factor;
+        (0..head_dim)
+            .step_by(2)
+            .map(|i| {
+                let inv_freq = 1.0 / theta.powf(i as f64 / head_dim as f64);
+                let wavelen = 2.0 * std::f64::consts::PI / inv_freq;
+                let slowed = if wavelen > low_wavelen {
+                    inv_freq / s.factor
+                } else {
+                    inv_freq
+                };
+                let smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor)
+                    / (s.high_freq_factor - s.low_freq_factor);
+                let medium = wavelen >= high_wavelen && wavelen <= low_wavelen;
+                let scaled = if medium {
+                    (1.0 - smooth) * slowed / s.factor + smooth * slowed
+                } else {
+                    slowed
+                };
+                (inv_freq, scaled)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn llama3_rope_factors_match_hugging_faces_scaled_frequencies() {
+        // Llama 3.1 8B (factor 8) and Llama 3.2 1B/3B (factor 32), head size 128, theta 5e5.
+        for factor in [8.0, 32.0] {
+            let s = Llama3RopeScaling {
+                factor,
+                low_freq_factor: 1.0,
+                high_freq_factor: 4.0,
+                original_max_position_embeddings: 8192.0,
+            };
+            let ours = s.factors(128, 500_000.0);
+            let theirs = hf_llama3_inv_freq(&s, 128, 500_000.0);
+            assert_eq!(ours.len(), 64);
+            let mut blended = 0;
+            for (i, (&d, (inv_freq, scaled))) in ours.iter().zip(&theirs).enumerate() {
+                let want = inv_freq / scaled;
+                assert!(
+                    ((d as f64) - want).abs() <= 1e-6 * want,
+                    "{factor}: factor {i}: {d} vs {want}"
+                );
+                blended += usize::from(d > 1.0 && (d as f64) < factor);
+            }
+            // High frequencies kept, low ones slowed by the factor, a few blended between.
+            assert_eq!(ours[0], 1.0);
+            assert_eq!(ours[63], factor as f32);
+            assert!(blended > 0, "{ours:?}");
+        }
     }
 }

@@ -33,6 +33,45 @@ fn corrupt(path: &Path, detail: String) -> Error {
     crate::paths::corrupt(path, "GGUF", detail)
 }
 
+/// The tensor llama.cpp's converter writes for Llama 3.1-3.3's RoPE scaling.
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
+
+/// The per-frequency RoPE divisors of `rope_freqs.weight`, if the file has them (F32, as
+/// llama.cpp writes them). Their count is checked with the rest of the config.
+fn rope_freq_factors(
+    content: &Content,
+    file: &mut Box<dyn ReadSeek + Send>,
+) -> std::result::Result<Option<Vec<f32>>, String> {
+    let Some(info) = content.tensor_infos.get(ROPE_FREQS) else {
+        return Ok(None);
+    };
+    if info.ggml_dtype != candle_core::quantized::GgmlDType::F32 {
+        return Err(format!(
+            "tensor is stored as {}; llama.cpp writes it as f32",
+            crate::format::ggml_name(info.ggml_dtype)
+        ));
+    }
+    // No real head has more than a few hundred frequencies; the bound keeps a corrupt shape
+    // from allocating.
+    let count = info.shape.elem_count();
+    if info.shape.rank() != 1 || count > 1 << 16 {
+        return Err(format!(
+            "tensor has shape {:?}; expected one factor per rotary frequency",
+            info.shape.dims()
+        ));
+    }
+    let mut bytes = vec![0u8; count * 4];
+    file.seek(SeekFrom::Start(content.tensor_data_offset + info.offset))
+        .and_then(|_| file.read_exact(&mut bytes))
+        .map_err(|e| format!("tensor data cannot be read: {e}"))?;
+    Ok(Some(
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    ))
+}
+
 pub fn resolve_file(spec: ModelSpec, path: &Path) -> Result<ResolvedModel> {
     let (content, file) = read_content(path)?;
     resolve_content(spec, path, content, Box::new(file))
@@ -68,8 +107,12 @@ pub fn resolve_content(
             path: path.into(),
             supported,
         })?;
-    let config = (family.config_from_gguf)(&content)
+    let mut config = (family.config_from_gguf)(&content)
         .map_err(|problem| bad(&format!("{arch_name}.*"), problem))?;
+    // The header reader has checked that every tensor's data lies inside the file.
+    let mut file = file;
+    config.rope_freq_factors =
+        rope_freq_factors(&content, &mut file).map_err(|problem| bad(ROPE_FREQS, problem))?;
     config.validate().map_err(|p| {
         let (key, problem) = p.describe(family.gguf_keys);
         bad(&key, problem)

@@ -117,11 +117,15 @@ impl Planned {
         let Weights::Gguf(gguf) = &self.resolved.weights else {
             return vec![];
         };
-        let declared: std::collections::HashSet<String> =
+        let mut declared: std::collections::HashSet<String> =
             (self.resolved.family.tensors)(&self.resolved.config)
                 .into_iter()
                 .map(|s| s.gguf_name)
                 .collect();
+        // Read into the config: engines that do not apply it refuse the config instead.
+        if self.resolved.config.rope_freq_factors.is_some() {
+            declared.insert(crate::source::gguf::ROPE_FREQS.to_string());
+        }
         let mut found: Vec<String> = gguf
             .content
             .tensor_infos

@@ -22,8 +22,34 @@ pub const ENTRY: EngineEntry = EngineEntry {
     loads: super::Loads::Sources,
     about: "stock candle 0.11 (candle-transformers' Llama, dense or quantized)",
     build: Some(build),
-    supports: |planned| planned.refuse_unapplied("the candle engine"),
+    supports: |planned| {
+        planned.refuse_unapplied("the candle engine")?;
+        refuse_rope_scaling(planned)
+    },
 };
+
+/// candle-transformers' quantized Llama computes its rotations from `rope.freq_base` alone:
+/// a model with Llama 3.1's RoPE scaling would run as another model.
+fn refuse_rope_scaling(planned: &crate::weights::Planned) -> Result<()> {
+    if planned.resolved.config.rope_freq_factors.is_none() {
+        return Ok(());
+    }
+    let resolved = &planned.resolved;
+    let (origin, key) = match &resolved.weights {
+        Weights::Gguf(_) => ("tensor", crate::source::gguf::ROPE_FREQS),
+        Weights::Safetensors(_) => ("config.json field", "rope_scaling"),
+        Weights::Synthetic(_) => ("the preset's", "rope_scaling"),
+    };
+    Err(Error::InvalidSetting {
+        name: "--engine",
+        reason: format!(
+            "{} holds Llama 3.1's RoPE scaling ({origin} `{key}`), which the candle engine does not apply: it would run a different model. Run it with --engine tuned, or --engine llama-cpp (built with --features llama-cpp)",
+            resolved
+                .source_path()
+                .map_or_else(|| resolved.spec.to_string(), |p| p.display().to_string()),
+        ),
+    })
+}
 
 /// What an architecture's candle model does; only this engine sees candle's types.
 pub trait CandleModel: Send {

@@ -65,7 +65,10 @@ impl TunedEngine {
         Ok(TunedEngine {
             kernels,
             pool: Pool::new(input.threads),
-            inv_freq: ops::rope_inv_freq(dims.head_dim, config.rope_theta),
+            inv_freq: scaled_inv_freq(
+                ops::rope_inv_freq(dims.head_dim, config.rope_theta),
+                config.rope_freq_factors.as_deref(),
+            ),
             dims,
             embedding,
             layers,
@@ -217,4 +220,13 @@ fn read_tensors(input: &EngineInput, kernels: &Kernels) -> Result<HashMap<String
         out.insert(name.clone(), loaded);
     }
     Ok(out)
+}
+
+/// RoPE's frequencies divided by the model's per-frequency scaling factors, if it has them
+/// (Llama 3.1-3.3), as llama.cpp's `ggml_rope_ext` divides them.
+fn scaled_inv_freq(inv_freq: Vec<f32>, factors: Option<&[f32]>) -> Vec<f32> {
+    match factors {
+        None => inv_freq,
+        Some(factors) => inv_freq.iter().zip(factors).map(|(f, d)| f / d).collect(),
+    }
 }
