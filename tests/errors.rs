@@ -780,6 +780,39 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
         let out = generate(plain.to_str().unwrap(), &["--engine", engine]);
         assert!(out.status.success(), "{}", common::stderr(&out));
     }
+    // Metadata that changes the arithmetic: a head size other than hidden / heads, sliding
+    // windows, soft-capping.
+    for (name, key, value, needle) in [
+        (
+            "key-length",
+            "llama.attention.key_length",
+            Value::U32(32),
+            "= 32 (the engines use hidden size / heads = 16)",
+        ),
+        (
+            "window",
+            "llama.attention.sliding_window",
+            Value::U32(4096),
+            "llama.attention.sliding_window",
+        ),
+        (
+            "softcap",
+            "llama.final_logit_softcapping",
+            Value::F32(30.0),
+            "llama.final_logit_softcapping",
+        ),
+    ] {
+        let path = common::gguf::tiny_llama_gguf_with(dir.path(), name, |content, _| {
+            content.metadata.insert(key.into(), value);
+        });
+        for engine in ["candle", "tuned"] {
+            let out = generate(path.to_str().unwrap(), &["--engine", engine]);
+            assert_exit_2(
+                &out,
+                &[&format!("{name}.gguf"), key, needle, "--engine llama-cpp"],
+            );
+        }
+    }
     // The export would drop the tensor: refused too, and no file is left.
     let target = dir.path().join("re-exported.gguf");
     let out = cli(

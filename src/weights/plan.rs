@@ -135,6 +135,35 @@ impl Planned {
             .collect();
         found.sort();
         let family = self.resolved.family.name;
+        let metadata = &gguf.content.metadata;
+        // The engines compute heads of hidden size / heads, rotated whole: a file that says
+        // otherwise (Qwen3's 128-wide heads, partial rotary) is another model to them.
+        let head_dim = self.resolved.config.head_dim();
+        for key in [
+            "attention.key_length",
+            "attention.value_length",
+            "rope.dimension_count",
+        ] {
+            let key = format!("{family}.{key}");
+            match metadata.get(&key).map(|v| v.to_u32()) {
+                Some(Ok(n)) if n as usize == head_dim => {}
+                Some(Ok(n)) => found.push(format!(
+                    "metadata `{key}` = {n} (the engines use hidden size / heads = {head_dim})"
+                )),
+                Some(Err(_)) => found.push(format!("metadata `{key}` of a type other than U32")),
+                None => {}
+            }
+        }
+        for key in [
+            "attention.sliding_window",
+            "attn_logit_softcapping",
+            "final_logit_softcapping",
+        ] {
+            let key = format!("{family}.{key}");
+            if let Some(value) = metadata.get(&key) {
+                found.push(format!("metadata `{key}` = {value:?}"));
+            }
+        }
         if let Some(kind) = gguf
             .content
             .metadata
