@@ -28,7 +28,31 @@ pub enum PresetTokenizer {
     Fetched(&'static str),
 }
 
-pub const PRESET_NAMES: &[&str] = &["smollm2-135m", "tinyllama-1.1b", "llama3-8b"];
+pub const PRESET_NAMES: &[&str] = &[
+    "smollm2-135m",
+    "tinyllama-1.1b",
+    "llama3-8b",
+    "llama3.1-8b",
+    "llama3.2-1b",
+    "llama3.2-3b",
+];
+
+/// Llama 3.1-3.3's RoPE: theta 500,000 and the `llama3` scaling of their `config.json`
+/// (`factor` 8 for 3.1 and 3.3, 32 for 3.2), over a context of 131,072.
+fn llama31(shapes: ModelConfig, factor: f64) -> ModelConfig {
+    let scaling = crate::family::Llama3RopeScaling {
+        factor,
+        low_freq_factor: 1.0,
+        high_freq_factor: 4.0,
+        original_max_position_embeddings: 8192.0,
+    };
+    ModelConfig {
+        rope_theta: 500_000.0,
+        max_position_embeddings: 131_072,
+        rope_freq_factors: Some(scaling.factors(shapes.head_dim(), 500_000.0)),
+        ..shapes
+    }
+}
 
 /// A Llama-family config from its published shapes; rope, context and tying set apart.
 fn llama_shapes(
@@ -53,6 +77,7 @@ fn llama_shapes(
         tie_word_embeddings: false,
         bos_token_id: None,
         eos_token_ids: vec![],
+        rope_freq_factors: None,
     }
 }
 
@@ -87,6 +112,33 @@ pub fn preset(name: &str) -> Result<Preset> {
                 rope_theta: 500_000.0,
                 max_position_embeddings: 8192,
                 ..llama_shapes(128256, 4096, 14336, 32, 32, 8)
+            },
+            tokenizer: PresetTokenizer::Fetched("llama3-tokenizer.json"),
+            default_format: "q4_0",
+        },
+        "llama3.1-8b" => Preset {
+            name: "llama3.1-8b",
+            twin_of: "meta-llama/Llama-3.1-8B-Instruct",
+            config: llama31(llama_shapes(128256, 4096, 14336, 32, 32, 8), 8.0),
+            tokenizer: PresetTokenizer::Fetched("llama3-tokenizer.json"),
+            default_format: "q4_0",
+        },
+        "llama3.2-1b" => Preset {
+            name: "llama3.2-1b",
+            twin_of: "meta-llama/Llama-3.2-1B-Instruct",
+            config: ModelConfig {
+                tie_word_embeddings: true,
+                ..llama31(llama_shapes(128256, 2048, 8192, 16, 32, 8), 32.0)
+            },
+            tokenizer: PresetTokenizer::Fetched("llama3-tokenizer.json"),
+            default_format: "q4_0",
+        },
+        "llama3.2-3b" => Preset {
+            name: "llama3.2-3b",
+            twin_of: "meta-llama/Llama-3.2-3B-Instruct",
+            config: ModelConfig {
+                tie_word_embeddings: true,
+                ..llama31(llama_shapes(128256, 3072, 8192, 28, 24, 8), 32.0)
             },
             tokenizer: PresetTokenizer::Fetched("llama3-tokenizer.json"),
             default_format: "q4_0",
@@ -239,6 +291,37 @@ mod tests {
             (128256, 4096, 32, 32, 8, 14336)
         );
         assert_eq!(cfg.rope_theta, 500_000.0);
+    }
+
+    #[test]
+    fn llama3_x_twins_have_the_published_parameter_counts_and_rope_scaling() {
+        // The parameter counts Hugging Face lists for each model (safetensors, no RoPE
+        // factors), and each config.json's rope_scaling factor.
+        for (name, parameters, head_dim, factor) in [
+            ("llama3.1-8b", 8_030_261_248usize, 128, 8.0),
+            ("llama3.2-1b", 1_235_814_400, 64, 32.0),
+            ("llama3.2-3b", 3_212_749_824, 128, 32.0),
+        ] {
+            let cfg = preset(name).unwrap().config;
+            let params: usize = (LLAMA.tensors)(&cfg).iter().map(TensorSpec::elements).sum();
+            assert_eq!(params, parameters, "{name}");
+            assert!(cfg.validate().is_ok(), "{name}");
+            let factors = cfg.rope_freq_factors.as_ref().unwrap();
+            assert_eq!(
+                (factors.len(), cfg.head_dim()),
+                (head_dim / 2, head_dim),
+                "{name}"
+            );
+            assert_eq!(
+                (factors[0], factors[head_dim / 2 - 1]),
+                (1.0, factor),
+                "{name}"
+            );
+            assert_eq!(
+                (cfg.rope_theta, cfg.max_position_embeddings),
+                (500_000.0, 131_072)
+            );
+        }
     }
 
     #[test]
