@@ -652,6 +652,10 @@ fn edited_numbers_that_would_print_nonsense_are_refused_by_location() {
             |v: &mut Value| v["runs"][0]["batch"]["groups"][0]["setting"]["batch"] = 0.into(),
             &["runs[0].batch.groups[0].setting.batch", "is 0"][..],
         ),
+        (
+            |v: &mut Value| v["runs"][1] = v["runs"][0].clone(),
+            &["runs[1].model", "again, as runs[0]"][..],
+        ),
     ] {
         let (dir, path) = edited_copy(edit);
         for command in ["report", "compare"] {

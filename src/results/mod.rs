@@ -120,7 +120,17 @@ impl Results {
                 bw.read_bytes_per_s,
             )?;
         }
+        let mut labels = std::collections::HashMap::new();
         for (r, run) in self.runs.iter().enumerate() {
+            if let Some(first) = labels.insert(run.label(), r) {
+                return Err((
+                    format!("runs[{r}].model"),
+                    format!(
+                        "is {} again, as runs[{first}]: a run writes each model, format and engine once, so reports could not tell the two apart",
+                        run.label()
+                    ),
+                ));
+            }
             let at = format!("runs[{r}].model");
             positive(at.clone(), "parameters", run.model.parameters as f64)?;
             positive(at.clone(), "weight_bytes", run.model.weight_bytes as f64)?;
