@@ -208,16 +208,7 @@ impl Engine for LlamaCppEngine {
             self.ensure_context(tokens.len().max(1), positions)?;
             self.batch = tokens.len();
         }
-        if self.batch != tokens.len() {
-            return Err(Error::InvalidSetting {
-                name: "batch",
-                reason: format!(
-                    "a decode step of {} sequences after a prefill of {}",
-                    tokens.len(),
-                    self.batch
-                ),
-            });
-        }
+        super::check_decode_batch(tokens.len(), self.batch)?;
         let mut batch = LlamaBatch::new(tokens.len(), tokens.len() as i32);
         for (seq, &id) in tokens.iter().enumerate() {
             batch

@@ -97,6 +97,18 @@ pub(crate) fn prompt_length(prompts: &[Vec<u32>]) -> Result<usize> {
     Ok(len)
 }
 
+/// Refuses a decode step whose batch is not the prefill's: every sequence of a batch steps
+/// together (the harness batches copies of one prompt).
+pub(crate) fn check_decode_batch(tokens: usize, prefilled: usize) -> Result<()> {
+    if tokens == prefilled {
+        return Ok(());
+    }
+    Err(Error::InvalidSetting {
+        name: "batch",
+        reason: format!("a decode step of {tokens} sequences after a prefill of {prefilled}"),
+    })
+}
+
 /// Builds an engine from a planned model; the engine may refuse what it cannot run.
 pub type EngineBuilder = fn(EngineInput) -> Result<Box<dyn Engine>>;
 

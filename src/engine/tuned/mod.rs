@@ -177,15 +177,8 @@ impl Engine for TunedEngine {
         if tokens.is_empty() {
             return Err(Error::EmptyPrompt);
         }
-        if self.position > 0 && self.batch != tokens.len() {
-            return Err(Error::InvalidSetting {
-                name: "batch",
-                reason: format!(
-                    "a decode step of {} sequences after a prefill of {}",
-                    tokens.len(),
-                    self.batch
-                ),
-            });
+        if self.position > 0 {
+            super::check_decode_batch(tokens.len(), self.batch)?;
         }
         self.forward(tokens, 1)
     }
