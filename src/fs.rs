@@ -42,9 +42,15 @@ pub fn remove_temporaries_on_signals() -> std::io::Result<()> {
 /// `/dev/stdout`) is written in place, anything else (a directory, a block device, a socket)
 /// is refused by name.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomically_with(path, |w| {
-        w.write_all(bytes).map_err(|e| Error::write(path, e))
-    })
+    write_atomically_with(path, write_all(path, bytes))
+}
+
+/// A writer's job of writing `bytes`, a failure named by `path`.
+fn write_all<'a>(
+    path: &'a Path,
+    bytes: &'a [u8],
+) -> impl FnOnce(&mut dyn Write) -> Result<()> + 'a {
+    move |w| w.write_all(bytes).map_err(|e| Error::write(path, e))
 }
 
 /// [`write_atomically`] for files written piece by piece (a multi-gigabyte GGUF): `write`
@@ -66,47 +72,36 @@ pub fn write_atomically_with(
 /// all of them are written are they renamed into place. A failure (a full disk) leaves none
 /// of them, and none of the temporaries.
 pub fn write_all_atomically(files: &[(PathBuf, &[u8])]) -> Result<()> {
-    for (path, _) in files {
-        if let Existing::Refused(what) = existing_kind(path) {
-            return Err(refused(path, what));
+    let (mut in_place, mut replaced) = (Vec::new(), Vec::new());
+    for (path, bytes) in files {
+        match existing_kind(path) {
+            Existing::Refused(what) => return Err(refused(path, what)),
+            Existing::WriteInPlace => in_place.push((path, bytes)),
+            Existing::Nothing | Existing::RegularFile => replaced.push((path, bytes)),
         }
     }
-    let (in_place, replaced): (Vec<_>, Vec<_>) = files
-        .iter()
-        .partition(|(path, _)| matches!(existing_kind(path), Existing::WriteInPlace));
     let mut staged = Vec::new();
-    for (path, bytes) in &replaced {
-        match stage(path, |w| {
-            w.write_all(bytes).map_err(|e| Error::write(path, e))
-        }) {
-            Ok(tmp) => staged.push((tmp, path)),
-            Err(e) => {
-                for (tmp, _) in &staged {
-                    discard(tmp);
-                }
-                return Err(e);
-            }
-        }
-    }
     // Devices and FIFOs (`/dev/full`) are written before anything is renamed into place.
-    for (path, bytes) in in_place {
-        if let Err(e) = write_atomically(path, bytes) {
-            for (tmp, _) in &staged {
-                discard(tmp);
-            }
-            return Err(e);
+    let written = (|| {
+        for (path, bytes) in &replaced {
+            staged.push((stage(path, write_all(path, bytes))?, *path));
         }
-    }
+        for (path, bytes) in &in_place {
+            write_in_place(path, write_all(path, bytes))?;
+        }
+        Ok(())
+    })();
     let mut staged = staged.into_iter();
-    while let Some((tmp, path)) = staged.next() {
-        if let Err(e) = commit(&tmp, path) {
-            for (tmp, _) in staged {
-                discard(&tmp);
-            }
-            return Err(e);
-        }
+    let committed = written.and_then(|()| {
+        staged
+            .by_ref()
+            .try_for_each(|(tmp, path)| commit(&tmp, path))
+    });
+    // After a failure, whatever is still staged is debris.
+    for (tmp, _) in staged {
+        discard(&tmp);
     }
-    Ok(())
+    committed
 }
 
 fn refused(path: &Path, what: &str) -> Error {
