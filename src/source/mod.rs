@@ -49,6 +49,12 @@ impl ResolvedModel {
         }
     }
 
+    /// The file or folder the model came from, else its spec (`synthetic:...`), for messages.
+    pub fn source_name(&self) -> String {
+        self.source_path()
+            .map_or_else(|| self.spec.to_string(), |p| p.display().to_string())
+    }
+
     pub fn source_path(&self) -> Option<PathBuf> {
         match &self.weights {
             Weights::Safetensors(w) => w.dir.clone().into(),

@@ -187,9 +187,7 @@ impl Planned {
             name: "--engine",
             reason: format!(
                 "{} holds {}, which changes the model's arithmetic and which {what} does not apply: it would run a different model. Run the file as it is with --engine llama-cpp (built with --features llama-cpp)",
-                self.resolved
-                    .source_path()
-                    .map_or_else(|| self.resolved.spec.to_string(), |p| p.display().to_string()),
+                self.resolved.source_name(),
                 found.join(", ")
             ),
         })

@@ -44,9 +44,7 @@ fn refuse_rope_scaling(planned: &crate::weights::Planned) -> Result<()> {
         name: "--engine",
         reason: format!(
             "{} holds Llama 3.1's RoPE scaling ({origin} `{key}`), which the candle engine does not apply: it would run a different model. Run it with --engine tuned, or --engine llama-cpp (built with --features llama-cpp)",
-            resolved
-                .source_path()
-                .map_or_else(|| resolved.spec.to_string(), |p| p.display().to_string()),
+            resolved.source_name(),
         ),
     })
 }
