@@ -84,12 +84,14 @@ impl TextTokenizer {
                 })
                 .collect()
         };
+        // Each key is read with the type llama.cpp requires of it: a value of another type is
+        // refused, not replaced by a default.
+        let wrong = |key: &str, v: &Value, expected: &str| {
+            field_err(key, crate::family::wrong_gguf_type(key, v, expected))
+        };
         let model = match md.get("tokenizer.ggml.model") {
             Some(Value::String(model)) => model.clone(),
-            Some(v) => {
-                let problem = crate::family::wrong_gguf_type("tokenizer.ggml.model", v, "STRING");
-                return Err(field_err("tokenizer.ggml.model", problem));
-            }
+            Some(v) => return Err(wrong("tokenizer.ggml.model", v, "STRING")),
             None => {
                 return Err(field_err(
                     "tokenizer.ggml.model",
@@ -98,26 +100,17 @@ impl TextTokenizer {
             }
         };
         let tokens = string_list("tokenizer.ggml.tokens")?;
-        // Each key is read with the type llama.cpp requires of it: a value of another type is
-        // refused, not replaced by a default.
-        let wrong = |key: &str, v: &Value, expected: &str| {
-            field_err(key, crate::family::wrong_gguf_type(key, v, expected))
-        };
-        let list_of = |key: &str, expected: &str| -> Result<Option<&Vec<Value>>> {
-            match md.get(key) {
-                None => Ok(None),
-                Some(Value::Array(values)) => Ok(Some(values)),
-                Some(v) => Err(wrong(key, v, &format!("ARRAY of {expected}"))),
-            }
-        };
-        let token_types: Vec<i32> = match list_of("tokenizer.ggml.token_type", "I32")? {
-            Some(values) => values
-                .iter()
-                .map(|v| match v {
-                    Value::I32(t) => Ok(*t),
-                    v => Err(wrong("tokenizer.ggml.token_type", v, "ARRAY of I32")),
-                })
-                .collect::<Result<_>>()?,
+        let token_types: Vec<i32> = match typed_list(
+            md,
+            "tokenizer.ggml.token_type",
+            "I32",
+            &wrong,
+            |v| match v {
+                Value::I32(t) => Some(*t),
+                _ => None,
+            },
+        )? {
+            Some(types) => types,
             None => vec![1; tokens.len()],
         };
         let id_key = |key: &str| match md.get(key) {
@@ -157,14 +150,11 @@ impl TextTokenizer {
                 (spec, format!("gguf:gpt2/{pre}"))
             }
             "llama" => {
-                let scores: Vec<f32> = list_of("tokenizer.ggml.scores", "F32")?
-                    .ok_or_else(|| field_err("tokenizer.ggml.scores", "is missing".into()))?
-                    .iter()
-                    .map(|v| match v {
-                        Value::F32(score) => Ok(*score),
-                        v => Err(wrong("tokenizer.ggml.scores", v, "ARRAY of F32")),
-                    })
-                    .collect::<Result<_>>()?;
+                let scores: Vec<f32> = typed_list(md, "tokenizer.ggml.scores", "F32", &wrong, |v| match v {
+                    Value::F32(score) => Some(*score),
+                    _ => None,
+                })?
+                .ok_or_else(|| field_err("tokenizer.ggml.scores", "is missing".into()))?;
                 let add_space_prefix = bool_key("tokenizer.ggml.add_space_prefix", true)?;
                 (sentencepiece_bpe(&tokens, &scores, add_space_prefix, added_tokens), "gguf:llama-spm".to_string())
             }
@@ -345,6 +335,27 @@ impl TextTokenizer {
 }
 
 /// A hash of every `tokenizer.*` metadata entry, names and values.
+/// The array at `key` with every element taken by `pick`, `None` when the key is absent; an
+/// element or value of another type is `wrong`'s error ("ARRAY of `expected`").
+fn typed_list<T>(
+    md: &std::collections::HashMap<String, Value>,
+    key: &str,
+    expected: &str,
+    wrong: &dyn Fn(&str, &Value, &str) -> Error,
+    pick: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<Vec<T>>> {
+    let expected = format!("ARRAY of {expected}");
+    match md.get(key) {
+        None => Ok(None),
+        Some(Value::Array(values)) => values
+            .iter()
+            .map(|v| pick(v).ok_or_else(|| wrong(key, v, &expected)))
+            .collect::<Result<Vec<T>>>()
+            .map(Some),
+        Some(v) => Err(wrong(key, v, &expected)),
+    }
+}
+
 fn tokenizer_metadata_hash(content: &Content) -> u64 {
     use std::hash::{Hash, Hasher};
     fn value(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
@@ -570,28 +581,25 @@ mod tests {
         .collect();
         let scores: Vec<f32> = (0..tokens.len()).map(|i| -(i as f32)).collect();
         // Every split at every character, as the merges are defined.
-        let mut naive = Vec::new();
-        for (merged, piece) in tokens.iter().enumerate() {
+        let mut naive: Vec<(String, String)> = Vec::new();
+        for piece in &tokens {
             for (split, _) in piece.char_indices().skip(1) {
                 let (l, r) = piece.split_at(split);
                 if tokens.iter().any(|t| t == l) && tokens.iter().any(|t| t == r) {
-                    naive.push((scores[merged], l.to_string(), r.to_string()));
+                    naive.push((l.to_string(), r.to_string()));
                 }
             }
         }
-        naive.sort_by(|a, b| b.0.total_cmp(&a.0).then((&a.1, &a.2).cmp(&(&b.1, &b.2))));
         let spec = sentencepiece_bpe(&tokens, &scores, true, vec![]);
-        let merges: Vec<(String, String)> = spec["model"]["merges"]
+        let mut merges: Vec<(String, String)> = spec["model"]["merges"]
             .as_array()
             .unwrap()
             .iter()
             .map(|m| (m[0].as_str().unwrap().into(), m[1].as_str().unwrap().into()))
             .collect();
-        let naive: Vec<(String, String)> = naive.into_iter().map(|(_, l, r)| (l, r)).collect();
-        let (mut a, mut b) = (merges.clone(), naive.clone());
-        a.sort();
-        b.sort();
-        assert_eq!(a, b);
+        merges.sort();
+        naive.sort();
+        assert_eq!(merges, naive);
         assert_eq!(merges.len(), 8, "{merges:?}");
     }
 

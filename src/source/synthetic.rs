@@ -40,6 +40,7 @@ pub const PRESET_NAMES: &[&str] = &[
 /// Llama 3.1-3.3's RoPE: theta 500,000 and the `llama3` scaling of their `config.json`
 /// (`factor` 8 for 3.1 and 3.3, 32 for 3.2), over a context of 131,072.
 fn llama31(shapes: ModelConfig, factor: f64) -> ModelConfig {
+    const THETA: f32 = 500_000.0;
     let scaling = crate::family::Llama3RopeScaling {
         factor,
         low_freq_factor: 1.0,
@@ -47,9 +48,9 @@ fn llama31(shapes: ModelConfig, factor: f64) -> ModelConfig {
         original_max_position_embeddings: 8192.0,
     };
     ModelConfig {
-        rope_theta: 500_000.0,
+        rope_theta: THETA,
         max_position_embeddings: 131_072,
-        rope_freq_factors: Some(scaling.factors(shapes.head_dim(), 500_000.0)),
+        rope_freq_factors: Some(scaling.factors(shapes.head_dim(), THETA.into())),
         ..shapes
     }
 }
