@@ -490,6 +490,21 @@ fn the_tuned_engine_is_as_close_to_llama_cpps_logits_as_candle_is() {
     }
 }
 
+/// `spec` on `engine` in `format`, teacher-forced over 64 positions of the tiny vocabulary (a
+/// 24-token prompt, then 40 given tokens): far enough for RoPE scaling to move the logits.
+fn rope_logits(spec: ModelSpec, engine: &str, format: Option<&str>) -> Vec<Vec<f32>> {
+    let cases = [(
+        (0..24).map(|i| (i * 37 + 11) % 256).collect::<Vec<u32>>(),
+        (0..40).map(|i| (i * 53 + 7) % 256).collect::<Vec<u32>>(),
+    )];
+    llm_bench::system::configure_threads(None);
+    let mut model = llm_bench::model::plan(&spec, format.map(|f| f.parse().unwrap()))
+        .unwrap()
+        .load_with(engine.parse().unwrap())
+        .unwrap();
+    common::forced_logits(&mut model, &cases)
+}
+
 /// Llama 3.1's RoPE scaling (`rope_freqs.weight`), applied as llama.cpp applies it: teacher-
 /// forced over 64 positions of a tiny f32 model whose factors are 1..8, the tuned engine's
 /// logits match llama.cpp's to float rounding, while the same weights without the factors
@@ -501,23 +516,11 @@ fn rope_scaling_factors_are_applied_as_llama_cpp_applies_them() {
     let scaled =
         common::gguf::tiny_llama_gguf_with(dir.path(), "rope-freqs", common::gguf::add_rope_freqs);
     let plain = common::gguf::tiny_llama_gguf_with(dir.path(), "plain", |_, _| {});
-    let cases = vec![(
-        (0..24).map(|i| (i * 37 + 11) % 256).collect::<Vec<u32>>(),
-        (0..40).map(|i| (i * 53 + 7) % 256).collect::<Vec<u32>>(),
-    )];
-    let logits = |path: &std::path::Path, engine: &str, format: Option<&str>| {
-        llm_bench::system::configure_threads(None);
-        let spec = ModelSpec::Gguf(path.into());
-        let mut model = llm_bench::model::plan(&spec, format.map(|f| f.parse().unwrap()))
-            .unwrap()
-            .load_with(engine.parse().unwrap())
-            .unwrap();
-        common::forced_logits(&mut model, &cases)
-    };
-    let reference = logits(&scaled, "llama-cpp", None);
-    let tuned = logits(&scaled, "tuned", None);
-    let unscaled = logits(&plain, "tuned", None);
-    let through_export = logits(&scaled, "llama-cpp", Some("f32"));
+    let gguf = |path: &std::path::Path| ModelSpec::Gguf(path.into());
+    let reference = rope_logits(gguf(&scaled), "llama-cpp", None);
+    let tuned = rope_logits(gguf(&scaled), "tuned", None);
+    let unscaled = rope_logits(gguf(&plain), "tuned", None);
+    let through_export = rope_logits(gguf(&scaled), "llama-cpp", Some("f32"));
     let (close, far, exported) = (
         rms(&reference, &tuned),
         rms(&reference, &unscaled),
@@ -550,23 +553,17 @@ fn a_config_json_rope_scaling_runs_as_llama_cpp_runs_its_export() {
     common::write_tiny_llama(&scaled, &config);
     let unscaled = dir.path().join("unscaled");
     common::write_tiny_llama(&unscaled, &common::tiny_config(257, 256));
-    let cases = vec![(
-        (0..24).map(|i| (i * 37 + 11) % 256).collect::<Vec<u32>>(),
-        (0..40).map(|i| (i * 53 + 7) % 256).collect::<Vec<u32>>(),
-    )];
-    let logits = |path: &std::path::Path, engine: &str, format: &str| {
-        llm_bench::system::configure_threads(None);
-        let spec = ModelSpec::LocalDir(path.into());
-        let mut model = llm_bench::model::plan(&spec, Some(format.parse().unwrap()))
-            .unwrap()
-            .load_with(engine.parse().unwrap())
-            .unwrap();
-        common::forced_logits(&mut model, &cases)
-    };
-    let reference = logits(&scaled, "llama-cpp", "f32");
+    let folder = |path: &std::path::Path| ModelSpec::LocalDir(path.into());
+    let reference = rope_logits(folder(&scaled), "llama-cpp", Some("f32"));
     let (close, far) = (
-        rms(&reference, &logits(&scaled, "tuned", "f32")),
-        rms(&reference, &logits(&unscaled, "tuned", "f32")),
+        rms(
+            &reference,
+            &rope_logits(folder(&scaled), "tuned", Some("f32")),
+        ),
+        rms(
+            &reference,
+            &rope_logits(folder(&unscaled), "tuned", Some("f32")),
+        ),
     );
     eprintln!("RMS to llama.cpp: tuned {close:e}, without rope_scaling {far:e}");
     assert!(

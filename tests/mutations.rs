@@ -338,7 +338,14 @@ fn assert_metadata_types(content: &Content, what: &str) {
         Some(Value::String(arch)) => arch.clone(),
         other => panic!("{what}: loaded with general.architecture {other:?}"),
     };
-    for (suffix, expected) in [
+    let type_name = |v: &Value| match v {
+        Value::U32(_) => "U32",
+        Value::F32(_) => "F32",
+        Value::String(_) => "STRING",
+        Value::Bool(_) => "BOOL",
+        _ => "another type",
+    };
+    let arch_keys = [
         ("context_length", "U32"),
         ("embedding_length", "U32"),
         ("block_count", "U32"),
@@ -347,51 +354,23 @@ fn assert_metadata_types(content: &Content, what: &str) {
         ("attention.head_count_kv", "U32"),
         ("rope.freq_base", "F32"),
         ("attention.layer_norm_rms_epsilon", "F32"),
-    ] {
-        let key = format!("{arch}.{suffix}");
-        let found = match content.metadata.get(&key) {
-            None => continue,
-            Some(Value::U32(_)) => "U32",
-            Some(Value::F32(_)) => "F32",
-            Some(other) => panic!("{what}: loaded with {key} = {other:?}"),
-        };
-        assert_eq!(found, expected, "{what}: loaded with {key} of type {found}");
-    }
-    for (key, ok) in [
-        (
-            "tokenizer.ggml.bos_token_id",
-            matches!(
-                content.metadata.get("tokenizer.ggml.bos_token_id"),
-                None | Some(Value::U32(_))
-            ),
-        ),
-        (
-            "tokenizer.ggml.eos_token_id",
-            matches!(
-                content.metadata.get("tokenizer.ggml.eos_token_id"),
-                None | Some(Value::U32(_))
-            ),
-        ),
-        (
-            "tokenizer.ggml.pre",
-            matches!(
-                content.metadata.get("tokenizer.ggml.pre"),
-                None | Some(Value::String(_))
-            ),
-        ),
-        (
-            "tokenizer.ggml.add_bos_token",
-            matches!(
-                content.metadata.get("tokenizer.ggml.add_bos_token"),
-                None | Some(Value::Bool(_))
-            ),
-        ),
-    ] {
-        assert!(
-            ok,
-            "{what}: loaded with {key} = {:?}",
-            content.metadata.get(key)
-        );
+    ]
+    .map(|(suffix, expected)| (format!("{arch}.{suffix}"), expected));
+    let tokenizer_keys = [
+        ("tokenizer.ggml.bos_token_id", "U32"),
+        ("tokenizer.ggml.eos_token_id", "U32"),
+        ("tokenizer.ggml.pre", "STRING"),
+        ("tokenizer.ggml.add_bos_token", "BOOL"),
+    ]
+    .map(|(key, expected)| (key.to_string(), expected));
+    for (key, expected) in arch_keys.iter().chain(&tokenizer_keys) {
+        if let Some(value) = content.metadata.get(key) {
+            assert_eq!(
+                type_name(value),
+                *expected,
+                "{what}: loaded with {key} = {value:?}"
+            );
+        }
     }
 }
 
