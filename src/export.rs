@@ -163,7 +163,7 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
 fn metadata(planned: &Planned) -> Result<Vec<(String, Value)>> {
     let resolved = &planned.resolved;
     let config = &resolved.config;
-    let mut md = (resolved.family.gguf_metadata)(config);
+    let mut md = resolved.family.gguf_metadata(config);
     md.push((
         format!("{}.vocab_size", resolved.family.name),
         Value::U32(config.vocab_size as u32),

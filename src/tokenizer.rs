@@ -413,12 +413,14 @@ fn byte_alphabet() -> Vec<char> {
 }
 
 /// The `tokenizer.ggml.pre` values [`byte_level_bpe`] rebuilds as llama.cpp splits them.
-const KNOWN_PRE_TOKENIZERS: [&str; 9] = [
+const KNOWN_PRE_TOKENIZERS: [&str; 11] = [
     "default",
     "gpt-2",
     "llama-bpe",
     "llama3",
     "llama-v3",
+    "qwen2",
+    "deepseek-r1-qwen",
     "smollm",
     "starcoder",
     "refact",
@@ -437,12 +439,17 @@ fn pre_tokenizer(pre: &str) -> std::result::Result<Json, String> {
             {"type": "Split", "pattern": {"Regex": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"},
              "behavior": "Isolated", "invert": false},
             byte_level_split(false)]}),
+        // Llama 3's split with single digits.
+        "qwen2" | "deepseek-r1-qwen" => json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"},
+             "behavior": "Isolated", "invert": false},
+            byte_level_split(false)]}),
         "smollm" | "starcoder" | "refact" | "codeshell" => {
             json!({"type": "Sequence", "pretokenizers": [
             {"type": "Digits", "individual_digits": true}, byte_level_split(true)]})
         }
         "default" | "gpt-2" => byte_level_split(true),
-        // Any other split (qwen2, deepseek-llm, falcon, ...) would cut text where llama.cpp does
+        // Any other split (deepseek-llm, falcon, ...) would cut text where llama.cpp does
         // not, and every token count would be wrong.
         other => {
             return Err(format!(

@@ -832,19 +832,20 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
 #[test]
 fn a_pre_tokenizer_llm_bench_cannot_rebuild_is_refused_not_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let qwen_split = common::gguf::tiny_llama_gguf_with(dir.path(), "qwen-split", |content, _| {
-        content
-            .metadata
-            .insert("tokenizer.ggml.pre".into(), Value::String("qwen2".into()));
-    });
+    let other_split =
+        common::gguf::tiny_llama_gguf_with(dir.path(), "falcon-split", |content, _| {
+            content
+                .metadata
+                .insert("tokenizer.ggml.pre".into(), Value::String("falcon".into()));
+        });
     for engine in ["candle", "tuned"] {
-        let out = generate(qwen_split.to_str().unwrap(), &["--engine", engine]);
+        let out = generate(other_split.to_str().unwrap(), &["--engine", engine]);
         assert_exit_2(
             &out,
             &[
-                "qwen-split.gguf",
+                "falcon-split.gguf",
                 "tokenizer.ggml.pre",
-                "\"qwen2\"",
+                "\"falcon\"",
                 "cannot rebuild",
                 "llama-bpe",
             ],

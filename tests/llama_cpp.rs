@@ -249,6 +249,30 @@ fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
         assert_eq!(ours.encode(text).unwrap(), theirs, "{text:?}");
     }
     assert!(texts.len() >= 8);
+    // The same vocabulary under Qwen2's split (single digits): both rebuild it from the
+    // file's `tokenizer.ggml.pre`, and the numbers come out apart from Llama 3's.
+    let bytes = std::fs::read(&file).unwrap();
+    let mut content =
+        llm_bench::source::gguf_header::read(&mut std::io::Cursor::new(&bytes), bytes.len() as u64)
+            .unwrap();
+    content.metadata.insert(
+        "tokenizer.ggml.pre".into(),
+        candle_core::quantized::gguf_file::Value::String("qwen2".into()),
+    );
+    let qwen2_file = dir.path().join("qwen2-split.gguf");
+    let mut edited = common::gguf::encode(&content).bytes;
+    edited.extend_from_slice(&bytes[content.tensor_data_offset as usize..]);
+    std::fs::write(&qwen2_file, edited).unwrap();
+    let qwen2 = llm_bench::tokenizer::TextTokenizer::from_gguf(&content, &qwen2_file).unwrap();
+    for text in &texts {
+        let theirs = llm_bench::engine::llama_cpp::tokenize(&qwen2_file, text).unwrap();
+        assert_eq!(qwen2.encode(text).unwrap(), theirs, "qwen2 split: {text:?}");
+    }
+    let numbers = "  Numbers 1234567 and ünïcödé, 日本語, emoji 🦙!";
+    assert_ne!(
+        qwen2.encode(numbers).unwrap(),
+        ours.encode(numbers).unwrap()
+    );
 }
 
 #[test]
@@ -574,6 +598,56 @@ fn a_config_json_rope_scaling_runs_as_llama_cpp_runs_its_export() {
         far > 10.0 * close,
         "rope_scaling changes little ({far} vs {close})"
     );
+}
+
+/// Qwen2 (biases on q, k and v; GPT-NeoX's RoPE on rows in Hugging Face's order) as llama.cpp
+/// runs it: teacher-forced over 64 positions of a tiny random f32 model, from its safetensors
+/// folder (llama.cpp on llm-bench's export) and from that export as a GGUF file, the tuned
+/// and candle engines' logits match llama.cpp's to float rounding; the same weights read as a
+/// Llama (no biases, adjacent-pair RoPE) are far off.
+#[test]
+fn qwen2_runs_on_every_engine_as_llama_cpp_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let qwen2 = dir.path().join("qwen2");
+    let mut config = common::tiny_config(257, 256);
+    config["model_type"] = "qwen2".into();
+    common::write_tiny_llama(&qwen2, &config);
+    let folder = ModelSpec::LocalDir(qwen2.clone());
+    let file = ModelSpec::Gguf(common::gguf::exported_gguf_with(
+        dir.path(),
+        "qwen2",
+        folder.clone(),
+        "f32",
+        |_, _| {},
+    ));
+    let reference = rope_logits(file.clone(), "llama-cpp", None);
+    // The folder's weights as a Llama: q/k rows permuted for its RoPE, biases left out.
+    config["model_type"] = "llama".into();
+    std::fs::write(qwen2.join("config.json"), config.to_string()).unwrap();
+    let as_llama = rms(
+        &reference,
+        &rope_logits(ModelSpec::LocalDir(qwen2.clone()), "tuned", Some("f32")),
+    );
+    config["model_type"] = "qwen2".into();
+    std::fs::write(qwen2.join("config.json"), config.to_string()).unwrap();
+    for (engine, spec, format) in [
+        ("tuned", &file, None),
+        ("tuned", &folder, Some("f32")),
+        ("candle", &file, None),
+        ("candle", &folder, Some("f32")),
+        ("llama-cpp", &folder, Some("f32")),
+    ] {
+        let distance = rms(&reference, &rope_logits(spec.clone(), engine, format));
+        eprintln!("RMS to llama.cpp: {engine} on {spec} {format:?}: {distance:e} (as a Llama: {as_llama:e})");
+        assert!(
+            distance < 2e-4,
+            "{engine} on {spec}: logits {distance} from llama.cpp's"
+        );
+        assert!(
+            as_llama > 10.0 * distance.max(1e-5),
+            "biases and RoPE style change little ({as_llama} vs {distance})"
+        );
+    }
 }
 
 /// llama.cpp runs what llm-bench's own engines do not compute (a RoPE scaling type other than

@@ -163,7 +163,7 @@ fn sources_read_any_rows_as_the_whole_tensor_holds_them() {
     ] {
         let resolved = resolve(&spec).unwrap();
         let head_dim = resolved.config.head_dim();
-        let tensors = (resolved.family.tensors)(&resolved.config);
+        let tensors = resolved.family.tensors(&resolved.config);
         let source = resolved.weights.as_source();
         for name in ["attn_q", "attn_k", "token_embd", "ffn_down", "attn_norm"] {
             let t = tensors

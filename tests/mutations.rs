@@ -276,7 +276,7 @@ fn assert_consistent(resolved: &ResolvedModel, content: &Content, len: u64, what
         "{what}: loaded an invalid config {config:?}"
     );
     assert_eq!(config.hidden_size % config.num_heads, 0, "{what}");
-    for spec in (resolved.family.tensors)(config) {
+    for spec in resolved.family.tensors(config) {
         let info = &content.tensor_infos[&spec.gguf_name];
         assert_eq!(
             info.shape.dims(),

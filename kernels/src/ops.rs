@@ -1,5 +1,5 @@
 //! The small element-wise steps of a Llama layer between its matrix products: RMSNorm and
-//! rotary position embedding (GGUF's adjacent-pair order). Plain loops the compiler
+//! rotary position embedding (llama's adjacent pairs and GPT-NeoX's halves). Plain loops the compiler
 //! vectorizes; their cost is a few percent of a step's. SiLU gating and attention, whose
 //! exponentials and f16 conversions are worth SIMD, are kernels of every level
 //! (`Kernels::silu_mul`, `Kernels::attend`).
@@ -43,6 +43,21 @@ pub fn rope(x: &mut [f32], turns: &[(f32, f32)]) {
     }
 }
 
+/// Rotates each head of `x` (heads of `turns.len() * 2` values) as GPT-NeoX's RoPE does
+/// (llama.cpp's `LLAMA_ROPE_TYPE_NEOX`, Qwen2's): the pair `(x[i], x[i + half])` turns by
+/// `turns[i]`.
+pub fn rope_neox(x: &mut [f32], turns: &[(f32, f32)]) {
+    let half = turns.len();
+    for head in x.chunks_exact_mut(half * 2) {
+        let (firsts, seconds) = head.split_at_mut(half);
+        for ((a, b), &(sin, cos)) in firsts.iter_mut().zip(seconds).zip(turns) {
+            let (x0, x1) = (*a, *b);
+            *a = x0 * cos - x1 * sin;
+            *b = x0 * sin + x1 * cos;
+        }
+    }
+}
+
 /// The inverse frequencies of RoPE: `theta^(-2i / head_dim)` for `i < head_dim / 2`.
 pub fn rope_inv_freq(head_dim: usize, theta: f32) -> Vec<f32> {
     (0..head_dim / 2)
@@ -79,6 +94,40 @@ mod tests {
         let expected = [c2, s2, -s1, c1, c2, s2, -s1, c1];
         for (a, b) in x.iter().zip(expected) {
             assert!((a - b).abs() < 1e-6, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn neox_rope_turns_the_halves_pairs_as_normal_rope_turns_adjacent_ones() {
+        // Two heads of dim 6 at position 3: NEOX on [a0 a1 a2 b0 b1 b2] is normal RoPE on
+        // [a0 b0 a1 b1 a2 b2], reordered back.
+        let inv = rope_inv_freq(6, 100.0);
+        let mut turns = [(0.0, 0.0); 3];
+        rope_turns(3, &inv, &mut turns);
+        let x: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin()).collect();
+        let mut neox = x.clone();
+        rope_neox(&mut neox, &turns);
+        let interleave = |v: &[f32]| -> Vec<f32> {
+            v.chunks(6)
+                .flat_map(|h| (0..3).flat_map(move |i| [h[i], h[i + 3]]))
+                .collect()
+        };
+        let mut normal = interleave(&x);
+        rope(&mut normal, &turns);
+        assert_eq!(interleave(&neox), normal);
+        // And against the definition in f64: x0 cos - x1 sin, x0 sin + x1 cos.
+        for (h, head) in neox.chunks(6).enumerate() {
+            for i in 0..3 {
+                let angle = 3.0 * 100f64.powf(-2.0 * i as f64 / 6.0);
+                let (x0, x1) = (x[h * 6 + i] as f64, x[h * 6 + i + 3] as f64);
+                let want = [
+                    x0 * angle.cos() - x1 * angle.sin(),
+                    x0 * angle.sin() + x1 * angle.cos(),
+                ];
+                for (got, want) in [head[i], head[i + 3]].into_iter().zip(want) {
+                    assert!((got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+                }
+            }
         }
     }
 }

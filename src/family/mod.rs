@@ -1,9 +1,12 @@
-//! Model architectures. Each supported family is one file that knows its configuration keys,
-//! its tensor names (Hugging Face and GGUF spellings), and how to build candle's model for it.
-//! Adding Qwen2, Phi-3 or Gemma means adding one file like `llama.rs` and one row to
-//! [`FAMILIES`].
+//! Model architectures. Every supported family is the same pre-norm decoder
+//! ([`decoder`]: configuration keys, GGUF metadata, tensor names in Hugging Face and GGUF
+//! spellings) with a few [`Options`]; a family's file is one [`Family`] value saying which.
+//! Adding one means a file like `qwen2.rs`, a row in [`FAMILIES`], and each engine's support
+//! for any new option.
 
+pub mod decoder;
 pub mod llama;
+pub mod qwen2;
 
 use candle_core::quantized::gguf_file;
 use std::io::{Read, Seek};
@@ -209,17 +212,18 @@ pub struct ConfigProblem {
     pub problem: String,
 }
 
-/// How a source spells each [`ModelConfig`] field, so an error names the key in the file.
+/// How a source spells each [`ModelConfig`] field, so an error names the key in the file;
+/// `{arch}` stands for the family's name.
 pub type KeyNames = &'static [(&'static str, &'static str)];
 
 impl ConfigProblem {
-    /// `field` spelled as the file spells it, then the problem.
-    pub fn describe(&self, keys: KeyNames) -> (String, String) {
+    /// `field` spelled as the file spells it for family `arch`, then the problem.
+    fn describe(&self, keys: KeyNames, arch: &str) -> (String, String) {
         let key = keys
             .iter()
             .find(|(field, _)| *field == self.field)
             .map_or(self.field, |(_, key)| *key);
-        (key.to_string(), self.problem.clone())
+        (key.replace("{arch}", arch), self.problem.clone())
     }
 }
 
@@ -232,6 +236,15 @@ pub enum TensorRole {
     Matmul,
     /// A norm's scale vector: kept in f32, as llama.cpp does.
     Norm,
+    /// A projection's bias vector: kept in f32, as llama.cpp's converter writes it.
+    Bias,
+}
+
+impl TensorRole {
+    /// A vector added or multiplied element by element, kept in f32 whatever the format.
+    pub fn is_vector(self) -> bool {
+        matches!(self, TensorRole::Norm | TensorRole::Bias)
+    }
 }
 
 /// One weight tensor, named both ways, in Hugging Face layout (`[out, in]` for matrices).
@@ -261,19 +274,72 @@ impl TensorSpec {
 pub trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek> ReadSeek for T {}
 
-/// Everything the library needs to know about one architecture family.
+/// Everything the library needs to know about one architecture family: its names and which
+/// of the decoder's options it uses.
+#[derive(Debug)]
 pub struct Family {
-    /// The canonical name, as GGUF's `general.architecture` spells it.
+    /// The canonical name, as GGUF's `general.architecture` spells it (and prefixes its keys).
     pub name: &'static str,
     /// `model_type` values in a Hugging Face `config.json` that this family runs.
     pub hf_model_types: &'static [&'static str],
-    pub config_from_hf: fn(&serde_json::Value) -> std::result::Result<ModelConfig, String>,
-    pub config_from_gguf: fn(&gguf_file::Content) -> std::result::Result<ModelConfig, String>,
-    /// `config.json` keys and GGUF metadata keys of the [`ModelConfig`] fields.
-    pub hf_keys: KeyNames,
-    pub gguf_keys: KeyNames,
-    pub gguf_metadata: fn(&ModelConfig) -> Vec<(String, gguf_file::Value)>,
-    pub tensors: fn(&ModelConfig) -> Vec<TensorSpec>,
+    pub options: Options,
+}
+
+/// What sets a family's arithmetic apart from the plain Llama decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// The q, k and v projections add biases (Qwen2, Qwen2.5).
+    pub qkv_bias: bool,
+    pub rope: RopeStyle,
+}
+
+/// Which values of a head RoPE turns together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(2i, 2i + 1)`: llama.cpp's normal RoPE, on q/k rows its converter
+    /// permuted from Hugging Face's order (Llama).
+    Normal,
+    /// The halves' pairs `(i, i + d/2)`: GPT-NeoX's RoPE, rows as Hugging Face keeps them
+    /// (Qwen2).
+    Neox,
+}
+
+impl Family {
+    /// The config from a Hugging Face `config.json`.
+    pub fn config_from_hf(
+        &'static self,
+        json: &serde_json::Value,
+    ) -> std::result::Result<ModelConfig, String> {
+        decoder::config_from_hf(self, json)
+    }
+
+    /// The config from GGUF metadata.
+    pub fn config_from_gguf(
+        &'static self,
+        content: &gguf_file::Content,
+    ) -> std::result::Result<ModelConfig, String> {
+        decoder::config_from_gguf(self, content)
+    }
+
+    /// The GGUF metadata llama.cpp reads for `cfg`.
+    pub fn gguf_metadata(&self, cfg: &ModelConfig) -> Vec<(String, gguf_file::Value)> {
+        decoder::gguf_metadata(self, cfg)
+    }
+
+    /// Every tensor of the model of `cfg`, named both ways.
+    pub fn tensors(&self, cfg: &ModelConfig) -> Vec<TensorSpec> {
+        decoder::tensors(self, cfg)
+    }
+
+    /// `problem`'s field spelled as a `config.json` spells it, then the problem.
+    pub fn describe_hf(&self, problem: &ConfigProblem) -> (String, String) {
+        problem.describe(decoder::HF_KEYS, self.name)
+    }
+
+    /// `problem`'s field spelled as GGUF metadata spells it for this family, then the problem.
+    pub fn describe_gguf(&self, problem: &ConfigProblem) -> (String, String) {
+        problem.describe(decoder::GGUF_KEYS, self.name)
+    }
 }
 
 /// A metadata value of the wrong GGUF type, named: the key, the type found, the type expected.
@@ -297,7 +363,7 @@ pub(crate) fn wrong_gguf_type(key: &str, value: &gguf_file::Value, expected: &st
     format!("metadata key `{key}` is of type {found} ({value:?}); GGUF stores it as {expected}: the file was written wrongly or edited")
 }
 
-pub static FAMILIES: &[&Family] = &[&llama::LLAMA];
+pub static FAMILIES: &[&Family] = &[&llama::LLAMA, &qwen2::QWEN2];
 
 pub fn supported_names() -> String {
     FAMILIES
@@ -421,5 +487,44 @@ mod tests {
             assert_eq!(ours[63], factor as f32);
             assert!(blended > 0, "{ours:?}");
         }
+    }
+
+    #[test]
+    fn qwen2_configs_read_as_the_decoder_with_biases_and_neox_rope() {
+        let mut json = serde_json::json!({
+            "model_type": "qwen2", "vocab_size": 151936, "hidden_size": 896,
+            "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+            "num_key_value_heads": 2, "max_position_embeddings": 32768, "rope_theta": 1000000.0,
+            "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "use_sliding_window": false,
+            "sliding_window": 32768
+        });
+        let family = by_hf_model_type("qwen2").unwrap();
+        let cfg = family.config_from_hf(&json).unwrap();
+        assert_eq!((cfg.architecture, cfg.head_dim()), ("qwen2", 64));
+        let specs = family.tensors(&cfg);
+        let q = specs
+            .iter()
+            .find(|s| s.gguf_name == "blk.0.attn_q.weight")
+            .unwrap();
+        assert_eq!(
+            q.rope_permuted_heads, None,
+            "NEOX rows keep Hugging Face's order"
+        );
+        let bias = specs
+            .iter()
+            .find(|s| s.gguf_name == "blk.0.attn_k.bias")
+            .unwrap();
+        assert_eq!(
+            (bias.shape.as_slice(), bias.role),
+            (&[128][..], TensorRole::Bias)
+        );
+        assert_eq!(
+            family.gguf_metadata(&cfg)[0].1.to_string().unwrap(),
+            "qwen2",
+            "general.architecture"
+        );
+        json["use_sliding_window"] = true.into();
+        let err = family.config_from_hf(&json).unwrap_err();
+        assert!(err.contains("use_sliding_window"), "{err}");
     }
 }

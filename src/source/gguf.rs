@@ -107,17 +107,18 @@ pub fn resolve_content(
             path: path.into(),
             supported,
         })?;
-    let mut config = (family.config_from_gguf)(&content)
+    let mut config = family
+        .config_from_gguf(&content)
         .map_err(|problem| bad(&format!("{arch_name}.*"), problem))?;
     // The header reader has checked that every tensor's data lies inside the file.
     let mut file = file;
     config.rope_freq_factors =
         rope_freq_factors(&content, &mut file).map_err(|problem| bad(ROPE_FREQS, problem))?;
     config.validate().map_err(|p| {
-        let (key, problem) = p.describe(family.gguf_keys);
+        let (key, problem) = family.describe_gguf(&p);
         bad(&key, problem)
     })?;
-    for spec in (family.tensors)(&config) {
+    for spec in family.tensors(&config) {
         let info = content
             .tensor_infos
             .get(&spec.gguf_name)

@@ -37,13 +37,15 @@ pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
             path: config_path.clone(),
             supported: family::supported_names(),
         })?;
-    let config = (family.config_from_hf)(&json).map_err(|problem| Error::BadField {
-        path: config_path.clone(),
-        field: "config".into(),
-        problem,
-    })?;
+    let config = family
+        .config_from_hf(&json)
+        .map_err(|problem| Error::BadField {
+            path: config_path.clone(),
+            field: "config".into(),
+            problem,
+        })?;
     config.validate().map_err(|p| {
-        let (field, problem) = p.describe(family.hf_keys);
+        let (field, problem) = family.describe_hf(&p);
         Error::BadField {
             path: config_path.clone(),
             field,
@@ -66,7 +68,7 @@ pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
         files,
         tensors,
     };
-    for spec in (family.tensors)(&config) {
+    for spec in family.tensors(&config) {
         weights.check(&spec)?;
     }
     Ok(ResolvedModel {

@@ -4,7 +4,7 @@
 
 use super::{ResolvedModel, WeightSource, Weights};
 use crate::error::{Error, Result};
-use crate::family::{llama::LLAMA, ModelConfig, TensorRole, TensorSpec};
+use crate::family::{llama::LLAMA, qwen2::QWEN2, Family, ModelConfig, TensorRole, TensorSpec};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use std::ops::Range;
@@ -14,6 +14,7 @@ pub const SYNTHETIC_SEED: u64 = 0x11B_E5C4;
 
 pub struct Preset {
     pub name: &'static str,
+    pub family: &'static Family,
     pub twin_of: &'static str,
     pub config: ModelConfig,
     pub tokenizer: PresetTokenizer,
@@ -35,6 +36,8 @@ pub const PRESET_NAMES: &[&str] = &[
     "llama3.1-8b",
     "llama3.2-1b",
     "llama3.2-3b",
+    "qwen2.5-0.5b",
+    "qwen2.5-7b",
 ];
 
 /// Llama 3.1-3.3's RoPE: theta 500,000 and the `llama3` scaling of their `config.json`
@@ -64,8 +67,37 @@ fn llama_shapes(
     heads: usize,
     kv_heads: usize,
 ) -> ModelConfig {
+    shapes(&LLAMA, vocab, hidden, ffn, layers, heads, kv_heads)
+}
+
+/// Qwen2.5's configs: theta 1,000,000, RMSNorm epsilon 1e-6, a context of 32,768.
+fn qwen25_shapes(
+    vocab: usize,
+    hidden: usize,
+    ffn: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+) -> ModelConfig {
     ModelConfig {
-        architecture: LLAMA.name,
+        rope_theta: 1_000_000.0,
+        rms_norm_eps: 1e-6,
+        max_position_embeddings: 32_768,
+        ..shapes(&QWEN2, vocab, hidden, ffn, layers, heads, kv_heads)
+    }
+}
+
+fn shapes(
+    family: &'static Family,
+    vocab: usize,
+    hidden: usize,
+    ffn: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+) -> ModelConfig {
+    ModelConfig {
+        architecture: family.name,
         vocab_size: vocab,
         hidden_size: hidden,
         intermediate_size: ffn,
@@ -85,6 +117,7 @@ fn llama_shapes(
 pub fn preset(name: &str) -> Result<Preset> {
     let preset = match name {
         "smollm2-135m" => Preset {
+            family: &LLAMA,
             name: "smollm2-135m",
             twin_of: "HuggingFaceTB/SmolLM2-135M-Instruct",
             config: ModelConfig {
@@ -97,6 +130,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_1",
         },
         "tinyllama-1.1b" => Preset {
+            family: &LLAMA,
             name: "tinyllama-1.1b",
             twin_of: "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
             config: ModelConfig {
@@ -107,6 +141,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "llama3-8b" => Preset {
+            family: &LLAMA,
             name: "llama3-8b",
             twin_of: "meta-llama/Meta-Llama-3-8B-Instruct",
             config: ModelConfig {
@@ -118,6 +153,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "llama3.1-8b" => Preset {
+            family: &LLAMA,
             name: "llama3.1-8b",
             twin_of: "meta-llama/Llama-3.1-8B-Instruct",
             config: llama31(llama_shapes(128256, 4096, 14336, 32, 32, 8), 8.0),
@@ -125,6 +161,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "llama3.2-1b" => Preset {
+            family: &LLAMA,
             name: "llama3.2-1b",
             twin_of: "meta-llama/Llama-3.2-1B-Instruct",
             config: ModelConfig {
@@ -135,6 +172,7 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "llama3.2-3b" => Preset {
+            family: &LLAMA,
             name: "llama3.2-3b",
             twin_of: "meta-llama/Llama-3.2-3B-Instruct",
             config: ModelConfig {
@@ -142,6 +180,25 @@ pub fn preset(name: &str) -> Result<Preset> {
                 ..llama31(llama_shapes(128256, 3072, 8192, 28, 24, 8), 32.0)
             },
             tokenizer: PresetTokenizer::Fetched("llama3-tokenizer.json"),
+            default_format: "q4_0",
+        },
+        "qwen2.5-0.5b" => Preset {
+            family: &QWEN2,
+            name: "qwen2.5-0.5b",
+            twin_of: "Qwen/Qwen2.5-0.5B-Instruct",
+            config: ModelConfig {
+                tie_word_embeddings: true,
+                ..qwen25_shapes(151_936, 896, 4864, 24, 14, 2)
+            },
+            tokenizer: PresetTokenizer::ByteLevel,
+            default_format: "q4_0",
+        },
+        "qwen2.5-7b" => Preset {
+            family: &QWEN2,
+            name: "qwen2.5-7b",
+            twin_of: "Qwen/Qwen2.5-7B-Instruct",
+            config: qwen25_shapes(152_064, 3584, 18_944, 28, 28, 4),
+            tokenizer: PresetTokenizer::ByteLevel,
             default_format: "q4_0",
         },
         other => {
@@ -194,7 +251,7 @@ pub fn resolve_preset(spec: ModelSpec, name: &str) -> Result<ResolvedModel> {
     tokenizer.eos_token_ids = config.eos_token_ids.clone();
     Ok(ResolvedModel {
         spec,
-        family: &LLAMA,
+        family: preset.family,
         config,
         tokenizer,
         weights: Weights::Synthetic(SyntheticWeights {
@@ -248,7 +305,7 @@ mod tests {
     #[test]
     fn llama_tensor_list_counts_parameters_of_smollm2() {
         let cfg = preset("smollm2-135m").unwrap().config;
-        let params: usize = (LLAMA.tensors)(&cfg).iter().map(TensorSpec::elements).sum();
+        let params: usize = LLAMA.tensors(&cfg).iter().map(TensorSpec::elements).sum();
         // SmolLM2-135M has 134,515,008 parameters (tied embeddings).
         assert_eq!(params, 134_515_008);
     }
@@ -260,7 +317,8 @@ mod tests {
             seed: SYNTHETIC_SEED,
         };
         let cfg = preset("smollm2-135m").unwrap().config;
-        let spec = (LLAMA.tensors)(&cfg)
+        let spec = LLAMA
+            .tensors(&cfg)
             .into_iter()
             .find(|t| t.role == TensorRole::Matmul)
             .unwrap();
@@ -304,7 +362,7 @@ mod tests {
             ("llama3.2-3b", 3_212_749_824, 128, 32.0),
         ] {
             let cfg = preset(name).unwrap().config;
-            let params: usize = (LLAMA.tensors)(&cfg).iter().map(TensorSpec::elements).sum();
+            let params: usize = LLAMA.tensors(&cfg).iter().map(TensorSpec::elements).sum();
             assert_eq!(params, parameters, "{name}");
             assert!(cfg.validate().is_ok(), "{name}");
             let factors = cfg.rope_freq_factors.as_ref().unwrap();
@@ -322,6 +380,26 @@ mod tests {
                 (cfg.rope_theta, cfg.max_position_embeddings),
                 (500_000.0, 131_072)
             );
+        }
+    }
+
+    #[test]
+    fn qwen25_twins_have_the_published_parameter_counts() {
+        // Hugging Face's counts (q/k/v biases included); 0.5B ties its embeddings, 7B not.
+        for (name, parameters) in [
+            ("qwen2.5-0.5b", 494_032_768usize),
+            ("qwen2.5-7b", 7_615_616_512),
+        ] {
+            let p = preset(name).unwrap();
+            assert_eq!(p.family.name, "qwen2", "{name}");
+            let params: usize = p
+                .family
+                .tensors(&p.config)
+                .iter()
+                .map(TensorSpec::elements)
+                .sum();
+            assert_eq!(params, parameters, "{name}");
+            assert!(p.config.validate().is_ok(), "{name}");
         }
     }
 

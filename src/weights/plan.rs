@@ -24,7 +24,7 @@ pub fn quant_plan(specs: Vec<TensorSpec>, wanted: GgmlDType) -> QuantPlan {
     let tensors: Vec<_> = specs
         .into_iter()
         .map(|spec| {
-            let dtype = if spec.role == TensorRole::Norm {
+            let dtype = if spec.role.is_vector() {
                 GgmlDType::F32
             } else if spec.cols() % wanted.block_size() == 0 {
                 wanted
@@ -117,11 +117,13 @@ impl Planned {
         let Weights::Gguf(gguf) = &self.resolved.weights else {
             return vec![];
         };
-        let mut declared: std::collections::HashSet<String> =
-            (self.resolved.family.tensors)(&self.resolved.config)
-                .into_iter()
-                .map(|s| s.gguf_name)
-                .collect();
+        let mut declared: std::collections::HashSet<String> = self
+            .resolved
+            .family
+            .tensors(&self.resolved.config)
+            .into_iter()
+            .map(|s| s.gguf_name)
+            .collect();
         // Read into the config: engines that do not apply it refuse the config instead.
         if self.resolved.config.rope_freq_factors.is_some() {
             declared.insert(crate::source::gguf::ROPE_FREQS.to_string());
@@ -226,10 +228,12 @@ pub fn plan_resolved(resolved: ResolvedModel, format: Option<WeightFormat>) -> R
     // the engine build all read it.
     let layout: QuantPlan = match (format, &resolved.weights) {
         (Some(WeightFormat::Quantized(q)), _) => {
-            quant_plan((resolved.family.tensors)(&resolved.config), q)
+            quant_plan(resolved.family.tensors(&resolved.config), q)
         }
         (Some(dense), _) => QuantPlan {
-            tensors: (resolved.family.tensors)(&resolved.config)
+            tensors: resolved
+                .family
+                .tensors(&resolved.config)
                 .into_iter()
                 .map(|s| (s, dense.ggml()))
                 .collect(),
@@ -263,7 +267,9 @@ fn gguf_types(
     resolved: &ResolvedModel,
     content: &candle_core::quantized::gguf_file::Content,
 ) -> Vec<(TensorSpec, GgmlDType)> {
-    (resolved.family.tensors)(&resolved.config)
+    resolved
+        .family
+        .tensors(&resolved.config)
         .into_iter()
         .map(|s| {
             let dtype = content.tensor_infos[&s.gguf_name].ggml_dtype;
@@ -349,7 +355,7 @@ mod tests {
     #[test]
     fn rows_short_of_k_quant_blocks_take_llama_cpps_fallback_types() {
         let config = synthetic::preset("smollm2-135m").unwrap().config;
-        let specs = (family::llama::LLAMA.tensors)(&config);
+        let specs = family::llama::LLAMA.tensors(&config);
         for (wanted, fallback) in [
             (GgmlDType::Q2K, GgmlDType::Q4_0),
             (GgmlDType::Q3K, GgmlDType::Q4_0),

@@ -131,7 +131,8 @@ mod tests {
             seed: synthetic::SYNTHETIC_SEED,
         };
         let wanted = ["blk.0.attn_q.weight", "blk.0.ffn_gate.weight"];
-        let specs: Vec<TensorSpec> = (family::llama::LLAMA.tensors)(&config)
+        let specs: Vec<TensorSpec> = family::llama::LLAMA
+            .tensors(&config)
             .into_iter()
             .filter(|s| wanted.contains(&s.gguf_name.as_str()))
             .collect();

@@ -4,7 +4,6 @@
 
 pub mod gguf;
 
-use llm_bench::family::llama::LLAMA;
 use llm_bench::source::synthetic::{SyntheticWeights, SYNTHETIC_SEED};
 use llm_bench::source::WeightSource;
 use std::collections::HashMap;
@@ -23,18 +22,22 @@ pub fn tiny_config(vocab: usize, context: usize) -> serde_json::Value {
     })
 }
 
-/// Writes config.json, tokenizer.json (byte-level, 257 tokens) and model.safetensors.
+/// Writes config.json, tokenizer.json (byte-level, 257 tokens) and model.safetensors, in the
+/// family of the config's `model_type`.
 pub fn write_tiny_llama(dir: &Path, config: &serde_json::Value) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     let tokenizer = llm_bench::tokenizer::TextTokenizer::byte_level();
     std::fs::write(dir.join("tokenizer.json"), tokenizer.to_json().unwrap()).unwrap();
-    let cfg = (LLAMA.config_from_hf)(config).unwrap();
+    let family = llm_bench::family::by_hf_model_type(config["model_type"].as_str().unwrap())
+        .expect("a supported model_type");
+    let cfg = family.config_from_hf(config).unwrap();
     let source = SyntheticWeights {
         preset: "tiny",
         seed: SYNTHETIC_SEED,
     };
-    let tensors: HashMap<String, candle_core::Tensor> = (LLAMA.tensors)(&cfg)
+    let tensors: HashMap<String, candle_core::Tensor> = family
+        .tensors(&cfg)
         .into_iter()
         .map(|spec| {
             let rows = source.rows(&spec, 0..spec.rows()).unwrap();

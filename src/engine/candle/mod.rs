@@ -1,10 +1,12 @@
-//! Stock candle: candle-transformers' full-precision Llama for f32/bf16/f16, its quantized
-//! Llama for GGML block types. Threads come from rayon's pool (`RAYON_NUM_THREADS`, set by
+//! Stock candle: candle-transformers' full-precision Llama and Qwen2 for f32/bf16/f16, their
+//! quantized models for GGML block types. Threads come from rayon's pool (`RAYON_NUM_THREADS`, set by
 //! `system::configure_threads`).
 
 mod backend;
 mod llama;
 mod on_load;
+mod quantized;
+mod qwen2;
 
 use super::{Engine, EngineEntry, EngineInfo, Logits};
 use crate::error::{Error, Result};
@@ -20,7 +22,7 @@ use candle_nn::VarBuilder;
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "candle",
     loads: super::Loads::Sources,
-    about: "stock candle 0.11 (candle-transformers' Llama, dense or quantized)",
+    about: "stock candle 0.11 (candle-transformers' Llama and Qwen2, dense or quantized)",
     build: Some(build),
     supports: |planned| {
         planned.refuse_unapplied("the candle engine")?;
@@ -75,11 +77,17 @@ fn builders(family: &Family) -> Result<Builders> {
     match family.name {
         "llama" => Ok(Builders {
             dense: llama::build_dense,
-            quantized: llama::build_quantized,
+            quantized: quantized::build_llama,
+        }),
+        "qwen2" => Ok(Builders {
+            dense: qwen2::build_dense,
+            quantized: quantized::build_qwen2,
         }),
         other => Err(Error::InvalidSetting {
             name: "--engine",
-            reason: format!("candle runs the llama family, not {other}: use --engine llama-cpp"),
+            reason: format!(
+                "candle runs the llama and qwen2 families, not {other}: use --engine llama-cpp"
+            ),
         }),
     }
 }

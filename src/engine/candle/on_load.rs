@@ -39,7 +39,7 @@ pub(super) fn build(
     }
     let content = Content {
         magic: VersionedMagic::GgufV3,
-        metadata: (family.gguf_metadata)(config).into_iter().collect(),
+        metadata: family.gguf_metadata(config).into_iter().collect(),
         tensor_infos,
         tensor_data_offset: 0,
     };

@@ -5,6 +5,7 @@ use super::attention::attention;
 use super::{Buffers, Dims, Layer, SequenceCache, TunedEngine};
 use crate::engine::Logits;
 use crate::error::{Error, Result};
+use crate::family::RopeStyle;
 use crate::kernels::matrix::{multiply, Activations, Input, Matrix, Product, RmsNorm, Then};
 use crate::kernels::{ops, Kernels, Pool};
 use half::f16;
@@ -176,6 +177,17 @@ fn attention_block(
         ],
         Then::Nothing,
     );
+    if let Some([q_bias, k_bias, v_bias]) = &layer.qkv_bias {
+        for (values, bias) in [(&mut b.q, q_bias), (&mut b.k, k_bias), (&mut b.v, v_bias)] {
+            for row in values.chunks_exact_mut(bias.len()) {
+                add(row, bias);
+            }
+        }
+    }
+    let rope = match d.rope {
+        RopeStyle::Normal => ops::rope,
+        RopeStyle::Neox => ops::rope_neox,
+    };
     // Row t is token t % n of its sequence.
     for (t, (q, key)) in
         b.q.chunks_exact_mut(h)
@@ -183,8 +195,8 @@ fn attention_block(
             .enumerate()
     {
         let turns = &b.turns[(t % n) * half..(t % n + 1) * half];
-        ops::rope(q, turns);
-        ops::rope(key, turns);
+        rope(q, turns);
+        rope(key, turns);
     }
     for (s, cache) in caches[..batch].iter_mut().enumerate() {
         let rows = s * n * kv..(s + 1) * n * kv;

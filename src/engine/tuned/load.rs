@@ -4,7 +4,7 @@
 use super::{Buffers, Dims, Layer, TunedEngine, NORM_FORMATS};
 use crate::engine::Logits;
 use crate::error::{Error, Result};
-use crate::family::{ReadSeek, TensorRole, TensorSpec};
+use crate::family::{ReadSeek, TensorSpec};
 use crate::kernels::matrix::Matrix;
 use crate::kernels::{ops, Arena, Kernels, Pool};
 use crate::source::Weights;
@@ -35,17 +35,20 @@ impl TunedEngine {
         };
         let layers = (0..config.num_layers)
             .map(|i| {
-                let mut t = |name: &str| take(format!("blk.{i}.{name}.weight"));
+                let mut t = |name: &str| take(format!("blk.{i}.{name}"));
                 Layer {
-                    attn_norm: vector(t("attn_norm")),
-                    q: matrix(t("attn_q")),
-                    k: matrix(t("attn_k")),
-                    v: matrix(t("attn_v")),
-                    o: matrix(t("attn_output")),
-                    ffn_norm: vector(t("ffn_norm")),
-                    gate: matrix(t("ffn_gate")),
-                    up: matrix(t("ffn_up")),
-                    down: matrix(t("ffn_down")),
+                    qkv_bias: input.family.options.qkv_bias.then(|| {
+                        ["attn_q", "attn_k", "attn_v"].map(|n| vector(t(&format!("{n}.bias"))))
+                    }),
+                    attn_norm: vector(t("attn_norm.weight")),
+                    q: matrix(t("attn_q.weight")),
+                    k: matrix(t("attn_k.weight")),
+                    v: matrix(t("attn_v.weight")),
+                    o: matrix(t("attn_output.weight")),
+                    ffn_norm: vector(t("ffn_norm.weight")),
+                    gate: matrix(t("ffn_gate.weight")),
+                    up: matrix(t("ffn_up.weight")),
+                    down: matrix(t("ffn_down.weight")),
                 }
             })
             .collect();
@@ -61,6 +64,7 @@ impl TunedEngine {
             vocab: config.vocab_size,
             context: config.max_position_embeddings,
             eps: config.rms_norm_eps as f32,
+            rope: input.family.options.rope,
         };
         Ok(TunedEngine {
             kernels,
@@ -204,15 +208,15 @@ fn read_tensors(input: &EngineInput, kernels: &Kernels) -> Result<HashMap<String
             })
         };
         let loaded = match spec.role {
-            TensorRole::Norm if NORM_FORMATS.contains(&format) => {
+            role if role.is_vector() && NORM_FORMATS.contains(&format) => {
                 // One row, read and widened to f32 as matrices in these formats are.
                 let mut norm = vec![0f32; spec.elements()];
                 read(1, norm.len(), &mut fill)?.row_into(0, &mut norm);
                 Loaded::Vector(norm)
             }
-            TensorRole::Norm => {
+            role if role.is_vector() => {
                 return Err(bad(format!(
-                    "is {format}; the tuned engine reads norms in f32, f16 or bf16"
+                    "is {format}; the tuned engine reads norms and biases in f32, f16 or bf16"
                 )))
             }
             _ => Loaded::Matrix(read(spec.rows(), spec.cols(), &mut fill)?),

@@ -14,7 +14,7 @@ mod load;
 
 use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
 use crate::error::{Error, Result};
-use crate::family::TensorRole;
+use crate::family::{RopeStyle, TensorRole};
 use crate::kernels::matrix::{self, Activations, Matrix};
 use crate::kernels::{Kernels, Pool};
 use crate::weights::{EngineInput, Planned};
@@ -23,7 +23,7 @@ use half::f16;
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "tuned",
     loads: Loads::Sources,
-    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama; f32, f16, bf16, q8_0, q4_0, q4_1)",
+    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama, Qwen2; f32, f16, bf16, q8_0, q4_0, q4_1)",
     build: Some(build),
     supports,
 };
@@ -34,17 +34,10 @@ const NORM_FORMATS: &[&str] = &["f32", "f16", "bf16"];
 /// Refuses, before anything loads, what the kernels cannot run.
 fn supports(planned: &Planned) -> Result<()> {
     planned.refuse_unapplied("the tuned engine")?;
-    let family = planned.resolved.family.name;
-    if family != "llama" {
-        return Err(Error::InvalidSetting {
-            name: "--engine",
-            reason: format!("tuned runs the llama architecture, not {family}: use --engine candle"),
-        });
-    }
     for (spec, dtype) in &planned.layout().tensors {
         let format = crate::format::ggml_name(*dtype);
         let ok = match spec.role {
-            TensorRole::Norm => NORM_FORMATS.contains(&format),
+            TensorRole::Norm | TensorRole::Bias => NORM_FORMATS.contains(&format),
             _ => matrix::FORMATS.contains(&format),
         };
         if !ok {
@@ -68,6 +61,8 @@ struct Layer {
     q: Matrix,
     k: Matrix,
     v: Matrix,
+    /// The q, k and v projections' biases, if the family has them (Qwen2).
+    qkv_bias: Option<[Vec<f32>; 3]>,
     o: Matrix,
     ffn_norm: Vec<f32>,
     gate: Matrix,
@@ -86,6 +81,7 @@ struct Dims {
     vocab: usize,
     context: usize,
     eps: f32,
+    rope: RopeStyle,
 }
 
 impl Dims {
