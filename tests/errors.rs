@@ -780,14 +780,20 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
         let out = generate(plain.to_str().unwrap(), &["--engine", engine]);
         assert!(out.status.success(), "{}", common::stderr(&out));
     }
-    // Metadata that changes the arithmetic: a head size other than hidden / heads, sliding
-    // windows, soft-capping.
+    // Metadata that changes the arithmetic: values or rotations narrower than the heads,
+    // sliding windows, soft-capping.
     for (name, key, value, needle) in [
         (
-            "key-length",
-            "llama.attention.key_length",
+            "value-length",
+            "llama.attention.value_length",
             Value::U32(32),
-            "= 32 (the engines use hidden size / heads = 16)",
+            "= 32 (the engines use heads of 16)",
+        ),
+        (
+            "rope-dims",
+            "llama.rope.dimension_count",
+            Value::U32(8),
+            "= 8 (the engines use heads of 16)",
         ),
         (
             "window",
@@ -813,6 +819,22 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
             );
         }
     }
+    // A head size (`key_length`) the tensors do not have is a corrupt file to every engine.
+    let path = common::gguf::tiny_llama_gguf_with(dir.path(), "key-length", |content, _| {
+        content
+            .metadata
+            .insert("llama.attention.key_length".into(), Value::U32(32));
+    });
+    let out = generate(path.to_str().unwrap(), &["--engine", "tuned"]);
+    assert_exit_2(
+        &out,
+        &[
+            "key-length.gguf",
+            "blk.0.attn_q.weight",
+            "[64, 64]",
+            "[128, 64]",
+        ],
+    );
     // The export would drop the tensor: refused too, and no file is left.
     let target = dir.path().join("re-exported.gguf");
     let out = cli(

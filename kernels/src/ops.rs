@@ -18,6 +18,16 @@ pub fn rms_apply(x: &[f32], scale: f32, weight: &[f32], out: &mut [f32]) {
     }
 }
 
+/// RMSNorm of each `weight.len()`-wide chunk of `x` in place (Qwen3's per-head q/k norms).
+pub fn rms_norm_each(x: &mut [f32], weight: &[f32], eps: f32) {
+    for head in x.chunks_exact_mut(weight.len()) {
+        let scale = rms_scale(head, eps);
+        for (v, &w) in head.iter_mut().zip(weight) {
+            *v *= scale * w;
+        }
+    }
+}
+
 /// `1 / sqrt(mean(x²) + eps)`, RMSNorm's factor for `x`.
 pub fn rms_scale(x: &[f32], eps: f32) -> f32 {
     let mean_square = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
@@ -79,6 +89,27 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, [1.0, -1.0, 0.5, -1.0]);
+    }
+
+    #[test]
+    fn rms_norm_each_norms_every_head_as_rms_norm_norms_one() {
+        let x: Vec<f32> = (0..12)
+            .map(|i| (i as f32 * 1.3).cos() * (1 + i) as f32)
+            .collect();
+        let weight = [0.5, 1.0, 2.0, -1.0];
+        let mut each = x.clone();
+        rms_norm_each(&mut each, &weight, 1e-6);
+        for (head, normed) in x.chunks(4).zip(each.chunks(4)) {
+            let mut one = [0.0; 4];
+            rms_norm(head, &weight, 1e-6, &mut one);
+            assert_eq!(normed, one);
+            // In f64: x / sqrt(mean(x²) + eps) * w.
+            let ms = head.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / 4.0;
+            for ((&v, &w), &got) in head.iter().zip(&weight).zip(normed) {
+                let want = v as f64 / (ms + 1e-6).sqrt() * w as f64;
+                assert!((got as f64 - want).abs() < 1e-5 * want.abs().max(1.0));
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The pre-norm decoder every supported family is (Llama, Qwen2): its configuration keys, GGUF
+//! The pre-norm decoder every supported family is (Llama, Qwen2, Qwen3): its configuration keys, GGUF
 //! metadata and tensor names, read and written for one [`Family`] by its name and
 //! [`Options`](super::Options). A family's file holds only what sets it apart.
 
@@ -19,6 +19,7 @@ pub const HF_KEYS: super::KeyNames = &[
     ("bos_token_id", "bos_token_id"),
     ("eos_token_ids", "eos_token_id"),
     ("rope_freq_factors", "rope_scaling"),
+    ("head_size", "head_dim"),
 ];
 
 /// GGUF keys of the [`ModelConfig`] fields; `{arch}` stands for the family's name.
@@ -35,6 +36,7 @@ pub const GGUF_KEYS: super::KeyNames = &[
     ("bos_token_id", "tokenizer.ggml.bos_token_id"),
     ("eos_token_ids", "tokenizer.ggml.eos_token_id"),
     ("rope_freq_factors", "rope_freqs.weight"),
+    ("head_size", "{arch}.attention.key_length"),
 ];
 
 /// `family`'s config from a Hugging Face `config.json`.
@@ -83,11 +85,13 @@ pub fn config_from_hf(
     let num_heads = usize_field("num_attention_heads")?;
     let hidden_size = usize_field("hidden_size")?;
     let rope_theta = optional_f64("rope_theta")?.unwrap_or(10_000.0);
+    let head_size = set_head_size(optional_usize("head_dim")?, hidden_size, num_heads);
+    let head_dim = head_size.unwrap_or(hidden_size / num_heads.max(1));
     let rope_freq_factors = optional("rope_scaling")
         .map(llama3_scaling)
         .transpose()?
         .flatten()
-        .map(|scaling| scaling.factors(hidden_size / num_heads.max(1), rope_theta));
+        .map(|scaling| scaling.factors(head_dim, rope_theta));
     let eos_token_ids = match optional("eos_token_id") {
         None => vec![],
         Some(serde_json::Value::Array(ids)) => ids
@@ -119,7 +123,14 @@ pub fn config_from_hf(
             .transpose()?,
         eos_token_ids,
         rope_freq_factors,
+        head_size,
     })
+}
+
+/// A head size given by the file, kept only where it is not hidden size / heads (so a Llama
+/// whose `config.json` spells out `head_dim` reads as one that does not).
+fn set_head_size(given: Option<usize>, hidden: usize, heads: usize) -> Option<usize> {
+    given.filter(|&n| heads == 0 || !hidden.is_multiple_of(heads) || n != hidden / heads)
 }
 
 /// A `config.json`'s `rope_scaling`: Llama 3.1's `llama3` type, `None` for `default`; any
@@ -210,10 +221,12 @@ pub fn config_from_gguf(
         None => return Err("tensor `token_embd.weight` is missing".into()),
     };
     let num_heads = usize_key(&arch("attention.head_count"))?;
+    let hidden_size = usize_key(&arch("embedding_length"))?;
+    let key_length = optional_u32(&arch("attention.key_length"))?.map(|n| n as usize);
     Ok(ModelConfig {
         architecture: family.name,
         vocab_size,
-        hidden_size: usize_key(&arch("embedding_length"))?,
+        hidden_size,
         intermediate_size: usize_key(&arch("feed_forward_length"))?,
         num_layers: usize_key(&arch("block_count"))?,
         num_heads,
@@ -231,6 +244,7 @@ pub fn config_from_gguf(
             .collect(),
         // Read from the tensor data by the GGUF source.
         rope_freq_factors: None,
+        head_size: set_head_size(key_length, hidden_size, num_heads),
     })
 }
 
@@ -250,6 +264,8 @@ pub fn gguf_metadata(family: &Family, cfg: &ModelConfig) -> Vec<(String, Value)>
         (arch("feed_forward_length"), u32v(cfg.intermediate_size)),
         (arch("context_length"), u32v(cfg.max_position_embeddings)),
         (arch("rope.dimension_count"), u32v(cfg.head_dim())),
+        (arch("attention.key_length"), u32v(cfg.head_dim())),
+        (arch("attention.value_length"), u32v(cfg.head_dim())),
         (
             arch("attention.layer_norm_rms_epsilon"),
             Value::F32(cfg.rms_norm_eps as f32),
@@ -346,6 +362,17 @@ pub fn tensors(family: &Family, cfg: &ModelConfig) -> Vec<TensorSpec> {
                 None,
             ),
         ]);
+        if family.options.qk_norm {
+            for (proj, gguf) in [("q_norm", "attn_q_norm"), ("k_norm", "attn_k_norm")] {
+                specs.push(t(
+                    format!("{hf}.self_attn.{proj}.weight"),
+                    format!("{gg}.{gguf}.weight"),
+                    vec![hd],
+                    TensorRole::Norm,
+                    None,
+                ));
+            }
+        }
         if family.options.qkv_bias {
             for (proj, gguf, width) in [
                 ("q_proj", "attn_q", cfg.num_heads * hd),

@@ -8,6 +8,7 @@ pub static LLAMA: Family = Family {
     hf_model_types: &["llama", "mistral"],
     options: Options {
         qkv_bias: false,
+        qk_norm: false,
         rope: RopeStyle::Normal,
     },
 };

@@ -7,6 +7,7 @@
 pub mod decoder;
 pub mod llama;
 pub mod qwen2;
+pub mod qwen3;
 
 use candle_core::quantized::gguf_file;
 use std::io::{Read, Seek};
@@ -33,6 +34,10 @@ pub struct ModelConfig {
     /// scaling.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rope_freq_factors: Option<Vec<f32>>,
+    /// A head size other than hidden size / heads (Qwen3's 128 on its narrower models), from
+    /// `config.json`'s `head_dim` or GGUF's `attention.key_length`; `None`: hidden / heads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_size: Option<usize>,
 }
 
 /// Llama 3.1-3.3's RoPE scaling (`rope_scaling.rope_type: llama3` in `config.json`): the
@@ -74,7 +79,21 @@ impl Llama3RopeScaling {
 
 impl ModelConfig {
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_heads.max(1)
+        self.head_size
+            .unwrap_or(self.hidden_size / self.num_heads.max(1))
+    }
+
+    /// This config as `family`'s (the shapes alone are the same for every family).
+    pub fn with_family(self, family: &Family) -> Self {
+        ModelConfig {
+            architecture: family.name,
+            ..self
+        }
+    }
+
+    /// The width of all query heads together (the hidden size unless the head size is set).
+    pub fn q_width(&self) -> usize {
+        self.num_heads * self.head_dim()
     }
 
     /// Refuses a configuration no real model has and the engines cannot run: zero sizes,
@@ -108,7 +127,19 @@ impl ModelConfig {
                 ));
             }
         }
-        if !self.hidden_size.is_multiple_of(self.num_heads) {
+        match self.head_size {
+            Some(0) => return Err(problem("head_size", "is 0; it must be at least 1".into())),
+            Some(n) if n > MAX_WIDTH => {
+                return Err(problem(
+                    "head_size",
+                    format!(
+                    "is {n}, above the largest plausible value {MAX_WIDTH}: is the file corrupt?"
+                ),
+                ))
+            }
+            _ => {}
+        }
+        if self.head_size.is_none() && !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(problem(
                 "num_heads",
                 format!(
@@ -119,9 +150,13 @@ impl ModelConfig {
         }
         if !self.head_dim().is_multiple_of(2) {
             return Err(problem(
-                "num_heads",
+                if self.head_size.is_some() {
+                    "head_size"
+                } else {
+                    "num_heads"
+                },
                 format!(
-                    "gives an odd head size {} (hidden size {} / {} heads); rotary embeddings need an even one",
+                    "gives an odd head size {} (hidden size {}, {} heads); rotary embeddings need an even one",
                     self.head_dim(),
                     self.hidden_size,
                     self.num_heads
@@ -290,6 +325,8 @@ pub struct Family {
 pub struct Options {
     /// The q, k and v projections add biases (Qwen2, Qwen2.5).
     pub qkv_bias: bool,
+    /// Each query and key head is RMS-normed (its own weights per layer) before RoPE (Qwen3).
+    pub qk_norm: bool,
     pub rope: RopeStyle,
 }
 
@@ -300,7 +337,7 @@ pub enum RopeStyle {
     /// permuted from Hugging Face's order (Llama).
     Normal,
     /// The halves' pairs `(i, i + d/2)`: GPT-NeoX's RoPE, rows as Hugging Face keeps them
-    /// (Qwen2).
+    /// (Qwen2, Qwen3).
     Neox,
 }
 
@@ -363,7 +400,7 @@ pub(crate) fn wrong_gguf_type(key: &str, value: &gguf_file::Value, expected: &st
     format!("metadata key `{key}` is of type {found} ({value:?}); GGUF stores it as {expected}: the file was written wrongly or edited")
 }
 
-pub static FAMILIES: &[&Family] = &[&llama::LLAMA, &qwen2::QWEN2];
+pub static FAMILIES: &[&Family] = &[&llama::LLAMA, &qwen2::QWEN2, &qwen3::QWEN3];
 
 pub fn supported_names() -> String {
     FAMILIES

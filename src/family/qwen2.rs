@@ -8,6 +8,7 @@ pub static QWEN2: Family = Family {
     hf_model_types: &["qwen2"],
     options: Options {
         qkv_bias: true,
+        qk_norm: false,
         rope: RopeStyle::Neox,
     },
 };

@@ -4,7 +4,9 @@
 
 use super::{ResolvedModel, WeightSource, Weights};
 use crate::error::{Error, Result};
-use crate::family::{llama::LLAMA, qwen2::QWEN2, Family, ModelConfig, TensorRole, TensorSpec};
+use crate::family::{
+    llama::LLAMA, qwen2::QWEN2, qwen3::QWEN3, Family, ModelConfig, TensorRole, TensorSpec,
+};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use std::ops::Range;
@@ -38,6 +40,8 @@ pub const PRESET_NAMES: &[&str] = &[
     "llama3.2-3b",
     "qwen2.5-0.5b",
     "qwen2.5-7b",
+    "qwen3-0.6b",
+    "qwen3-8b",
 ];
 
 /// Llama 3.1-3.3's RoPE: theta 500,000 and the `llama3` scaling of their `config.json`
@@ -87,6 +91,23 @@ fn qwen25_shapes(
     }
 }
 
+/// Qwen3's configs: heads of 128, theta 1,000,000, RMSNorm epsilon 1e-6, a context of 40,960.
+fn qwen3_shapes(
+    vocab: usize,
+    hidden: usize,
+    ffn: usize,
+    layers: usize,
+    heads: usize,
+    kv_heads: usize,
+) -> ModelConfig {
+    ModelConfig {
+        head_size: (hidden / heads != 128).then_some(128),
+        max_position_embeddings: 40_960,
+        ..qwen25_shapes(vocab, hidden, ffn, layers, heads, kv_heads)
+    }
+    .with_family(&QWEN3)
+}
+
 fn shapes(
     family: &'static Family,
     vocab: usize,
@@ -111,6 +132,7 @@ fn shapes(
         bos_token_id: None,
         eos_token_ids: vec![],
         rope_freq_factors: None,
+        head_size: None,
     }
 }
 
@@ -198,6 +220,25 @@ pub fn preset(name: &str) -> Result<Preset> {
             name: "qwen2.5-7b",
             twin_of: "Qwen/Qwen2.5-7B-Instruct",
             config: qwen25_shapes(152_064, 3584, 18_944, 28, 28, 4),
+            tokenizer: PresetTokenizer::ByteLevel,
+            default_format: "q4_0",
+        },
+        "qwen3-0.6b" => Preset {
+            family: &QWEN3,
+            name: "qwen3-0.6b",
+            twin_of: "Qwen/Qwen3-0.6B",
+            config: ModelConfig {
+                tie_word_embeddings: true,
+                ..qwen3_shapes(151_936, 1024, 3072, 28, 16, 8)
+            },
+            tokenizer: PresetTokenizer::ByteLevel,
+            default_format: "q4_0",
+        },
+        "qwen3-8b" => Preset {
+            family: &QWEN3,
+            name: "qwen3-8b",
+            twin_of: "Qwen/Qwen3-8B",
+            config: qwen3_shapes(151_936, 4096, 12_288, 36, 32, 8),
             tokenizer: PresetTokenizer::ByteLevel,
             default_format: "q4_0",
         },
@@ -384,14 +425,23 @@ mod tests {
     }
 
     #[test]
-    fn qwen25_twins_have_the_published_parameter_counts() {
-        // Hugging Face's counts (q/k/v biases included); 0.5B ties its embeddings, 7B not.
-        for (name, parameters) in [
-            ("qwen2.5-0.5b", 494_032_768usize),
-            ("qwen2.5-7b", 7_615_616_512),
+    fn qwen_twins_have_the_published_parameter_counts() {
+        // Hugging Face's counts (Qwen2.5's q/k/v biases included); the small ones tie their
+        // embeddings.
+        for (name, family, parameters, head_dim) in [
+            ("qwen2.5-0.5b", "qwen2", 494_032_768usize, 64),
+            ("qwen2.5-7b", "qwen2", 7_615_616_512, 128),
+            // Qwen3: q/k norms, no biases, heads of 128 (0.6B: 16 of them on a hidden 1024).
+            ("qwen3-0.6b", "qwen3", 596_049_920, 128),
+            ("qwen3-8b", "qwen3", 8_190_735_360, 128),
         ] {
             let p = preset(name).unwrap();
-            assert_eq!(p.family.name, "qwen2", "{name}");
+            assert_eq!(
+                (p.family.name, p.config.architecture),
+                (family, family),
+                "{name}"
+            );
+            assert_eq!(p.config.head_dim(), head_dim, "{name}");
             let params: usize = p
                 .family
                 .tensors(&p.config)

@@ -138,8 +138,9 @@ impl Planned {
         found.sort();
         let family = self.resolved.family.name;
         let metadata = &gguf.content.metadata;
-        // The engines compute heads of hidden size / heads, rotated whole: a file that says
-        // otherwise (Qwen3's 128-wide heads, partial rotary) is another model to them.
+        // The engines compute heads of the config's size (`key_length`), values as wide and
+        // rotated whole: a file that says otherwise (partial rotary, narrower values) is
+        // another model to them.
         let head_dim = self.resolved.config.head_dim();
         for key in [
             "attention.key_length",
@@ -150,7 +151,7 @@ impl Planned {
             match metadata.get(&key).map(|v| v.to_u32()) {
                 Some(Ok(n)) if n as usize == head_dim => {}
                 Some(Ok(n)) => found.push(format!(
-                    "metadata `{key}` = {n} (the engines use hidden size / heads = {head_dim})"
+                    "metadata `{key}` = {n} (the engines use heads of {head_dim})"
                 )),
                 Some(Err(_)) => found.push(format!("metadata `{key}` of a type other than U32")),
                 None => {}

@@ -22,8 +22,8 @@ pub fn tiny_config(vocab: usize, context: usize) -> serde_json::Value {
     })
 }
 
-/// Writes config.json, tokenizer.json (byte-level, 257 tokens) and model.safetensors, in the
-/// family of the config's `model_type`.
+/// Writes config.json, tokenizer.json (byte-level, 257 tokens) and model.safetensors (the
+/// synthetic twins' random weights, norms varied), in the family of the config's `model_type`.
 pub fn write_tiny_llama(dir: &Path, config: &serde_json::Value) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
@@ -40,7 +40,15 @@ pub fn write_tiny_llama(dir: &Path, config: &serde_json::Value) {
         .tensors(&cfg)
         .into_iter()
         .map(|spec| {
-            let rows = source.rows(&spec, 0..spec.rows()).unwrap();
+            let mut rows = source.rows(&spec, 0..spec.rows()).unwrap();
+            if spec.role == llm_bench::family::TensorRole::Norm {
+                // Norms of all ones (the twins') would hide a norm applied to the wrong
+                // values: each gets its own spread around 1.
+                let phase = spec.hf_name.len() as f32;
+                for (i, w) in rows.iter_mut().enumerate() {
+                    *w = 1.0 + 0.3 * (i as f32 * 0.7 + phase).sin();
+                }
+            }
             let t = candle_core::Tensor::from_vec(
                 rows,
                 spec.shape.as_slice(),

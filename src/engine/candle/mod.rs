@@ -1,4 +1,4 @@
-//! Stock candle: candle-transformers' full-precision Llama and Qwen2 for f32/bf16/f16, their
+//! Stock candle: candle-transformers' full-precision Llama, Qwen2 and Qwen3 for f32/bf16/f16, their
 //! quantized models for GGML block types. Threads come from rayon's pool (`RAYON_NUM_THREADS`, set by
 //! `system::configure_threads`).
 
@@ -6,7 +6,7 @@ mod backend;
 mod llama;
 mod on_load;
 mod quantized;
-mod qwen2;
+mod qwen;
 
 use super::{Engine, EngineEntry, EngineInfo, Logits};
 use crate::error::{Error, Result};
@@ -22,13 +22,31 @@ use candle_nn::VarBuilder;
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "candle",
     loads: super::Loads::Sources,
-    about: "stock candle 0.11 (candle-transformers' Llama and Qwen2, dense or quantized)",
+    about: "stock candle 0.11 (candle-transformers' Llama, Qwen2 and Qwen3, dense or quantized)",
     build: Some(build),
     supports: |planned| {
         planned.refuse_unapplied("the candle engine")?;
+        refuse_head_size(planned)?;
         refuse_rope_scaling(planned)
     },
 };
+
+/// candle-transformers' Llama and Qwen2 take heads of hidden size / heads (only its Qwen3
+/// reads the head size): a model of theirs that sets another would run as another model.
+fn refuse_head_size(planned: &crate::weights::Planned) -> Result<()> {
+    let resolved = &planned.resolved;
+    match resolved.config.head_size {
+        Some(size) if resolved.family.name != "qwen3" => Err(Error::InvalidSetting {
+            name: "--engine",
+            reason: format!(
+                "{} sets heads of {size} (not hidden size / heads), which candle-transformers' {} model does not compute: it would run a different model. Run it with --engine tuned, or --engine llama-cpp (built with --features llama-cpp)",
+                resolved.source_name(),
+                resolved.family.name,
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
 
 /// candle-transformers' quantized Llama computes its rotations from `rope.freq_base` alone:
 /// a model with Llama 3.1's RoPE scaling would run as another model.
@@ -80,13 +98,17 @@ fn builders(family: &Family) -> Result<Builders> {
             quantized: quantized::build_llama,
         }),
         "qwen2" => Ok(Builders {
-            dense: qwen2::build_dense,
+            dense: qwen::build_qwen2,
             quantized: quantized::build_qwen2,
+        }),
+        "qwen3" => Ok(Builders {
+            dense: qwen::build_qwen3,
+            quantized: quantized::build_qwen3,
         }),
         other => Err(Error::InvalidSetting {
             name: "--engine",
             reason: format!(
-                "candle runs the llama and qwen2 families, not {other}: use --engine llama-cpp"
+                "candle runs the llama, qwen2 and qwen3 families, not {other}: use --engine llama-cpp"
             ),
         }),
     }

@@ -1,12 +1,12 @@
 //! candle-transformers' quantized models of each family (`quantized_llama`,
-//! `quantized_qwen2`: GGML block types read from GGUF content), behind one wrapper.
+//! `quantized_qwen2`, `quantized_qwen3`: GGML block types read from GGUF content), behind one wrapper.
 
 use super::CandleModel;
 use crate::error::Result;
 use crate::family::{ModelConfig, ReadSeek};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::{quantized_llama, quantized_qwen2};
+use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3};
 
 /// What the wrapper needs of a quantized model: a step after `position` cached tokens
 /// returning the last position's `[batch, vocab]` logits, and its cache emptied.
@@ -25,6 +25,15 @@ impl Weights for quantized_llama::ModelWeights {
 }
 
 impl Weights for quantized_qwen2::ModelWeights {
+    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
+        self.forward(input, position)
+    }
+    fn clear(&mut self) {
+        self.clear_kv_cache()
+    }
+}
+
+impl Weights for quantized_qwen3::ModelWeights {
     fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
         self.forward(input, position)
     }
@@ -67,6 +76,19 @@ pub(super) fn build_qwen2(
     _cfg: &ModelConfig,
 ) -> Result<Box<dyn CandleModel>> {
     Ok(boxed(quantized_qwen2::ModelWeights::from_gguf(
+        content,
+        &mut reader,
+        device,
+    )?))
+}
+
+pub(super) fn build_qwen3(
+    content: Content,
+    mut reader: &mut dyn ReadSeek,
+    device: &Device,
+    _cfg: &ModelConfig,
+) -> Result<Box<dyn CandleModel>> {
+    Ok(boxed(quantized_qwen3::ModelWeights::from_gguf(
         content,
         &mut reader,
         device,

@@ -20,7 +20,7 @@ pub(super) fn attention(
     out: &mut [f32],
     scores: &mut Vec<f32>,
 ) {
-    let (hd, h, kv) = (d.head_dim, d.hidden, d.kv());
+    let (hd, h, kv) = (d.head_dim, d.q_width(), d.kv());
     let group = d.heads / d.kv_heads;
     let most = start + n;
     let threads = pool.threads();

@@ -109,10 +109,10 @@ impl Buffers {
         let (all, h, kv) = (step.all, d.hidden, d.kv());
         for (buffer, len) in [
             (&mut self.x, all * h),
-            (&mut self.q, all * h),
+            (&mut self.q, all * d.q_width()),
             (&mut self.k, all * kv),
             (&mut self.v, all * kv),
-            (&mut self.attended, all * h),
+            (&mut self.attended, all * d.q_width()),
             (&mut self.projected, all * h),
             (&mut self.gate, all * d.intermediate),
             (&mut self.up, all * d.intermediate),
@@ -127,7 +127,8 @@ fn rms<'a>(weight: &'a [f32], d: &Dims) -> Option<RmsNorm<'a>> {
     Some(RmsNorm { weight, eps: d.eps })
 }
 
-/// Attention: the normed input through q/k/v (one operation), RoPE, the new keys and values
+/// Attention: the normed input through q/k/v (one operation), their biases and per-head norms
+/// where the family has them, RoPE, the new keys and values
 /// into each sequence's cache, attention over it, the output projection added to `x`.
 #[allow(clippy::too_many_arguments)]
 fn attention_block(
@@ -147,7 +148,7 @@ fn attention_block(
         all,
         gemm,
     } = step;
-    let (h, kv, half) = (d.hidden, d.kv(), d.head_dim / 2);
+    let (qw, kv, half) = (d.q_width(), d.kv(), d.head_dim / 2);
     feed(
         pool,
         &mut b.acts,
@@ -184,13 +185,18 @@ fn attention_block(
             }
         }
     }
+    if let Some([q_norm, k_norm]) = &layer.qk_norm {
+        for (values, weight) in [(&mut b.q, q_norm), (&mut b.k, k_norm)] {
+            ops::rms_norm_each(values, weight, d.eps);
+        }
+    }
     let rope = match d.rope {
         RopeStyle::Normal => ops::rope,
         RopeStyle::Neox => ops::rope_neox,
     };
     // Row t is token t % n of its sequence.
     for (t, (q, key)) in
-        b.q.chunks_exact_mut(h)
+        b.q.chunks_exact_mut(qw)
             .zip(b.k.chunks_exact_mut(kv))
             .enumerate()
     {

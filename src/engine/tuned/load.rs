@@ -40,6 +40,9 @@ impl TunedEngine {
                     qkv_bias: input.family.options.qkv_bias.then(|| {
                         ["attn_q", "attn_k", "attn_v"].map(|n| vector(t(&format!("{n}.bias"))))
                     }),
+                    qk_norm: input.family.options.qk_norm.then(|| {
+                        ["attn_q_norm", "attn_k_norm"].map(|n| vector(t(&format!("{n}.weight"))))
+                    }),
                     attn_norm: vector(t("attn_norm.weight")),
                     q: matrix(t("attn_q.weight")),
                     k: matrix(t("attn_k.weight")),

@@ -1,4 +1,5 @@
-//! `tuned`: llm-bench's own engine. A Llama forward pass on the project's kernels
+//! `tuned`: llm-bench's own engine. A Llama-family forward pass (Qwen2's biases and Qwen3's
+//! q/k norms as options) on the project's kernels
 //! (`crate::kernels`): weights kept in the GGUF file's own format (the token embedding too:
 //! only the rows looked up are dequantized), activations quantized once per product, the
 //! kernel level picked once from the CPU's features (`LLM_BENCH_KERNELS` caps it), one
@@ -23,7 +24,7 @@ use half::f16;
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "tuned",
     loads: Loads::Sources,
-    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama, Qwen2; f32, f16, bf16, q8_0, q4_0, q4_1)",
+    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama, Qwen2, Qwen3; f32, f16, bf16, q8_0, q4_0, q4_1)",
     build: Some(build),
     supports,
 };
@@ -63,6 +64,8 @@ struct Layer {
     v: Matrix,
     /// The q, k and v projections' biases, if the family has them (Qwen2).
     qkv_bias: Option<[Vec<f32>; 3]>,
+    /// Each query and key head's RMSNorm weights, if the family has them (Qwen3).
+    qk_norm: Option<[Vec<f32>; 2]>,
     o: Matrix,
     ffn_norm: Vec<f32>,
     gate: Matrix,
@@ -87,6 +90,11 @@ struct Dims {
 impl Dims {
     fn kv(&self) -> usize {
         self.kv_heads * self.head_dim
+    }
+
+    /// All query heads of one token (the hidden size unless the model sets its head size).
+    fn q_width(&self) -> usize {
+        self.heads * self.head_dim
     }
 }
 
