@@ -666,6 +666,102 @@ fn qwen3_runs_on_every_engine_as_llama_cpp_runs_it() {
     assert_family_runs_as_llama_cpp_runs_it(config);
 }
 
+/// An architecture llm-bench does not describe (Gemma here: a tiny tied Llama's tensors under
+/// Gemma's keys) is llama.cpp's to run: the llama-cpp engine runs it as Gemma (its logits are
+/// not the Llama's), while llm-bench's engines and any --format refuse it by name.
+#[test]
+fn llama_cpp_runs_architectures_llm_bench_does_not_describe() {
+    use candle_core::quantized::gguf_file::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::tiny_config(257, 256);
+    config["tie_word_embeddings"] = true.into();
+    let folder = ModelSpec::LocalDir(dir.path().join("tied"));
+    common::write_tiny_llama(&dir.path().join("tied"), &config);
+    let llama =
+        common::gguf::exported_gguf_with(dir.path(), "llama", folder.clone(), "f32", |_, _| {});
+    let gemma =
+        common::gguf::exported_gguf_with(dir.path(), "gemma", folder, "f32", |content, _| {
+            let keys: Vec<String> = content.metadata.keys().cloned().collect();
+            for key in keys.into_iter().filter(|k| k.starts_with("llama.")) {
+                let value = content.metadata.remove(&key).unwrap();
+                content
+                    .metadata
+                    .insert(key.replacen("llama.", "gemma.", 1), value);
+            }
+            content
+                .metadata
+                .insert("general.architecture".into(), Value::String("gemma".into()));
+        });
+    let as_llama = rope_logits(ModelSpec::Gguf(llama), "llama-cpp", None);
+    let as_gemma = rope_logits(ModelSpec::Gguf(gemma.clone()), "llama-cpp", None);
+    let apart = rms(&as_llama, &as_gemma);
+    eprintln!("RMS between the weights run as Llama and as Gemma by llama.cpp: {apart:e}");
+    assert!(
+        apart > 1e-2,
+        "llama.cpp ran the Gemma file as a Llama: {apart}"
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--model",
+            gemma.to_str().unwrap(),
+            "--prompt",
+            "hi",
+            "--max-new-tokens",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        cli(&args, &[])
+    };
+    let out = run(&["--engine", "llama-cpp"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for engine in ["tuned", "candle"] {
+        let out = run(&["--engine", engine]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        for needle in [
+            "gemma.gguf",
+            "\"gemma\"",
+            "llama, qwen2, qwen3",
+            "--engine llama-cpp",
+        ] {
+            assert!(stderr(&out).contains(needle), "{needle}: {}", stderr(&out));
+        }
+    }
+    let out = run(&["--engine", "llama-cpp", "--format", "q8_0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no description") && stderr(&out).contains("--format"),
+        "{}",
+        stderr(&out)
+    );
+    // An architecture llama.cpp does not know either is its refusal, naming the file.
+    let typo = common::gguf::exported_gguf_with(
+        dir.path(),
+        "typo",
+        ModelSpec::LocalDir(dir.path().join("tied")),
+        "f32",
+        |content, _| {
+            content
+                .metadata
+                .insert("general.architecture".into(), Value::String("lamma".into()));
+        },
+    );
+    let out = cli(
+        &[
+            "generate",
+            "--model",
+            typo.to_str().unwrap(),
+            "--engine",
+            "llama-cpp",
+            "--prompt",
+            "hi",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("typo.gguf"), "{}", stderr(&out));
+}
+
 /// llama.cpp runs what llm-bench's own engines do not compute (a RoPE scaling type other than
 /// Llama 3.1's), reading the file as it is, while a --format that would go through
 /// llm-bench's export is refused.

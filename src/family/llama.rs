@@ -11,4 +11,5 @@ pub static LLAMA: Family = Family {
         qk_norm: false,
         rope: RopeStyle::Normal,
     },
+    described: true,
 };

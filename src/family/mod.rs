@@ -318,6 +318,9 @@ pub struct Family {
     /// `model_type` values in a Hugging Face `config.json` that this family runs.
     pub hf_model_types: &'static [&'static str],
     pub options: Options,
+    /// `false` for an architecture llm-bench has no description of ([`foreign`]): read
+    /// from a GGUF file for llama.cpp to run as it is; llm-bench's engines and export refuse it.
+    pub described: bool,
 }
 
 /// What sets a family's arithmetic apart from the plain Llama decoder.
@@ -363,9 +366,25 @@ impl Family {
         decoder::gguf_metadata(self, cfg)
     }
 
-    /// Every tensor of the model of `cfg`, named both ways.
+    /// Every tensor of the model of `cfg`, named both ways (none for a [`foreign`] one: its
+    /// file's tensors are the only list).
     pub fn tensors(&self, cfg: &ModelConfig) -> Vec<TensorSpec> {
+        if !self.described {
+            return vec![];
+        }
         decoder::tensors(self, cfg)
+    }
+
+    /// Refuses a [`foreign`] architecture for `what`, which computes only described ones.
+    pub fn refuse_foreign(&self, what: &str) -> std::result::Result<(), String> {
+        if self.described {
+            return Ok(());
+        }
+        Err(format!(
+            "{what} computes the {} architectures, not {:?}: run the file with --engine llama-cpp (built with --features llama-cpp), which runs every architecture its llama.cpp knows",
+            described_names(),
+            self.name
+        ))
     }
 
     /// `problem`'s field spelled as a `config.json` spells it, then the problem.
@@ -401,6 +420,37 @@ pub(crate) fn wrong_gguf_type(key: &str, value: &gguf_file::Value, expected: &st
 }
 
 pub static FAMILIES: &[&Family] = &[&llama::LLAMA, &qwen2::QWEN2, &qwen3::QWEN3];
+
+/// The architectures llm-bench describes, as GGUF names them.
+pub fn described_names() -> String {
+    FAMILIES
+        .iter()
+        .map(|a| a.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The family of GGUF architecture `name`: a described one, else a [`Family`] that only
+/// names it (`described: false`), made once per name for the life of the process, so
+/// llama.cpp can run any architecture it knows and a typo is answered by llama.cpp itself.
+pub fn foreign(name: &str) -> &'static Family {
+    static MADE: std::sync::Mutex<Vec<&'static Family>> = std::sync::Mutex::new(Vec::new());
+    if let Some(family) = by_gguf_name(name) {
+        return family;
+    }
+    let mut made = MADE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(family) = made.iter().find(|f| f.name == name) {
+        return family;
+    }
+    let family: &'static Family = Box::leak(Box::new(Family {
+        name: Box::leak(name.to_string().into_boxed_str()),
+        hf_model_types: &[],
+        options: llama::LLAMA.options,
+        described: false,
+    }));
+    made.push(family);
+    family
+}
 
 pub fn supported_names() -> String {
     FAMILIES

@@ -11,4 +11,5 @@ pub static QWEN2: Family = Family {
         qk_norm: false,
         rope: RopeStyle::Neox,
     },
+    described: true,
 };

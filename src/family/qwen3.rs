@@ -11,4 +11,5 @@ pub static QWEN3: Family = Family {
         qk_norm: true,
         rope: RopeStyle::Neox,
     },
+    described: true,
 };

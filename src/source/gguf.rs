@@ -96,17 +96,9 @@ pub fn resolve_content(
         .and_then(|v| v.to_string().ok())
         .cloned()
         .ok_or_else(|| bad("general.architecture", "is missing or not a string".into()))?;
-    let supported = family::FAMILIES
-        .iter()
-        .map(|a| a.name)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let family =
-        family::by_gguf_name(&arch_name).ok_or_else(|| Error::UnsupportedArchitecture {
-            found: arch_name.clone(),
-            path: path.into(),
-            supported,
-        })?;
+    // An architecture llm-bench does not describe is read for llama.cpp to run (its
+    // engines refuse it by name): its generic keys are llama.cpp's `LLM_KV_*`.
+    let family = family::foreign(&arch_name);
     let mut config = family
         .config_from_gguf(&content)
         .map_err(|problem| bad(&format!("{arch_name}.*"), problem))?;
@@ -118,6 +110,7 @@ pub fn resolve_content(
         let (key, problem) = family.describe_gguf(&p);
         bad(&key, problem)
     })?;
+    // A foreign architecture's tensors are llama.cpp's to check.
     for spec in family.tensors(&config) {
         let info = content
             .tensor_infos

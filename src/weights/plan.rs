@@ -117,6 +117,10 @@ impl Planned {
         let Weights::Gguf(gguf) = &self.resolved.weights else {
             return vec![];
         };
+        if !self.resolved.family.described {
+            // Nothing is described, so nothing is left out: engines refuse the whole file.
+            return vec![];
+        }
         let mut declared: std::collections::HashSet<String> = self
             .resolved
             .family
@@ -182,6 +186,13 @@ impl Planned {
     /// Refuses, for an engine that computes the model from the family's description (not from
     /// the file itself), a file holding what [`Self::unapplied`] finds.
     pub fn refuse_unapplied(&self, what: &str) -> Result<()> {
+        self.resolved
+            .family
+            .refuse_foreign(what)
+            .map_err(|reason| Error::InvalidSetting {
+                name: "--engine",
+                reason: format!("{}: {reason}", self.resolved.source_name()),
+            })?;
         let found = self.unapplied();
         if found.is_empty() {
             return Ok(());
@@ -217,6 +228,17 @@ pub fn plan_resolved(resolved: ResolvedModel, format: Option<WeightFormat>) -> R
             path: resolved
                 .source_path()
                 .unwrap_or_else(|| spec.to_string().into()),
+        });
+    }
+    if let (Some(f), false) = (format, resolved.family.described) {
+        return Err(Error::InvalidSetting {
+            name: "--format",
+            reason: format!(
+                "{} is a {:?} model, which llm-bench has no description of, so it cannot convert it to {}: run the file in its own types (no --format) with --engine llama-cpp",
+                resolved.source_name(),
+                resolved.family.name,
+                f.name()
+            ),
         });
     }
     let format = match (format, &resolved.weights) {
@@ -268,6 +290,9 @@ fn gguf_types(
     resolved: &ResolvedModel,
     content: &candle_core::quantized::gguf_file::Content,
 ) -> Vec<(TensorSpec, GgmlDType)> {
+    if !resolved.family.described {
+        return file_tensors(content);
+    }
     resolved
         .family
         .tensors(&resolved.config)
@@ -277,6 +302,40 @@ fn gguf_types(
             (s, dtype)
         })
         .collect()
+}
+
+/// A foreign architecture's tensors as its file lists them (by name, so the list is the same
+/// every time), each given the role its name and dimensions suggest, for the weight size and
+/// the bytes read per token.
+fn file_tensors(
+    content: &candle_core::quantized::gguf_file::Content,
+) -> Vec<(TensorSpec, GgmlDType)> {
+    let mut tensors: Vec<_> = content
+        .tensor_infos
+        .iter()
+        .map(|(name, info)| {
+            let shape = info.shape.dims().to_vec();
+            let role = if name == "token_embd.weight" {
+                TensorRole::Embedding
+            } else if shape.len() == 1 && name.ends_with(".bias") {
+                TensorRole::Bias
+            } else if shape.len() == 1 {
+                TensorRole::Norm
+            } else {
+                TensorRole::Matmul
+            };
+            let spec = TensorSpec {
+                hf_name: name.clone(),
+                gguf_name: name.clone(),
+                shape,
+                role,
+                rope_permuted_heads: None,
+            };
+            (spec, info.ggml_dtype)
+        })
+        .collect();
+    tensors.sort_by(|(a, _), (b, _)| a.gguf_name.cmp(&b.gguf_name));
+    tensors
 }
 
 /// What an engine is built from: the planned model, owned, and the run's thread count.
