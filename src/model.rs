@@ -9,7 +9,15 @@ use crate::source::{ResolvedModel, WeightsKind};
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use crate::weights::bytes_read_per_token;
-pub use crate::weights::{plan, plan_resolved, run_label, EngineInput, Planned};
+pub use crate::weights::{plan_resolved, run_label, EngineInput, Planned};
+
+/// Resolves `spec` and plans it in `format` (`None`: a GGUF's own types), with every
+/// tokenizer the built-in engines bring (llama.cpp's, for vocabularies llm-bench does not
+/// rebuild) registered first.
+pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
+    crate::engine::register_tokenizers();
+    crate::weights::plan(spec, format)
+}
 use std::time::Instant;
 
 #[derive(Debug, Clone, serde::Serialize)]

@@ -1,15 +1,44 @@
 //! Tokenizers: a `tokenizer.json`, or one rebuilt from a GGUF file's own metadata (so a lone
 //! `.gguf` needs no other file), or a byte-level stand-in for synthetic models that have no
-//! real vocabulary.
+//! real vocabulary. A GGUF vocabulary llm-bench cannot rebuild (a pre-tokenizer or model it
+//! does not know) is read by the [`ForeignVocab`] loader an engine registers (llama.cpp's
+//! own), where one is built in; the tokenizer's `origin` says which.
 
 use crate::error::{Error, Result};
 use candle_core::quantized::gguf_file::{Content, Value};
 use serde_json::{json, Value as Json};
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// Text to token ids and back by another library's code, for a vocabulary llm-bench does not
+/// rebuild.
+pub trait ForeignVocab: Send + Sync {
+    /// The ids of `text`, with the BOS token and special tokens as the model's file asks.
+    fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, String>;
+    fn decode(&self, ids: &[u32]) -> std::result::Result<String, String>;
+    fn vocab_size(&self) -> usize;
+}
+
+/// Reads the vocabulary of the GGUF file at the path.
+pub type VocabLoader = fn(&Path) -> std::result::Result<Arc<dyn ForeignVocab>, String>;
+
+static FOREIGN_LOADER: OnceLock<(&'static str, VocabLoader)> = OnceLock::new();
+
+/// Registers `loader` (named `name` in tokenizers' origins) for the vocabularies llm-bench
+/// cannot rebuild; the first registration stays.
+pub fn register_foreign_loader(name: &'static str, loader: VocabLoader) {
+    let _ = FOREIGN_LOADER.set((name, loader));
+}
+
+#[derive(Clone)]
+enum Inner {
+    Rebuilt(Box<tokenizers::Tokenizer>),
+    Foreign(Arc<dyn ForeignVocab>),
+}
 
 #[derive(Clone)]
 pub struct TextTokenizer {
-    inner: tokenizers::Tokenizer,
+    inner: Inner,
     /// Prepended by us, not by the tokenizer: GGUF says so with `tokenizer.ggml.add_bos_token`.
     bos_to_prepend: Option<u32>,
     pub eos_token_ids: Vec<u32>,
@@ -38,7 +67,7 @@ impl TextTokenizer {
         .filter_map(|t| inner.token_to_id(t))
         .collect();
         Ok(Self {
-            inner,
+            inner: Inner::Rebuilt(Box::new(inner)),
             bos_to_prepend: None,
             eos_token_ids,
             origin: path.display().to_string(),
@@ -57,9 +86,47 @@ impl TextTokenizer {
                 return Ok(tokenizer.clone());
             }
         }
-        let built = Self::build_from_gguf(content, path)?;
+        let built = match Self::build_from_gguf(content, path) {
+            Err(Error::BadField { field, problem, .. }) if is_unrebuildable(&field, &problem) => {
+                Self::foreign(content, path, &field, &problem)?
+            }
+            other => other?,
+        };
         *LAST.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, built.clone()));
         Ok(built)
+    }
+
+    /// The vocabulary of the GGUF at `path` read by the registered foreign loader, for a
+    /// `field` llm-bench cannot rebuild; without a loader, that field's refusal.
+    fn foreign(content: &Content, path: &Path, field: &str, problem: &str) -> Result<Self> {
+        let refused = |problem: String| Error::BadField {
+            path: path.into(),
+            field: field.into(),
+            problem,
+        };
+        let Some((name, loader)) = FOREIGN_LOADER.get() else {
+            return Err(refused(format!(
+                "{problem}; or build llm-bench with --features llama-cpp, which tokenizes it with llama.cpp's own code"
+            )));
+        };
+        let vocab = loader(path).map_err(refused)?;
+        let kind = |key: &str| match content.metadata.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            _ => "default".into(),
+        };
+        Ok(TextTokenizer {
+            inner: Inner::Foreign(vocab),
+            bos_to_prepend: None,
+            eos_token_ids: match content.metadata.get("tokenizer.ggml.eos_token_id") {
+                Some(Value::U32(id)) => vec![*id],
+                _ => vec![],
+            },
+            origin: format!(
+                "{name}:{}/{}",
+                kind("tokenizer.ggml.model"),
+                kind("tokenizer.ggml.pre")
+            ),
+        })
     }
 
     fn build_from_gguf(content: &Content, path: &Path) -> Result<Self> {
@@ -150,18 +217,22 @@ impl TextTokenizer {
                 (spec, format!("gguf:gpt2/{pre}"))
             }
             "llama" => {
-                let scores: Vec<f32> = typed_list(md, "tokenizer.ggml.scores", "F32", &wrong, |v| match v {
-                    Value::F32(score) => Some(*score),
-                    _ => None,
-                })?
-                .ok_or_else(|| field_err("tokenizer.ggml.scores", "is missing".into()))?;
+                let scores: Vec<f32> =
+                    typed_list(md, "tokenizer.ggml.scores", "F32", &wrong, |v| match v {
+                        Value::F32(score) => Some(*score),
+                        _ => None,
+                    })?
+                    .ok_or_else(|| field_err("tokenizer.ggml.scores", "is missing".into()))?;
                 let add_space_prefix = bool_key("tokenizer.ggml.add_space_prefix", true)?;
-                (sentencepiece_bpe(&tokens, &scores, add_space_prefix, added_tokens), "gguf:llama-spm".to_string())
+                (
+                    sentencepiece_bpe(&tokens, &scores, add_space_prefix, added_tokens),
+                    "gguf:llama-spm".to_string(),
+                )
             }
             other => {
                 return Err(field_err(
                     "tokenizer.ggml.model",
-                    format!("is {other:?}; supported: \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"),
+                    format!("is {other:?}; {UNSUPPORTED_MODEL} and \"llama\" (SentencePiece)"),
                 ))
             }
         };
@@ -173,7 +244,7 @@ impl TextTokenizer {
                 )
             })?;
         Ok(Self {
-            inner,
+            inner: Inner::Rebuilt(Box::new(inner)),
             bos_to_prepend: if add_bos { bos } else { None },
             eos_token_ids: eos.into_iter().collect(),
             origin,
@@ -195,7 +266,7 @@ impl TextTokenizer {
         let inner = serde_json::from_value::<tokenizers::Tokenizer>(spec)
             .expect("the byte-level tokenizer spec is valid");
         Self {
-            inner,
+            inner: Inner::Rebuilt(Box::new(inner)),
             bos_to_prepend: None,
             eos_token_ids: vec![eos_id as u32],
             origin: "byte-level".into(),
@@ -204,9 +275,20 @@ impl TextTokenizer {
 
     /// The tokenizer as `tokenizer.json` text (for writing a model folder).
     pub fn to_json(&self) -> Result<String> {
-        self.inner
+        self.rebuilt()?
             .to_string(false)
             .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// The Hugging Face tokenizer, if llm-bench rebuilt it (not a foreign vocabulary).
+    fn rebuilt(&self) -> Result<&tokenizers::Tokenizer> {
+        match &self.inner {
+            Inner::Rebuilt(t) => Ok(t.as_ref()),
+            Inner::Foreign(_) => Err(Error::Tokenizer(format!(
+                "the vocabulary is read by {}, which llm-bench cannot write out",
+                self.origin
+            ))),
+        }
     }
 
     /// The `tokenizer.ggml.*` entries of a GGUF file that holds this tokenizer, for a model of
@@ -297,17 +379,33 @@ impl TextTokenizer {
         Ok(out)
     }
 
+    /// Whether the vocabulary holds `token` (a foreign one is not asked: `false`).
     pub fn has_token(&self, token: &str) -> bool {
-        self.inner.token_to_id(token).is_some()
+        self.rebuilt().is_ok_and(|t| t.token_to_id(token).is_some())
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
+        match &self.inner {
+            Inner::Rebuilt(t) => t.get_vocab_size(true),
+            Inner::Foreign(v) => v.vocab_size(),
+        }
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .inner
+        let inner = match &self.inner {
+            Inner::Rebuilt(t) => t,
+            Inner::Foreign(v) => {
+                let ids = v.encode(text).map_err(Error::Tokenizer)?;
+                if ids.is_empty() && !text.trim().is_empty() {
+                    return Err(Error::Unencodable {
+                        preview: text.chars().take(40).collect(),
+                        tokenizer: self.origin.clone(),
+                    });
+                }
+                return Ok(ids);
+            }
+        };
+        let encoding = inner
             .encode(text, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         // Text the vocabulary cannot spell at all would run as the BOS token alone.
@@ -324,9 +422,12 @@ impl TextTokenizer {
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))
+        match &self.inner {
+            Inner::Rebuilt(t) => t
+                .decode(ids, true)
+                .map_err(|e| Error::Tokenizer(e.to_string())),
+            Inner::Foreign(v) => v.decode(ids).map_err(Error::Tokenizer),
+        }
     }
 
     pub fn is_eos(&self, id: u32) -> bool {
@@ -431,6 +532,16 @@ fn byte_level_split(use_regex: bool) -> Json {
     json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex})
 }
 
+/// Whether a GGUF tokenizer error is a vocabulary llm-bench does not rebuild (rather than a
+/// malformed one): another library may read it. The refusals are written with these phrases.
+fn is_unrebuildable(field: &str, problem: &str) -> bool {
+    matches!(field, "tokenizer.ggml.pre" | "tokenizer.ggml.model")
+        && (problem.contains(UNREBUILDABLE_PRE) || problem.contains(UNSUPPORTED_MODEL))
+}
+
+const UNREBUILDABLE_PRE: &str = "a pre-tokenizer llm-bench cannot rebuild";
+const UNSUPPORTED_MODEL: &str = "supported: \"gpt2\" (byte-level BPE)";
+
 /// The pre-tokenizer llama.cpp selects by `tokenizer.ggml.pre` (llama-vocab.cpp), spelled as
 /// Hugging Face's tokenizer.json spells the same split.
 fn pre_tokenizer(pre: &str) -> std::result::Result<Json, String> {
@@ -453,7 +564,7 @@ fn pre_tokenizer(pre: &str) -> std::result::Result<Json, String> {
         // not, and every token count would be wrong.
         other => {
             return Err(format!(
-                "is {other:?}, a pre-tokenizer llm-bench cannot rebuild (it rebuilds {}): its \
+                "is {other:?}, {UNREBUILDABLE_PRE} (it rebuilds {}): its \
                  token ids would differ from llama.cpp's; convert the model with a supported \
                  pre-tokenizer, or give a model directory with its tokenizer.json",
                 KNOWN_PRE_TOKENIZERS.join(", ")

@@ -273,6 +273,39 @@ fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
         qwen2.encode(numbers).unwrap(),
         ours.encode(numbers).unwrap()
     );
+    // A split llm-bench does not rebuild (Falcon's) is read by llama.cpp's tokenizer: the
+    // tokenizer says so, its ids are Falcon's split (not Llama 3's, which would be a silent
+    // replacement), and its text comes back whole.
+    llm_bench::engine::register_tokenizers();
+    content.metadata.insert(
+        "tokenizer.ggml.pre".into(),
+        candle_core::quantized::gguf_file::Value::String("falcon".into()),
+    );
+    let falcon_file = dir.path().join("falcon-split.gguf");
+    let mut edited = common::gguf::encode(&content).bytes;
+    edited.extend_from_slice(&bytes[content.tensor_data_offset as usize..]);
+    std::fs::write(&falcon_file, edited).unwrap();
+    let falcon = llm_bench::tokenizer::TextTokenizer::from_gguf(&content, &falcon_file).unwrap();
+    assert_eq!(falcon.origin, "llama.cpp:gpt2/falcon");
+    assert_eq!(falcon.vocab_size(), ours.vocab_size());
+    let punctuated = "Total: $1,234,567.89 (+12%) <=> x^2 |> `y` ~= 'z's'...";
+    assert_ne!(
+        falcon.encode(punctuated).unwrap(),
+        ours.encode(punctuated).unwrap()
+    );
+    for text in texts
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !t.contains("<|"))
+        .chain([punctuated])
+    {
+        let ids = falcon.encode(text).unwrap();
+        assert_eq!(
+            ids,
+            llm_bench::engine::llama_cpp::tokenize(&falcon_file, text).unwrap()
+        );
+        assert_eq!(falcon.decode(&ids).unwrap(), text, "{ids:?}");
+    }
 }
 
 #[test]

@@ -243,13 +243,64 @@ impl Engine for LlamaCppEngine {
 /// against, so both engines are fed the same ids.
 /// Only the vocabulary is read, so a vocabulary-only GGUF file will do.
 pub fn tokenize(path: &std::path::Path, text: &str) -> Result<Vec<u32>> {
-    let model = load(path, &LlamaModelParams::default().with_vocab_only(true))?;
-    Ok(model
-        .vocab()
-        .tokenize(text.as_bytes(), true, true)
-        .into_iter()
-        .map(|t| t.0 as u32)
-        .collect())
+    Ok(Vocabulary::load(path)?.ids(text))
+}
+
+/// llama.cpp's tokenizer of one GGUF file (its vocabulary alone loaded), for vocabularies
+/// llm-bench does not rebuild: registered by [`register_tokenizer`].
+struct Vocabulary(LlamaModel);
+
+impl Vocabulary {
+    fn load(path: &std::path::Path) -> Result<Self> {
+        Ok(Vocabulary(load(
+            path,
+            &LlamaModelParams::default().with_vocab_only(true),
+        )?))
+    }
+
+    fn ids(&self, text: &str) -> Vec<u32> {
+        self.0
+            .vocab()
+            .tokenize(text.as_bytes(), true, true)
+            .into_iter()
+            .map(|t| t.0 as u32)
+            .collect()
+    }
+}
+
+impl crate::tokenizer::ForeignVocab for Vocabulary {
+    fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, String> {
+        Ok(self.ids(text))
+    }
+
+    fn decode(&self, ids: &[u32]) -> std::result::Result<String, String> {
+        if ids.is_empty() {
+            return Ok(String::new());
+        }
+        let tokens = ids
+            .iter()
+            .map(|&id| {
+                i32::try_from(id)
+                    .map(LlamaToken)
+                    .map_err(|_| format!("token id {id} is out of llama.cpp's range"))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let bytes = self.0.vocab().detokenize(&tokens, true, false);
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn vocab_size(&self) -> usize {
+        usize::try_from(self.0.n_vocab()).unwrap_or(0)
+    }
+}
+
+/// Makes llama.cpp read the GGUF vocabularies llm-bench cannot rebuild (a pre-tokenizer or
+/// tokenizer model it does not know), for every engine.
+pub fn register_tokenizer() {
+    crate::tokenizer::register_foreign_loader("llama.cpp", |path| {
+        let vocab = Vocabulary::load(path).map_err(|e| e.to_string())?;
+        Ok(std::sync::Arc::new(vocab))
+    });
 }
 
 /// What llama.cpp counts in the GGUF file at `path`: parameters, and bytes of weights.

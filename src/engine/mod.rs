@@ -156,6 +156,13 @@ pub static ENGINES: &[EngineEntry] = &[
 
 pub const DEFAULT_ENGINE: &str = "candle";
 
+/// Registers the tokenizers engines built in bring for vocabularies llm-bench does not
+/// rebuild (llama.cpp's, with `--features llama-cpp`).
+pub fn register_tokenizers() {
+    #[cfg(feature = "llama-cpp")]
+    llama_cpp::register_tokenizer();
+}
+
 /// An engine chosen by name (`--engine`, `LLM_BENCH_ENGINES`), known to be in this build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineChoice(&'static str);
