@@ -205,6 +205,9 @@ fn exports_hold_what_llm_bench_planned_as_llama_cpp_counts_it() {
     let real = llm_bench::defaults::default_gguf_path();
     for (spec, format) in [
         (ModelSpec::parse("synthetic:smollm2-135m").unwrap(), "q4_0"),
+        // The Qwen twins: llama.cpp loads their exports and counts the published parameters.
+        (ModelSpec::parse("synthetic:qwen2.5-0.5b").unwrap(), "q4_0"),
+        (ModelSpec::parse("synthetic:qwen3-0.6b").unwrap(), "q4_0"),
         (ModelSpec::Gguf(real.clone()), "q8_0"),
         (ModelSpec::Gguf(real), "q4_k"),
     ] {
