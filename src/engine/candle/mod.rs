@@ -18,6 +18,9 @@ use backend::SourceBackend;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
+use candle_transformers::models::{
+    quantized_llama, quantized_qwen2, quantized_qwen3, qwen2 as qwen2_model, qwen3 as qwen3_model,
+};
 
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "candle",
@@ -79,6 +82,35 @@ pub trait CandleModel: Send {
     fn position(&self) -> usize;
     fn batch_size(&self) -> usize;
 }
+
+/// A candle-transformers model that keeps its own KV cache: a step after `position` cached
+/// tokens returning the last position's logits, and its cache emptied.
+trait Stepped: Send {
+    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor>;
+    fn clear(&mut self);
+}
+
+/// [`Stepped`] by the models' own `forward(input, position)` and `clear_kv_cache()`.
+macro_rules! stepped_by_forward {
+    ($($model:ty),* $(,)?) => {$(
+        impl Stepped for $model {
+            fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
+                self.forward(input, position)
+            }
+            fn clear(&mut self) {
+                self.clear_kv_cache()
+            }
+        }
+    )*};
+}
+
+stepped_by_forward!(
+    quantized_llama::ModelWeights,
+    quantized_qwen2::ModelWeights,
+    quantized_qwen3::ModelWeights,
+    qwen2_model::ModelForCausalLM,
+    qwen3_model::ModelForCausalLM,
+);
 
 /// Builds a family's quantized model from GGUF metadata and a reader over the tensor data.
 type QuantizedBuilder =

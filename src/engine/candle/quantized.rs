@@ -1,46 +1,12 @@
 //! candle-transformers' quantized models of each family (`quantized_llama`,
 //! `quantized_qwen2`, `quantized_qwen3`: GGML block types read from GGUF content), behind one wrapper.
 
-use super::CandleModel;
+use super::{CandleModel, Stepped};
 use crate::error::Result;
 use crate::family::{ModelConfig, ReadSeek};
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3};
-
-/// What the wrapper needs of a quantized model: a step after `position` cached tokens
-/// returning the last position's `[batch, vocab]` logits, and its cache emptied.
-trait Weights: Send {
-    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor>;
-    fn clear(&mut self);
-}
-
-impl Weights for quantized_llama::ModelWeights {
-    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
-        self.forward(input, position)
-    }
-    fn clear(&mut self) {
-        self.clear_kv_cache()
-    }
-}
-
-impl Weights for quantized_qwen2::ModelWeights {
-    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
-        self.forward(input, position)
-    }
-    fn clear(&mut self) {
-        self.clear_kv_cache()
-    }
-}
-
-impl Weights for quantized_qwen3::ModelWeights {
-    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
-        self.forward(input, position)
-    }
-    fn clear(&mut self) {
-        self.clear_kv_cache()
-    }
-}
 
 struct Quantized<M> {
     model: M,
@@ -48,7 +14,7 @@ struct Quantized<M> {
     batch: usize,
 }
 
-fn boxed<M: Weights + 'static>(model: M) -> Box<dyn CandleModel> {
+fn boxed<M: Stepped + 'static>(model: M) -> Box<dyn CandleModel> {
     Box::new(Quantized {
         model,
         position: 0,
@@ -56,46 +22,29 @@ fn boxed<M: Weights + 'static>(model: M) -> Box<dyn CandleModel> {
     })
 }
 
-pub(super) fn build_llama(
-    content: Content,
-    mut reader: &mut dyn ReadSeek,
-    device: &Device,
-    _cfg: &ModelConfig,
-) -> Result<Box<dyn CandleModel>> {
-    Ok(boxed(quantized_llama::ModelWeights::from_gguf(
-        content,
-        &mut reader,
-        device,
-    )?))
+/// `$name`: the quantized model of `$module` read from GGUF content.
+macro_rules! quantized_builder {
+    ($name:ident, $module:ident) => {
+        pub(super) fn $name(
+            content: Content,
+            mut reader: &mut dyn ReadSeek,
+            device: &Device,
+            _cfg: &ModelConfig,
+        ) -> Result<Box<dyn CandleModel>> {
+            Ok(boxed($module::ModelWeights::from_gguf(
+                content,
+                &mut reader,
+                device,
+            )?))
+        }
+    };
 }
 
-pub(super) fn build_qwen2(
-    content: Content,
-    mut reader: &mut dyn ReadSeek,
-    device: &Device,
-    _cfg: &ModelConfig,
-) -> Result<Box<dyn CandleModel>> {
-    Ok(boxed(quantized_qwen2::ModelWeights::from_gguf(
-        content,
-        &mut reader,
-        device,
-    )?))
-}
+quantized_builder!(build_llama, quantized_llama);
+quantized_builder!(build_qwen2, quantized_qwen2);
+quantized_builder!(build_qwen3, quantized_qwen3);
 
-pub(super) fn build_qwen3(
-    content: Content,
-    mut reader: &mut dyn ReadSeek,
-    device: &Device,
-    _cfg: &ModelConfig,
-) -> Result<Box<dyn CandleModel>> {
-    Ok(boxed(quantized_qwen3::ModelWeights::from_gguf(
-        content,
-        &mut reader,
-        device,
-    )?))
-}
-
-impl<M: Weights> Quantized<M> {
+impl<M: Stepped> Quantized<M> {
     /// candle-transformers 0.11.1's quantized models fail on a multi-token input with batch > 1
     /// (huggingface/candle#2788): they slice the last position out of `[batch, seq, hidden]`
     /// and hand the non-contiguous slice to the output matmul, *after* every layer has filled
@@ -117,7 +66,7 @@ impl<M: Weights> Quantized<M> {
     }
 }
 
-impl<M: Weights> CandleModel for Quantized<M> {
+impl<M: Stepped> CandleModel for Quantized<M> {
     fn detail(&self) -> &'static str {
         "quantized"
     }

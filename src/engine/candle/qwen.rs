@@ -1,7 +1,7 @@
 //! candle-transformers' dense Qwen2 and Qwen3 (`qwen2::ModelForCausalLM`,
 //! `qwen3::ModelForCausalLM`) behind one wrapper; their quantized models are in `quantized`.
 
-use super::CandleModel;
+use super::{CandleModel, Stepped};
 use crate::error::Result;
 use crate::family::ModelConfig;
 use candle_core::{DType, Tensor};
@@ -50,38 +50,13 @@ fn qwen3_config(cfg: &ModelConfig) -> qwen3::Config {
     }
 }
 
-/// What the wrapper needs of a dense Qwen: a step after `position` cached tokens returning
-/// the last position's `[batch, 1, vocab]` logits, and its cache emptied.
-trait CausalLm: Send {
-    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor>;
-    fn clear(&mut self);
-}
-
-impl CausalLm for qwen2::ModelForCausalLM {
-    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
-        self.forward(input, position)
-    }
-    fn clear(&mut self) {
-        self.clear_kv_cache()
-    }
-}
-
-impl CausalLm for qwen3::ModelForCausalLM {
-    fn step(&mut self, input: &Tensor, position: usize) -> candle_core::Result<Tensor> {
-        self.forward(input, position)
-    }
-    fn clear(&mut self) {
-        self.clear_kv_cache()
-    }
-}
-
 struct Dense<M> {
     model: M,
     position: usize,
     batch: usize,
 }
 
-fn boxed<M: CausalLm + 'static>(model: M) -> Box<dyn CandleModel> {
+fn boxed<M: Stepped + 'static>(model: M) -> Box<dyn CandleModel> {
     Box::new(Dense {
         model,
         position: 0,
@@ -97,7 +72,8 @@ pub(super) fn build_qwen3(vb: VarBuilder, cfg: &ModelConfig) -> Result<Box<dyn C
     Ok(boxed(qwen3::ModelForCausalLM::new(&qwen3_config(cfg), vb)?))
 }
 
-impl<M: CausalLm> CandleModel for Dense<M> {
+/// The models return the last position's logits as `[batch, 1, vocab]`.
+impl<M: Stepped> CandleModel for Dense<M> {
     fn detail(&self) -> &'static str {
         "dense"
     }
