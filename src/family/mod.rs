@@ -83,14 +83,6 @@ impl ModelConfig {
             .unwrap_or(self.hidden_size / self.num_heads.max(1))
     }
 
-    /// This config as `family`'s (the shapes alone are the same for every family).
-    pub fn with_family(self, family: &Family) -> Self {
-        ModelConfig {
-            architecture: family.name,
-            ..self
-        }
-    }
-
     /// The width of all query heads together (the hidden size unless the head size is set).
     pub fn q_width(&self) -> usize {
         self.num_heads * self.head_dim()

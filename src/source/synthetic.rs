@@ -16,7 +16,6 @@ pub const SYNTHETIC_SEED: u64 = 0x11B_E5C4;
 
 pub struct Preset {
     pub name: &'static str,
-    pub family: &'static Family,
     pub twin_of: &'static str,
     pub config: ModelConfig,
     pub tokenizer: PresetTokenizer,
@@ -74,38 +73,17 @@ fn llama_shapes(
     shapes(&LLAMA, vocab, hidden, ffn, layers, heads, kv_heads)
 }
 
-/// Qwen2.5's configs: theta 1,000,000, RMSNorm epsilon 1e-6, a context of 32,768.
-fn qwen25_shapes(
-    vocab: usize,
-    hidden: usize,
-    ffn: usize,
-    layers: usize,
-    heads: usize,
-    kv_heads: usize,
-) -> ModelConfig {
+/// Qwen2.5's and Qwen3's configs: theta 1,000,000 and RMSNorm epsilon 1e-6; a context of
+/// 32,768 for Qwen2.5, of 40,960 with heads of 128 for Qwen3.
+fn qwen(shapes: ModelConfig) -> ModelConfig {
+    let qwen3 = shapes.architecture == QWEN3.name;
     ModelConfig {
         rope_theta: 1_000_000.0,
         rms_norm_eps: 1e-6,
-        max_position_embeddings: 32_768,
-        ..shapes(&QWEN2, vocab, hidden, ffn, layers, heads, kv_heads)
+        max_position_embeddings: if qwen3 { 40_960 } else { 32_768 },
+        head_size: (qwen3 && shapes.head_dim() != 128).then_some(128),
+        ..shapes
     }
-}
-
-/// Qwen3's configs: heads of 128, theta 1,000,000, RMSNorm epsilon 1e-6, a context of 40,960.
-fn qwen3_shapes(
-    vocab: usize,
-    hidden: usize,
-    ffn: usize,
-    layers: usize,
-    heads: usize,
-    kv_heads: usize,
-) -> ModelConfig {
-    ModelConfig {
-        head_size: (hidden / heads != 128).then_some(128),
-        max_position_embeddings: 40_960,
-        ..qwen25_shapes(vocab, hidden, ffn, layers, heads, kv_heads)
-    }
-    .with_family(&QWEN3)
 }
 
 fn shapes(
@@ -139,7 +117,6 @@ fn shapes(
 pub fn preset(name: &str) -> Result<Preset> {
     let preset = match name {
         "smollm2-135m" => Preset {
-            family: &LLAMA,
             name: "smollm2-135m",
             twin_of: "HuggingFaceTB/SmolLM2-135M-Instruct",
             config: ModelConfig {
@@ -152,7 +129,6 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_1",
         },
         "tinyllama-1.1b" => Preset {
-            family: &LLAMA,
             name: "tinyllama-1.1b",
             twin_of: "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
             config: ModelConfig {
@@ -163,7 +139,6 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "llama3-8b" => Preset {
-            family: &LLAMA,
             name: "llama3-8b",
             twin_of: "meta-llama/Meta-Llama-3-8B-Instruct",
             config: ModelConfig {
@@ -175,7 +150,6 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "llama3.1-8b" => Preset {
-            family: &LLAMA,
             name: "llama3.1-8b",
             twin_of: "meta-llama/Llama-3.1-8B-Instruct",
             config: llama31(llama_shapes(128256, 4096, 14336, 32, 32, 8), 8.0),
@@ -183,7 +157,6 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "llama3.2-1b" => Preset {
-            family: &LLAMA,
             name: "llama3.2-1b",
             twin_of: "meta-llama/Llama-3.2-1B-Instruct",
             config: ModelConfig {
@@ -194,7 +167,6 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "llama3.2-3b" => Preset {
-            family: &LLAMA,
             name: "llama3.2-3b",
             twin_of: "meta-llama/Llama-3.2-3B-Instruct",
             config: ModelConfig {
@@ -205,40 +177,36 @@ pub fn preset(name: &str) -> Result<Preset> {
             default_format: "q4_0",
         },
         "qwen2.5-0.5b" => Preset {
-            family: &QWEN2,
             name: "qwen2.5-0.5b",
             twin_of: "Qwen/Qwen2.5-0.5B-Instruct",
             config: ModelConfig {
                 tie_word_embeddings: true,
-                ..qwen25_shapes(151_936, 896, 4864, 24, 14, 2)
+                ..qwen(shapes(&QWEN2, 151_936, 896, 4864, 24, 14, 2))
             },
             tokenizer: PresetTokenizer::ByteLevel,
             default_format: "q4_0",
         },
         "qwen2.5-7b" => Preset {
-            family: &QWEN2,
             name: "qwen2.5-7b",
             twin_of: "Qwen/Qwen2.5-7B-Instruct",
-            config: qwen25_shapes(152_064, 3584, 18_944, 28, 28, 4),
+            config: qwen(shapes(&QWEN2, 152_064, 3584, 18_944, 28, 28, 4)),
             tokenizer: PresetTokenizer::ByteLevel,
             default_format: "q4_0",
         },
         "qwen3-0.6b" => Preset {
-            family: &QWEN3,
             name: "qwen3-0.6b",
             twin_of: "Qwen/Qwen3-0.6B",
             config: ModelConfig {
                 tie_word_embeddings: true,
-                ..qwen3_shapes(151_936, 1024, 3072, 28, 16, 8)
+                ..qwen(shapes(&QWEN3, 151_936, 1024, 3072, 28, 16, 8))
             },
             tokenizer: PresetTokenizer::ByteLevel,
             default_format: "q4_0",
         },
         "qwen3-8b" => Preset {
-            family: &QWEN3,
             name: "qwen3-8b",
             twin_of: "Qwen/Qwen3-8B",
-            config: qwen3_shapes(151_936, 4096, 12_288, 36, 32, 8),
+            config: qwen(shapes(&QWEN3, 151_936, 4096, 12_288, 36, 32, 8)),
             tokenizer: PresetTokenizer::ByteLevel,
             default_format: "q4_0",
         },
@@ -292,7 +260,8 @@ pub fn resolve_preset(spec: ModelSpec, name: &str) -> Result<ResolvedModel> {
     tokenizer.eos_token_ids = config.eos_token_ids.clone();
     Ok(ResolvedModel {
         spec,
-        family: preset.family,
+        family: crate::family::by_gguf_name(config.architecture)
+            .expect("every preset is of a described family"),
         config,
         tokenizer,
         weights: Weights::Synthetic(SyntheticWeights {
@@ -435,7 +404,8 @@ mod tests {
             ("qwen3-0.6b", "qwen3", 596_049_920, 128),
             ("qwen3-8b", "qwen3", 8_190_735_360, 128),
         ] {
-            let p = preset(name).unwrap();
+            let spec = ModelSpec::parse(&format!("synthetic:{name}")).unwrap();
+            let p = resolve_preset(spec, name).unwrap();
             assert_eq!(
                 (p.family.name, p.config.architecture),
                 (family, family),
