@@ -284,13 +284,28 @@ fn readme_run(command: &str, cwd: &Path) -> std::process::Output {
             None => words.push(word.trim_matches('"').to_string()),
         }
     }
-    Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-        .args(&words)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llm-bench"));
+    cmd.args(&words)
         .current_dir(cwd)
-        .env_remove("LLM_BENCH_MODEL")
-        .output()
-        .unwrap()
+        .env_remove("LLM_BENCH_MODEL");
+    // `run` as written, every phase at its smallest size (the settings flags' environment
+    // variables, recorded in results.json as any setting is): the command, its output files
+    // and what report and compare make of them are checked here; the measurements are
+    // tests/run.rs's and the smoke run's.
+    for (name, value) in RUN_SIZE {
+        cmd.env(name, value);
+    }
+    cmd.output().unwrap()
 }
+
+/// The smallest `run` that still has every phase: 4 new tokens, scaling 4 and 8, batches of
+/// 1 and 2, one prompt per point.
+const RUN_SIZE: [(&str, &str); 4] = [
+    ("LLM_BENCH_MAX_NEW_TOKENS", "4"),
+    ("LLM_BENCH_SCALING_TOKENS", "4,8"),
+    ("LLM_BENCH_BATCH_SIZES", "1,2"),
+    ("LLM_BENCH_PROMPTS_PER_POINT", "1"),
+];
 
 /// The first command, in README.md then docs/, that starts with `start`.
 fn readme_line(start: &str) -> String {
@@ -340,7 +355,11 @@ fn the_quick_start_commands_run_as_written() {
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
     let results = cwd.path().join("llm-bench-results/results.json");
-    assert!(results.is_file());
+    let value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    // The sizes came from the environment, and results.json says so.
+    assert_eq!(value["settings"]["max_new_tokens"], 4);
+    assert_eq!(value["settings"]["batch_sizes"], serde_json::json!([1, 2]));
     let out = readme_run(&readme_line("cargo run --release -- report"), cwd.path());
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(cwd.path().join("llm-bench-results/report.md").is_file());

@@ -26,26 +26,36 @@ pub struct Args {
     #[arg(long)]
     prompts: Option<PathBuf>,
     /// Passes over the prompts in the latency phase [default: 5, quick 1]
-    #[arg(long)]
+    #[arg(long, env = "LLM_BENCH_RUNS")]
     runs: Option<usize>,
     /// Output length of every request except the scaling phase's (EOS ignored) [default: 64, quick 32]
-    #[arg(long)]
+    #[arg(long, env = "LLM_BENCH_MAX_NEW_TOKENS")]
     max_new_tokens: Option<usize>,
     /// Batch sizes of the batch phase
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "LLM_BENCH_BATCH_SIZES",
+        default_value = "1,2,4,8"
+    )]
     batch_sizes: Vec<usize>,
     /// Output lengths of the scaling phase
-    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "LLM_BENCH_SCALING_TOKENS",
+        default_value = "32,64,128,256"
+    )]
     scaling_tokens: Vec<usize>,
     /// Sampling strategies of the strategies phase
     #[arg(long, value_delimiter = ',', value_parser = super::parse_strategy,
           default_value = "greedy,temperature=0.7,top-k=50,top-p=0.9")]
     strategies: Vec<Strategy>,
     /// Passes over the prompts in the throughput phase [default: 4, quick 1]
-    #[arg(long)]
+    #[arg(long, env = "LLM_BENCH_THROUGHPUT_ROUNDS")]
     throughput_rounds: Option<usize>,
     /// Prompts per point in the strategies, scaling and batch phases [default: 5, quick 2]
-    #[arg(long)]
+    #[arg(long, env = "LLM_BENCH_PROMPTS_PER_POINT")]
     prompts_per_point: Option<usize>,
     /// Phases to run (add `threads` for a thread sweep)
     #[arg(long, value_delimiter = ',', value_parser = parse_phase,
