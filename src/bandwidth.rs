@@ -8,7 +8,6 @@
 use crate::error::{Error, Result};
 use crate::system::SystemInfo;
 use rayon::prelude::*;
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -20,7 +19,7 @@ const PASSES: usize = 5;
 const ALLOCATIONS: usize = 3;
 const CHUNK_BYTES: usize = 1 << 20;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bandwidth {
     /// The median of `per_allocation_bytes_per_s`.
     pub read_bytes_per_s: f64,
@@ -44,12 +43,17 @@ pub struct Bandwidth {
 impl Bandwidth {
     /// Each buffer's figure in GB/s: "32.5, 32.9, 33.2".
     pub fn per_buffer_gb_per_s(&self) -> String {
-        self.per_allocation_bytes_per_s
-            .iter()
-            .map(|b| format!("{:.1}", b / 1e9))
-            .collect::<Vec<_>>()
-            .join(", ")
+        gb_per_s_list(&self.per_allocation_bytes_per_s)
     }
+}
+
+/// Figures in bytes/s as GB/s, one decimal, comma-separated: "32.5, 32.9, 33.2".
+pub fn gb_per_s_list(bytes_per_s: &[f64]) -> String {
+    bytes_per_s
+        .iter()
+        .map(|b| format!("{:.1}", b / 1e9))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Bandwidth {
@@ -83,7 +87,7 @@ impl Bandwidth {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
     pub host_name: String,
     pub cpu_model: String,
@@ -181,7 +185,7 @@ pub fn measure_read_bandwidth(buffer_bytes: usize, passes: usize) -> f64 {
 }
 
 /// Where decode sits against the memory-bandwidth roofline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Roofline {
     pub bytes_read_per_token: u64,
     pub read_bytes_per_s: f64,

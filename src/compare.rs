@@ -80,7 +80,7 @@ pub struct Side {
     pub file: PathBuf,
     pub label: String,
     pub format: String,
-    pub weights: crate::source::WeightsKind,
+    pub weights: crate::results::WeightsKind,
 }
 
 #[derive(Debug, Clone, Serialize)]

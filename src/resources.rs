@@ -4,7 +4,6 @@
 //!
 //! Linux only (`/proc`); elsewhere the figures are `None` and the run still completes.
 
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Resource use over one phase.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     pub wall_seconds: f64,
     /// RSS samples taken (one at the start, one every 50 ms, one at the end).

@@ -95,7 +95,7 @@ pub fn cap_threads(wanted: usize, cores: usize) -> (usize, Option<String>) {
     )
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct SystemInfo {
     pub cpu_model: String,
     pub physical_cores: Option<usize>,
@@ -181,7 +181,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 }
 
 /// What this binary was built from and with.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct BuildInfo {
     pub llm_bench_version: String,
     pub candle_version: String,

@@ -14,10 +14,8 @@ pub mod tuned;
 use crate::error::{Error, Result};
 use crate::weights::{EngineInput, Planned};
 
-/// Which engine ran, as results record it.
-#[derive(
-    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+/// Which engine runs a model (results.json records it as `results::EngineInfo`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct EngineInfo {
     /// The registered name: `candle`, `llama-cpp`.
     pub name: String,

@@ -20,8 +20,8 @@ mod throughput;
 
 pub use cost::{cost_per_1k_queries, monthly_cost, DEFAULT_PRICE_PER_HOUR, HOURS_PER_MONTH};
 
+use crate::results::WeightsKind;
 use crate::results::{FormatRun, Group, PhaseName, Results, Summary};
-use crate::source::WeightsKind;
 use std::fmt::Write;
 use std::path::PathBuf;
 

@@ -6,9 +6,13 @@
 //! meaning; readers refuse other versions rather than misreading them. Adding an optional
 //! field does not change the version.
 
+pub mod facts;
 pub mod schema;
 pub mod summary;
 
+pub use facts::{
+    Bandwidth, BuildInfo, EngineInfo, Machine, Roofline, SystemInfo, Usage, WeightsKind,
+};
 pub use schema::*;
 pub use summary::{GroupSummary, Summary};
 

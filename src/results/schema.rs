@@ -2,14 +2,10 @@
 //! second. Each phase is absent until it has finished, so an interrupted run's file holds
 //! exactly the phases that completed (and `complete` is false).
 
+use super::facts::{Bandwidth, BuildInfo, EngineInfo, Roofline, SystemInfo, Usage, WeightsKind};
 use super::summary::GroupSummary;
-use crate::bandwidth::{Bandwidth, Roofline};
-use crate::engine::EngineInfo;
 use crate::error::{Error, Result};
 use crate::generate::Trace;
-use crate::resources::Usage;
-use crate::source::WeightsKind;
-use crate::system::{BuildInfo, SystemInfo};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -215,9 +211,9 @@ impl ModelFacts {
         Self {
             spec: info.spec.clone(),
             name: info.name.clone(),
-            weights: info.weights,
+            weights: info.weights.into(),
             format: info.format.clone(),
-            engine: info.engine.clone(),
+            engine: (&info.engine).into(),
             architecture: info.architecture.clone(),
             parameters: info.parameters,
             weight_bytes: info.weight_bytes,

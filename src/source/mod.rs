@@ -16,9 +16,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 /// Real trained weights, or a random-weight twin of the same shapes.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightsKind {
     Real,

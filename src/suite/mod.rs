@@ -93,9 +93,9 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
             &spec.to_string(),
             planned.iter().map(|(e, p)| p.label(*e)).collect(),
         ),
-        system,
-        build: BuildInfo::current(),
-        memory_bandwidth: bandwidth.clone(),
+        system: (&system).into(),
+        build: (&BuildInfo::current()).into(),
+        memory_bandwidth: bandwidth.as_ref().map(Into::into),
         runs: vec![],
         load_failures: vec![],
     };
@@ -238,7 +238,7 @@ impl FormatRunner<'_> {
             load: LoadPhase {
                 seconds: model.info.load_seconds,
                 rss_before_bytes,
-                resources: usage,
+                resources: (&usage).into(),
             },
             latency: None,
             throughput: None,
@@ -266,11 +266,12 @@ impl FormatRunner<'_> {
                     .bandwidth
                     .zip(measured.groups[0].summary.decode_tokens_per_s.as_ref())
                     .map(|(bandwidth, decode)| {
-                        Roofline::new(
+                        (&Roofline::new(
                             model.info.bytes_read_per_token,
                             bandwidth.read_bytes_per_s,
                             decode.p50,
-                        )
+                        ))
+                            .into()
                     });
             }
             *run.phase_mut(phase) = Some(measured);
@@ -388,7 +389,7 @@ impl FormatRunner<'_> {
         resources.judge(self.config.threads);
         let phase_result = Phase {
             groups: measured,
-            resources,
+            resources: (&resources).into(),
         };
 
         self.progress.finish(&outcome_line(phase, &phase_result));

@@ -74,7 +74,7 @@ fn run_worker(
     plan: &GroupPlan,
     format_arg: &str,
     engine: EngineChoice,
-) -> std::result::Result<(Group, crate::resources::Usage), String> {
+) -> std::result::Result<(Group, crate::results::Usage), String> {
     std::fs::create_dir_all(scratch)
         .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     let prompts = scratch.join("prompts.jsonl");
