@@ -126,6 +126,14 @@ impl Sampler {
     }
 
     pub fn finish(self) -> Usage {
+        self.finish_judged_over(JUDGED_WINDOW)
+    }
+
+    /// As [`Sampler::finish`], with others' CPU use judged over at least `min_window`
+    /// (`finish` uses [`JUDGED_WINDOW`]). `Duration::ZERO` judges the phase alone, however
+    /// short, with no idle wait: for runs whose timings mean nothing (the benchmark smoke
+    /// run), where the waits would be most of the time.
+    pub fn finish_judged_over(self, min_window: Duration) -> Usage {
         let wall = self.started.elapsed();
         let process_cpu_end = process_cpu_time();
         let cores_end = core_ticks();
@@ -150,10 +158,10 @@ impl Sampler {
         } else {
             vec![]
         };
-        // Others' share is judged over at least JUDGED_WINDOW: a shorter phase is followed by
+        // Others' share is judged over at least `min_window`: a shorter phase is followed by
         // an idle wait, so that 10 ms ticks can tell a busy neighbour from this phase's work.
-        let (others, steal) = if wall < JUDGED_WINDOW {
-            std::thread::sleep(JUDGED_WINDOW - wall);
+        let (others, steal) = if wall < min_window {
+            std::thread::sleep(min_window - wall);
             let window = self.started.elapsed();
             let ours = self.process_cpu_start.zip(process_cpu_time());
             others_and_steal(&self.cores_start, &core_ticks(), ours, window)

@@ -79,8 +79,16 @@ impl Group<'_> {
                 routine(b)
             });
         if ran {
-            let mut usage = sampler.finish();
-            usage.judge(session().threads);
+            let smoke = session().smoke;
+            let usage = if smoke {
+                // Every id's note is written, but not judged: the smoke run's figures mean
+                // nothing, and a quarter second of idle wait per id was half its time.
+                sampler.finish_judged_over(Duration::ZERO)
+            } else {
+                let mut usage = sampler.finish();
+                usage.judge(session().threads);
+                usage
+            };
             if let Some(why) = &usage.contention {
                 eprintln!("llm-bench: {full_id} was CONTENDED: {why}");
             }
