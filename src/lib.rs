@@ -10,7 +10,7 @@
 //! The Criterion benches and the `llm-bench` CLI are two front doors onto this library.
 //!
 //! Modules are in layers; each imports only from its own layer's modules listed before it
-//! and from the layers above it in this list (`tests/layers.rs` keeps it true, and
+//! and from the layers above it in this list (`tests/it/layers.rs` keeps it true, and
 //! `docs/architecture.md` explains it):
 
 // Layer 0: the error type, which imports nothing of the crate.

@@ -46,7 +46,7 @@ enum Dtype {
 /// ggml's reference quantization (`quantize_row_*_ref`) of `rows x cols` weights, written
 /// from the format's definition rather than this crate's code: (GGUF bytes, the values
 /// those bytes decode to, read byte by byte). The harness's tests pin this crate's reading of
-/// the same layouts to candle's quantizer (`tests/kernel_layouts.rs`).
+/// the same layouts to candle's quantizer (`tests/it/kernel_layouts.rs`).
 fn ggml_quantized(values: &[f32], rows: usize, cols: usize, dtype: Dtype) -> (Vec<u8>, Vec<f32>) {
     use half::f16;
     assert_eq!(values.len(), rows * cols);

@@ -9,7 +9,7 @@
 //!
 //! Both are written once, in [`vnni_kernels`], and expanded per level with its features and
 //! its intrinsic; they sum the same integers as AVX2 and scale them alike, so every level
-//! gives the same results to the bit (`tests/tuned.rs` checks the levels this CPU runs).
+//! gives the same results to the bit (`tests/it/tuned.rs` checks the levels this CPU runs).
 //!
 //! Each `pub fn` is safe to call only through [`super::Kernels`], which hands them out after
 //! the level's `detected` found every feature.

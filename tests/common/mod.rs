@@ -13,6 +13,14 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 
+/// Held by every test that runs a model on every core (the ignored tests): two at once on 2
+/// cores each spin on the other's cores (candle's and llama.cpp's thread pools busy-wait), and
+/// took 236 s where one after the other took 147 s. The other tests run beside them.
+pub fn one_model_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub fn tiny_config(vocab: usize, context: usize) -> serde_json::Value {
     serde_json::json!({
         "model_type": "llama", "vocab_size": vocab, "hidden_size": 64, "intermediate_size": 128,

@@ -2,12 +2,12 @@
 //! folder), by a named test, or by a CI script. A documented command that none of them covers
 //! fails this test, so it cannot silently break (as `cargo bench -- --quick` once did).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-const README: &str = include_str!("../README.md");
+const README: &str = include_str!("../../README.md");
 
 /// README.md and every Markdown file under docs/, as (path, text).
 fn documents() -> Vec<(String, String)> {
@@ -61,51 +61,51 @@ const COVERAGE: &[(&str, &str)] = &[
     ("llm-bench schema", "here"),
     (
         "llm-bench run",
-        "test:tests/run.rs::every_phase_ran_the_requests_it_was_asked_for",
+        "test:tests/it/run.rs::every_phase_ran_the_requests_it_was_asked_for",
     ),
     (
         "llm-bench report",
-        "test:tests/run.rs::report_writes_markdown_and_charts_that_parse_as_svg",
+        "test:tests/it/run.rs::report_writes_markdown_and_charts_that_parse_as_svg",
     ),
     ("llm-bench compare", "here"),
     (
         "llm-bench gate --paired",
-        "test:tests/gate.rs::paired_rounds_see_through_drift_between_rounds",
+        "test:tests/it/gate.rs::paired_rounds_see_through_drift_between_rounds",
     ),
     (
         "llm-bench gate",
-        "test:tests/gate.rs::exit_codes_and_one_sided_ids",
+        "test:tests/it/gate.rs::exit_codes_and_one_sided_ids",
     ),
     ("scripts/bench-ab", "script:scripts/bench-smoke"),
     (
         "scripts/gate-under-load",
-        "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
+        "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
         "scripts/reference/decode-10pct-slower.patch",
-        "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
+        "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
         "llm-bench generate",
-        "test:tests/errors.rs::more_threads_than_cpus_are_capped_with_a_warning_and_recorded",
+        "test:tests/it/errors.rs::more_threads_than_cpus_are_capped_with_a_warning_and_recorded",
     ),
     (
         "scripts/serving-report",
-        "test:tests/readme.rs::serving_report_script_runs_the_readme_commands",
+        "test:tests/it/readme.rs::serving_report_script_runs_the_readme_commands",
     ),
     ("scripts/bench-baseline", "script:scripts/bench-smoke"),
     ("scripts/bench-check", "script:scripts/bench-smoke"),
     (
         "cargo run --release --features llama-cpp -- generate --engine llama-cpp",
-        "test:tests/readme.rs::the_engine_commands_run_as_written",
+        "test:tests/it/readme.rs::the_engine_commands_run_as_written",
     ),
     (
         "cargo run --release --features llama-cpp -- run --quick --engine candle --engine llama-cpp",
-        "test:tests/readme.rs::the_engine_commands_run_as_written",
+        "test:tests/it/readme.rs::the_engine_commands_run_as_written",
     ),
     (
         "cargo run --release -- generate --engine tuned",
-        "test:tests/readme.rs::the_engine_commands_run_as_written",
+        "test:tests/it/readme.rs::the_engine_commands_run_as_written",
     ),
     ("scripts/install-llama-cpp-deps", "script:scripts/test"),
     ("scripts/bench-threads", "script:scripts/bench-smoke"),
@@ -115,7 +115,7 @@ const COVERAGE: &[(&str, &str)] = &[
     ),
     (
         "llm-bench export",
-        "test:tests/readme.rs::the_export_command_runs_as_written",
+        "test:tests/it/readme.rs::the_export_command_runs_as_written",
     ),
     // A timing script (timing in tests is flaky): its syntax and the files it needs are checked.
     (
@@ -124,11 +124,11 @@ const COVERAGE: &[(&str, &str)] = &[
     ),
     (
         "scripts/llama-bench-overhead",
-        "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
+        "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
         "scripts/decode-breakdown",
-        "test:tests/readme.rs::the_timing_scripts_parse_and_find_their_files",
+        "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
         "scripts/reference/make-vendored-fixtures",
@@ -291,7 +291,7 @@ fn readme_run(command: &str, cwd: &Path) -> std::process::Output {
     // `run` as written, every phase at its smallest size (the settings flags' environment
     // variables, recorded in results.json as any setting is): the command, its output files
     // and what report and compare make of them are checked here; the measurements are
-    // tests/run.rs's and the smoke run's.
+    // tests/it/run.rs's and the smoke run's.
     for (name, value) in RUN_SIZE {
         cmd.env(name, value);
     }
@@ -316,14 +316,10 @@ fn readme_line(start: &str) -> String {
         .unwrap_or_else(|| panic!("neither README.md nor docs/ shows {start:?}"))
 }
 
-/// The commands below each use every core: run one at a time, or candle's busy-waiting
-/// thread pools slow each other many times over.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn the_quick_start_commands_run_as_written() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = common::one_model_run_at_a_time();
     let cwd = tempfile::tempdir().unwrap();
     let out = readme_run(
         &readme_line("cargo run --release -- generate --prompt"),
@@ -410,7 +406,7 @@ fn serving_report_script_runs_the_readme_commands() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn the_engine_commands_run_as_written() {
-    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = common::one_model_run_at_a_time();
     let cwd = tempfile::tempdir().unwrap();
     let out = readme_run(
         &readme_line("cargo run --release --features llama-cpp -- generate --engine llama-cpp"),

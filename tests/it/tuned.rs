@@ -2,7 +2,7 @@
 //! prompts, and the logits of candle's dense f32 model on the same weights; and against
 //! itself on every kernel level this CPU runs.
 
-mod common;
+use crate::common;
 
 use common::{cli, fixture, ids, teacher_forced};
 use llm_bench::engine::EngineChoice;
@@ -67,6 +67,7 @@ fn agreeing_prefix(a: &[u32], b: &[u32]) -> usize {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn greedy_ids_start_as_llama_cpps_and_answer_paris() {
+    let _alone = common::one_model_run_at_a_time();
     let mut model = load(tuned(), None);
     assert_eq!(model.info.engine.name, "tuned");
     assert_eq!(model.info.format, "q4_1");
@@ -125,6 +126,7 @@ fn argmax(v: &[f32]) -> usize {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn logits_track_candles_dense_f32_model_on_the_same_weights() {
+    let _alone = common::one_model_run_at_a_time();
     // Long enough (12 tokens) that the prompt runs as GEMMs; the six steps after it run
     // the decode path's dot products.
     let prompt = "The capital of France is Paris, and the capital of Germany is";
@@ -183,6 +185,7 @@ fn logits_track_candles_dense_f32_model_on_the_same_weights() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn batched_sequences_match_the_single_sequence() {
+    let _alone = common::one_model_run_at_a_time();
     let mut model = load(tuned(), Some("q8_0"));
     let single = greedy(&mut model, "Once upon a time", 12, 1).remove(0);
     for sequence in greedy(&mut model, "Once upon a time", 12, 3) {
@@ -200,6 +203,7 @@ fn batched_sequences_match_the_single_sequence() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn every_kernel_level_computes_the_same_logits() {
+    let _alone = common::one_model_run_at_a_time();
     let case = &fixture("smollm2-greedy-vendored.json")["cases"][1];
     let (prompt, forced) = (ids(&case["prompt_tokens"]), ids(&case["output_tokens"]));
     let run = |format: Option<&str>, level: Level| {
@@ -323,6 +327,7 @@ fn results_name_the_kernel_level_and_unknown_levels_are_refused() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn llama_cpps_choice_is_the_top_token_or_a_near_tie_at_every_position() {
+    let _alone = common::one_model_run_at_a_time();
     let mut tuned = load(tuned(), None);
     let mut candle = load(EngineChoice::default(), None);
     for name in ["smollm2-greedy-vendored.json", "smollm2-greedy.json"] {

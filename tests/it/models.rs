@@ -1,6 +1,6 @@
 //! Loading paths end to end: the default chain, synthetic twins, batches, formats.
 
-mod common;
+use crate::common;
 
 use common::{cli, stderr, tiny_config, write_tiny_llama};
 use llm_bench::generate::{generate, Request, Strategy};
@@ -50,6 +50,7 @@ fn default_model_falls_back_to_the_synthetic_twin_and_says_so() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn batched_greedy_sequences_match_the_single_sequence() {
+    let _alone = common::one_model_run_at_a_time();
     llm_bench::system::configure_threads(None);
     let path = llm_bench::defaults::default_gguf_path();
     let mut model = llm_bench::load(&ModelSpec::Gguf(path), None).unwrap();
@@ -75,6 +76,7 @@ fn batched_greedy_sequences_match_the_single_sequence() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn seeded_sampling_is_reproducible_and_seeds_differ() {
+    let _alone = common::one_model_run_at_a_time();
     llm_bench::system::configure_threads(None);
     let path = llm_bench::defaults::default_gguf_path();
     let mut model = llm_bench::load(&ModelSpec::Gguf(path), None).unwrap();
@@ -151,6 +153,7 @@ fn quantized_on_load_tracks_the_dense_model() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn sources_read_any_rows_as_the_whole_tensor_holds_them() {
+    let _alone = common::one_model_run_at_a_time();
     use candle_core::Device;
     use llm_bench::source::{resolve, Weights};
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! The gate's rules on hand-built Criterion files, and its exit codes.
 
-mod common;
+use crate::common;
 
 use common::{assert_fails_with, cli, stderr};
 use llm_bench::gate::{self, Verdict};

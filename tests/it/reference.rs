@@ -1,7 +1,7 @@
 //! Checks against independent truth: llama.cpp's token ids for the same GGUF file and
 //! prompts (fixtures/reference, made by scripts/reference/make-fixtures.py).
 
-mod common;
+use crate::common;
 
 use common::{fixture, ids};
 use llm_bench::generate::{generate, Request, Strategy};
@@ -38,6 +38,7 @@ fn agreeing_prefix(a: &[u32], b: &[u32]) -> usize {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn greedy_output_matches_llama_cpp_where_it_agreed() {
+    let _alone = common::one_model_run_at_a_time();
     llm_bench::system::configure_threads(None);
     let mut model = llm_bench::load(&default_gguf(), None).unwrap();
     let cases = fixture("smollm2-greedy.json");
@@ -70,6 +71,7 @@ fn greedy_output_matches_llama_cpp_where_it_agreed() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn gguf_tokenizer_encodes_like_llama_cpp() {
+    let _alone = common::one_model_run_at_a_time();
     let spec = default_gguf();
     let ModelSpec::Gguf(path) = &spec else {
         unreachable!()
@@ -97,6 +99,7 @@ fn gguf_tokenizer_encodes_like_llama_cpp() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn dense_f32_from_gguf_agrees_with_llama_cpp() {
+    let _alone = common::one_model_run_at_a_time();
     llm_bench::system::configure_threads(None);
     let f32: WeightFormat = "f32".parse().unwrap();
     let mut model = llm_bench::load(&default_gguf(), Some(f32)).unwrap();
@@ -113,6 +116,7 @@ fn dense_f32_from_gguf_agrees_with_llama_cpp() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn requantized_q8_0_still_answers_paris() {
+    let _alone = common::one_model_run_at_a_time();
     llm_bench::system::configure_threads(None);
     let mut model = llm_bench::load(&default_gguf(), Some("q8_0".parse().unwrap())).unwrap();
     let (_, output) = greedy(&mut model, "The capital of France is", 4);
@@ -124,6 +128,7 @@ fn requantized_q8_0_still_answers_paris() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn cli_generate_json_answers_paris() {
+    let _alone = common::one_model_run_at_a_time();
     let spec = default_gguf();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"))
         .args([

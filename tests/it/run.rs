@@ -1,6 +1,6 @@
 //! `llm-bench run`, `report` and `compare` end to end on a tiny model, and their bad input.
 
-mod common;
+use crate::common;
 
 use common::{assert_fails_with, cli, stderr, tiny_config, write_tiny_llama};
 use llm_bench::results::Results;

@@ -1,7 +1,7 @@
 //! Bad input gets a clear message that names the problem and the fix, a non-zero exit, and
 //! never a panic.
 
-mod common;
+use crate::common;
 
 use common::{assert_fails_with, cli, tiny_config, write_tiny_llama};
 
@@ -50,6 +50,7 @@ fn unknown_preset_and_format() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn truncated_and_corrupt_gguf() {
+    let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let bytes = default_gguf_bytes();
     let header_only = dir.path().join("header-only.gguf");
@@ -206,6 +207,7 @@ fn assert_gguf_key_refused(key: &str, value: Value, needles: &[&str]) {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn gguf_metadata_that_breaks_the_arithmetic_is_refused_by_key() {
+    let _alone = common::one_model_run_at_a_time();
     for (key, value, needles) in [
         (
             "llama.attention.head_count",
@@ -250,6 +252,7 @@ fn gguf_metadata_that_breaks_the_arithmetic_is_refused_by_key() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn gguf_tensors_whose_shape_or_extent_is_wrong_are_named() {
+    let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     // A dimension of 2^63 used to wrap the element count and panic in the first forward.
     let huge = dir.path().join("huge.gguf");
@@ -460,6 +463,7 @@ fn a_closed_stdout_ends_quietly_and_a_full_one_is_an_error() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn gguf_metadata_of_the_wrong_type_is_refused_not_defaulted() {
+    let _alone = common::one_model_run_at_a_time();
     for (key, value, needles) in [
         (
             "llama.rope.freq_base",
@@ -503,6 +507,7 @@ fn gguf_metadata_of_the_wrong_type_is_refused_not_defaulted() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn gguf_tensor_tables_that_do_not_describe_the_data_are_refused() {
+    let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, edit: &dyn Fn(&mut candle_core::quantized::gguf_file::Content)| {
         let path = dir.path().join(name);
@@ -738,7 +743,7 @@ fn what_the_engines_do_not_apply_is_refused_not_ignored() {
         );
     });
     let plain = common::gguf::tiny_llama_gguf_with(dir.path(), "plain", |_, _| {});
-    // The tuned engine applies Llama 3.1's factors (tests/llama_cpp.rs checks how); candle's
+    // The tuned engine applies Llama 3.1's factors (tests/it/llama_cpp.rs checks how); candle's
     // quantized Llama cannot.
     let out = generate(rope_freqs.to_str().unwrap(), &["--engine", "candle"]);
     assert_exit_2(

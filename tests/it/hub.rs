@@ -1,7 +1,7 @@
 //! Hub loading against a loopback stand-in (`HF_ENDPOINT`): real downloads, the cache, a 404,
 //! a truncated download, and an unreachable hub.
 
-mod common;
+use crate::common;
 
 use common::{assert_fails_with, cli, serve_hub, stderr, tiny_config, write_tiny_llama, Served};
 use std::collections::HashMap;

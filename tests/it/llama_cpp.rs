@@ -2,7 +2,7 @@
 //! tokenizer, and the greedy token ids llama.cpp produced for the fixtures.
 #![cfg(feature = "llama-cpp")]
 
-mod common;
+use crate::common;
 
 use common::{cli, fixture, ids, stderr};
 use llm_bench::engine::EngineChoice;
@@ -26,6 +26,7 @@ fn load() -> llm_bench::Model {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn llama_cpp_tokenizes_the_fixture_prompts_as_llm_bench_does() {
+    let _alone = common::one_model_run_at_a_time();
     let path = llm_bench::defaults::default_gguf_path();
     let ours = llm_bench::model::plan(&ModelSpec::Gguf(path.clone()), None)
         .unwrap()
@@ -57,6 +58,7 @@ fn llama_cpp_tokenizes_the_fixture_prompts_as_llm_bench_does() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn greedy_output_equals_llama_cpps_reference_ids_for_this_cpus_kernels() {
+    let _alone = common::one_model_run_at_a_time();
     let mut model = load();
     assert_eq!(model.info.engine.name, "llama-cpp");
     let vendored = fixture("smollm2-greedy-vendored.json");
@@ -113,6 +115,7 @@ fn greedy_output_equals_llama_cpps_reference_ids_for_this_cpus_kernels() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn a_batch_of_copies_decodes_like_one_sequence() {
+    let _alone = common::one_model_run_at_a_time();
     let mut model = load();
     let request = |batch| Request {
         prompt: "The capital of France is".into(),
@@ -132,6 +135,7 @@ fn a_batch_of_copies_decodes_like_one_sequence() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn the_cli_runs_llama_cpp_on_the_default_model() {
+    let _alone = common::one_model_run_at_a_time();
     let out = cli(
         &[
             "generate",
@@ -201,6 +205,7 @@ fn llama_cpp_gives_the_same_greedy_tokens_on_every_thread_count() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn exports_hold_what_llm_bench_planned_as_llama_cpp_counts_it() {
+    let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let real = llm_bench::defaults::default_gguf_path();
     for (spec, format) in [
@@ -233,6 +238,7 @@ fn exports_hold_what_llm_bench_planned_as_llama_cpp_counts_it() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
+    let _alone = common::one_model_run_at_a_time();
     let planned =
         llm_bench::model::plan(&ModelSpec::parse("synthetic:llama3-8b").unwrap(), None).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -399,6 +405,7 @@ fn q4_k_m_file(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_cpp() {
+    let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let spec = ModelSpec::Gguf(q4_k_m_file(dir.path()));
     llm_bench::system::configure_threads(None);
@@ -495,6 +502,7 @@ fn rms(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn the_tuned_engine_is_as_close_to_llama_cpps_logits_as_candle_is() {
+    let _alone = common::one_model_run_at_a_time();
     let name = "smollm2-greedy-vendored.json";
     let reference = common::teacher_forced_logits(&mut load(), name);
     let other = |engine: &str| {

@@ -1,15 +1,11 @@
 //! `llm-bench export`: a GGUF file that holds the model candle runs, byte for byte, with its
 //! tokenizer; read back through llm-bench's own GGUF reader and run.
 
-mod common;
+use crate::common;
 
 use common::{assert_fails_with, cli, stderr, tiny_config, write_tiny_llama};
 use llm_bench::ModelSpec;
 use std::path::Path;
-use std::sync::Mutex;
-
-/// Two candle models at once on 2 cores make both crawl.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn export(spec: &str, format: &str, out: &Path) {
     let out = cli(
@@ -33,7 +29,7 @@ fn prefill_logits(spec: &ModelSpec, format: Option<&str>, text: &str) -> (Vec<u3
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn the_real_model_exported_at_q8_0_holds_exactly_what_candle_runs_in_memory() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _alone = common::one_model_run_at_a_time();
     llm_bench::system::configure_threads(None);
     let original = llm_bench::defaults::default_gguf_path();
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +77,6 @@ fn the_real_model_exported_at_q8_0_holds_exactly_what_candle_runs_in_memory() {
 /// written from tokenizer.json must tokenize as the folder's.
 #[test]
 fn a_safetensors_folder_exported_at_f32_runs_like_the_folder() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     llm_bench::system::configure_threads(None);
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("tiny");
@@ -115,6 +110,7 @@ fn a_safetensors_folder_exported_at_f32_runs_like_the_folder() {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn export_refuses_what_it_cannot_write_and_leaves_no_file() {
+    let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let gguf = llm_bench::defaults::default_gguf_path();
     let gguf = gguf.to_str().unwrap();
