@@ -127,8 +127,8 @@ fn tuned_gemv<B: QuantBlock>(
         return;
     }
     // The block's own format name, parsed as every other format name is.
-    let Ok(WeightFormat::Quantized(dtype)) = B::NAME.parse::<WeightFormat>() else {
-        panic!("matmul: {} is not a quantized format", B::NAME);
+    let Ok(WeightFormat::Quantized(dtype)) = B::FORMAT.name().parse::<WeightFormat>() else {
+        panic!("matmul: {} is not a quantized format", B::FORMAT);
     };
     let weight_bytes = (n * k / B::WEIGHTS * B::BYTES) as u64;
     group.throughput(Throughput::Bytes(weight_bytes));

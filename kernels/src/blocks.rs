@@ -20,25 +20,35 @@ use half::f16;
 /// Weights (and activations) per block.
 pub const QK: usize = 32;
 
+/// A q8_0 block: 32 weights `d * qs[i]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ8_0 {
+    /// The block's scale.
     pub d: f16,
+    /// The weights, one signed byte each.
     pub qs: [i8; QK],
 }
 
+/// A q4_0 block: 32 weights `d * (nibble - 8)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ4_0 {
+    /// The block's scale.
     pub d: f16,
+    /// Weights 0..16 in the low nibbles, 16..32 in the high ones.
     pub qs: [u8; QK / 2],
 }
 
+/// A q4_1 block: 32 weights `d * nibble + m`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ4_1 {
+    /// The block's scale.
     pub d: f16,
+    /// The offset every weight carries.
     pub m: f16,
+    /// Weights 0..16 in the low nibbles, 16..32 in the high ones.
     pub qs: [u8; QK / 2],
 }
 
@@ -47,10 +57,13 @@ pub struct BlockQ4_1 {
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ8 {
+    /// The scale.
     pub d: f32,
+    /// `d * Σ qs`.
     pub s: f32,
     /// `Σ qs`, exact (q4_0's offset of -8 takes it in integers).
     pub sum: i32,
+    /// The values, one signed byte each.
     pub qs: [i8; QK],
 }
 
@@ -67,8 +80,8 @@ impl Default for BlockQ8 {
 
 /// A weight block format: its size in a GGUF file, how to read one, and its weights as f32.
 pub trait Block: Copy + Send + Sync + 'static {
-    /// GGUF's type name, as the harness spells it (`q4_0`, `q4k`).
-    const NAME: &'static str;
+    /// The format it stores.
+    const FORMAT: crate::Format;
     /// Bytes per block in GGUF.
     const BYTES: usize;
     /// Weights per block: 32, or a k-quant super-block's 256 (eight 32-weight sub-blocks,
@@ -78,6 +91,7 @@ pub trait Block: Copy + Send + Sync + 'static {
     type Values: AsRef<[f32]> + IntoIterator<Item = f32>;
     /// Reads one block from exactly [`Self::BYTES`] little-endian bytes.
     fn read(bytes: &[u8]) -> Self;
+    /// The block's weights as f32.
     fn dequantize(&self) -> Self::Values;
     /// The offset every weight of the block carries (q4_1's `m`), which products take times
     /// the activations' stored sum `s` rather than weight by weight (0 for formats without
@@ -92,7 +106,7 @@ fn half_at(bytes: &[u8], at: usize) -> f16 {
 }
 
 impl Block for BlockQ8_0 {
-    const NAME: &'static str = "q8_0";
+    const FORMAT: crate::Format = crate::Format::Q8_0;
     const BYTES: usize = 2 + QK;
     type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
@@ -112,7 +126,7 @@ impl Block for BlockQ8_0 {
 }
 
 impl Block for BlockQ4_0 {
-    const NAME: &'static str = "q4_0";
+    const FORMAT: crate::Format = crate::Format::Q4_0;
     const BYTES: usize = 2 + QK / 2;
     type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
@@ -135,7 +149,7 @@ impl Block for BlockQ4_0 {
 }
 
 impl Block for BlockQ4_1 {
-    const NAME: &'static str = "q4_1";
+    const FORMAT: crate::Format = crate::Format::Q4_1;
     const BYTES: usize = 4 + QK / 2;
     type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
@@ -161,21 +175,29 @@ impl Block for BlockQ4_1 {
     }
 }
 
+/// A q5_0 block: 32 weights `d * (q - 16)`, `q` a nibble and a fifth bit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ5_0 {
+    /// The block's scale.
     pub d: f16,
     /// Bit `i` is weight `i`'s fifth bit.
     pub qh: u32,
+    /// The low four bits: weights 0..16 in the low nibbles, 16..32 in the high ones.
     pub qs: [u8; QK / 2],
 }
 
+/// A q5_1 block: 32 weights `d * q + m`, `q` a nibble and a fifth bit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ5_1 {
+    /// The block's scale.
     pub d: f16,
+    /// The offset every weight carries.
     pub m: f16,
+    /// Bit `i` is weight `i`'s fifth bit.
     pub qh: u32,
+    /// The low four bits, in q5_0's order.
     pub qs: [u8; QK / 2],
 }
 
@@ -209,7 +231,7 @@ fn word_at(bytes: &[u8], at: usize) -> u32 {
 }
 
 impl Block for BlockQ5_0 {
-    const NAME: &'static str = "q5_0";
+    const FORMAT: crate::Format = crate::Format::Q5_0;
     const BYTES: usize = 6 + QK / 2;
     type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
@@ -228,7 +250,7 @@ impl Block for BlockQ5_0 {
 }
 
 impl Block for BlockQ5_1 {
-    const NAME: &'static str = "q5_1";
+    const FORMAT: crate::Format = crate::Format::Q5_1;
     const BYTES: usize = 8 + QK / 2;
     type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
@@ -253,12 +275,18 @@ impl Block for BlockQ5_1 {
 /// Weights per k-quant super-block.
 pub const QK_K: usize = 256;
 
+/// A q4k super-block: 256 weights in eight sub-blocks of 32 with 6-bit scales and mins.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ4K {
+    /// The scale of the sub-block scales.
     pub d: f16,
+    /// The scale of the sub-block mins.
     pub dmin: f16,
+    /// Each sub-block's 6-bit scale and min, packed (`BlockQ4K::scale_min`).
     pub scales: [u8; 12],
+    /// The 4-bit weights: sub-blocks `2c` and `2c + 1` in the low and high nibbles of
+    /// `qs[32c..32c + 32]`.
     pub qs: [u8; QK_K / 2],
 }
 
@@ -311,7 +339,7 @@ impl BlockQ4K {
 }
 
 impl Block for BlockQ4K {
-    const NAME: &'static str = "q4k";
+    const FORMAT: crate::Format = crate::Format::Q4K;
     const BYTES: usize = 4 + 12 + QK_K / 2;
     const WEIGHTS: usize = QK_K;
     type Values = [f32; QK_K];
@@ -341,12 +369,17 @@ impl Block for BlockQ4K {
     }
 }
 
+/// A q6k super-block: 256 weights in sixteen groups of 16 with 8-bit scales.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ6K {
+    /// The low four bits of each weight.
     pub ql: [u8; QK_K / 2],
+    /// The high two bits of each weight.
     pub qh: [u8; QK_K / 4],
+    /// Each 16-weight group's scale.
     pub scales: [i8; QK_K / 16],
+    /// The scale of the group scales.
     pub d: f16,
 }
 
@@ -365,7 +398,7 @@ impl BlockQ6K {
 }
 
 impl Block for BlockQ6K {
-    const NAME: &'static str = "q6k";
+    const FORMAT: crate::Format = crate::Format::Q6K;
     const BYTES: usize = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2;
     const WEIGHTS: usize = QK_K;
     type Values = [f32; QK_K];
@@ -457,6 +490,7 @@ impl BlockQ8 {
         block
     }
 
+    /// The block's 32 values as f32 (`d * qs[i]`).
     pub fn dequantize(&self) -> [f32; QK] {
         self.qs.map(|q| self.d * q as f32)
     }

@@ -2,7 +2,7 @@
 //! rotary position embedding (llama's adjacent pairs and GPT-NeoX's halves). Plain loops the compiler
 //! vectorizes; their cost is a few percent of a step's. SiLU gating and attention, whose
 //! exponentials and f16 conversions are worth SIMD, are kernels of every level
-//! (`Kernels::silu_mul`, `Kernels::attend`).
+//! (`Ops::silu_mul`, `Ops::attend` of the dispatch table).
 
 /// `out = x / rms(x) * weight`, for one vector: `out[i] = x[i] * rms_scale(x, eps) * weight[i]`
 /// (the tuned engine applies it as it quantizes, `matrix::Activations::set`).

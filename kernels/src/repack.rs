@@ -26,7 +26,9 @@ pub const ROWS: usize = 8;
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ4_0x8 {
+    /// The eight rows' scales.
     pub d: [f16; ROWS],
+    /// The eight rows' nibbles, interleaved.
     pub qs: [u8; QK / 2 * ROWS],
 }
 
@@ -34,18 +36,23 @@ pub struct BlockQ4_0x8 {
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ4_1x8 {
+    /// The eight rows' scales.
     pub d: [f16; ROWS],
+    /// The eight rows' offsets.
     pub m: [f16; ROWS],
+    /// The eight rows' nibbles, interleaved.
     pub qs: [u8; QK / 2 * ROWS],
 }
 
 /// A group block of eight rows of `Self::Row` blocks.
 pub trait Interleaved: Copy + Send + Sync + 'static {
+    /// The row-major block it interleaves.
     type Row: Block;
     /// Interleaves block `b` of eight rows.
     fn pack(rows: [&Self::Row; ROWS]) -> Self;
     /// Row `k`'s block back.
     fn unpack(&self, k: usize) -> Self::Row;
+    /// The eight rows' scales.
     fn scales(&self) -> &[f16; ROWS];
 }
 
@@ -55,6 +62,7 @@ pub trait Nibbles: Interleaved {
     const OFFSETS: bool;
     /// q4_1's offsets (q4_0 has none: its scales stand in, unused).
     fn offsets(&self) -> &[f16; ROWS];
+    /// The eight rows' nibbles, interleaved.
     fn nibbles(&self) -> &[u8; QK / 2 * ROWS];
 }
 
@@ -63,7 +71,9 @@ pub trait Nibbles: Interleaved {
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ8_0x8 {
+    /// The eight rows' scales.
     pub d: [f16; ROWS],
+    /// The eight rows' weights, interleaved four bytes at a time.
     pub qs: [i8; QK * ROWS],
 }
 
@@ -187,9 +197,13 @@ impl Nibbles for BlockQ4_1x8 {
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
 pub struct BlockQ4Kx8 {
+    /// The eight rows' scales of their sub-block scales.
     pub d: [f16; ROWS],
+    /// The eight rows' scales of their sub-block mins.
     pub dmin: [f16; ROWS],
+    /// The eight rows' packed 6-bit scales and mins, byte `i` of row `k` at `8i + k`.
     pub scales: [u8; 12 * ROWS],
+    /// The eight rows' nibbles, interleaved.
     pub qs: [u8; QK_K / 2 * ROWS],
 }
 
@@ -235,10 +249,17 @@ impl Interleaved for BlockQ4Kx8 {
     }
 }
 
+/// A matrix whose rows (a multiple of eight) are interleaved in groups of eight: each group's
+/// blocks one after another, or, where `paired`, two groups' blocks alternating (a last group
+/// alone when the rows are not a multiple of sixteen).
 pub struct Repacked<I> {
+    /// Rows.
     pub rows: usize,
+    /// Weights per row.
     pub cols: usize,
+    /// The groups' blocks.
     pub groups: WeightVec<I>,
+    /// Whether groups are stored in pairs (`Repacked::pair`).
     pub paired: bool,
 }
 

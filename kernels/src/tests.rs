@@ -173,7 +173,12 @@ fn check_format<B: QuantBlock>(dtype: Dtype) {
         let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
         // Our reading of the layout gives the reference's values exactly.
         let ours: Vec<f32> = matrix.blocks.iter().flat_map(|b| b.dequantize()).collect();
-        assert_eq!(ours, want_values, "{} {rows}x{cols}: layout", B::NAME);
+        assert_eq!(
+            ours,
+            want_values,
+            "{} {rows}x{cols}: layout",
+            B::FORMAT.name()
+        );
         let (xq, x) = activations(cols, 11);
         for (level, threads) in Level::available()
             .into_iter()
@@ -192,7 +197,7 @@ fn check_format<B: QuantBlock>(dtype: Dtype) {
                     (got as f64 - want).abs() <= tolerance,
                     "{} on {threads} threads, {} {rows}x{cols} row {r}: {got} vs {want} (±{tolerance})",
                     level.name(),
-                    B::NAME
+                    B::FORMAT.name()
                 );
             }
         }
@@ -230,7 +235,7 @@ fn f32_dot_on_every_level_matches_f64_for_lengths_around_its_unrolling() {
         let (w, x) = (random(n, 3), random(n, 5));
         let (want, scale) = reference(&w, &x);
         for level in Level::available() {
-            let got = (Kernels::for_level(level).unwrap().dot_f32)(&w, &x);
+            let got = (Kernels::for_level(level).unwrap().dense.f32)(&w, &x);
             assert!(
                 (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
                 "{} n={n}: {got} vs {want}",
@@ -316,10 +321,10 @@ fn k_quant_blocks(blocks: usize, dtype: &str, seed: u64) -> (Vec<u8>, Vec<f32>) 
 /// 8B model's 14336).
 fn check_k_quant<B: QuantBlock>() {
     for (rows, cols) in [(1, 256), (3, 1536), (9, 4096), (2, 14336)] {
-        let (bytes, values) = k_quant_blocks(rows * cols / 256, B::NAME, rows as u64);
+        let (bytes, values) = k_quant_blocks(rows * cols / 256, B::FORMAT.name(), rows as u64);
         let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
         let ours: Vec<f32> = matrix.blocks.iter().flat_map(|b| b.dequantize()).collect();
-        assert_eq!(ours, values, "{} {rows}x{cols}: layout", B::NAME);
+        assert_eq!(ours, values, "{} {rows}x{cols}: layout", B::FORMAT.name());
         let (xq, x) = activations(cols, 29);
         // The x86 levels above AVX2 sum the same integers as AVX2 (`vpdpbusd` or not): the
         // same results to the bit.
@@ -345,7 +350,7 @@ fn check_k_quant<B: QuantBlock>() {
                         (got as f64 - want).abs() <= tolerance,
                         "{} on {threads} threads, {} {rows}x{cols} row {r}: {got} vs {want} (±{tolerance})",
                         level.name(),
-                        B::NAME
+                        B::FORMAT.name()
                     );
                 }
             }
@@ -370,7 +375,7 @@ fn check_k_quant<B: QuantBlock>() {
 fn check_k_quant_tokens<B: QuantBlock>() {
     use super::blocks::{group_q8, BlockQ8x8};
     let (rows, cols) = (3, 1024);
-    let (bytes, values) = k_quant_blocks(rows * cols / 256, B::NAME, 11);
+    let (bytes, values) = k_quant_blocks(rows * cols / 256, B::FORMAT.name(), 11);
     let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
     let per = cols / 256;
     let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> =
@@ -378,7 +383,7 @@ fn check_k_quant_tokens<B: QuantBlock>() {
     let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
     let mut groups = vec![BlockQ8x8::default(); q8.len() / 8];
     group_q8(&q8, &mut groups);
-    let x = super::Acts {
+    let x = crate::matrix::Acts {
         q8: &q8,
         groups: &groups,
     };
@@ -404,7 +409,7 @@ fn check_k_quant_tokens<B: QuantBlock>() {
                         &alone[start..end],
                         "{} {}: tokens {start}..{end} at once, row {r}",
                         level.name(),
-                        B::NAME
+                        B::FORMAT.name()
                     );
                 }
             }
@@ -415,7 +420,7 @@ fn check_k_quant_tokens<B: QuantBlock>() {
                     (got as f64 - want).abs() <= tolerance,
                     "{} {} row {r} token {t}: {got} vs {want} (±{tolerance})",
                     level.name(),
-                    B::NAME
+                    B::FORMAT.name()
                 );
             }
             all.extend(alone);
@@ -453,7 +458,7 @@ fn interleaved_q4k_rows_match_the_format_definition() {
         let mut x86: Option<Vec<f32>> = None;
         for level in Level::available() {
             let kernels = Kernels::for_level(level).unwrap();
-            let Some(kernel) = kernels.rows8_q4k else {
+            let Some(kernel) = kernels.q4k.rows8 else {
                 continue;
             };
             let mut all = vec![];
@@ -566,10 +571,10 @@ fn extreme_blocks_do_not_saturate() {
     let want = 128.0 * 127.0 * QK as f32 * x[0].d;
     for level in Level::available() {
         let kernels = Kernels::for_level(level).unwrap();
-        let got = (kernels.dot_q8_0)(&w, &x);
+        let got = (kernels.q8_0.row)(&w, &x);
         assert_eq!(got, want, "{}", level.name());
         // The same block in all eight rows of an interleaved group.
-        if let Some(rows8) = kernels.rows8_q8_0 {
+        if let Some(rows8) = kernels.q8_0.rows8 {
             let packed = super::repack::Repacked::<super::repack::BlockQ8_0x8>::new(
                 8, QK, &[w[0]; 8], false,
             );
@@ -578,7 +583,7 @@ fn extreme_blocks_do_not_saturate() {
             assert_eq!(out, [want; 8], "{} interleaved", level.name());
         }
         // And in all sixteen rows of a pair of groups.
-        if let Some(rows16) = kernels.rows16_q8_0 {
+        if let Some(rows16) = kernels.q8_0.rows16 {
             let paired = super::repack::Repacked::<super::repack::BlockQ8_0x8>::new(
                 16,
                 QK,
@@ -695,7 +700,7 @@ fn f16_attention_kernels_on_every_level_match_f64_for_lengths_around_their_unrol
         let (want, scale) = reference(&af, &bf);
         for level in Level::available() {
             let k = Kernels::for_level(level).unwrap();
-            let got = (k.dot_f16)(&a, &b);
+            let got = (k.ops.dot_f16)(&a, &b);
             assert!(
                 (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
                 "{} dot n={n}: {got} vs {want}",
@@ -703,7 +708,7 @@ fn f16_attention_kernels_on_every_level_match_f64_for_lengths_around_their_unrol
             );
             let mut y: Vec<f32> = random(n, 9);
             let start = y.clone();
-            (k.axpy_f16)(0.75, &a, &mut y);
+            (k.ops.axpy_f16)(0.75, &a, &mut y);
             for i in 0..n {
                 let want = start[i] as f64 + 0.75 * af[i] as f64;
                 assert!(
@@ -722,8 +727,8 @@ fn f16_attention_kernels_on_every_level_match_f64_for_lengths_around_their_unrol
 /// groups at once) against the level's 8-row kernel, to the bit.
 fn check_rows8<I: super::repack::Interleaved>(
     dtype: Dtype,
-    kernel: impl Fn(&Kernels) -> Option<super::Rows8<I>>,
-    wide: impl Fn(&Kernels) -> Option<super::Rows16<I>>,
+    kernel: impl Fn(&Kernels) -> Option<crate::dispatch::Rows8<I>>,
+    wide: impl Fn(&Kernels) -> Option<crate::dispatch::Rows16<I>>,
 ) where
     I::Row: QuantBlock,
 {
@@ -823,17 +828,17 @@ fn check_rows8<I: super::repack::Interleaved>(
 
 #[test]
 fn repacked_q4_0_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ4_0x8>(Dtype::Q4_0, |k| k.rows8_q4_0, |k| k.rows16_q4_0);
+    check_rows8::<super::repack::BlockQ4_0x8>(Dtype::Q4_0, |k| k.q4_0.rows8, |k| k.q4_0.rows16);
 }
 
 #[test]
 fn repacked_q4_1_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ4_1x8>(Dtype::Q4_1, |k| k.rows8_q4_1, |k| k.rows16_q4_1);
+    check_rows8::<super::repack::BlockQ4_1x8>(Dtype::Q4_1, |k| k.q4_1.rows8, |k| k.q4_1.rows16);
 }
 
 #[test]
 fn repacked_q8_0_rows_on_every_level_match_the_dequantized_reference() {
-    check_rows8::<super::repack::BlockQ8_0x8>(Dtype::Q8_0, |k| k.rows8_q8_0, |k| k.rows16_q8_0);
+    check_rows8::<super::repack::BlockQ8_0x8>(Dtype::Q8_0, |k| k.q8_0.rows8, |k| k.q8_0.rows16);
 }
 
 #[test]
@@ -849,7 +854,7 @@ fn half_weight_dots_on_every_level_match_f64_for_lengths_around_their_unrolling(
         let ((want16, scale16), (wantb, scaleb)) = (reference(&back16, &x), reference(&backb, &x));
         for level in Level::available() {
             let k = Kernels::for_level(level).unwrap();
-            let (got16, gotb) = ((k.dot_f16_f32)(&w16, &x), (k.dot_bf16_f32)(&wb, &x));
+            let (got16, gotb) = ((k.dense.f16)(&w16, &x), (k.dense.bf16)(&wb, &x));
             assert!(
                 (got16 as f64 - want16).abs() <= 1e-5 * scale16 + 1e-6,
                 "{} f16 n={n}: {got16} vs {want16}",
@@ -890,7 +895,7 @@ fn silu_and_softmax_exponentials_match_f64_on_every_level() {
             let gate = &values[..len];
             let up: Vec<f32> = gate.iter().map(|g| 1.5 - g * 0.25).collect();
             let mut out = gate.to_vec();
-            (k.silu_mul)(&mut out, &up);
+            (k.ops.silu_mul)(&mut out, &up);
             for ((&g, &u), &got) in gate.iter().zip(&up).zip(&out) {
                 let (g64, u64) = (g as f64, u as f64);
                 let want = g64 / (1.0 + (-g64).exp()) * u64;
@@ -899,7 +904,7 @@ fn silu_and_softmax_exponentials_match_f64_on_every_level() {
             // Scores at and below their maximum, as the softmax takes them.
             let max = gate.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut scores = gate.to_vec();
-            let sum = (k.softmax_exp)(&mut scores, max);
+            let sum = (k.ops.softmax_exp)(&mut scores, max);
             let mut want_sum = 0f64;
             for (&s, &got) in gate.iter().zip(&scores) {
                 // The difference is an f32, as the kernels take it.
@@ -916,7 +921,7 @@ fn silu_and_softmax_exponentials_match_f64_on_every_level() {
         // Far outside: e^x of very negative x is 0 or the smallest value kept, never NaN;
         // silu of large magnitudes is x or 0.
         let mut big = [100.0f32, -100.0, 1000.0, -1000.0];
-        (k.silu_mul)(&mut big, &[1.0; 4]);
+        (k.ops.silu_mul)(&mut big, &[1.0; 4]);
         assert!(
             (big[0] - 100.0).abs() < 1e-4 && big[1].abs() < 1e-30,
             "{big:?}"
@@ -926,7 +931,7 @@ fn silu_and_softmax_exponentials_match_f64_on_every_level() {
             "{big:?}"
         );
         let mut far = [0.0f32, -200.0, -1e6];
-        let sum = (k.softmax_exp)(&mut far, 0.0);
+        let sum = (k.ops.softmax_exp)(&mut far, 0.0);
         assert!(far[0] == 1.0 && far[1] < 1e-37 && far[2] < 1e-37, "{far:?}");
         assert!((sum - 1.0).abs() < 1e-12, "{sum}");
     }
@@ -987,7 +992,7 @@ fn attention_matches_f64_and_its_own_kernels_on_every_level() {
         for level in Level::available() {
             let k = Kernels::for_level(level).unwrap();
             let (mut scores, mut out) = (vec![0f32; positions], vec![f32::NAN; hd]);
-            (k.attend)(&q, kh, vh, stride, positions, &mut scores, &mut out);
+            (k.ops.attend)(&q, kh, vh, stride, positions, &mut scores, &mut out);
             for (d, (&got, &want)) in out.iter().zip(&want).enumerate() {
                 assert!(
                     (got as f64 - want).abs() < 2e-3,
@@ -999,14 +1004,15 @@ fn attention_matches_f64_and_its_own_kernels_on_every_level() {
             let mut one_by_one = vec![0f32; hd];
             let mut s: Vec<f32> = (0..positions)
                 .map(|p| {
-                    (k.dot_f16)(&q, &kh[p * stride..p * stride + hd]) * (1.0 / (hd as f32).sqrt())
+                    (k.ops.dot_f16)(&q, &kh[p * stride..p * stride + hd])
+                        * (1.0 / (hd as f32).sqrt())
                 })
                 .collect();
             let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let inverse = (1.0 / (k.softmax_exp)(&mut s, m)) as f32;
+            let inverse = (1.0 / (k.ops.softmax_exp)(&mut s, m)) as f32;
             for (p, &w) in s.iter().enumerate() {
                 let w = f16::from_f32(w * inverse).to_f32();
-                (k.axpy_f16)(w, &vh[p * stride..p * stride + hd], &mut one_by_one);
+                (k.ops.axpy_f16)(w, &vh[p * stride..p * stride + hd], &mut one_by_one);
             }
             for (&a, &b) in out.iter().zip(&one_by_one) {
                 assert!(

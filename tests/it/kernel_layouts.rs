@@ -38,7 +38,7 @@ fn check_shapes<B: QuantBlock>(dtype: GgmlDType, shapes: &[(usize, usize)]) {
             .unwrap();
         let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
         let ours: Vec<f32> = matrix.blocks.iter().flat_map(|b| b.dequantize()).collect();
-        assert_eq!(ours, candle, "{} {rows}x{cols}", B::NAME);
+        assert_eq!(ours, candle, "{} {rows}x{cols}", B::FORMAT);
     }
 }
 

@@ -37,7 +37,7 @@ pub(super) fn attention(
             let at = t * h + head * hd;
             // SAFETY: item (t, head) alone writes these head_dim outputs.
             let o = unsafe { std::slice::from_raw_parts_mut(out.at(at), hd) };
-            (k.attend)(
+            (k.ops.attend)(
                 &q[at..at + hd],
                 &cache.0[g * hd..],
                 &cache.1[g * hd..],

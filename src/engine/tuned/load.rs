@@ -6,7 +6,7 @@ use crate::engine::Logits;
 use crate::error::{Error, Result};
 use crate::family::{ReadSeek, TensorSpec};
 use crate::kernels::matrix::Matrix;
-use crate::kernels::{ops, Arena, Kernels, Pool};
+use crate::kernels::{ops, Arena, Format, Kernels, Pool};
 use crate::source::Weights;
 use crate::weights::{self, EngineInput, TensorMaker, TensorStream};
 use candle_core::quantized::gguf_file::Content;
@@ -204,8 +204,14 @@ fn read_tensors(input: &EngineInput, kernels: &Kernels) -> Result<HashMap<String
         // its converted copy (the 8B twin's embedding alone is 282 MiB).
         let mut fill = |buf: &mut [u8]| reader.fill(buf);
         // The shape checks' errors name the tensor as the engine's other errors do.
+        let stored = Format::named(format).ok_or_else(|| {
+            bad(format!(
+                "type is {format}; the tuned kernels read {}",
+                Format::names()
+            ))
+        })?;
         let mut read = |rows: usize, cols: usize, fill: &mut dyn FnMut(&mut [u8]) -> Result<()>| {
-            Matrix::read(name, format, rows, cols, kernels, &mut arena, fill).map_err(|e| match e {
+            Matrix::read(name, stored, rows, cols, kernels, &mut arena, fill).map_err(|e| match e {
                 Error::BadField { problem, field, .. } => bad(format!("{field} {problem}")),
                 other => other,
             })

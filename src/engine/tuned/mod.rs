@@ -16,8 +16,8 @@ mod load;
 use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
 use crate::error::{Error, Result};
 use crate::family::{RopeStyle, TensorRole};
-use crate::kernels::matrix::{self, Activations, Matrix};
-use crate::kernels::{Kernels, Pool};
+use crate::kernels::matrix::{Activations, Matrix};
+use crate::kernels::{Format, Kernels, Pool};
 use crate::weights::{EngineInput, Planned};
 use half::f16;
 
@@ -39,14 +39,14 @@ fn supports(planned: &Planned) -> Result<()> {
         let format = crate::format::ggml_name(*dtype);
         let ok = match spec.role {
             TensorRole::Norm | TensorRole::Bias => NORM_FORMATS.contains(&format),
-            _ => matrix::FORMATS.contains(&format),
+            _ => Format::named(format).is_some(),
         };
         if !ok {
             return Err(Error::InvalidSetting {
                 name: "--format",
                 reason: format!(
                     "the tuned engine runs weights in {} (norms in {}), but {} of {} is {format}: pick one of those with --format, or --engine candle",
-                    matrix::FORMATS.join(", "),
+                    Format::names(),
                     NORM_FORMATS.join(", "),
                     spec.gguf_name,
                     planned.name

@@ -3,38 +3,57 @@
 //! weights to bytes, multiply unsigned by signed bytes into 16-bit pairs (`vpmaddubsw`), sum
 //! pairs into 32-bit lanes (`vpmaddwd`), scale by both blocks' scales in f32 with one FMA.
 //!
-//! Each `pub fn` is safe to call only through [`super::Kernels`], which hands them out after
-//! `is_x86_feature_detected!` found all three features.
+//! The safe entry points are private: the table ([`kernels`]) hands them out, and only for
+//! an [`Avx2`] token, which exists only where the three features were detected.
 
-mod kquants;
+#[macro_use]
+pub(super) mod kquants;
 
-pub(super) use kquants::{
-    rows8_q4k, rows8_q4k_avx512vnni, rows8_q4k_avxvnni, rows_q4k, rows_q4k_avx512vnni,
-    rows_q4k_avxvnni, rows_q6k,
-};
-
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, QK};
-use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
+use super::Avx2;
+use crate::arch::generic;
+use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, QK};
+use crate::dispatch::{Dense, Ops, Quant};
+use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
+use crate::{Kernels, Level};
 use half::{bf16, f16};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-/// The features every function here is compiled for.
-pub(super) fn detected() -> bool {
-    is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c")
+/// The AVX2 level's kernels (the other x86 levels start from them).
+pub(crate) fn kernels(_: Avx2) -> Kernels {
+    Kernels {
+        level: Level::Avx2,
+        q8_0: Quant::grouped(dot_q8_0, rows8_q8_0),
+        q4_0: Quant::grouped(dot_q4_0, rows8_q4_0),
+        q4_1: Quant::grouped(dot_q4_1, rows8_q4_1),
+        q5_0: Quant::rows(dot_q5_0),
+        q5_1: Quant::rows(dot_q5_1),
+        q4k: Quant::grouped(kquants::rows_q4k, kquants::rows8_q4k),
+        q6k: Quant::rows(kquants::rows_q6k),
+        dense: Dense {
+            f32: dot_f32,
+            f16: dot_f16_f32,
+            bf16: dot_bf16_f32,
+        },
+        ops: Ops {
+            silu_mul,
+            softmax_exp,
+            attend,
+            dot_f16,
+            axpy_f16,
+        },
+    }
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn half_to_f32(h: f16) -> f32 {
+pub(in crate::arch::x86) fn half_to_f32(h: f16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
 }
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn sum_lanes(v: __m256) -> f32 {
+pub(in crate::arch::x86) fn sum_lanes(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
@@ -446,7 +465,7 @@ fn silu_mul_avx2(gate: &mut [f32], up: &[f32]) {
             _mm256_storeu_ps(gate.as_mut_ptr().add(i), _mm256_mul_ps(s, u));
         }
     }
-    super::scalar::silu_mul(&mut gate[whole..n], &up[whole..n]);
+    generic::silu_mul(&mut gate[whole..n], &up[whole..n]);
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -462,7 +481,7 @@ fn softmax_exp_avx2(scores: &mut [f32], max: f32) -> f64 {
             sum = _mm256_add_ps(sum, e);
         }
     }
-    sum_lanes(sum) as f64 + super::scalar::softmax_exp(&mut scores[whole..], max)
+    sum_lanes(sum) as f64 + generic::softmax_exp(&mut scores[whole..], max)
 }
 
 /// The lane sums of eight vectors, as one vector (lane `j` = the sum of `v[j]`'s lanes).
@@ -497,7 +516,7 @@ fn max_lanes(v: __m256) -> f32 {
 /// Eight results of an interleaved kernel into `dst[..8]`.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) fn store8(dst: &mut [f32], v: &__m256) {
+pub(in crate::arch::x86) fn store8(dst: &mut [f32], v: &__m256) {
     assert!(dst.len() >= 8);
     // SAFETY: 8 floats checked above; unaligned store.
     unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), *v) };
@@ -506,7 +525,7 @@ pub(super) fn store8(dst: &mut [f32], v: &__m256) {
 /// Head dimensions the AVX2 attention holds in registers (as f32 query vectors).
 const MAX_HEAD: usize = 256;
 
-/// As `scalar::attend`, with the query widened once and no call per cached position: scores
+/// As `generic::attend`, with the query widened once and no call per cached position: scores
 /// eight positions at a time (eight running sums reduced together), the weights rounded to
 /// f16 eight at a time, and the values summed 64 dimensions at a time in registers, in the
 /// order `axpy_f16` adds them.
@@ -522,7 +541,7 @@ fn attend_avx2(
 ) {
     let hd = q.len();
     if !hd.is_multiple_of(8) || hd > MAX_HEAD || out.len() < hd {
-        return super::scalar::attend(q, keys, values, stride, positions, scores, out);
+        return generic::attend(q, keys, values, stride, positions, scores, out);
     }
     assert!(positions == 0 || (positions - 1) * stride + hd <= keys.len().min(values.len()));
     let chunks = hd / 8;
@@ -589,70 +608,70 @@ fn attend_avx2(
     }
 }
 
-// Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands
-// these out only after `detected()` returned true on this CPU.
+// Safe entry points for the dispatch table. SAFETY (all): only `kernels` hands them out, and
+// only for an `Avx2` token, which `Avx2::detect` makes after finding every feature.
 
-pub(super) fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
+fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q8_0_avx2(w, x) }
 }
 
-pub(super) fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
+fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q4_0_avx2(w, x) }
 }
 
-pub(super) fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
+fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q4_1_avx2(w, x) }
 }
 
-pub(super) fn dot_q5_0(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
+fn dot_q5_0(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q5_0_avx2(w, x) }
 }
 
-pub(super) fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
+fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q5_1_avx2(w, x) }
 }
 
-pub(super) fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     unsafe { dot_f32_avx2(w, x) }
 }
 
-pub(super) fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
+fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
     unsafe { dot_f16_avx2(a, b) }
 }
 
-pub(super) fn axpy_f16(w: f32, x: &[f16], y: &mut [f32]) {
+fn axpy_f16(w: f32, x: &[f16], y: &mut [f32]) {
     unsafe { axpy_f16_avx2(w, x, y) }
 }
 
-pub(super) fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
 }
 
-pub(super) fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
 }
 
-pub(super) fn rows8_q8_0(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+fn rows8_q8_0(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8_q8(w, x, tokens, out) }
 }
 
-pub(super) fn dot_f16_f32(w: &[f16], x: &[f32]) -> f32 {
+fn dot_f16_f32(w: &[f16], x: &[f32]) -> f32 {
     unsafe { dot_f16_f32_avx2(w, x) }
 }
 
-pub(super) fn dot_bf16_f32(w: &[bf16], x: &[f32]) -> f32 {
+fn dot_bf16_f32(w: &[bf16], x: &[f32]) -> f32 {
     unsafe { dot_bf16_f32_avx2(w, x) }
 }
 
-pub(super) fn silu_mul(gate: &mut [f32], up: &[f32]) {
+fn silu_mul(gate: &mut [f32], up: &[f32]) {
     unsafe { silu_mul_avx2(gate, up) }
 }
 
-pub(super) fn softmax_exp(scores: &mut [f32], max: f32) -> f64 {
+fn softmax_exp(scores: &mut [f32], max: f32) -> f64 {
     unsafe { softmax_exp_avx2(scores, max) }
 }
 
-pub(super) fn attend(
+fn attend(
     q: &[f16],
     keys: &[f16],
     values: &[f16],

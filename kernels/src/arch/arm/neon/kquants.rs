@@ -1,11 +1,11 @@
 //! k-quant rows (q4k, q6k) by 8-bit activations in plain NEON, for the `neon` and `neondot`
 //! levels: each 32-weight sub-block's byte products by `smull`/`sadalp` as in `rows.rs`, the
 //! eight sub-blocks' integer sums of a super-block then scaled together in two four-lane
-//! FMAs, as `scalar::dot_q4k` and `scalar::dot_q6k` define the products.
+//! FMAs, as `generic::dot_q4k` and `generic::dot_q6k` define the products.
 
 use super::rows::products;
+use crate::arch::generic::each_token;
 use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8x8, QK};
-use crate::scalar::each_token;
 use std::arch::aarch64::*;
 
 /// `Σ_j sums[j] · factors[j]` over a super-block's eight sub-blocks, into `acc`.
@@ -106,9 +106,10 @@ fn dot_q6k_neon(w: &[BlockQ6K], x: &[BlockQ8x8]) -> f32 {
     vaddvq_f32(acc)
 }
 
-// Safe entry points for the dispatch table. SAFETY (both): NEON is part of every aarch64 CPU.
+// Safe entry points for the level's table. SAFETY (both): only `super::kernels` hands them
+// out, for a `Neon` token (made after detecting NEON).
 
-pub(crate) fn rows_q4k(
+pub(super) fn rows_q4k(
     w: &[BlockQ4K],
     x: &[BlockQ8x8],
     tokens: std::ops::Range<usize>,
@@ -117,7 +118,7 @@ pub(crate) fn rows_q4k(
     each_token(|w, x| unsafe { dot_q4k_neon(w, x) }, w, x, tokens, out)
 }
 
-pub(crate) fn rows_q6k(
+pub(super) fn rows_q6k(
     w: &[BlockQ6K],
     x: &[BlockQ8x8],
     tokens: std::ops::Range<usize>,

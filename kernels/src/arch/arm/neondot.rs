@@ -8,28 +8,26 @@
 //! eight.
 //!
 //! `sdot` is written as inline assembly: Rust's `vdotq_s32` is not stable yet
-//! (`stdarch_neon_dotprod`). Each `pub fn` is safe to call only through [`super::Kernels`],
-//! which hands them out after [`detected`] found the extension. Tested under QEMU's `max`
-//! CPU on x86-64 hosts (`scripts/test-aarch64`), and refused on CPUs without `dotprod`.
+//! (`stdarch_neon_dotprod`). The safe entry points are private: the table ([`kernels`]) hands
+//! them out, only for a [`NeonDot`] token. Tested under QEMU's `max` CPU on x86-64 hosts
+//! (`scripts/test-aarch64`), and refused on CPUs without `dotprod`.
 
-mod dense;
-mod kquants;
-mod rows;
-
-pub(super) use dense::{
-    attend, axpy_f16, dot_bf16_f32, dot_f16, dot_f16_f32, dot_f32, silu_mul, softmax_exp,
-};
-pub(super) use kquants::{rows_q4k, rows_q6k};
-pub(super) use rows::{dot_q4_0, dot_q4_1, dot_q5_0, dot_q5_1, dot_q8_0};
-
-use super::blocks::{BlockQ8, QK};
-use super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
+use super::{neon, NeonDot};
+use crate::blocks::{BlockQ8, QK};
+use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
+use crate::{Kernels, Level};
 use half::f16;
 use std::arch::aarch64::*;
 use std::ops::Range;
 
-pub(super) fn detected() -> bool {
-    std::arch::is_aarch64_feature_detected!("dotprod")
+/// The `neondot` level's kernels: `neon`'s, with `sdot` for interleaved rows.
+pub(crate) fn kernels(token: NeonDot) -> Kernels {
+    let mut k = neon::kernels(token.neon());
+    k.level = Level::NeonDot;
+    k.q4_0.rows8 = Some(rows8_q4_0);
+    k.q4_1.rows8 = Some(rows8_q4_1);
+    k.q8_0.rows8 = Some(rows8_q8_0);
+    k
 }
 
 /// `acc[i] += Σ_j a[4i + j] · b[4i + j]` over signed bytes, per 32-bit lane.
@@ -187,17 +185,17 @@ fn rows8_q8(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f
     four_tokens_at_a_time!(rows8_q8_tokens, w, x, tokens, out, store8)
 }
 
-// Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands these
-// out only after `detected()` returned true on this CPU.
+// Safe entry points for the table. SAFETY (all): only `kernels` hands them out, for a
+// `NeonDot` token (made after detecting `dotprod`).
 
-pub(super) fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
 }
 
-pub(super) fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
 }
 
-pub(super) fn rows8_q8_0(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+fn rows8_q8_0(w: &[BlockQ8_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8_q8(w, x, tokens, out) }
 }

@@ -123,22 +123,22 @@ fn dot_q5_1_neon(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
 
 // Safe entry points for the dispatch table. SAFETY (all): NEON is part of every aarch64 CPU.
 
-pub(crate) fn dot_q5_0(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
+pub(super) fn dot_q5_0(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q5_0_neon(w, x) }
 }
 
-pub(crate) fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
+pub(super) fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q5_1_neon(w, x) }
 }
 
-pub(crate) fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
+pub(super) fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q8_0_neon(w, x) }
 }
 
-pub(crate) fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
+pub(super) fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q4_0_neon(w, x) }
 }
 
-pub(crate) fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
+pub(super) fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q4_1_neon(w, x) }
 }

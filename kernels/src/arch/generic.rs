@@ -1,11 +1,39 @@
 //! Portable kernels: plain loops over the blocks, the level every CPU has. Also what the
 //! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
 
-use super::blocks::{
+use crate::blocks::{
     BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
     QK,
 };
+use crate::dispatch::{Dense, Ops, Quant};
+use crate::{Kernels, Level};
 use half::{bf16, f16};
+
+/// The portable level's kernels (every CPU runs them).
+pub(crate) fn kernels() -> Kernels {
+    Kernels {
+        level: Level::Scalar,
+        q8_0: Quant::rows(dot_q8_0),
+        q4_0: Quant::rows(dot_q4_0),
+        q4_1: Quant::rows(dot_q4_1),
+        q5_0: Quant::rows(dot_q5_0),
+        q5_1: Quant::rows(dot_q5_1),
+        q4k: Quant::rows(rows_q4k),
+        q6k: Quant::rows(rows_q6k),
+        dense: Dense {
+            f32: dot_f32,
+            f16: dot_f16_f32,
+            bf16: dot_bf16_f32,
+        },
+        ops: Ops {
+            silu_mul,
+            softmax_exp,
+            attend,
+            dot_f16,
+            axpy_f16,
+        },
+    }
+}
 
 pub fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
     w.iter()

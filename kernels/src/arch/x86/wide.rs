@@ -6,7 +6,7 @@
 //! A matrix's last group, when its rows are not a multiple of 16, runs the level's eight-row
 //! kernel.
 //!
-//! Two levels, one body ([`wide_kernels`]) over five small integer steps each level defines:
+//! Two levels, one body (`wide_kernels!`) over five small integer steps each level defines:
 //! - `avx512` (AVX-512 F and BW without VNNI: Skylake-SP/X), with AVX2's
 //!   `vpmaddubsw`/`vpmaddwd` scheme widened to 512 bits;
 //! - `avx512vnni` (Ice Lake, Sapphire Rapids, Zen 4 and later): `vpdpbusd` on 512 bits.
@@ -14,27 +14,27 @@
 //! Both sum the same integers as AVX2 and scale each row's sum by the same operations in the
 //! same order, so every level gives the same results to the bit (the tests check it).
 //!
-//! Each `pub fn` is safe to call only through [`super::Kernels`], which hands them out after
-//! the level's `detected` found every feature.
+//! Expanded in a private module of each level's file (`avx512`, `avx512vnni`), beside that
+//! level's steps; the level's table alone hands the safe entry points out.
 
 /// A pair of groups stored together (`Repacked::pair`): their blocks alternate.
 #[derive(Clone, Copy)]
-pub(super) struct Pair<'a, I>(&'a [I]);
+pub(in crate::arch::x86) struct Pair<'a, I>(&'a [I]);
 
 impl<'a, I> Pair<'a, I> {
     /// A pair's blocks (an even number: each block of the two groups in turn).
-    fn new(blocks: &'a [I]) -> Self {
+    pub(in crate::arch::x86) fn new(blocks: &'a [I]) -> Self {
         assert!(blocks.len().is_multiple_of(2), "a pair's blocks");
         Pair(blocks)
     }
 
     /// Blocks per row.
-    fn len(&self) -> usize {
+    pub(in crate::arch::x86) fn len(&self) -> usize {
         self.0.len() / 2
     }
 
     /// Block `b` of both groups, each block in turn.
-    fn blocks(&self) -> impl Iterator<Item = (&I, &I)> {
+    pub(in crate::arch::x86) fn blocks(&self) -> impl Iterator<Item = (&I, &I)> {
         self.0.chunks_exact(2).map(|two| (&two[0], &two[1]))
     }
 }
@@ -49,10 +49,10 @@ impl<'a, I> Pair<'a, I> {
 /// - `q8_whole(sums, xsum)`: the exact `Σ w x` of each lane.
 macro_rules! wide_kernels {
     ($features:literal) => {
-        use super::super::blocks::{BlockQ8, QK};
-        use super::super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles};
-        use super::Pair;
         use std::ops::Range;
+        use $crate::arch::x86::wide::Pair;
+        use $crate::blocks::{BlockQ8, QK};
+        use $crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles};
 
         /// The 32 bytes at `first` and at `second` as one vector (`first` low).
         #[inline]
@@ -203,10 +203,10 @@ macro_rules! wide_kernels {
             four_tokens_at_a_time!(rows16_q8_tokens, w, x, tokens, out, store16, 16)
         }
 
-        // Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands
-        // these out only after `detected()` returned true on this CPU.
+        // Safe entry points for the level's table. SAFETY (all): only the level's `kernels`
+        // hands them out, for the token its detection of these features makes.
 
-        pub(in super::super) fn rows16_q4_0(
+        pub(super) fn rows16_q4_0(
             w: &[BlockQ4_0x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
@@ -215,7 +215,7 @@ macro_rules! wide_kernels {
             unsafe { rows16(Pair::new(w), x, tokens, out) }
         }
 
-        pub(in super::super) fn rows16_q4_1(
+        pub(super) fn rows16_q4_1(
             w: &[BlockQ4_1x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
@@ -224,7 +224,7 @@ macro_rules! wide_kernels {
             unsafe { rows16(Pair::new(w), x, tokens, out) }
         }
 
-        pub(in super::super) fn rows16_q8_0(
+        pub(super) fn rows16_q8_0(
             w: &[BlockQ8_0x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
@@ -233,107 +233,4 @@ macro_rules! wide_kernels {
             unsafe { rows16_q8(Pair::new(w), x, tokens, out) }
         }
     };
-}
-
-/// x86-64 with AVX-512 F and BW (and AVX2, FMA, F16C for every other kernel).
-pub(super) mod bw {
-    use std::arch::x86_64::*;
-
-    pub(in super::super) fn detected() -> bool {
-        super::super::avx2::detected()
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-    }
-
-    /// Byte pairs summed in 16 bits over a block, as AVX2 does (8 × 3810 < 32767).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    fn nibble_products(
-        sums: __m512i,
-        lo: __m512i,
-        hi: __m512i,
-        xl: __m512i,
-        xh: __m512i,
-    ) -> __m512i {
-        let pair = _mm512_add_epi16(_mm512_maddubs_epi16(lo, xl), _mm512_maddubs_epi16(hi, xh));
-        _mm512_add_epi16(sums, pair)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    fn nibble_whole(sums: __m512i) -> __m512i {
-        _mm512_madd_epi16(sums, _mm512_set1_epi16(1))
-    }
-
-    /// |w| and w's sign bits: `vpmaddubsw` needs one unsigned operand, so the sign moves onto
-    /// the activations (AVX-512 has no `vpsignb`: negated under the mask instead).
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    fn q8_weights(w: __m512i) -> (__m512i, __mmask64) {
-        (_mm512_abs_epi8(w), _mm512_movepi8_mask(w))
-    }
-
-    /// Pairs reach 2 · 128 · 127 < 32767; each product is widened before the next is added.
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    fn q8_products(
-        sums: __m512i,
-        (magnitudes, negative): (__m512i, __mmask64),
-        xs: __m512i,
-    ) -> __m512i {
-        let signed = _mm512_mask_sub_epi8(xs, negative, _mm512_setzero_si512(), xs);
-        let pairs = _mm512_maddubs_epi16(magnitudes, signed);
-        _mm512_add_epi32(sums, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)))
-    }
-
-    #[inline]
-    fn q8_whole(sums: __m512i, _xsum: i32) -> __m512i {
-        sums
-    }
-
-    wide_kernels!("avx2,fma,f16c,avx512f,avx512bw");
-}
-
-/// x86-64 with AVX-512 F, BW, VL and VNNI.
-pub(super) mod vnni {
-    use std::arch::x86_64::*;
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    fn nibble_products(
-        sums: __m512i,
-        lo: __m512i,
-        hi: __m512i,
-        xl: __m512i,
-        xh: __m512i,
-    ) -> __m512i {
-        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(sums, lo, xl), hi, xh)
-    }
-
-    #[inline]
-    fn nibble_whole(sums: __m512i) -> __m512i {
-        sums
-    }
-
-    /// The weights made unsigned by adding 128 (one XOR for all tokens): each lane sums
-    /// (w + 128) · x = w · x + 128 x, and 128 Σx comes off in [`q8_whole`].
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn q8_weights(w: __m512i) -> (__m512i, __mmask64) {
-        (_mm512_xor_si512(w, _mm512_set1_epi8(-128)), 0)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    fn q8_products(sums: __m512i, (shifted, _): (__m512i, __mmask64), xs: __m512i) -> __m512i {
-        _mm512_dpbusd_epi32(sums, shifted, xs)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn q8_whole(sums: __m512i, xsum: i32) -> __m512i {
-        _mm512_sub_epi32(sums, _mm512_set1_epi32(128 * xsum))
-    }
-
-    wide_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }

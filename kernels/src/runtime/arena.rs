@@ -118,6 +118,7 @@ unsafe impl<T: Send> Send for WeightVec<T> {}
 unsafe impl<T: Sync> Sync for WeightVec<T> {}
 
 impl<T: Copy> WeightVec<T> {
+    /// Appends `value` (within the capacity the arena gave).
     pub fn push(&mut self, value: T) {
         assert!(
             self.len < self.capacity,
@@ -128,6 +129,7 @@ impl<T: Copy> WeightVec<T> {
         self.len += 1;
     }
 
+    /// Appends `values` (within the capacity the arena gave).
     pub fn extend(&mut self, values: impl IntoIterator<Item = T>) {
         for v in values {
             self.push(v);

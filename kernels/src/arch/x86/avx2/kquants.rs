@@ -1,22 +1,21 @@
 //! k-quant rows (q4k, q6k: 256-weight super-blocks) by 8-bit activations in AVX2, one
 //! 32-weight sub-block per activation block, as the portable kernels define them
-//! (`scalar::rows_q4k`, `scalar::rows_q6k`): 6-bit or 4-bit weights are unsigned bytes, so
+//! (`generic::rows_q4k`, `generic::rows_q6k`): 6-bit or 4-bit weights are unsigned bytes, so
 //! `vpmaddubsw` takes them as they are (or, for q4k on the VNNI levels, `vpdpbusd`); sub-block
 //! scales multiply in f32 (q4k) or as 16-bit integers over each 16-weight group (q6k).
 //! Activations come grouped eight blocks to a super-block (`BlockQ8x8`): a super-block's eight
 //! activation scales are one aligned load. Prompts take up to four tokens per pass over a row
 //! (`four_tokens_at_a_time!`): its weights are unpacked (and q4k's scales decoded) once for them.
 
-use super::{half_to_f32, store8, sum_lanes};
-use crate::blocks::{BlockQ4K, BlockQ6K, BlockQ8, BlockQ8x8, QK};
-use crate::repack::{BlockQ4Kx8, ROWS};
+use super::{half_to_f32, sum_lanes};
+use crate::blocks::{BlockQ6K, BlockQ8x8, QK};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// Block `j`'s 32 activation bytes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn block(x: &BlockQ8x8, j: usize) -> __m256i {
+pub(in crate::arch::x86) fn block(x: &BlockQ8x8, j: usize) -> __m256i {
     let qs = &x.qs[QK * j..QK * (j + 1)];
     // SAFETY: 32 readable bytes; the load is unaligned.
     unsafe { _mm256_loadu_si256(qs.as_ptr().cast()) }
@@ -25,7 +24,7 @@ fn block(x: &BlockQ8x8, j: usize) -> __m256i {
 /// The eight f32 lanes of `v` (aligned: `BlockQ8x8` is).
 #[inline]
 #[target_feature(enable = "avx")]
-fn lanes(v: &[f32; 8]) -> __m256 {
+pub(in crate::arch::x86) fn lanes(v: &[f32; 8]) -> __m256 {
     // SAFETY: eight f32 at a 32-byte aligned address (`BlockQ8x8`'s `d` and `dsum`).
     unsafe { _mm256_load_ps(v.as_ptr()) }
 }
@@ -33,7 +32,7 @@ fn lanes(v: &[f32; 8]) -> __m256 {
 /// Eight bytes as eight f32 lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn bytes_f32(b: &[u8; 8]) -> __m256 {
+pub(in crate::arch::x86) fn bytes_f32(b: &[u8; 8]) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi64x(
         0,
         i64::from_le_bytes(*b),
@@ -43,7 +42,7 @@ fn bytes_f32(b: &[u8; 8]) -> __m256 {
 /// Lane `j` = the sum of `v[j]`'s eight lanes (exact: integers).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn sum_each_i32(v: &[__m256i; 8]) -> __m256i {
+pub(in crate::arch::x86) fn sum_each_i32(v: &[__m256i; 8]) -> __m256i {
     let pairs = [
         _mm256_hadd_epi32(v[0], v[1]),
         _mm256_hadd_epi32(v[2], v[3]),
@@ -62,7 +61,7 @@ fn sum_each_i32(v: &[__m256i; 8]) -> __m256i {
 }
 
 /// One token's result into `dst[0]` (the row kernels' store for `four_tokens_at_a_time!`).
-fn store1(dst: &mut [f32], v: &f32) {
+pub(in crate::arch::x86) fn store1(dst: &mut [f32], v: &f32) {
     dst[0] = *v;
 }
 
@@ -74,9 +73,18 @@ fn store1(dst: &mut [f32], v: &f32) {
 /// another, subtracted once at the end. Every level sums the same integers, so all give the
 /// same result to the bit, for any number of tokens at once.
 macro_rules! rows_q4k {
-    ($name:ident, $features:literal, |$q:ident, $x:ident| $sum:expr) => {
+    ($entry:ident, $name:ident, $features:literal, |$q:ident, $x:ident| $sum:expr) => {
         #[target_feature(enable = $features)]
-        fn $name(w: &[BlockQ4K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+        fn $name(
+            w: &[$crate::blocks::BlockQ4K],
+            x: &[$crate::blocks::BlockQ8x8],
+            tokens: std::ops::Range<usize>,
+            out: &mut [f32],
+        ) {
+            use std::arch::x86_64::*;
+            use $crate::arch::x86::avx2::kquants::{block, bytes_f32, lanes, store1, sum_each_i32};
+            use $crate::arch::x86::avx2::{half_to_f32, sum_lanes};
+            use $crate::blocks::{BlockQ4K, BlockQ8x8};
             /// The row by `N` tokens' activations.
             #[target_feature(enable = $features)]
             fn tile<const N: usize>(w: &[BlockQ4K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
@@ -111,21 +119,22 @@ macro_rules! rows_q4k {
             }
             four_tokens_at_a_time!(tile, w, x, tokens, out, store1, 1)
         }
+
+        // The safe entry point for the level's table. SAFETY: only the table hands it out,
+        // for the token the level's detection of `$features` makes.
+        pub(super) fn $entry(
+            w: &[$crate::blocks::BlockQ4K],
+            x: &[$crate::blocks::BlockQ8x8],
+            tokens: std::ops::Range<usize>,
+            out: &mut [f32],
+        ) {
+            unsafe { $name(w, x, tokens, out) }
+        }
     };
 }
 
-rows_q4k!(rows_q4k_avx2, "avx2,fma,f16c", |q, x| _mm256_madd_epi16(
-    _mm256_maddubs_epi16(q, x),
-    _mm256_set1_epi16(1)
-));
-// `vpdpbusd` sums the four byte products of each lane in one instruction.
-rows_q4k!(
-    rows_q4k_avx512vnni_body,
-    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
-    |q, x| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x)
-);
-rows_q4k!(rows_q4k_avxvnni_body, "avx2,fma,f16c,avxvnni", |q, x| {
-    _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q, x)
+rows_q4k!(rows_q4k, rows_q4k_avx2, "avx2,fma,f16c", |q, x| {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1))
 });
 
 /// An interleaved q4k kernel (eight rows, `BlockQ4Kx8`) for one level: `$step` adds to the
@@ -136,9 +145,19 @@ rows_q4k!(rows_q4k_avxvnni_body, "avx2,fma,f16c,avxvnni", |q, x| {
 /// likewise, subtracted at the end. Up to four tokens share each load of weights; every level
 /// sums the same integers, so all give the same results to the bit.
 macro_rules! rows8_q4k {
-    ($name:ident, $features:literal, |$acc:ident, $q:ident, $x:ident| $step:expr) => {
+    ($entry:ident, $name:ident, $features:literal, |$acc:ident, $q:ident, $x:ident| $step:expr) => {
         #[target_feature(enable = $features)]
-        fn $name(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+        fn $name(
+            w: &[$crate::repack::BlockQ4Kx8],
+            x: &[$crate::blocks::BlockQ8],
+            tokens: std::ops::Range<usize>,
+            out: &mut [f32],
+        ) {
+            use std::arch::x86_64::*;
+            use $crate::arch::x86::avx2::kquants::scales_mins_x8;
+            use $crate::arch::x86::avx2::store8;
+            use $crate::blocks::BlockQ8;
+            use $crate::repack::{BlockQ4Kx8, ROWS};
             /// The eight rows by `N` tokens' activations (eight blocks per super-block).
             #[target_feature(enable = $features)]
             fn tile<const N: usize>(w: &[BlockQ4Kx8], x: [&[BlockQ8]; N]) -> [__m256; N] {
@@ -202,6 +221,17 @@ macro_rules! rows8_q4k {
             }
             four_tokens_at_a_time!(tile, w, x, tokens, out, store8, ROWS, 8)
         }
+
+        // The safe entry point for the level's table. SAFETY: only the table hands it out,
+        // for the token the level's detection of `$features` makes.
+        pub(super) fn $entry(
+            w: &[$crate::repack::BlockQ4Kx8],
+            x: &[$crate::blocks::BlockQ8],
+            tokens: std::ops::Range<usize>,
+            out: &mut [f32],
+        ) {
+            unsafe { $name(w, x, tokens, out) }
+        }
     };
 }
 
@@ -211,7 +241,7 @@ macro_rules! rows8_q4k {
 /// with the top two bits of bytes `j - 4` (scales) and `j` (mins) above them.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn scales_mins_x8(s: &[u8; 96], j: usize) -> (__m256, __m256) {
+pub(in crate::arch::x86) fn scales_mins_x8(s: &[u8; 96], j: usize) -> (__m256, __m256) {
     let (scales, mins) = if j < 4 {
         (masked(row8(s, j), 63), masked(row8(s, j + 4), 63))
     } else {
@@ -248,22 +278,12 @@ fn top_two(v: __m128i) -> __m128i {
     masked(_mm_srli_epi16::<2>(v), 0x30)
 }
 
-rows8_q4k!(rows8_q4k_avx2, "avx2,fma,f16c", |acc, q, x| {
+rows8_q4k!(rows8_q4k, rows8_q4k_avx2, "avx2,fma,f16c", |acc, q, x| {
     _mm256_add_epi32(
         acc,
         _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1)),
     )
 });
-rows8_q4k!(
-    rows8_q4k_avx512vnni_body,
-    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
-    |acc, q, x| _mm256_dpbusd_epi32(acc, q, x)
-);
-rows8_q4k!(
-    rows8_q4k_avxvnni_body,
-    "avx2,fma,f16c,avxvnni",
-    |acc, q, x| _mm256_dpbusd_avx_epi32(acc, q, x)
-);
 
 /// q6k rows: per sub-block and token, `Σ (q - 32) x` per pair in 16 bits (at most
 /// 2 · 63 · 127 + 2 · 32 · 127), each 16-weight group's scale on its pairs in `vpmaddwd`, the
@@ -325,57 +345,10 @@ fn rows_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
     four_tokens_at_a_time!(tile, w, x, tokens, out, store1, 1)
 }
 
-// Safe entry points for the dispatch table. SAFETY (all): `Kernels::for_level` hands these
-// out only after `super::detected()` returned true on this CPU.
+// The safe entry point for AVX2's table (the q4k ones come with their macros). SAFETY: only
+// `super::kernels` hands it out, for an `Avx2` token (made after `Avx2::detect` found every
+// feature).
 
-pub(crate) fn rows_q4k(w: &[BlockQ4K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
-    unsafe { rows_q4k_avx2(w, x, tokens, out) }
-}
-
-/// For the `avx512vnni` level only (its `detected` checks AVX-512 VNNI and VL).
-pub(crate) fn rows_q4k_avx512vnni(
-    w: &[BlockQ4K],
-    x: &[BlockQ8x8],
-    tokens: Range<usize>,
-    out: &mut [f32],
-) {
-    unsafe { rows_q4k_avx512vnni_body(w, x, tokens, out) }
-}
-
-/// For the `avxvnni` level only (its `detected` checks AVX-VNNI).
-pub(crate) fn rows_q4k_avxvnni(
-    w: &[BlockQ4K],
-    x: &[BlockQ8x8],
-    tokens: Range<usize>,
-    out: &mut [f32],
-) {
-    unsafe { rows_q4k_avxvnni_body(w, x, tokens, out) }
-}
-
-pub(crate) fn rows_q6k(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+pub(super) fn rows_q6k(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows_q6k_avx2(w, x, tokens, out) }
-}
-
-pub(crate) fn rows8_q4k(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
-    unsafe { rows8_q4k_avx2(w, x, tokens, out) }
-}
-
-/// For the `avx512vnni` level only (its `detected` checks AVX-512 VNNI and VL).
-pub(crate) fn rows8_q4k_avx512vnni(
-    w: &[BlockQ4Kx8],
-    x: &[BlockQ8],
-    tokens: Range<usize>,
-    out: &mut [f32],
-) {
-    unsafe { rows8_q4k_avx512vnni_body(w, x, tokens, out) }
-}
-
-/// For the `avxvnni` level only (its `detected` checks AVX-VNNI).
-pub(crate) fn rows8_q4k_avxvnni(
-    w: &[BlockQ4Kx8],
-    x: &[BlockQ8],
-    tokens: Range<usize>,
-    out: &mut [f32],
-) {
-    unsafe { rows8_q4k_avxvnni_body(w, x, tokens, out) }
 }

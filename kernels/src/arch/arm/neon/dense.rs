@@ -1,7 +1,7 @@
 //! The `neon` and `neondot` levels' kernels over dense weights and the f16 KV cache, in NEON (the aarch64
 //! baseline, so nothing here needs detecting): f32, f16 and bf16 weights by f32 activations
 //! (decode of unquantized formats), the SiLU and softmax exponentials, and one query head's
-//! attention in one pass. They follow AVX2's (`avx2.rs`) in four-lane vectors.
+//! attention in one pass. They follow AVX2's (`arch/x86/avx2.rs`) in four-lane vectors.
 //!
 //! Halves are widened and rounded with `fcvtl`/`fcvtn`, which Armv8.0's Advanced SIMD has
 //! (exact, RNE, as `half` does): written as inline assembly because Rust's f16 vector types
@@ -201,7 +201,7 @@ fn silu_mul_neon(gate: &mut [f32], up: &[f32]) {
         // SAFETY: i + 4 ≤ n ≤ gate.len().
         unsafe { vst1q_f32(gate.as_mut_ptr().add(i), vmulq_f32(s, u)) };
     }
-    crate::scalar::silu_mul(&mut gate[whole..n], &up[whole..n]);
+    crate::arch::generic::silu_mul(&mut gate[whole..n], &up[whole..n]);
 }
 
 #[target_feature(enable = "neon")]
@@ -214,13 +214,13 @@ fn softmax_exp_neon(scores: &mut [f32], max: f32) -> f64 {
         unsafe { vst1q_f32(scores.as_mut_ptr().add(i), e) };
         sum = vaddq_f32(sum, e);
     }
-    vaddvq_f32(sum) as f64 + crate::scalar::softmax_exp(&mut scores[whole..], max)
+    vaddvq_f32(sum) as f64 + crate::arch::generic::softmax_exp(&mut scores[whole..], max)
 }
 
 /// Head dimensions the attention holds in registers (as f32 query vectors).
 const MAX_HEAD: usize = 256;
 
-/// As `scalar::attend`, with the query widened once and no call per cached position: scores
+/// As `generic::attend`, with the query widened once and no call per cached position: scores
 /// four positions at a time (four running sums reduced together), the weights rounded to f16
 /// four at a time, and the values summed 64 dimensions at a time in registers, in the order
 /// `axpy_f16` adds them.
@@ -236,7 +236,7 @@ fn attend_neon(
 ) {
     let hd = q.len();
     if !hd.is_multiple_of(4) || hd > MAX_HEAD || out.len() < hd {
-        return crate::scalar::attend(q, keys, values, stride, positions, scores, out);
+        return crate::arch::generic::attend(q, keys, values, stride, positions, scores, out);
     }
     assert!(positions == 0 || (positions - 1) * stride + hd <= keys.len().min(values.len()));
     let chunks = hd / 4;
@@ -298,38 +298,38 @@ fn attend_neon(
     }
 }
 
-// Safe entry points for the dispatch table. SAFETY (all): NEON is part of every aarch64 CPU
-// (the target's baseline), so these run anywhere this module is compiled.
+// Safe entry points for the level's table. SAFETY (all): only `super::kernels` hands them
+// out, for a `Neon` token (made after detecting NEON, every aarch64 CPU's baseline).
 
-pub(crate) fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
+pub(super) fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     unsafe { dot_f32_neon(w, x) }
 }
 
-pub(crate) fn dot_f16_f32(w: &[f16], x: &[f32]) -> f32 {
+pub(super) fn dot_f16_f32(w: &[f16], x: &[f32]) -> f32 {
     unsafe { dot_f16_f32_neon(w, x) }
 }
 
-pub(crate) fn dot_bf16_f32(w: &[bf16], x: &[f32]) -> f32 {
+pub(super) fn dot_bf16_f32(w: &[bf16], x: &[f32]) -> f32 {
     unsafe { dot_bf16_f32_neon(w, x) }
 }
 
-pub(crate) fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
+pub(super) fn dot_f16(a: &[f16], b: &[f16]) -> f32 {
     unsafe { dot_f16_neon(a, b) }
 }
 
-pub(crate) fn axpy_f16(w: f32, x: &[f16], y: &mut [f32]) {
+pub(super) fn axpy_f16(w: f32, x: &[f16], y: &mut [f32]) {
     unsafe { axpy_f16_neon(w, x, y) }
 }
 
-pub(crate) fn silu_mul(gate: &mut [f32], up: &[f32]) {
+pub(super) fn silu_mul(gate: &mut [f32], up: &[f32]) {
     unsafe { silu_mul_neon(gate, up) }
 }
 
-pub(crate) fn softmax_exp(scores: &mut [f32], max: f32) -> f64 {
+pub(super) fn softmax_exp(scores: &mut [f32], max: f32) -> f64 {
     unsafe { softmax_exp_neon(scores, max) }
 }
 
-pub(crate) fn attend(
+pub(super) fn attend(
     q: &[f16],
     keys: &[f16],
     values: &[f16],

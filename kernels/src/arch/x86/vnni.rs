@@ -7,21 +7,21 @@
 //! - `avxvnni` (Alder Lake, Sapphire Rapids' VEX form, Zen 5): AVX-VNNI, VEX-encoded, on
 //!   CPUs without AVX-512 (Intel's client cores) or beside it.
 //!
-//! Both are written once, in [`vnni_kernels`], and expanded per level with its features and
+//! Both are written once, in `vnni_kernels!`, and expanded per level with its features and
 //! its intrinsic; they sum the same integers as AVX2 and scale them alike, so every level
 //! gives the same results to the bit (`tests/it/tuned.rs` checks the levels this CPU runs).
 //!
-//! Each `pub fn` is safe to call only through [`super::Kernels`], which hands them out after
-//! the level's `detected` found every feature.
+//! Expanded in a private module of each level's file (`avxvnni`, `avx512vnni`), whose table
+//! alone hands the safe entry points out, for the level's detected token.
 
 /// The `rows8` kernels of one VNNI level: `$features` (a `target_feature` list) and
 /// `$dpbusd`, that level's `u8 × i8` four-way dot product accumulated into 32-bit lanes.
 macro_rules! vnni_kernels {
     ($features:literal, $dpbusd:ident) => {
-        use super::super::blocks::{BlockQ8, QK};
-        use super::super::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
         use std::arch::x86_64::*;
         use std::ops::Range;
+        use $crate::blocks::{BlockQ8, QK};
+        use $crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
 
         /// As AVX2's `rows8_tokens`, with the byte products summed straight into 32-bit lanes.
         #[inline]
@@ -125,7 +125,7 @@ macro_rules! vnni_kernels {
                 x,
                 tokens,
                 out,
-                super::super::avx2::store8
+                $crate::arch::x86::avx2::store8
             )
         }
 
@@ -137,14 +137,14 @@ macro_rules! vnni_kernels {
                 x,
                 tokens,
                 out,
-                super::super::avx2::store8
+                $crate::arch::x86::avx2::store8
             )
         }
 
-        // Safe entry points for the dispatch table. SAFETY (both): `Kernels::for_level` hands these
-        // out only after `detected()` returned true on this CPU.
+        // Safe entry points for the level's table. SAFETY (all): only the level's `kernels`
+        // hands them out, for the token its detection of these features makes.
 
-        pub(in super::super) fn rows8_q4_0(
+        pub(super) fn rows8_q4_0(
             w: &[BlockQ4_0x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
@@ -153,7 +153,7 @@ macro_rules! vnni_kernels {
             unsafe { rows8(w, x, tokens, out) }
         }
 
-        pub(in super::super) fn rows8_q4_1(
+        pub(super) fn rows8_q4_1(
             w: &[BlockQ4_1x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
@@ -162,7 +162,7 @@ macro_rules! vnni_kernels {
             unsafe { rows8(w, x, tokens, out) }
         }
 
-        pub(in super::super) fn rows8_q8_0(
+        pub(super) fn rows8_q8_0(
             w: &[BlockQ8_0x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
@@ -171,29 +171,4 @@ macro_rules! vnni_kernels {
             unsafe { rows8_q8(w, x, tokens, out) }
         }
     };
-}
-
-/// x86-64 with AVX-512 F, BW, VL and VNNI.
-pub(super) mod avx512 {
-    pub(in super::super) fn detected() -> bool {
-        super::super::avx2::detected()
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512vnni")
-    }
-
-    vnni_kernels!(
-        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
-        _mm256_dpbusd_epi32
-    );
-}
-
-/// x86-64 with AVX2 and AVX-VNNI (no AVX-512 needed).
-pub(super) mod avxvnni {
-    pub(in super::super) fn detected() -> bool {
-        super::super::avx2::detected() && is_x86_feature_detected!("avxvnni")
-    }
-
-    vnni_kernels!("avx2,fma,f16c,avxvnni", _mm256_dpbusd_avx_epi32);
 }

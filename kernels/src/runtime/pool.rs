@@ -48,6 +48,7 @@ unsafe impl Sync for Shared {}
 /// Operations run, and time threads spent waiting for one another.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PoolStats {
+    /// Operations run.
     pub operations: u64,
     /// The calling thread at the barriers, waiting for the workers' shares.
     pub wait: Duration,
@@ -68,6 +69,7 @@ impl PoolStats {
     }
 }
 
+/// The pool: `threads - 1` workers and the calling thread.
 pub struct Pool {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
@@ -111,6 +113,7 @@ impl Pool {
         self.workers.len() + 1
     }
 
+    /// What the pool has run and waited so far.
     pub fn stats(&self) -> PoolStats {
         PoolStats {
             operations: self.operations,

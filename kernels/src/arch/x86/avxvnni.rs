@@ -1,0 +1,36 @@
+//! AVX2 with AVX-VNNI (Alder Lake and later client cores, Sapphire Rapids' VEX form, Zen 5):
+//! AVX2's kernels, with VEX-encoded `vpdpbusd` for interleaved rows eight at a time
+//! (`vnni`'s body) and for q4k rows (AVX2's bodies), on CPUs without AVX-512 or beside it.
+//! Every one sums the same integers as AVX2 and scales them alike, so the level gives AVX2's
+//! results to the bit.
+
+use super::{avx2, AvxVnni};
+use crate::{Kernels, Level};
+
+/// The `avxvnni` level's kernels.
+pub(crate) fn kernels(token: AvxVnni) -> Kernels {
+    let mut k = avx2::kernels(token.avx2());
+    k.level = Level::AvxVnni;
+    k.q4_0.rows8 = Some(rows8::rows8_q4_0);
+    k.q4_1.rows8 = Some(rows8::rows8_q4_1);
+    k.q8_0.rows8 = Some(rows8::rows8_q8_0);
+    k.q4k.row = q4k::rows;
+    k.q4k.rows8 = Some(q4k::rows8);
+    k
+}
+
+/// Eight interleaved rows at a time in 256-bit `vpdpbusd`: `vnni`'s body.
+mod rows8 {
+    vnni_kernels!("avx2,fma,f16c,avxvnni", _mm256_dpbusd_avx_epi32);
+}
+
+/// q4k rows and interleaved q4k rows: AVX2's bodies, each sub-block's byte products summed by
+/// `vpdpbusd` in one instruction.
+mod q4k {
+    rows_q4k!(rows, rows_body, "avx2,fma,f16c,avxvnni", |q, x| {
+        _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q, x)
+    });
+    rows8_q4k!(rows8, rows8_body, "avx2,fma,f16c,avxvnni", |acc, q, x| {
+        _mm256_dpbusd_avx_epi32(acc, q, x)
+    });
+}

@@ -1,0 +1,146 @@
+//! The dispatch table: one level's kernels as plain function pointers, chosen once per process
+//! (no feature test per call), one entry per format as ggml-cpu's type traits are.
+
+use crate::blocks::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
+};
+use crate::level::{self, Level};
+use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8};
+use crate::Result;
+use half::{bf16, f16};
+use std::ops::Range;
+
+/// The kernels of one level.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// The level they belong to.
+    pub level: Level,
+    /// q8_0 rows, and interleaved groups of them.
+    pub q8_0: Quant<BlockQ8_0, Dot<BlockQ8_0>, BlockQ8_0x8>,
+    /// q4_0 rows, and interleaved groups of them.
+    pub q4_0: Quant<BlockQ4_0, Dot<BlockQ4_0>, BlockQ4_0x8>,
+    /// q4_1 rows, and interleaved groups of them.
+    pub q4_1: Quant<BlockQ4_1, Dot<BlockQ4_1>, BlockQ4_1x8>,
+    /// q5_0 rows.
+    pub q5_0: Quant<BlockQ5_0, Dot<BlockQ5_0>>,
+    /// q5_1 rows.
+    pub q5_1: Quant<BlockQ5_1, Dot<BlockQ5_1>>,
+    /// q4k rows (several tokens at once), and interleaved groups of them on the x86 levels.
+    pub q4k: Quant<BlockQ4K, KRow<BlockQ4K>, BlockQ4Kx8>,
+    /// q6k rows (several tokens at once).
+    pub q6k: Quant<BlockQ6K, KRow<BlockQ6K>>,
+    /// Dense weights by f32 activations.
+    pub dense: Dense,
+    /// The feed-forward's activation and attention's steps.
+    pub ops: Ops,
+}
+
+/// One block format's kernels: `row`, one row by a run of tokens' activations; `rows8` and
+/// `rows16`, eight interleaved rows (`repack`) and pairs of such groups, on levels that have
+/// them. Where `rows8` is `None`, matrices keep GGUF's row-major blocks; where `rows16` is,
+/// groups are stored one by one.
+pub struct Quant<B, R, I = NotInterleaved> {
+    /// One row (whole blocks) by activations: [`Dot`] for 32-weight blocks, [`KRow`] for
+    /// k-quant super-blocks.
+    pub row: R,
+    /// Eight interleaved rows by a run of tokens.
+    pub rows8: Option<Rows8<I>>,
+    /// Two groups of eight interleaved rows stored together (`repack::Repacked::pair`).
+    pub rows16: Option<Rows16<I>>,
+    /// The block type the kernels read.
+    pub block: std::marker::PhantomData<fn(&B)>,
+}
+
+impl<B, R: Copy, I> Clone for Quant<B, R, I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B, R: Copy, I> Copy for Quant<B, R, I> {}
+
+impl<B, R, I> Quant<B, R, I> {
+    /// A format with only row-major rows on this level.
+    pub const fn rows(row: R) -> Self {
+        Quant {
+            row,
+            rows8: None,
+            rows16: None,
+            block: std::marker::PhantomData,
+        }
+    }
+
+    /// A format whose rows also come in interleaved groups of eight on this level.
+    pub const fn grouped(row: R, rows8: Rows8<I>) -> Self {
+        Quant {
+            row,
+            rows8: Some(rows8),
+            rows16: None,
+            block: std::marker::PhantomData,
+        }
+    }
+}
+
+/// A format without interleaved groups (no value of it exists).
+#[derive(Clone, Copy)]
+pub enum NotInterleaved {}
+
+/// Dense weights by f32 activations: one row by one token.
+#[derive(Clone, Copy)]
+pub struct Dense {
+    /// f32 weights.
+    pub f32: fn(&[f32], &[f32]) -> f32,
+    /// Half-precision weights.
+    pub f16: fn(&[f16], &[f32]) -> f32,
+    /// bfloat16 weights.
+    pub bf16: fn(&[bf16], &[f32]) -> f32,
+}
+
+/// The steps between products: SiLU gating and attention over the f16 KV cache.
+#[derive(Clone, Copy)]
+pub struct Ops {
+    /// `gate = silu(gate) * up` in place (the feed-forward's activation).
+    pub silu_mul: fn(&mut [f32], &[f32]),
+    /// `s = e^(s - max)` in place, returning the sum (the softmax's numerators).
+    pub softmax_exp: fn(&mut [f32], f32) -> f64,
+    /// One query head over the f16 KV cache (`arch::generic::attend` says the precision).
+    pub attend: Attend,
+    /// Attention's steps one cached position at a time: a query (rounded to f16) by a key.
+    /// The engine calls [`Ops::attend`]; this and [`Ops::axpy_f16`] are what the tests check
+    /// each level's one-pass `attend` against.
+    pub dot_f16: fn(&[f16], &[f16]) -> f32,
+    /// A value row added to the output with its weight.
+    pub axpy_f16: fn(f32, &[f16], &mut [f32]),
+}
+
+/// One row of 32-weight blocks by one token's 8-bit activation blocks.
+pub type Dot<B> = fn(&[B], &[BlockQ8]) -> f32;
+
+/// `(q, keys, values, stride, positions, scores, out)`: the query head, its KV head's keys and
+/// values from their first row (row `p` at `p * stride`), the cached positions, scratch for
+/// their scores, and the head's output.
+pub type Attend = fn(&[f16], &[f16], &[f16], usize, usize, &mut [f32], &mut [f32]);
+
+/// `out[t - tokens.start]` = one k-quant row (`row.len()` super-blocks) · token `t` of the
+/// activations (each token `row.len()` groups of eight blocks, one after another).
+pub type KRow<B> = fn(&[B], &[BlockQ8x8], Range<usize>, &mut [f32]);
+
+/// `out[(t - tokens.start) * 8 + k]` = row `k` of one group of interleaved rows · token `t`
+/// of the activations (each token `group.len()` blocks, one after another).
+pub type Rows8<I> = fn(&[I], &[BlockQ8], Range<usize>, &mut [f32]);
+
+/// As [`Rows8`] for a pair of groups stored together (`repack::Repacked::pair`):
+/// `out[(t - tokens.start) * 16 + k]`, rows `k < 8` of the first group, `k ≥ 8` of the second.
+pub type Rows16<I> = fn(&[I], &[BlockQ8], Range<usize>, &mut [f32]);
+
+impl Kernels {
+    /// The kernels of `level`; a level this CPU cannot run is refused.
+    pub fn for_level(level: Level) -> Result<Kernels> {
+        crate::arch::kernels(level).ok_or_else(|| level::refusal(level.name(), level::LACKING))
+    }
+
+    /// The kernels [`Level::chosen`] names.
+    pub fn chosen() -> Result<Kernels> {
+        Kernels::for_level(Level::chosen()?)
+    }
+}

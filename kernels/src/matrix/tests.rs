@@ -1,0 +1,126 @@
+use super::*;
+use crate::blocks::{quantize_q8, BlockQ8, QK};
+use crate::{ops, Arena, Format, Kernels, Level, Pool};
+use half::f16;
+
+/// On a level that multiplies pairs of groups, a matrix stored in pairs (with a last group
+/// alone when its rows are not a multiple of 16) gives, to the bit, what the same level
+/// gives on single groups, for every split of its rows over 1 to 3 threads.
+#[test]
+fn pairs_of_groups_give_what_single_groups_give_on_any_thread_count() {
+    let levels: Vec<Kernels> = Level::available()
+        .into_iter()
+        .map(|l| Kernels::for_level(l).unwrap())
+        .filter(|k| k.q4_0.rows16.is_some())
+        .collect();
+    if levels.is_empty() {
+        eprintln!("no kernel level of this CPU multiplies pairs of groups");
+    }
+    let cols = 64;
+    for (wide, rows) in levels.iter().flat_map(|k| [(*k, 24), (*k, 40), (*k, 48)]) {
+        let mut narrow = wide;
+        narrow.q4_0.rows16 = None;
+        let bytes: Vec<u8> = (0..rows * cols / QK)
+            .flat_map(|i| {
+                let d = f16::from_f32(0.01 + (i % 7) as f32 * 0.003);
+                let qs = (0..QK / 2).map(move |j| ((i * 31 + j * 17) % 256) as u8);
+                d.to_le_bytes().into_iter().chain(qs)
+            })
+            .collect();
+        let read = |k: &Kernels| {
+            let mut at = 0;
+            Matrix::read::<crate::Error>(
+                "w",
+                Format::Q4_0,
+                rows,
+                cols,
+                k,
+                &mut Arena::default(),
+                &mut |buf| {
+                    buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                    at += buf.len();
+                    Ok(())
+                },
+            )
+            .unwrap()
+        };
+        let (paired, single) = (read(&wide), read(&narrow));
+        assert!(matches!(&paired, Matrix::Q4_0x8(m) if m.paired));
+        assert!(matches!(&single, Matrix::Q4_0x8(m) if !m.paired));
+        for threads in [1, 2, 3] {
+            let mut pool = Pool::new(threads);
+            for tokens in [1, 5] {
+                let x: Vec<f32> = (0..tokens * cols)
+                    .map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1)
+                    .collect();
+                let mut acts = Activations::default();
+                let input = Input {
+                    norm: None,
+                    quantize: true,
+                    gemm: false,
+                };
+                acts.set(&mut pool, &x, tokens, cols, input);
+                let mut outputs = [vec![0f32; rows * tokens], vec![0f32; rows * tokens]];
+                let [a, b] = &mut outputs;
+                for (matrix, kernels, out) in [(&paired, &wide, a), (&single, &narrow, b)] {
+                    let product = Product { matrix, out };
+                    multiply(&mut pool, kernels, &mut acts, &mut [product], Then::Nothing);
+                }
+                assert_eq!(
+                    outputs[0],
+                    outputs[1],
+                    "{}: {rows} rows, {threads} threads, {tokens} tokens",
+                    wide.level.name()
+                );
+            }
+        }
+    }
+}
+
+/// Taking activations normed and quantized in one pass gives, to the bit, what normalizing
+/// them (`ops::rms_norm`) and then quantizing them (`quantize_q8`) gives, on one thread and
+/// on two (prompts share tokens among threads), for dot products and GEMMs.
+#[test]
+fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
+    let (tokens, cols) = (7, 96);
+    let x: Vec<f32> = (0..tokens * cols)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+        .collect();
+    let weight: Vec<f32> = (0..cols).map(|i| 0.5 + (i % 7) as f32 * 0.1).collect();
+    let eps = 1e-5;
+    let mut normed = vec![0f32; x.len()];
+    for (x, o) in x.chunks_exact(cols).zip(normed.chunks_exact_mut(cols)) {
+        ops::rms_norm(x, &weight, eps, o);
+    }
+    let mut blocks = vec![BlockQ8::default(); x.len() / QK];
+    quantize_q8(&normed, &mut blocks);
+    let dequantized: Vec<f32> = blocks.iter().flat_map(|b| b.dequantize()).collect();
+    for threads in [1, 2] {
+        let mut pool = Pool::new(threads);
+        for gemm in [false, true] {
+            let mut acts = Activations::default();
+            let norm = Some(RmsNorm {
+                weight: &weight,
+                eps,
+            });
+            let input = Input {
+                norm,
+                quantize: true,
+                gemm,
+            };
+            acts.set(&mut pool, &x, tokens, cols, input);
+            assert_eq!(acts.q8, blocks, "{threads} threads, gemm {gemm}");
+            let want = if gemm { &dequantized } else { &normed };
+            assert_eq!(&acts.f32, want, "{threads} threads, gemm {gemm}");
+            // As they are, in f32 (f32 weights).
+            let input = Input {
+                norm: None,
+                quantize: false,
+                gemm,
+            };
+            acts.set(&mut pool, &x, tokens, cols, input);
+            assert_eq!(acts.f32, x);
+            assert!(!acts.quantized);
+        }
+    }
+}
