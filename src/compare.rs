@@ -3,7 +3,6 @@
 //! interval of the change, so a difference inside the noise is called that.
 
 use crate::error::{Error, Result};
-use crate::markdown::table;
 use crate::results::{FormatRun, PhaseName, RequestRecord, Results, Summary};
 use crate::stats::{bootstrap_median_change, median};
 use crate::units::{mean_plus_minus, MIB};
@@ -117,7 +116,8 @@ impl Spread {
             n: s.n,
         })
     }
-    fn text(&self) -> String {
+    /// `mean ± std (n=…)`, or the single value.
+    pub fn text(&self) -> String {
         if self.n > 1 {
             format!("{} (n={})", mean_plus_minus(self.mean, self.std, 2), self.n)
         } else {
@@ -352,63 +352,6 @@ fn warnings(rb: &Results, b: &FormatRun, ro: &Results, o: &FormatRun) -> Vec<Str
         );
     }
     w
-}
-
-fn percent(x: f64) -> String {
-    format!("{:+.1}%", 100.0 * x)
-}
-
-impl Comparison {
-    pub fn markdown(&self) -> String {
-        let mut out = format!(
-            "# {} vs {}\n\nBase `{}` ({}), other `{}` ({}). Change = other ÷ base − 1 of the medians, with a 95% bootstrap interval over requests; factor > 1 means the other run is better.\n\n",
-            self.other.format,
-            self.base.format,
-            self.base.label,
-            self.base.file.display(),
-            self.other.label,
-            self.other.file.display(),
-        );
-        let rows: Vec<Vec<String>> = self
-            .metrics
-            .iter()
-            .map(|m| {
-                vec![
-                    format!("{} ({})", m.metric, m.unit),
-                    m.base.text(),
-                    m.other.text(),
-                    match m.change_interval {
-                        Some((lo, hi)) => {
-                            format!("{} [{}, {}]", percent(m.change), percent(lo), percent(hi))
-                        }
-                        None => percent(m.change),
-                    },
-                    format!("{:.2}x", m.improvement_factor),
-                    match m.verdict {
-                        Verdict::Better => "better".into(),
-                        Verdict::Worse => "worse".into(),
-                        Verdict::WithinNoise => "within noise".into(),
-                        Verdict::SingleMeasurement => "one value each".into(),
-                    },
-                ]
-            })
-            .collect();
-        out += &table(
-            &[
-                "metric",
-                "base (mean ± std)",
-                "other (mean ± std)",
-                "change [95% CI]",
-                "factor",
-                "verdict",
-            ],
-            &rows,
-        );
-        for w in &self.warnings {
-            out += &format!("\nNote: {w}.\n");
-        }
-        out
-    }
 }
 
 #[cfg(test)]

@@ -177,8 +177,9 @@ pub enum Error {
     #[error("the prompts file {path} has no prompts: put one prompt per line, or one JSON object per line with a \"prompt\" field")]
     NoPrompts { path: PathBuf },
 
-    #[error("cannot draw the chart {file}: {detail}")]
-    Chart { file: String, detail: String },
+    /// An output that could not be rendered (a chart plotters could not draw).
+    #[error("cannot render {file}: {detail}")]
+    Render { file: String, detail: String },
 
     #[error("tokenizer error: {0}")]
     Tokenizer(String),

@@ -5,7 +5,8 @@
 //! model spec ([`spec`]) → weights source ([`source`]: hub, local folder, GGUF, synthetic) →
 //! weight plan ([`weights`]: the type of every tensor, streamed rows) → engine
 //! ([`engine::Engine`]: candle, tuned, llama.cpp) → generation trace ([`generate`]) →
-//! statistics ([`stats`]) → results ([`results`]) → outputs ([`report`], [`compare`], [`gate`]).
+//! statistics ([`stats`]) → results ([`results`]) → documents ([`report`], [`compare`], [`gate`])
+//! → files ([`output`]: Markdown, JSON, SVG, BMF).
 //!
 //! The Criterion benches and the `llm-bench` CLI are two front doors onto this library.
 //!
@@ -49,6 +50,7 @@ pub mod resources;
 // Layer 8, results and outputs.
 pub mod compare;
 pub mod gate;
+pub mod output;
 pub mod report;
 pub mod results;
 // Layer 9, the suite of `llm-bench run`, which writes results.

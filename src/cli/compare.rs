@@ -1,7 +1,9 @@
 //! `llm-bench compare`: one run against another, with the spread of both.
 
+use llm_bench::compare::Comparison;
 use llm_bench::compare::{compare, select};
 use llm_bench::fs::write_atomically;
+use llm_bench::output::{Exporter, Json, Markdown};
 use llm_bench::results::Results;
 use std::path::PathBuf;
 
@@ -58,10 +60,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         (&args.base, &base, base_run),
         (&other_path, &other, other_run),
     );
-    let text = match args.output {
-        Output::Markdown => comparison.markdown(),
-        Output::Json => serde_json::to_string_pretty(&comparison)? + "\n",
+    let exporter: &dyn Exporter<Comparison> = match args.output {
+        Output::Markdown => &Markdown,
+        Output::Json => &Json,
     };
+    let text = exporter.text(&comparison)?;
     if let Some(path) = &args.out {
         write_atomically(path, text.as_bytes())?;
     }

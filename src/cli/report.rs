@@ -2,7 +2,8 @@
 
 use llm_bench::fs::prepare_output_dir;
 use llm_bench::fs::write_all_atomically;
-use llm_bench::report::{self, charts, Inputs, DEFAULT_PRICE_PER_HOUR};
+use llm_bench::output::{Exporter, Markdown, Svg};
+use llm_bench::report::{Inputs, Report, DEFAULT_PRICE_PER_HOUR};
 use llm_bench::results::Results;
 use std::path::{Path, PathBuf};
 
@@ -45,22 +46,28 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     });
     prepare_output_dir(&out)?;
     let inputs = Inputs { files };
-    let entries = inputs.entries();
+    let mut report = Report {
+        inputs: &inputs,
+        price_per_hour: args.price_per_hour,
+        charts: Vec::new(),
+    };
     // Every chart is drawn before anything is written, so a failure leaves no half report.
-    let drawn = charts::draw_all(&entries)?;
-    let files: Vec<&str> = drawn.iter().map(|c| c.file).collect();
-    let markdown = report::markdown(&inputs, args.price_per_hour, &files);
-    // Written as one: a full disk leaves no charts without their report.
-    let report_path = out.join("report.md");
-    let mut files: Vec<(PathBuf, &[u8])> = drawn
-        .iter()
-        .map(|chart| (out.join(chart.file), chart.svg.as_bytes()))
+    let charts = Svg.export(&report)?;
+    report.charts = charts.iter().map(|c| c.name.clone()).collect();
+    // The report first in what is printed; written as one, so a full disk leaves no charts
+    // without their report.
+    let rendered: Vec<_> = Markdown
+        .export(&report)?
+        .into_iter()
+        .chain(charts)
         .collect();
-    files.push((report_path.clone(), markdown.as_bytes()));
+    let files: Vec<(PathBuf, &[u8])> = rendered
+        .iter()
+        .map(|f| (out.join(&f.name), f.text.as_bytes()))
+        .collect();
     write_all_atomically(&files)?;
-    super::out::outln!("{}", report_path.display())?;
-    for chart in &drawn {
-        super::out::outln!("{}", out.join(chart.file).display())?;
+    for (path, _) in &files {
+        super::out::outln!("{}", path.display())?;
     }
     Ok(0)
 }

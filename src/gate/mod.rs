@@ -13,7 +13,6 @@
 //! sides' medians, the change is the median of those ratios and the interval comes from
 //! resampling rounds, so drift between rounds hits both sides and cancels. Same verdict rule.
 
-pub mod bmf;
 pub mod criterion_files;
 
 use crate::error::{Error, Result};
@@ -204,6 +203,14 @@ pub fn compare_rounds(
 
 /// One saved run: its measurements by id.
 pub type Run = BTreeMap<String, Measurement>;
+
+/// A run with the name Criterion saved it under (`cargo bench -- --save-baseline NAME`).
+pub struct NamedRun<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// Its measurements by benchmark id.
+    pub run: &'a Run,
+}
 
 /// Paired mode: every id that both sides measured in at least [`MIN_ROUNDS`] common rounds.
 /// Rounds one side lacks for an id are left out of that id's pairs.

@@ -32,6 +32,17 @@ pub struct Entry<'a> {
     pub file: usize,
 }
 
+/// A report to render: the results files, the instance price for the cost section, and the
+/// charts drawn beside it (embedded where they belong; `output::Svg` draws them).
+pub struct Report<'a> {
+    /// The results files.
+    pub inputs: &'a Inputs,
+    /// USD per hour.
+    pub price_per_hour: f64,
+    /// The chart files drawn (`charts::LATENCY`, ...).
+    pub charts: Vec<String>,
+}
+
 /// Results files as loaded, with their paths.
 pub struct Inputs {
     pub files: Vec<(PathBuf, Results)>,

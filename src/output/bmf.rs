@@ -3,13 +3,29 @@
 //! and, where the benchmark declared one, `throughput` (per second), so an existing
 //! continuous-benchmarking server can track the results over time.
 
-use super::{read_run_summary, Measurement};
+use super::{Exporter, File};
+use crate::error::{Error, Result};
+use crate::gate::{read_run_summary, NamedRun};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 
-pub fn export(run: &BTreeMap<String, Measurement>) -> Value {
+/// Bencher Metric Format: `<run>.bmf.json`.
+pub struct Bmf;
+
+impl Exporter<NamedRun<'_>> for Bmf {
+    fn export(&self, doc: &NamedRun) -> Result<Vec<File>> {
+        let name = format!("{}.bmf.json", doc.name);
+        let text = serde_json::to_string_pretty(&metrics(doc)).map_err(|e| Error::Render {
+            file: name.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(vec![File { name, text }])
+    }
+}
+
+/// Each benchmark's measures.
+fn metrics(doc: &NamedRun) -> Value {
     let mut out = Map::new();
-    for (id, m) in run {
+    for (id, m) in doc.run {
         let (median, lo, hi) = read_run_summary(m);
         let mut measures = Map::new();
         measures.insert(
