@@ -5,11 +5,11 @@
 //! the cache in [`cached_gguf`] when asked for a format or a source that is not a GGUF file.
 
 use crate::error::{Error, Result};
+use crate::format::GgmlDType;
+use crate::gguf::Value;
 use crate::source::Weights;
 use crate::weights::Planned;
 use crate::weights::{self, TensorMaker};
-use candle_core::quantized::gguf_file::Value;
-use candle_core::quantized::GgmlDType;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -98,7 +98,7 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
         g.u64(metadata.len() as u64)?;
         for (key, value) in &metadata {
             g.string(key)?;
-            g.u32(type_code(value))?;
+            g.u32(value.type_code())?;
             g.value(value)?;
         }
         for ((spec, dtype), offset) in plan.tensors.iter().zip(&offsets) {
@@ -108,14 +108,14 @@ fn write(planned: &Planned, out: &Path, with_tensors: bool) -> Result<Exported> 
             for &d in spec.shape.iter().rev() {
                 g.u64(d as u64)?;
             }
-            g.u32(ggml_type_code(*dtype))?;
+            g.u32(dtype.code())?;
             g.u64(*offset)?;
         }
         if let Some(bytes) = &rope_freqs {
             g.string(crate::source::gguf::ROPE_FREQS)?;
             g.u32(1)?;
             g.u64(bytes.len() as u64 / 4)?;
-            g.u32(ggml_type_code(GgmlDType::F32))?;
+            g.u32(GgmlDType::F32.code())?;
             g.u64(offset)?;
         }
         g.pad()?;
@@ -319,55 +319,10 @@ impl GgufWriter<'_> {
             Value::String(s) => self.string(s),
             Value::Array(items) => {
                 // An empty array is written as one of strings (merges of a byte-level vocabulary).
-                self.u32(items.first().map_or(8, type_code))?;
+                self.u32(items.first().map_or(8, Value::type_code))?;
                 self.u64(items.len() as u64)?;
                 items.iter().try_for_each(|item| self.value(item))
             }
         }
-    }
-}
-
-/// GGUF's code for a metadata value's type.
-pub fn type_code(v: &Value) -> u32 {
-    match v {
-        Value::U8(_) => 0,
-        Value::I8(_) => 1,
-        Value::U16(_) => 2,
-        Value::I16(_) => 3,
-        Value::U32(_) => 4,
-        Value::I32(_) => 5,
-        Value::F32(_) => 6,
-        Value::Bool(_) => 7,
-        Value::String(_) => 8,
-        Value::Array(_) => 9,
-        Value::U64(_) => 10,
-        Value::I64(_) => 11,
-        Value::F64(_) => 12,
-    }
-}
-
-/// GGML's code for a tensor type (the inverse of the header reader's table).
-fn ggml_type_code(dtype: GgmlDType) -> u32 {
-    (0..=40)
-        .find(|&code| crate::source::gguf_header::ggml_type_from_u32(code) == Some(dtype))
-        .expect("every type candle quantizes to has a GGML code")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_ggml_type_has_a_code_that_reads_back() {
-        use candle_core::quantized::GgmlDType::*;
-        for dtype in [
-            F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2K, Q3K, Q4K, Q5K, Q6K,
-        ] {
-            let code = super::ggml_type_code(dtype);
-            assert_eq!(
-                crate::source::gguf_header::ggml_type_from_u32(code),
-                Some(dtype)
-            );
-        }
-        assert_eq!(super::ggml_type_code(Q4_0), 2);
-        assert_eq!(super::ggml_type_code(Q8_0), 8);
     }
 }

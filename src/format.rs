@@ -1,10 +1,153 @@
-//! Weight formats: the full-precision dtypes and every GGML block type candle can run.
+//! Weight formats: the full-precision dtypes and GGML's block types, as the project names
+//! them. candle's own types for them appear only in the conversions at the end of this file,
+//! for the code that calls candle (the candle engine, and its quantizers where weights are
+//! made from f32).
 
 use crate::error::{Error, Result};
-use candle_core::quantized::GgmlDType;
-use candle_core::DType;
 use std::fmt;
 use std::str::FromStr;
+
+/// A dense (unquantized) type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit floats.
+    F32,
+    /// bfloat16.
+    BF16,
+    /// IEEE half precision.
+    F16,
+}
+
+impl DType {
+    /// Bytes per value.
+    pub fn size_in_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::BF16 | DType::F16 => 2,
+        }
+    }
+}
+
+/// A tensor's storage type, as GGML numbers it in GGUF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GgmlDType {
+    /// 32-bit floats.
+    F32,
+    /// IEEE half precision.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// 4-bit blocks of 32 with a scale.
+    Q4_0,
+    /// 4-bit blocks of 32 with a scale and an offset.
+    Q4_1,
+    /// 5-bit blocks of 32 with a scale.
+    Q5_0,
+    /// 5-bit blocks of 32 with a scale and an offset.
+    Q5_1,
+    /// 8-bit blocks of 32 with a scale.
+    Q8_0,
+    /// 8-bit blocks of 32 with a scale and a sum (activations).
+    Q8_1,
+    /// 2-bit k-quant super-blocks of 256.
+    Q2K,
+    /// 3-bit k-quant super-blocks of 256.
+    Q3K,
+    /// 4-bit k-quant super-blocks of 256.
+    Q4K,
+    /// 5-bit k-quant super-blocks of 256.
+    Q5K,
+    /// 6-bit k-quant super-blocks of 256.
+    Q6K,
+    /// 8-bit k-quant super-blocks of 256 (activations).
+    Q8K,
+}
+
+impl GgmlDType {
+    /// GGUF's number for the type, as GGML numbers it.
+    pub fn code(self) -> u32 {
+        match self {
+            GgmlDType::F32 => 0,
+            GgmlDType::F16 => 1,
+            GgmlDType::Q4_0 => 2,
+            GgmlDType::Q4_1 => 3,
+            GgmlDType::Q5_0 => 6,
+            GgmlDType::Q5_1 => 7,
+            GgmlDType::Q8_0 => 8,
+            GgmlDType::Q8_1 => 9,
+            GgmlDType::Q2K => 10,
+            GgmlDType::Q3K => 11,
+            GgmlDType::Q4K => 12,
+            GgmlDType::Q5K => 13,
+            GgmlDType::Q6K => 14,
+            GgmlDType::Q8K => 15,
+            GgmlDType::BF16 => 30,
+        }
+    }
+
+    /// The type GGUF's number `code` names, if it is one of these.
+    pub fn from_code(code: u32) -> Option<GgmlDType> {
+        ALL_GGML.into_iter().find(|t| t.code() == code)
+    }
+
+    /// Weights per block.
+    pub fn block_size(self) -> usize {
+        match self {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => 1,
+            GgmlDType::Q4_0
+            | GgmlDType::Q4_1
+            | GgmlDType::Q5_0
+            | GgmlDType::Q5_1
+            | GgmlDType::Q8_0
+            | GgmlDType::Q8_1 => 32,
+            GgmlDType::Q2K
+            | GgmlDType::Q3K
+            | GgmlDType::Q4K
+            | GgmlDType::Q5K
+            | GgmlDType::Q6K
+            | GgmlDType::Q8K => 256,
+        }
+    }
+
+    /// Bytes per block (ggml's `type_size`).
+    pub fn type_size(self) -> usize {
+        match self {
+            GgmlDType::F32 => 4,
+            GgmlDType::F16 | GgmlDType::BF16 => 2,
+            GgmlDType::Q4_0 => 18,
+            GgmlDType::Q4_1 => 20,
+            GgmlDType::Q5_0 => 22,
+            GgmlDType::Q5_1 => 24,
+            GgmlDType::Q8_0 => 34,
+            GgmlDType::Q8_1 => 36,
+            GgmlDType::Q2K => 84,
+            GgmlDType::Q3K => 110,
+            GgmlDType::Q4K => 144,
+            GgmlDType::Q5K => 176,
+            GgmlDType::Q6K => 210,
+            GgmlDType::Q8K => 292,
+        }
+    }
+}
+
+/// Every GGML type llm-bench reads.
+const ALL_GGML: [GgmlDType; 15] = [
+    GgmlDType::F32,
+    GgmlDType::F16,
+    GgmlDType::BF16,
+    GgmlDType::Q4_0,
+    GgmlDType::Q4_1,
+    GgmlDType::Q5_0,
+    GgmlDType::Q5_1,
+    GgmlDType::Q8_0,
+    GgmlDType::Q8_1,
+    GgmlDType::Q2K,
+    GgmlDType::Q3K,
+    GgmlDType::Q4K,
+    GgmlDType::Q5K,
+    GgmlDType::Q6K,
+    GgmlDType::Q8K,
+];
 
 /// The numeric format the weights are held in while the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,7 +169,6 @@ impl WeightFormat {
             WeightFormat::Dense(DType::F32) => "f32",
             WeightFormat::Dense(DType::BF16) => "bf16",
             WeightFormat::Dense(DType::F16) => "f16",
-            WeightFormat::Dense(_) => "dense",
             WeightFormat::Quantized(q) => ggml_name(q),
         }
     }
@@ -45,7 +187,7 @@ impl WeightFormat {
         match self {
             WeightFormat::Dense(DType::F16) => GgmlDType::F16,
             WeightFormat::Dense(DType::BF16) => GgmlDType::BF16,
-            WeightFormat::Dense(_) => GgmlDType::F32,
+            WeightFormat::Dense(DType::F32) => GgmlDType::F32,
             WeightFormat::Quantized(q) => q,
         }
     }
@@ -68,8 +210,6 @@ pub fn ggml_name(q: GgmlDType) -> &'static str {
         GgmlDType::Q5K => "q5k",
         GgmlDType::Q6K => "q6k",
         GgmlDType::Q8K => "q8k",
-        #[allow(unreachable_patterns)]
-        _ => "other",
     }
 }
 
@@ -110,6 +250,39 @@ impl FromStr for WeightFormat {
     }
 }
 
+impl From<DType> for candle_core::DType {
+    fn from(d: DType) -> Self {
+        match d {
+            DType::F32 => candle_core::DType::F32,
+            DType::BF16 => candle_core::DType::BF16,
+            DType::F16 => candle_core::DType::F16,
+        }
+    }
+}
+
+impl From<GgmlDType> for candle_core::quantized::GgmlDType {
+    fn from(t: GgmlDType) -> Self {
+        use candle_core::quantized::GgmlDType as C;
+        match t {
+            GgmlDType::F32 => C::F32,
+            GgmlDType::F16 => C::F16,
+            GgmlDType::BF16 => C::BF16,
+            GgmlDType::Q4_0 => C::Q4_0,
+            GgmlDType::Q4_1 => C::Q4_1,
+            GgmlDType::Q5_0 => C::Q5_0,
+            GgmlDType::Q5_1 => C::Q5_1,
+            GgmlDType::Q8_0 => C::Q8_0,
+            GgmlDType::Q8_1 => C::Q8_1,
+            GgmlDType::Q2K => C::Q2K,
+            GgmlDType::Q3K => C::Q3K,
+            GgmlDType::Q4K => C::Q4K,
+            GgmlDType::Q5K => C::Q5K,
+            GgmlDType::Q6K => C::Q6K,
+            GgmlDType::Q8K => C::Q8K,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +305,24 @@ mod tests {
     fn unknown_format_names_the_accepted_ones() {
         let err = "q4_k_m".parse::<WeightFormat>().unwrap_err().to_string();
         assert!(err.contains("q4_k_m") && err.contains("q4_0"), "{err}");
+    }
+
+    /// Each type's number, block and block bytes are candle's (an independent copy of
+    /// ggml's table), and every number maps back to its type.
+    #[test]
+    fn ggml_types_match_candles_table() {
+        for t in ALL_GGML {
+            let c = candle_core::quantized::GgmlDType::from(t);
+            assert_eq!(t.block_size(), c.block_size(), "{t:?}");
+            assert_eq!(t.type_size(), c.type_size(), "{t:?}");
+            assert_eq!(GgmlDType::from_code(t.code()), Some(t));
+        }
+        assert_eq!(GgmlDType::from_code(4), None, "q4_2 was removed from ggml");
+        // ggml.h's numbers for the types llm-bench writes most.
+        assert_eq!(GgmlDType::Q4_0.code(), 2);
+        assert_eq!(GgmlDType::Q8_0.code(), 8);
+        assert_eq!(GgmlDType::Q4K.code(), 12);
+        assert_eq!(GgmlDType::BF16.code(), 30);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod units;
 // Layer 2, descriptions: formats, model specs, tokenizers, model families.
 pub mod family;
 pub mod format;
+pub mod gguf;
 pub mod spec;
 pub mod tokenizer;
 // Layer 3, files and sources: hub, local folders, GGUF, synthetic twins.

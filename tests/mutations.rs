@@ -10,10 +10,10 @@
 
 mod common;
 
-use candle_core::quantized::gguf_file::Content;
 use common::gguf::{encode, real_model, Field, Header, VirtualFile};
 use common::{tiny_config, write_tiny_llama};
 use llm_bench::family::ModelConfig;
+use llm_bench::gguf::Content;
 use llm_bench::source::{gguf, gguf_header, ResolvedModel};
 use llm_bench::spec::ModelSpec;
 use rand::rngs::StdRng;
@@ -90,35 +90,14 @@ fn read_le(bytes: &[u8]) -> u64 {
         .fold(0u64, |acc, &b| (acc << 8) | b as u64)
 }
 
-/// A copy of `content`'s header (candle's `Content` is not `Clone`).
-fn copy_content(content: &Content) -> Content {
-    Content {
-        magic: content.magic,
-        metadata: content.metadata.clone(),
-        tensor_infos: content
-            .tensor_infos
-            .iter()
-            .map(|(n, i)| {
-                let info = candle_core::quantized::gguf_file::TensorInfo {
-                    ggml_dtype: i.ggml_dtype,
-                    shape: i.shape.clone(),
-                    offset: i.offset,
-                };
-                (n.clone(), info)
-            })
-            .collect(),
-        tensor_data_offset: content.tensor_data_offset,
-    }
-}
-
 /// One edit of what the header means, written back as a well-formed header: two tensors'
 /// offsets swapped, an offset moved, a tensor's type relabelled, or a metadata value stored
 /// with another GGUF type. Each of them leaves every byte parseable, so only the loader's
 /// checks of layout and types stand between them and a wrong result.
 fn mutate_meaning(content: &Content, rng: &mut StdRng) -> (Vec<u8>, String) {
-    use candle_core::quantized::gguf_file::Value;
-    use candle_core::quantized::GgmlDType;
-    let mut edited = copy_content(content);
+    use llm_bench::format::GgmlDType;
+    use llm_bench::gguf::Value;
+    let mut edited = content.clone();
     let mut names: Vec<String> = edited.tensor_infos.keys().cloned().collect();
     names.sort();
     let pick = |rng: &mut StdRng| names[rng.random_range(0..names.len())].clone();
@@ -304,7 +283,7 @@ fn assert_consistent(resolved: &ResolvedModel, content: &Content, len: u64, what
 /// padding between them, from offset 0: no overlap (two tensors read the same bytes) and no
 /// gap (a type relabelled to a smaller one leaves bytes no tensor reads).
 fn assert_layout_tiles(content: &Content, what: &str) {
-    use candle_core::quantized::gguf_file::Value;
+    use llm_bench::gguf::Value;
     let alignment = match content.metadata.get("general.alignment") {
         Some(Value::U32(a)) => *a as u64,
         None => 32,
@@ -333,7 +312,7 @@ fn assert_layout_tiles(content: &Content, what: &str) {
 
 /// Every key the loader reads holds the GGUF type llama.cpp's writer gives it.
 fn assert_metadata_types(content: &Content, what: &str) {
-    use candle_core::quantized::gguf_file::Value;
+    use llm_bench::gguf::Value;
     let arch = match content.metadata.get("general.architecture") {
         Some(Value::String(arch)) => arch.clone(),
         other => panic!("{what}: loaded with general.architecture {other:?}"),
@@ -420,7 +399,7 @@ fn mutated_gguf_headers_fail_cleanly_or_load_consistently() {
             let mut file = VirtualFile::new(head, data, len);
             let content = gguf_header::read(&mut file, len)?;
             // The loader's view, kept to check the loaded model against independently.
-            let view = copy_content(&content);
+            let view = content.clone();
             let resolved =
                 gguf::resolve_content(ModelSpec::Gguf(path.into()), path, content, Box::new(file))
                     .map_err(|e| e.to_string())?;

@@ -139,7 +139,7 @@ fn tuned_gemv<B: QuantBlock>(
         let (w, x, xq, y) = prepared.get_or_insert_with(|| {
             let dev = Device::Cpu;
             let w = Tensor::rand(-0.035f32, 0.035, (n, k), &dev).expect("weights");
-            let bytes = QTensor::quantize(&w, dtype)
+            let bytes = QTensor::quantize(&w, dtype.into())
                 .and_then(|q| q.data().map(|d| d.into_owned()))
                 .expect("quantize");
             let w = QMatrix::<B>::from_gguf(shape, n, k, &bytes).expect("candle's layout");
@@ -162,14 +162,14 @@ fn prepare(format: WeightFormat, m: usize, n: usize, k: usize) -> (Product, Tens
     let x = Tensor::rand(-1f32, 1.0, (m, k), &dev).expect("input");
     match format {
         WeightFormat::Dense(dtype) => {
-            let w = w.to_dtype(dtype).expect("dtype");
+            let w = w.to_dtype(dtype.into()).expect("dtype");
             (
                 Product::Dense(candle_nn::Linear::new(w, None)),
-                x.to_dtype(dtype).expect("dtype"),
+                x.to_dtype(dtype.into()).expect("dtype"),
             )
         }
         WeightFormat::Quantized(q) => {
-            let qt = QTensor::quantize(&w, q).expect("quantize");
+            let qt = QTensor::quantize(&w, q.into()).expect("quantize");
             (
                 Product::Quantized(QMatMul::from_qtensor(qt).expect("qmatmul")),
                 x,

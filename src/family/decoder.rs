@@ -3,7 +3,7 @@
 //! [`Options`](super::Options). A family's file holds only what sets it apart.
 
 use super::{Family, ModelConfig, RopeStyle, TensorRole, TensorSpec};
-use candle_core::quantized::gguf_file::{Content, Value};
+use crate::gguf::{Content, Value};
 
 /// `config.json` keys of the [`ModelConfig`] fields, the same for every family.
 pub const HF_KEYS: super::KeyNames = &[

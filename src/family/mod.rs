@@ -9,7 +9,7 @@ pub mod llama;
 pub mod qwen2;
 pub mod qwen3;
 
-use candle_core::quantized::gguf_file;
+use crate::gguf as gguf_file;
 use std::io::{Read, Seek};
 
 /// The shape-defining facts of a model, the same whatever file they came from.

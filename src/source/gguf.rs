@@ -3,10 +3,10 @@
 use super::{gguf_header, ResolvedModel, WeightSource, Weights};
 use crate::error::{Error, Result};
 use crate::family::{self, ReadSeek, TensorSpec};
+use crate::gguf::Content;
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
-use candle_core::quantized::gguf_file::Content;
 use candle_core::Device;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -45,7 +45,7 @@ fn rope_freq_factors(
     let Some(info) = content.tensor_infos.get(ROPE_FREQS) else {
         return Ok(None);
     };
-    if info.ggml_dtype != candle_core::quantized::GgmlDType::F32 {
+    if info.ggml_dtype != crate::format::GgmlDType::F32 {
         return Err(format!(
             "tensor is stored as {}; llama.cpp writes it as f32",
             crate::format::ggml_name(info.ggml_dtype)
@@ -181,7 +181,8 @@ impl WeightSource for GgufWeights {
                 .and_then(|_| file.read_exact(&mut bytes))
                 .map_err(|e| Error::io(&self.path, e))?;
         }
-        let qtensor = qtensor_from_ggml(dtype, &bytes, vec![read.len(), cols], &Device::Cpu)?;
+        let qtensor =
+            qtensor_from_ggml(dtype.into(), &bytes, vec![read.len(), cols], &Device::Cpu)?;
         let data: Vec<f32> = qtensor.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
         let data = match permuted {
             true => family::permute_rows_to_hf(&data, cols, self.head_dim),

@@ -1,11 +1,11 @@
-//! A validating reader of a GGUF file's header: magic, metadata and tensor table, into
-//! candle's [`Content`]. candle's own reader trusts a few fields it should not (an alignment
+//! A validating reader of a GGUF file's header: magic, metadata and tensor table, into a
+//! [`Content`]. candle's own reader trusts a few fields it should not (an alignment
 //! of 0 divides by zero; a dimension of 2^63 wraps the element count), so every count,
 //! length, dimension, type and offset is checked here against the file before anything is
 //! allocated or built, and the message names the key or tensor and the byte offset.
 
-use candle_core::quantized::gguf_file::{Content, TensorInfo, Value, VersionedMagic};
-use candle_core::quantized::GgmlDType;
+use crate::format::GgmlDType;
+use crate::gguf::{Content, TensorInfo, Value};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -18,28 +18,6 @@ const MAX_VALUE_DEPTH: usize = 8;
 /// No tensor of any model this harness can hold has more elements (2^48 = 256 T).
 const MAX_TENSOR_ELEMENTS: u64 = 1 << 48;
 const DEFAULT_ALIGNMENT: u64 = 32;
-
-/// The GGML type numbers GGUF uses, and the types candle can load.
-pub fn ggml_type_from_u32(code: u32) -> Option<GgmlDType> {
-    Some(match code {
-        0 => GgmlDType::F32,
-        1 => GgmlDType::F16,
-        2 => GgmlDType::Q4_0,
-        3 => GgmlDType::Q4_1,
-        6 => GgmlDType::Q5_0,
-        7 => GgmlDType::Q5_1,
-        8 => GgmlDType::Q8_0,
-        9 => GgmlDType::Q8_1,
-        10 => GgmlDType::Q2K,
-        11 => GgmlDType::Q3K,
-        12 => GgmlDType::Q4K,
-        13 => GgmlDType::Q5K,
-        14 => GgmlDType::Q6K,
-        15 => GgmlDType::Q8K,
-        30 => GgmlDType::BF16,
-        _ => return None,
-    })
-}
 
 /// Checks that the tensors' data regions tile the data section as llama.cpp requires: the
 /// first at offset 0, each of the others where the one before it (by offset) ends, padded to
@@ -249,12 +227,11 @@ pub fn read<R: Read + Seek>(reader: &mut R, file_len: u64) -> Result<Content, St
         ));
     }
     let version = r.u32(&|| "the version".into())?;
-    let versioned = match version {
-        1 => VersionedMagic::GgufV1,
-        2 => VersionedMagic::GgufV2,
-        3 => VersionedMagic::GgufV3,
-        v => return Err(format!("GGUF version {v} is not supported (1, 2 or 3)")),
-    };
+    if !(1..=3).contains(&version) {
+        return Err(format!(
+            "GGUF version {version} is not supported (1, 2 or 3)"
+        ));
+    }
     r.long_lengths = version > 1;
     let tensor_count = r.length(&|| "the tensor count".into())?;
     let kv_count = r.length(&|| "the metadata count".into())?;
@@ -315,7 +292,7 @@ pub fn read<R: Read + Seek>(reader: &mut R, file_len: u64) -> Result<Content, St
             shape.push(dim as usize);
         }
         let type_code = r.u32(&what)?;
-        let dtype = ggml_type_from_u32(type_code).ok_or_else(|| {
+        let dtype = GgmlDType::from_code(type_code).ok_or_else(|| {
             format!("tensor `{name}` has GGML type {type_code}, which this build cannot load")
         })?;
         // Blocks run along the first (fastest) dimension, as in ggml.
@@ -338,7 +315,7 @@ pub fn read<R: Read + Seek>(reader: &mut R, file_len: u64) -> Result<Content, St
         if !names.insert(name.clone()) {
             return Err(format!("tensor `{name}` appears twice"));
         }
-        // GGUF lists dimensions fastest first; candle's shapes are row-major.
+        // GGUF lists dimensions fastest first; shapes here are row-major.
         shape.reverse();
         infos.push((
             name,
@@ -366,7 +343,7 @@ pub fn read<R: Read + Seek>(reader: &mut R, file_len: u64) -> Result<Content, St
         }
     }
     Ok(Content {
-        magic: versioned,
+        version,
         metadata,
         tensor_infos: infos
             .into_iter()

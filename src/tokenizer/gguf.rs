@@ -5,7 +5,7 @@
 use super::bpe::{byte_level_bpe, byte_level_split, sentencepiece_bpe};
 use super::{Inner, TextTokenizer, FOREIGN_LOADER};
 use crate::error::{Error, Result};
-use candle_core::quantized::gguf_file::{Content, Value};
+use crate::gguf::{Content, Value};
 use serde_json::{json, Value as Json};
 use std::path::Path;
 

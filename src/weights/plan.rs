@@ -5,10 +5,9 @@
 use crate::error::{Error, Result};
 use crate::family::{ModelConfig, TensorRole, TensorSpec};
 use crate::format::{ggml_name, WeightFormat};
+use crate::format::{DType, GgmlDType};
 use crate::source::{self, synthetic, ResolvedModel, Weights, WeightsKind};
 use crate::spec::ModelSpec;
-use candle_core::quantized::GgmlDType;
-use candle_core::DType;
 use std::collections::HashMap;
 
 /// The GGML type each tensor is stored in.
@@ -288,7 +287,7 @@ pub fn plan_resolved(resolved: ResolvedModel, format: Option<WeightFormat>) -> R
 
 fn gguf_types(
     resolved: &ResolvedModel,
-    content: &candle_core::quantized::gguf_file::Content,
+    content: &crate::gguf::Content,
 ) -> Vec<(TensorSpec, GgmlDType)> {
     if !resolved.family.described {
         return file_tensors(content);
@@ -307,9 +306,7 @@ fn gguf_types(
 /// A foreign architecture's tensors as its file lists them (by name, so the list is the same
 /// every time), each given the role its name and dimensions suggest, for the weight size and
 /// the bytes read per token.
-fn file_tensors(
-    content: &candle_core::quantized::gguf_file::Content,
-) -> Vec<(TensorSpec, GgmlDType)> {
+fn file_tensors(content: &crate::gguf::Content) -> Vec<(TensorSpec, GgmlDType)> {
     let mut tensors: Vec<_> = content
         .tensor_infos
         .iter()

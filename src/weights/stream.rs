@@ -5,8 +5,9 @@
 use super::plan::QuantPlan;
 use crate::error::Result;
 use crate::family;
+use crate::format::GgmlDType;
 use crate::source::WeightSource;
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -49,7 +50,7 @@ impl TensorMaker<'_> {
                 GgmlDType::F32 => Ok(rows.iter().flat_map(|v| v.to_le_bytes()).collect()),
                 _ => {
                     let t = Tensor::from_vec(rows, (n, cols), &Device::Cpu)?;
-                    Ok(QTensor::quantize(&t, *dtype)?.data()?.into_owned())
+                    Ok(QTensor::quantize(&t, (*dtype).into())?.data()?.into_owned())
                 }
             }
         };

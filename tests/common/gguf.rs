@@ -1,7 +1,7 @@
 //! Writing GGUF headers for tests: the real model's header re-encoded (optionally edited),
 //! with a map of where each numeric field sits, so tests can damage exactly one field.
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use llm_bench::gguf::{Content, Value};
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
@@ -78,12 +78,13 @@ impl Writer {
     }
 }
 
-pub use llm_bench::export::type_code;
+/// GGUF's code for a value's type.
+pub fn type_code(v: &Value) -> u32 {
+    v.type_code()
+}
 
-fn ggml_code(t: candle_core::quantized::GgmlDType) -> u32 {
-    (0..64)
-        .find(|&c| llm_bench::source::gguf_header::ggml_type_from_u32(c) == Some(t))
-        .expect("a GGUF type")
+fn ggml_code(t: llm_bench::format::GgmlDType) -> u32 {
+    t.code()
 }
 
 /// Encodes `content` as a GGUF v3 header (keys sorted by name, tensors by data offset), padded to its
@@ -271,8 +272,8 @@ pub fn add_rope_freqs(content: &mut Content, data: &mut Vec<u8>) {
     data.extend((0..half).flat_map(|i| (1.0f32 + i as f32).to_le_bytes()));
     content.tensor_infos.insert(
         "rope_freqs.weight".into(),
-        candle_core::quantized::gguf_file::TensorInfo {
-            ggml_dtype: candle_core::quantized::GgmlDType::F32,
+        llm_bench::gguf::TensorInfo {
+            ggml_dtype: llm_bench::format::GgmlDType::F32,
             shape: vec![half].into(),
             offset,
         },

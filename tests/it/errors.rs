@@ -182,8 +182,8 @@ fn invalid_sampling_and_batch_settings() {
 // ---- run silently wrong. Each must fail with exit 2, no panic, and a message naming the
 // ---- file and the field.
 
-use candle_core::quantized::gguf_file::Value;
 use common::gguf::write_edited;
+use llm_bench::gguf::Value;
 
 fn assert_exit_2(out: &std::process::Output, needles: &[&str]) {
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(out));
@@ -509,7 +509,7 @@ fn gguf_metadata_of_the_wrong_type_is_refused_not_defaulted() {
 fn gguf_tensor_tables_that_do_not_describe_the_data_are_refused() {
     let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let run = |name: &str, edit: &dyn Fn(&mut candle_core::quantized::gguf_file::Content)| {
+    let run = |name: &str, edit: &dyn Fn(&mut llm_bench::gguf::Content)| {
         let path = dir.path().join(name);
         write_edited(&path, |c| edit(c));
         generate(path.to_str().unwrap(), &[])
@@ -518,8 +518,8 @@ fn gguf_tensor_tables_that_do_not_describe_the_data_are_refused() {
     // where 20-byte ones are stored leave gaps between the tensors.
     let out = run("relabelled.gguf", &|c| {
         for info in c.tensor_infos.values_mut() {
-            if info.ggml_dtype == candle_core::quantized::GgmlDType::Q4_1 {
-                info.ggml_dtype = candle_core::quantized::GgmlDType::Q4_0;
+            if info.ggml_dtype == llm_bench::format::GgmlDType::Q4_1 {
+                info.ggml_dtype = llm_bench::format::GgmlDType::Q4_0;
             }
         }
     });

@@ -266,7 +266,7 @@ fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
             .unwrap();
     content.metadata.insert(
         "tokenizer.ggml.pre".into(),
-        candle_core::quantized::gguf_file::Value::String("qwen2".into()),
+        llm_bench::gguf::Value::String("qwen2".into()),
     );
     let qwen2_file = dir.path().join("qwen2-split.gguf");
     let mut edited = common::gguf::encode(&content).bytes;
@@ -288,7 +288,7 @@ fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
     llm_bench::engine::register_tokenizers();
     content.metadata.insert(
         "tokenizer.ggml.pre".into(),
-        candle_core::quantized::gguf_file::Value::String("falcon".into()),
+        llm_bench::gguf::Value::String("falcon".into()),
     );
     let falcon_file = dir.path().join("falcon-split.gguf");
     let mut edited = common::gguf::encode(&content).bytes;
@@ -715,7 +715,7 @@ fn qwen3_runs_on_every_engine_as_llama_cpp_runs_it() {
 /// not the Llama's), while llm-bench's engines and any --format refuse it by name.
 #[test]
 fn llama_cpp_runs_architectures_llm_bench_does_not_describe() {
-    use candle_core::quantized::gguf_file::Value;
+    use llm_bench::gguf::Value;
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::tiny_config(257, 256);
     config["tie_word_embeddings"] = true.into();
@@ -815,11 +815,11 @@ fn llama_cpp_runs_what_the_other_engines_refuse() {
     let path = common::gguf::tiny_llama_gguf_with(dir.path(), "linear", |content, _| {
         content.metadata.insert(
             "llama.rope.scaling.type".into(),
-            candle_core::quantized::gguf_file::Value::String("linear".into()),
+            llm_bench::gguf::Value::String("linear".into()),
         );
         content.metadata.insert(
             "llama.rope.scaling.factor".into(),
-            candle_core::quantized::gguf_file::Value::F32(2.0),
+            llm_bench::gguf::Value::F32(2.0),
         );
     });
     let model = path.to_str().unwrap();

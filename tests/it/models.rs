@@ -178,9 +178,11 @@ fn sources_read_any_rows_as_the_whole_tensor_holds_them() {
             let cols = t.cols();
             let whole: Vec<f32> = match &resolved.weights {
                 Weights::Gguf(w) => {
+                    // candle's own reader, independent of llm-bench's.
                     let mut file = std::fs::File::open(&w.path).unwrap();
-                    let q = w
-                        .content
+                    let content =
+                        candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+                    let q = content
                         .tensor(&mut file, &t.gguf_name, &Device::Cpu)
                         .unwrap();
                     let data = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();

@@ -3,6 +3,7 @@
 //! `system::configure_threads`).
 
 mod backend;
+mod convert;
 mod llama;
 mod on_load;
 mod quantized;
@@ -165,7 +166,12 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
     let model: Box<dyn CandleModel> = match (format, weights) {
         (None, Weights::Gguf(gguf)) => {
             let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
-            (build.quantized)(gguf.content, &mut file, &Device::Cpu, &config)?
+            (build.quantized)(
+                convert::content(gguf.content),
+                &mut file,
+                &Device::Cpu,
+                &config,
+            )?
         }
         (None, _) => unreachable!("`plan` gives every non-GGUF source a format"),
         (Some(WeightFormat::Dense(dtype)), weights) => {
@@ -173,11 +179,11 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
             let vb = match &weights {
                 // SAFETY: read-only mmap of the user's files, as in `source::local`.
                 Weights::Safetensors(st) => unsafe {
-                    VarBuilder::from_mmaped_safetensors(&st.files, dtype, &Device::Cpu)?
+                    VarBuilder::from_mmaped_safetensors(&st.files, dtype.into(), &Device::Cpu)?
                 },
                 other => VarBuilder::from_backend(
                     Box::new(SourceBackend::new(other.as_source(), &specs)),
-                    dtype,
+                    dtype.into(),
                     Device::Cpu,
                 ),
             };

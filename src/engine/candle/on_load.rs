@@ -7,9 +7,9 @@
 use super::{CandleModel, QuantizedBuilder};
 use crate::error::{Error, Result};
 use crate::family::{Family, ModelConfig};
+use crate::gguf::{Content, TensorInfo};
 use crate::source::WeightSource;
 use crate::weights::{tensor_bytes, QuantPlan, TensorMaker};
-use candle_core::quantized::gguf_file::{Content, TensorInfo, VersionedMagic};
 use candle_core::Device;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -38,7 +38,7 @@ pub(super) fn build(
         offset += tensor_bytes(spec, *dtype);
     }
     let content = Content {
-        magic: VersionedMagic::GgufV3,
+        version: 3,
         metadata: family.gguf_metadata(config).into_iter().collect(),
         tensor_infos,
         tensor_data_offset: 0,
@@ -54,7 +54,12 @@ pub(super) fn build(
         position: 0,
         current: None,
     };
-    build_quantized(content, &mut reader, &Device::Cpu, config)
+    build_quantized(
+        super::convert::content(content),
+        &mut reader,
+        &Device::Cpu,
+        config,
+    )
 }
 
 /// A `Read + Seek` over the tensor-data section of a GGUF file that does not exist: each
