@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// The cache file of the bandwidth probe, in the models folder.
 pub const CACHE_FILE: &str = "memory-bandwidth.json";
 /// 512 MiB: 16x the largest L3 of the CPUs this runs on, so the caches cannot hold it.
 const BUFFER_BYTES: usize = 512 << 20;
@@ -19,17 +20,22 @@ const PASSES: usize = 5;
 const ALLOCATIONS: usize = 3;
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// A memory-read bandwidth measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bandwidth {
     /// The median of `per_allocation_bytes_per_s`.
     pub read_bytes_per_s: f64,
     /// Best-of-passes figure of each freshly allocated buffer.
     pub per_allocation_bytes_per_s: Vec<f64>,
+    /// Threads that read.
     pub threads: usize,
+    /// Bytes of the buffer read.
     pub buffer_bytes: u64,
+    /// Passes over it.
     pub passes: usize,
     /// Which machine it was measured on: the cache is used only on the same one.
     pub machine: Machine,
+    /// When it was measured (Unix seconds).
     pub measured_unix: u64,
     /// True when taken from the cache file rather than measured in this run.
     #[serde(default)]
@@ -87,15 +93,21 @@ impl Bandwidth {
     }
 }
 
+/// The machine a measurement belongs to: a cached one is reused only on the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
+    /// Host name.
     pub host_name: String,
+    /// CPU model.
     pub cpu_model: String,
+    /// Logical CPUs.
     pub logical_cores: usize,
+    /// Total memory.
     pub total_memory_bytes: u64,
 }
 
 impl Machine {
+    /// The machine of `system`.
     pub fn of(system: &SystemInfo) -> Self {
         Self {
             host_name: sysinfo::System::host_name().unwrap_or_default(),
@@ -187,16 +199,20 @@ pub fn measure_read_bandwidth(buffer_bytes: usize, passes: usize) -> f64 {
 /// Where decode sits against the memory-bandwidth roofline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Roofline {
+    /// Weight and cache bytes read per generated token.
     pub bytes_read_per_token: u64,
+    /// Measured read bandwidth.
     pub read_bytes_per_s: f64,
     /// The decode speed if every step only had to stream the weights at full bandwidth.
     pub limit_tokens_per_s: f64,
+    /// Measured decode rate.
     pub decode_tokens_per_s: f64,
     /// `bytes_read_per_token x decode_tokens_per_s / bandwidth`: 1.0 = at the limit.
     pub fraction_of_limit: f64,
 }
 
 impl Roofline {
+    /// A roofline point: the rate the bandwidth allows beside the measured one.
     pub fn new(bytes_read_per_token: u64, read_bytes_per_s: f64, decode_tokens_per_s: f64) -> Self {
         let per_token = bytes_read_per_token.max(1) as f64;
         Self {

@@ -22,9 +22,13 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The formats the benches run, comma-separated.
 pub const FORMATS_ENV: &str = "LLM_BENCH_FORMATS";
+/// The engines the benches run, comma-separated.
 pub const ENGINES_ENV: &str = "LLM_BENCH_ENGINES";
+/// The threads the benches use.
 pub const THREADS_ENV: &str = "LLM_BENCH_THREADS";
+/// Set by scripts/bench-smoke: the smallest sizes, no contention wait.
 pub const SMOKE_ENV: &str = "LLM_BENCH_SMOKE";
 /// Decode benchmarks let the KV cache grow this many positions past the length they name
 /// before refilling it (untimed), so "KV length 512" means 512..=543.
@@ -42,11 +46,16 @@ struct Slot {
 
 /// One per bench binary: the models (loaded on first use) and the facts of the run.
 pub struct BenchSession {
+    /// Threads the engines use.
     pub threads: usize,
     engines: Vec<EngineChoice>,
+    /// A smoke run (`LLM_BENCH_SMOKE`).
     pub smoke: bool,
+    /// The model.
     pub spec: ModelSpec,
+    /// Real or synthetic weights.
     pub weights: WeightsKind,
+    /// The model's config.
     pub config: ModelConfig,
     /// The model's short name, e.g. `smollm2-135m-instruct`.
     pub name: String,

@@ -65,29 +65,44 @@ pub fn select<'a>(
     }
 }
 
+/// One run against another.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
+    /// The base run.
     pub base: Side,
+    /// The other run.
     pub other: Side,
+    /// Each metric's change.
     pub metrics: Vec<MetricChange>,
     /// Differences between the runs that make the comparison less fair.
     pub warnings: Vec<String>,
 }
 
+/// One side of a comparison.
 #[derive(Debug, Clone, Serialize)]
 pub struct Side {
+    /// Its results file.
     pub file: PathBuf,
+    /// Its run's label.
     pub label: String,
+    /// Its format.
     pub format: String,
+    /// Real or synthetic weights.
     pub weights: crate::results::WeightsKind,
 }
 
+/// One metric's change between the runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricChange {
+    /// The metric.
     pub metric: String,
+    /// Its unit.
     pub unit: String,
+    /// Whether lower values are better (times, sizes).
     pub lower_is_better: bool,
+    /// The base run's values.
     pub base: Spread,
+    /// The other run's values.
     pub other: Spread,
     /// `other / base - 1` of the medians (of the single values where there is no spread).
     pub change: f64,
@@ -95,14 +110,20 @@ pub struct MetricChange {
     pub change_interval: Option<(f64, f64)>,
     /// `base / other` for times and sizes, `other / base` for rates: above 1 = other is better.
     pub improvement_factor: f64,
+    /// Better, worse, within noise or single values.
     pub verdict: Verdict,
 }
 
+/// A metric's values on one side.
 #[derive(Debug, Clone, Serialize)]
 pub struct Spread {
+    /// Median.
     pub median: f64,
+    /// Mean.
     pub mean: f64,
+    /// Sample standard deviation (absent for one value).
     pub std: Option<f64>,
+    /// Values.
     pub n: usize,
 }
 
@@ -126,10 +147,13 @@ impl Spread {
     }
 }
 
+/// What a change amounts to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
+    /// The other run is better beyond the noise.
     Better,
+    /// The other run is worse beyond the noise.
     Worse,
     /// The interval includes no change.
     WithinNoise,

@@ -10,11 +10,16 @@ use crate::source::synthetic::models_dir;
 use crate::spec::ModelSpec;
 use std::path::PathBuf;
 
+/// The model the CLI and the benches use when none is given.
 pub const MODEL_ENV: &str = "LLM_BENCH_MODEL";
+/// The default GGUF file in the models folder.
 pub const DEFAULT_GGUF: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The default model's hub repository.
 pub const DEFAULT_HUB_REPO: &str = "HuggingFaceTB/SmolLM2-135M-Instruct";
+/// What runs when neither file nor hub is at hand.
 pub const FALLBACK_SYNTHETIC: &str = "synthetic:smollm2-135m";
 
+/// Where the default GGUF file lives.
 pub fn default_gguf_path() -> PathBuf {
     models_dir().join(DEFAULT_GGUF)
 }

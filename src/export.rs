@@ -22,11 +22,15 @@ const ALIGNMENT: u64 = 32;
 /// What a written file holds.
 #[derive(Debug, Clone)]
 pub struct Exported {
+    /// The file written.
     pub path: PathBuf,
+    /// Tensors written.
     pub tensors: usize,
+    /// Parameters written.
     pub parameters: u64,
     /// Bytes of tensor data, padding excluded: the planned weight bytes.
     pub weight_bytes: u64,
+    /// The file's size.
     pub file_bytes: u64,
 }
 

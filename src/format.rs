@@ -164,6 +164,7 @@ pub const FORMAT_NAMES: &[&str] = &[
 ];
 
 impl WeightFormat {
+    /// The `--format` name.
     pub fn name(self) -> &'static str {
         match self {
             WeightFormat::Dense(DType::F32) => "f32",
@@ -193,6 +194,7 @@ impl WeightFormat {
     }
 }
 
+/// The name llm-bench gives a GGML type (`q4_0`, `q4k`).
 pub fn ggml_name(q: GgmlDType) -> &'static str {
     match q {
         GgmlDType::F32 => "f32",

@@ -24,11 +24,20 @@ pub enum Strategy {
     /// Always the most likely token.
     Greedy,
     /// Sample from the whole distribution, softened by `temperature`.
-    Temperature { temperature: f64 },
+    Temperature {
+        /// Above 0; 1 keeps the distribution as it is.
+        temperature: f64,
+    },
     /// Sample among the `k` most likely tokens (temperature 1).
-    TopK { k: usize },
+    TopK {
+        /// At least 1.
+        k: usize,
+    },
     /// Sample among the most likely tokens whose probabilities add up to `p` (temperature 1).
-    TopP { p: f64 },
+    TopP {
+        /// In (0, 1].
+        p: f64,
+    },
 }
 
 impl Strategy {
@@ -115,13 +124,18 @@ impl FromStr for Strategy {
     }
 }
 
+/// One request: a prompt, how many tokens, how chosen.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The prompt.
     pub prompt: String,
+    /// Tokens to generate at most.
     pub max_new_tokens: usize,
     /// Ignore end-of-sequence until this many tokens exist, so runs compare.
     pub min_new_tokens: usize,
+    /// How tokens are chosen.
     pub strategy: Strategy,
+    /// The sampler's seed.
     pub seed: u64,
     /// Sequences run together, each a copy of the prompt.
     pub batch: usize,
@@ -130,16 +144,21 @@ pub struct Request {
 /// Everything measured for one request. Times in milliseconds from the request start.
 #[derive(Debug, Clone, Serialize)]
 pub struct Trace {
+    /// The prompt's token ids.
     pub prompt_tokens: Vec<u32>,
     /// Generated token ids of each sequence (up to and excluding its end-of-sequence token).
     pub output_tokens: Vec<Vec<u32>>,
+    /// Time to tokenize the prompt.
     pub tokenize_ms: f64,
     /// From the end of tokenization to the first token's logits being sampled.
     pub prefill_ms: f64,
+    /// Time to the first token, tokenizing included.
     pub ttft_ms: f64,
     /// Gaps between consecutive generation steps (each step yields one token per sequence).
     pub itl_ms: Vec<f64>,
+    /// Time from the start to the last token.
     pub e2e_ms: f64,
+    /// Sequences stepped together.
     pub batch: usize,
     /// Time the engine's threads spent waiting for one another over the request, averaged
     /// over them (`Engine::thread_wait`); `None` for engines that do not count it.

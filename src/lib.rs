@@ -14,6 +14,8 @@
 //! and from the layers above it in this list (`tests/it/layers.rs` keeps it true, and
 //! `docs/architecture.md` explains it):
 
+#![warn(missing_docs)]
+
 // Layer 0: the error type, which imports nothing of the crate.
 pub mod error;
 // Layer 1, foundations: units, files, statistics, tables, machine facts.

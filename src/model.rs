@@ -20,35 +20,49 @@ pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
 }
 use std::time::Instant;
 
+/// What a loaded model is: what results and reports say of it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelInfo {
     /// The spec as the user gave it.
     pub spec: String,
     /// Short name for benchmark ids: `smollm2-135m-instruct`.
     pub name: String,
+    /// Real or synthetic weights.
     pub weights: WeightsKind,
     /// The format the weights run in; a GGUF in its own types reports its main matmul type.
     pub format: String,
+    /// The engine and how it was built.
     pub engine: EngineInfo,
+    /// The architecture (`llama`, `qwen2`).
     pub architecture: String,
+    /// Its config.
     pub config: ModelConfig,
+    /// Parameters.
     pub parameters: u64,
     /// Bytes the weights take in memory as the engine holds them.
     pub weight_bytes: u64,
     /// Bytes of weights one decode step reads: every matrix once, one embedding row.
     pub bytes_read_per_token: u64,
+    /// Where its tokenizer came from.
     pub tokenizer: String,
+    /// Seconds to load.
     pub load_seconds: f64,
+    /// What the loader noticed (fallbacks, metadata it ignores).
     pub notices: Vec<String>,
 }
 
+/// A loaded model: an engine, its tokenizer, what it is.
 pub struct Model {
+    /// The engine.
     pub engine: Box<dyn Engine>,
+    /// The tokenizer.
     pub tokenizer: TextTokenizer,
+    /// What it is.
     pub info: ModelInfo,
 }
 
 impl Model {
+    /// The longest sequence it runs.
     pub fn context_length(&self) -> usize {
         self.info.config.max_position_embeddings
     }
@@ -58,6 +72,8 @@ impl Model {
     }
 }
 
+/// Loads `spec` in `format` (the file's own where `None`) with the engine `LLM_BENCH_ENGINE` or
+/// the default picks.
 pub fn load(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Model> {
     plan(spec, format)?.load()
 }

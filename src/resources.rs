@@ -10,15 +10,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// How often the sampler reads memory and CPU time.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Resource use over one phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
+    /// Seconds measured.
     pub wall_seconds: f64,
     /// RSS samples taken (one at the start, one every 50 ms, one at the end).
     pub samples: usize,
+    /// The highest resident memory seen.
     pub peak_rss_bytes: Option<u64>,
+    /// The mean resident memory.
     pub mean_rss_bytes: Option<u64>,
     /// This process's CPU time over wall time, as `top` shows it: 100 = one core busy.
     pub process_cpu_percent: Option<f64>,
@@ -91,6 +95,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// Starts sampling.
     pub fn start() -> Self {
         Self::new(true)
     }
@@ -125,6 +130,7 @@ impl Sampler {
         }
     }
 
+    /// Stops sampling and returns what it saw.
     pub fn finish(self) -> Usage {
         self.finish_judged_over(JUDGED_WINDOW)
     }

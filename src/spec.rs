@@ -9,17 +9,29 @@ use crate::error::{Error, Result};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Where a model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSpec {
-    Hub { repo: String, revision: String },
+    /// A Hugging Face hub repository.
+    Hub {
+        /// `org/name`.
+        repo: String,
+        /// A branch, tag or commit (`main` unless given).
+        revision: String,
+    },
+    /// A local folder: config.json, *.safetensors, tokenizer.json.
     LocalDir(PathBuf),
+    /// A `.gguf` file.
     Gguf(PathBuf),
+    /// A synthetic twin by preset name.
     Synthetic(String),
 }
 
+/// What a synthetic spec starts with.
 pub const SYNTHETIC_PREFIX: &str = "synthetic:";
 
 impl ModelSpec {
+    /// Reads a spec: a path, a hub id (`org/name[@revision]`) or `synthetic:<preset>`.
     pub fn parse(spec: &str) -> Result<Self> {
         let spec = spec.trim();
         if spec.is_empty() {

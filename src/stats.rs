@@ -3,6 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 
+/// The mean, `None` when empty.
 pub fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
@@ -27,6 +28,7 @@ pub fn percentile(xs: &[f64], p: f64) -> Option<f64> {
     Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64))
 }
 
+/// The median, `None` when empty.
 pub fn median(xs: &[f64]) -> Option<f64> {
     percentile(xs, 50.0)
 }

@@ -95,22 +95,33 @@ pub fn cap_threads(wanted: usize, cores: usize) -> (usize, Option<String>) {
     )
 }
 
+/// The machine a run ran on.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct SystemInfo {
+    /// CPU model.
     pub cpu_model: String,
+    /// Physical cores, where Linux says.
     pub physical_cores: Option<usize>,
+    /// Logical CPUs.
     pub logical_cores: usize,
+    /// Total memory.
     pub total_memory_bytes: u64,
+    /// Operating system.
     pub os: String,
+    /// Kernel release.
     pub kernel: String,
+    /// CPU architecture.
     pub arch: String,
     /// SIMD features compiled into this binary (what the kernels can actually use).
     pub compiled_target_features: Vec<String>,
+    /// Threads the run used.
     pub threads: usize,
+    /// `RAYON_NUM_THREADS`, if set.
     pub rayon_num_threads_env: Option<String>,
 }
 
 impl SystemInfo {
+    /// Reads the machine's facts for a run on `threads` threads.
     pub fn collect(threads: usize) -> Self {
         let mut sys = sysinfo::System::new();
         sys.refresh_cpu_all();
@@ -136,6 +147,7 @@ impl SystemInfo {
     }
 }
 
+/// Total memory in bytes.
 pub fn total_memory_bytes() -> u64 {
     let mut sys = sysinfo::System::new();
     sys.refresh_memory();
@@ -183,14 +195,20 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// What this binary was built from and with.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct BuildInfo {
+    /// llm-bench's version.
     pub llm_bench_version: String,
+    /// candle's version.
     pub candle_version: String,
+    /// The commit it was built from.
     pub git_commit: String,
+    /// RUSTFLAGS of the build.
     pub rustflags: String,
+    /// Target features compiled in.
     pub target_features: Vec<String>,
 }
 
 impl BuildInfo {
+    /// This build's facts.
     pub fn current() -> Self {
         Self {
             llm_bench_version: env!("CARGO_PKG_VERSION").into(),

@@ -1,5 +1,6 @@
 //! How sizes and spreads are printed, the same in every report, table and progress line.
 
+/// Bytes per MiB.
 pub const MIB: f64 = (1u64 << 20) as f64;
 
 /// Bytes as whole mebibytes: `92 MiB`.

@@ -7,8 +7,10 @@ mod machine;
 
 use crate::markdown::table;
 
+/// A check's outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Fine.
     Ok,
     /// Results will be distorted or noisier than they need to be.
     Warn,
@@ -16,10 +18,14 @@ pub enum Status {
     Info,
 }
 
+/// One check of the machine.
 #[derive(Debug, Clone)]
 pub struct Check {
+    /// What is checked.
     pub name: &'static str,
+    /// Its outcome.
     pub status: Status,
+    /// What was found.
     pub found: String,
     /// What to do about it (empty when nothing).
     pub fix: String,

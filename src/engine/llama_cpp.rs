@@ -42,6 +42,7 @@ fn fail(detail: String) -> Error {
 /// The smallest context llama.cpp is given, in positions.
 const MIN_CONTEXT: usize = 512;
 
+/// llama.cpp through its C API: a model, a context and a batch.
 pub struct LlamaCppEngine {
     // Declared before `model`: fields drop in order, so the context (which points into the
     // model) is freed first.
@@ -63,6 +64,7 @@ pub struct LlamaCppEngine {
 // contexts may move between threads (they are not tied to the thread that created them).
 unsafe impl Send for LlamaCppEngine {}
 
+/// Builds the engine from a planned model.
 pub fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
     let path = input
         .source_path

@@ -29,20 +29,26 @@ pub struct EngineInfo {
 /// theirs and lend them out until the next step (a step allocates none).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Logits {
+    /// Vocabulary size: the length of a row.
     pub vocab: usize,
+    /// Row-major, one row per sequence.
     pub data: Vec<f32>,
 }
 
 impl Logits {
+    /// Sequences.
     pub fn batch(&self) -> usize {
         self.data.len().checked_div(self.vocab).unwrap_or(0)
     }
+    /// Sequence `sequence`'s logits.
     pub fn row(&self, sequence: usize) -> &[f32] {
         &self.data[sequence * self.vocab..(sequence + 1) * self.vocab]
     }
 }
 
+/// A model that turns token ids into logits, one step at a time.
 pub trait Engine: Send {
+    /// What the engine is and how it was built.
     fn info(&self) -> EngineInfo;
 
     /// Says how much the next request needs: `batch` sequences of up to `positions` each.
@@ -120,8 +126,11 @@ pub enum Loads {
     GgufFile,
 }
 
+/// An engine in the registry.
 pub struct EngineEntry {
+    /// Its `--engine` name.
     pub name: &'static str,
+    /// What it loads from.
     pub loads: Loads,
     /// One line for `--help` and errors.
     pub about: &'static str,
@@ -152,6 +161,7 @@ pub static ENGINES: &[EngineEntry] = &[
     },
 ];
 
+/// The engine the CLI uses when none is given.
 pub const DEFAULT_ENGINE: &str = "candle";
 
 /// Registers the tokenizers engines built in bring for vocabularies llm-bench does not
@@ -166,10 +176,12 @@ pub fn register_tokenizers() {
 pub struct EngineChoice(&'static str);
 
 impl EngineChoice {
+    /// Its `--engine` name.
     pub fn name(self) -> &'static str {
         self.0
     }
 
+    /// Its registry entry.
     pub fn entry(self) -> &'static EngineEntry {
         ENGINES
             .iter()
@@ -182,6 +194,7 @@ impl EngineChoice {
         (self.entry().supports)(planned)
     }
 
+    /// Builds it from a planned model.
     pub fn build(self, input: EngineInput) -> Result<Box<dyn Engine>> {
         (self
             .entry()

@@ -3,6 +3,7 @@
 
 use super::{Family, Options, RopeStyle};
 
+/// Llama 2/3 and Mistral (`llama` in GGUF).
 pub static LLAMA: Family = Family {
     name: "llama",
     hf_model_types: &["llama", "mistral"],

@@ -15,18 +15,31 @@ use std::io::{Read, Seek};
 /// The shape-defining facts of a model, the same whatever file they came from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelConfig {
+    /// The family's GGUF name (`llama`, `qwen2`).
     pub architecture: &'static str,
+    /// Tokens in the vocabulary (embedding rows).
     pub vocab_size: usize,
+    /// Width of the residual stream.
     pub hidden_size: usize,
+    /// Width of the feed-forward.
     pub intermediate_size: usize,
+    /// Decoder layers.
     pub num_layers: usize,
+    /// Attention heads.
     pub num_heads: usize,
+    /// Key/value heads (grouped-query attention).
     pub num_kv_heads: usize,
+    /// The longest context it was trained for.
     pub max_position_embeddings: usize,
+    /// RoPE's base frequency.
     pub rope_theta: f32,
+    /// RMSNorm's epsilon.
     pub rms_norm_eps: f64,
+    /// Whether the output matrix is the embedding.
     pub tie_word_embeddings: bool,
+    /// The beginning-of-sequence token, if any.
     pub bos_token_id: Option<u32>,
+    /// Every token that ends generation.
     pub eos_token_ids: Vec<u32>,
     /// RoPE scaling as per-frequency divisors (head size / 2 of them): position `p` turns
     /// pair `i` by `p · theta^(-2i/d) / factors[i]`. From a GGUF's `rope_freqs.weight`, or
@@ -46,9 +59,14 @@ pub struct ModelConfig {
 /// between are blended smoothly.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Llama3RopeScaling {
+    /// How many times longer the context is than trained.
     pub factor: f64,
+    /// Wavelengths longer than the trained context over this are slowed by `factor`.
     pub low_freq_factor: f64,
+    /// Wavelengths shorter than the trained context over this are kept; those between are
+    /// interpolated.
     pub high_freq_factor: f64,
+    /// The context length the model was trained at.
     pub original_max_position_embeddings: f64,
 }
 
@@ -78,6 +96,7 @@ impl Llama3RopeScaling {
 }
 
 impl ModelConfig {
+    /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.head_size
             .unwrap_or(self.hidden_size / self.num_heads.max(1))
@@ -235,7 +254,9 @@ const MAX_CONTEXT: usize = 1 << 24;
 /// What is wrong with a [`ModelConfig`], by field.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigProblem {
+    /// The config field.
     pub field: &'static str,
+    /// What is wrong with it.
     pub problem: String,
 }
 
@@ -277,9 +298,13 @@ impl TensorRole {
 /// One weight tensor, named both ways, in Hugging Face layout (`[out, in]` for matrices).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorSpec {
+    /// Its name in Hugging Face's safetensors.
     pub hf_name: String,
+    /// Its name in GGUF.
     pub gguf_name: String,
+    /// Rows and columns (or length).
     pub shape: Vec<usize>,
+    /// What it is in the layer.
     pub role: TensorRole,
     /// GGUF stores Llama's q/k projections with rows permuted for interleaved RoPE;
     /// `Some(heads)` marks such a tensor and its head count.
@@ -287,17 +312,21 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// Its elements.
     pub fn elements(&self) -> usize {
         self.shape.iter().product()
     }
+    /// Its rows (its length, for a vector).
     pub fn rows(&self) -> usize {
         self.shape[0]
     }
+    /// Its columns (1 for a vector).
     pub fn cols(&self) -> usize {
         self.shape.iter().skip(1).product::<usize>().max(1)
     }
 }
 
+/// A reader that can also seek (a GGUF file, or one made on demand).
 pub trait ReadSeek: Read + Seek {}
 impl<T: Read + Seek> ReadSeek for T {}
 
@@ -309,6 +338,7 @@ pub struct Family {
     pub name: &'static str,
     /// `model_type` values in a Hugging Face `config.json` that this family runs.
     pub hf_model_types: &'static [&'static str],
+    /// Its options.
     pub options: Options,
     /// `false` for an architecture llm-bench has no description of ([`foreign`]): read
     /// from a GGUF file for llama.cpp to run as it is; llm-bench's engines and export refuse it.
@@ -322,6 +352,7 @@ pub struct Options {
     pub qkv_bias: bool,
     /// Each query and key head is RMS-normed (its own weights per layer) before RoPE (Qwen3).
     pub qk_norm: bool,
+    /// How it rotates q and k.
     pub rope: RopeStyle,
 }
 
@@ -411,6 +442,7 @@ pub(crate) fn wrong_gguf_type(key: &str, value: &gguf_file::Value, expected: &st
     format!("metadata key `{key}` is of type {found} ({value:?}); GGUF stores it as {expected}: the file was written wrongly or edited")
 }
 
+/// Every family llm-bench describes.
 pub static FAMILIES: &[&Family] = &[&llama::LLAMA, &qwen2::QWEN2, &qwen3::QWEN3];
 
 /// The architectures llm-bench describes, as GGUF names them.
@@ -444,6 +476,7 @@ pub fn foreign(name: &str) -> &'static Family {
     family
 }
 
+/// The families' names, comma-separated.
 pub fn supported_names() -> String {
     FAMILIES
         .iter()
@@ -452,6 +485,7 @@ pub fn supported_names() -> String {
         .join(", ")
 }
 
+/// The family of a Hugging Face `model_type`.
 pub fn by_hf_model_type(model_type: &str) -> Option<&'static Family> {
     FAMILIES
         .iter()
@@ -459,6 +493,7 @@ pub fn by_hf_model_type(model_type: &str) -> Option<&'static Family> {
         .find(|a| a.hf_model_types.contains(&model_type))
 }
 
+/// The family of a GGUF `general.architecture`.
 pub fn by_gguf_name(name: &str) -> Option<&'static Family> {
     FAMILIES.iter().copied().find(|a| a.name == name)
 }

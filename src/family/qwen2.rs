@@ -3,6 +3,7 @@
 
 use super::{Family, Options, RopeStyle};
 
+/// Qwen2 and Qwen2.5 (`qwen2` in GGUF).
 pub static QWEN2: Family = Family {
     name: "qwen2",
     hf_model_types: &["qwen2"],

@@ -3,6 +3,7 @@
 
 use super::{Family, Options, RopeStyle};
 
+/// Qwen3 (`qwen3` in GGUF).
 pub static QWEN3: Family = Family {
     name: "qwen3",
     hf_model_types: &["qwen3"],

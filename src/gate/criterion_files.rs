@@ -20,19 +20,25 @@ pub const MAX_SAMPLES: usize = 100_000;
 /// benchmark iteration takes longer, and the statistics stay finite below it.
 pub const MAX_ITERATION_NS: f64 = 1e15;
 
+/// What a benchmark declared it processes per iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Throughput {
+    /// Bytes (shown in binary units).
     Bytes(u64),
+    /// Bytes (shown in decimal units).
     BytesDecimal(u64),
+    /// Elements: tokens, multiply-adds.
     Elements(u64),
 }
 
 impl Throughput {
+    /// How many.
     pub fn amount(self) -> u64 {
         match self {
             Throughput::Bytes(n) | Throughput::BytesDecimal(n) | Throughput::Elements(n) => n,
         }
     }
+    /// The rate's unit.
     pub fn unit(self) -> &'static str {
         match self {
             Throughput::Bytes(_) | Throughput::BytesDecimal(_) => "B/s",
@@ -41,11 +47,14 @@ impl Throughput {
     }
 }
 
+/// One benchmark of a saved Criterion run.
 #[derive(Debug, Clone)]
 pub struct Measurement {
+    /// Its id.
     pub id: String,
     /// One time per sample: the sample's total time divided by its iteration count.
     pub per_iteration_ns: Vec<f64>,
+    /// What it declared it processes.
     pub throughput: Option<Throughput>,
     /// The machine's load while it was measured, where llm-bench's benches recorded it.
     pub usage: Option<Usage>,

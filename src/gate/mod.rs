@@ -24,35 +24,49 @@ use std::collections::BTreeMap;
 const RESAMPLES: usize = 2000;
 const SEED: u64 = 0x6A7E;
 
+/// A benchmark's fate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// Slower beyond the threshold, with an interval excluding no change.
     Regressed,
+    /// Faster beyond the threshold likewise.
     Improved,
+    /// Within the threshold, or within the noise.
     Unchanged,
 }
 
+/// One benchmark in both runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
+    /// Its id.
     pub id: String,
+    /// The base run's median time.
     pub base_median_ns: f64,
+    /// The new run's median time.
     pub new_median_ns: f64,
     /// `new / base - 1` of the medians: +0.25 is 25% slower.
     pub change: f64,
+    /// 95% bootstrap interval of `change`: its low end.
     pub change_ci_low: f64,
+    /// Its high end.
     pub change_ci_high: f64,
     /// The interval excludes 0.
     pub significant: bool,
+    /// Regressed, improved or unchanged.
     pub verdict: Verdict,
     /// Elements (tokens, multiply-adds) or bytes per second at the median, where declared.
     pub base_throughput_per_s: Option<f64>,
+    /// The new run's rate at its median.
     pub new_throughput_per_s: Option<f64>,
+    /// The rates' unit.
     pub throughput_unit: Option<&'static str>,
     /// Paired mode: the rounds both sides have (the medians above are medians over rounds).
     pub rounds: Option<usize>,
     /// Why a side's timings may be distorted by other processes (llm-bench's benches record
     /// the machine's load beside every benchmark), e.g. "2 of 6 rounds: other processes …".
     pub base_contention: Option<String>,
+    /// Why the new side's timings may be distorted.
     pub new_contention: Option<String>,
 }
 
@@ -86,20 +100,27 @@ fn contended_rounds<'a>(sides: impl Iterator<Item = &'a Measurement>) -> Option<
     })
 }
 
+/// The gate's verdicts on two runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateReport {
+    /// The base run's name.
     pub baseline: String,
+    /// The run under test.
     pub against: String,
+    /// The change that counts as a regression (0.05 = 5%).
     pub threshold: f64,
     /// Compared round by round (`--paired`) rather than as two runs.
     pub paired: bool,
     /// Worst regression first.
     pub comparisons: Vec<Comparison>,
+    /// Benchmarks only the base run has.
     pub only_in_baseline: Vec<String>,
+    /// Benchmarks only the run under test has.
     pub only_in_against: Vec<String>,
 }
 
 impl GateReport {
+    /// The regressed benchmarks.
     pub fn regressed(&self) -> impl Iterator<Item = &Comparison> {
         self.comparisons
             .iter()
@@ -107,6 +128,7 @@ impl GateReport {
     }
 }
 
+/// The verdict on one benchmark in two runs.
 pub fn compare_one(base: &Measurement, new: &Measurement, threshold: f64) -> Comparison {
     let (base_median, new_median) = (
         median(&base.per_iteration_ns).unwrap_or(f64::NAN),

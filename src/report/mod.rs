@@ -27,8 +27,11 @@ use std::path::PathBuf;
 
 /// One format run with the file it came from and the name the report gives it.
 pub struct Entry<'a> {
+    /// The run's name in the report.
     pub label: String,
+    /// The run.
     pub run: &'a FormatRun,
+    /// The index of its file.
     pub file: usize,
 }
 
@@ -45,6 +48,7 @@ pub struct Report<'a> {
 
 /// Results files as loaded, with their paths.
 pub struct Inputs {
+    /// Each file's path and its results.
     pub files: Vec<(PathBuf, Results)>,
 }
 

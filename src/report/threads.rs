@@ -11,8 +11,11 @@ use crate::results::Phase;
 /// One thread count's speed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
+    /// Threads.
     pub threads: usize,
+    /// Prefill tokens/s (p50).
     pub prefill_tokens_per_s: f64,
+    /// Decode tokens/s (p50).
     pub decode_tokens_per_s: Option<f64>,
     /// The share of the time the engine's threads waited for one another, where it counts it.
     pub thread_wait_share: Option<f64>,
@@ -131,6 +134,7 @@ pub fn table(points: &[Point]) -> String {
     markdown_table(&headers, &rows(points, None))
 }
 
+/// The thread sweep's section.
 pub fn section(out: &mut String, entries: &[Entry], charts_drawn: &[&str]) {
     let rows: Vec<Vec<String>> = entries
         .iter()

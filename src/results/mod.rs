@@ -19,11 +19,13 @@ pub use summary::{GroupSummary, Summary};
 use crate::error::{Error, Result};
 use std::path::Path;
 
+/// The results file's `$schema`-style identifier.
 pub const SCHEMA_ID: &str = "llm-bench/results";
 /// Version 2 (this build): `model.engine` names the engine and its version (it was a closed
 /// enum of candle's two paths), and run labels carry the engine. Version 1 files are refused
 /// with the version named.
 pub const SCHEMA_VERSION: u32 = 2;
+/// The results file's name in an output folder.
 pub const RESULTS_FILE: &str = "results.json";
 
 /// The most requests one phase may make (and a results file may hold in one phase): far past

@@ -14,9 +14,13 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// A GGUF file's weights.
 pub struct GgufWeights {
+    /// The file.
     pub path: PathBuf,
+    /// Its header.
     pub content: Content,
+    /// The file, shared by the readers of its rows.
     pub file: Mutex<Box<dyn ReadSeek + Send>>,
     head_dim: usize,
 }
@@ -72,6 +76,7 @@ fn rope_freq_factors(
     ))
 }
 
+/// Resolves a `.gguf` file.
 pub fn resolve_file(spec: ModelSpec, path: &Path) -> Result<ResolvedModel> {
     let (content, file) = read_content(path)?;
     resolve_content(spec, path, content, Box::new(file))

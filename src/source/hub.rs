@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SINGLE: &str = "model.safetensors";
+/// Hugging Face's hub (`HF_ENDPOINT` overrides it).
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Seconds a connection may take to open, and a read may wait for data.
 pub const TIMEOUT_ENV: &str = "LLM_BENCH_HUB_TIMEOUT_SECS";

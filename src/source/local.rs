@@ -11,12 +11,17 @@ use candle_core::{DType, Device};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// A local folder's safetensors weights.
 pub struct SafetensorsWeights {
+    /// The folder.
     pub dir: PathBuf,
+    /// Its safetensors files.
     pub files: Vec<PathBuf>,
+    /// Their tensors, memory-mapped.
     pub tensors: MmapedSafetensors,
 }
 
+/// Resolves a local folder.
 pub fn resolve_dir(spec: ModelSpec, dir: &Path) -> Result<ResolvedModel> {
     if !dir.is_dir() {
         return Err(Error::ModelPathMissing { path: dir.into() });

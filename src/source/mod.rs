@@ -19,27 +19,40 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightsKind {
+    /// Trained weights.
     Real,
+    /// Random weights of a real model's shapes.
     Synthetic,
 }
 
+/// Where the weights come from.
 pub enum Weights {
+    /// A local folder's safetensors.
     Safetensors(local::SafetensorsWeights),
+    /// A GGUF file.
     Gguf(gguf::GgufWeights),
+    /// A synthetic twin.
     Synthetic(synthetic::SyntheticWeights),
 }
 
+/// A model spec resolved: its family, config, tokenizer and weights.
 pub struct ResolvedModel {
+    /// The spec.
     pub spec: ModelSpec,
+    /// Its family.
     pub family: &'static Family,
+    /// Its config.
     pub config: ModelConfig,
+    /// Its tokenizer.
     pub tokenizer: TextTokenizer,
+    /// Its weights.
     pub weights: Weights,
     /// Lines the user should read (fallbacks taken, stand-ins used).
     pub notices: Vec<String>,
 }
 
 impl ResolvedModel {
+    /// Real or synthetic weights.
     pub fn weights_kind(&self) -> WeightsKind {
         match self.weights {
             Weights::Synthetic(_) => WeightsKind::Synthetic,
@@ -53,6 +66,7 @@ impl ResolvedModel {
             .map_or_else(|| self.spec.to_string(), |p| p.display().to_string())
     }
 
+    /// The file or folder the weights come from, if any.
     pub fn source_path(&self) -> Option<PathBuf> {
         match &self.weights {
             Weights::Safetensors(w) => w.dir.clone().into(),
@@ -70,6 +84,7 @@ pub trait WeightSource: Send + Sync {
 }
 
 impl Weights {
+    /// The weights as rows to read.
     pub fn as_source(&self) -> &dyn WeightSource {
         match self {
             Weights::Safetensors(w) => w,
@@ -79,6 +94,7 @@ impl Weights {
     }
 }
 
+/// Resolves `spec`: the hub's files fetched, headers checked, config read.
 pub fn resolve(spec: &ModelSpec) -> Result<ResolvedModel> {
     match spec {
         ModelSpec::Hub { repo, revision } => {

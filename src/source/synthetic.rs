@@ -14,15 +14,21 @@ use std::ops::Range;
 /// The seed every synthetic model uses, so two runs time identical weights.
 pub const SYNTHETIC_SEED: u64 = 0x11B_E5C4;
 
+/// A synthetic twin: a real model's shapes with random weights.
 pub struct Preset {
+    /// Its name (`smollm2-135m`).
     pub name: &'static str,
+    /// The model it copies.
     pub twin_of: &'static str,
+    /// Its config.
     pub config: ModelConfig,
+    /// Its tokenizer.
     pub tokenizer: PresetTokenizer,
     /// The format a benchmark uses when none is asked for: what people run this model in.
     pub default_format: &'static str,
 }
 
+/// The tokenizer a preset uses.
 pub enum PresetTokenizer {
     /// One token per byte: the model's real vocabulary is not shipped offline.
     ByteLevel,
@@ -30,6 +36,7 @@ pub enum PresetTokenizer {
     Fetched(&'static str),
 }
 
+/// Every preset's name.
 pub const PRESET_NAMES: &[&str] = &[
     "smollm2-135m",
     "tinyllama-1.1b",
@@ -114,6 +121,7 @@ fn shapes(
     }
 }
 
+/// The preset called `name`.
 pub fn preset(name: &str) -> Result<Preset> {
     let preset = match name {
         "smollm2-135m" => Preset {
@@ -222,11 +230,15 @@ pub fn preset(name: &str) -> Result<Preset> {
 
 pub use crate::paths::models_dir;
 
+/// Random weights, made from a seed on demand.
 pub struct SyntheticWeights {
+    /// The preset.
     pub preset: &'static str,
+    /// The seed.
     pub seed: u64,
 }
 
+/// Resolves a `synthetic:` spec.
 pub fn resolve_preset(spec: ModelSpec, name: &str) -> Result<ResolvedModel> {
     let preset = preset(name)?;
     let mut notices = vec![format!(

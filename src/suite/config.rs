@@ -17,16 +17,27 @@ pub struct SuiteConfig {
     pub formats: Vec<Option<WeightFormat>>,
     /// Every format runs on each engine, engine by engine.
     pub engines: Vec<EngineChoice>,
+    /// The prompts.
     pub prompts: Prompts,
+    /// Requests per setting.
     pub runs: usize,
+    /// New tokens per request.
     pub max_new_tokens: usize,
+    /// Requests run and dropped before measuring.
     pub warmup_requests: usize,
+    /// Rounds of the throughput phase.
     pub throughput_rounds: usize,
+    /// Prompts per point of the scaling and batch phases.
     pub prompts_per_point: usize,
+    /// The sampling strategies compared.
     pub strategies: Vec<Strategy>,
+    /// Output lengths of the scaling phase.
     pub scaling_new_tokens: Vec<usize>,
+    /// Batch sizes of the batch phase.
     pub batch_sizes: Vec<usize>,
+    /// The sampler's seed.
     pub seed: u64,
+    /// The quick sizes (`--quick`).
     pub quick: bool,
     /// Threads of every phase but the thread sweep.
     pub threads: usize,
@@ -38,7 +49,9 @@ pub struct SuiteConfig {
     /// Measure (or read the cached) memory bandwidth for the roofline; the sweep's worker
     /// processes skip it.
     pub measure_bandwidth: bool,
+    /// The phases to run.
     pub phases: Vec<PhaseName>,
+    /// The output folder.
     pub out_dir: PathBuf,
 }
 

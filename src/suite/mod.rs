@@ -33,6 +33,7 @@ pub const WARMUP_NEW_TOKENS: usize = 8;
 pub trait Progress {
     /// A step starts: `requests` to run, or `None` for one that is not counted in requests.
     fn start(&mut self, run: &str, step: &str, requests: Option<usize>);
+    /// Called after each request.
     fn request_done(&mut self);
     /// The step finished; `outcome` is a one-line summary.
     fn finish(&mut self, outcome: &str);

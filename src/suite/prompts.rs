@@ -8,11 +8,14 @@ pub const BUILTIN_PROMPTS: &str = include_str!("../../fixtures/prompts/customer-
 /// The prompts and where they came from.
 #[derive(Debug, Clone)]
 pub struct Prompts {
+    /// Where the prompts came from.
     pub source: String,
+    /// The prompts.
     pub list: Vec<String>,
 }
 
 impl Prompts {
+    /// The prompts built into llm-bench.
     pub fn builtin() -> Self {
         Self {
             source: "built-in (fixtures/prompts/customer-support.txt)".into(),

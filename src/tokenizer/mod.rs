@@ -18,7 +18,9 @@ use std::sync::{Arc, OnceLock};
 pub trait ForeignVocab: Send + Sync {
     /// The ids of `text`, with the BOS token and special tokens as the model's file asks.
     fn encode(&self, text: &str) -> std::result::Result<Vec<u32>, String>;
+    /// Token ids as text.
     fn decode(&self, ids: &[u32]) -> std::result::Result<String, String>;
+    /// Tokens in the vocabulary.
     fn vocab_size(&self) -> usize;
 }
 
@@ -39,17 +41,20 @@ enum Inner {
     Foreign(Arc<dyn ForeignVocab>),
 }
 
+/// A model's tokenizer, with its end-of-sequence tokens.
 #[derive(Clone)]
 pub struct TextTokenizer {
     inner: Inner,
     /// Prepended by us, not by the tokenizer: GGUF says so with `tokenizer.ggml.add_bos_token`.
     bos_to_prepend: Option<u32>,
+    /// Every token that ends generation.
     pub eos_token_ids: Vec<u32>,
     /// Where it came from, for reports: a path, `gguf:<pre-tokenizer>`, `byte-level`.
     pub origin: String,
 }
 
 impl TextTokenizer {
+    /// Reads a tokenizer.json.
     pub fn from_file(path: &Path) -> Result<Self> {
         if !path.is_file() {
             return Err(Error::io(
@@ -122,6 +127,7 @@ impl TextTokenizer {
         self.rebuilt().is_ok_and(|t| t.token_to_id(token).is_some())
     }
 
+    /// Tokens in the vocabulary.
     pub fn vocab_size(&self) -> usize {
         match &self.inner {
             Inner::Rebuilt(t) => t.get_vocab_size(true),
@@ -129,6 +135,7 @@ impl TextTokenizer {
         }
     }
 
+    /// The ids of `text`.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let inner = match &self.inner {
             Inner::Rebuilt(t) => t,
@@ -159,6 +166,7 @@ impl TextTokenizer {
         Ok(ids)
     }
 
+    /// The text of `ids`.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         match &self.inner {
             Inner::Rebuilt(t) => t
@@ -168,6 +176,7 @@ impl TextTokenizer {
         }
     }
 
+    /// Whether `id` ends generation.
     pub fn is_eos(&self, id: u32) -> bool {
         self.eos_token_ids.contains(&id)
     }

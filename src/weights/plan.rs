@@ -13,11 +13,14 @@ use std::collections::HashMap;
 /// The GGML type each tensor is stored in.
 #[derive(Clone)]
 pub struct QuantPlan {
+    /// Every tensor with its storage type.
     pub tensors: Vec<(TensorSpec, GgmlDType)>,
     /// Tensors that could not take the wanted type, and why.
     pub fallbacks: Vec<String>,
 }
 
+/// Each tensor's storage type when `wanted` is asked for: norms in f32, formats a row cannot
+/// hold replaced.
 pub fn quant_plan(specs: Vec<TensorSpec>, wanted: GgmlDType) -> QuantPlan {
     let mut fell_back: HashMap<(usize, &'static str), usize> = HashMap::new();
     let tensors: Vec<_> = specs
@@ -68,6 +71,7 @@ fn fallback_of(wanted: GgmlDType) -> Option<GgmlDType> {
     }
 }
 
+/// Bytes `spec` takes in `dtype`.
 pub fn tensor_bytes(spec: &TensorSpec, dtype: GgmlDType) -> u64 {
     (spec.elements() / dtype.block_size() * dtype.type_size()) as u64
 }
@@ -81,6 +85,7 @@ pub fn run_label(name: &str, format: &str, engine: &str) -> String {
 /// A model resolved and checked, with its format decided, before the engine is built: what
 /// benchmark ids and reports need, at the cost of reading metadata only.
 pub struct Planned {
+    /// The resolved model.
     pub resolved: ResolvedModel,
     /// `None`: a GGUF in its own types.
     pub format: Option<WeightFormat>,
@@ -212,6 +217,7 @@ fn weight_bytes(stored_as: &[(TensorSpec, GgmlDType)]) -> u64 {
     stored_as.iter().map(|(s, d)| tensor_bytes(s, *d)).sum()
 }
 
+/// Plans `spec` in `format`: every tensor's type, the memory it needs (checked).
 pub fn plan(spec: &ModelSpec, format: Option<WeightFormat>) -> Result<Planned> {
     plan_resolved(source::resolve(spec)?, format)
 }
@@ -337,12 +343,17 @@ fn file_tensors(content: &crate::gguf::Content) -> Vec<(TensorSpec, GgmlDType)> 
 
 /// What an engine is built from: the planned model, owned, and the run's thread count.
 pub struct EngineInput {
+    /// The family.
     pub family: &'static crate::family::Family,
+    /// Its config.
     pub config: ModelConfig,
+    /// Its weights.
     pub weights: Weights,
     /// `None`: a GGUF in its own types.
     pub format: Option<WeightFormat>,
+    /// Every tensor's storage type.
     pub layout: QuantPlan,
+    /// Threads the engine uses.
     pub threads: usize,
     /// The file or folder the weights came from (`None` for synthetic weights).
     pub source_path: Option<std::path::PathBuf>,

@@ -15,8 +15,11 @@ use std::ops::Range;
 /// Makes each planned tensor's GGUF bytes (its storage type, GGUF's row order) from a weight
 /// source: what the quantized engine loads and what `llm-bench export` writes.
 pub struct TensorMaker<'a> {
+    /// The plan.
     pub plan: &'a QuantPlan,
+    /// Where the rows come from.
     pub source: &'a dyn WeightSource,
+    /// Head width (RoPE permutation of q and k rows).
     pub head_dim: usize,
 }
 

@@ -23,6 +23,7 @@ use candle_transformers::models::{
     quantized_llama, quantized_qwen2, quantized_qwen3, qwen2 as qwen2_model, qwen3 as qwen3_model,
 };
 
+/// The candle engine's registry entry.
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "candle",
     loads: super::Loads::Sources,
@@ -79,8 +80,11 @@ pub trait CandleModel: Send {
     fn detail(&self) -> &'static str;
     /// Feeds `input` (`[batch, seq]` u32 ids) after the cache; returns `[batch, vocab]` f32.
     fn forward(&mut self, input: &Tensor) -> Result<Tensor>;
+    /// Forgets every cached position.
     fn reset(&mut self);
+    /// Positions cached.
     fn position(&self) -> usize;
+    /// Sequences per step.
     fn batch_size(&self) -> usize;
 }
 

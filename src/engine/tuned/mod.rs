@@ -21,6 +21,7 @@ use crate::kernels::{Format, Kernels, Pool};
 use crate::weights::{EngineInput, Planned};
 use half::f16;
 
+/// The tuned engine's registry entry.
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "tuned",
     loads: Loads::Sources,
@@ -127,6 +128,7 @@ struct Buffers {
     acts: Activations,
 }
 
+/// llm-bench's own engine: its kernels, weights and KV cache.
 pub struct TunedEngine {
     kernels: Kernels,
     pool: Pool,
@@ -145,6 +147,7 @@ pub struct TunedEngine {
     batch: usize,
 }
 
+/// Builds the engine from a planned model.
 pub fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
     build_with(input, Kernels::chosen()?)
 }
