@@ -2,7 +2,8 @@
 //! (no feature test per call), one entry per format as ggml-cpu's type traits are.
 
 use crate::blocks::{
-    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8, BlockQ8_0, BlockQ8x8,
 };
 use crate::level::{self, Level};
 use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8};
@@ -25,8 +26,14 @@ pub struct Kernels {
     pub q5_0: Quant<BlockQ5_0, Dot<BlockQ5_0>>,
     /// q5_1 rows.
     pub q5_1: Quant<BlockQ5_1, Dot<BlockQ5_1>>,
+    /// q2k rows.
+    pub q2k: Quant<BlockQ2K, KRow<BlockQ2K>>,
+    /// q3k rows.
+    pub q3k: Quant<BlockQ3K, KRow<BlockQ3K>>,
     /// q4k rows (several tokens at once), and interleaved groups of them on the x86 levels.
     pub q4k: Quant<BlockQ4K, KRow<BlockQ4K>, BlockQ4Kx8>,
+    /// q5k rows.
+    pub q5k: Quant<BlockQ5K, KRow<BlockQ5K>>,
     /// q6k rows (several tokens at once).
     pub q6k: Quant<BlockQ6K, KRow<BlockQ6K>>,
     /// Dense weights by f32 activations.

@@ -4,7 +4,8 @@
 //! (`arch`), its [`crate::matrix::Matrix`] variant.
 
 use crate::blocks::{
-    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QK,
+    Block, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8_0, QK,
 };
 use crate::{Error, Result};
 
@@ -27,15 +28,21 @@ pub enum Format {
     Q5_0,
     /// 32-weight blocks of 5-bit weights, an f16 scale and an f16 offset.
     Q5_1,
+    /// GGUF's q2_K: 256-weight super-blocks of 2-bit weights with 4-bit group scales and mins.
+    Q2K,
+    /// GGUF's q3_K: 256-weight super-blocks of 3-bit weights with 6-bit group scales.
+    Q3K,
     /// GGUF's q4_K: 256-weight super-blocks of 4-bit weights with 6-bit sub-block scales.
     Q4K,
+    /// GGUF's q5_K: q4_K with a fifth bit per weight.
+    Q5K,
     /// GGUF's q6_K: 256-weight super-blocks of 6-bit weights with 8-bit group scales.
     Q6K,
 }
 
 impl Format {
     /// Every format, in the order errors list them.
-    pub const ALL: [Format; 10] = [
+    pub const ALL: [Format; 13] = [
         Format::F32,
         Format::F16,
         Format::BF16,
@@ -44,7 +51,10 @@ impl Format {
         Format::Q4_1,
         Format::Q5_0,
         Format::Q5_1,
+        Format::Q2K,
+        Format::Q3K,
         Format::Q4K,
+        Format::Q5K,
         Format::Q6K,
     ];
 
@@ -59,7 +69,10 @@ impl Format {
             Format::Q4_1 => "q4_1",
             Format::Q5_0 => "q5_0",
             Format::Q5_1 => "q5_1",
+            Format::Q2K => "q2k",
+            Format::Q3K => "q3k",
             Format::Q4K => "q4k",
+            Format::Q5K => "q5k",
             Format::Q6K => "q6k",
         }
     }
@@ -89,7 +102,10 @@ impl Format {
             Format::Q4_1 => (QK, BlockQ4_1::BYTES),
             Format::Q5_0 => (QK, BlockQ5_0::BYTES),
             Format::Q5_1 => (QK, BlockQ5_1::BYTES),
+            Format::Q2K => (BlockQ2K::WEIGHTS, BlockQ2K::BYTES),
+            Format::Q3K => (BlockQ3K::WEIGHTS, BlockQ3K::BYTES),
             Format::Q4K => (BlockQ4K::WEIGHTS, BlockQ4K::BYTES),
+            Format::Q5K => (BlockQ5K::WEIGHTS, BlockQ5K::BYTES),
             Format::Q6K => (BlockQ6K::WEIGHTS, BlockQ6K::BYTES),
         }
     }

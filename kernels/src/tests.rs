@@ -247,7 +247,7 @@ fn f32_dot_on_every_level_matches_f64_for_lengths_around_its_unrolling() {
 
 /// k-quant super-blocks of random bytes (every bit pattern is a valid block) with small
 /// random f16 scales, and the values GGUF's definition gives them, decoded here from the
-/// bytes the way ggml's `dequantize_row_q4_K` / `dequantize_row_q6_K` loop over them.
+/// bytes the way ggml's `dequantize_row_q2_K` ... `dequantize_row_q6_K` loop over them.
 fn k_quant_blocks(blocks: usize, dtype: &str, seed: u64) -> (Vec<u8>, Vec<f32>) {
     use half::f16;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -284,6 +284,110 @@ fn k_quant_blocks(blocks: usize, dtype: &str, seed: u64) -> (Vec<u8>, Vec<f32>) 
                     let (d2, m2) = (d * s2 as f32, dmin * m2 as f32);
                     values.extend(q.iter().map(|&v| d1 * (v & 0xF) as f32 - m1));
                     values.extend(q.iter().map(|&v| d2 * (v >> 4) as f32 - m2));
+                }
+                bytes.extend(b);
+            }
+            "q5k" => {
+                let (d, dmin) = (half(&mut rng), half(&mut rng));
+                let mut b: Vec<u8> = [d, dmin].concat();
+                b.extend((0..172).map(|_| rng.random::<u8>()));
+                let (d, dmin) = (
+                    f16::from_le_bytes(d).to_f32(),
+                    f16::from_le_bytes(dmin).to_f32(),
+                );
+                let (sc, qh, ql) = (&b[4..16], &b[16..48], &b[48..176]);
+                // ggml's get_scale_min_k4.
+                let scale_min = |j: usize| -> (u8, u8) {
+                    if j < 4 {
+                        (sc[j] & 63, sc[j + 4] & 63)
+                    } else {
+                        (
+                            (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4),
+                            (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4),
+                        )
+                    }
+                };
+                let (mut u1, mut u2) = (1u8, 2u8);
+                for (is, ql) in (0..8).step_by(2).zip(ql.chunks_exact(32)) {
+                    let (s1, m1) = scale_min(is);
+                    let (s2, m2) = scale_min(is + 1);
+                    let (d1, m1) = (d * s1 as f32, dmin * m1 as f32);
+                    let (d2, m2) = (d * s2 as f32, dmin * m2 as f32);
+                    for l in 0..32 {
+                        let high = if qh[l] & u1 != 0 { 16 } else { 0 };
+                        values.push(d1 * ((ql[l] & 0xF) + high) as f32 - m1);
+                    }
+                    for l in 0..32 {
+                        let high = if qh[l] & u2 != 0 { 16 } else { 0 };
+                        values.push(d2 * ((ql[l] >> 4) + high) as f32 - m2);
+                    }
+                    u1 <<= 2;
+                    u2 <<= 2;
+                }
+                bytes.extend(b);
+            }
+            "q3k" => {
+                let mut b: Vec<u8> = (0..108).map(|_| rng.random::<u8>()).collect();
+                let d16 = half(&mut rng);
+                b.extend(d16);
+                let d_all = f16::from_le_bytes(d16).to_f32();
+                let (hm, q) = (&b[0..32], &b[32..96]);
+                // ggml's unpacking of the twelve scale bytes in 32-bit words.
+                let word =
+                    |i: usize| u32::from_le_bytes(b[96 + 4 * i..100 + 4 * i].try_into().unwrap());
+                let (kmask1, kmask2) = (0x0303_0303u32, 0x0f0f_0f0fu32);
+                let (a0, a1, tmp) = (word(0), word(1), word(2));
+                let aux = [
+                    (a0 & kmask2) | ((tmp & kmask1) << 4),
+                    (a1 & kmask2) | (((tmp >> 2) & kmask1) << 4),
+                    ((a0 >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4),
+                    ((a1 >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4),
+                ];
+                let scales: Vec<i8> = aux
+                    .iter()
+                    .flat_map(|w| w.to_le_bytes())
+                    .map(|v| v as i8)
+                    .collect();
+                let (mut is, mut m) = (0, 1u8);
+                for n in 0..2 {
+                    let q = &q[32 * n..32 * n + 32];
+                    for shift in [0, 2, 4, 6] {
+                        for half in 0..2 {
+                            let dl = d_all * (scales[is] as i32 - 32) as f32;
+                            is += 1;
+                            for l in 16 * half..16 * half + 16 {
+                                let low = ((q[l] >> shift) & 3) as i32;
+                                let offset = if hm[l] & m != 0 { 0 } else { 4 };
+                                values.push(dl * (low - offset) as f32);
+                            }
+                        }
+                        m <<= 1;
+                    }
+                }
+                bytes.extend(b);
+            }
+            "q2k" => {
+                let mut b: Vec<u8> = (0..80).map(|_| rng.random::<u8>()).collect();
+                let (d16, dmin16) = (half(&mut rng), half(&mut rng));
+                b.extend(d16);
+                b.extend(dmin16);
+                let (d, min) = (
+                    f16::from_le_bytes(d16).to_f32(),
+                    f16::from_le_bytes(dmin16).to_f32(),
+                );
+                let (sc, q) = (&b[0..16], &b[16..80]);
+                let mut is = 0;
+                for n in 0..2 {
+                    let q = &q[32 * n..32 * n + 32];
+                    for shift in [0, 2, 4, 6] {
+                        for half in 0..2 {
+                            let (dl, ml) = (d * (sc[is] & 0xF) as f32, min * (sc[is] >> 4) as f32);
+                            is += 1;
+                            for &byte in &q[16 * half..16 * half + 16] {
+                                values.push(dl * ((byte >> shift) & 3) as f32 - ml);
+                            }
+                        }
+                    }
                 }
                 bytes.extend(b);
             }
@@ -516,6 +620,21 @@ fn q4k_scales_and_mins_unpack_the_same_one_at_a_time_and_all_at_once() {
 #[test]
 fn q4k_on_every_level_matches_the_format_definition() {
     check_k_quant::<super::blocks::BlockQ4K>();
+}
+
+#[test]
+fn q5k_on_every_level_matches_the_format_definition() {
+    check_k_quant::<super::blocks::BlockQ5K>();
+}
+
+#[test]
+fn q3k_on_every_level_matches_the_format_definition() {
+    check_k_quant::<super::blocks::BlockQ3K>();
+}
+
+#[test]
+fn q2k_on_every_level_matches_the_format_definition() {
+    check_k_quant::<super::blocks::BlockQ2K>();
 }
 
 #[test]

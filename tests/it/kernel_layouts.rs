@@ -7,7 +7,8 @@
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use llm_bench::kernels::blocks::{
-    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0,
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8_0,
 };
 use llm_bench::kernels::{QMatrix, QuantBlock};
 use rand::{Rng, SeedableRng};
@@ -78,4 +79,19 @@ fn q4k_blocks_read_as_candle_writes_them() {
 #[test]
 fn q6k_blocks_read_as_candle_writes_them() {
     check_shapes::<BlockQ6K>(GgmlDType::Q6K, K_SHAPES);
+}
+
+#[test]
+fn q5k_blocks_read_as_candle_writes_them() {
+    check_shapes::<BlockQ5K>(GgmlDType::Q5K, K_SHAPES);
+}
+
+#[test]
+fn q3k_blocks_read_as_candle_writes_them() {
+    check_shapes::<BlockQ3K>(GgmlDType::Q3K, K_SHAPES);
+}
+
+#[test]
+fn q2k_blocks_read_as_candle_writes_them() {
+    check_shapes::<BlockQ2K>(GgmlDType::Q2K, K_SHAPES);
 }

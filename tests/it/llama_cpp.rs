@@ -374,12 +374,17 @@ fn run_puts_both_engines_side_by_side_in_one_results_file() {
 }
 
 /// SmolLM2 requantized by llama.cpp's own quantizer (`llama_model_quantize`, what
-/// `llama-quantize --allow-requantize … Q4_K_M` runs) into a Q4_K_M file: llama.cpp's choice of
-/// types per tensor (q4k, q6k, and its 32-weight fallbacks for rows of 576) and its bytes.
-fn q4_k_m_file(dir: &std::path::Path) -> std::path::PathBuf {
+/// `llama-quantize --allow-requantize … Q4_K_M` runs) into a file of type `ftype` (Q4_K_M,
+/// Q5_K_M): llama.cpp's choice of types per tensor (its k-quants, and its 32-weight
+/// fallbacks for rows of 576) and its bytes.
+fn k_mix_file(
+    dir: &std::path::Path,
+    name: &str,
+    ftype: llama_cpp_sys_2::llama_ftype,
+) -> std::path::PathBuf {
     use std::ffi::CString;
     let input = llm_bench::defaults::default_gguf_path();
-    let output = dir.join("smollm2-q4_k_m.gguf");
+    let output = dir.join(format!("smollm2-{name}.gguf"));
     let (from, to) = (
         CString::new(input.to_str().unwrap()).unwrap(),
         CString::new(output.to_str().unwrap()).unwrap(),
@@ -389,7 +394,7 @@ fn q4_k_m_file(dir: &std::path::Path) -> std::path::PathBuf {
     let status = unsafe {
         llama_cpp_sys_2::llama_backend_init();
         let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
-        params.ftype = llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_M;
+        params.ftype = ftype;
         params.allow_requantize = true;
         params.nthread = 2;
         llama_cpp_sys_2::llama_model_quantize(from.as_ptr(), to.as_ptr(), &params)
@@ -405,9 +410,30 @@ fn q4_k_m_file(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_cpp() {
+    runs_as_in_llama_cpp(
+        "q4_k_m",
+        llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_M,
+        &["q4k", "q6k"],
+    );
+}
+
+/// The same for a Q5_K_M file (q5k, q6k and llama.cpp's q5_1 for rows of 576).
+#[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
+fn a_q5_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_cpp() {
+    runs_as_in_llama_cpp(
+        "q5_k_m",
+        llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_K_M,
+        &["q5k", "q6k"],
+    );
+}
+
+/// Teacher-forced agreement of the tuned engine with llama.cpp on SmolLM2 requantized by
+/// llama.cpp to `ftype`, whose tensors include every type of `holds`.
+fn runs_as_in_llama_cpp(name: &str, ftype: llama_cpp_sys_2::llama_ftype, holds: &[&str]) {
     let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let spec = ModelSpec::Gguf(q4_k_m_file(dir.path()));
+    let spec = ModelSpec::Gguf(k_mix_file(dir.path(), name, ftype));
     llm_bench::system::configure_threads(None);
     let planned = || llm_bench::model::plan(&spec, None).unwrap();
     let types: std::collections::BTreeSet<&str> = planned()
@@ -416,8 +442,8 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
         .iter()
         .map(|(_, dtype)| llm_bench::format::ggml_name(*dtype))
         .collect();
-    eprintln!("llama.cpp's Q4_K_M of SmolLM2 holds {types:?}");
-    assert!(types.contains("q4k") && types.contains("q6k"), "{types:?}");
+    eprintln!("llama.cpp's {name} of SmolLM2 holds {types:?}");
+    assert!(holds.iter().all(|t| types.contains(t)), "{types:?}");
     let mut reference = planned().load_with(llama_cpp()).unwrap();
     let argmax = |v: &[f32]| {
         v.iter()
@@ -467,7 +493,7 @@ fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_
     let (candle_top, _, candle_worst, candle) = forced("candle");
     let (to_tuned, to_candle) = (rms(&llama_logits, &tuned), rms(&llama_logits, &candle));
     eprintln!(
-        "llama.cpp's token is the top token at {top} of {all} positions for tuned (largest gap {worst}), {candle_top} for candle (largest gap {candle_worst}); logits' RMS distance from llama.cpp: tuned {to_tuned:.4}, candle {to_candle:.4}"
+        "{name}: llama.cpp's token is the top token at {top} of {all} positions for tuned (largest gap {worst}), {candle_top} for candle (largest gap {candle_worst}); logits' RMS distance from llama.cpp: tuned {to_tuned:.4}, candle {to_candle:.4}"
     );
     assert!(top * 100 >= all * 90, "tuned: {top} of {all}");
     assert!(worst < 0.75, "a gap of {worst} logits is no near-tie");

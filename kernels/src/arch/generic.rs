@@ -2,8 +2,8 @@
 //! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
 
 use crate::blocks::{
-    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
-    QK,
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8, BlockQ8_0, BlockQ8x8, QK,
 };
 use crate::dispatch::{Dense, Ops, Quant};
 use crate::{Kernels, Level};
@@ -18,7 +18,10 @@ pub(crate) fn kernels() -> Kernels {
         q4_1: Quant::rows(dot_q4_1),
         q5_0: Quant::rows(dot_q5_0),
         q5_1: Quant::rows(dot_q5_1),
+        q2k: Quant::rows(rows_q2k),
+        q3k: Quant::rows(rows_q3k),
         q4k: Quant::rows(rows_q4k),
+        q5k: Quant::rows(rows_q5k),
         q6k: Quant::rows(rows_q6k),
         dense: Dense {
             f32: dot_f32,
@@ -97,13 +100,47 @@ pub fn dot_q5_1(w: &[BlockQ5_1], x: &[BlockQ8]) -> f32 {
         .sum()
 }
 
-/// A q4k row by 8-bit activations: each 32-weight sub-block by one activation block, its
-/// scale on the integer sum and its min on the activations' exact sum (`dsum = d · Σ qs`).
-fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8x8]) -> f32 {
+/// q4k's and q5k's layout: eight 32-weight sub-blocks, each with a 6-bit scale and min.
+trait ScaledSubBlocks {
+    /// The block's scales of the scales and of the mins.
+    fn d_dmin(&self) -> (f32, f32);
+    /// Sub-block `j`'s scale and min.
+    fn scale_min(&self, j: usize) -> (u8, u8);
+    /// Weight `e`'s unsigned value.
+    fn q(&self, e: usize) -> u8;
+}
+
+impl ScaledSubBlocks for BlockQ4K {
+    fn d_dmin(&self) -> (f32, f32) {
+        (self.d.to_f32(), self.dmin.to_f32())
+    }
+    fn scale_min(&self, j: usize) -> (u8, u8) {
+        BlockQ4K::scale_min(self, j)
+    }
+    fn q(&self, e: usize) -> u8 {
+        BlockQ4K::q(self, e)
+    }
+}
+
+impl ScaledSubBlocks for BlockQ5K {
+    fn d_dmin(&self) -> (f32, f32) {
+        (self.d.to_f32(), self.dmin.to_f32())
+    }
+    fn scale_min(&self, j: usize) -> (u8, u8) {
+        BlockQ5K::scale_min(self, j)
+    }
+    fn q(&self, e: usize) -> u8 {
+        BlockQ5K::q(self, e)
+    }
+}
+
+/// A q4k or q5k row by 8-bit activations: each 32-weight sub-block by one activation block,
+/// its scale on the integer sum and its min on the activations' exact sum (`dsum = d · Σ qs`).
+fn dot_sub_blocks<B: ScaledSubBlocks>(w: &[B], x: &[BlockQ8x8]) -> f32 {
     w.iter()
         .zip(x)
         .map(|(w, x)| {
-            let (d, dmin) = (w.d.to_f32(), w.dmin.to_f32());
+            let (d, dmin) = w.d_dmin();
             let mut sum = 0f32;
             for j in 0..8 {
                 let (scale, min) = w.scale_min(j);
@@ -111,6 +148,56 @@ fn dot_q4k(w: &[BlockQ4K], x: &[BlockQ8x8]) -> f32 {
                     .map(|l| w.q(QK * j + l) as i32 * x.qs[QK * j + l] as i32)
                     .sum();
                 sum += d * scale as f32 * x.d[j] * isum as f32 - dmin * min as f32 * x.dsum[j];
+            }
+            sum
+        })
+        .sum()
+}
+
+/// The integer sums of a 16-weight group by its activations: `Σ q x` and `Σ x`.
+fn group_sums(q: impl Fn(usize) -> i32, x: &BlockQ8x8, group: usize) -> (i32, i32) {
+    (16 * group..16 * group + 16).fold((0, 0), |(qx, xs), e| {
+        let v = x.qs[e] as i32;
+        (qx + q(e) * v, xs + v)
+    })
+}
+
+/// A q3k row by 8-bit activations: each activation block covers two 16-weight groups, whose
+/// integer sums take their own scales before the block's scales multiply them.
+fn dot_q3k(w: &[BlockQ3K], x: &[BlockQ8x8]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(w, x)| {
+            let d = w.d.to_f32();
+            let mut sum = 0f32;
+            for j in 0..8 {
+                let isum: i32 = (2 * j..2 * j + 2)
+                    .map(|g| w.scale(g) as i32 * group_sums(|e| w.q(e) as i32, x, g).0)
+                    .sum();
+                sum += d * x.d[j] * isum as f32;
+            }
+            sum
+        })
+        .sum()
+}
+
+/// A q2k row by 8-bit activations: per 16-weight group its scale on `Σ q x` and its min on
+/// `Σ x`, both in integers, then the block's scales.
+fn dot_q2k(w: &[BlockQ2K], x: &[BlockQ8x8]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(w, x)| {
+            let (d, dmin) = (w.d.to_f32(), w.dmin.to_f32());
+            let mut sum = 0f32;
+            for j in 0..8 {
+                let (mut scaled, mut mins) = (0i32, 0i32);
+                for g in 2 * j..2 * j + 2 {
+                    let (qx, xs) = group_sums(|e| w.q(e) as i32, x, g);
+                    let sc = w.scales[g] as i32;
+                    scaled += (sc & 0x0F) * qx;
+                    mins += (sc >> 4) * xs;
+                }
+                sum += x.d[j] * (d * scaled as f32 - dmin * mins as f32);
             }
             sum
         })
@@ -158,7 +245,19 @@ pub(crate) fn each_token<B>(
 }
 
 pub fn rows_q4k(w: &[BlockQ4K], x: &[BlockQ8x8], tokens: std::ops::Range<usize>, out: &mut [f32]) {
-    each_token(dot_q4k, w, x, tokens, out)
+    each_token(dot_sub_blocks, w, x, tokens, out)
+}
+
+pub fn rows_q2k(w: &[BlockQ2K], x: &[BlockQ8x8], tokens: std::ops::Range<usize>, out: &mut [f32]) {
+    each_token(dot_q2k, w, x, tokens, out)
+}
+
+pub fn rows_q3k(w: &[BlockQ3K], x: &[BlockQ8x8], tokens: std::ops::Range<usize>, out: &mut [f32]) {
+    each_token(dot_q3k, w, x, tokens, out)
+}
+
+pub fn rows_q5k(w: &[BlockQ5K], x: &[BlockQ8x8], tokens: std::ops::Range<usize>, out: &mut [f32]) {
+    each_token(dot_sub_blocks, w, x, tokens, out)
 }
 
 pub fn rows_q6k(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: std::ops::Range<usize>, out: &mut [f32]) {

@@ -21,7 +21,10 @@ pub use activations::{Activations, Input, RmsNorm};
 pub use multiply::{multiply, Product, Then, MAX_PRODUCTS};
 pub use plain::{Acts, F32Matrix, QMatrix, QuantBlock};
 
-use crate::blocks::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0};
+use crate::blocks::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8_0,
+};
 use crate::repack::{
     BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS,
 };
@@ -70,8 +73,14 @@ pub enum Matrix {
     Q5_0(QMatrix<BlockQ5_0>),
     /// q5_1 rows.
     Q5_1(QMatrix<BlockQ5_1>),
+    /// q2k rows.
+    Q2K(QMatrix<BlockQ2K>),
+    /// q3k rows.
+    Q3K(QMatrix<BlockQ3K>),
     /// q4k rows.
     Q4K(QMatrix<BlockQ4K>),
+    /// q5k rows.
+    Q5K(QMatrix<BlockQ5K>),
     /// q6k rows.
     Q6K(QMatrix<BlockQ6K>),
     /// Rows repacked in groups of eight (on levels with such kernels).
@@ -185,7 +194,10 @@ impl Matrix {
             Format::Q4_1 => Matrix::Q4_1(plain(arena, rows, cols, &mut chunks)?),
             Format::Q5_0 => Matrix::Q5_0(plain(arena, rows, cols, &mut chunks)?),
             Format::Q5_1 => Matrix::Q5_1(plain(arena, rows, cols, &mut chunks)?),
+            Format::Q2K => Matrix::Q2K(plain(arena, rows, cols, &mut chunks)?),
+            Format::Q3K => Matrix::Q3K(plain(arena, rows, cols, &mut chunks)?),
             Format::Q4K => Matrix::Q4K(plain(arena, rows, cols, &mut chunks)?),
+            Format::Q5K => Matrix::Q5K(plain(arena, rows, cols, &mut chunks)?),
             Format::Q6K => Matrix::Q6K(plain(arena, rows, cols, &mut chunks)?),
         })
     }
@@ -201,7 +213,10 @@ impl Matrix {
             Matrix::Q4_1(m) => m.rows,
             Matrix::Q5_0(m) => m.rows,
             Matrix::Q5_1(m) => m.rows,
+            Matrix::Q2K(m) => m.rows,
+            Matrix::Q3K(m) => m.rows,
             Matrix::Q4K(m) => m.rows,
+            Matrix::Q5K(m) => m.rows,
             Matrix::Q6K(m) => m.rows,
             Matrix::Q4_0x8(m) => m.rows,
             Matrix::Q4_1x8(m) => m.rows,
@@ -221,7 +236,10 @@ impl Matrix {
             Matrix::Q4_1(m) => m.cols,
             Matrix::Q5_0(m) => m.cols,
             Matrix::Q5_1(m) => m.cols,
+            Matrix::Q2K(m) => m.cols,
+            Matrix::Q3K(m) => m.cols,
             Matrix::Q4K(m) => m.cols,
+            Matrix::Q5K(m) => m.cols,
             Matrix::Q6K(m) => m.cols,
             Matrix::Q4_0x8(m) => m.cols,
             Matrix::Q4_1x8(m) => m.cols,
@@ -241,7 +259,10 @@ impl Matrix {
             Matrix::Q4_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ4_1>(),
             Matrix::Q5_0(m) => m.blocks.len() * std::mem::size_of::<BlockQ5_0>(),
             Matrix::Q5_1(m) => m.blocks.len() * std::mem::size_of::<BlockQ5_1>(),
+            Matrix::Q2K(m) => m.blocks.len() * std::mem::size_of::<BlockQ2K>(),
+            Matrix::Q3K(m) => m.blocks.len() * std::mem::size_of::<BlockQ3K>(),
             Matrix::Q4K(m) => m.blocks.len() * std::mem::size_of::<BlockQ4K>(),
+            Matrix::Q5K(m) => m.blocks.len() * std::mem::size_of::<BlockQ5K>(),
             Matrix::Q6K(m) => m.blocks.len() * std::mem::size_of::<BlockQ6K>(),
             Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
             Matrix::Q4_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_1x8>(),
@@ -275,7 +296,10 @@ impl Matrix {
             Matrix::Q4_1(m) => blocks(m, r, out),
             Matrix::Q5_0(m) => blocks(m, r, out),
             Matrix::Q5_1(m) => blocks(m, r, out),
+            Matrix::Q2K(m) => blocks(m, r, out),
+            Matrix::Q3K(m) => blocks(m, r, out),
             Matrix::Q4K(m) => blocks(m, r, out),
+            Matrix::Q5K(m) => blocks(m, r, out),
             Matrix::Q6K(m) => blocks(m, r, out),
             Matrix::Q4_0x8(m) => m.row_into(r, out),
             Matrix::Q4_1x8(m) => m.row_into(r, out),

@@ -134,7 +134,10 @@ impl Matrix {
             Matrix::Q4_1(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q5_0(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q5_1(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q2K(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q3K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4K(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::Q5K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q6K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) | Matrix::Q4Kx8(_) => {
                 unreachable!("interleaved matrices multiply by groups")
@@ -165,13 +168,17 @@ impl Matrix {
                 | Matrix::Q8_0x8(_)
                 | Matrix::Q4Kx8(_)
                 | Matrix::Q4K(_)
+                | Matrix::Q5K(_)
                 | Matrix::Q6K(_)
         )
     }
 
     /// Whether its products read the activations grouped by super-block ([`super::Acts::groups`]).
     fn grouped(&self) -> bool {
-        matches!(self, Matrix::Q4K(_) | Matrix::Q6K(_))
+        matches!(
+            self,
+            Matrix::Q2K(_) | Matrix::Q3K(_) | Matrix::Q4K(_) | Matrix::Q5K(_) | Matrix::Q6K(_)
+        )
     }
 }
 

@@ -3,8 +3,8 @@
 //! against.
 
 use crate::blocks::{
-    self, Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
-    BlockQ8_0, BlockQ8x8, QK,
+    self, Block, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
+    BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8, QK,
 };
 use crate::runtime::SharedOut;
 use crate::{Arena, Error, Kernels, Pool, Result, WeightVec};
@@ -78,7 +78,10 @@ macro_rules! grouped_products {
     };
 }
 
+grouped_products!(BlockQ2K, q2k);
+grouped_products!(BlockQ3K, q3k);
 grouped_products!(BlockQ4K, q4k);
+grouped_products!(BlockQ5K, q5k);
 grouped_products!(BlockQ6K, q6k);
 
 /// Checks that `bytes` hold `rows × cols` weights in whole `B` blocks (rows of a positive

@@ -15,7 +15,8 @@ mod load;
 
 use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
 use crate::error::{Error, Result};
-use crate::family::{RopeStyle, TensorRole};
+use crate::family::{RopeStyle, TensorRole, TensorSpec};
+use crate::format::GgmlDType;
 use crate::kernels::matrix::{Activations, Matrix};
 use crate::kernels::{Format, Kernels, Pool};
 use crate::weights::{EngineInput, Planned};
@@ -25,7 +26,7 @@ use half::f16;
 pub const ENTRY: EngineEntry = EngineEntry {
     name: "tuned",
     loads: Loads::Sources,
-    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama, Qwen2, Qwen3; f32, f16, bf16, q8_0, q4_0, q4_1)",
+    about: "llm-bench's own Rust kernels, picked at run time by CPU features (Llama, Qwen2, Qwen3; every --format)",
     build: Some(build),
     supports,
 };
@@ -36,7 +37,13 @@ const NORM_FORMATS: &[&str] = &["f32", "f16", "bf16"];
 /// Refuses, before anything loads, what the kernels cannot run.
 fn supports(planned: &Planned) -> Result<()> {
     planned.refuse_unapplied("the tuned engine")?;
-    for (spec, dtype) in &planned.layout().tensors {
+    check_types(&planned.layout().tensors, &planned.name)
+}
+
+/// Refuses a tensor whose storage type the kernels do not read (norms and biases: f32, f16,
+/// bf16), naming it, `model` and the types they do.
+fn check_types(tensors: &[(TensorSpec, GgmlDType)], model: &str) -> Result<()> {
+    for (spec, dtype) in tensors {
         let format = crate::format::ggml_name(*dtype);
         let ok = match spec.role {
             TensorRole::Norm | TensorRole::Bias => NORM_FORMATS.contains(&format),
@@ -50,7 +57,7 @@ fn supports(planned: &Planned) -> Result<()> {
                     Format::names(),
                     NORM_FORMATS.join(", "),
                     spec.gguf_name,
-                    planned.name
+                    model
                 ),
             });
         }
@@ -216,5 +223,47 @@ impl std::fmt::Debug for TunedEngine {
             self.layers.len(),
             self.kernels.level.name()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every matrix type a `--format` names runs; a norm in a block type and a matrix in an
+    /// activation type (q8_k) are refused, naming the tensor, the model and what runs.
+    #[test]
+    fn tensors_the_kernels_cannot_read_are_refused_with_what_they_run() {
+        let tensor = |name: &str, role| TensorSpec {
+            hf_name: name.into(),
+            gguf_name: name.into(),
+            shape: vec![256, 256],
+            role,
+            rope_permuted_heads: None,
+        };
+        let norm = tensor("output_norm.weight", TensorRole::Norm);
+        let matrix = tensor("blk.0.ffn_up.weight", TensorRole::Matmul);
+        for name in crate::format::FORMAT_NAMES {
+            let dtype = name.parse::<crate::WeightFormat>().unwrap().ggml();
+            let ok = [(norm.clone(), GgmlDType::F32), (matrix.clone(), dtype)];
+            check_types(&ok, "m").unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        for (spec, dtype) in [(norm, GgmlDType::Q8_0), (matrix, GgmlDType::Q8K)] {
+            let name = spec.gguf_name.clone();
+            let err = check_types(&[(spec, dtype)], "tiny")
+                .unwrap_err()
+                .to_string();
+            for shown in [
+                name.as_str(),
+                "tiny",
+                "q4_0",
+                "q2k",
+                "q6k",
+                "bf16",
+                "--engine candle",
+            ] {
+                assert!(err.contains(shown), "{shown:?} missing: {err}");
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ mod kquants;
 mod rows;
 
 use super::Neon;
+use crate::arch::generic;
 use crate::dispatch::{Dense, Ops, Quant};
 use crate::{Kernels, Level};
 
@@ -20,6 +21,9 @@ pub(crate) fn kernels(_: Neon) -> Kernels {
         q5_0: Quant::rows(rows::dot_q5_0),
         q5_1: Quant::rows(rows::dot_q5_1),
         q4k: Quant::rows(kquants::rows_q4k),
+        q2k: Quant::rows(generic::rows_q2k),
+        q3k: Quant::rows(generic::rows_q3k),
+        q5k: Quant::rows(generic::rows_q5k),
         q6k: Quant::rows(kquants::rows_q6k),
         dense: Dense {
             f32: dense::dot_f32,

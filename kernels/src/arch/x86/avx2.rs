@@ -29,6 +29,9 @@ pub(crate) fn kernels(_: Avx2) -> Kernels {
         q5_0: Quant::rows(dot_q5_0),
         q5_1: Quant::rows(dot_q5_1),
         q4k: Quant::grouped(kquants::rows_q4k, kquants::rows8_q4k),
+        q2k: Quant::rows(generic::rows_q2k),
+        q3k: Quant::rows(generic::rows_q3k),
+        q5k: Quant::rows(kquants::rows_q5k),
         q6k: Quant::rows(kquants::rows_q6k),
         dense: Dense {
             f32: dot_f32,

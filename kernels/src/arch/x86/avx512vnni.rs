@@ -18,6 +18,7 @@ pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     k.q4_1.rows16 = Some(rows16::rows16_q4_1);
     k.q8_0.rows16 = Some(rows16::rows16_q8_0);
     k.q4k.row = q4k::rows;
+    k.q5k.row = q4k::rows_q5k;
     k.q4k.rows8 = Some(q4k::rows8);
     k
 }
@@ -74,12 +75,22 @@ mod rows16 {
     wide_kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 }
 
-/// q4k rows and interleaved q4k rows: AVX2's bodies, each sub-block's byte products summed by
+/// q4k and q5k rows and interleaved q4k rows: AVX2's bodies, each sub-block's byte products summed by
 /// `vpdpbusd` in one instruction.
 mod q4k {
-    rows_q4k!(
+    rows_k4!(
         rows,
         rows_body,
+        BlockQ4K,
+        weights_q4k,
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        |q, x| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x)
+    );
+    rows_k4!(
+        rows_q5k,
+        rows_q5k_body,
+        BlockQ5K,
+        weights_q5k,
         "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
         |q, x| _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x)
     );

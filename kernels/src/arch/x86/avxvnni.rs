@@ -15,6 +15,7 @@ pub(crate) fn kernels(token: AvxVnni) -> Kernels {
     k.q4_1.rows8 = Some(rows8::rows8_q4_1);
     k.q8_0.rows8 = Some(rows8::rows8_q8_0);
     k.q4k.row = q4k::rows;
+    k.q5k.row = q4k::rows_q5k;
     k.q4k.rows8 = Some(q4k::rows8);
     k
 }
@@ -24,12 +25,25 @@ mod rows8 {
     vnni_kernels!("avx2,fma,f16c,avxvnni", _mm256_dpbusd_avx_epi32);
 }
 
-/// q4k rows and interleaved q4k rows: AVX2's bodies, each sub-block's byte products summed by
+/// q4k and q5k rows and interleaved q4k rows: AVX2's bodies, each sub-block's byte products summed by
 /// `vpdpbusd` in one instruction.
 mod q4k {
-    rows_q4k!(rows, rows_body, "avx2,fma,f16c,avxvnni", |q, x| {
-        _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q, x)
-    });
+    rows_k4!(
+        rows,
+        rows_body,
+        BlockQ4K,
+        weights_q4k,
+        "avx2,fma,f16c,avxvnni",
+        |q, x| _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q, x)
+    );
+    rows_k4!(
+        rows_q5k,
+        rows_q5k_body,
+        BlockQ5K,
+        weights_q5k,
+        "avx2,fma,f16c,avxvnni",
+        |q, x| _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q, x)
+    );
     rows8_q4k!(rows8, rows8_body, "avx2,fma,f16c,avxvnni", |acc, q, x| {
         _mm256_dpbusd_avx_epi32(acc, q, x)
     });

@@ -8,7 +8,7 @@
 //! (`four_tokens_at_a_time!`): its weights are unpacked (and q4k's scales decoded) once for them.
 
 use super::{half_to_f32, sum_lanes};
-use crate::blocks::{BlockQ6K, BlockQ8x8, QK};
+use crate::blocks::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8x8, QK};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -65,41 +65,35 @@ pub(in crate::arch::x86) fn store1(dst: &mut [f32], v: &f32) {
     dst[0] = *v;
 }
 
-/// A q4k row kernel for one level: `$features` (a `target_feature` list) and `$sum`, that
+/// A q4k or q5k row kernel for one level: `$block` and `$weights`, the format and its
+/// unpacking of a super-block into eight sub-blocks of 32 unsigned weight bytes
+/// ([`weights_q4k`], [`weights_q5k`]); `$features` (a `target_feature` list) and `$sum`, that
 /// level's sum of a sub-block's 32 unsigned weight bytes (`$q`) times its 32 activation bytes
 /// (`$x`) into eight 32-bit lanes. Per super-block and token: the eight sub-blocks' integer
 /// sums reduced into one vector (lane `j` = sub-block `j`, exact), scaled by
 /// `d · scale_j · d_x(j)` in one FMA; the mins' term `dmin · min_j · d_x(j) · Σ x(j)` in
 /// another, subtracted once at the end. Every level sums the same integers, so all give the
 /// same result to the bit, for any number of tokens at once.
-macro_rules! rows_q4k {
-    ($entry:ident, $name:ident, $features:literal, |$q:ident, $x:ident| $sum:expr) => {
+macro_rules! rows_k4 {
+    ($entry:ident, $name:ident, $block:ident, $weights:ident, $features:literal, |$q:ident, $x:ident| $sum:expr) => {
         #[target_feature(enable = $features)]
         fn $name(
-            w: &[$crate::blocks::BlockQ4K],
+            w: &[$crate::blocks::$block],
             x: &[$crate::blocks::BlockQ8x8],
             tokens: std::ops::Range<usize>,
             out: &mut [f32],
         ) {
             use std::arch::x86_64::*;
+            use $crate::arch::x86::avx2::kquants::$weights;
             use $crate::arch::x86::avx2::kquants::{block, bytes_f32, lanes, store1, sum_each_i32};
             use $crate::arch::x86::avx2::{half_to_f32, sum_lanes};
-            use $crate::blocks::{BlockQ4K, BlockQ8x8};
+            use $crate::blocks::{$block, BlockQ8x8};
             /// The row by `N` tokens' activations.
             #[target_feature(enable = $features)]
-            fn tile<const N: usize>(w: &[BlockQ4K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
-                let low = _mm256_set1_epi8(0x0F);
+            fn tile<const N: usize>(w: &[$block], x: [&[BlockQ8x8]; N]) -> [f32; N] {
                 let (mut acc, mut mins) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
                 for (b, w) in w.iter().enumerate() {
-                    let mut q = [_mm256_setzero_si256(); 8];
-                    for c in 0..4 {
-                        // SAFETY: 32 bytes of the 128 at 32c.
-                        let packed = unsafe {
-                            _mm256_loadu_si256(w.qs[32 * c..32 * c + 32].as_ptr().cast())
-                        };
-                        q[2 * c] = _mm256_and_si256(packed, low);
-                        q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
-                    }
+                    let q = $weights(w);
                     let (scales, mins_of) = w.scales_mins();
                     let d = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.d)), bytes_f32(&scales));
                     let m = _mm256_mul_ps(_mm256_set1_ps(half_to_f32(w.dmin)), bytes_f32(&mins_of));
@@ -123,7 +117,7 @@ macro_rules! rows_q4k {
         // The safe entry point for the level's table. SAFETY: only the table hands it out,
         // for the token the level's detection of `$features` makes.
         pub(super) fn $entry(
-            w: &[$crate::blocks::BlockQ4K],
+            w: &[$crate::blocks::$block],
             x: &[$crate::blocks::BlockQ8x8],
             tokens: std::ops::Range<usize>,
             out: &mut [f32],
@@ -133,9 +127,61 @@ macro_rules! rows_q4k {
     };
 }
 
-rows_q4k!(rows_q4k, rows_q4k_avx2, "avx2,fma,f16c", |q, x| {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1))
-});
+/// A q4k super-block's weights: sub-blocks `2c` and `2c + 1` are the low and high nibbles of
+/// its bytes `32c..32c + 32`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(in crate::arch::x86) fn weights_q4k(w: &BlockQ4K) -> [__m256i; 8] {
+    nibbles(&w.qs)
+}
+
+/// A q5k super-block's weights: q4k's nibbles with bit `j` of `qh` as sub-block `j`'s fifth bit
+/// (`(qh >> j) & 1` per byte: a 16-bit shift moves no set bit across bytes once masked).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(in crate::arch::x86) fn weights_q5k(w: &BlockQ5K) -> [__m256i; 8] {
+    let mut q = nibbles(&w.qs);
+    // SAFETY: 32 readable bytes; unaligned load.
+    let high = unsafe { _mm256_loadu_si256(w.qh.as_ptr().cast()) };
+    let one = _mm256_set1_epi8(1);
+    for (j, q) in q.iter_mut().enumerate() {
+        let bit = _mm256_and_si256(_mm256_srl_epi16(high, _mm_cvtsi32_si128(j as i32)), one);
+        *q = _mm256_or_si256(*q, _mm256_slli_epi16::<4>(bit));
+    }
+    q
+}
+
+/// 128 bytes of nibbles as eight vectors of 32 bytes: low then high nibbles of each 32.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn nibbles(qs: &[u8; 128]) -> [__m256i; 8] {
+    let low = _mm256_set1_epi8(0x0F);
+    let mut q = [_mm256_setzero_si256(); 8];
+    for c in 0..4 {
+        // SAFETY: 32 bytes of the 128 at 32c.
+        let packed = unsafe { _mm256_loadu_si256(qs[32 * c..32 * c + 32].as_ptr().cast()) };
+        q[2 * c] = _mm256_and_si256(packed, low);
+        q[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+    }
+    q
+}
+
+rows_k4!(
+    rows_q4k,
+    rows_q4k_avx2,
+    BlockQ4K,
+    weights_q4k,
+    "avx2,fma,f16c",
+    |q, x| _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1))
+);
+rows_k4!(
+    rows_q5k,
+    rows_q5k_avx2,
+    BlockQ5K,
+    weights_q5k,
+    "avx2,fma,f16c",
+    |q, x| _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1))
+);
 
 /// An interleaved q4k kernel (eight rows, `BlockQ4Kx8`) for one level: `$step` adds to the
 /// eight 32-bit lanes `$acc` the products of four unsigned weight bytes per lane (`$q`, one

@@ -15,6 +15,10 @@
 //!   `qh: [u8; 64]` (high 2 bits), `scales: [i8; 16]`, `d: f16`; weight = `d * scale_g * (q - 32)`
 //!   with `q` in 0..64 (the layout: [`BlockQ6K::q`]).
 
+mod kquants;
+
+pub use kquants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
+
 use half::f16;
 
 /// Weights (and activations) per block.
@@ -269,156 +273,6 @@ impl Block for BlockQ5_1 {
     fn dequantize(&self) -> [f32; QK] {
         let (d, m) = (self.d.to_f32(), self.m.to_f32());
         std::array::from_fn(|i| self.q(i) as f32 * d + m)
-    }
-}
-
-/// Weights per k-quant super-block.
-pub const QK_K: usize = 256;
-
-/// A q4k super-block: 256 weights in eight sub-blocks of 32 with 6-bit scales and mins.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[repr(C)]
-pub struct BlockQ4K {
-    /// The scale of the sub-block scales.
-    pub d: f16,
-    /// The scale of the sub-block mins.
-    pub dmin: f16,
-    /// Each sub-block's 6-bit scale and min, packed (`BlockQ4K::scale_min`).
-    pub scales: [u8; 12],
-    /// The 4-bit weights: sub-blocks `2c` and `2c + 1` in the low and high nibbles of
-    /// `qs[32c..32c + 32]`.
-    pub qs: [u8; QK_K / 2],
-}
-
-impl BlockQ4K {
-    /// Sub-block `j`'s 6-bit scale and min (ggml's `get_scale_min_k4`): sub-blocks 0-3 in the
-    /// low 6 bits of bytes 0-3 and 4-7; 4-7 in the nibbles of bytes 8-11, their top two bits
-    /// in the spare high bits of bytes 0-3 (scales) and 4-7 (mins).
-    pub fn scale_min(&self, j: usize) -> (u8, u8) {
-        let q = &self.scales;
-        if j < 4 {
-            (q[j] & 63, q[j + 4] & 63)
-        } else {
-            (
-                (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
-                (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-            )
-        }
-    }
-
-    /// Weight `e`'s nibble, 0..16: sub-blocks `2c` and `2c + 1` are the low and high nibbles of
-    /// `qs[32c..32c + 32]`.
-    pub fn q(&self, e: usize) -> u8 {
-        let (j, l) = (e / QK, e % QK);
-        let byte = self.qs[QK * (j / 2) + l];
-        if j % 2 == 0 {
-            byte & 0x0F
-        } else {
-            byte >> 4
-        }
-    }
-
-    /// Every sub-block's scale and min at once, as [`Self::scale_min`] gives them one by one:
-    /// `(scales, mins)`, unpacked in 32-bit words as ggml's kernels do.
-    pub fn scales_mins(&self) -> ([u8; 8], [u8; 8]) {
-        const LOW6: u32 = 0x3F3F_3F3F;
-        const LOW4: u32 = 0x0F0F_0F0F;
-        const TOP2: u32 = 0x0303_0303;
-        let word = |i: usize| u32::from_le_bytes(self.scales[4 * i..4 * i + 4].try_into().unwrap());
-        let (w0, w1, w2) = (word(0), word(1), word(2));
-        let scales = [w0 & LOW6, (w2 & LOW4) | (((w0 >> 6) & TOP2) << 4)];
-        let mins = [w1 & LOW6, ((w2 >> 4) & LOW4) | (((w1 >> 6) & TOP2) << 4)];
-        let bytes = |v: [u32; 2]| {
-            let mut out = [0u8; 8];
-            out[..4].copy_from_slice(&v[0].to_le_bytes());
-            out[4..].copy_from_slice(&v[1].to_le_bytes());
-            out
-        };
-        (bytes(scales), bytes(mins))
-    }
-}
-
-impl Block for BlockQ4K {
-    const FORMAT: crate::Format = crate::Format::Q4K;
-    const BYTES: usize = 4 + 12 + QK_K / 2;
-    const WEIGHTS: usize = QK_K;
-    type Values = [f32; QK_K];
-    fn read(bytes: &[u8]) -> Self {
-        let mut scales = [0u8; 12];
-        scales.copy_from_slice(&bytes[4..16]);
-        let mut qs = [0u8; QK_K / 2];
-        qs.copy_from_slice(&bytes[16..16 + QK_K / 2]);
-        Self {
-            d: half_at(bytes, 0),
-            dmin: half_at(bytes, 2),
-            scales,
-            qs,
-        }
-    }
-    fn dequantize(&self) -> [f32; QK_K] {
-        let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
-        let mut out = [0f32; QK_K];
-        for (j, sub) in out.chunks_exact_mut(QK).enumerate() {
-            let (scale, min) = self.scale_min(j);
-            let (scale, min) = (d * scale as f32, dmin * min as f32);
-            for (l, o) in sub.iter_mut().enumerate() {
-                *o = scale * self.q(QK * j + l) as f32 - min;
-            }
-        }
-        out
-    }
-}
-
-/// A q6k super-block: 256 weights in sixteen groups of 16 with 8-bit scales.
-#[derive(Clone, Copy, Debug, PartialEq)]
-#[repr(C)]
-pub struct BlockQ6K {
-    /// The low four bits of each weight.
-    pub ql: [u8; QK_K / 2],
-    /// The high two bits of each weight.
-    pub qh: [u8; QK_K / 4],
-    /// Each 16-weight group's scale.
-    pub scales: [i8; QK_K / 16],
-    /// The scale of the group scales.
-    pub d: f16,
-}
-
-impl BlockQ6K {
-    /// Weight `e`'s 6-bit value, 0..64 (ggml's `dequantize_row_q6_K`): in each half of 128
-    /// weights, quarter `k` (32 weights) takes the low nibbles (k = 0, 1) or high nibbles
-    /// (k = 2, 3) of `ql[64h..64h + 32]` (k even) or `ql[64h + 32..64h + 64]` (k odd), and
-    /// bits `2k..2k + 2` of `qh[32h..32h + 32]` above them.
-    pub fn q(&self, e: usize) -> u8 {
-        let (h, k, l) = (e / 128, (e % 128) / 32, e % 32);
-        let low = self.ql[64 * h + 32 * (k % 2) + l];
-        let low = if k < 2 { low & 0x0F } else { low >> 4 };
-        let high = (self.qh[32 * h + l] >> (2 * k)) & 3;
-        low | (high << 4)
-    }
-}
-
-impl Block for BlockQ6K {
-    const FORMAT: crate::Format = crate::Format::Q6K;
-    const BYTES: usize = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2;
-    const WEIGHTS: usize = QK_K;
-    type Values = [f32; QK_K];
-    fn read(bytes: &[u8]) -> Self {
-        let mut block = Self {
-            ql: [0; QK_K / 2],
-            qh: [0; QK_K / 4],
-            scales: [0; QK_K / 16],
-            d: half_at(bytes, 208),
-        };
-        block.ql.copy_from_slice(&bytes[..128]);
-        block.qh.copy_from_slice(&bytes[128..192]);
-        for (s, &b) in block.scales.iter_mut().zip(&bytes[192..208]) {
-            *s = b as i8;
-        }
-        block
-    }
-    fn dequantize(&self) -> [f32; QK_K] {
-        let d = self.d.to_f32();
-        std::array::from_fn(|e| d * self.scales[e / 16] as f32 * (self.q(e) as i32 - 32) as f32)
     }
 }
 
