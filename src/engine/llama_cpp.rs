@@ -39,6 +39,65 @@ fn fail(detail: String) -> Error {
     }
 }
 
+/// The file types llama.cpp's quantizer makes that llm-bench names, as `llama-quantize`
+/// spells them.
+pub const QUANTIZE_TYPES: &[(&str, llama_cpp_sys_2::llama_ftype)] = &[
+    ("Q4_0", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_0),
+    ("Q4_1", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_1),
+    ("Q5_0", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_0),
+    ("Q5_1", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_1),
+    ("Q8_0", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q8_0),
+    ("Q2_K", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q2_K),
+    ("Q3_K_M", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q3_K_M),
+    ("Q4_K_M", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_M),
+    ("Q5_K_M", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_K_M),
+    ("Q6_K", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q6_K),
+];
+
+/// Requantizes the GGUF file `input` to `output` in the file type `kind` (`Q4_K_M`, ...) with
+/// llama.cpp's own quantizer (`llama_model_quantize`, what `llama-quantize
+/// --allow-requantize` runs): llama.cpp's choice of type per tensor, and its bytes.
+pub fn quantize(input: &std::path::Path, output: &std::path::Path, kind: &str) -> Result<()> {
+    let ftype = QUANTIZE_TYPES
+        .iter()
+        .find(|(name, _)| *name == kind)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| Error::InvalidSetting {
+            name: "type",
+            reason: format!(
+                "{kind:?} is not one of {}",
+                QUANTIZE_TYPES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    let path = |p: &std::path::Path| {
+        p.to_str()
+            .and_then(|s| std::ffi::CString::new(s).ok())
+            .ok_or_else(|| fail(format!("{} is not a path llama.cpp can take", p.display())))
+    };
+    let (from, to) = (path(input)?, path(output)?);
+    backend()?;
+    // SAFETY: llama.cpp's C API after its backend is up: default parameters, then two
+    // NUL-terminated paths and the parameters, all alive for the call.
+    let status = unsafe {
+        let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
+        params.ftype = ftype;
+        params.allow_requantize = true;
+        params.nthread = crate::system::configured_threads() as i32;
+        llama_cpp_sys_2::llama_model_quantize(from.as_ptr(), to.as_ptr(), &params)
+    };
+    if status != 0 {
+        return Err(fail(format!(
+            "llama_model_quantize could not requantize {} to {kind} (status {status})",
+            input.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The smallest context llama.cpp is given, in positions.
 const MIN_CONTEXT: usize = 512;
 

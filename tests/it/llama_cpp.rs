@@ -374,32 +374,13 @@ fn run_puts_both_engines_side_by_side_in_one_results_file() {
 }
 
 /// SmolLM2 requantized by llama.cpp's own quantizer (`llama_model_quantize`, what
-/// `llama-quantize --allow-requantize … Q4_K_M` runs) into a file of type `ftype` (Q4_K_M,
+/// `llama-quantize --allow-requantize … Q4_K_M` runs) into a file of type `kind` (Q4_K_M,
 /// Q5_K_M): llama.cpp's choice of types per tensor (its k-quants, and its 32-weight
 /// fallbacks for rows of 576) and its bytes.
-fn k_mix_file(
-    dir: &std::path::Path,
-    name: &str,
-    ftype: llama_cpp_sys_2::llama_ftype,
-) -> std::path::PathBuf {
-    use std::ffi::CString;
+fn k_mix_file(dir: &std::path::Path, kind: &str) -> std::path::PathBuf {
+    let output = dir.join(format!("smollm2-{kind}.gguf"));
     let input = llm_bench::defaults::default_gguf_path();
-    let output = dir.join(format!("smollm2-{name}.gguf"));
-    let (from, to) = (
-        CString::new(input.to_str().unwrap()).unwrap(),
-        CString::new(output.to_str().unwrap()).unwrap(),
-    );
-    // SAFETY: llama.cpp's C API: default parameters, then two NUL-terminated paths and the
-    // parameters, all alive for the call.
-    let status = unsafe {
-        llama_cpp_sys_2::llama_backend_init();
-        let mut params = llama_cpp_sys_2::llama_model_quantize_default_params();
-        params.ftype = ftype;
-        params.allow_requantize = true;
-        params.nthread = 2;
-        llama_cpp_sys_2::llama_model_quantize(from.as_ptr(), to.as_ptr(), &params)
-    };
-    assert_eq!(status, 0, "llama_model_quantize failed");
+    llm_bench::engine::llama_cpp::quantize(&input, &output, kind).unwrap();
     output
 }
 
@@ -410,30 +391,22 @@ fn k_mix_file(
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn a_q4_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_cpp() {
-    runs_as_in_llama_cpp(
-        "q4_k_m",
-        llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_M,
-        &["q4k", "q6k"],
-    );
+    runs_as_in_llama_cpp("Q4_K_M", &["q4k", "q6k"]);
 }
 
 /// The same for a Q5_K_M file (q5k, q6k and llama.cpp's q5_1 for rows of 576).
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn a_q5_k_m_file_from_llama_cpps_quantizer_runs_in_the_tuned_engine_as_in_llama_cpp() {
-    runs_as_in_llama_cpp(
-        "q5_k_m",
-        llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_K_M,
-        &["q5k", "q6k"],
-    );
+    runs_as_in_llama_cpp("Q5_K_M", &["q5k", "q6k"]);
 }
 
 /// Teacher-forced agreement of the tuned engine with llama.cpp on SmolLM2 requantized by
-/// llama.cpp to `ftype`, whose tensors include every type of `holds`.
-fn runs_as_in_llama_cpp(name: &str, ftype: llama_cpp_sys_2::llama_ftype, holds: &[&str]) {
+/// llama.cpp to the file type `name`, whose tensors include every type of `holds`.
+fn runs_as_in_llama_cpp(name: &str, holds: &[&str]) {
     let _alone = common::one_model_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let spec = ModelSpec::Gguf(k_mix_file(dir.path(), name, ftype));
+    let spec = ModelSpec::Gguf(k_mix_file(dir.path(), name));
     llm_bench::system::configure_threads(None);
     let planned = || llm_bench::model::plan(&spec, None).unwrap();
     let types: std::collections::BTreeSet<&str> = planned()

@@ -131,6 +131,10 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
+        "scripts/kquant-table",
+        "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
+    ),
+    (
         "scripts/reference/make-vendored-fixtures",
         "file:scripts/reference/make-vendored-fixtures",
     ),
@@ -505,6 +509,7 @@ fn the_timing_scripts_parse_and_find_their_files() {
         "scripts/bench-threads",
         "scripts/gate-under-load",
         "scripts/decode-breakdown",
+        "scripts/kquant-table",
     ] {
         let out = Command::new("bash")
             .arg("-n")
@@ -530,6 +535,13 @@ fn the_timing_scripts_parse_and_find_their_files() {
             common::stderr(&out)
         );
     }
+    // The k-quant table makes its files with the example that runs llama.cpp's quantizer.
+    let table = std::fs::read_to_string(root.join("scripts/kquant-table")).unwrap();
+    assert!(
+        table.contains("--example llama_quantize")
+            && root.join("examples/llama_quantize.rs").is_file(),
+        "scripts/kquant-table's quantizer"
+    );
     let overhead = std::fs::read_to_string(root.join("scripts/llama-bench-overhead")).unwrap();
     for needed in [
         "scripts/reference/llama-bench.cmake",
