@@ -258,12 +258,21 @@ pub fn plan_resolved(resolved: ResolvedModel, format: Option<WeightFormat>) -> R
         (Some(WeightFormat::Quantized(q)), _) => {
             quant_plan(resolved.family.tensors(&resolved.config), q)
         }
+        // Norms and biases in f32 whatever the format, as llama.cpp's converter writes them
+        // (its CPU backend cannot multiply by an f16 or bf16 norm: a file with one aborts it).
         (Some(dense), _) => QuantPlan {
             tensors: resolved
                 .family
                 .tensors(&resolved.config)
                 .into_iter()
-                .map(|s| (s, dense.ggml()))
+                .map(|s| {
+                    let dtype = if s.role.is_vector() {
+                        GgmlDType::F32
+                    } else {
+                        dense.ggml()
+                    };
+                    (s, dtype)
+                })
                 .collect(),
             fallbacks: vec![],
         },

@@ -572,6 +572,30 @@ fn rope_logits(spec: ModelSpec, engine: &str, format: Option<&str>) -> Vec<Vec<f
     common::forced_logits(&mut model, &cases)
 }
 
+/// A model asked for in f16 or bf16 is exported with its norms in f32, as llama.cpp's
+/// converter writes them: llama.cpp runs it (an f16 norm aborted its CPU backend, taking the
+/// process down) to logits near f32's, as candle's are on the same weights.
+#[test]
+fn llama_cpp_runs_models_asked_for_in_f16_and_bf16() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny_llama(dir.path(), &common::tiny_config(257, 256));
+    let folder = ModelSpec::LocalDir(dir.path().into());
+    let f32 = rope_logits(folder.clone(), "llama-cpp", Some("f32"));
+    for format in ["f16", "bf16"] {
+        let ours = rms(
+            &f32,
+            &rope_logits(folder.clone(), "llama-cpp", Some(format)),
+        );
+        let candle = rms(&f32, &rope_logits(folder.clone(), "candle", Some(format)));
+        eprintln!("{format}: RMS to f32's logits: llama.cpp {ours:e}, candle {candle:e}");
+        assert!(ours > 0.0, "{format}: not the f32 model");
+        assert!(
+            ours < 2.0 * candle.max(1e-4),
+            "{format}: llama.cpp {ours} from f32, candle {candle}"
+        );
+    }
+}
+
 /// Llama 3.1's RoPE scaling (`rope_freqs.weight`), applied as llama.cpp applies it: teacher-
 /// forced over 64 positions of a tiny f32 model whose factors are 1..8, the tuned engine's
 /// logits match llama.cpp's to float rounding, while the same weights without the factors
