@@ -61,6 +61,9 @@ pub enum GgmlDType {
     Q6K,
     /// 8-bit k-quant super-blocks of 256 (activations).
     Q8K,
+    /// 32-weight blocks of 4-bit indices into a fixed non-linear table, with a scale
+    /// (llama.cpp's fallback for q2_K and q3_K rows that do not fill 256 weights).
+    IQ4NL,
 }
 
 impl GgmlDType {
@@ -81,6 +84,7 @@ impl GgmlDType {
             GgmlDType::Q5K => 13,
             GgmlDType::Q6K => 14,
             GgmlDType::Q8K => 15,
+            GgmlDType::IQ4NL => 20,
             GgmlDType::BF16 => 30,
         }
     }
@@ -99,7 +103,8 @@ impl GgmlDType {
             | GgmlDType::Q5_0
             | GgmlDType::Q5_1
             | GgmlDType::Q8_0
-            | GgmlDType::Q8_1 => 32,
+            | GgmlDType::Q8_1
+            | GgmlDType::IQ4NL => 32,
             GgmlDType::Q2K
             | GgmlDType::Q3K
             | GgmlDType::Q4K
@@ -126,12 +131,13 @@ impl GgmlDType {
             GgmlDType::Q5K => 176,
             GgmlDType::Q6K => 210,
             GgmlDType::Q8K => 292,
+            GgmlDType::IQ4NL => 18,
         }
     }
 }
 
 /// Every GGML type llm-bench reads.
-const ALL_GGML: [GgmlDType; 15] = [
+const ALL_GGML: [GgmlDType; 16] = [
     GgmlDType::F32,
     GgmlDType::F16,
     GgmlDType::BF16,
@@ -147,6 +153,7 @@ const ALL_GGML: [GgmlDType; 15] = [
     GgmlDType::Q5K,
     GgmlDType::Q6K,
     GgmlDType::Q8K,
+    GgmlDType::IQ4NL,
 ];
 
 /// The numeric format the weights are held in while the model runs.
@@ -212,6 +219,7 @@ pub fn ggml_name(q: GgmlDType) -> &'static str {
         GgmlDType::Q5K => "q5k",
         GgmlDType::Q6K => "q6k",
         GgmlDType::Q8K => "q8k",
+        GgmlDType::IQ4NL => "iq4_nl",
     }
 }
 
@@ -262,10 +270,12 @@ impl From<DType> for candle_core::DType {
     }
 }
 
-impl From<GgmlDType> for candle_core::quantized::GgmlDType {
-    fn from(t: GgmlDType) -> Self {
+impl GgmlDType {
+    /// candle's name for the type, for candle's quantizers and loaders; `None` for the types
+    /// candle does not have (iq4_nl).
+    pub fn candle(self) -> Option<candle_core::quantized::GgmlDType> {
         use candle_core::quantized::GgmlDType as C;
-        match t {
+        Some(match self {
             GgmlDType::F32 => C::F32,
             GgmlDType::F16 => C::F16,
             GgmlDType::BF16 => C::BF16,
@@ -281,9 +291,16 @@ impl From<GgmlDType> for candle_core::quantized::GgmlDType {
             GgmlDType::Q5K => C::Q5K,
             GgmlDType::Q6K => C::Q6K,
             GgmlDType::Q8K => C::Q8K,
-        }
+            GgmlDType::IQ4NL => return None,
+        })
     }
 }
+
+/// llama.cpp's `kvalues_iq4nl`: the values iq4_nl's 4-bit indices stand for (the kernels'
+/// `blocks::IQ4NL_VALUES`, which the kernels multiply by; a test keeps the two equal).
+pub const IQ4NL_VALUES: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
 
 #[cfg(test)]
 mod tests {
@@ -313,8 +330,8 @@ mod tests {
     /// ggml's table), and every number maps back to its type.
     #[test]
     fn ggml_types_match_candles_table() {
-        for t in ALL_GGML {
-            let c = candle_core::quantized::GgmlDType::from(t);
+        for t in ALL_GGML.into_iter().filter(|&t| t != GgmlDType::IQ4NL) {
+            let c = t.candle().unwrap();
             assert_eq!(t.block_size(), c.block_size(), "{t:?}");
             assert_eq!(t.type_size(), c.type_size(), "{t:?}");
             assert_eq!(GgmlDType::from_code(t.code()), Some(t));
@@ -325,6 +342,13 @@ mod tests {
         assert_eq!(GgmlDType::Q8_0.code(), 8);
         assert_eq!(GgmlDType::Q4K.code(), 12);
         assert_eq!(GgmlDType::BF16.code(), 30);
+        assert_eq!(GgmlDType::IQ4NL.code(), 20);
+        assert_eq!(GgmlDType::from_code(20), Some(GgmlDType::IQ4NL));
+    }
+
+    #[test]
+    fn the_iq4_nl_table_is_the_kernels_one() {
+        assert_eq!(IQ4NL_VALUES, llm_bench_kernels::blocks::IQ4NL_VALUES);
     }
 
     #[test]

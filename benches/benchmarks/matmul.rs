@@ -139,7 +139,7 @@ fn tuned_gemv<B: QuantBlock>(
         let (w, x, xq, y) = prepared.get_or_insert_with(|| {
             let dev = Device::Cpu;
             let w = Tensor::rand(-0.035f32, 0.035, (n, k), &dev).expect("weights");
-            let bytes = QTensor::quantize(&w, dtype.into())
+            let bytes = QTensor::quantize(&w, dtype.candle().expect("a type candle has"))
                 .and_then(|q| q.data().map(|d| d.into_owned()))
                 .expect("quantize");
             let w = QMatrix::<B>::from_gguf(shape, n, k, &bytes).expect("candle's layout");
@@ -169,7 +169,8 @@ fn prepare(format: WeightFormat, m: usize, n: usize, k: usize) -> (Product, Tens
             )
         }
         WeightFormat::Quantized(q) => {
-            let qt = QTensor::quantize(&w, q.into()).expect("quantize");
+            let qt =
+                QTensor::quantize(&w, q.candle().expect("a type candle has")).expect("quantize");
             (
                 Product::Quantized(QMatMul::from_qtensor(qt).expect("qmatmul")),
                 x,

@@ -2,8 +2,8 @@
 //! (no feature test per call), one entry per format as ggml-cpu's type traits are.
 
 use crate::blocks::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
-    BlockQ8, BlockQ8_0, BlockQ8x8,
+    BlockIQ4NL, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
 };
 use crate::level::{self, Level};
 use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8};
@@ -36,6 +36,8 @@ pub struct Kernels {
     pub q5k: Quant<BlockQ5K, KRow<BlockQ5K>>,
     /// q6k rows (several tokens at once).
     pub q6k: Quant<BlockQ6K, KRow<BlockQ6K>>,
+    /// iq4_nl rows.
+    pub iq4_nl: Quant<BlockIQ4NL, Dot<BlockIQ4NL>>,
     /// Dense weights by f32 activations.
     pub dense: Dense,
     /// The feed-forward's activation and attention's steps.

@@ -4,8 +4,8 @@
 //! (`arch`), its [`crate::matrix::Matrix`] variant.
 
 use crate::blocks::{
-    Block, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
-    BlockQ6K, BlockQ8_0, QK,
+    Block, BlockIQ4NL, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
+    BlockQ5_1, BlockQ6K, BlockQ8_0, QK,
 };
 use crate::{Error, Result};
 
@@ -38,11 +38,13 @@ pub enum Format {
     Q5K,
     /// GGUF's q6_K: 256-weight super-blocks of 6-bit weights with 8-bit group scales.
     Q6K,
+    /// llama.cpp's iq4_nl: 32-weight blocks of 4-bit indices into a non-linear table.
+    IQ4NL,
 }
 
 impl Format {
     /// Every format, in the order errors list them.
-    pub const ALL: [Format; 13] = [
+    pub const ALL: [Format; 14] = [
         Format::F32,
         Format::F16,
         Format::BF16,
@@ -56,6 +58,7 @@ impl Format {
         Format::Q4K,
         Format::Q5K,
         Format::Q6K,
+        Format::IQ4NL,
     ];
 
     /// The harness's name for it (`q4_0`, `q4k`).
@@ -74,6 +77,7 @@ impl Format {
             Format::Q4K => "q4k",
             Format::Q5K => "q5k",
             Format::Q6K => "q6k",
+            Format::IQ4NL => "iq4_nl",
         }
     }
 
@@ -107,6 +111,7 @@ impl Format {
             Format::Q4K => (BlockQ4K::WEIGHTS, BlockQ4K::BYTES),
             Format::Q5K => (BlockQ5K::WEIGHTS, BlockQ5K::BYTES),
             Format::Q6K => (BlockQ6K::WEIGHTS, BlockQ6K::BYTES),
+            Format::IQ4NL => (QK, BlockIQ4NL::BYTES),
         }
     }
 

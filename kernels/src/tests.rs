@@ -168,8 +168,14 @@ fn reference_blocks<B: Block>(w: &[f32], blocks: &[B], x: &[f32], xq: &[BlockQ8]
 }
 
 fn check_format<B: QuantBlock>(dtype: Dtype) {
+    check_blocks::<B>(|rows, cols| ggml_quantized(&random(rows * cols, 7), rows, cols, dtype))
+}
+
+/// As [`check_format`], for matrices `make(rows, cols)` gives as GGUF bytes and the values the
+/// format's definition gives them.
+fn check_blocks<B: QuantBlock>(make: impl Fn(usize, usize) -> (Vec<u8>, Vec<f32>)) {
     for &(rows, cols) in SHAPES {
-        let (bytes, want_values) = ggml_quantized(&random(rows * cols, 7), rows, cols, dtype);
+        let (bytes, want_values) = make(rows, cols);
         let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
         // Our reading of the layout gives the reference's values exactly.
         let ours: Vec<f32> = matrix.blocks.iter().flat_map(|b| b.dequantize()).collect();
@@ -615,6 +621,30 @@ fn q4k_scales_and_mins_unpack_the_same_one_at_a_time_and_all_at_once() {
             assert_eq!(b.scale_min(j), (scales[j], mins[j]), "sub-block {j}");
         }
     }
+}
+
+/// iq4_nl blocks of random bytes with small random scales, and the values ggml's
+/// `dequantize_row_iq4_nl` gives them: every level matches f64 over them.
+#[test]
+fn iq4_nl_on_every_level_matches_the_format_definition() {
+    use half::f16;
+    const KVALUES: [i8; 16] = [
+        -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+    ];
+    check_blocks::<super::blocks::BlockIQ4NL>(|rows, cols| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64((rows * cols) as u64);
+        let (mut bytes, mut values) = (Vec::new(), Vec::new());
+        for _ in 0..rows * cols / QK {
+            let d16 = f16::from_f32(rng.random_range(0.0005f32..0.02));
+            let qs: Vec<u8> = (0..QK / 2).map(|_| rng.random::<u8>()).collect();
+            let d = d16.to_f32();
+            values.extend(qs.iter().map(|&q| d * KVALUES[(q & 0xF) as usize] as f32));
+            values.extend(qs.iter().map(|&q| d * KVALUES[(q >> 4) as usize] as f32));
+            bytes.extend(d16.to_le_bytes());
+            bytes.extend(qs);
+        }
+        (bytes, values)
+    });
 }
 
 #[test]

@@ -52,6 +52,7 @@ pub const QUANTIZE_TYPES: &[(&str, llama_cpp_sys_2::llama_ftype)] = &[
     ("Q4_K_M", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q4_K_M),
     ("Q5_K_M", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q5_K_M),
     ("Q6_K", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_Q6_K),
+    ("IQ4_NL", llama_cpp_sys_2::LLAMA_FTYPE_MOSTLY_IQ4_NL),
 ];
 
 /// Requantizes the GGUF file `input` to `output` in the file type `kind` (`Q4_K_M`, ...) with

@@ -3,6 +3,7 @@
 use super::{gguf_header, ResolvedModel, WeightSource, Weights};
 use crate::error::{Error, Result};
 use crate::family::{self, ReadSeek, TensorSpec};
+use crate::format::IQ4NL_VALUES;
 use crate::gguf::Content;
 use crate::spec::ModelSpec;
 use crate::tokenizer::TextTokenizer;
@@ -186,9 +187,26 @@ impl WeightSource for GgufWeights {
                 .and_then(|_| file.read_exact(&mut bytes))
                 .map_err(|e| Error::io(&self.path, e))?;
         }
-        let qtensor =
-            qtensor_from_ggml(dtype.into(), &bytes, vec![read.len(), cols], &Device::Cpu)?;
-        let data: Vec<f32> = qtensor.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+        let data: Vec<f32> = match dtype.candle() {
+            Some(candle) => {
+                let qtensor =
+                    qtensor_from_ggml(candle, &bytes, vec![read.len(), cols], &Device::Cpu)?;
+                qtensor.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?
+            }
+            // iq4_nl (candle has no such type): an f16 scale, then 16 bytes of indices into
+            // llama.cpp's table, weights 0..16 in the low nibbles.
+            None => bytes
+                .chunks_exact(dtype.type_size())
+                .flat_map(|b| {
+                    let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                    let value = move |i: u8| d * IQ4NL_VALUES[i as usize] as f32;
+                    let qs = &b[2..18];
+                    let low: Vec<f32> = qs.iter().map(|q| value(q & 0x0F)).collect();
+                    let high: Vec<f32> = qs.iter().map(|q| value(q >> 4)).collect();
+                    low.into_iter().chain(high)
+                })
+                .collect(),
+        };
         let data = match permuted {
             true => family::permute_rows_to_hf(&data, cols, self.head_dim),
             false => data,

@@ -3,7 +3,7 @@
 //! and what `llm-bench export` writes. No whole model is ever held in f32.
 
 use super::plan::QuantPlan;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::family;
 use crate::format::GgmlDType;
 use crate::source::WeightSource;
@@ -53,7 +53,15 @@ impl TensorMaker<'_> {
                 GgmlDType::F32 => Ok(rows.iter().flat_map(|v| v.to_le_bytes()).collect()),
                 _ => {
                     let t = Tensor::from_vec(rows, (n, cols), &Device::Cpu)?;
-                    Ok(QTensor::quantize(&t, (*dtype).into())?.data()?.into_owned())
+                    let candle = dtype.candle().ok_or_else(|| Error::InvalidSetting {
+                        name: "--format",
+                        reason: format!(
+                            "{} is stored as {}, which llm-bench does not quantize to: run the file as it is",
+                            spec.gguf_name,
+                            crate::format::ggml_name(*dtype)
+                        ),
+                    })?;
+                    Ok(QTensor::quantize(&t, candle)?.data()?.into_owned())
                 }
             }
         };

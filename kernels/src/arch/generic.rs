@@ -2,8 +2,8 @@
 //! SIMD levels are checked against, beside the dequantize-then-f32 reference in the tests.
 
 use crate::blocks::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
-    BlockQ8, BlockQ8_0, BlockQ8x8, QK,
+    BlockIQ4NL, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8, QK,
 };
 use crate::dispatch::{Dense, Ops, Quant};
 use crate::{Kernels, Level};
@@ -23,6 +23,7 @@ pub(crate) fn kernels() -> Kernels {
         q4k: Quant::rows(rows_q4k),
         q5k: Quant::rows(rows_q5k),
         q6k: Quant::rows(rows_q6k),
+        iq4_nl: Quant::rows(dot_iq4_nl),
         dense: Dense {
             f32: dot_f32,
             f16: dot_f16_f32,
@@ -61,6 +62,16 @@ pub fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
                 sum += ((w.qs[j] & 0x0F) as i32 - 8) * x.qs[j] as i32;
                 sum += ((w.qs[j] >> 4) as i32 - 8) * x.qs[j + QK / 2] as i32;
             }
+            w.d.to_f32() * x.d * sum as f32
+        })
+        .sum()
+}
+
+pub fn dot_iq4_nl(w: &[BlockIQ4NL], x: &[BlockQ8]) -> f32 {
+    w.iter()
+        .zip(x)
+        .map(|(w, x)| {
+            let sum: i32 = (0..QK).map(|i| w.q(i) as i32 * x.qs[i] as i32).sum();
             w.d.to_f32() * x.d * sum as f32
         })
         .sum()

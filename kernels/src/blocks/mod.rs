@@ -152,6 +152,48 @@ impl Block for BlockQ4_0 {
     }
 }
 
+/// An iq4_nl block: 32 weights `d * IQ4NL_VALUES[index]`, the indices in q4_0's nibble
+/// order (llama.cpp's `block_iq4_nl`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockIQ4NL {
+    /// The block's scale.
+    pub d: f16,
+    /// Indices 0..16 of weights 0..16 in the low nibbles, 16..32 in the high ones.
+    pub qs: [u8; QK / 2],
+}
+
+/// llama.cpp's `kvalues_iq4nl`: the values iq4_nl's indices stand for.
+pub const IQ4NL_VALUES: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
+
+impl BlockIQ4NL {
+    /// Weight `i`'s value before the scale.
+    pub fn q(&self, i: usize) -> i8 {
+        let byte = self.qs[i % (QK / 2)];
+        IQ4NL_VALUES[(if i < QK / 2 { byte & 0x0F } else { byte >> 4 }) as usize]
+    }
+}
+
+impl Block for BlockIQ4NL {
+    const FORMAT: crate::Format = crate::Format::IQ4NL;
+    const BYTES: usize = 2 + QK / 2;
+    type Values = [f32; QK];
+    fn read(bytes: &[u8]) -> Self {
+        let mut qs = [0u8; QK / 2];
+        qs.copy_from_slice(&bytes[2..2 + QK / 2]);
+        Self {
+            d: half_at(bytes, 0),
+            qs,
+        }
+    }
+    fn dequantize(&self) -> [f32; QK] {
+        let d = self.d.to_f32();
+        std::array::from_fn(|i| d * self.q(i) as f32)
+    }
+}
+
 impl Block for BlockQ4_1 {
     const FORMAT: crate::Format = crate::Format::Q4_1;
     const BYTES: usize = 4 + QK / 2;

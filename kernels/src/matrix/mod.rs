@@ -22,8 +22,8 @@ pub use multiply::{multiply, Product, Then, MAX_PRODUCTS};
 pub use plain::{Acts, F32Matrix, QMatrix, QuantBlock};
 
 use crate::blocks::{
-    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
-    BlockQ8_0,
+    BlockIQ4NL, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8_0,
 };
 use crate::repack::{
     BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Interleaved, Repacked, ROWS,
@@ -83,6 +83,8 @@ pub enum Matrix {
     Q5K(QMatrix<BlockQ5K>),
     /// q6k rows.
     Q6K(QMatrix<BlockQ6K>),
+    /// iq4_nl rows.
+    IQ4NL(QMatrix<BlockIQ4NL>),
     /// Rows repacked in groups of eight (on levels with such kernels).
     Q4_0x8(Repacked<BlockQ4_0x8>),
     /// q4_1 rows in groups of eight.
@@ -199,6 +201,7 @@ impl Matrix {
             Format::Q4K => Matrix::Q4K(plain(arena, rows, cols, &mut chunks)?),
             Format::Q5K => Matrix::Q5K(plain(arena, rows, cols, &mut chunks)?),
             Format::Q6K => Matrix::Q6K(plain(arena, rows, cols, &mut chunks)?),
+            Format::IQ4NL => Matrix::IQ4NL(plain(arena, rows, cols, &mut chunks)?),
         })
     }
 
@@ -218,6 +221,7 @@ impl Matrix {
             Matrix::Q4K(m) => m.rows,
             Matrix::Q5K(m) => m.rows,
             Matrix::Q6K(m) => m.rows,
+            Matrix::IQ4NL(m) => m.rows,
             Matrix::Q4_0x8(m) => m.rows,
             Matrix::Q4_1x8(m) => m.rows,
             Matrix::Q4Kx8(m) => m.rows,
@@ -241,6 +245,7 @@ impl Matrix {
             Matrix::Q4K(m) => m.cols,
             Matrix::Q5K(m) => m.cols,
             Matrix::Q6K(m) => m.cols,
+            Matrix::IQ4NL(m) => m.cols,
             Matrix::Q4_0x8(m) => m.cols,
             Matrix::Q4_1x8(m) => m.cols,
             Matrix::Q4Kx8(m) => m.cols,
@@ -264,6 +269,7 @@ impl Matrix {
             Matrix::Q4K(m) => m.blocks.len() * std::mem::size_of::<BlockQ4K>(),
             Matrix::Q5K(m) => m.blocks.len() * std::mem::size_of::<BlockQ5K>(),
             Matrix::Q6K(m) => m.blocks.len() * std::mem::size_of::<BlockQ6K>(),
+            Matrix::IQ4NL(m) => m.blocks.len() * std::mem::size_of::<BlockIQ4NL>(),
             Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
             Matrix::Q4_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_1x8>(),
             Matrix::Q4Kx8(m) => m.groups.len() * std::mem::size_of::<BlockQ4Kx8>(),
@@ -301,6 +307,7 @@ impl Matrix {
             Matrix::Q4K(m) => blocks(m, r, out),
             Matrix::Q5K(m) => blocks(m, r, out),
             Matrix::Q6K(m) => blocks(m, r, out),
+            Matrix::IQ4NL(m) => blocks(m, r, out),
             Matrix::Q4_0x8(m) => m.row_into(r, out),
             Matrix::Q4_1x8(m) => m.row_into(r, out),
             Matrix::Q4Kx8(m) => m.row_into(r, out),

@@ -139,6 +139,7 @@ impl Matrix {
             Matrix::Q4K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q5K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q6K(m) => blocks(m, k, r, x, tokens, &mut out),
+            Matrix::IQ4NL(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) | Matrix::Q4Kx8(_) => {
                 unreachable!("interleaved matrices multiply by groups")
             }

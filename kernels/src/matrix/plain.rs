@@ -3,8 +3,8 @@
 //! against.
 
 use crate::blocks::{
-    self, Block, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0,
-    BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8, QK,
+    self, Block, BlockIQ4NL, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K,
+    BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8, QK,
 };
 use crate::runtime::SharedOut;
 use crate::{Arena, Error, Kernels, Pool, Result, WeightVec};
@@ -59,6 +59,7 @@ dot_products!(BlockQ4_0, q4_0);
 dot_products!(BlockQ4_1, q4_1);
 dot_products!(BlockQ5_0, q5_0);
 dot_products!(BlockQ5_1, q5_1);
+dot_products!(BlockIQ4NL, iq4_nl);
 
 /// A k-quant format: its row kernel, several tokens at once, on the grouped activations.
 macro_rules! grouped_products {

@@ -32,9 +32,31 @@ pub const ENTRY: EngineEntry = EngineEntry {
     supports: |planned| {
         planned.refuse_unapplied("the candle engine")?;
         refuse_head_size(planned)?;
-        refuse_rope_scaling(planned)
+        refuse_rope_scaling(planned)?;
+        refuse_types(planned)
     },
 };
+
+/// candle has no iq4_nl (llama.cpp's fallback in small models' Q3_K_M and Q2_K files).
+fn refuse_types(planned: &crate::weights::Planned) -> Result<()> {
+    match planned
+        .layout()
+        .tensors
+        .iter()
+        .find(|(_, dtype)| dtype.candle().is_none())
+    {
+        Some((spec, dtype)) => Err(Error::InvalidSetting {
+            name: "--engine",
+            reason: format!(
+                "{} stores {} as {}, which candle does not run: run it with --engine tuned, or --engine llama-cpp (built with --features llama-cpp)",
+                planned.resolved.source_name(),
+                spec.gguf_name,
+                crate::format::ggml_name(*dtype)
+            ),
+        }),
+        None => Ok(()),
+    }
+}
 
 /// candle-transformers' Llama and Qwen2 take heads of hidden size / heads (only its Qwen3
 /// reads the head size): a model of theirs that sets another would run as another model.
@@ -171,7 +193,7 @@ fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
         (None, Weights::Gguf(gguf)) => {
             let mut file = gguf.file.into_inner().unwrap_or_else(|p| p.into_inner());
             (build.quantized)(
-                convert::content(gguf.content),
+                convert::content(gguf.content)?,
                 &mut file,
                 &Device::Cpu,
                 &config,

@@ -55,7 +55,7 @@ pub(super) fn build(
         current: None,
     };
     build_quantized(
-        super::convert::content(content),
+        super::convert::content(content)?,
         &mut reader,
         &Device::Cpu,
         config,

@@ -23,6 +23,7 @@ pub(crate) fn kernels(_: Neon) -> Kernels {
         q4k: Quant::rows(kquants::rows_q4k),
         q2k: Quant::rows(generic::rows_q2k),
         q3k: Quant::rows(generic::rows_q3k),
+        iq4_nl: Quant::rows(generic::dot_iq4_nl),
         q5k: Quant::rows(generic::rows_q5k),
         q6k: Quant::rows(kquants::rows_q6k),
         dense: Dense {
