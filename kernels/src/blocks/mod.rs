@@ -105,6 +105,13 @@ pub trait Block: Copy + Send + Sync + 'static {
     }
 }
 
+/// An f16 scale and 16 bytes of nibbles (q4_0's and iq4_nl's layout).
+fn scale_and_nibbles(bytes: &[u8]) -> (f16, [u8; QK / 2]) {
+    let mut qs = [0u8; QK / 2];
+    qs.copy_from_slice(&bytes[2..2 + QK / 2]);
+    (half_at(bytes, 0), qs)
+}
+
 fn half_at(bytes: &[u8], at: usize) -> f16 {
     f16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
@@ -134,12 +141,8 @@ impl Block for BlockQ4_0 {
     const BYTES: usize = 2 + QK / 2;
     type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
-        let mut qs = [0u8; QK / 2];
-        qs.copy_from_slice(&bytes[2..2 + QK / 2]);
-        Self {
-            d: half_at(bytes, 0),
-            qs,
-        }
+        let (d, qs) = scale_and_nibbles(bytes);
+        Self { d, qs }
     }
     fn dequantize(&self) -> [f32; QK] {
         let d = self.d.to_f32();
@@ -181,12 +184,8 @@ impl Block for BlockIQ4NL {
     const BYTES: usize = 2 + QK / 2;
     type Values = [f32; QK];
     fn read(bytes: &[u8]) -> Self {
-        let mut qs = [0u8; QK / 2];
-        qs.copy_from_slice(&bytes[2..2 + QK / 2]);
-        Self {
-            d: half_at(bytes, 0),
-            qs,
-        }
+        let (d, qs) = scale_and_nibbles(bytes);
+        Self { d, qs }
     }
     fn dequantize(&self) -> [f32; QK] {
         let d = self.d.to_f32();
