@@ -11,7 +11,9 @@ pub(super) mod kquants;
 
 use super::Avx2;
 use crate::arch::generic;
-use crate::blocks::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, QK};
+use crate::blocks::{
+    BlockIQ4NL, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, IQ4NL_VALUES, QK,
+};
 use crate::dispatch::{Dense, Ops, Quant};
 use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
 use crate::{Kernels, Level};
@@ -31,7 +33,7 @@ pub(crate) fn kernels(_: Avx2) -> Kernels {
         q4k: Quant::grouped(kquants::rows_q4k, kquants::rows8_q4k),
         q2k: Quant::rows(generic::rows_q2k),
         q3k: Quant::rows(generic::rows_q3k),
-        iq4_nl: Quant::rows(generic::dot_iq4_nl),
+        iq4_nl: Quant::rows(dot_iq4_nl),
         q5k: Quant::rows(kquants::rows_q5k),
         q6k: Quant::rows(kquants::rows_q6k),
         dense: Dense {
@@ -123,6 +125,20 @@ fn dot_q4_0_avx2(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
     sum_lanes(sum_blocks(w, x, |w, x| {
         let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
         let q = _mm256_sub_epi8(nibbles(&w.qs), eight);
+        _mm256_mul_ps(d, dot_i8(q, load_i8(&x.qs)))
+    }))
+}
+
+/// iq4_nl: each nibble looks its value up in llama.cpp's table (`vpshufb`, the 16 values in
+/// both 128-bit lanes), then the signed byte products as q4_0's (|value| ≤ 127).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_iq4_nl_avx2(w: &[BlockIQ4NL], x: &[BlockQ8]) -> f32 {
+    // SAFETY: the table is 16 readable bytes; unaligned load.
+    let values = unsafe { _mm_loadu_si128(IQ4NL_VALUES.as_ptr().cast()) };
+    let table = _mm256_set_m128i(values, values);
+    sum_lanes(sum_blocks(w, x, |w, x| {
+        let d = _mm256_set1_ps(half_to_f32(w.d) * x.d);
+        let q = _mm256_shuffle_epi8(table, nibbles(&w.qs));
         _mm256_mul_ps(d, dot_i8(q, load_i8(&x.qs)))
     }))
 }
@@ -621,6 +637,10 @@ fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
 
 fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q4_0_avx2(w, x) }
+}
+
+fn dot_iq4_nl(w: &[BlockIQ4NL], x: &[BlockQ8]) -> f32 {
+    unsafe { dot_iq4_nl_avx2(w, x) }
 }
 
 fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
