@@ -68,13 +68,7 @@ pub fn dot_q4_0(w: &[BlockQ4_0], x: &[BlockQ8]) -> f32 {
 }
 
 pub fn dot_iq4_nl(w: &[BlockIQ4NL], x: &[BlockQ8]) -> f32 {
-    w.iter()
-        .zip(x)
-        .map(|(w, x)| {
-            let sum: i32 = (0..QK).map(|i| w.q(i) as i32 * x.qs[i] as i32).sum();
-            w.d.to_f32() * x.d * sum as f32
-        })
-        .sum()
+    dot_signed(w, x)
 }
 
 pub fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
@@ -92,11 +86,43 @@ pub fn dot_q4_1(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
 }
 
 pub fn dot_q5_0(w: &[BlockQ5_0], x: &[BlockQ8]) -> f32 {
+    dot_signed(w, x)
+}
+
+/// A 32-weight block of signed values with one scale and no offset (q5_0, iq4_nl).
+trait SignedBlock {
+    /// The block's scale.
+    fn scale(&self) -> f32;
+    /// Weight `i` before scaling.
+    fn q(&self, i: usize) -> i8;
+}
+
+impl SignedBlock for BlockQ5_0 {
+    fn scale(&self) -> f32 {
+        self.d.to_f32()
+    }
+    fn q(&self, i: usize) -> i8 {
+        BlockQ5_0::q(self, i)
+    }
+}
+
+impl SignedBlock for BlockIQ4NL {
+    fn scale(&self) -> f32 {
+        self.d.to_f32()
+    }
+    fn q(&self, i: usize) -> i8 {
+        BlockIQ4NL::q(self, i)
+    }
+}
+
+/// A row of [`SignedBlock`]s by a token's 8-bit blocks: the integer sum of each block pair,
+/// scaled by both scales.
+fn dot_signed<B: SignedBlock>(w: &[B], x: &[BlockQ8]) -> f32 {
     w.iter()
         .zip(x)
         .map(|(w, x)| {
             let sum: i32 = (0..QK).map(|i| w.q(i) as i32 * x.qs[i] as i32).sum();
-            w.d.to_f32() * x.d * sum as f32
+            w.scale() * x.d * sum as f32
         })
         .sum()
 }
