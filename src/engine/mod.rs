@@ -46,7 +46,22 @@ impl Logits {
     }
 }
 
+/// One sequence's share of a continuous-batching step: `tokens` appended to what slot
+/// `slot`'s cache holds (a prompt or a chunk of one, or the one token a decode step adds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work<'a> {
+    /// The sequence's slot, below [`Engine::max_sequences`].
+    pub slot: usize,
+    /// Its new tokens (at least one).
+    pub tokens: &'a [u32],
+}
+
 /// A model that turns token ids into logits, one step at a time.
+///
+/// Two ways to drive it: a benchmark's lockstep batch ([`Engine::prefill`] of copies of one
+/// prompt, then [`Engine::decode`] steps), or a server's sequences that come and go
+/// ([`Engine::step`] on slots, each at its own position, and [`Engine::release`]). The two
+/// share the cache: a caller uses one or the other, and [`Engine::reset`] empties both.
 pub trait Engine: Send {
     /// What the engine is and how it was built.
     fn info(&self) -> EngineInfo;
@@ -73,6 +88,46 @@ pub trait Engine: Send {
     /// How many sequences the KV cache holds (0 when empty).
     fn batch_size(&self) -> usize;
 
+    /// How many sequences [`Engine::step`] can hold at once: 1 for an engine that runs one
+    /// sequence at a time (its default `step` does, through `prefill` and `decode`).
+    fn max_sequences(&self) -> usize {
+        1
+    }
+
+    /// One continuous-batching step: each entry's tokens appended to its slot's cache, at the
+    /// slot's own position (a slot starts empty and after [`Engine::release`]). Returns the
+    /// logits of each entry's last token, in the entries' order. Slots must be distinct and
+    /// below [`Engine::max_sequences`].
+    ///
+    /// The default runs one sequence at a time on `prefill` and `decode`: slot 0 only, a
+    /// prompt in one piece (later tokens one decode step each).
+    fn step(&mut self, work: &[Work]) -> Result<&Logits> {
+        let [one] = work else {
+            return Err(one_sequence(work.len()));
+        };
+        if one.slot != 0 {
+            return Err(one_sequence(one.slot + 1));
+        }
+        if one.tokens.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        if self.position() == 0 {
+            return self.prefill(&[one.tokens.to_vec()]);
+        }
+        let (last, before) = one.tokens.split_last().expect("not empty");
+        for &token in before {
+            self.decode(&[token])?;
+        }
+        self.decode(&[*last])
+    }
+
+    /// Frees slot `slot`'s cache: the next [`Engine::step`] on it starts a new sequence.
+    fn release(&mut self, slot: usize) {
+        if slot == 0 && self.max_sequences() == 1 {
+            self.reset();
+        }
+    }
+
     /// Time the engine's threads have spent waiting for one another since it was built
     /// (at barriers, and idle while one thread worked alone), averaged over its threads;
     /// `None` for an engine that does not count it. The harness reads it before and after
@@ -80,6 +135,37 @@ pub trait Engine: Send {
     fn thread_wait(&self) -> Option<std::time::Duration> {
         None
     }
+}
+
+/// The refusal of a step over more sequences than a one-at-a-time engine runs.
+fn one_sequence(wanted: usize) -> Error {
+    Error::InvalidSetting {
+        name: "sequences",
+        reason: format!(
+            "this engine runs one sequence at a time, but a step asked for {wanted}; the tuned engine batches sequences that come and go (--engine tuned)"
+        ),
+    }
+}
+
+/// Refuses a step whose entries are empty, name a slot twice or one at or beyond `slots`.
+pub(crate) fn check_work(work: &[Work], slots: usize) -> Result<()> {
+    if work.is_empty() || work.iter().any(|w| w.tokens.is_empty()) {
+        return Err(Error::EmptyPrompt);
+    }
+    for (i, w) in work.iter().enumerate() {
+        let reason = if w.slot >= slots {
+            format!("slot {} is beyond the engine's {slots} sequences", w.slot)
+        } else if work[..i].iter().any(|other| other.slot == w.slot) {
+            format!("slot {} appears twice in one step", w.slot)
+        } else {
+            continue;
+        };
+        return Err(Error::InvalidSetting {
+            name: "sequences",
+            reason,
+        });
+    }
+    Ok(())
 }
 
 /// The number of tokens every prompt of a batch has: an empty batch or prompt, and prompts of

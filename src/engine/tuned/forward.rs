@@ -1,22 +1,21 @@
 //! One forward step: every layer's attention and feed-forward blocks over the new tokens of
-//! every sequence, then the logits of each sequence's last token.
+//! every sequence (each at its own position), then the logits of each sequence's last token.
 
 use super::attention::attention;
-use super::{Buffers, Dims, Layer, SequenceCache, TunedEngine};
-use crate::engine::Logits;
+use super::{Buffers, Dims, Entry, Layer, Row, SequenceCache, StepPlan, TunedEngine};
+use crate::engine::{Logits, Work};
 use crate::error::{Error, Result};
 use crate::family::RopeStyle;
 use crate::kernels::matrix::{multiply, Activations, Input, Matrix, Product, RmsNorm, Then};
 use crate::kernels::{ops, Kernels, Pool};
 use half::f16;
 
-/// The shape of one step: `n` new tokens of each of `batch` sequences after `start` cached
-/// positions (`all` = `n × batch` rows), and whether prompts run as GEMMs.
+/// The shape of one step: its rows (`all` of them, entry by entry) and whether its products
+/// run as GEMMs.
 #[derive(Clone, Copy)]
-struct Step {
-    start: usize,
-    n: usize,
-    batch: usize,
+struct Step<'a> {
+    entries: &'a [Entry],
+    rows: &'a [Row],
     all: usize,
     gemm: bool,
 }
@@ -25,14 +24,10 @@ impl TunedEngine {
     /// Room for `batch` sequences of `positions` each, so steps do not grow the cache (nor
     /// attention's scores, a row of `positions` per thread).
     pub(super) fn grow_caches(&mut self, batch: usize, positions: usize) {
-        let (layers, kv) = (self.layers.len(), self.dims.kv());
+        self.grow_slots(batch);
+        let kv = self.dims.kv();
         let scores = &mut self.buffers.scores;
         scores.reserve((self.pool.threads() * positions).saturating_sub(scores.len()));
-        self.caches
-            .resize_with(batch.max(self.caches.len()), || SequenceCache {
-                keys: vec![Vec::new(); layers],
-                values: vec![Vec::new(); layers],
-            });
         for cache in &mut self.caches[..batch] {
             for buffer in cache.keys.iter_mut().chain(cache.values.iter_mut()) {
                 buffer.reserve((positions * kv).saturating_sub(buffer.len()));
@@ -40,35 +35,67 @@ impl TunedEngine {
         }
     }
 
-    /// Runs `n` new tokens of each of `tokens.len() / n` sequences (sequence-major) after the
-    /// cache; returns the logits of each sequence's last token.
-    pub(super) fn forward(&mut self, tokens: &[u32], n: usize) -> Result<&Logits> {
+    /// Caches for slots `0..slots`, empty where new.
+    fn grow_slots(&mut self, slots: usize) {
+        let layers = self.layers.len();
+        if self.caches.len() < slots {
+            self.caches.resize_with(slots, || SequenceCache {
+                keys: vec![Vec::new(); layers],
+                values: vec![Vec::new(); layers],
+            });
+            self.positions.resize(slots, 0);
+        }
+    }
+
+    /// Lays out a step: each entry's tokens after what its slot holds, checked against the
+    /// context and the vocabulary before anything runs.
+    fn plan(&mut self, work: &[Work]) -> Result<()> {
         let d = self.dims;
-        let start = self.position;
-        if start + n > d.context {
-            return Err(Error::ContextOverflow {
-                prompt_tokens: start,
-                new_tokens: n,
-                context_length: d.context,
+        let slots = work.iter().map(|w| w.slot + 1).max().unwrap_or(0);
+        self.grow_slots(slots);
+        let StepPlan {
+            entries,
+            rows,
+            tokens,
+        } = &mut self.steps;
+        entries.clear();
+        rows.clear();
+        tokens.clear();
+        for w in work {
+            let (start, n) = (self.positions[w.slot], w.tokens.len());
+            if start + n > d.context {
+                return Err(Error::ContextOverflow {
+                    prompt_tokens: start,
+                    new_tokens: n,
+                    context_length: d.context,
+                });
+            }
+            if let Some(&bad) = w.tokens.iter().find(|&&id| id as usize >= d.vocab) {
+                return Err(Error::InvalidSetting {
+                    name: "token id",
+                    reason: format!("{bad} is outside the vocabulary of {}", d.vocab),
+                });
+            }
+            entries.push(Entry {
+                slot: w.slot,
+                start,
+                n,
+                first: rows.len(),
             });
+            rows.extend((start..start + n).map(|position| Row {
+                slot: w.slot,
+                position,
+            }));
+            tokens.extend_from_slice(w.tokens);
         }
-        if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= d.vocab) {
-            return Err(Error::InvalidSetting {
-                name: "token id",
-                reason: format!("{bad} is outside the vocabulary of {}", d.vocab),
-            });
-        }
-        let batch = tokens.len() / n;
-        // Prompts of many tokens run their products as GEMMs (decided per sequence, so a
-        // batch of prompts computes each as that prompt alone would).
-        let step = Step {
-            start,
-            n,
-            batch,
-            all: tokens.len(),
-            gemm: n >= GEMM_MIN_TOKENS,
-        };
-        self.grow_caches(batch, start + n);
+        Ok(())
+    }
+
+    /// Runs each entry's new tokens after its slot's cache; returns the logits of each entry's
+    /// last token.
+    pub(super) fn forward(&mut self, work: &[Work]) -> Result<&Logits> {
+        self.plan(work)?;
+        let d = self.dims;
         let Self {
             kernels,
             pool,
@@ -80,14 +107,23 @@ impl TunedEngine {
             caches,
             buffers: b,
             logits,
+            steps,
+            positions,
             ..
         } = self;
-        b.size_for(&d, step);
+        // Prompts of many tokens run their products as GEMMs (as that prompt alone would).
+        let step = Step {
+            entries: &steps.entries,
+            rows: &steps.rows,
+            all: steps.rows.len(),
+            gemm: steps.entries.iter().any(|e| e.n >= GEMM_MIN_TOKENS),
+        };
+        b.size_for(&d, step.all);
         let half = d.head_dim / 2;
-        for (i, turns) in b.turns.chunks_exact_mut(half).enumerate() {
-            ops::rope_turns(start + i, inv_freq, turns);
+        for (row, turns) in step.rows.iter().zip(b.turns.chunks_exact_mut(half)) {
+            ops::rope_turns(row.position, inv_freq, turns);
         }
-        for (&id, x) in tokens.iter().zip(b.x.chunks_exact_mut(d.hidden)) {
+        for (&id, x) in steps.tokens.iter().zip(b.x.chunks_exact_mut(d.hidden)) {
             embedding.row_into(id as usize, x);
         }
         for (l, layer) in layers.iter().enumerate() {
@@ -96,8 +132,9 @@ impl TunedEngine {
         }
         let output = output.as_ref().unwrap_or(embedding);
         last_logits(pool, kernels, &d, step, norm, output, b, logits);
-        self.position = start + n;
-        self.batch = batch;
+        for e in step.entries {
+            positions[e.slot] = e.start + e.n;
+        }
         Ok(&self.logits)
     }
 }
@@ -105,8 +142,8 @@ impl TunedEngine {
 impl Buffers {
     /// Every buffer at the size this step needs (they only grow: no step allocates once the
     /// largest request has run).
-    fn size_for(&mut self, d: &Dims, step: Step) {
-        let (all, h, kv) = (step.all, d.hidden, d.kv());
+    fn size_for(&mut self, d: &Dims, all: usize) {
+        let (h, kv) = (d.hidden, d.kv());
         for (buffer, len) in [
             (&mut self.x, all * h),
             (&mut self.q, all * d.q_width()),
@@ -119,7 +156,7 @@ impl Buffers {
         ] {
             buffer.resize(len, 0.0);
         }
-        self.turns.resize(step.n * (d.head_dim / 2), (0.0, 0.0));
+        self.turns.resize(all * (d.head_dim / 2), (0.0, 0.0));
     }
 }
 
@@ -141,13 +178,7 @@ fn attention_block(
     b: &mut Buffers,
     caches: &mut [SequenceCache],
 ) {
-    let Step {
-        start,
-        n,
-        batch,
-        all,
-        gemm,
-    } = step;
+    let Step { all, gemm, .. } = step;
     let (qw, kv, half) = (d.q_width(), d.kv(), d.head_dim / 2);
     feed(
         pool,
@@ -194,21 +225,18 @@ fn attention_block(
         RopeStyle::Normal => ops::rope,
         RopeStyle::Neox => ops::rope_neox,
     };
-    // Row t is token t % n of its sequence.
-    for (t, (q, key)) in
-        b.q.chunks_exact_mut(qw)
-            .zip(b.k.chunks_exact_mut(kv))
-            .enumerate()
+    for ((q, key), turns) in (b.q.chunks_exact_mut(qw))
+        .zip(b.k.chunks_exact_mut(kv))
+        .zip(b.turns.chunks_exact(half))
     {
-        let turns = &b.turns[(t % n) * half..(t % n + 1) * half];
         rope(q, turns);
         rope(key, turns);
     }
-    for (s, cache) in caches[..batch].iter_mut().enumerate() {
-        let rows = s * n * kv..(s + 1) * n * kv;
-        cache.keys[l].truncate(start * kv);
+    for e in step.entries {
+        let (cache, rows) = (&mut caches[e.slot], e.first * kv..(e.first + e.n) * kv);
+        cache.keys[l].truncate(e.start * kv);
         cache.keys[l].extend(b.k[rows.clone()].iter().map(|&v| f16::from_f32(v)));
-        cache.values[l].truncate(start * kv);
+        cache.values[l].truncate(e.start * kv);
         cache.values[l].extend(b.v[rows].iter().map(|&v| f16::from_f32(v)));
     }
     b.q16.clear();
@@ -219,7 +247,7 @@ fn attention_block(
         d,
         caches,
         l,
-        (start, n, batch),
+        step.rows,
         &b.q16,
         &mut b.attended,
         &mut b.scores,
@@ -309,22 +337,23 @@ fn last_logits(
     logits: &mut Logits,
 ) {
     let h = d.hidden;
+    let batch = step.entries.len();
     b.last.clear();
-    for s in 0..step.batch {
-        let last = (s * step.n + step.n - 1) * h;
+    for e in step.entries {
+        let last = (e.first + e.n - 1) * h;
         b.last.extend_from_slice(&b.x[last..last + h]);
     }
     feed(
         pool,
         &mut b.acts,
         &b.last,
-        step.batch,
+        batch,
         rms(norm, d),
         &[output],
         false,
     );
     logits.vocab = d.vocab;
-    logits.data.resize(step.batch * d.vocab, 0.0);
+    logits.data.resize(batch * d.vocab, 0.0);
     multiply(
         pool,
         k,

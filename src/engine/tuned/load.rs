@@ -1,7 +1,7 @@
 //! Loading: every tensor read in its planned type, a GGUF file's blocks as they are or any
 //! other source's bytes made a batch of rows at a time, and built into the kernels' matrices.
 
-use super::{Buffers, Dims, Layer, TunedEngine, NORM_FORMATS};
+use super::{Buffers, Dims, Layer, StepPlan, TunedEngine, NORM_FORMATS};
 use crate::engine::Logits;
 use crate::error::{Error, Result};
 use crate::family::{ReadSeek, TensorSpec};
@@ -84,7 +84,8 @@ impl TunedEngine {
             caches: Vec::new(),
             buffers: Buffers::default(),
             logits: Logits::default(),
-            position: 0,
+            steps: StepPlan::default(),
+            positions: Vec::new(),
             batch: 0,
         })
     }

@@ -13,7 +13,7 @@ mod attention;
 mod forward;
 mod load;
 
-use super::{Engine, EngineEntry, EngineInfo, Loads, Logits};
+use super::{Engine, EngineEntry, EngineInfo, Loads, Logits, Work};
 use crate::error::{Error, Result};
 use crate::family::{RopeStyle, TensorRole, TensorSpec};
 use crate::format::GgmlDType;
@@ -135,6 +135,35 @@ struct Buffers {
     acts: Activations,
 }
 
+/// One entry of a step: `n` new tokens of slot `slot` after `start` cached positions, in the
+/// step's rows from `first` on.
+#[derive(Clone, Copy)]
+struct Entry {
+    slot: usize,
+    start: usize,
+    n: usize,
+    first: usize,
+}
+
+/// Where a row of a step belongs: its slot and its position in that slot's sequence.
+#[derive(Clone, Copy)]
+struct Row {
+    slot: usize,
+    position: usize,
+}
+
+/// The shape of the step being run (kept between steps, so a step allocates none).
+#[derive(Default)]
+struct StepPlan {
+    entries: Vec<Entry>,
+    rows: Vec<Row>,
+    tokens: Vec<u32>,
+}
+
+/// The most sequences a server may keep in the tuned engine at once (each slot's cache grows
+/// only as its sequence does).
+const MAX_SEQUENCES: usize = 256;
+
 /// llm-bench's own engine: its kernels, weights and KV cache.
 pub struct TunedEngine {
     kernels: Kernels,
@@ -150,7 +179,10 @@ pub struct TunedEngine {
     buffers: Buffers,
     /// The last step's logits (written in place, lent out until the next step).
     logits: Logits,
-    position: usize,
+    steps: StepPlan,
+    /// How many positions each slot's cache holds.
+    positions: Vec<usize>,
+    /// Sequences of the lockstep batch `prefill` started.
     batch: usize,
 }
 
@@ -181,29 +213,56 @@ impl Engine for TunedEngine {
     }
 
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<&Logits> {
-        let len = super::prompt_length(prompts)?;
+        super::prompt_length(prompts)?;
         self.reset();
-        let flat: Vec<u32> = prompts.iter().flatten().copied().collect();
-        self.forward(&flat, len)
+        let work: Vec<Work> = (prompts.iter().enumerate())
+            .map(|(slot, tokens)| Work { slot, tokens })
+            .collect();
+        self.forward(&work)?;
+        self.batch = prompts.len();
+        Ok(&self.logits)
     }
 
     fn decode(&mut self, tokens: &[u32]) -> Result<&Logits> {
         if tokens.is_empty() {
             return Err(Error::EmptyPrompt);
         }
-        if self.position > 0 {
+        if self.position() > 0 {
             super::check_decode_batch(tokens.len(), self.batch)?;
         }
-        self.forward(tokens, 1)
+        let work: Vec<Work> = (0..tokens.len())
+            .map(|slot| Work {
+                slot,
+                tokens: &tokens[slot..slot + 1],
+            })
+            .collect();
+        self.forward(&work)?;
+        self.batch = tokens.len();
+        Ok(&self.logits)
     }
 
     fn reset(&mut self) {
-        self.position = 0;
+        self.positions.fill(0);
         self.batch = 0;
     }
 
     fn position(&self) -> usize {
-        self.position
+        self.positions.first().copied().unwrap_or(0)
+    }
+
+    fn max_sequences(&self) -> usize {
+        MAX_SEQUENCES
+    }
+
+    fn step(&mut self, work: &[Work]) -> Result<&Logits> {
+        super::check_work(work, MAX_SEQUENCES)?;
+        self.forward(work)
+    }
+
+    fn release(&mut self, slot: usize) {
+        if let Some(position) = self.positions.get_mut(slot) {
+            *position = 0;
+        }
     }
 
     fn thread_wait(&self) -> Option<std::time::Duration> {
