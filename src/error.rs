@@ -147,6 +147,20 @@ pub enum Error {
         holder: String,
     },
 
+    /// A chat request for a model whose files carry no chat template.
+    #[error("the model's tokenizer ({tokenizer}) has no chat template (GGUF `tokenizer.chat_template`, or `chat_template` in tokenizer_config.json beside tokenizer.json): send a plain prompt to /v1/completions, or use a model file that carries one")]
+    NoChatTemplate {
+        /// Where the tokenizer came from.
+        tokenizer: String,
+    },
+
+    /// A chat template that does not render the messages given.
+    #[error("the model's chat template failed on these messages: {reason}")]
+    ChatTemplate {
+        /// What the template engine (or the template's own `raise_exception`) said.
+        reason: String,
+    },
+
     /// A prompt of no tokens.
     #[error("the prompt tokenizes to zero tokens: give a non-empty prompt")]
     EmptyPrompt,

@@ -3,11 +3,25 @@
 //! writing a tokenizer back out as GGUF metadata.
 
 use super::bpe::{byte_level_bpe, byte_level_split, sentencepiece_bpe};
-use super::{Inner, TextTokenizer, FOREIGN_LOADER};
+use super::{ChatTemplate, Inner, TextTokenizer, FOREIGN_LOADER};
 use crate::error::{Error, Result};
 use crate::gguf::{Content, Value};
 use serde_json::{json, Value as Json};
 use std::path::Path;
+
+/// The chat template a GGUF file carries (`tokenizer.chat_template`), with the texts of its
+/// BOS and EOS tokens.
+fn chat_template(content: &Content) -> Option<ChatTemplate> {
+    let Some(Value::String(source)) = content.metadata.get("tokenizer.chat_template") else {
+        return None;
+    };
+    let text = |key| TextTokenizer::token_text(content, key).unwrap_or_default();
+    Some(ChatTemplate {
+        source: source.clone(),
+        bos_token: text("tokenizer.ggml.bos_token_id"),
+        eos_token: text("tokenizer.ggml.eos_token_id"),
+    })
+}
 
 impl TextTokenizer {
     /// Rebuilds the tokenizer llama.cpp would use from `tokenizer.ggml.*` metadata.
@@ -22,12 +36,13 @@ impl TextTokenizer {
                 return Ok(tokenizer.clone());
             }
         }
-        let built = match Self::build_from_gguf(content, path) {
+        let mut built = match Self::build_from_gguf(content, path) {
             Err(Error::BadField { field, problem, .. }) if is_unrebuildable(&field, &problem) => {
                 Self::foreign(content, path, &field, &problem)?
             }
             other => other?,
         };
+        built.chat = chat_template(content);
         *LAST.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, built.clone()));
         Ok(built)
     }
@@ -51,6 +66,7 @@ impl TextTokenizer {
             _ => "default".into(),
         };
         Ok(TextTokenizer {
+            chat: None,
             inner: Inner::Foreign(vocab),
             bos_to_prepend: None,
             eos_token_ids: match content.metadata.get("tokenizer.ggml.eos_token_id") {
@@ -63,6 +79,21 @@ impl TextTokenizer {
                 kind("tokenizer.ggml.pre")
             ),
         })
+    }
+
+    /// A vocabulary token's text (`tokenizer.ggml.tokens` at the id `key` holds).
+    fn token_text(content: &Content, key: &str) -> Option<String> {
+        let id = match content.metadata.get(key)? {
+            Value::U32(id) => *id as usize,
+            _ => return None,
+        };
+        match content.metadata.get("tokenizer.ggml.tokens")? {
+            Value::Array(tokens) => match tokens.get(id)? {
+                Value::String(text) => Some(text.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     fn build_from_gguf(content: &Content, path: &Path) -> Result<Self> {
@@ -180,6 +211,7 @@ impl TextTokenizer {
                 )
             })?;
         Ok(Self {
+            chat: None,
             inner: Inner::Rebuilt(Box::new(inner)),
             bos_to_prepend: if add_bos { bos } else { None },
             eos_token_ids: eos.into_iter().collect(),

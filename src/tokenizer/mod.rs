@@ -5,10 +5,12 @@
 //! own), where one is built in; the tokenizer's `origin` says which.
 
 mod bpe;
+mod chat;
 mod gguf;
 
 use crate::error::{Error, Result};
 use bpe::{byte_alphabet, byte_level_bpe, byte_level_split};
+pub use chat::{ChatMessage, ChatTemplate};
 use serde_json::json;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -51,6 +53,8 @@ pub struct TextTokenizer {
     pub eos_token_ids: Vec<u32>,
     /// Where it came from, for reports: a path, `gguf:<pre-tokenizer>`, `byte-level`.
     pub origin: String,
+    /// The model's chat template, where its files carry one.
+    pub chat: Option<ChatTemplate>,
 }
 
 impl TextTokenizer {
@@ -74,9 +78,11 @@ impl TextTokenizer {
         .iter()
         .filter_map(|t| inner.token_to_id(t))
         .collect();
+        let chat = chat_template_beside(path, &inner);
         Ok(Self {
             inner: Inner::Rebuilt(Box::new(inner)),
             bos_to_prepend: None,
+            chat,
             eos_token_ids,
             origin: path.display().to_string(),
         })
@@ -101,6 +107,7 @@ impl TextTokenizer {
             bos_to_prepend: None,
             eos_token_ids: vec![eos_id as u32],
             origin: "byte-level".into(),
+            chat: None,
         }
     }
 
@@ -180,6 +187,35 @@ impl TextTokenizer {
     pub fn is_eos(&self, id: u32) -> bool {
         self.eos_token_ids.contains(&id)
     }
+}
+
+/// The chat template of the `tokenizer_config.json` beside `tokenizer.json` (a string, or
+/// the `default` of a list of named templates), with its BOS and EOS tokens' texts.
+fn chat_template_beside(path: &Path, tokenizer: &tokenizers::Tokenizer) -> Option<ChatTemplate> {
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.with_file_name("tokenizer_config.json")).ok()?)
+            .ok()?;
+    let source = match &config["chat_template"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(named) => named.iter().find(|t| t["name"] == "default")?
+            ["template"]
+            .as_str()?
+            .to_string(),
+        _ => return None,
+    };
+    // A special token is a string, or an object with its text in `content`.
+    let token = |key: &str| {
+        let value = &config[key];
+        let text = value.as_str().or_else(|| value["content"].as_str());
+        text.filter(|t| tokenizer.token_to_id(t).is_some())
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some(ChatTemplate {
+        source,
+        bos_token: token("bos_token"),
+        eos_token: token("eos_token"),
+    })
 }
 
 #[cfg(test)]
