@@ -44,18 +44,21 @@ pub mod engine;
 // Layer 6, model: engine choice, loading, the default model.
 pub mod defaults;
 pub mod model;
-// Layer 7, harness: generation, resources, bandwidth, doctor, Criterion set-up.
+// Layer 7, harness: generation, resources, bandwidth, doctor, Criterion set-up, serving's
+// scheduler.
 pub mod bandwidth;
 pub mod bench;
 pub mod doctor;
 pub mod generate;
 pub mod resources;
+pub mod scheduler;
 // Layer 8, results and outputs.
 pub mod compare;
 pub mod gate;
 pub mod output;
 pub mod report;
 pub mod results;
+pub mod server;
 // Layer 9, the suite of `llm-bench run`, which writes results.
 pub mod suite;
 

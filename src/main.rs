@@ -4,8 +4,6 @@ mod cli;
 
 /// Exit codes: 0 success, 1 `gate` found a regression, 2 any error (bad input included).
 fn main() {
-    // Without the handler a signal still ends the process; only its temporary files remain.
-    let _ = llm_bench::fs::remove_temporaries_on_signals();
     match cli::run() {
         Ok(code) => std::process::exit(code),
         Err(err) => {

@@ -9,6 +9,7 @@ mod generate;
 pub(crate) mod out;
 mod report;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -39,13 +40,22 @@ enum Command {
     Doctor(doctor::Args),
     /// Write a model (e.g. a synthetic twin) as a GGUF file that llama.cpp loads.
     Export(export::Args),
+    /// Serve a model over an OpenAI-compatible HTTP API with continuous batching.
+    Serve(serve::Args),
     /// Print the JSON Schema of results.json (the repo keeps a copy in schemas/).
     Schema,
 }
 
 /// Runs the command; the number is the exit code (errors exit 2, see `main`).
 pub fn run() -> anyhow::Result<i32> {
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // `serve` shuts down cleanly on its own signal handling; the others remove their
+    // temporary files and exit.
+    if !matches!(command, Command::Serve(_)) {
+        let _ = llm_bench::fs::remove_temporaries_on_signals();
+    }
+    match command {
+        Command::Serve(args) => serve::run(args).map(|()| 0),
         Command::Generate(args) => generate::run(args).map(|()| 0),
         Command::Gate(args) => gate::run(args),
         Command::Run(args) => run::run(args),

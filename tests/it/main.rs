@@ -18,4 +18,5 @@ mod models;
 mod readme;
 mod reference;
 mod run;
+mod serve;
 mod tuned;
