@@ -55,6 +55,7 @@ pub mod scheduler;
 // Layer 8, results and outputs.
 pub mod compare;
 pub mod gate;
+pub mod load;
 pub mod output;
 pub mod report;
 pub mod results;

@@ -327,7 +327,7 @@ fn status_kib(key: &str) -> Option<u64> {
 
 /// User + system CPU time of this process (all threads), to the nanosecond where the C
 /// library offers `CLOCK_PROCESS_CPUTIME_ID`; else from `/proc/self/stat`, in 10 ms ticks.
-fn process_cpu_time() -> Option<Duration> {
+pub fn process_cpu_time() -> Option<Duration> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let mut now = libc::timespec {

@@ -5,6 +5,7 @@ mod doctor;
 mod export;
 mod gate;
 mod generate;
+mod load;
 #[macro_use]
 pub(crate) mod out;
 mod report;
@@ -42,6 +43,8 @@ enum Command {
     Export(export::Args),
     /// Serve a model over an OpenAI-compatible HTTP API with continuous batching.
     Serve(serve::Args),
+    /// Load an OpenAI-compatible server: concurrency or request-rate sweeps, streamed latencies, goodput.
+    Load(load::Args),
     /// Print the JSON Schema of results.json (the repo keeps a copy in schemas/).
     Schema,
 }
@@ -56,6 +59,7 @@ pub fn run() -> anyhow::Result<i32> {
     }
     match command {
         Command::Serve(args) => serve::run(args).map(|()| 0),
+        Command::Load(args) => load::run(args),
         Command::Generate(args) => generate::run(args).map(|()| 0),
         Command::Gate(args) => gate::run(args),
         Command::Run(args) => run::run(args),

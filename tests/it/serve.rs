@@ -369,6 +369,59 @@ fn bad_requests_are_400s_naming_the_field() {
     assert_eq!(code, 200, "the server still answers");
 }
 
+/// `llm-bench load` sweeps concurrency against `llm-bench serve`: every request completes
+/// with the tokens asked for, the table has a row per level, and the JSON its summaries.
+#[test]
+fn load_sweeps_concurrency_against_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let server = Server::start(&model, &[]);
+    let out = dir.path().join("load.json");
+    let run = common::cli(
+        &[
+            "load",
+            &server.base,
+            "--concurrency",
+            "1,4",
+            "--requests",
+            "8",
+            "--input-tokens",
+            "16",
+            "--output-tokens",
+            "10",
+            "--slo",
+            "ttft=10s,tpot=1s",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", common::stderr(&run));
+    let table = String::from_utf8(run.stdout).unwrap();
+    assert!(
+        table.contains("| c=1 | 8 | 0 |") && table.contains("| c=4 | 8 | 0 |"),
+        "{table}"
+    );
+    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    for level in v["levels"].as_array().unwrap() {
+        assert_eq!(level["completed"], 8);
+        assert_eq!(level["mean_output_tokens"], 10.0);
+        assert_eq!(
+            level["goodput"], level["request_throughput"],
+            "every request within targets"
+        );
+        let (p50, p99) = (
+            level["tpot_ms"]["p50"].as_f64().unwrap(),
+            level["tpot_ms"]["p99"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p50 <= p99);
+    }
+    assert!(
+        common::stderr(&common::cli(&["load", "https://example.com"], &[]))
+            .contains("only http://")
+    );
+}
+
 fn smollm2() -> String {
     let path = llm_bench::defaults::default_gguf_path();
     assert!(

@@ -1,0 +1,282 @@
+//! `llm-bench load`: sweeps concurrency or request rates against an OpenAI-compatible
+//! endpoint and prints each level's throughput, latencies and goodput.
+
+use super::out::outln;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use llm_bench::load::summary::{LevelSummary, Slo, Spread};
+use llm_bench::load::{self, Level, Settings};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The server: http://host:port (its /v1/completions is used), or an endpoint's full URL
+    url: String,
+    /// The model name requests carry [default: the first the server's /v1/models lists]
+    #[arg(long)]
+    model: Option<String>,
+    /// Send chat messages to /v1/chat/completions rather than prompts to /v1/completions
+    #[arg(long)]
+    chat: bool,
+    /// Closed loop: requests in flight, a list swept in turn (1,2,4,8,16) [default: 1]
+    #[arg(long, value_delimiter = ',', conflicts_with = "rate")]
+    concurrency: Vec<usize>,
+    /// Open loop: requests per second, Poisson arrivals, a list swept in turn (0.5,1,2,inf)
+    #[arg(long, value_delimiter = ',')]
+    rate: Vec<String>,
+    /// Requests per level
+    #[arg(long, default_value_t = 32)]
+    requests: usize,
+    /// Prompt length in words drawn from the built-in prompts (about a token each; the server's usage has the count)
+    #[arg(long, default_value_t = 128)]
+    input_tokens: usize,
+    /// Tokens each request generates (max_tokens; exactly this many unless --no-ignore-eos)
+    #[arg(long, default_value_t = 128)]
+    output_tokens: usize,
+    /// A ShareGPT-style JSON file: each entry's first human turn is a prompt (instead of random words)
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Let the model stop at end-of-sequence (do not send ignore_eos/min_tokens)
+    #[arg(long)]
+    no_ignore_eos: bool,
+    /// Latency targets for goodput: ttft=500ms,tpot=50ms,e2e=10s
+    #[arg(long, value_parser = Slo::parse)]
+    slo: Option<Slo>,
+    /// Untimed requests before the first level
+    #[arg(long, default_value_t = 1)]
+    warm_up: usize,
+    /// Seed of the prompts and the arrivals
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Longest a level may take; no request is sent after it: 300s, 10m
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    level_time: Duration,
+    /// Longest one request may take
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Also write the summaries as JSON to this file
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let levels = levels(&args)?;
+    for (name, value) in [
+        ("--requests", args.requests),
+        ("--output-tokens", args.output_tokens),
+        ("--input-tokens", args.input_tokens),
+    ] {
+        if value == 0 {
+            anyhow::bail!("{name} must be at least 1, found 0");
+        }
+    }
+    let url = endpoint(&args.url, args.chat)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    let model = match &args.model {
+        Some(model) => model.clone(),
+        None => runtime.block_on(served_model(&url))?,
+    };
+    let prompts = match &args.dataset {
+        Some(path) => load::prompts::sharegpt(path)?,
+        None => load::prompts::random_words(args.requests.max(8), args.input_tokens, args.seed),
+    };
+    let settings = Settings {
+        url: url.clone(),
+        model: model.clone(),
+        chat: args.chat,
+        prompts,
+        output_tokens: args.output_tokens,
+        ignore_eos: !args.no_ignore_eos,
+        requests: args.requests,
+        level_time: args.level_time,
+        request_timeout: args.request_timeout,
+        seed: args.seed,
+        slo: args.slo.unwrap_or_default(),
+    };
+    eprintln!(
+        "llm-bench load: {url}, model {model}, {} requests per level",
+        args.requests
+    );
+    let bar = ProgressBar::new((args.requests * levels.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} requests, {elapsed}")
+            .expect("a valid template"),
+    );
+    let cpu_before = llm_bench::resources::process_cpu_time();
+    let progress = |level: &Level, _: &load::request::Outcome| {
+        bar.set_message(level.to_string());
+        bar.inc(1);
+    };
+    let summaries = runtime.block_on(load::run(&settings, args.warm_up, &levels, &progress));
+    bar.finish_and_clear();
+    let cpu = llm_bench::resources::process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    outln!("{}", table(&summaries, settings.slo.any()))?;
+    let streamed: f64 = summaries
+        .iter()
+        .map(|s| s.output_throughput * s.duration_s)
+        .sum();
+    let client = cpu.map(|cpu| client_cost(cpu, streamed));
+    if let Some(line) = &client {
+        eprintln!("{}", line.0);
+    }
+    if let Some(first) = summaries.iter().find_map(|s| s.first_failure.as_ref()) {
+        eprintln!("first failure: {first}");
+    }
+    if let Some(path) = &args.out {
+        let document = serde_json::json!({
+            "url": url,
+            "model": model,
+            "requests_per_level": args.requests,
+            "input_words": args.input_tokens,
+            "output_tokens": args.output_tokens,
+            "ignore_eos": settings.ignore_eos,
+            "slo": settings.slo,
+            "client_cpu_us_per_token": client.as_ref().map(|c| c.1),
+            "levels": summaries,
+        });
+        llm_bench::fs::write_atomically(path, serde_json::to_string_pretty(&document)?.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(0)
+}
+
+fn levels(args: &Args) -> anyhow::Result<Vec<Level>> {
+    if !args.rate.is_empty() {
+        return args
+            .rate
+            .iter()
+            .map(|r| match r.trim() {
+                "inf" | "infinity" => Ok(Level::Rate(f64::INFINITY)),
+                r => match r.parse::<f64>() {
+                    Ok(v) if v > 0.0 && v.is_finite() => Ok(Level::Rate(v)),
+                    _ => anyhow::bail!("--rate: expected requests per second > 0 or inf (like 0.5,1,2,inf), found {r:?}"),
+                },
+            })
+            .collect();
+    }
+    if args.concurrency.contains(&0) {
+        anyhow::bail!(
+            "--concurrency: expected whole numbers >= 1 (like 1,2,4,8), found {:?}",
+            args.concurrency
+        );
+    }
+    let list = if args.concurrency.is_empty() {
+        vec![1]
+    } else {
+        args.concurrency.clone()
+    };
+    Ok(list.into_iter().map(Level::Concurrency).collect())
+}
+
+/// The endpoint for `url`: a server's root gets `/v1/completions` (or chat's).
+fn endpoint(url: &str, chat: bool) -> anyhow::Result<String> {
+    let parsed = url::Url::parse(url)
+        .with_context(|| format!("{url:?} is not a URL: give one like http://127.0.0.1:8080"))?;
+    if parsed.scheme() != "http" {
+        anyhow::bail!("{url}: only http:// endpoints are supported (this build has no TLS); put the server on plain HTTP or behind a local proxy");
+    }
+    let path = parsed.path().trim_end_matches('/');
+    if path.ends_with("/completions") {
+        return Ok(url.to_string());
+    }
+    let tail = if chat {
+        "chat/completions"
+    } else {
+        "completions"
+    };
+    let base = url.trim_end_matches('/');
+    Ok(if path.ends_with("/v1") {
+        format!("{base}/{tail}")
+    } else {
+        format!("{base}/v1/{tail}")
+    })
+}
+
+/// The first model the server lists at `/v1/models`.
+async fn served_model(endpoint: &str) -> anyhow::Result<String> {
+    let root = endpoint.split("/v1/").next().unwrap_or(endpoint);
+    let url = format!("{root}/v1/models");
+    let body: serde_json::Value = reqwest::get(&url)
+        .await
+        .with_context(|| {
+            format!("asking {url} for its models (is the server up? or pass --model)")
+        })?
+        .json()
+        .await
+        .with_context(|| format!("{url} did not answer a model list: pass --model"))?;
+    body["data"][0]["id"]
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("{url} lists no model: pass --model"))
+}
+
+/// The client's own CPU per streamed token, and the tokens per second one core would stream.
+fn client_cost(cpu: Duration, tokens: f64) -> (String, f64) {
+    let us = cpu.as_secs_f64() * 1e6 / tokens.max(1.0);
+    let line = format!(
+        "client: {:.1} µs of CPU per streamed token ({:.0} tokens/s on one core)",
+        us,
+        1e6 / us.max(1e-9)
+    );
+    (line, us)
+}
+
+fn table(summaries: &[LevelSummary], goodput: bool) -> String {
+    let ms = |s: &Option<Spread>, pick: fn(&Spread) -> f64| {
+        s.as_ref().map_or("-".into(), |s| format!("{:.1}", pick(s)))
+    };
+    let mut headers = vec![
+        "level",
+        "done",
+        "failed",
+        "req/s",
+        "out tok/s",
+        "TTFT p50",
+        "TTFT p99",
+        "TPOT p50",
+        "TPOT p99",
+        "ITL p50",
+        "ITL p99",
+        "E2E p50",
+        "E2E p99",
+    ];
+    if goodput {
+        headers.push("goodput");
+    }
+    let mut rows = Vec::new();
+    for s in summaries {
+        let level = match s.mode {
+            "rate" if s.level.is_infinite() => "rate inf".to_string(),
+            "rate" => format!("rate {}", s.level),
+            _ => format!("c={}", s.level),
+        };
+        let mut row = vec![
+            level,
+            s.completed.to_string(),
+            (s.requests - s.completed).to_string(),
+            format!("{:.2}", s.request_throughput),
+            format!("{:.1}", s.output_throughput),
+            ms(&s.ttft_ms, |s| s.p50),
+            ms(&s.ttft_ms, |s| s.p99),
+            ms(&s.tpot_ms, |s| s.p50),
+            ms(&s.tpot_ms, |s| s.p99),
+            ms(&s.itl_ms, |s| s.p50),
+            ms(&s.itl_ms, |s| s.p99),
+            ms(&s.e2e_ms, |s| s.p50),
+            ms(&s.e2e_ms, |s| s.p99),
+        ];
+        if goodput {
+            row.push(format!("{:.2}", s.goodput.unwrap_or(0.0)));
+        }
+        rows.push(row);
+    }
+    let mut text = llm_bench::markdown::table(&headers, &rows);
+    text.push_str("\nlatencies in ms; TPOT excludes the first token; req/s and goodput per second of the level's wall time");
+    text
+}

@@ -1,0 +1,227 @@
+//! `llm-bench load`: a client for any OpenAI-compatible server (llm-bench serve, llama-server,
+//! vLLM, TGI, Ollama) that sweeps closed-loop concurrency or open-loop request rates (Poisson
+//! arrivals, seeded), streams every answer, and summarises each level as vLLM's
+//! `bench serve` does ([`summary`]).
+
+pub mod prompts;
+pub mod request;
+pub mod summary;
+
+use request::Outcome;
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use summary::{LevelSummary, Slo};
+
+/// How requests are sent at one level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Level {
+    /// Closed loop: this many requests in flight, each sent when one ends.
+    Concurrency(usize),
+    /// Open loop: requests arrive as a Poisson process of this rate per second
+    /// (`f64::INFINITY`: all at once).
+    Rate(f64),
+}
+
+impl Level {
+    fn mode(self) -> &'static str {
+        match self {
+            Level::Concurrency(_) => "concurrency",
+            Level::Rate(_) => "rate",
+        }
+    }
+
+    fn value(self) -> f64 {
+        match self {
+            Level::Concurrency(c) => c as f64,
+            Level::Rate(r) => r,
+        }
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Level::Concurrency(c) => write!(f, "concurrency {c}"),
+            Level::Rate(r) if r.is_infinite() => write!(f, "rate inf"),
+            Level::Rate(r) => write!(f, "rate {r}/s"),
+        }
+    }
+}
+
+/// A load run's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The endpoint's URL: `/v1/completions` or `/v1/chat/completions`.
+    pub url: String,
+    /// The model name requests carry.
+    pub model: String,
+    /// Chat messages rather than a plain prompt.
+    pub chat: bool,
+    /// The prompts, used in turn.
+    pub prompts: Vec<String>,
+    /// Tokens each request asks for.
+    pub output_tokens: usize,
+    /// Ask the server to ignore end-of-sequence (`ignore_eos`, `min_tokens`).
+    pub ignore_eos: bool,
+    /// Requests per level.
+    pub requests: usize,
+    /// Longest a level may take: no request is sent after it.
+    pub level_time: Duration,
+    /// Longest one request may take.
+    pub request_timeout: Duration,
+    /// Seed of the arrivals.
+    pub seed: u64,
+    /// Latency targets for goodput.
+    pub slo: Slo,
+}
+
+/// Runs `warm_up` untimed requests, then every level in turn; `progress` hears of each
+/// request done. Returns each level's summary.
+pub async fn run(
+    settings: &Settings,
+    warm_up: usize,
+    levels: &[Level],
+    progress: &(dyn Fn(&Level, &Outcome) + Sync),
+) -> Vec<LevelSummary> {
+    let client = reqwest::Client::new();
+    for i in 0..warm_up {
+        let body = settings.body(i);
+        request::send(
+            &client,
+            &settings.url,
+            &body,
+            settings.request_timeout,
+            Instant::now(),
+        )
+        .await;
+    }
+    let mut summaries = Vec::with_capacity(levels.len());
+    for level in levels {
+        let outcomes = run_level(&client, settings, *level, progress).await;
+        summaries.push(LevelSummary::of(
+            level.mode(),
+            level.value(),
+            &outcomes,
+            &settings.slo,
+        ));
+    }
+    summaries
+}
+
+impl Settings {
+    fn body(&self, i: usize) -> Value {
+        let prompt = &self.prompts[i % self.prompts.len()];
+        request::body(
+            &self.model,
+            self.chat,
+            prompt,
+            self.output_tokens,
+            self.ignore_eos,
+        )
+    }
+}
+
+async fn run_level(
+    client: &reqwest::Client,
+    settings: &Settings,
+    level: Level,
+    progress: &(dyn Fn(&Level, &Outcome) + Sync),
+) -> Vec<Outcome> {
+    let start = Instant::now();
+    let deadline = start + settings.level_time;
+    let send = |i: usize| {
+        let body = settings.body(i);
+        async move {
+            let outcome = request::send(
+                client,
+                &settings.url,
+                &body,
+                settings.request_timeout,
+                start,
+            )
+            .await;
+            progress(&level, &outcome);
+            outcome
+        }
+    };
+    match level {
+        Level::Concurrency(c) => {
+            let issued = AtomicUsize::new(0);
+            let worker = || async {
+                let mut mine = Vec::new();
+                loop {
+                    let i = issued.fetch_add(1, Ordering::SeqCst);
+                    if i >= settings.requests || Instant::now() >= deadline {
+                        return mine;
+                    }
+                    mine.push(send(i).await);
+                }
+            };
+            let workers: Vec<_> = (0..c.max(1)).map(|_| worker()).collect();
+            futures_util::future::join_all(workers)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+        }
+        Level::Rate(rate) => {
+            let arrivals = Arc::new(poisson_arrivals(rate, settings.requests, settings.seed));
+            let requests = (0..settings.requests).map(|i| {
+                let arrivals = arrivals.clone();
+                let send = &send;
+                async move {
+                    let at = start + Duration::from_secs_f64(arrivals[i]);
+                    if at >= deadline {
+                        return None;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
+                    Some(send(i).await)
+                }
+            });
+            futures_util::future::join_all(requests)
+                .await
+                .into_iter()
+                .flatten()
+                .collect()
+        }
+    }
+}
+
+/// When each of `n` requests arrives (seconds from the start) at `rate` per second: a
+/// Poisson process, its gaps exponential and drawn from `seed`; all at 0 for an infinite rate.
+pub fn poisson_arrivals(rate: f64, n: usize, seed: u64) -> Vec<f64> {
+    use rand::{Rng, SeedableRng};
+    if rate.is_infinite() {
+        return vec![0.0; n];
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut t = 0.0;
+    (0..n)
+        .map(|i| {
+            if i > 0 {
+                let u: f64 = rng.random::<f64>();
+                t += -(1.0 - u).ln() / rate;
+            }
+            t
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Exponential gaps of mean 1/rate, the same for the same seed.
+    #[test]
+    fn arrivals_are_poisson_and_seeded() {
+        let a = poisson_arrivals(4.0, 20_001, 7);
+        assert_eq!(a, poisson_arrivals(4.0, 20_001, 7));
+        assert_ne!(a, poisson_arrivals(4.0, 20_001, 8));
+        let mean_gap = a[20_000] / 20_000.0;
+        assert!((mean_gap - 0.25).abs() < 0.01, "{mean_gap}");
+        assert!(a.windows(2).all(|w| w[1] >= w[0]));
+        assert_eq!(poisson_arrivals(f64::INFINITY, 3, 1), [0.0; 3]);
+    }
+}
