@@ -80,9 +80,20 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Some(model) => model.clone(),
         None => runtime.block_on(served_model(&url))?,
     };
+    let needed = args.warm_up + levels.len() * args.requests;
     let prompts = match &args.dataset {
-        Some(path) => load::prompts::sharegpt(path)?,
-        None => load::prompts::random_words(args.requests.max(8), args.input_tokens, args.seed),
+        Some(path) => {
+            let prompts = load::prompts::sharegpt(path)?;
+            if prompts.len() < needed {
+                eprintln!(
+                    "note: {} has {} prompts for {needed} requests: some repeat, and a server's prompt cache may answer those from memory",
+                    path.display(),
+                    prompts.len()
+                );
+            }
+            prompts
+        }
+        None => load::prompts::random_words(needed, args.input_tokens, args.seed),
     };
     let settings = Settings {
         url: url.clone(),

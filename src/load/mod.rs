@@ -59,7 +59,9 @@ pub struct Settings {
     pub model: String,
     /// Chat messages rather than a plain prompt.
     pub chat: bool,
-    /// The prompts, used in turn.
+    /// The prompts, used in turn: every request of a run (warm-up included) takes the next,
+    /// so none repeats while there are as many as requests (a server's prompt cache would
+    /// answer a repeated one from memory).
     pub prompts: Vec<String>,
     /// Tokens each request asks for.
     pub output_tokens: usize,
@@ -85,7 +87,13 @@ pub async fn run(
     levels: &[Level],
     progress: &(dyn Fn(&Level, &Outcome) + Sync),
 ) -> Vec<LevelSummary> {
-    let client = reqwest::Client::new();
+    // A connection per request: servers that close kept-alive connections after a few
+    // requests (llama-server's HTTP library does) would otherwise race the next request sent
+    // on one, and fail it.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap_or_default();
     for i in 0..warm_up {
         let body = settings.body(i);
         request::send(
@@ -98,8 +106,9 @@ pub async fn run(
         .await;
     }
     let mut summaries = Vec::with_capacity(levels.len());
-    for level in levels {
-        let outcomes = run_level(&client, settings, *level, progress).await;
+    for (k, level) in levels.iter().enumerate() {
+        let first = warm_up + k * settings.requests;
+        let outcomes = run_level(&client, settings, *level, first, progress).await;
         summaries.push(LevelSummary::of(
             level.mode(),
             level.value(),
@@ -127,12 +136,13 @@ async fn run_level(
     client: &reqwest::Client,
     settings: &Settings,
     level: Level,
+    first: usize,
     progress: &(dyn Fn(&Level, &Outcome) + Sync),
 ) -> Vec<Outcome> {
     let start = Instant::now();
     let deadline = start + settings.level_time;
     let send = |i: usize| {
-        let body = settings.body(i);
+        let body = settings.body(first + i);
         async move {
             let outcome = request::send(
                 client,

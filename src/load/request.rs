@@ -120,7 +120,7 @@ async fn read(
     start: Instant,
     outcome: &mut Outcome,
 ) -> Result<(), Failed> {
-    let connection = |e: reqwest::Error| (Failure::Connection, e.to_string());
+    let connection = |e: reqwest::Error| (Failure::Connection, chain(&e));
     let mut response = client
         .post(url)
         .json(body)
@@ -177,6 +177,17 @@ async fn read(
         Failure::Stream,
         "the stream ended before data: [DONE]".into(),
     ))
+}
+
+/// An error with its causes: `error sending request: connection closed before ...`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// Server-sent events split out of a byte stream: the `data:` of each event.
