@@ -193,7 +193,17 @@ impl Sequence {
                 value: logits[at],
             });
         }
-        let row = if self.job.ignore_eos || self.generated < self.job.min_tokens {
+        let mask = self.job.ignore_eos || self.generated < self.job.min_tokens;
+        if self.job.sampling.temperature <= 0.0 {
+            // Greedy straight from the row: no copy, end-of-sequence skipped while masked. Ties
+            // go to the last maximum, as candle's sampler (and so `generate`) picks.
+            let best = (logits.iter().enumerate())
+                .filter(|(id, _)| !(mask && tokenizer.is_eos(*id as u32)))
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(id, _)| id as u32);
+            return Ok(best);
+        }
+        let row = if mask {
             self.masked.clear();
             self.masked.extend_from_slice(logits);
             for &eos in &tokenizer.eos_token_ids {
