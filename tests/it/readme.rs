@@ -108,6 +108,34 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/it/readme.rs::the_engine_commands_run_as_written",
     ),
     ("scripts/install-llama-cpp-deps", "script:scripts/test"),
+    (
+        "llm-bench serve --max-sequences 16 &",
+        "test:tests/it/readme.rs::the_serving_commands_run_as_written",
+    ),
+    (
+        "llm-bench load http://127.0.0.1:8080",
+        "test:tests/it/readme.rs::the_serving_commands_run_as_written",
+    ),
+    (
+        "llm-bench serve",
+        "test:tests/it/serve.rs::completions_answer_as_json_and_as_events_with_the_generated_text",
+    ),
+    (
+        "llm-bench load http://127.0.0.1:8081",
+        "test:tests/it/serve.rs::load_measures_llama_server_as_it_measures_serve",
+    ),
+    (
+        "llm-bench load",
+        "test:tests/it/serve.rs::load_sweeps_concurrency_against_serve",
+    ),
+    (
+        "scripts/build-llama-server",
+        "test:tests/it/serve.rs::load_measures_llama_server_as_it_measures_serve",
+    ),
+    (
+        "\"$(scripts/build-llama-server)\"",
+        "test:tests/it/serve.rs::load_measures_llama_server_as_it_measures_serve",
+    ),
     ("scripts/bench-threads", "script:scripts/bench-smoke"),
     (
         "llm-bench doctor",
@@ -318,6 +346,32 @@ fn readme_line(start: &str) -> String {
         .chain(documents().iter().flat_map(|(_, text)| commands_in(text)))
         .find(|c| c.starts_with(start))
         .unwrap_or_else(|| panic!("neither README.md nor docs/ shows {start:?}"))
+}
+
+/// The README's serve and load lines as written: the default model behind the server on its
+/// port, and a load sweep against it that completes every request at both levels.
+#[test]
+#[ignore = "needs models/: run scripts/fetch-model"]
+fn the_serving_commands_run_as_written() {
+    let _alone = common::one_model_run_at_a_time();
+    let serve = readme_line("llm-bench serve --max-sequences 16 &");
+    let words: Vec<&str> = serve
+        .trim_end_matches('&')
+        .split_whitespace()
+        .skip(1)
+        .collect();
+    let server = crate::serve::Server::spawn(&words);
+    assert_eq!(server.base, "http://127.0.0.1:8080");
+    let out = readme_run(
+        &readme_line("llm-bench load http://127.0.0.1:8080"),
+        Path::new("."),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for row in ["| c=1 | 16 | 0 |", "| c=4 | 16 | 0 |"] {
+        assert!(table.contains(row), "{row} missing:\n{table}");
+    }
+    assert!(table.contains("goodput"), "{table}");
 }
 
 #[test]

@@ -18,9 +18,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(model: &str, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--model", model, "--port", "0", "--threads", "1"];
+        args.extend_from_slice(extra);
+        Server::spawn(&args)
+    }
+
+    /// `llm-bench ARGS` (a `serve` command), once it says where it listens.
+    pub fn spawn(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-            .args(["serve", "--model", model, "--port", "0", "--threads", "1"])
-            .args(extra)
+            .args(args)
             .env_remove("LLM_BENCH_MODEL")
             .stderr(Stdio::piped())
             .spawn()
@@ -516,4 +522,71 @@ fn a_full_queue_is_a_429_and_a_disconnect_frees_the_sequence() {
         log.contains("shutting down") && log.contains("stopped"),
         "{log}"
     );
+}
+
+/// docs/serving.md's llama-server lines as written: llama.cpp's own server (built by
+/// scripts/build-llama-server) on the fetched model, loaded by `llm-bench load` exactly as it
+/// loads `serve`: every request completes with the tokens asked for (llama-server honours
+/// ignore_eos), and the prompt tokens come from its usage.
+#[test]
+#[ignore = "needs models/ and llama-server: scripts/fetch-model, scripts/build-llama-server (minutes)"]
+fn load_measures_llama_server_as_it_measures_serve() {
+    let _alone = common::one_model_run_at_a_time();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/serving.md")).unwrap();
+    let line = |start: &str| {
+        docs.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("docs/serving.md shows no {start:?}"))
+            .split("  #")
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let built = Command::new(root.join("scripts/build-llama-server"))
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", common::stderr(&built));
+    let binary = String::from_utf8(built.stdout).unwrap().trim().to_string();
+    let server_line = line("\"$(scripts/build-llama-server)\"");
+    let args: Vec<&str> = server_line
+        .trim_end_matches('&')
+        .split_whitespace()
+        .skip(1)
+        .collect();
+    let mut server = Command::new(&binary)
+        .args(&args)
+        .current_dir(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let healthy = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        ureq::get("http://127.0.0.1:8081/health").call().is_ok()
+    });
+    let load = line("llm-bench load http://127.0.0.1:8081");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("load.json");
+    let mut words: Vec<&str> = load.split_whitespace().skip(1).collect();
+    words.extend(["--out", out.to_str().unwrap()]);
+    let run = healthy.then(|| common::cli(&words, &[]));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(healthy, "llama-server did not answer /health within 60 s");
+    let run = run.unwrap();
+    assert!(run.status.success(), "{}", common::stderr(&run));
+    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let levels = v["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 5);
+    for level in levels {
+        assert_eq!(level["completed"], level["requests"], "{level}");
+        assert_eq!(level["mean_output_tokens"], 64.0, "{level}");
+        assert!(
+            level["mean_prompt_tokens"].as_f64().unwrap() > 100.0,
+            "{level}"
+        );
+    }
 }
