@@ -163,6 +163,10 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
+        "ROUNDS=2 scripts/serve-table",
+        "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
+    ),
+    (
         "scripts/reference/make-vendored-fixtures",
         "file:scripts/reference/make-vendored-fixtures",
     ),
@@ -564,6 +568,8 @@ fn the_timing_scripts_parse_and_find_their_files() {
         "scripts/gate-under-load",
         "scripts/decode-breakdown",
         "scripts/kquant-table",
+        "scripts/serve-table",
+        "scripts/build-llama-server",
     ] {
         let out = Command::new("bash")
             .arg("-n")
@@ -589,6 +595,12 @@ fn the_timing_scripts_parse_and_find_their_files() {
             common::stderr(&out)
         );
     }
+    // The serving table loads both servers with `load`, llama-server from its build script.
+    let serving = std::fs::read_to_string(root.join("scripts/serve-table")).unwrap();
+    assert!(
+        serving.contains("scripts/build-llama-server)") && serving.contains("\" load \"http"),
+        "scripts/serve-table's servers and client"
+    );
     // The k-quant table makes its files with the example that runs llama.cpp's quantizer.
     let table = std::fs::read_to_string(root.join("scripts/kquant-table")).unwrap();
     assert!(
