@@ -49,9 +49,9 @@ impl TunedEngine {
 
     /// Lays out a step: each entry's tokens after what its slot holds, checked against the
     /// context and the vocabulary before anything runs.
-    fn plan(&mut self, work: &[Work]) -> Result<()> {
+    fn plan<'w>(&mut self, work: impl Iterator<Item = Work<'w>> + Clone) -> Result<()> {
         let d = self.dims;
-        let slots = work.iter().map(|w| w.slot + 1).max().unwrap_or(0);
+        let slots = work.clone().map(|w| w.slot + 1).max().unwrap_or(0);
         self.grow_slots(slots);
         let StepPlan {
             entries,
@@ -92,8 +92,11 @@ impl TunedEngine {
     }
 
     /// Runs each entry's new tokens after its slot's cache; returns the logits of each entry's
-    /// last token.
-    pub(super) fn forward(&mut self, work: &[Work]) -> Result<&Logits> {
+    /// last token. The work comes as an iterator so a decode step need not collect one.
+    pub(super) fn forward<'w>(
+        &mut self,
+        work: impl Iterator<Item = Work<'w>> + Clone,
+    ) -> Result<&Logits> {
         self.plan(work)?;
         let d = self.dims;
         let Self {

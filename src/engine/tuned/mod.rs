@@ -215,10 +215,8 @@ impl Engine for TunedEngine {
     fn prefill(&mut self, prompts: &[Vec<u32>]) -> Result<&Logits> {
         super::prompt_length(prompts)?;
         self.reset();
-        let work: Vec<Work> = (prompts.iter().enumerate())
-            .map(|(slot, tokens)| Work { slot, tokens })
-            .collect();
-        self.forward(&work)?;
+        let work = (prompts.iter().enumerate()).map(|(slot, tokens)| Work { slot, tokens });
+        self.forward(work)?;
         self.batch = prompts.len();
         Ok(&self.logits)
     }
@@ -230,13 +228,9 @@ impl Engine for TunedEngine {
         if self.position() > 0 {
             super::check_decode_batch(tokens.len(), self.batch)?;
         }
-        let work: Vec<Work> = (0..tokens.len())
-            .map(|slot| Work {
-                slot,
-                tokens: &tokens[slot..slot + 1],
-            })
-            .collect();
-        self.forward(&work)?;
+        // No collected work: a decode step allocates nothing (tests/allocations.rs).
+        let work = (tokens.chunks(1).enumerate()).map(|(slot, tokens)| Work { slot, tokens });
+        self.forward(work)?;
         self.batch = tokens.len();
         Ok(&self.logits)
     }
@@ -256,7 +250,7 @@ impl Engine for TunedEngine {
 
     fn step(&mut self, work: &[Work]) -> Result<&Logits> {
         super::check_work(work, MAX_SEQUENCES)?;
-        self.forward(work)
+        self.forward(work.iter().copied())
     }
 
     fn release(&mut self, slot: usize) {
