@@ -16,7 +16,7 @@ pub struct Args {
     /// Weight format [default: the file's own]
     #[arg(long, value_parser = super::parse_format)]
     format: Option<WeightFormat>,
-    /// Inference engine: tuned batches sequences that come and go; candle and llama-cpp run one at a time
+    /// Inference engine: tuned and llama-cpp batch sequences that come and go; candle runs one at a time
     #[arg(long, default_value = "tuned", value_parser = super::parse_engine)]
     engine: EngineChoice,
     /// Address to listen on: loopback unless told otherwise (0.0.0.0 for every interface)

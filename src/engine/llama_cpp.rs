@@ -3,7 +3,7 @@
 //! and is fed llm-bench's own prompt token ids, so both engines see the same ids, sampling,
 //! clock and statistics. Only the forward pass is llama.cpp's.
 
-use super::{Engine, EngineInfo, Logits};
+use super::{Engine, EngineInfo, Logits, Work};
 use crate::error::{Error, Result};
 use crate::weights::EngineInput;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -102,6 +102,13 @@ pub fn quantize(input: &std::path::Path, output: &std::path::Path, kind: &str) -
 /// The smallest context llama.cpp is given, in positions.
 const MIN_CONTEXT: usize = 512;
 
+/// Sequences one context holds for continuous batching ([`Engine::step`]).
+const MAX_SEQUENCES: usize = 64;
+
+/// The cells those sequences share at most (llama-server's `-c`, its slots sharing it): the
+/// model's context where shorter.
+const STEP_CELLS: usize = 16_384;
+
 /// llama.cpp through its C API: a model, a context and a batch.
 pub struct LlamaCppEngine {
     // Declared before `model`: fields drop in order, so the context (which points into the
@@ -116,6 +123,8 @@ pub struct LlamaCppEngine {
     context_length: usize,
     position: usize,
     batch: usize,
+    /// Each slot's position in continuous batching (empty until the first `step`).
+    slots: Vec<usize>,
     /// The last step's logits, lent out until the next.
     logits: Logits,
 }
@@ -149,6 +158,7 @@ pub fn build(input: EngineInput) -> Result<Box<dyn Engine>> {
         context_length: input.config.max_position_embeddings,
         position: 0,
         batch: 0,
+        slots: Vec::new(),
         logits: Logits::default(),
     }))
 }
@@ -170,8 +180,14 @@ impl LlamaCppEngine {
                     "{batch} sequences of {positions} positions are too many"
                 ))
             })?;
+        self.context_of(cells, batch)
+    }
+
+    /// A context of at least `cells` cells and `batch` sequences, the current one if it is.
+    fn context_of(&mut self, cells: u32, batch: usize) -> Result<&mut LlamaContext<'static>> {
         if self.context.is_none() || self.capacity.0 < cells as usize || self.capacity.1 < batch {
             self.context = None;
+            self.slots.clear();
             let threads = i32::try_from(self.threads).unwrap_or(i32::MAX);
             let params = LlamaContextParams::default()
                 .with_n_ctx(NonZeroU32::new(cells))
@@ -244,6 +260,7 @@ impl Engine for LlamaCppEngine {
             len + MIN_CONTEXT
         };
         self.ensure_context(prompts.len(), wanted)?.clear_kv_cache();
+        self.slots.fill(0);
         let mut batch = LlamaBatch::new(len * prompts.len(), prompts.len() as i32);
         let mut outputs = Vec::with_capacity(prompts.len());
         for (seq, prompt) in prompts.iter().enumerate() {
@@ -289,6 +306,72 @@ impl Engine for LlamaCppEngine {
         }
         self.position = 0;
         self.batch = 0;
+        self.slots.fill(0);
+    }
+
+    fn max_sequences(&self) -> usize {
+        MAX_SEQUENCES
+    }
+
+    /// Every entry in one llama.cpp batch, each under its slot's sequence id at the slot's
+    /// own position; the logits of each entry's last token.
+    fn step(&mut self, work: &[Work]) -> Result<&Logits> {
+        super::check_work(work, MAX_SEQUENCES)?;
+        if self.slots.len() < MAX_SEQUENCES {
+            if self.slots.iter().any(|&p| p > 0) {
+                return Err(fail(
+                    "a context for continuous batching cannot be made while sequences run in the current one".into(),
+                ));
+            }
+            let cells = self.context_length.clamp(MIN_CONTEXT, STEP_CELLS);
+            let cells = u32::try_from(cells.div_ceil(256) * 256).unwrap_or(u32::MAX);
+            self.context_of(cells, MAX_SEQUENCES)?;
+            self.slots = vec![0; MAX_SEQUENCES];
+        }
+        let mut total = 0;
+        for w in work {
+            let start = self.slots[w.slot];
+            if start + w.tokens.len() > self.context_length {
+                return Err(Error::ContextOverflow {
+                    prompt_tokens: start,
+                    new_tokens: w.tokens.len(),
+                    context_length: self.context_length,
+                });
+            }
+            total += w.tokens.len();
+        }
+        let mut batch = LlamaBatch::new(total, work.len() as i32);
+        let mut outputs = Vec::with_capacity(work.len());
+        for w in work {
+            let start = self.slots[w.slot];
+            for (i, &id) in w.tokens.iter().enumerate() {
+                let last = i + 1 == w.tokens.len();
+                batch
+                    .add(token(id)?, (start + i) as i32, &[w.slot as i32], last)
+                    .map_err(|e| fail(e.to_string()))?;
+                if last {
+                    outputs.push(batch.n_tokens() - 1);
+                }
+            }
+        }
+        self.run(&mut batch, &outputs).map_err(|e| {
+            fail(format!(
+                "{e} (the {} cells continuous batching shares among sequences may be full: fewer sequences, or shorter ones)",
+                self.capacity.0
+            ))
+        })?;
+        for w in work {
+            self.slots[w.slot] += w.tokens.len();
+        }
+        Ok(&self.logits)
+    }
+
+    fn release(&mut self, slot: usize) {
+        if let (Some(context), Some(position)) = (self.context.as_mut(), self.slots.get_mut(slot)) {
+            // Removing a whole sequence cannot fail; only ids beyond i32 are refused.
+            let _ = context.clear_kv_cache_seq(u32::try_from(slot).ok(), None, None);
+            *position = 0;
+        }
     }
 
     fn position(&self) -> usize {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gguf;
+pub mod sequences;
 
 use llm_bench::source::synthetic::{SyntheticWeights, SYNTHETIC_SEED};
 use llm_bench::source::WeightSource;

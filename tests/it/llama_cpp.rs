@@ -895,3 +895,22 @@ fn llama_cpp_runs_what_the_other_engines_refuse() {
         stderr(&out)
     );
 }
+
+/// Continuous batching on llama.cpp's own sequence ids: sequences that come and go compute
+/// what each computes alone, as on the tuned engine (`common::sequences`), to summation order
+/// (llama.cpp's batches of many rows may run other kernels than one row; here they agree to
+/// about 1e-7).
+#[test]
+fn sequences_that_come_and_go_compute_what_each_computes_alone_in_llama_cpp() {
+    llm_bench::system::configure_threads(None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::tiny_config(257, 128);
+    config["hidden_size"] = 256.into();
+    config["intermediate_size"] = 512.into();
+    common::write_tiny_llama(dir.path(), &config);
+    let spec = ModelSpec::LocalDir(dir.path().into());
+    let planned = llm_bench::model::plan(&spec, Some("f32".parse().unwrap())).unwrap();
+    let mut model = planned.load_with(llama_cpp()).unwrap();
+    assert!(model.engine.max_sequences() >= 16);
+    common::sequences::come_and_go(&mut model, 1e-4, "llama-cpp f32");
+}

@@ -590,3 +590,41 @@ fn load_measures_llama_server_as_it_measures_serve() {
         );
     }
 }
+
+/// llama-cpp batches sequences that come and go too: `serve --engine llama-cpp` takes four at
+/// once and completes every request of a concurrency-4 sweep, each its full length.
+#[cfg(feature = "llama-cpp")]
+#[test]
+fn serve_batches_sequences_on_llama_cpp() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let server = Server::start(&model, &["--engine", "llama-cpp", "--max-sequences", "4"]);
+    assert!(
+        server.stderr.lock().unwrap().contains("up to 4 sequences"),
+        "{}",
+        server.stderr.lock().unwrap()
+    );
+    let run = common::cli(
+        &[
+            "load",
+            &server.base,
+            "--concurrency",
+            "4",
+            "--requests",
+            "8",
+            "--input-tokens",
+            "16",
+            "--output-tokens",
+            "12",
+        ],
+        &[],
+    );
+    assert!(run.status.success(), "{}", common::stderr(&run));
+    let table = String::from_utf8(run.stdout).unwrap();
+    assert!(table.contains("| c=4 | 8 | 0 |"), "{table}");
+    let metrics = server.get("/metrics");
+    assert!(
+        metrics.contains("llm_bench_generation_tokens_total 108"),
+        "8 requests of 12 tokens and the warm-up's: {metrics}"
+    );
+}

@@ -3,6 +3,7 @@
 //! itself on every kernel level this CPU runs.
 
 use crate::common;
+use common::sequences::relative_difference;
 
 use common::{cli, fixture, ids, teacher_forced};
 use llm_bench::engine::EngineChoice;
@@ -101,13 +102,6 @@ fn greedy_ids_start_as_llama_cpps_and_answer_paris() {
     }
     let paris = greedy(&mut model, "The capital of France is", 4, 1).remove(0);
     assert!(model.tokenizer.decode(&paris).unwrap().contains("Paris"));
-}
-
-/// Largest |a - b| over the logits, relative to the spread of `b`'s logits.
-fn relative_difference(a: &[f32], b: &[f32]) -> f32 {
-    let spread = b.iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v))
-        - b.iter().fold(f32::INFINITY, |m, v| m.min(*v));
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / spread
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -562,117 +556,17 @@ fn results_say_how_long_the_threads_waited_for_one_another() {
 }
 
 /// Sequences that come and go (a server's continuous batching) compute what each computes
-/// alone: three sequences started at different steps, a prompt split in two chunks, prompts
-/// beside decode steps in one step, a slot released and reused by a new sequence; each
-/// entry's logits equal that sequence's own prefill and decode steps run alone (to summation
-/// order: a step with a long prompt in it runs its products as GEMMs), in f32 and in the
-/// interleaved q4_0 kernels. Refused: a slot twice in one step, a slot beyond the engine's.
+/// alone (`common::sequences`), to summation order (a step with a long prompt in it runs its
+/// products as GEMMs), in f32 and in the interleaved q4_0 kernels.
 #[test]
 fn sequences_that_come_and_go_compute_what_each_computes_alone() {
-    use llm_bench::engine::Work;
     llm_bench::system::configure_threads(None);
     let dir = tempfile::tempdir().unwrap();
     common::write_tiny_llama(dir.path(), &wide_tiny_config());
     let spec = ModelSpec::LocalDir(dir.path().into());
-    let prompts: [Vec<u32>; 3] = [(1..13).collect(), vec![40, 41, 42], (60..80).collect()];
-    let decoded: [Vec<u32>; 3] = [vec![7, 11, 5], vec![3, 9], vec![100, 101, 102, 103]];
     for format in ["f32", "q4_0"] {
         let planned = llm_bench::model::plan(&spec, Some(format.parse().unwrap())).unwrap();
         let mut model = planned.load_with(tuned()).unwrap();
-        // Alone: the prompt, then one token per step; the logits after each.
-        let alone: Vec<Vec<Vec<f32>>> = (prompts.iter().zip(&decoded))
-            .map(|(prompt, tokens)| {
-                let mut out = vec![model
-                    .engine
-                    .prefill(std::slice::from_ref(prompt))
-                    .unwrap()
-                    .data
-                    .clone()];
-                for &t in tokens {
-                    out.push(model.engine.decode(&[t]).unwrap().data.clone());
-                }
-                out
-            })
-            .collect();
-        model.engine.reset();
-        let vocab = alone[0][0].len();
-        // (sequence, slot, tokens, which of its logits the entry's should equal)
-        type Entry = (usize, usize, Vec<u32>, Option<usize>);
-        let schedule: Vec<Vec<Entry>> = vec![
-            vec![(0, 0, prompts[0][..5].to_vec(), None)],
-            vec![
-                (0, 0, prompts[0][5..].to_vec(), Some(0)),
-                (1, 1, prompts[1].clone(), Some(0)),
-            ],
-            vec![
-                (1, 1, vec![decoded[1][0]], Some(1)),
-                (0, 0, vec![decoded[0][0]], Some(1)),
-            ],
-            vec![
-                (0, 0, vec![decoded[0][1]], Some(2)),
-                (1, 1, vec![decoded[1][1]], Some(2)),
-            ],
-            // Sequence 1 has ended and its slot is released: sequence 2 takes it.
-            vec![
-                (2, 1, prompts[2].clone(), Some(0)),
-                (0, 0, vec![decoded[0][2]], Some(3)),
-            ],
-            vec![(2, 1, vec![decoded[2][0]], Some(1))],
-            vec![(2, 1, decoded[2][1..].to_vec(), Some(4))],
-        ];
-        for (i, step) in schedule.iter().enumerate() {
-            if i == 4 {
-                model.engine.release(1);
-            }
-            let work: Vec<Work> = step
-                .iter()
-                .map(|(_, slot, tokens, _)| Work {
-                    slot: *slot,
-                    tokens,
-                })
-                .collect();
-            let logits = model.engine.step(&work).unwrap();
-            assert_eq!(logits.data.len(), step.len() * vocab);
-            for (entry, (sequence, _, _, want)) in step.iter().enumerate() {
-                let Some(want) = want else { continue };
-                let difference = relative_difference(logits.row(entry), &alone[*sequence][*want]);
-                assert!(
-                    difference < 1e-4,
-                    "{format}, step {i}, sequence {sequence}: {difference}"
-                );
-            }
-        }
-        for (work, shown) in [
-            (
-                vec![
-                    Work {
-                        slot: 0,
-                        tokens: &[1],
-                    },
-                    Work {
-                        slot: 0,
-                        tokens: &[2],
-                    },
-                ],
-                "twice",
-            ),
-            (
-                vec![Work {
-                    slot: 100_000,
-                    tokens: &[1],
-                }],
-                "beyond",
-            ),
-            (
-                vec![Work {
-                    slot: 2,
-                    tokens: &[],
-                }],
-                "zero tokens",
-            ),
-        ] {
-            let err = model.engine.step(&work).unwrap_err().to_string();
-            assert!(err.contains(shown), "{shown}: {err}");
-        }
+        common::sequences::come_and_go(&mut model, 1e-4, format);
     }
 }
