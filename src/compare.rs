@@ -365,9 +365,8 @@ fn warnings(rb: &Results, b: &FormatRun, ro: &Results, o: &FormatRun) -> Vec<Str
             b.model.name, o.model.name
         ));
     }
-    if rb.settings.max_new_tokens != ro.settings.max_new_tokens
-        || rb.settings.prompts != ro.settings.prompts
-    {
+    let like = |s: &crate::results::Settings| (s.max_new_tokens, s.prompts.clone());
+    if rb.settings.as_ref().map(like) != ro.settings.as_ref().map(like) {
         w.push("different prompts or output lengths: latencies are not like for like".into());
     }
     if rb.created != ro.created {

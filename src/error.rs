@@ -279,7 +279,7 @@ pub enum Error {
     },
 
     /// A file that is not an llm-bench results file.
-    #[error("{path} is not an llm-bench results file: {problem}. Pass the results.json that `llm-bench run` wrote")]
+    #[error("{path} is not an llm-bench results file: {problem}. Pass the results.json that `llm-bench run` or `llm-bench load` wrote")]
     NotResults {
         /// The file.
         path: PathBuf,
@@ -288,7 +288,7 @@ pub enum Error {
     },
 
     /// A results file of another schema version.
-    #[error("{path} uses results schema version {found}, but this llm-bench reads version {expected}: rerun `llm-bench run` with this build, or read the file with the llm-bench version that wrote it")]
+    #[error("{path} uses results schema version {found}, but this llm-bench reads version {expected}: rerun `llm-bench run` (or `load`) with this build, or read the file with the llm-bench version that wrote it")]
     SchemaVersion {
         /// The file.
         path: PathBuf,
@@ -299,7 +299,7 @@ pub enum Error {
     },
 
     /// A results file that does not match its schema.
-    #[error("{path}: at {location}: {problem}. The file does not match results schema version 2 (schemas/results-v2.schema.json); was it edited or cut short?")]
+    #[error("{path}: at {location}: {problem}. The file does not match results schema version 3 (schemas/results-v3.schema.json); was it edited or cut short?")]
     ResultsField {
         /// The file.
         path: PathBuf,

@@ -1,13 +1,14 @@
 //! `llm-bench load`: sweeps concurrency or request rates against an OpenAI-compatible
-//! endpoint and prints each level's throughput, latencies and goodput.
+//! endpoint, prints each level's throughput, latencies and goodput, and keeps them in a
+//! results file (`--out`) beside any other runs there.
 
 use super::out::outln;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use llm_bench::load::summary::{LevelSummary, Slo, Spread};
 use llm_bench::load::{self, Level, Settings};
-use std::path::PathBuf;
-use std::time::Duration;
+use llm_bench::results::{EndpointRun, Results, Slo, RESULTS_FILE, SCHEMA_ID, SCHEMA_VERSION};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -55,9 +56,13 @@ pub struct Args {
     /// Longest one request may take
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     request_timeout: Duration,
-    /// Also write the summaries as JSON to this file
-    #[arg(long)]
+    /// Also keep the sweep in DIR/results.json (added to the endpoints a file already there
+    /// holds), for `llm-bench report`
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The endpoint's name in results and reports [default: the server's host:port and the model]
+    #[arg(long)]
+    label: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -108,6 +113,34 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         seed: args.seed,
         slo: args.slo.unwrap_or_default(),
     };
+    let mut endpoint = EndpointRun {
+        label: match &args.label {
+            Some(label) => label.clone(),
+            None => default_label(&url, &model),
+        },
+        url: url.clone(),
+        model: model.clone(),
+        chat: args.chat,
+        prompts_source: match &args.dataset {
+            Some(path) => path.display().to_string(),
+            None => "random words".into(),
+        },
+        input_words: args.dataset.is_none().then_some(args.input_tokens),
+        output_tokens: args.output_tokens,
+        ignore_eos: settings.ignore_eos,
+        requests_per_level: args.requests,
+        warm_up_requests: args.warm_up,
+        seed: args.seed,
+        slo: settings.slo,
+        client_cpu_us_per_token: None,
+        levels: Vec::new(),
+    };
+    // The results file is opened (or refused) before any request is sent, and written after
+    // every level: an interrupted sweep keeps the levels it finished.
+    let mut saved = match &args.out {
+        Some(dir) => Some(SavedSweep::open(dir, &endpoint)?),
+        None => None,
+    };
     eprintln!(
         "llm-bench load: {url}, model {model}, {} requests per level",
         args.requests
@@ -122,12 +155,25 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         bar.set_message(level.to_string());
         bar.inc(1);
     };
-    let summaries = runtime.block_on(load::run(&settings, args.warm_up, &levels, &progress));
+    let mut finished = |levels: &[llm_bench::results::LevelSummary]| match saved.as_mut() {
+        Some(saved) => saved.update(|e| e.levels = levels.to_vec(), false),
+        None => Ok(()),
+    };
+    let summaries = runtime.block_on(load::run(
+        &settings,
+        args.warm_up,
+        &levels,
+        &progress,
+        &mut finished,
+    ))?;
     bar.finish_and_clear();
     let cpu = llm_bench::resources::process_cpu_time()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
-    outln!("{}", table(&summaries, settings.slo.any()))?;
+    outln!(
+        "{}\nlatencies in ms; TPOT excludes the first token; req/s and goodput per second of the level's wall time",
+        llm_bench::report::load::level_table(&summaries, settings.slo.any(), None)
+    )?;
     let streamed: f64 = summaries
         .iter()
         .map(|s| s.output_throughput * s.duration_s)
@@ -139,22 +185,101 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if let Some(first) = summaries.iter().find_map(|s| s.first_failure.as_ref()) {
         eprintln!("first failure: {first}");
     }
-    if let Some(path) = &args.out {
-        let document = serde_json::json!({
-            "url": url,
-            "model": model,
-            "requests_per_level": args.requests,
-            "input_words": args.input_tokens,
-            "output_tokens": args.output_tokens,
-            "ignore_eos": settings.ignore_eos,
-            "slo": settings.slo,
-            "client_cpu_us_per_token": client.as_ref().map(|c| c.1),
-            "levels": summaries,
-        });
-        llm_bench::fs::write_atomically(path, serde_json::to_string_pretty(&document)?.as_bytes())?;
-        eprintln!("wrote {}", path.display());
+    endpoint.client_cpu_us_per_token = client.as_ref().map(|c| c.1);
+    if let Some(saved) = saved.as_mut() {
+        saved.update(
+            |e| e.client_cpu_us_per_token = endpoint.client_cpu_us_per_token,
+            true,
+        )?;
+        eprintln!(
+            "wrote {} (llm-bench report {} draws the curves)",
+            saved.path.display(),
+            saved.path.display()
+        );
     }
     Ok(0)
+}
+
+/// `127.0.0.1:8080 smollm2`: the server's address and the model name.
+fn default_label(url: &str, model: &str) -> String {
+    let host = url::Url::parse(url)
+        .ok()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| url.to_string());
+    format!("{host} {model}")
+}
+
+/// A results file a sweep is kept in: the folder locked for the sweep, the sweep the last of
+/// its endpoints.
+struct SavedSweep {
+    path: PathBuf,
+    results: Results,
+    _lock: llm_bench::fs::DirLock,
+}
+
+impl SavedSweep {
+    /// Opens DIR/results.json (or starts one) and adds `endpoint` to it; a file that is not a
+    /// results file of this version, or that already holds the label, is refused untouched.
+    fn open(dir: &Path, endpoint: &EndpointRun) -> anyhow::Result<Self> {
+        llm_bench::fs::prepare_output_dir(dir)?;
+        let lock = llm_bench::fs::lock_output_dir(dir)?;
+        let path = dir.join(RESULTS_FILE);
+        let mut results = if path.exists() {
+            Results::load(&path)?
+        } else {
+            new_results()
+        };
+        if results.endpoints.iter().any(|e| e.label == endpoint.label) {
+            anyhow::bail!(
+                "{} already holds a sweep labelled {:?}: pass --label to name this one apart, or another --out",
+                path.display(),
+                endpoint.label
+            );
+        }
+        results.endpoints.push(endpoint.clone());
+        let mut saved = SavedSweep {
+            path,
+            results,
+            _lock: lock,
+        };
+        saved.update(|_| {}, false)?;
+        Ok(saved)
+    }
+
+    /// Changes the sweep and writes the file atomically; `complete` says whether it ended.
+    fn update(
+        &mut self,
+        change: impl FnOnce(&mut EndpointRun),
+        complete: bool,
+    ) -> llm_bench::Result<()> {
+        change(self.results.endpoints.last_mut().expect("open added it"));
+        self.results.complete = complete;
+        self.results.save(&self.path)
+    }
+}
+
+/// A results file with no runs yet: this machine, this build, this command.
+fn new_results() -> Results {
+    let now = SystemTime::now();
+    let threads = llm_bench::system::configured_threads();
+    Results {
+        schema: SCHEMA_ID.into(),
+        schema_version: SCHEMA_VERSION,
+        complete: false,
+        created: humantime::format_rfc3339_seconds(now).to_string(),
+        created_unix: now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        command_line: std::env::args().collect(),
+        settings: None,
+        system: (&llm_bench::system::SystemInfo::collect(threads)).into(),
+        build: (&llm_bench::system::BuildInfo::current()).into(),
+        memory_bandwidth: None,
+        runs: vec![],
+        load_failures: vec![],
+        endpoints: vec![],
+    }
 }
 
 fn levels(args: &Args) -> anyhow::Result<Vec<Level>> {
@@ -236,58 +361,4 @@ fn client_cost(cpu: Duration, tokens: f64) -> (String, f64) {
         1e6 / us.max(1e-9)
     );
     (line, us)
-}
-
-fn table(summaries: &[LevelSummary], goodput: bool) -> String {
-    let ms = |s: &Option<Spread>, pick: fn(&Spread) -> f64| {
-        s.as_ref().map_or("-".into(), |s| format!("{:.1}", pick(s)))
-    };
-    let mut headers = vec![
-        "level",
-        "done",
-        "failed",
-        "req/s",
-        "out tok/s",
-        "TTFT p50",
-        "TTFT p99",
-        "TPOT p50",
-        "TPOT p99",
-        "ITL p50",
-        "ITL p99",
-        "E2E p50",
-        "E2E p99",
-    ];
-    if goodput {
-        headers.push("goodput");
-    }
-    let mut rows = Vec::new();
-    for s in summaries {
-        let level = match s.mode {
-            "rate" if s.level.is_infinite() => "rate inf".to_string(),
-            "rate" => format!("rate {}", s.level),
-            _ => format!("c={}", s.level),
-        };
-        let mut row = vec![
-            level,
-            s.completed.to_string(),
-            (s.requests - s.completed).to_string(),
-            format!("{:.2}", s.request_throughput),
-            format!("{:.1}", s.output_throughput),
-            ms(&s.ttft_ms, |s| s.p50),
-            ms(&s.ttft_ms, |s| s.p99),
-            ms(&s.tpot_ms, |s| s.p50),
-            ms(&s.tpot_ms, |s| s.p99),
-            ms(&s.itl_ms, |s| s.p50),
-            ms(&s.itl_ms, |s| s.p99),
-            ms(&s.e2e_ms, |s| s.p50),
-            ms(&s.e2e_ms, |s| s.p99),
-        ];
-        if goodput {
-            row.push(format!("{:.2}", s.goodput.unwrap_or(0.0)));
-        }
-        rows.push(row);
-    }
-    let mut text = llm_bench::markdown::table(&headers, &rows);
-    text.push_str("\nlatencies in ms; TPOT excludes the first token; req/s and goodput per second of the level's wall time");
-    text
 }

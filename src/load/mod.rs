@@ -7,12 +7,13 @@ pub mod prompts;
 pub mod request;
 pub mod summary;
 
+use crate::error::Result;
+use crate::results::{LevelSummary, LoadMode, Slo};
 use request::Outcome;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use summary::{LevelSummary, Slo};
 
 /// How requests are sent at one level.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,17 +26,18 @@ pub enum Level {
 }
 
 impl Level {
-    fn mode(self) -> &'static str {
+    fn mode(self) -> LoadMode {
         match self {
-            Level::Concurrency(_) => "concurrency",
-            Level::Rate(_) => "rate",
+            Level::Concurrency(_) => LoadMode::Concurrency,
+            Level::Rate(_) => LoadMode::Rate,
         }
     }
 
-    fn value(self) -> f64 {
+    /// The level as results record it: `None` for an infinite rate (JSON has no infinity).
+    fn value(self) -> Option<f64> {
         match self {
-            Level::Concurrency(c) => c as f64,
-            Level::Rate(r) => r,
+            Level::Concurrency(c) => Some(c as f64),
+            Level::Rate(r) => r.is_finite().then_some(r),
         }
     }
 }
@@ -80,13 +82,16 @@ pub struct Settings {
 }
 
 /// Runs `warm_up` untimed requests, then every level in turn; `progress` hears of each
-/// request done. Returns each level's summary.
+/// request done, and `finished` gets the summaries so far after each level (to save them: an
+/// interrupted sweep keeps the levels it finished); an error from it ends the sweep.
+/// Returns each level's summary.
 pub async fn run(
     settings: &Settings,
     warm_up: usize,
     levels: &[Level],
     progress: &(dyn Fn(&Level, &Outcome) + Sync),
-) -> Vec<LevelSummary> {
+    finished: &mut dyn FnMut(&[LevelSummary]) -> Result<()>,
+) -> Result<Vec<LevelSummary>> {
     // A connection per request: servers that close kept-alive connections after a few
     // requests (llama-server's HTTP library does) would otherwise race the next request sent
     // on one, and fail it.
@@ -109,14 +114,15 @@ pub async fn run(
     for (k, level) in levels.iter().enumerate() {
         let first = warm_up + k * settings.requests;
         let outcomes = run_level(&client, settings, *level, first, progress).await;
-        summaries.push(LevelSummary::of(
+        summaries.push(summary::summarise(
             level.mode(),
             level.value(),
             &outcomes,
             &settings.slo,
         ));
+        finished(&summaries)?;
     }
-    summaries
+    Ok(summaries)
 }
 
 impl Settings {

@@ -14,3 +14,7 @@ pub const THREADS_DECODE: &str = "threads-decode.svg";
 pub const THREADS_PREFILL: &str = "threads-prefill.svg";
 /// Decode tokens/s against bytes read per token, under the bandwidth line.
 pub const ROOFLINE: &str = "roofline.svg";
+/// TPOT p50 against output tokens/s, a line per load endpoint, a point per level.
+pub const LOAD_LATENCY: &str = "load-latency.svg";
+/// Goodput (or completed requests/s) against request rate, a line per load endpoint.
+pub const LOAD_GOODPUT: &str = "load-goodput.svg";

@@ -8,6 +8,7 @@ mod contention;
 mod cost;
 mod engines;
 mod latency;
+pub mod load;
 mod models;
 mod notices;
 mod resources;
@@ -221,12 +222,18 @@ pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &[&str]) -> String
     let entries = inputs.entries();
     let mut out = String::from("# llm-bench report\n\n");
     for (path, results) in &inputs.files {
+        let what = match &results.settings {
+            Some(settings) => format!("{} run(s) of `{}`", results.runs.len(), settings.model),
+            None => String::from("no model runs"),
+        };
+        let endpoints = match results.endpoints.len() {
+            0 => String::new(),
+            n => format!(", {n} endpoint sweep(s)"),
+        };
         let _ = writeln!(
             out,
-            "- `{}`: {} run(s) of `{}`, {}{}",
+            "- `{}`: {what}{endpoints}, {}{}",
             path.display(),
-            results.runs.len(),
-            results.settings.model,
             results.created,
             if results.complete {
                 ""
@@ -265,6 +272,7 @@ pub fn markdown(inputs: &Inputs, price_per_hour: f64, charts: &[&str]) -> String
     resources::section(&mut out, &entries);
     roofline::section(&mut out, inputs, &entries, charts);
     cost::section(&mut out, &entries, price_per_hour);
+    load::section(&mut out, inputs, charts, price_per_hour);
     system::section(&mut out, inputs);
     notices::section(&mut out, inputs, &entries);
     out

@@ -4,7 +4,7 @@
 //! without a change here (and the committed schema, which a test compares).
 
 // Doc comments here are the versioned schema's descriptions (`llm-bench schema`,
-// schemas/results-v2.schema.json): they change with a schema version, not to satisfy a lint.
+// schemas/results-v3.schema.json): they change with a schema version, not to satisfy a lint.
 #![allow(missing_docs)]
 
 use crate::bandwidth;

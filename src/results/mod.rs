@@ -1,15 +1,17 @@
-//! The results file `llm-bench run` writes and `report` / `compare` read: a versioned schema
-//! (`schemas/results-v2.schema.json` is generated from these types, and a test keeps the two
+//! The results file `llm-bench run` and `llm-bench load` write and `report` / `compare` read:
+//! a versioned schema (`schemas/results-v3.schema.json` is generated from these types, and a test keeps the two
 //! equal), loading with errors that name the file and the field, and the summaries.
 //!
 //! Versioning: `schema_version` changes whenever a field is renamed, removed or changes
 //! meaning; readers refuse other versions rather than misreading them. Adding an optional
 //! field does not change the version.
 
+pub mod endpoint;
 pub mod facts;
 pub mod schema;
 pub mod summary;
 
+pub use endpoint::{EndpointRun, LevelSummary, LoadMode, Slo, Spread};
 pub use facts::{
     Bandwidth, BuildInfo, EngineInfo, Machine, Roofline, SystemInfo, Usage, WeightsKind,
 };
@@ -21,10 +23,11 @@ use std::path::Path;
 
 /// The results file's `$schema`-style identifier.
 pub const SCHEMA_ID: &str = "llm-bench/results";
-/// Version 2 (this build): `model.engine` names the engine and its version (it was a closed
-/// enum of candle's two paths), and run labels carry the engine. Version 1 files are refused
-/// with the version named.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3 (this build): `endpoints` holds what `llm-bench load` measured of servers, and
+/// `settings` (those of `llm-bench run`) is null in a file only `load` wrote. Version 2 named
+/// engines in `model.engine` and run labels; version 1 had a closed enum of candle's paths.
+/// Other versions are refused with the version named.
+pub const SCHEMA_VERSION: u32 = 3;
 /// The results file's name in an output folder.
 pub const RESULTS_FILE: &str = "results.json";
 
@@ -126,6 +129,7 @@ impl Results {
                 bw.read_bytes_per_s,
             )?;
         }
+        endpoints_agree(&self.endpoints)?;
         let mut labels = std::collections::HashMap::new();
         for (r, run) in self.runs.iter().enumerate() {
             if let Some(first) = labels.insert(run.label(), r) {
@@ -270,6 +274,57 @@ fn group_agrees(at: &str, group: &Group) -> std::result::Result<(), (String, Str
                     s.mean, s.min, s.max
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// What endpoint sweeps say of themselves, as any `load` writes them: labels apart, no level
+/// completing more requests than it sent, and percentiles rising in order.
+fn endpoints_agree(endpoints: &[EndpointRun]) -> std::result::Result<(), (String, String)> {
+    for (e, endpoint) in endpoints.iter().enumerate() {
+        if let Some(first) = endpoints[..e]
+            .iter()
+            .position(|o| o.label == endpoint.label)
+        {
+            return Err((
+                format!("endpoints[{e}].label"),
+                format!(
+                    "is {:?} again, as endpoints[{first}]: reports could not tell the two apart",
+                    endpoint.label
+                ),
+            ));
+        }
+        for (l, level) in endpoint.levels.iter().enumerate() {
+            let at = format!("endpoints[{e}].levels[{l}]");
+            if level.completed > level.requests {
+                return Err((
+                    format!("{at}.completed"),
+                    format!(
+                        "is {} but the level sent {} requests",
+                        level.completed, level.requests
+                    ),
+                ));
+            }
+            let spreads = [
+                ("ttft_ms", level.ttft_ms),
+                ("tpot_ms", level.tpot_ms),
+                ("itl_ms", level.itl_ms),
+                ("e2e_ms", level.e2e_ms),
+            ];
+            for (name, spread) in spreads {
+                let Some(s) = spread else { continue };
+                let slack = 1e-9 * s.p99.abs().max(1.0);
+                if s.p50 > s.p90 + slack || s.p90 > s.p95 + slack || s.p95 > s.p99 + slack {
+                    return Err((
+                        format!("{at}.{name}"),
+                        format!(
+                            "p50 {} p90 {} p95 {} p99 {} do not rise in order",
+                            s.p50, s.p90, s.p95, s.p99
+                        ),
+                    ));
+                }
+            }
         }
     }
     Ok(())

@@ -1,11 +1,12 @@
-//! The types of `results.json`, version 2. Times are milliseconds, sizes bytes, rates per
+//! The types of `results.json`, version 3. Times are milliseconds, sizes bytes, rates per
 //! second. Each phase is absent until it has finished, so an interrupted run's file holds
 //! exactly the phases that completed (and `complete` is false).
 
 // Doc comments here are the versioned schema's descriptions (`llm-bench schema`,
-// schemas/results-v2.schema.json): they change with a schema version, not to satisfy a lint.
+// schemas/results-v3.schema.json): they change with a schema version, not to satisfy a lint.
 #![allow(missing_docs)]
 
+use super::endpoint::EndpointRun;
 use super::facts::{Bandwidth, BuildInfo, EngineInfo, Roofline, SystemInfo, Usage, WeightsKind};
 use super::summary::GroupSummary;
 use crate::error::{Error, Result};
@@ -26,7 +27,8 @@ pub struct Results {
     pub created: String,
     pub created_unix: u64,
     pub command_line: Vec<String>,
-    pub settings: Settings,
+    /// What `llm-bench run` was asked for; null in a file only `llm-bench load` wrote.
+    pub settings: Option<Settings>,
     pub system: SystemInfo,
     pub build: BuildInfo,
     pub memory_bandwidth: Option<Bandwidth>,
@@ -34,6 +36,8 @@ pub struct Results {
     pub runs: Vec<FormatRun>,
     /// Formats that could not be loaded (the others still ran).
     pub load_failures: Vec<LoadFailure>,
+    /// Servers `llm-bench load` measured, one sweep each, in the order measured.
+    pub endpoints: Vec<EndpointRun>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,7 +1,7 @@
 //! Distribution summaries of per-request measurements.
 
 // Doc comments here are the versioned schema's descriptions (`llm-bench schema`,
-// schemas/results-v2.schema.json): they change with a schema version, not to satisfy a lint.
+// schemas/results-v3.schema.json): they change with a schema version, not to satisfy a lint.
 #![allow(missing_docs)]
 
 use super::schema::RequestRecord;

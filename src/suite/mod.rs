@@ -90,15 +90,16 @@ pub fn run(config: &SuiteConfig, progress: &mut dyn Progress) -> Result<Results>
             .map(|d| d.as_secs())
             .unwrap_or(0),
         command_line: std::env::args().collect(),
-        settings: config.settings(
+        settings: Some(config.settings(
             &spec.to_string(),
             planned.iter().map(|(e, p)| p.label(*e)).collect(),
-        ),
+        )),
         system: (&system).into(),
         build: (&BuildInfo::current()).into(),
         memory_bandwidth: bandwidth.as_ref().map(Into::into),
         runs: vec![],
         load_failures: vec![],
+        endpoints: vec![],
     };
     let path = config.out_dir.join(RESULTS_FILE);
     results.save(&path)?;

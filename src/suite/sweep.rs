@@ -85,9 +85,11 @@ fn run_worker(
         .collect();
     std::fs::write(&prompts, lines)
         .map_err(|e| format!("cannot write {}: {e}", prompts.display()))?;
+    // A run's file always has its settings (only `load` writes a file without).
+    let model = parent.settings.as_ref().map_or("", |s| s.model.as_str());
     let out = std::process::Command::new(worker)
         .arg("run")
-        .args(["--model", &parent.settings.model])
+        .args(["--model", model])
         .args(["--format", format_arg])
         .args(["--engine", engine.name()])
         .args(["--threads", &plan.threads.to_string()])

@@ -64,6 +64,10 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/it/run.rs::every_phase_ran_the_requests_it_was_asked_for",
     ),
     (
+        "llm-bench report serving/results.json",
+        "test:tests/it/readme.rs::the_serving_commands_run_as_written",
+    ),
+    (
         "llm-bench report",
         "test:tests/it/run.rs::report_writes_markdown_and_charts_that_parse_as_svg",
     ),
@@ -366,9 +370,10 @@ fn the_serving_commands_run_as_written() {
         .collect();
     let server = crate::serve::Server::spawn(&words);
     assert_eq!(server.base, "http://127.0.0.1:8080");
+    let dir = tempfile::tempdir().unwrap();
     let out = readme_run(
         &readme_line("llm-bench load http://127.0.0.1:8080"),
-        Path::new("."),
+        dir.path(),
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
     let table = String::from_utf8_lossy(&out.stdout);
@@ -376,6 +381,19 @@ fn the_serving_commands_run_as_written() {
         assert!(table.contains(row), "{row} missing:\n{table}");
     }
     assert!(table.contains("goodput"), "{table}");
+    let report = readme_run(
+        &readme_line("llm-bench report serving/results.json"),
+        dir.path(),
+    );
+    assert!(report.status.success(), "{}", common::stderr(&report));
+    let md = std::fs::read_to_string(dir.path().join("serving/report.md")).unwrap();
+    for text in [
+        "## Serving under load",
+        "| c=4 | 16 | 0 |",
+        "load-latency.svg",
+    ] {
+        assert!(md.contains(text), "{text} missing:\n{md}");
+    }
 }
 
 #[test]
@@ -425,7 +443,7 @@ fn the_quick_start_commands_run_as_written() {
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let committed: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v2.schema.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v3.schema.json"),
         )
         .unwrap(),
     )

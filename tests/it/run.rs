@@ -67,7 +67,7 @@ fn read_json(path: &Path) -> Value {
 }
 
 fn repo_schema() -> Value {
-    read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v2.schema.json"))
+    read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/results-v3.schema.json"))
 }
 
 #[test]
@@ -75,7 +75,7 @@ fn the_committed_schema_is_the_one_the_code_writes() {
     assert_eq!(
         repo_schema(),
         llm_bench::results::json_schema(),
-        "schemas/results-v2.schema.json is stale: regenerate it with `cargo run --release -- schema > schemas/results-v2.schema.json`"
+        "schemas/results-v3.schema.json is stale: regenerate it with `cargo run --release -- schema > schemas/results-v3.schema.json`"
     );
 }
 
@@ -101,7 +101,7 @@ fn results_validate_against_the_schema_and_round_trip() {
 fn every_phase_ran_the_requests_it_was_asked_for() {
     let results = Results::load(&shared_run().1).unwrap();
     assert!(results.complete);
-    let prompts = results.settings.prompts.len();
+    let prompts = results.settings.as_ref().unwrap().prompts.len();
     assert_eq!(prompts, 5, "the built-in customer-support prompts");
     assert_eq!(results.runs.len(), 2);
     let formats: Vec<&str> = results
@@ -175,9 +175,17 @@ fn every_phase_ran_the_requests_it_was_asked_for() {
             assert!(group.read_bytes_per_s.is_some_and(|b| b > 1e8), "{group:?}");
         }
     }
-    assert_eq!(results.settings.thread_counts, swept());
-    assert_eq!(results.settings.threads, *swept().last().unwrap());
-    assert!(results.settings.phases.contains(&"threads".to_string()));
+    assert_eq!(results.settings.as_ref().unwrap().thread_counts, swept());
+    assert_eq!(
+        results.settings.as_ref().unwrap().threads,
+        *swept().last().unwrap()
+    );
+    assert!(results
+        .settings
+        .as_ref()
+        .unwrap()
+        .phases
+        .contains(&"threads".to_string()));
     let bandwidth = results.memory_bandwidth.as_ref().unwrap();
     assert!(bandwidth.read_bytes_per_s > 1e8);
     // Cached unless other processes (this binary's other tests run CLIs at the same time)
@@ -356,16 +364,16 @@ fn edited_copy(edit: impl FnOnce(&mut Value)) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn results_of_another_schema_version_are_refused_by_name() {
-    // A version 1 file (before engines were named) is refused with both versions named.
-    let (dir, path) = edited_copy(|v| v["schema_version"] = 1.into());
+    // A version 2 file (before load sweeps were kept) is refused with both versions named.
+    let (dir, path) = edited_copy(|v| v["schema_version"] = 2.into());
     let out = cli(&["report", path.to_str().unwrap()], &[]);
     assert_fails_with(
         &out,
-        &["results.json", "schema version 1", "reads version 2"],
+        &["results.json", "schema version 2", "reads version 3"],
     );
     assert!(!dir.path().join("report.md").exists());
     let compare = cli(&["compare", path.to_str().unwrap()], &[]);
-    assert_fails_with(&compare, &["schema version 1"]);
+    assert_fails_with(&compare, &["schema version 2"]);
 }
 
 #[test]

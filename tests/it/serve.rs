@@ -382,7 +382,8 @@ fn load_sweeps_concurrency_against_serve() {
     let dir = tempfile::tempdir().unwrap();
     let model = tiny_model(dir.path());
     let server = Server::start(&model, &[]);
-    let out = dir.path().join("load.json");
+    let out = dir.path().join("sweeps");
+    let results = out.join("results.json");
     let run = common::cli(
         &[
             "load",
@@ -408,8 +409,17 @@ fn load_sweeps_concurrency_against_serve() {
         table.contains("| c=1 | 8 | 0 |") && table.contains("| c=4 | 8 | 0 |"),
         "{table}"
     );
-    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    for level in v["levels"].as_array().unwrap() {
+    let v: Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    assert_eq!(v["complete"], true);
+    assert!(v["settings"].is_null(), "no model run in this file");
+    let endpoint = &v["endpoints"][0];
+    let model = endpoint["model"].as_str().unwrap();
+    let host = server.base.trim_start_matches("http://");
+    assert_eq!(endpoint["label"], format!("{host} {model}"), "{endpoint}");
+    assert!(endpoint["client_cpu_us_per_token"].as_f64().unwrap() > 0.0);
+    let levels = endpoint["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for level in levels {
         assert_eq!(level["completed"], 8);
         assert_eq!(level["mean_output_tokens"], 10.0);
         assert_eq!(
@@ -421,6 +431,69 @@ fn load_sweeps_concurrency_against_serve() {
             level["tpot_ms"]["p99"].as_f64().unwrap(),
         );
         assert!(p50 > 0.0 && p50 <= p99);
+    }
+    // The same label again is refused before any request, the file untouched; another label
+    // joins it, here an open-loop sweep.
+    let before = std::fs::read(&results).unwrap();
+    let again = common::cli(&["load", &server.base, "--out", out.to_str().unwrap()], &[]);
+    assert_eq!(again.status.code(), Some(2), "{}", common::stderr(&again));
+    assert!(
+        common::stderr(&again).contains("--label"),
+        "{}",
+        common::stderr(&again)
+    );
+    assert_eq!(std::fs::read(&results).unwrap(), before);
+    let rates = common::cli(
+        &[
+            "load",
+            &server.base,
+            "--rate",
+            "4,inf",
+            "--requests",
+            "4",
+            "--input-tokens",
+            "16",
+            "--output-tokens",
+            "10",
+            "--label",
+            "open loop",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(rates.status.success(), "{}", common::stderr(&rates));
+    let v: Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let rate_levels = v["endpoints"][1]["levels"].as_array().unwrap();
+    assert_eq!(
+        (
+            rate_levels[0]["mode"].as_str(),
+            rate_levels[0]["level"].as_f64()
+        ),
+        (Some("rate"), Some(4.0))
+    );
+    assert!(
+        rate_levels[1]["level"].is_null(),
+        "an infinite rate is null in JSON"
+    );
+    // The report draws both sweeps: the tables, the cost at the best level, the curves.
+    let report = common::cli(&["report", results.to_str().unwrap()], &[]);
+    assert!(report.status.success(), "{}", common::stderr(&report));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for text in [
+        "## Serving under load",
+        "### open loop",
+        "| rate inf |",
+        "USD per 1K queries",
+        "load-latency.svg",
+        "load-goodput.svg",
+    ] {
+        assert!(md.contains(text), "{text} missing:\n{md}");
+    }
+    for chart in ["load-latency.svg", "load-goodput.svg"] {
+        assert!(std::fs::read_to_string(out.join(chart))
+            .unwrap()
+            .contains("<svg"));
     }
     assert!(
         common::stderr(&common::cli(&["load", "https://example.com"], &[]))
@@ -569,17 +642,17 @@ fn load_measures_llama_server_as_it_measures_serve() {
     });
     let load = line("llm-bench load http://127.0.0.1:8081");
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("load.json");
     let mut words: Vec<&str> = load.split_whitespace().skip(1).collect();
-    words.extend(["--out", out.to_str().unwrap()]);
+    words.extend(["--out", dir.path().to_str().unwrap()]);
     let run = healthy.then(|| common::cli(&words, &[]));
     let _ = server.kill();
     let _ = server.wait();
     assert!(healthy, "llama-server did not answer /health within 60 s");
     let run = run.unwrap();
     assert!(run.status.success(), "{}", common::stderr(&run));
-    let v: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
-    let levels = v["levels"].as_array().unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
+    let levels = v["endpoints"][0]["levels"].as_array().unwrap();
     assert_eq!(levels.len(), 5);
     for level in levels {
         assert_eq!(level["completed"], level["requests"], "{level}");

@@ -1,11 +1,15 @@
 //! SVG: the report's charts, drawn with plotters (their files: `report::charts`). Each chart
 //! function returns the SVG text, or `None` when the results hold no data for that chart.
 
+mod load;
+
 use super::{Exporter, File};
 use crate::error::{Error, Result};
 use crate::report::charts::{
-    BATCH, LATENCY, ROOFLINE, SCALING, STRATEGIES, THREADS_DECODE, THREADS_PREFILL,
+    BATCH, LATENCY, LOAD_GOODPUT, LOAD_LATENCY, ROOFLINE, SCALING, STRATEGIES, THREADS_DECODE,
+    THREADS_PREFILL,
 };
+use crate::report::load::EndpointEntry;
 use crate::report::{Entry, Report};
 use crate::results::{FormatRun, PhaseName};
 use crate::stats::percentile;
@@ -20,12 +24,12 @@ pub struct Svg;
 
 impl Exporter<Report<'_>> for Svg {
     fn export(&self, doc: &Report) -> Result<Vec<File>> {
-        draw_all(&doc.inputs.entries())
+        draw_all(&doc.inputs.entries(), &doc.inputs.endpoints())
     }
 }
 
 /// Every chart the results hold data for.
-fn draw_all(entries: &[Entry]) -> Result<Vec<File>> {
+fn draw_all(entries: &[Entry], endpoints: &[EndpointEntry]) -> Result<Vec<File>> {
     let drawn = [
         (LATENCY, latency(entries)?),
         (STRATEGIES, strategies(entries)?),
@@ -34,6 +38,8 @@ fn draw_all(entries: &[Entry]) -> Result<Vec<File>> {
         (THREADS_DECODE, threads_decode(entries)?),
         (THREADS_PREFILL, threads_prefill(entries)?),
         (ROOFLINE, roofline(entries)?),
+        (LOAD_LATENCY, load::latency(endpoints)?),
+        (LOAD_GOODPUT, load::goodput(endpoints)?),
     ];
     Ok(drawn
         .into_iter()
@@ -311,6 +317,18 @@ fn lines(
                 .collect()
         })
         .collect();
+    plot_lines(file, caption, x_desc, y.desc, &series, &labels).map(Some)
+}
+
+/// Lines through each series' points, labelled, from 0 on both axes.
+fn plot_lines(
+    file: &str,
+    caption: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Vec<(f64, f64)>],
+    labels: &[String],
+) -> Result<String> {
     let x_max = series.iter().flatten().map(|p| p.0).fold(1.0, f64::max);
     let top = upper_bound(series.iter().flatten().map(|p| p.1));
     draw(file, |root| {
@@ -323,9 +341,9 @@ fn lines(
         chart
             .configure_mesh()
             .x_desc(x_desc)
-            .y_desc(y.desc)
+            .y_desc(y_desc)
             .draw()?;
-        for (i, (points, label)) in series.iter().zip(&labels).enumerate() {
+        for (i, (points, label)) in series.iter().zip(labels).enumerate() {
             let style = color(i);
             chart
                 .draw_series(LineSeries::new(points.clone(), style.stroke_width(2)))?
@@ -338,7 +356,6 @@ fn lines(
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
-    .map(Some)
 }
 
 fn scaling(entries: &[Entry]) -> Result<Option<String>> {
