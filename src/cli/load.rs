@@ -63,6 +63,10 @@ pub struct Args {
     /// The endpoint's name in results and reports [default: the server's host:port and the model]
     #[arg(long)]
     label: Option<String>,
+    /// The served model as llm-bench loads it (a spec, as serve's --model): its tokenizer
+    /// counts each request's tokens to check the server's usage
+    #[arg(long, value_name = "SPEC")]
+    tokenizer: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -100,6 +104,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         None => load::prompts::random_words(needed, args.input_tokens, args.seed),
     };
+    let tokenizer = match &args.tokenizer {
+        Some(spec) => {
+            let spec = llm_bench::ModelSpec::parse(spec)?;
+            let planned = llm_bench::model::plan(&spec, None)
+                .with_context(|| format!("loading --tokenizer {spec}"))?;
+            Some(std::sync::Arc::new(planned.resolved.tokenizer))
+        }
+        None => None,
+    };
     let settings = Settings {
         url: url.clone(),
         model: model.clone(),
@@ -112,6 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         request_timeout: args.request_timeout,
         seed: args.seed,
         slo: args.slo.unwrap_or_default(),
+        tokenizer,
     };
     let mut endpoint = EndpointRun {
         label: match &args.label {
@@ -159,7 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Some(saved) => saved.update(|e| e.levels = levels.to_vec(), false),
         None => Ok(()),
     };
-    let summaries = runtime.block_on(load::run(
+    let sweep = runtime.block_on(load::run(
         &settings,
         args.warm_up,
         &levels,
@@ -169,7 +183,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     bar.finish_and_clear();
     let cpu = llm_bench::resources::process_cpu_time()
         .zip(cpu_before)
-        .map(|(after, before)| after.saturating_sub(before));
+        .map(|(after, before)| after.saturating_sub(before + sweep.counting_cpu));
+    let summaries = sweep.levels;
     outln!(
         "{}\nlatencies in ms; TPOT excludes the first token; req/s and goodput per second of the level's wall time",
         llm_bench::report::load::level_table(&summaries, settings.slo.any(), None)
@@ -181,6 +196,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let client = cpu.map(|cpu| client_cost(cpu, streamed));
     if let Some(line) = &client {
         eprintln!("{}", line.0);
+    }
+    if let Some(spec) = &args.tokenizer {
+        check_counts(&summaries, spec);
     }
     if let Some(first) = summaries.iter().find_map(|s| s.first_failure.as_ref()) {
         eprintln!("first failure: {first}");
@@ -198,6 +216,38 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// Prints the server's token counts beside the tokenizer's, and a warning where they differ
+/// by more than a token or 5% (a prompt's BOS, a re-encoded output's merges).
+fn check_counts(levels: &[llm_bench::results::LevelSummary], spec: &str) {
+    let mean = |pick: fn(&llm_bench::results::LevelSummary) -> Option<f64>| {
+        let values: Vec<f64> = levels.iter().filter_map(pick).collect();
+        llm_bench::stats::mean(&values)
+    };
+    let pairs = [
+        (
+            "prompt",
+            mean(|l| l.mean_prompt_tokens),
+            mean(|l| l.tokenizer_prompt_tokens),
+        ),
+        (
+            "output",
+            mean(|l| Some(l.mean_output_tokens).filter(|_| l.completed > 0)),
+            mean(|l| l.tokenizer_output_tokens),
+        ),
+    ];
+    for (what, server, ours) in pairs {
+        let Some(ours) = ours else { continue };
+        let Some(server) = server else {
+            eprintln!("token counts: the server sent no {what} count; {spec}'s tokenizer counts {ours:.1} per request");
+            continue;
+        };
+        eprintln!("token counts: {what} {server:.1} per request by the server's usage, {ours:.1} by {spec}'s tokenizer");
+        if (server - ours).abs() > 1.0_f64.max(0.05 * ours) {
+            eprintln!("warning: the server's {what} token count differs from the tokenizer's by more than 5%: is {spec} the model it serves?");
+        }
+    }
 }
 
 /// `127.0.0.1:8080 smollm2`: the server's address and the model name.

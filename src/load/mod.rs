@@ -9,6 +9,7 @@ pub mod summary;
 
 use crate::error::Result;
 use crate::results::{LevelSummary, LoadMode, Slo};
+use crate::tokenizer::{ChatMessage, TextTokenizer};
 use request::Outcome;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,7 +54,7 @@ impl std::fmt::Display for Level {
 }
 
 /// A load run's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// The endpoint's URL: `/v1/completions` or `/v1/chat/completions`.
     pub url: String,
@@ -79,6 +80,18 @@ pub struct Settings {
     pub seed: u64,
     /// Latency targets for goodput.
     pub slo: Slo,
+    /// The model's tokenizer, to count each request's tokens as the server's `usage` should.
+    pub tokenizer: Option<Arc<TextTokenizer>>,
+}
+
+/// A sweep's levels, and the CPU time the client spent counting tokens with the tokenizer
+/// (not part of the client's cost of streaming).
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    /// Each level's summary, in the order run.
+    pub levels: Vec<LevelSummary>,
+    /// CPU spent in the tokenizer.
+    pub counting_cpu: Duration,
 }
 
 /// Runs `warm_up` untimed requests, then every level in turn; `progress` hears of each
@@ -91,7 +104,7 @@ pub async fn run(
     levels: &[Level],
     progress: &(dyn Fn(&Level, &Outcome) + Sync),
     finished: &mut dyn FnMut(&[LevelSummary]) -> Result<()>,
-) -> Result<Vec<LevelSummary>> {
+) -> Result<Sweep> {
     // A connection per request: servers that close kept-alive connections after a few
     // requests (llama-server's HTTP library does) would otherwise race the next request sent
     // on one, and fail it.
@@ -111,9 +124,17 @@ pub async fn run(
         .await;
     }
     let mut summaries = Vec::with_capacity(levels.len());
+    let mut counting_cpu = Duration::ZERO;
     for (k, level) in levels.iter().enumerate() {
         let first = warm_up + k * settings.requests;
-        let outcomes = run_level(&client, settings, *level, first, progress).await;
+        let mut outcomes = run_level(&client, settings, *level, first, progress).await;
+        if let Some(tokenizer) = &settings.tokenizer {
+            let before = crate::resources::process_cpu_time();
+            settings.count(tokenizer, &mut outcomes);
+            if let Some((after, before)) = crate::resources::process_cpu_time().zip(before) {
+                counting_cpu += after.saturating_sub(before);
+            }
+        }
         summaries.push(summary::summarise(
             level.mode(),
             level.value(),
@@ -122,10 +143,36 @@ pub async fn run(
         ));
         finished(&summaries)?;
     }
-    Ok(summaries)
+    Ok(Sweep {
+        levels: summaries,
+        counting_cpu,
+    })
 }
 
 impl Settings {
+    /// Each completed request's prompt and output tokens by `tokenizer`: the prompt as the
+    /// server should have it (through the model's chat template for chat), the output the
+    /// streamed text encoded again (where a tokenizer adds a BOS to any text, it is not
+    /// counted: the server's count has none).
+    fn count(&self, tokenizer: &TextTokenizer, outcomes: &mut [Outcome]) {
+        let bos = tokenizer.encode("").map_or(0, |ids| ids.len());
+        for o in outcomes.iter_mut().filter(|o| o.failure.is_none()) {
+            let prompt = &self.prompts[o.prompt];
+            let prompt_ids = if self.chat {
+                tokenizer.encode_chat(&[ChatMessage {
+                    role: "user".into(),
+                    content: prompt.clone(),
+                }])
+            } else {
+                tokenizer.encode(prompt)
+            };
+            let output_ids = tokenizer.encode(&o.text);
+            if let (Ok(p), Ok(t)) = (prompt_ids, output_ids) {
+                o.counted = Some((p.len(), t.len().saturating_sub(bos)));
+            }
+        }
+    }
+
     fn body(&self, i: usize) -> Value {
         let prompt = &self.prompts[i % self.prompts.len()];
         request::body(
@@ -150,7 +197,7 @@ async fn run_level(
     let send = |i: usize| {
         let body = settings.body(first + i);
         async move {
-            let outcome = request::send(
+            let mut outcome = request::send(
                 client,
                 &settings.url,
                 &body,
@@ -158,6 +205,7 @@ async fn run_level(
                 start,
             )
             .await;
+            outcome.prompt = (first + i) % settings.prompts.len();
             progress(&level, &outcome);
             outcome
         }

@@ -49,6 +49,13 @@ pub struct Outcome {
     pub failure: Option<Failure>,
     /// The message of the failure (the server's error body, the connection's error).
     pub detail: Option<String>,
+    /// The generated text, as streamed.
+    pub text: String,
+    /// Which of the run's prompts it sent.
+    pub prompt: usize,
+    /// Its prompt and output tokens as llm-bench's tokenizer of the model counts them
+    /// (`--tokenizer`), to check the server's `usage`.
+    pub counted: Option<(usize, usize)>,
 }
 
 impl Outcome {
@@ -162,7 +169,8 @@ async fn read(
             let text = choice["text"]
                 .as_str()
                 .or_else(|| choice["delta"]["content"].as_str());
-            if text.is_some_and(|t| !t.is_empty()) {
+            if let Some(text) = text.filter(|t| !t.is_empty()) {
+                outcome.text.push_str(text);
                 let now = Instant::now();
                 match last {
                     None => outcome.ttft = Some((now - start).as_secs_f64()),

@@ -18,6 +18,13 @@ fn met(slo: &Slo, o: &Outcome) -> bool {
     within(slo.ttft_ms, o.ttft) && within(slo.tpot_ms, o.tpot()) && within(slo.e2e_ms, Some(o.e2e))
 }
 
+/// One of the tokenizer's counts of every request it counted.
+fn counted(done: &[&Outcome], pick: fn((usize, usize)) -> usize) -> Vec<f64> {
+    done.iter()
+        .filter_map(|o| o.counted.map(|c| pick(c) as f64))
+        .collect()
+}
+
 /// Mean and percentiles of latencies given in seconds, in milliseconds.
 fn spread(seconds: &[f64]) -> Option<Spread> {
     let ms: Vec<f64> = seconds.iter().map(|s| s * 1e3).collect();
@@ -85,6 +92,8 @@ pub fn summarise(
         tpot_ms: spread(&all(&|o| o.tpot())),
         itl_ms: spread(&itl),
         e2e_ms: spread(&all(&|o| Some(o.e2e))),
+        tokenizer_prompt_tokens: stats::mean(&counted(&done, |c| c.0)),
+        tokenizer_output_tokens: stats::mean(&counted(&done, |c| c.1)),
         goodput: slo
             .any()
             .then(|| per_second(done.iter().filter(|o| met(slo, o)).count() as f64)),

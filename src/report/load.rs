@@ -201,6 +201,8 @@ mod tests {
             tpot_ms: None,
             itl_ms: None,
             e2e_ms: None,
+            tokenizer_prompt_tokens: None,
+            tokenizer_output_tokens: None,
             goodput,
         }
     }

@@ -150,8 +150,14 @@ pub struct LevelSummary {
     pub total_token_throughput: f64,
     /// Mean prompt tokens per request, as the server counted them (null if it did not say).
     pub mean_prompt_tokens: Option<f64>,
-    /// Mean output tokens per completed request.
+    /// Mean output tokens per completed request (the server's usage, else its chunks).
     pub mean_output_tokens: f64,
+    /// Mean prompt tokens per completed request as llm-bench's tokenizer of the model counts
+    /// them (`--tokenizer`; null without): a check of the server's count.
+    pub tokenizer_prompt_tokens: Option<f64>,
+    /// Mean output tokens as the tokenizer counts the streamed text (re-encoding may merge a
+    /// few tokens differently than generation did).
+    pub tokenizer_output_tokens: Option<f64>,
     /// Time to first token.
     pub ttft_ms: Option<Spread>,
     /// Time per output token after the first.

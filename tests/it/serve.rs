@@ -398,12 +398,19 @@ fn load_sweeps_concurrency_against_serve() {
             "10",
             "--slo",
             "ttft=10s,tpot=1s",
+            "--tokenizer",
+            &model,
             "--out",
             out.to_str().unwrap(),
         ],
         &[],
     );
     assert!(run.status.success(), "{}", common::stderr(&run));
+    assert!(
+        common::stderr(&run).contains("token counts: prompt"),
+        "{}",
+        common::stderr(&run)
+    );
     let table = String::from_utf8(run.stdout).unwrap();
     assert!(
         table.contains("| c=1 | 8 | 0 |") && table.contains("| c=4 | 8 | 0 |"),
@@ -431,6 +438,12 @@ fn load_sweeps_concurrency_against_serve() {
             level["tpot_ms"]["p99"].as_f64().unwrap(),
         );
         assert!(p50 > 0.0 && p50 <= p99);
+        // The server counts prompts with the tokenizer llm-bench loads from the same folder.
+        assert_eq!(
+            level["tokenizer_prompt_tokens"], level["mean_prompt_tokens"],
+            "{level}"
+        );
+        assert!(level["tokenizer_output_tokens"].as_f64().unwrap() > 0.0);
     }
     // The same label again is refused before any request, the file untouched; another label
     // joins it, here an open-loop sweep.
