@@ -41,6 +41,7 @@ fn documents() -> Vec<(String, String)> {
 const COVERAGE: &[(&str, &str)] = &[
     // Before `scripts/test`, which it starts like.
     ("scripts/test-aarch64", "script:scripts/test"),
+    ("scripts/lint-wrapper-check", "script:scripts/test"),
     ("scripts/test", "script:.ci/run"),
     ("scripts/fetch-model", "script:scripts/test"),
     ("cargo bench -- --quick", "script:scripts/bench-smoke"),
