@@ -383,12 +383,13 @@ impl Engine for LlamaCppEngine {
     }
 }
 
-/// llama.cpp's own tokenization of `text` by the model at `path` (special tokens parsed, BOS
-/// added where the GGUF says so): the independent truth llm-bench's tokenizer is checked
-/// against, so both engines are fed the same ids.
-/// Only the vocabulary is read, so a vocabulary-only GGUF file will do.
-pub fn tokenize(path: &std::path::Path, text: &str) -> Result<Vec<u32>> {
-    Ok(Vocabulary::load(path)?.ids(text))
+/// llama.cpp's own tokenization of each text by the model at `path` (special tokens parsed,
+/// BOS added where the GGUF says so): the independent truth llm-bench's tokenizer is checked
+/// against, so both engines are fed the same ids. The vocabulary is read once, and alone, so
+/// a vocabulary-only GGUF file will do.
+pub fn tokenize(path: &std::path::Path, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+    let vocabulary = Vocabulary::load(path)?;
+    Ok(texts.iter().map(|text| vocabulary.ids(text)).collect())
 }
 
 /// llama.cpp's tokenizer of one GGUF file (its vocabulary alone loaded), for vocabularies

@@ -880,7 +880,7 @@ fn a_pre_tokenizer_llm_bench_cannot_rebuild_is_refused_not_replaced() {
             #[cfg(feature = "llama-cpp")]
             assert_eq!(
                 common::ids(&report["prompt_tokens"]),
-                llm_bench::engine::llama_cpp::tokenize(&other_split, "hello").unwrap()
+                llm_bench::engine::llama_cpp::tokenize(&other_split, &["hello"]).unwrap()[0]
             );
         } else {
             assert_exit_2(

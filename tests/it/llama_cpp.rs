@@ -32,18 +32,20 @@ fn llama_cpp_tokenizes_the_fixture_prompts_as_llm_bench_does() {
         .unwrap()
         .resolved
         .tokenizer;
-    let mut checked = 0;
+    let mut texts = Vec::new();
     for name in ["smollm2-greedy.json", "smollm2-tokenizer.json"] {
         for case in fixture(name)["cases"].as_array().unwrap() {
-            let Some(text) = case["prompt"].as_str().or(case["text"].as_str()) else {
-                continue;
-            };
-            let theirs = llm_bench::engine::llama_cpp::tokenize(&path, text).unwrap();
-            assert_eq!(ours.encode(text).unwrap(), theirs, "{text:?}");
-            checked += 1;
+            if let Some(text) = case["prompt"].as_str().or(case["text"].as_str()) {
+                texts.push(text.to_string());
+            }
         }
     }
-    assert!(checked >= 8, "only {checked} prompts checked");
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let theirs = llm_bench::engine::llama_cpp::tokenize(&path, &texts).unwrap();
+    for (text, theirs) in texts.iter().zip(theirs) {
+        assert_eq!(ours.encode(text).unwrap(), theirs, "{text:?}");
+    }
+    assert!(texts.len() >= 8, "only {} prompts checked", texts.len());
 }
 
 /// Both fixtures hold llama.cpp's greedy ids for the same prompts, made with `GGML_NATIVE=ON`
@@ -253,8 +255,9 @@ fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
         .collect();
     texts.push("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi!<|eot_id|>".into());
     texts.push("  Numbers 1234567 and ünïcödé, 日本語, emoji 🦙!".into());
-    for text in &texts {
-        let theirs = llm_bench::engine::llama_cpp::tokenize(&file, text).unwrap();
+    let all: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let theirs = llm_bench::engine::llama_cpp::tokenize(&file, &all).unwrap();
+    for (text, theirs) in all.iter().zip(theirs) {
         assert_eq!(ours.encode(text).unwrap(), theirs, "{text:?}");
     }
     assert!(texts.len() >= 8);
@@ -273,8 +276,8 @@ fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
     edited.extend_from_slice(&bytes[content.tensor_data_offset as usize..]);
     std::fs::write(&qwen2_file, edited).unwrap();
     let qwen2 = llm_bench::tokenizer::TextTokenizer::from_gguf(&content, &qwen2_file).unwrap();
-    for text in &texts {
-        let theirs = llm_bench::engine::llama_cpp::tokenize(&qwen2_file, text).unwrap();
+    let theirs = llm_bench::engine::llama_cpp::tokenize(&qwen2_file, &all).unwrap();
+    for (text, theirs) in all.iter().zip(theirs) {
         assert_eq!(qwen2.encode(text).unwrap(), theirs, "qwen2 split: {text:?}");
     }
     let numbers = "  Numbers 1234567 and ünïcödé, 日本語, emoji 🦙!";
@@ -302,18 +305,15 @@ fn llama_cpp_tokenizes_an_exported_llama3_vocabulary_as_llm_bench_does() {
         falcon.encode(punctuated).unwrap(),
         ours.encode(punctuated).unwrap()
     );
-    for text in texts
-        .iter()
-        .map(String::as_str)
+    let plain: Vec<&str> = (texts.iter().map(String::as_str))
         .filter(|t| !t.contains("<|"))
         .chain([punctuated])
-    {
+        .collect();
+    let theirs = llm_bench::engine::llama_cpp::tokenize(&falcon_file, &plain).unwrap();
+    for (text, theirs) in plain.iter().zip(theirs) {
         let ids = falcon.encode(text).unwrap();
-        assert_eq!(
-            ids,
-            llm_bench::engine::llama_cpp::tokenize(&falcon_file, text).unwrap()
-        );
-        assert_eq!(falcon.decode(&ids).unwrap(), text, "{ids:?}");
+        assert_eq!(ids, theirs);
+        assert_eq!(falcon.decode(&ids).unwrap(), *text, "{ids:?}");
     }
 }
 
