@@ -746,6 +746,43 @@ fn extreme_blocks_do_not_saturate() {
     }
 }
 
+/// The quantizer gives, value for value, ggml's reference (`roundf(x · id)`, ties away from
+/// zero, the largest magnitude passing over NaN) on random blocks, blocks whose values land
+/// on ties, and blocks with NaN and infinities.
+#[test]
+fn activation_quantization_matches_the_reference_formula() {
+    let reference = |xs: &[f32]| -> Vec<i8> {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        xs.iter().map(|&v| (v * id).round() as i8).collect()
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut blocks: Vec<Vec<f32>> = (0..2000)
+        .map(|_| {
+            let scale = 10f32.powi(rng.random_range(-6..4));
+            (0..QK)
+                .map(|_| rng.random_range(-1.0f32..1.0) * scale)
+                .collect()
+        })
+        .collect();
+    // Largest magnitude 127, so id = 1 and halves are ties.
+    blocks.push(
+        (0..QK)
+            .map(|i| if i == 0 { 127.0 } else { i as f32 - 16.5 })
+            .collect(),
+    );
+    blocks.push((0..QK).map(|i| [f32::NAN, 3.0, -2.5][i % 3]).collect());
+    blocks.push((0..QK).map(|i| [f32::INFINITY, 1.0][i % 2]).collect());
+    for xs in &blocks {
+        let mut q = [BlockQ8::default()];
+        quantize_q8(xs, &mut q);
+        assert_eq!(q[0].qs.to_vec(), reference(xs), "{xs:?}");
+        let sum: i32 = q[0].qs.iter().map(|&v| v as i32).sum();
+        assert_eq!(q[0].sum, sum);
+    }
+}
+
 #[test]
 fn activation_quantization_rounds_like_ggml_and_keeps_its_sum() {
     let x: Vec<f32> = (0..QK).map(|i| i as f32 - 15.5).collect();
