@@ -6,7 +6,8 @@ use crate::blocks::{
     BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
 };
 use crate::level::{self, Level};
-use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8};
+use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ6Kx8, BlockQ8_0x8};
+use crate::tiles::Tile;
 use crate::Result;
 use half::{bf16, f16};
 use std::ops::Range;
@@ -34,8 +35,9 @@ pub struct Kernels {
     pub q4k: Quant<BlockQ4K, KRow<BlockQ4K>, BlockQ4Kx8>,
     /// q5k rows.
     pub q5k: Quant<BlockQ5K, KRow<BlockQ5K>>,
-    /// q6k rows (several tokens at once).
-    pub q6k: Quant<BlockQ6K, KRow<BlockQ6K>>,
+    /// q6k rows (several tokens at once), and interleaved groups of them on the x86 levels
+    /// (by activations grouped by super-block).
+    pub q6k: Quant<BlockQ6K, KRow<BlockQ6K>, BlockQ6Kx8, BlockQ8x8>,
     /// iq4_nl rows.
     pub iq4_nl: Quant<BlockIQ4NL, Dot<BlockIQ4NL>>,
     /// Dense weights by f32 activations.
@@ -46,49 +48,74 @@ pub struct Kernels {
 
 /// One block format's kernels: `row`, one row by a run of tokens' activations; `rows8` and
 /// `rows16`, eight interleaved rows (`repack`) and pairs of such groups, on levels that have
-/// them. Where `rows8` is `None`, matrices keep GGUF's row-major blocks; where `rows16` is,
-/// groups are stored one by one.
-pub struct Quant<B, R, I = NotInterleaved> {
+/// them, by activations `X` (8-bit blocks, or [`BlockQ8x8`] groups for formats whose groups
+/// need more of the activations' sums). Where `rows8` is `None`, matrices keep GGUF's
+/// row-major blocks; where `rows16` is, groups are stored one by one.
+pub struct Quant<B, R, I = NotInterleaved, X = BlockQ8> {
     /// One row (whole blocks) by activations: [`Dot`] for 32-weight blocks, [`KRow`] for
     /// k-quant super-blocks.
     pub row: R,
     /// Eight interleaved rows by a run of tokens.
-    pub rows8: Option<Rows8<I>>,
+    pub rows8: Option<Rows8<I, X>>,
     /// Two groups of eight interleaved rows stored together (`repack::Repacked::pair`).
-    pub rows16: Option<Rows16<I>>,
+    pub rows16: Option<Rows16<I, X>>,
+    /// Groups of eight interleaved rows by tiles of sixteen tokens (prompts and large
+    /// batches), on levels with such a micro-kernel.
+    pub tiled: Option<Tiled<I>>,
     /// The block type the kernels read.
     pub block: std::marker::PhantomData<fn(&B)>,
 }
 
-impl<B, R: Copy, I> Clone for Quant<B, R, I> {
+impl<B, R: Copy, I, X> Clone for Quant<B, R, I, X> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<B, R: Copy, I> Copy for Quant<B, R, I> {}
+impl<B, R: Copy, I, X> Copy for Quant<B, R, I, X> {}
 
-impl<B, R, I> Quant<B, R, I> {
+impl<B, R, I, X> Quant<B, R, I, X> {
     /// A format with only row-major rows on this level.
     pub const fn rows(row: R) -> Self {
         Quant {
             row,
             rows8: None,
             rows16: None,
+            tiled: None,
             block: std::marker::PhantomData,
         }
     }
 
     /// A format whose rows also come in interleaved groups of eight on this level.
-    pub const fn grouped(row: R, rows8: Rows8<I>) -> Self {
+    pub const fn grouped(row: R, rows8: Rows8<I, X>) -> Self {
         Quant {
             row,
             rows8: Some(rows8),
             rows16: None,
+            tiled: None,
             block: std::marker::PhantomData,
         }
     }
 }
+
+/// A group of eight interleaved rows by tiles of sixteen tokens ([`crate::tiles`]): `unpack`
+/// writes the group's weights as bytes into a band (`cols × 8` bytes, weights `4p..4p + 4` of
+/// row `k` at `32p + 4k`), once for every tile; `multiply` gives the eight rows by one tile,
+/// `out[16k + i]` = row `k` · the tile's token `i`.
+pub struct Tiled<I> {
+    /// The group's weights into a band of bytes.
+    pub unpack: fn(&[I], &mut [u8]),
+    /// The group (its scales) and its band by one tile.
+    pub multiply: fn(&[I], &[u8], Tile, &mut [f32; 128]),
+}
+
+impl<I> Clone for Tiled<I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I> Copy for Tiled<I> {}
 
 /// A format without interleaved groups (no value of it exists).
 #[derive(Clone, Copy)]
@@ -135,12 +162,13 @@ pub type Attend = fn(&[f16], &[f16], &[f16], usize, usize, &mut [f32], &mut [f32
 pub type KRow<B> = fn(&[B], &[BlockQ8x8], Range<usize>, &mut [f32]);
 
 /// `out[(t - tokens.start) * 8 + k]` = row `k` of one group of interleaved rows · token `t`
-/// of the activations (each token `group.len()` blocks, one after another).
-pub type Rows8<I> = fn(&[I], &[BlockQ8], Range<usize>, &mut [f32]);
+/// of the activations (each token as many activation blocks as the group's row has, one
+/// after another).
+pub type Rows8<I, X = BlockQ8> = fn(&[I], &[X], Range<usize>, &mut [f32]);
 
 /// As [`Rows8`] for a pair of groups stored together (`repack::Repacked::pair`):
 /// `out[(t - tokens.start) * 16 + k]`, rows `k < 8` of the first group, `k ≥ 8` of the second.
-pub type Rows16<I> = fn(&[I], &[BlockQ8], Range<usize>, &mut [f32]);
+pub type Rows16<I, X = BlockQ8> = fn(&[I], &[X], Range<usize>, &mut [f32]);
 
 impl Kernels {
     /// The kernels of `level`; a level this CPU cannot run is refused.

@@ -6,8 +6,9 @@
 //! The crate reads as ggml-cpu's does:
 //! - [`level`]: the levels and which this CPU runs; [`format`](mod@format): the storage formats;
 //!   [`dispatch`]: one table per level, one entry per format.
-//! - [`blocks`] (GGUF's block formats, the 8-bit activation blocks) and [`repack`] (rows
-//!   interleaved in groups of eight).
+//! - [`blocks`] (GGUF's block formats, the 8-bit activation blocks), [`repack`] (rows
+//!   interleaved in groups of eight) and [`tiles`] (sixteen tokens' activations for the
+//!   integer GEMM micro-kernels).
 //! - [`matrix`]: matrices in any format, activations, and the products of a forward pass;
 //!   [`ops`]: the element-wise steps between them.
 //! - [`runtime`]: the thread pool and the weights' memory.
@@ -30,6 +31,7 @@ pub mod matrix;
 pub mod ops;
 pub mod repack;
 pub mod runtime;
+pub mod tiles;
 
 pub use dispatch::Kernels;
 pub use error::{Error, Result};

@@ -13,9 +13,10 @@
 //!
 //! The bytes of a piece are the original block's bytes (a GGUF q4 byte already holds weight
 //! `j` low and `j + 16` high), so repacking only moves 4-byte pieces. q8_0 rows and q4k
-//! super-blocks (`BlockQ4Kx8`, on the x86 levels) are interleaved in the same 4-byte pieces.
+//! and q6k super-blocks (`BlockQ4Kx8`, `BlockQ6Kx8`, on the x86 levels) are interleaved in
+//! the same 4-byte pieces.
 
-use super::blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, QK_K};
+use super::blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0, QK, QK_K};
 use crate::WeightVec;
 use half::f16;
 
@@ -181,12 +182,6 @@ impl Nibbles for BlockQ4_1x8 {
     }
 }
 
-/// A matrix whose rows (a multiple of 8) are stored in interleaved groups of eight, group
-/// `g`'s block `b` at `g * cols / 32 + b`; or, `paired` (for the levels that multiply two
-/// groups at once), the groups of each 16 rows block by block in one run, block `b` of
-/// groups `2p` and `2p + 1` at `2p * cols / 32 + 2b` and `+ 1`, so that two groups are read
-/// as one stream (two streams run at half the memory's speed, measured); a last group of
-/// eight is then stored alone.
 /// Super-block `b` of eight q4k rows, laid out for the same 4-byte pieces: the rows' `d` and
 /// `dmin`, their 12 bytes of 6-bit scales and mins (byte `i` of row `k` at `8 i + k`, so a
 /// sub-block's eight scales unpack in one 8-byte vector), then the nibbles: piece `p` (bytes
@@ -218,12 +213,7 @@ impl Interleaved for BlockQ4Kx8 {
             for (i, &byte) in row.scales.iter().enumerate() {
                 scales[8 * i + k] = byte;
             }
-            for c in 0..4 {
-                for p in 0..8 {
-                    let at = 256 * c + 32 * p + 4 * k;
-                    qs[at..at + 4].copy_from_slice(&row.qs[32 * c + 4 * p..32 * c + 4 * p + 4]);
-                }
-            }
+            pack_pieces(&row.qs, &mut qs, k);
         }
         Self {
             d: rows.map(|r| r.d),
@@ -234,12 +224,7 @@ impl Interleaved for BlockQ4Kx8 {
     }
     fn unpack(&self, k: usize) -> BlockQ4K {
         let mut qs = [0u8; QK_K / 2];
-        for c in 0..4 {
-            for p in 0..8 {
-                let at = 256 * c + 32 * p + 4 * k;
-                qs[32 * c + 4 * p..32 * c + 4 * p + 4].copy_from_slice(&self.qs[at..at + 4]);
-            }
-        }
+        unpack_pieces(&self.qs, &mut qs, k);
         BlockQ4K {
             d: self.d[k],
             dmin: self.dmin[k],
@@ -249,9 +234,87 @@ impl Interleaved for BlockQ4Kx8 {
     }
 }
 
+/// Super-block `b` of eight q6k rows in 4-byte pieces: the rows' `d`, their sixteen group
+/// scales (group `g` of row `k` at `8g + k`, so a group's eight scales are one 8-byte load),
+/// then `ql` and `qh` cut into 32-byte chunks (`ql[32c..32c + 32]`, `qh[32h..32h + 32]`), piece
+/// `p` (bytes `4p..4p + 4`) of chunk `c` of row `k` at byte `256c + 32p + 4k`. One load of
+/// each holds four weights of every row: `ql` chunk `2h + s % 2` gives sub-block `4h + s`'s
+/// low bits (low nibbles for `s < 2`, high ones above), `qh` chunk `h` their top two bits
+/// (bits `2s..2s + 2`), as GGUF's q6_K lays one row out ([`BlockQ6K::q`]). As many bytes as
+/// the eight rows' blocks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ6Kx8 {
+    /// The eight rows' scales of their group scales.
+    pub d: [f16; ROWS],
+    /// The eight rows' group scales, group `g` of row `k` at `8g + k`.
+    pub scales: [i8; QK_K / 16 * ROWS],
+    /// The eight rows' low four bits, interleaved.
+    pub ql: [u8; QK_K / 2 * ROWS],
+    /// The eight rows' high two bits, interleaved.
+    pub qh: [u8; QK_K / 4 * ROWS],
+}
+
+/// Row `k`'s bytes (whole 32-byte chunks) into an interleaved array: piece `p` of chunk `c`
+/// at `256c + 32p + 4k`.
+fn pack_pieces(row: &[u8], packed: &mut [u8], k: usize) {
+    for (c, chunk) in row.chunks_exact(32).enumerate() {
+        for (p, piece) in chunk.chunks_exact(4).enumerate() {
+            let at = 256 * c + 32 * p + 4 * k;
+            packed[at..at + 4].copy_from_slice(piece);
+        }
+    }
+}
+
+/// Row `k`'s bytes back from an interleaved array ([`pack_pieces`]).
+fn unpack_pieces(packed: &[u8], row: &mut [u8], k: usize) {
+    for (c, chunk) in row.chunks_exact_mut(32).enumerate() {
+        for (p, piece) in chunk.chunks_exact_mut(4).enumerate() {
+            let at = 256 * c + 32 * p + 4 * k;
+            piece.copy_from_slice(&packed[at..at + 4]);
+        }
+    }
+}
+
+impl Interleaved for BlockQ6Kx8 {
+    type Row = BlockQ6K;
+    fn scales(&self) -> &[f16; ROWS] {
+        &self.d
+    }
+    fn pack(rows: [&BlockQ6K; ROWS]) -> Self {
+        let mut m = Self {
+            d: rows.map(|r| r.d),
+            scales: [0; QK_K / 16 * ROWS],
+            ql: [0; QK_K / 2 * ROWS],
+            qh: [0; QK_K / 4 * ROWS],
+        };
+        for (k, row) in rows.iter().enumerate() {
+            for (g, &s) in row.scales.iter().enumerate() {
+                m.scales[8 * g + k] = s;
+            }
+            pack_pieces(&row.ql, &mut m.ql, k);
+            pack_pieces(&row.qh, &mut m.qh, k);
+        }
+        m
+    }
+    fn unpack(&self, k: usize) -> BlockQ6K {
+        let mut row = BlockQ6K {
+            ql: [0; QK_K / 2],
+            qh: [0; QK_K / 4],
+            scales: std::array::from_fn(|g| self.scales[8 * g + k]),
+            d: self.d[k],
+        };
+        unpack_pieces(&self.ql, &mut row.ql, k);
+        unpack_pieces(&self.qh, &mut row.qh, k);
+        row
+    }
+}
+
 /// A matrix whose rows (a multiple of eight) are interleaved in groups of eight: each group's
-/// blocks one after another, or, where `paired`, two groups' blocks alternating (a last group
-/// alone when the rows are not a multiple of sixteen).
+/// blocks one after another, or, where `paired` (for the levels that multiply two groups at
+/// once), two groups' blocks alternating, so that they are read as one stream (two streams
+/// run at half the memory's speed, measured); a last group then stands alone when the rows
+/// are not a multiple of sixteen.
 pub struct Repacked<I> {
     /// Rows.
     pub rows: usize,

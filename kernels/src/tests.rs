@@ -483,7 +483,6 @@ fn check_k_quant<B: QuantBlock>() {
 /// matches f64 and equals, to the bit, the same level's product of that token alone, and the
 /// x86 levels above AVX2 give AVX2's bits.
 fn check_k_quant_tokens<B: QuantBlock>() {
-    use super::blocks::{group_q8, BlockQ8x8};
     let (rows, cols) = (3, 1024);
     let (bytes, values) = k_quant_blocks(rows * cols / 256, B::FORMAT.name(), 11);
     let matrix = QMatrix::<B>::from_gguf("w", rows, cols, &bytes).unwrap();
@@ -491,8 +490,7 @@ fn check_k_quant_tokens<B: QuantBlock>() {
     let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> =
         (0..6).map(|t| activations(cols, 200 + t as u64)).collect();
     let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
-    let mut groups = vec![BlockQ8x8::default(); q8.len() / 8];
-    group_q8(&q8, &mut groups);
+    let groups = grouped(&q8);
     let x = crate::matrix::Acts {
         q8: &q8,
         groups: &groups,
@@ -542,33 +540,42 @@ fn check_k_quant_tokens<B: QuantBlock>() {
     }
 }
 
-/// q4k rows interleaved eight at a time (`BlockQ4Kx8`), on every level that multiplies them:
-/// each row unpacks to its values (scales and mins packed back into GGUF's 12 bytes), and
-/// every run of 1 to 6 tokens at once matches f64 for every row; the x86 levels give the
-/// same bits.
-#[test]
-fn interleaved_q4k_rows_match_the_format_definition() {
-    use super::blocks::BlockQ4K;
-    use super::repack::{BlockQ4Kx8, Repacked};
+/// k-quant rows interleaved eight at a time (`I`), on every level that multiplies them
+/// (`kernel`), by activations `X` (made from 8-bit blocks by `to_x`): each row unpacks to its
+/// values, and every run of 1 to 11 tokens at once (every pass the kernels make, and their
+/// remainders) matches f64 for every row; the x86 levels give the same bits.
+fn check_interleaved_k<I, X>(
+    dtype: &str,
+    kernel: fn(&Kernels) -> Option<super::dispatch::Rows8<I, X>>,
+    to_x: fn(&[BlockQ8]) -> Vec<X>,
+) where
+    I: super::repack::Interleaved,
+    I::Row: QuantBlock,
+{
+    use super::repack::Repacked;
     let mut checked = 0;
     for (rows, cols) in [(8, 256), (16, 1024), (8, 4096)] {
-        let (bytes, values) = k_quant_blocks(rows * cols / 256, "q4k", 40 + rows as u64);
-        let plain = QMatrix::<BlockQ4K>::from_gguf("w", rows, cols, &bytes).unwrap();
-        let packed = Repacked::<BlockQ4Kx8>::new(rows, cols, &plain.blocks, false);
+        let (bytes, values) = k_quant_blocks(rows * cols / 256, dtype, 40 + rows as u64);
+        let plain = QMatrix::<I::Row>::from_gguf("w", rows, cols, &bytes).unwrap();
+        let packed = Repacked::<I>::new(rows, cols, &plain.blocks, false);
         let mut row = vec![0f32; cols];
         for r in 0..rows {
             packed.row_into(r, &mut row);
-            assert_eq!(row, &values[r * cols..(r + 1) * cols], "row {r} unpacks");
+            assert_eq!(
+                row,
+                &values[r * cols..(r + 1) * cols],
+                "{dtype} row {r} unpacks"
+            );
         }
-        let tokens = 6;
+        let tokens = 11;
         let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
             .map(|t| activations(cols, 300 + t as u64))
             .collect();
-        let x: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
+        let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
+        let x = to_x(&q8);
         let mut x86: Option<Vec<f32>> = None;
         for level in Level::available() {
-            let kernels = Kernels::for_level(level).unwrap();
-            let Some(kernel) = kernels.q4k.rows8 else {
+            let Some(kernel) = kernel(&Kernels::for_level(level).unwrap()) else {
                 continue;
             };
             let mut all = vec![];
@@ -585,7 +592,7 @@ fn interleaved_q4k_rows_match_the_format_definition() {
                                 let got = out[8 * i + k];
                                 assert!(
                                     (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
-                                    "{} {rows}x{cols} row {r} token {t} (tokens {start}..{end}): {got} vs {want}",
+                                    "{} {dtype} {rows}x{cols} row {r} token {t} (tokens {start}..{end}): {got} vs {want}",
                                     level.name()
                                 );
                             }
@@ -598,7 +605,7 @@ fn interleaved_q4k_rows_match_the_format_definition() {
             }
             if level >= Level::Avx2 && level <= Level::Avx512Vnni {
                 let first = x86.get_or_insert_with(|| all.clone());
-                assert_eq!(first, &all, "{}: not AVX2's bits", level.name());
+                assert_eq!(first, &all, "{} {dtype}: not AVX2's bits", level.name());
             }
             checked += 1;
         }
@@ -606,9 +613,82 @@ fn interleaved_q4k_rows_match_the_format_definition() {
     if Level::available().contains(&Level::Avx2) {
         assert!(
             checked > 0,
-            "an x86 level with AVX2 multiplies interleaved q4k rows"
+            "an x86 level with AVX2 multiplies interleaved {dtype} rows"
         );
     }
+}
+
+/// q6k groups by tiles of sixteen tokens (`Tiled`), on every level that has the micro-kernel:
+/// every token of every tile (a last tile padded) matches f64 for every row of the group, and
+/// the padding gives zeros.
+#[test]
+fn tiled_q6k_groups_match_the_format_definition() {
+    use super::repack::{BlockQ6Kx8, Repacked};
+    use super::tiles::{Tiles, BAND, TILE};
+    let mut checked = 0;
+    for (rows, cols, tokens) in [(8, 256, 16), (16, 1024, 20), (8, 3072, 35)] {
+        let (bytes, values) = k_quant_blocks(rows * cols / 256, "q6k", 70 + rows as u64);
+        let plain = QMatrix::<super::blocks::BlockQ6K>::from_gguf("w", rows, cols, &bytes).unwrap();
+        let packed = Repacked::<BlockQ6Kx8>::new(rows, cols, &plain.blocks, false);
+        let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
+            .map(|t| activations(cols, 500 + t as u64))
+            .collect();
+        let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
+        let mut tiles = Tiles::default();
+        tiles.set(&q8, tokens, cols);
+        assert_eq!(tiles.count(), tokens.div_ceil(TILE));
+        for level in Level::available() {
+            let Some(tiled) = Kernels::for_level(level).unwrap().q6k.tiled else {
+                continue;
+            };
+            let mut band = vec![0u8; BAND * cols];
+            for g in 0..rows / 8 {
+                (tiled.unpack)(packed.group(g), &mut band);
+                for n in 0..tiles.count() {
+                    let mut out = [f32::NAN; BAND * TILE];
+                    (tiled.multiply)(packed.group(g), &band, tiles.tile(n), &mut out);
+                    for i in 0..TILE {
+                        let t = n * TILE + i;
+                        for k in 0..BAND {
+                            let (r, got) = (8 * g + k, out[TILE * k + i]);
+                            if t >= tokens {
+                                assert_eq!(got, 0.0, "padding token {t}");
+                                continue;
+                            }
+                            let (want, scale) =
+                                reference(&values[r * cols..(r + 1) * cols], &acts[t].1);
+                            assert!(
+                                (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
+                                "{} {rows}x{cols} row {r} token {t}: {got} vs {want}",
+                                level.name()
+                            );
+                        }
+                    }
+                }
+            }
+            checked += 1;
+        }
+    }
+    if Level::available().contains(&Level::Avx512Vnni) {
+        assert!(checked > 0, "avx512vnni multiplies q6k groups by tiles");
+    }
+}
+
+/// The 8-bit blocks grouped by super-block, as k-quant kernels read them.
+fn grouped(q8: &[BlockQ8]) -> Vec<super::blocks::BlockQ8x8> {
+    let mut groups = vec![super::blocks::BlockQ8x8::default(); q8.len() / 8];
+    super::blocks::group_q8(q8, &mut groups);
+    groups
+}
+
+#[test]
+fn interleaved_q4k_rows_match_the_format_definition() {
+    check_interleaved_k::<super::repack::BlockQ4Kx8, _>("q4k", |k| k.q4k.rows8, |q8| q8.to_vec());
+}
+
+#[test]
+fn interleaved_q6k_rows_match_the_format_definition() {
+    check_interleaved_k::<super::repack::BlockQ6Kx8, _>("q6k", |k| k.q6k.rows8, grouped);
 }
 
 #[test]
@@ -742,6 +822,44 @@ fn extreme_blocks_do_not_saturate() {
             let mut out = [0f32; 16];
             rows16(paired.pair(0), &x, 0..1, &mut out);
             assert_eq!(out, [want; 16], "{} sixteen rows", level.name());
+        }
+    }
+}
+
+/// q6k's extremes in interleaved rows: weights of 0 and 63 (the most negative and positive
+/// after the offset of 32) with group scales of -128 and 127 against activations at ±127 stay
+/// exact through the 16-bit pair sums and the integer scaling.
+#[test]
+fn extreme_q6k_groups_do_not_saturate() {
+    use super::blocks::{BlockQ6K, QK_K};
+    use super::repack::{BlockQ6Kx8, Repacked};
+    let one = half::f16::from_f32(1.0);
+    for (bits, scale, sign) in [(0u8, -128i8, -1.0f32), (0xFF, 127, 1.0), (0xFF, -128, 1.0)] {
+        let w = BlockQ6K {
+            ql: [bits; QK_K / 2],
+            qh: [bits; QK_K / 4],
+            scales: [scale; QK_K / 16],
+            d: one,
+        };
+        let mut q8 = vec![BlockQ8::default(); QK_K / QK];
+        quantize_q8(&[sign; QK_K], &mut q8);
+        let x = grouped(&q8);
+        let q = w.q(0) as f64 - 32.0;
+        let want = QK_K as f64 * scale as f64 * q * 127.0 * sign as f64 * q8[0].d as f64;
+        let packed = Repacked::<BlockQ6Kx8>::new(8, QK_K, &[w; 8], false);
+        for level in Level::available() {
+            let Some(rows8) = Kernels::for_level(level).unwrap().q6k.rows8 else {
+                continue;
+            };
+            let mut out = [0f32; 8];
+            rows8(packed.group(0), &x, 0..1, &mut out);
+            for got in out {
+                assert!(
+                    (got as f64 - want).abs() <= 1e-6 * want.abs(),
+                    "{} q = {q}, scale {scale}: {got} vs {want}",
+                    level.name()
+                );
+            }
         }
     }
 }

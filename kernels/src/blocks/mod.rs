@@ -339,6 +339,9 @@ pub struct BlockQ8x8 {
     pub dsum: [f32; 8],
     /// Block `j`'s values at `qs[32j..32j + 32]`.
     pub qs: [i8; QK_K],
+    /// The exact sum of each 16 values (`qs[16g..16g + 16]`): what q6k's offset of 32
+    /// multiplies, one group scale at a time.
+    pub bsums: [i16; QK_K / 16],
 }
 
 impl Default for BlockQ8x8 {
@@ -347,6 +350,7 @@ impl Default for BlockQ8x8 {
             d: [0.0; 8],
             dsum: [0.0; 8],
             qs: [0; QK_K],
+            bsums: [0; QK_K / 16],
         }
     }
 }
@@ -359,6 +363,9 @@ pub fn group_q8(x: &[BlockQ8], out: &mut [BlockQ8x8]) {
             group.d[j] = b.d;
             group.dsum[j] = b.d * b.sum as f32;
             group.qs[QK * j..QK * (j + 1)].copy_from_slice(&b.qs);
+            for (h, half) in b.qs.chunks_exact(QK / 2).enumerate() {
+                group.bsums[2 * j + h] = half.iter().map(|&q| q as i16).sum();
+            }
         }
     }
 }

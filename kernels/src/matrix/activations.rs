@@ -3,6 +3,7 @@
 
 use crate::blocks::{group_q8, BlockQ8, BlockQ8x8, QK, QK_K};
 use crate::runtime::SharedOut;
+use crate::tiles::Tiles;
 use crate::{ops, Pool};
 
 use super::Acts;
@@ -28,6 +29,12 @@ pub struct Activations {
     pub(super) gemm: bool,
     /// Each thread's tile of dequantized weights (GEMM path).
     pub(super) tiles: Vec<f32>,
+    /// `q8` in tiles of sixteen tokens, for groups multiplied by tiles: made by the first
+    /// product that needs them after each `set`.
+    token_tiles: Tiles,
+    tiled: bool,
+    /// Each thread's band of unpacked weights (tiled path).
+    pub(super) bands: Vec<u8>,
 }
 
 /// RMSNorm (`ops::rms_norm`) applied to activations as they are taken.
@@ -70,6 +77,7 @@ impl Activations {
         self.gemm = input.gemm;
         self.quantized = input.quantize;
         self.grouped = false;
+        self.tiled = false;
         self.f32.resize(tokens * cols, 0.0);
         let per = if input.quantize {
             assert!(cols.is_multiple_of(QK), "block formats need whole blocks");
@@ -123,6 +131,23 @@ impl Activations {
             q8: &self.q8[..blocks],
             groups: &self.groups[..if self.grouped { blocks / 8 } else { 0 }],
         }
+    }
+
+    /// Lays the quantized activations out in tiles of sixteen tokens, once per `set`.
+    pub(super) fn tile(&mut self) {
+        if !self.tiled {
+            assert!(self.quantized, "tiles of quantized activations");
+            let blocks = self.tokens * self.cols / QK;
+            self.token_tiles
+                .set(&self.q8[..blocks], self.tokens, self.cols);
+            self.tiled = true;
+        }
+    }
+
+    /// The tiles [`Self::tile`] made.
+    pub(super) fn tiles(&self) -> &Tiles {
+        assert!(self.tiled, "tiles made before the products that read them");
+        &self.token_tiles
     }
 
     /// Groups the quantized activations by super-block ([`BlockQ8x8`]), once per `set`.

@@ -3,9 +3,10 @@
 //! row by row, or as GEMMs on dequantized tiles.
 
 use super::{Activations, Matrix, QMatrix, QuantBlock};
-use crate::dispatch::{Rows16, Rows8};
+use crate::dispatch::{Rows16, Rows8, Tiled};
 use crate::repack::{Interleaved, Repacked, ROWS};
 use crate::runtime::SharedOut;
+use crate::tiles::{BAND, TILE};
 use crate::{Kernels, Pool};
 
 /// Tokens whose activations one pass over a weight row multiplies: few enough that their
@@ -26,11 +27,11 @@ impl Matrix {
         tokens: std::ops::Range<usize>,
         out: &SharedOut,
     ) -> bool {
-        fn groups<I: Interleaved>(
+        fn groups<I: Interleaved, X>(
             m: &Repacked<I>,
-            (eight, sixteen): (Rows8<I>, Option<Rows16<I>>),
+            (eight, sixteen): (Rows8<I, X>, Option<Rows16<I, X>>),
             rows: std::ops::Range<usize>,
-            x: &Activations,
+            x: &[X],
             tokens: std::ops::Range<usize>,
             out: &SharedOut,
         ) {
@@ -42,11 +43,11 @@ impl Matrix {
                 let n = if g < 2 * m.pairs() {
                     let results = &mut results[..tokens.len() * 2 * ROWS];
                     let kernel = sixteen.expect("pairs only where the level has the kernel");
-                    kernel(m.pair(g / 2), &x.q8, tokens.clone(), results);
+                    kernel(m.pair(g / 2), x, tokens.clone(), results);
                     2 * ROWS
                 } else {
                     let results = &mut results[..tokens.len() * ROWS];
-                    eight(m.group(g), &x.q8, tokens.clone(), results);
+                    eight(m.group(g), x, tokens.clone(), results);
                     ROWS
                 };
                 for (t, row) in tokens.clone().zip(results.chunks_exact(n)) {
@@ -67,20 +68,76 @@ impl Matrix {
         match self {
             Matrix::Q4_0x8(m) => {
                 let kernels = (k.q4_0.rows8.expect(missing), k.q4_0.rows16);
-                groups(m, kernels, rows, x, tokens, out)
+                groups(m, kernels, rows, &x.q8, tokens, out)
             }
             Matrix::Q4_1x8(m) => {
                 let kernels = (k.q4_1.rows8.expect(missing), k.q4_1.rows16);
-                groups(m, kernels, rows, x, tokens, out)
+                groups(m, kernels, rows, &x.q8, tokens, out)
             }
             Matrix::Q8_0x8(m) => {
                 let kernels = (k.q8_0.rows8.expect(missing), k.q8_0.rows16);
-                groups(m, kernels, rows, x, tokens, out)
+                groups(m, kernels, rows, &x.q8, tokens, out)
             }
             Matrix::Q4Kx8(m) => {
                 let kernels = (k.q4k.rows8.expect(missing), None);
-                groups(m, kernels, rows, x, tokens, out)
+                groups(m, kernels, rows, &x.q8, tokens, out)
             }
+            Matrix::Q6Kx8(m) => {
+                let kernels = (k.q6k.rows8.expect(missing), None);
+                groups(m, kernels, rows, x.acts().groups, tokens, out)
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Whether prompts of at least a tile of tokens multiply this matrix by tiles.
+    fn tiled(&self, k: &Kernels) -> bool {
+        matches!(self, Matrix::Q6Kx8(_)) && k.q6k.tiled.is_some()
+    }
+
+    /// For matrices multiplied by tiles ([`Self::tiled`]), the products of every group whose
+    /// first row is in `rows` with every token, each group's weights unpacked once into
+    /// `band`; `false` for the others.
+    fn tiled_products(
+        &self,
+        k: &Kernels,
+        rows: std::ops::Range<usize>,
+        x: &Activations,
+        band: &mut [u8],
+        out: &SharedOut,
+    ) -> bool {
+        fn groups<I: Interleaved>(
+            m: &Repacked<I>,
+            kernels: Tiled<I>,
+            rows: std::ops::Range<usize>,
+            x: &Activations,
+            band: &mut [u8],
+            out: &SharedOut,
+        ) {
+            let tiles = x.tiles();
+            let mut results = [0f32; BAND * TILE];
+            for g in rows.start.div_ceil(ROWS)..rows.end.div_ceil(ROWS) {
+                let group = m.group(g);
+                (kernels.unpack)(group, band);
+                for n in 0..tiles.count() {
+                    (kernels.multiply)(group, band, tiles.tile(n), &mut results);
+                    for i in 0..TILE.min(x.tokens - n * TILE) {
+                        let t = n * TILE + i;
+                        for r in 0..BAND {
+                            // SAFETY: the rows of group g of every token belong to this thread
+                            // alone; t * rows + 8g + r < tokens × rows = out.len().
+                            unsafe { *out.at(t * m.rows + g * ROWS + r) = results[TILE * r + i] };
+                        }
+                    }
+                }
+            }
+        }
+        match self {
+            Matrix::Q6Kx8(m) => match k.q6k.tiled {
+                Some(kernels) => groups(m, kernels, rows, x, band, out),
+                None => return false,
+            },
             _ => return false,
         }
         true
@@ -140,7 +197,11 @@ impl Matrix {
             Matrix::Q5K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q6K(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::IQ4NL(m) => blocks(m, k, r, x, tokens, &mut out),
-            Matrix::Q4_0x8(_) | Matrix::Q4_1x8(_) | Matrix::Q8_0x8(_) | Matrix::Q4Kx8(_) => {
+            Matrix::Q4_0x8(_)
+            | Matrix::Q4_1x8(_)
+            | Matrix::Q8_0x8(_)
+            | Matrix::Q4Kx8(_)
+            | Matrix::Q6Kx8(_) => {
                 unreachable!("interleaved matrices multiply by groups")
             }
         }
@@ -153,6 +214,7 @@ impl Matrix {
             Matrix::Q4_0x8(m) => m.unit(),
             Matrix::Q4_1x8(m) => m.unit(),
             Matrix::Q4Kx8(m) => m.unit(),
+            Matrix::Q6Kx8(m) => m.unit(),
             Matrix::Q8_0x8(m) => m.unit(),
             _ => ROWS,
         }
@@ -168,6 +230,7 @@ impl Matrix {
                 | Matrix::Q4_1x8(_)
                 | Matrix::Q8_0x8(_)
                 | Matrix::Q4Kx8(_)
+                | Matrix::Q6Kx8(_)
                 | Matrix::Q4K(_)
                 | Matrix::Q5K(_)
                 | Matrix::Q6K(_)
@@ -178,7 +241,12 @@ impl Matrix {
     fn grouped(&self) -> bool {
         matches!(
             self,
-            Matrix::Q2K(_) | Matrix::Q3K(_) | Matrix::Q4K(_) | Matrix::Q5K(_) | Matrix::Q6K(_)
+            Matrix::Q2K(_)
+                | Matrix::Q3K(_)
+                | Matrix::Q4K(_)
+                | Matrix::Q5K(_)
+                | Matrix::Q6K(_)
+                | Matrix::Q6Kx8(_)
         )
     }
 }
@@ -254,6 +322,12 @@ pub fn multiply(
     if parts.iter().flatten().any(|(m, _)| m.grouped()) {
         x.group();
     }
+    let tiled = x.tokens >= TILE && parts.iter().flatten().any(|(m, _)| m.tiled(k));
+    if tiled {
+        x.tile();
+        x.bands.resize(BAND * x.cols * threads, 0);
+    }
+    let bands = SharedOut(x.bands.as_mut_ptr());
     let x = &*x;
     pool.run(&|thread| {
         let rows_of = |n: usize| {
@@ -269,10 +343,18 @@ pub fn multiply(
                 }
             }
         }
+        if tiled {
+            let size = BAND * x.cols;
+            // SAFETY: each thread has its own band.
+            let band = unsafe { std::slice::from_raw_parts_mut(bands.at(thread * size), size) };
+            for (matrix, out) in parts.iter().flatten() {
+                matrix.tiled_products(k, rows_of(matrix.rows()), x, band, out);
+            }
+        }
         for tile in (0..x.tokens).step_by(TOKEN_TILE) {
             let tokens = tile..(tile + TOKEN_TILE).min(x.tokens);
             for (matrix, out) in parts.iter().flatten() {
-                if x.gemm && !matrix.integer_prefill() {
+                if (x.gemm && !matrix.integer_prefill()) || (tiled && matrix.tiled(k)) {
                     continue;
                 }
                 let n = matrix.rows();

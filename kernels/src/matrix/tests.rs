@@ -124,3 +124,87 @@ fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
         }
     }
 }
+
+/// On a level that multiplies q6k groups by tiles, prompts of a tile or more (a last tile
+/// padded) give what the same level's group kernels give, for every split of the rows over
+/// 1 to 3 threads, and every output lands on its row and token.
+#[test]
+fn tiles_give_what_groups_give_on_any_thread_count() {
+    use crate::blocks::{Block, BlockQ6K};
+    let levels: Vec<Kernels> = Level::available()
+        .into_iter()
+        .map(|l| Kernels::for_level(l).unwrap())
+        .filter(|k| k.q6k.tiled.is_some())
+        .collect();
+    if levels.is_empty() {
+        eprintln!("no kernel level of this CPU multiplies q6k groups by tiles");
+    }
+    let (rows, cols) = (40, 512);
+    let bytes: Vec<u8> = (0..rows * cols / 256)
+        .flat_map(|i| {
+            let mut b: Vec<u8> = (0..BlockQ6K::BYTES - 2)
+                .map(|j| ((i * 131 + j * 71 + j * j) % 256) as u8)
+                .collect();
+            b.extend(f16::from_f32(0.001 + (i % 5) as f32 * 0.0004).to_le_bytes());
+            b
+        })
+        .collect();
+    for tiled in levels {
+        let mut grouped = tiled;
+        grouped.q6k.tiled = None;
+        let read = |k: &Kernels| {
+            let mut at = 0;
+            Matrix::read::<crate::Error>(
+                "w",
+                Format::Q6K,
+                rows,
+                cols,
+                k,
+                &mut Arena::default(),
+                &mut |buf| {
+                    buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                    at += buf.len();
+                    Ok(())
+                },
+            )
+            .unwrap()
+        };
+        let matrix = read(&tiled);
+        assert!(matches!(&matrix, Matrix::Q6Kx8(_)));
+        for threads in [1, 2, 3] {
+            let mut pool = Pool::new(threads);
+            for tokens in [16, 37] {
+                let x: Vec<f32> = (0..tokens * cols)
+                    .map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1 + (i / cols) as f32 * 0.01)
+                    .collect();
+                let mut acts = Activations::default();
+                let input = Input {
+                    norm: None,
+                    quantize: true,
+                    gemm: true,
+                };
+                acts.set(&mut pool, &x, tokens, cols, input);
+                let mut outputs = [vec![f32::NAN; rows * tokens], vec![f32::NAN; rows * tokens]];
+                let [a, b] = &mut outputs;
+                for (kernels, out) in [(&tiled, a), (&grouped, b)] {
+                    let product = Product {
+                        matrix: &matrix,
+                        out,
+                    };
+                    multiply(&mut pool, kernels, &mut acts, &mut [product], Then::Nothing);
+                }
+                let largest = outputs[1].iter().fold(0f32, |m, v| m.max(v.abs()));
+                assert!(largest > 0.0);
+                for (i, (a, b)) in outputs[0].iter().zip(&outputs[1]).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * largest,
+                        "{}: {threads} threads, {tokens} tokens, token {} row {}: {a} vs {b}",
+                        tiled.level.name(),
+                        i / rows,
+                        i % rows
+                    );
+                }
+            }
+        }
+    }
+}

@@ -35,7 +35,7 @@ pub(crate) fn kernels(_: Avx2) -> Kernels {
         q3k: Quant::rows(generic::rows_q3k),
         iq4_nl: Quant::rows(dot_iq4_nl),
         q5k: Quant::rows(kquants::rows_q5k),
-        q6k: Quant::rows(kquants::rows_q6k),
+        q6k: Quant::grouped(kquants::rows_q6k, kquants::rows8_q6k),
         dense: Dense {
             f32: dot_f32,
             f16: dot_f16_f32,

@@ -20,6 +20,11 @@ pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     k.q4k.row = q4k::rows;
     k.q5k.row = q4k::rows_q5k;
     k.q4k.rows8 = Some(q4k::rows8);
+    k.q6k.rows8 = Some(q4k::rows8_q6k);
+    k.q6k.tiled = Some(crate::dispatch::Tiled {
+        unpack: tiled::unpack_q6k,
+        multiply: tiled::multiply_q6k,
+    });
     k
 }
 
@@ -100,4 +105,120 @@ mod q4k {
         "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
         |acc, q, x| _mm256_dpbusd_epi32(acc, q, x)
     );
+    rows8_q6k!(
+        rows8_q6k,
+        rows8_q6k_body,
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        |s| _mm256_cvtepi8_epi32(s),
+        |q, x, sc| {
+            let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q[0], x[0]);
+            let sums = _mm256_dpbusd_epi32(sums, q[1], x[1]);
+            let sums = _mm256_dpbusd_epi32(sums, q[2], x[2]);
+            _mm256_mullo_epi32(_mm256_dpbusd_epi32(sums, q[3], x[3]), sc)
+        }
+    );
+}
+
+/// q6k groups by tiles of sixteen tokens: the weights unpacked once per group to a band of
+/// bytes, then per tile a micro-kernel of eight rows by sixteen tokens in 512-bit `vpdpbusd`
+/// (four weights of a row broadcast, four values of each token in its lane). Per 16-weight
+/// group and row the integer sum takes the offset of 32 (`32 · Σ x`, the tile's sums) and the
+/// group's scale in integers, per 32-weight block the block's `d_x · d` in one FMA: the same
+/// integers as the row kernels.
+mod tiled {
+    use crate::arch::x86::avx2::kquants::weights_q6k_x8;
+    use crate::repack::BlockQ6Kx8;
+    use crate::tiles::{Tile, BAND, TILE};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn unpack_body(w: &[BlockQ6Kx8], band: &mut [u8]) {
+        assert!(
+            band.len() >= w.len() * 256 * BAND,
+            "a band holds the group's weights"
+        );
+        for (sb, g) in w.iter().enumerate() {
+            for j in 0..8 {
+                for half in 0..2 {
+                    let pieces = weights_q6k_x8(g, j, half);
+                    for (pp, v) in pieces.iter().enumerate() {
+                        let at = 32 * (64 * sb + 8 * j + 4 * half + pp);
+                        // SAFETY: 32 bytes at `at` < 256 · 8 · blocks, checked above.
+                        unsafe { _mm256_storeu_si256(band[at..at + 32].as_mut_ptr().cast(), *v) };
+                    }
+                }
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn multiply_body(w: &[BlockQ6Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        let blocks = w.len() * 8;
+        assert!(
+            band.len() >= blocks * 32 * BAND
+                && x.codes.len() >= blocks * 32 * TILE
+                && x.d.len() >= blocks * TILE
+                && x.sums.len() >= 2 * blocks * TILE,
+            "a band and a tile as wide as the group's rows"
+        );
+        let (band, codes) = (band.as_ptr(), x.codes.as_ptr());
+        let mut acc = [_mm512_setzero_ps(); BAND];
+        for (sb, g) in w.iter().enumerate() {
+            let d: [f32; BAND] = g.d.map(|h| h.to_f32());
+            for j in 0..8 {
+                let b = 8 * sb + j;
+                let mut total = [_mm512_setzero_si512(); BAND];
+                for half in 0..2 {
+                    let group = 2 * b + half;
+                    let mut sums = [_mm512_setzero_si512(); BAND];
+                    for pp in 0..4 {
+                        let piece = 8 * b + 4 * half + pp;
+                        // SAFETY: 64 bytes at 64 · piece < 32 · blocks · 16, and four at
+                        // 32 · piece + 4r < 32 · blocks · 8, checked above.
+                        unsafe {
+                            let codes = _mm512_loadu_si512(codes.add(64 * piece).cast());
+                            for (r, s) in sums.iter_mut().enumerate() {
+                                let at = band.add(32 * piece + 4 * r).cast::<i32>();
+                                let weights = _mm512_set1_epi32(at.read_unaligned());
+                                *s = _mm512_dpbusd_epi32(*s, weights, codes);
+                            }
+                        }
+                    }
+                    // SAFETY: sixteen i32 at 16 · group < 2 · blocks · 16, checked above.
+                    let offset = unsafe {
+                        _mm512_slli_epi32::<5>(_mm512_loadu_si512(
+                            x.sums.as_ptr().add(TILE * group).cast(),
+                        ))
+                    };
+                    for (r, (t, s)) in total.iter_mut().zip(sums).enumerate() {
+                        let scale = _mm512_set1_epi32(g.scales[8 * (2 * j + half) + r] as i32);
+                        *t = _mm512_add_epi32(
+                            *t,
+                            _mm512_mullo_epi32(_mm512_sub_epi32(s, offset), scale),
+                        );
+                    }
+                }
+                // SAFETY: sixteen f32 at 16b < blocks · 16, checked above.
+                let dx = unsafe { _mm512_loadu_ps(x.d.as_ptr().add(TILE * b)) };
+                for (r, (a, t)) in acc.iter_mut().zip(total).enumerate() {
+                    let scale = _mm512_mul_ps(dx, _mm512_set1_ps(d[r]));
+                    *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), scale, *a);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: sixteen f32 at 16r (r < 8) of 128.
+            unsafe { _mm512_storeu_ps(out[TILE * r..].as_mut_ptr(), *a) };
+        }
+    }
+
+    // The safe entry points for the level's table. SAFETY: only the table hands them out,
+    // for the token the level's detection of its features makes.
+    pub(super) fn unpack_q6k(w: &[BlockQ6Kx8], band: &mut [u8]) {
+        unsafe { unpack_body(w, band) }
+    }
+
+    pub(super) fn multiply_q6k(w: &[BlockQ6Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_body(w, band, x, out) }
+    }
 }

@@ -17,6 +17,7 @@ pub(crate) fn kernels(token: AvxVnni) -> Kernels {
     k.q4k.row = q4k::rows;
     k.q5k.row = q4k::rows_q5k;
     k.q4k.rows8 = Some(q4k::rows8);
+    k.q6k.rows8 = Some(q4k::rows8_q6k);
     k
 }
 
@@ -47,4 +48,16 @@ mod q4k {
     rows8_q4k!(rows8, rows8_body, "avx2,fma,f16c,avxvnni", |acc, q, x| {
         _mm256_dpbusd_avx_epi32(acc, q, x)
     });
+    rows8_q6k!(
+        rows8_q6k,
+        rows8_q6k_body,
+        "avx2,fma,f16c,avxvnni",
+        |s| _mm256_cvtepi8_epi32(s),
+        |q, x, sc| {
+            let sums = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), q[0], x[0]);
+            let sums = _mm256_dpbusd_avx_epi32(sums, q[1], x[1]);
+            let sums = _mm256_dpbusd_avx_epi32(sums, q[2], x[2]);
+            _mm256_mullo_epi32(_mm256_dpbusd_avx_epi32(sums, q[3], x[3]), sc)
+        }
+    );
 }

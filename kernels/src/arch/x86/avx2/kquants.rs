@@ -331,6 +331,181 @@ rows8_q4k!(rows8_q4k, rows8_q4k_avx2, "avx2,fma,f16c", |acc, q, x| {
     )
 });
 
+/// An interleaved q6k kernel (eight rows, `BlockQ6Kx8`) for one level, by activations grouped
+/// by super-block (`BlockQ8x8`, for their sums of 16). `$scale` turns a group's eight scale
+/// bytes (`$s`, row `k` in byte `k`) into the form `$group` takes (`$sc`); `$group` gives, in
+/// row `k`'s 32-bit lane, `scale_k · Σ q x` over the group's 16 weights: four vectors of
+/// unsigned 6-bit weights (`$q`, four of each row per lane) by four of activation bytes
+/// broadcast to every lane (`$x`). Per sub-block and token the offset of 32 comes off in
+/// integers (`32 · Σ_g scale_g · Σ_g x`, from the activations' sums of 16), the block's `d_x`
+/// multiplies in one FMA, the rows' `d` in one per super-block. Up to eight tokens share each
+/// load and unpacking of weights; every level sums the same integers, so all give the same
+/// results to the bit.
+macro_rules! rows8_q6k {
+    ($entry:ident, $name:ident, $features:literal, |$s:ident| $scale:expr, |$q:ident, $x:ident, $sc:ident| $group:expr) => {
+        #[target_feature(enable = $features)]
+        fn $name(
+            w: &[$crate::repack::BlockQ6Kx8],
+            x: &[$crate::blocks::BlockQ8x8],
+            tokens: std::ops::Range<usize>,
+            out: &mut [f32],
+        ) {
+            use std::arch::x86_64::*;
+            use $crate::arch::x86::avx2::kquants::weights_q6k_x8;
+            use $crate::arch::x86::avx2::store8;
+            use $crate::blocks::BlockQ8x8;
+            use $crate::repack::{BlockQ6Kx8, ROWS};
+            /// The eight rows by `N` tokens' activations (one group of eight blocks per
+            /// super-block).
+            #[target_feature(enable = $features)]
+            fn tile<const N: usize>(w: &[BlockQ6Kx8], x: [&[BlockQ8x8]; N]) -> [__m256; N] {
+                let mut acc = [_mm256_setzero_ps(); N];
+                for (b, g) in w.iter().enumerate() {
+                    let xs: [&BlockQ8x8; N] = std::array::from_fn(|i| &x[i][b]);
+                    // SAFETY: eight f16 (16 bytes).
+                    let d = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(g.d.as_ptr().cast())) };
+                    let mut blocks = [_mm256_setzero_ps(); N];
+                    for j in 0..8 {
+                        let mut sums = [_mm256_setzero_si256(); N];
+                        for half in 0..2 {
+                            let group = 2 * j + half;
+                            // SAFETY: eight bytes of the 128 at 8 · group (< 16).
+                            let $s = unsafe {
+                                _mm_loadl_epi64(g.scales[8 * group..8 * group + 8].as_ptr().cast())
+                            };
+                            let $sc = $scale;
+                            let $q = weights_q6k_x8(g, j, half);
+                            for i in 0..N {
+                                let at = 32 * j + 16 * half;
+                                let $x: [__m256i; 4] = std::array::from_fn(|p| {
+                                    let v = &xs[i].qs[at + 4 * p..at + 4 * p + 4];
+                                    _mm256_set1_epi32(i32::from_le_bytes([
+                                        v[0] as u8, v[1] as u8, v[2] as u8, v[3] as u8,
+                                    ]))
+                                });
+                                sums[i] = _mm256_add_epi32(sums[i], $group);
+                            }
+                        }
+                        // Lane k: row k's scales of groups 2j and 2j + 1 as a 16-bit pair.
+                        // SAFETY: sixteen bytes at 16j (< 128).
+                        let pairs = unsafe {
+                            let both =
+                                _mm_loadu_si128(g.scales[16 * j..16 * j + 16].as_ptr().cast());
+                            _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(both, _mm_srli_si128::<8>(both)))
+                        };
+                        for i in 0..N {
+                            let [a, b] = [xs[i].bsums[2 * j], xs[i].bsums[2 * j + 1]];
+                            let sums16 = (a as u16 as u32 | (b as u16 as u32) << 16) as i32;
+                            let offset = _mm256_madd_epi16(pairs, _mm256_set1_epi32(sums16));
+                            let exact = _mm256_sub_epi32(sums[i], _mm256_slli_epi32::<5>(offset));
+                            blocks[i] = _mm256_fmadd_ps(
+                                _mm256_cvtepi32_ps(exact),
+                                _mm256_set1_ps(xs[i].d[j]),
+                                blocks[i],
+                            );
+                        }
+                    }
+                    for i in 0..N {
+                        acc[i] = _mm256_fmadd_ps(blocks[i], d, acc[i]);
+                    }
+                }
+                acc
+            }
+            // Eight tokens per pass where there are eight (a prompt's tile of 16: each
+            // unpacking of weights serves twice as many tokens as four would), then 4, 2, 1.
+            let per = w.len();
+            let token = |t: usize| &x[t * per..(t + 1) * per];
+            let mut t = tokens.start;
+            while t < tokens.end {
+                let left = tokens.end - t;
+                let o = &mut out[(t - tokens.start) * ROWS..];
+                let n = match left {
+                    8.. => store(o, tile::<8>(w, std::array::from_fn(|i| token(t + i)))),
+                    4.. => store(o, tile::<4>(w, std::array::from_fn(|i| token(t + i)))),
+                    2.. => store(o, tile::<2>(w, std::array::from_fn(|i| token(t + i)))),
+                    _ => store(o, tile::<1>(w, [token(t)])),
+                };
+                t += n;
+            }
+            /// Each token's eight rows into `o`, token by token; the tokens stored.
+            #[target_feature(enable = $features)]
+            fn store<const N: usize>(o: &mut [f32], v: [__m256; N]) -> usize {
+                for (dst, v) in o.chunks_exact_mut(ROWS).zip(&v) {
+                    store8(dst, v);
+                }
+                N
+            }
+        }
+
+        // The safe entry point for the level's table. SAFETY: only the table hands it out,
+        // for the token the level's detection of `$features` makes.
+        pub(super) fn $entry(
+            w: &[$crate::repack::BlockQ6Kx8],
+            x: &[$crate::blocks::BlockQ8x8],
+            tokens: std::ops::Range<usize>,
+            out: &mut [f32],
+        ) {
+            unsafe { $name(w, x, tokens, out) }
+        }
+    };
+}
+
+/// Sub-block `j`'s group `half` (its 16 weights) of eight interleaved q6k rows as four vectors
+/// of unsigned 6-bit values, four weights of row `k` in 32-bit lane `k` of each.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(in crate::arch::x86) fn weights_q6k_x8(
+    g: &crate::repack::BlockQ6Kx8,
+    j: usize,
+    half: usize,
+) -> [__m256i; 4] {
+    let (h, s) = (j / 4, j % 4);
+    let (low, top) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
+    std::array::from_fn(|pp| {
+        let p = 4 * half + pp;
+        let (l, t) = (256 * (2 * h + s % 2) + 32 * p, 256 * h + 32 * p);
+        // SAFETY: 32 bytes of `ql` (l + 32 ≤ 1024) and of `qh` (t + 32 ≤ 512).
+        let (ql, qh) = unsafe {
+            (
+                _mm256_loadu_si256(g.ql[l..l + 32].as_ptr().cast()),
+                _mm256_loadu_si256(g.qh[t..t + 32].as_ptr().cast()),
+            )
+        };
+        let ql = if s < 2 {
+            ql
+        } else {
+            _mm256_srli_epi16::<4>(ql)
+        };
+        // Bits 2s..2s + 2 of each byte moved to bits 4..6.
+        let qh = match s {
+            0 => _mm256_slli_epi16::<4>(qh),
+            1 => _mm256_slli_epi16::<2>(qh),
+            2 => qh,
+            _ => _mm256_srli_epi16::<2>(qh),
+        };
+        _mm256_or_si256(_mm256_and_si256(ql, low), _mm256_and_si256(qh, top))
+    })
+}
+
+rows8_q6k!(
+    rows8_q6k,
+    rows8_q6k_avx2,
+    "avx2,fma,f16c",
+    |s| _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s, s)),
+    |q, x, sc| {
+        // Pairs of byte products (at most 2 · 63 · 127) summed twice stay within 16 bits.
+        let first = _mm256_add_epi16(
+            _mm256_maddubs_epi16(q[0], x[0]),
+            _mm256_maddubs_epi16(q[1], x[1]),
+        );
+        let second = _mm256_add_epi16(
+            _mm256_maddubs_epi16(q[2], x[2]),
+            _mm256_maddubs_epi16(q[3], x[3]),
+        );
+        _mm256_add_epi32(_mm256_madd_epi16(first, sc), _mm256_madd_epi16(second, sc))
+    }
+);
+
 /// q6k rows: per sub-block and token, `Σ (q - 32) x` per pair in 16 bits (at most
 /// 2 · 63 · 127 + 2 · 32 · 127), each 16-weight group's scale on its pairs in `vpmaddwd`, the
 /// block's `d · d_x` in one FMA into one of two accumulators (alternate sub-blocks).

@@ -1,0 +1,88 @@
+//! Tiles of sixteen tokens' 8-bit activations laid out for an integer GEMM micro-kernel: the
+//! activations are the vector operand (one token per 32-bit lane, four consecutive values
+//! each), the weights the broadcast one, so one 512-bit `vpdpbusd` multiplies four weights of
+//! a row by sixteen tokens. A band of eight rows unpacked once to bytes serves every tile of
+//! a prompt (`dispatch::Tiled`).
+//!
+//! The activations are the same 8-bit blocks every product reads ([`BlockQ8`]: a scale per
+//! 32 values), so a tile's products sum the same integers as the row and group kernels.
+
+use crate::blocks::{BlockQ8, QK};
+
+/// Tokens per tile.
+pub const TILE: usize = 16;
+
+/// Rows per band (one interleaved group).
+pub const BAND: usize = 8;
+
+/// One tile of [`TILE`] tokens' activations, `cols` wide.
+#[derive(Clone, Copy)]
+pub struct Tile<'a> {
+    /// Piece `p` (values `4p..4p + 4` of every token's row) at `64p`: token `i`'s four bytes
+    /// at `64p + 4i`. `cols × 16` bytes.
+    pub codes: &'a [i8],
+    /// Block `b`'s scale of token `i` at `16b + i` (0 for the padding after the last token).
+    pub d: &'a [f32],
+    /// The exact sum of token `i`'s values `16h..16h + 16` at `16h + i`.
+    pub sums: &'a [i32],
+}
+
+/// Every tile of a run of tokens' activations (the last padded with zeros), made once per
+/// operation and read by every thread.
+#[derive(Default)]
+pub struct Tiles {
+    cols: usize,
+    count: usize,
+    codes: Vec<i8>,
+    d: Vec<f32>,
+    sums: Vec<i32>,
+}
+
+impl Tiles {
+    /// Lays out `tokens` tokens of 8-bit blocks (`cols / 32` per token, one token after
+    /// another). Buffers are kept: no allocation once they have grown to the largest prompt.
+    pub fn set(&mut self, q8: &[BlockQ8], tokens: usize, cols: usize) {
+        assert!(cols.is_multiple_of(QK), "whole blocks");
+        let per = cols / QK;
+        assert_eq!(q8.len(), tokens * per, "every token's blocks");
+        self.cols = cols;
+        self.count = tokens.div_ceil(TILE);
+        self.codes.clear();
+        self.codes.resize(self.count * TILE * cols, 0);
+        self.d.clear();
+        self.d.resize(self.count * TILE * per, 0.0);
+        self.sums.clear();
+        self.sums.resize(self.count * TILE * 2 * per, 0);
+        for t in 0..tokens {
+            let (tile, i) = (t / TILE, t % TILE);
+            let codes = &mut self.codes[tile * TILE * cols..(tile + 1) * TILE * cols];
+            let d = &mut self.d[tile * TILE * per..(tile + 1) * TILE * per];
+            let sums = &mut self.sums[tile * TILE * 2 * per..(tile + 1) * TILE * 2 * per];
+            for (b, block) in q8[t * per..(t + 1) * per].iter().enumerate() {
+                for (g, piece) in block.qs.chunks_exact(4).enumerate() {
+                    let at = 64 * (8 * b + g) + 4 * i;
+                    codes[at..at + 4].copy_from_slice(piece);
+                }
+                d[TILE * b + i] = block.d;
+                for (h, half) in block.qs.chunks_exact(QK / 2).enumerate() {
+                    sums[TILE * (2 * b + h) + i] = half.iter().map(|&q| q as i32).sum();
+                }
+            }
+        }
+    }
+
+    /// Tiles.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Tile `n` (tokens `16n..16n + 16`).
+    pub fn tile(&self, n: usize) -> Tile<'_> {
+        let (cols, per) = (self.cols, self.cols / QK);
+        Tile {
+            codes: &self.codes[n * TILE * cols..(n + 1) * TILE * cols],
+            d: &self.d[n * TILE * per..(n + 1) * TILE * per],
+            sums: &self.sums[n * TILE * 2 * per..(n + 1) * TILE * 2 * per],
+        }
+    }
+}
