@@ -6,7 +6,7 @@ use crate::blocks::{
     BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8,
 };
 use crate::level::{self, Level};
-use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ6Kx8, BlockQ8_0x8};
+use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ5Kx8, BlockQ6Kx8, BlockQ8_0x8};
 use crate::tiles::Tile;
 use crate::Result;
 use half::{bf16, f16};
@@ -33,8 +33,8 @@ pub struct Kernels {
     pub q3k: Quant<BlockQ3K, KRow<BlockQ3K>>,
     /// q4k rows (several tokens at once), and interleaved groups of them on the x86 levels.
     pub q4k: Quant<BlockQ4K, KRow<BlockQ4K>, BlockQ4Kx8>,
-    /// q5k rows.
-    pub q5k: Quant<BlockQ5K, KRow<BlockQ5K>>,
+    /// q5k rows (several tokens at once), and interleaved groups of them on the x86 levels.
+    pub q5k: Quant<BlockQ5K, KRow<BlockQ5K>, BlockQ5Kx8>,
     /// q6k rows (several tokens at once), and interleaved groups of them on the x86 levels
     /// (by activations grouped by super-block).
     pub q6k: Quant<BlockQ6K, KRow<BlockQ6K>, BlockQ6Kx8, BlockQ8x8>,

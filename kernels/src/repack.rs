@@ -13,10 +13,12 @@
 //!
 //! The bytes of a piece are the original block's bytes (a GGUF q4 byte already holds weight
 //! `j` low and `j + 16` high), so repacking only moves 4-byte pieces. q8_0 rows and q4k
-//! and q6k super-blocks (`BlockQ4Kx8`, `BlockQ6Kx8`, on the x86 levels) are interleaved in
-//! the same 4-byte pieces.
+//! q5k and q6k super-blocks (`BlockQ4Kx8`, `BlockQ5Kx8`, `BlockQ6Kx8`, on the x86 levels) are
+//! interleaved in the same 4-byte pieces.
 
-use super::blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ6K, BlockQ8_0, QK, QK_K};
+use super::blocks::{
+    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, QK_K,
+};
 use crate::WeightVec;
 use half::f16;
 
@@ -231,6 +233,60 @@ impl Interleaved for BlockQ4Kx8 {
             scales: std::array::from_fn(|i| self.scales[8 * i + k]),
             qs,
         }
+    }
+}
+
+/// Super-block `b` of eight q5k rows: [`BlockQ4Kx8`]'s layout, with the rows' fifth bits
+/// `qh` in the same 4-byte pieces (piece `p` of row `k` at `32p + 4k`): one load holds, in
+/// bit `j` of each byte, sub-block `j`'s fifth bit of four weights of every row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ5Kx8 {
+    /// The eight rows' scales of their sub-block scales.
+    pub d: [f16; ROWS],
+    /// The eight rows' scales of their sub-block mins.
+    pub dmin: [f16; ROWS],
+    /// The eight rows' packed 6-bit scales and mins, byte `i` of row `k` at `8i + k`.
+    pub scales: [u8; 12 * ROWS],
+    /// The eight rows' fifth bits, interleaved.
+    pub qh: [u8; QK * ROWS],
+    /// The eight rows' low four bits, interleaved as q4k's.
+    pub qs: [u8; QK_K / 2 * ROWS],
+}
+
+impl Interleaved for BlockQ5Kx8 {
+    type Row = BlockQ5K;
+    fn scales(&self) -> &[f16; ROWS] {
+        &self.d
+    }
+    fn pack(rows: [&BlockQ5K; ROWS]) -> Self {
+        let mut m = Self {
+            d: rows.map(|r| r.d),
+            dmin: rows.map(|r| r.dmin),
+            scales: [0; 12 * ROWS],
+            qh: [0; QK * ROWS],
+            qs: [0; QK_K / 2 * ROWS],
+        };
+        for (k, row) in rows.iter().enumerate() {
+            for (i, &byte) in row.scales.iter().enumerate() {
+                m.scales[8 * i + k] = byte;
+            }
+            pack_pieces(&row.qh, &mut m.qh, k);
+            pack_pieces(&row.qs, &mut m.qs, k);
+        }
+        m
+    }
+    fn unpack(&self, k: usize) -> BlockQ5K {
+        let mut row = BlockQ5K {
+            d: self.d[k],
+            dmin: self.dmin[k],
+            scales: std::array::from_fn(|i| self.scales[8 * i + k]),
+            qh: [0; QK],
+            qs: [0; QK_K / 2],
+        };
+        unpack_pieces(&self.qh, &mut row.qh, k);
+        unpack_pieces(&self.qs, &mut row.qs, k);
+        row
     }
 }
 

@@ -687,6 +687,11 @@ fn interleaved_q4k_rows_match_the_format_definition() {
 }
 
 #[test]
+fn interleaved_q5k_rows_match_the_format_definition() {
+    check_interleaved_k::<super::repack::BlockQ5Kx8, _>("q5k", |k| k.q5k.rows8, |q8| q8.to_vec());
+}
+
+#[test]
 fn interleaved_q6k_rows_match_the_format_definition() {
     check_interleaved_k::<super::repack::BlockQ6Kx8, _>("q6k", |k| k.q6k.rows8, grouped);
 }

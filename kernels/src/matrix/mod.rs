@@ -1,8 +1,8 @@
 //! A weight matrix in whichever format its file stores it, and the products a forward pass
 //! makes with it: several matrices by the same activations in one pool operation (q/k/v,
 //! gate/up). Three paths:
-//! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels, q4k and q6k
-//!   on x86): the level's group kernel by activations quantized to 8 bits, four tokens per
+//! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels, q4k, q5k and
+//!   q6k on x86): the level's group kernel by activations quantized to 8 bits, four tokens per
 //!   pass, decode and prefill;
 //! - dot products (decode and short prompts otherwise; k-quant prompts too): one row by one
 //!   token's activations (8-bit for block formats, f32 for f32/f16/bf16), each row reused for
@@ -26,7 +26,8 @@ use crate::blocks::{
     BlockQ6K, BlockQ8_0,
 };
 use crate::repack::{
-    BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ6Kx8, BlockQ8_0x8, Interleaved, Repacked, ROWS,
+    BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ5Kx8, BlockQ6Kx8, BlockQ8_0x8, Interleaved,
+    Repacked, ROWS,
 };
 use crate::{Arena, Error, Format, Kernels, Result, WeightVec};
 use half::{bf16, f16};
@@ -93,6 +94,8 @@ pub enum Matrix {
     Q4Kx8(Repacked<BlockQ4Kx8>),
     /// q8_0 rows in groups of eight.
     Q8_0x8(Repacked<BlockQ8_0x8>),
+    /// q5k rows in groups of eight.
+    Q5Kx8(Repacked<BlockQ5Kx8>),
     /// q6k rows in groups of eight.
     Q6Kx8(Repacked<BlockQ6Kx8>),
 }
@@ -193,6 +196,9 @@ impl Matrix {
             Format::Q4K if groups && kernels.q4k.rows8.is_some() => {
                 Matrix::Q4Kx8(grouped(arena, rows, cols, false, &mut chunks)?)
             }
+            Format::Q5K if groups && kernels.q5k.rows8.is_some() => {
+                Matrix::Q5Kx8(grouped(arena, rows, cols, false, &mut chunks)?)
+            }
             Format::Q6K if groups && kernels.q6k.rows8.is_some() => {
                 Matrix::Q6Kx8(grouped(arena, rows, cols, false, &mut chunks)?)
             }
@@ -230,6 +236,7 @@ impl Matrix {
             Matrix::Q4_0x8(m) => m.rows,
             Matrix::Q4_1x8(m) => m.rows,
             Matrix::Q4Kx8(m) => m.rows,
+            Matrix::Q5Kx8(m) => m.rows,
             Matrix::Q6Kx8(m) => m.rows,
             Matrix::Q8_0x8(m) => m.rows,
         }
@@ -255,6 +262,7 @@ impl Matrix {
             Matrix::Q4_0x8(m) => m.cols,
             Matrix::Q4_1x8(m) => m.cols,
             Matrix::Q4Kx8(m) => m.cols,
+            Matrix::Q5Kx8(m) => m.cols,
             Matrix::Q6Kx8(m) => m.cols,
             Matrix::Q8_0x8(m) => m.cols,
         }
@@ -280,6 +288,7 @@ impl Matrix {
             Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
             Matrix::Q4_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_1x8>(),
             Matrix::Q4Kx8(m) => m.groups.len() * std::mem::size_of::<BlockQ4Kx8>(),
+            Matrix::Q5Kx8(m) => m.groups.len() * std::mem::size_of::<BlockQ5Kx8>(),
             Matrix::Q6Kx8(m) => m.groups.len() * std::mem::size_of::<BlockQ6Kx8>(),
             Matrix::Q8_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ8_0x8>(),
         }
@@ -319,6 +328,7 @@ impl Matrix {
             Matrix::Q4_0x8(m) => m.row_into(r, out),
             Matrix::Q4_1x8(m) => m.row_into(r, out),
             Matrix::Q4Kx8(m) => m.row_into(r, out),
+            Matrix::Q5Kx8(m) => m.row_into(r, out),
             Matrix::Q6Kx8(m) => m.row_into(r, out),
             Matrix::Q8_0x8(m) => m.row_into(r, out),
         }

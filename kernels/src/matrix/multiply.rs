@@ -82,6 +82,10 @@ impl Matrix {
                 let kernels = (k.q4k.rows8.expect(missing), None);
                 groups(m, kernels, rows, &x.q8, tokens, out)
             }
+            Matrix::Q5Kx8(m) => {
+                let kernels = (k.q5k.rows8.expect(missing), None);
+                groups(m, kernels, rows, &x.q8, tokens, out)
+            }
             Matrix::Q6Kx8(m) => {
                 let kernels = (k.q6k.rows8.expect(missing), None);
                 groups(m, kernels, rows, x.acts().groups, tokens, out)
@@ -201,6 +205,7 @@ impl Matrix {
             | Matrix::Q4_1x8(_)
             | Matrix::Q8_0x8(_)
             | Matrix::Q4Kx8(_)
+            | Matrix::Q5Kx8(_)
             | Matrix::Q6Kx8(_) => {
                 unreachable!("interleaved matrices multiply by groups")
             }
@@ -214,6 +219,7 @@ impl Matrix {
             Matrix::Q4_0x8(m) => m.unit(),
             Matrix::Q4_1x8(m) => m.unit(),
             Matrix::Q4Kx8(m) => m.unit(),
+            Matrix::Q5Kx8(m) => m.unit(),
             Matrix::Q6Kx8(m) => m.unit(),
             Matrix::Q8_0x8(m) => m.unit(),
             _ => ROWS,
@@ -230,6 +236,7 @@ impl Matrix {
                 | Matrix::Q4_1x8(_)
                 | Matrix::Q8_0x8(_)
                 | Matrix::Q4Kx8(_)
+                | Matrix::Q5Kx8(_)
                 | Matrix::Q6Kx8(_)
                 | Matrix::Q4K(_)
                 | Matrix::Q5K(_)

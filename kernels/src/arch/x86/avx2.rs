@@ -34,7 +34,7 @@ pub(crate) fn kernels(_: Avx2) -> Kernels {
         q2k: Quant::rows(generic::rows_q2k),
         q3k: Quant::rows(generic::rows_q3k),
         iq4_nl: Quant::rows(dot_iq4_nl),
-        q5k: Quant::rows(kquants::rows_q5k),
+        q5k: Quant::grouped(kquants::rows_q5k, kquants::rows8_q5k),
         q6k: Quant::grouped(kquants::rows_q6k, kquants::rows8_q6k),
         dense: Dense {
             f32: dot_f32,

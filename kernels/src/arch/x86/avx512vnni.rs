@@ -20,6 +20,7 @@ pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     k.q4k.row = q4k::rows;
     k.q5k.row = q4k::rows_q5k;
     k.q4k.rows8 = Some(q4k::rows8);
+    k.q5k.rows8 = Some(q4k::rows8_q5k);
     k.q6k.rows8 = Some(q4k::rows8_q6k);
     k.q6k.tiled = Some(crate::dispatch::Tiled {
         unpack: tiled::unpack_q6k,
@@ -102,6 +103,14 @@ mod q4k {
     rows8_q4k!(
         rows8,
         rows8_body,
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        |acc, q, x| _mm256_dpbusd_epi32(acc, q, x)
+    );
+    rows8_q4k!(
+        rows8_q5k,
+        rows8_q5k_body,
+        BlockQ5Kx8,
+        fifth_bits_q5k,
         "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
         |acc, q, x| _mm256_dpbusd_epi32(acc, q, x)
     );

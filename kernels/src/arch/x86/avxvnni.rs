@@ -17,6 +17,7 @@ pub(crate) fn kernels(token: AvxVnni) -> Kernels {
     k.q4k.row = q4k::rows;
     k.q5k.row = q4k::rows_q5k;
     k.q4k.rows8 = Some(q4k::rows8);
+    k.q5k.rows8 = Some(q4k::rows8_q5k);
     k.q6k.rows8 = Some(q4k::rows8_q6k);
     k
 }
@@ -48,6 +49,14 @@ mod q4k {
     rows8_q4k!(rows8, rows8_body, "avx2,fma,f16c,avxvnni", |acc, q, x| {
         _mm256_dpbusd_avx_epi32(acc, q, x)
     });
+    rows8_q4k!(
+        rows8_q5k,
+        rows8_q5k_body,
+        BlockQ5Kx8,
+        fifth_bits_q5k,
+        "avx2,fma,f16c,avxvnni",
+        |acc, q, x| _mm256_dpbusd_avx_epi32(acc, q, x)
+    );
     rows8_q6k!(
         rows8_q6k,
         rows8_q6k_body,

@@ -192,21 +192,31 @@ rows_k4!(
 /// sums the same integers, so all give the same results to the bit.
 macro_rules! rows8_q4k {
     ($entry:ident, $name:ident, $features:literal, |$acc:ident, $q:ident, $x:ident| $step:expr) => {
+        rows8_q4k!(
+            $entry,
+            $name,
+            BlockQ4Kx8,
+            no_fifth_bits,
+            $features,
+            |$acc, $q, $x| $step
+        );
+    };
+    ($entry:ident, $name:ident, $group:ident, $fifth:ident, $features:literal, |$acc:ident, $q:ident, $x:ident| $step:expr) => {
         #[target_feature(enable = $features)]
         fn $name(
-            w: &[$crate::repack::BlockQ4Kx8],
+            w: &[$crate::repack::$group],
             x: &[$crate::blocks::BlockQ8],
             tokens: std::ops::Range<usize>,
             out: &mut [f32],
         ) {
             use std::arch::x86_64::*;
-            use $crate::arch::x86::avx2::kquants::scales_mins_x8;
+            use $crate::arch::x86::avx2::kquants::{scales_mins_x8, $fifth};
             use $crate::arch::x86::avx2::store8;
             use $crate::blocks::BlockQ8;
-            use $crate::repack::{BlockQ4Kx8, ROWS};
+            use $crate::repack::{$group, ROWS};
             /// The eight rows by `N` tokens' activations (eight blocks per super-block).
             #[target_feature(enable = $features)]
-            fn tile<const N: usize>(w: &[BlockQ4Kx8], x: [&[BlockQ8]; N]) -> [__m256; N] {
+            fn tile<const N: usize>(w: &[$group], x: [&[BlockQ8]; N]) -> [__m256; N] {
                 let low = _mm256_set1_epi8(0x0F);
                 let (mut acc, mut mins) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
                 for (b, g) in w.iter().enumerate() {
@@ -225,10 +235,15 @@ macro_rules! rows8_q4k {
                             // SAFETY: 32 bytes of the 1024.
                             let v =
                                 unsafe { _mm256_loadu_si256(g.qs[at..at + 32].as_ptr().cast()) };
-                            let q = [
-                                _mm256_and_si256(v, low),
-                                _mm256_and_si256(_mm256_srli_epi16::<4>(v), low),
-                            ];
+                            let q = $fifth(
+                                g,
+                                c,
+                                p,
+                                [
+                                    _mm256_and_si256(v, low),
+                                    _mm256_and_si256(_mm256_srli_epi16::<4>(v), low),
+                                ],
+                            );
                             for i in 0..N {
                                 for h in 0..2 {
                                     let piece = &blocks[i][2 * c + h].qs[4 * p..4 * p + 4];
@@ -271,7 +286,7 @@ macro_rules! rows8_q4k {
         // The safe entry point for the level's table. SAFETY: only the table hands it out,
         // for the token the level's detection of `$features` makes.
         pub(super) fn $entry(
-            w: &[$crate::repack::BlockQ4Kx8],
+            w: &[$crate::repack::$group],
             x: &[$crate::blocks::BlockQ8],
             tokens: std::ops::Range<usize>,
             out: &mut [f32],
@@ -279,6 +294,41 @@ macro_rules! rows8_q4k {
             unsafe { $name(w, x, tokens, out) }
         }
     };
+}
+
+/// q4k's weights as they are (q4k has no fifth bit).
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(in crate::arch::x86) fn no_fifth_bits(
+    _: &crate::repack::BlockQ4Kx8,
+    _: usize,
+    _: usize,
+    q: [__m256i; 2],
+) -> [__m256i; 2] {
+    q
+}
+
+/// Piece `p` of chunk `c` of eight interleaved q5k rows (`q`: sub-blocks `2c`, `2c + 1`) with
+/// their fifth bits: bits `2c` and `2c + 1` of the rows' `qh` piece `p`, moved to bit 4.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(in crate::arch::x86) fn fifth_bits_q5k(
+    g: &crate::repack::BlockQ5Kx8,
+    c: usize,
+    p: usize,
+    q: [__m256i; 2],
+) -> [__m256i; 2] {
+    // SAFETY: 32 bytes at 32p (p < 8) of 256.
+    let high = unsafe { _mm256_loadu_si256(g.qh[32 * p..32 * p + 32].as_ptr().cast()) };
+    let one = _mm256_set1_epi8(1);
+    let bit = |j: usize| {
+        let b = _mm256_and_si256(_mm256_srl_epi16(high, _mm_cvtsi32_si128(j as i32)), one);
+        _mm256_slli_epi16::<4>(b)
+    };
+    [
+        _mm256_or_si256(q[0], bit(2 * c)),
+        _mm256_or_si256(q[1], bit(2 * c + 1)),
+    ]
 }
 
 /// Sub-block `j`'s eight rows' 6-bit scales and mins as f32 lanes, from `BlockQ4Kx8`'s
@@ -330,6 +380,19 @@ rows8_q4k!(rows8_q4k, rows8_q4k_avx2, "avx2,fma,f16c", |acc, q, x| {
         _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1)),
     )
 });
+rows8_q4k!(
+    rows8_q5k,
+    rows8_q5k_avx2,
+    BlockQ5Kx8,
+    fifth_bits_q5k,
+    "avx2,fma,f16c",
+    |acc, q, x| {
+        _mm256_add_epi32(
+            acc,
+            _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1)),
+        )
+    }
+);
 
 /// An interleaved q6k kernel (eight rows, `BlockQ6Kx8`) for one level, by activations grouped
 /// by super-block (`BlockQ8x8`, for their sums of 16). `$scale` turns a group's eight scale
