@@ -99,9 +99,10 @@ impl<B, R, I, X> Quant<B, R, I, X> {
 }
 
 /// A group of eight interleaved rows by tiles of sixteen tokens ([`crate::tiles`]): `unpack`
-/// writes the group's weights as bytes into a band (`cols × 8` bytes, weights `4p..4p + 4` of
-/// row `k` at `32p + 4k`), once for every tile; `multiply` gives the eight rows by one tile,
-/// `out[16k + i]` = row `k` · the tile's token `i`.
+/// writes the group's weights as bytes into a band ([`crate::tiles::band_len`] bytes: weights
+/// `4p..4p + 4` of row `k` at `32p + 4k`, then the format's per-block factors), once for every
+/// tile; `multiply` gives the eight rows by one tile, `out[16k + i]` = row `k` · the tile's
+/// token `i`.
 pub struct Tiled<I> {
     /// The group's weights into a band of bytes.
     pub unpack: fn(&[I], &mut [u8]),

@@ -618,18 +618,21 @@ fn check_interleaved_k<I, X>(
     }
 }
 
-/// q6k groups by tiles of sixteen tokens (`Tiled`), on every level that has the micro-kernel:
-/// every token of every tile (a last tile padded) matches f64 for every row of the group, and
-/// the padding gives zeros.
-#[test]
-fn tiled_q6k_groups_match_the_format_definition() {
-    use super::repack::{BlockQ6Kx8, Repacked};
-    use super::tiles::{Tiles, BAND, TILE};
+/// k-quant groups by tiles of sixteen tokens (`Tiled`), on every level that has the
+/// micro-kernel: every token of every tile (a last tile padded) matches f64 for every row of
+/// the group, and the padding gives zeros.
+fn check_tiled<I>(dtype: &str, kernels: fn(&Kernels) -> Option<super::dispatch::Tiled<I>>)
+where
+    I: super::repack::Interleaved,
+    I::Row: QuantBlock,
+{
+    use super::repack::Repacked;
+    use super::tiles::{band_len, Tiles, BAND, TILE};
     let mut checked = 0;
     for (rows, cols, tokens) in [(8, 256, 16), (16, 1024, 20), (8, 3072, 35)] {
-        let (bytes, values) = k_quant_blocks(rows * cols / 256, "q6k", 70 + rows as u64);
-        let plain = QMatrix::<super::blocks::BlockQ6K>::from_gguf("w", rows, cols, &bytes).unwrap();
-        let packed = Repacked::<BlockQ6Kx8>::new(rows, cols, &plain.blocks, false);
+        let (bytes, values) = k_quant_blocks(rows * cols / 256, dtype, 70 + rows as u64);
+        let plain = QMatrix::<I::Row>::from_gguf("w", rows, cols, &bytes).unwrap();
+        let packed = Repacked::<I>::new(rows, cols, &plain.blocks, false);
         let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
             .map(|t| activations(cols, 500 + t as u64))
             .collect();
@@ -638,10 +641,10 @@ fn tiled_q6k_groups_match_the_format_definition() {
         tiles.set(&q8, tokens, cols);
         assert_eq!(tiles.count(), tokens.div_ceil(TILE));
         for level in Level::available() {
-            let Some(tiled) = Kernels::for_level(level).unwrap().q6k.tiled else {
+            let Some(tiled) = kernels(&Kernels::for_level(level).unwrap()) else {
                 continue;
             };
-            let mut band = vec![0u8; BAND * cols];
+            let mut band = vec![0u8; band_len(cols)];
             for g in 0..rows / 8 {
                 (tiled.unpack)(packed.group(g), &mut band);
                 for n in 0..tiles.count() {
@@ -652,14 +655,14 @@ fn tiled_q6k_groups_match_the_format_definition() {
                         for k in 0..BAND {
                             let (r, got) = (8 * g + k, out[TILE * k + i]);
                             if t >= tokens {
-                                assert_eq!(got, 0.0, "padding token {t}");
+                                assert_eq!(got, 0.0, "{dtype}: padding token {t}");
                                 continue;
                             }
                             let (want, scale) =
                                 reference(&values[r * cols..(r + 1) * cols], &acts[t].1);
                             assert!(
                                 (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
-                                "{} {rows}x{cols} row {r} token {t}: {got} vs {want}",
+                                "{} {dtype} {rows}x{cols} row {r} token {t}: {got} vs {want}",
                                 level.name()
                             );
                         }
@@ -670,8 +673,23 @@ fn tiled_q6k_groups_match_the_format_definition() {
         }
     }
     if Level::available().contains(&Level::Avx512Vnni) {
-        assert!(checked > 0, "avx512vnni multiplies q6k groups by tiles");
+        assert!(checked > 0, "avx512vnni multiplies {dtype} groups by tiles");
     }
+}
+
+#[test]
+fn tiled_q4k_groups_match_the_format_definition() {
+    check_tiled::<super::repack::BlockQ4Kx8>("q4k", |k| k.q4k.tiled);
+}
+
+#[test]
+fn tiled_q5k_groups_match_the_format_definition() {
+    check_tiled::<super::repack::BlockQ5Kx8>("q5k", |k| k.q5k.tiled);
+}
+
+#[test]
+fn tiled_q6k_groups_match_the_format_definition() {
+    check_tiled::<super::repack::BlockQ6Kx8>("q6k", |k| k.q6k.tiled);
 }
 
 /// The 8-bit blocks grouped by super-block, as k-quant kernels read them.

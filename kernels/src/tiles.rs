@@ -25,6 +25,16 @@ pub struct Tile<'a> {
     pub d: &'a [f32],
     /// The exact sum of token `i`'s values `16h..16h + 16` at `16h + i`.
     pub sums: &'a [i32],
+    /// Block `b`'s scale times the exact sum of its values, of token `i` at `16b + i` (what
+    /// q4k's and q5k's mins multiply: `BlockQ8x8::dsum`).
+    pub dsum: &'a [f32],
+}
+
+/// Bytes of a band for rows `cols` wide: the eight rows' weights as bytes (`8 · cols`), then,
+/// for formats with per-block factors, each 32-weight block's eight scales and eight mins as
+/// f32 (`cols` bytes each).
+pub const fn band_len(cols: usize) -> usize {
+    (BAND + 2) * cols
 }
 
 /// Every tile of a run of tokens' activations (the last padded with zeros), made once per
@@ -36,6 +46,7 @@ pub struct Tiles {
     codes: Vec<i8>,
     d: Vec<f32>,
     sums: Vec<i32>,
+    dsum: Vec<f32>,
 }
 
 impl Tiles {
@@ -53,17 +64,21 @@ impl Tiles {
         self.d.resize(self.count * TILE * per, 0.0);
         self.sums.clear();
         self.sums.resize(self.count * TILE * 2 * per, 0);
+        self.dsum.clear();
+        self.dsum.resize(self.count * TILE * per, 0.0);
         for t in 0..tokens {
             let (tile, i) = (t / TILE, t % TILE);
             let codes = &mut self.codes[tile * TILE * cols..(tile + 1) * TILE * cols];
             let d = &mut self.d[tile * TILE * per..(tile + 1) * TILE * per];
             let sums = &mut self.sums[tile * TILE * 2 * per..(tile + 1) * TILE * 2 * per];
+            let dsum = &mut self.dsum[tile * TILE * per..(tile + 1) * TILE * per];
             for (b, block) in q8[t * per..(t + 1) * per].iter().enumerate() {
                 for (g, piece) in block.qs.chunks_exact(4).enumerate() {
                     let at = 64 * (8 * b + g) + 4 * i;
                     codes[at..at + 4].copy_from_slice(piece);
                 }
                 d[TILE * b + i] = block.d;
+                dsum[TILE * b + i] = block.d * block.sum as f32;
                 for (h, half) in block.qs.chunks_exact(QK / 2).enumerate() {
                     sums[TILE * (2 * b + h) + i] = half.iter().map(|&q| q as i32).sum();
                 }
@@ -83,6 +98,7 @@ impl Tiles {
             codes: &self.codes[n * TILE * cols..(n + 1) * TILE * cols],
             d: &self.d[n * TILE * per..(n + 1) * TILE * per],
             sums: &self.sums[n * TILE * 2 * per..(n + 1) * TILE * 2 * per],
+            dsum: &self.dsum[n * TILE * per..(n + 1) * TILE * per],
         }
     }
 }

@@ -6,7 +6,7 @@ use super::{Activations, Matrix, QMatrix, QuantBlock};
 use crate::dispatch::{Rows16, Rows8, Tiled};
 use crate::repack::{Interleaved, Repacked, ROWS};
 use crate::runtime::SharedOut;
-use crate::tiles::{BAND, TILE};
+use crate::tiles::{band_len, BAND, TILE};
 use crate::{Kernels, Pool};
 
 /// Tokens whose activations one pass over a weight row multiplies: few enough that their
@@ -96,8 +96,13 @@ impl Matrix {
     }
 
     /// Whether prompts of at least a tile of tokens multiply this matrix by tiles.
-    fn tiled(&self, k: &Kernels) -> bool {
-        matches!(self, Matrix::Q6Kx8(_)) && k.q6k.tiled.is_some()
+    pub(super) fn tiled(&self, k: &Kernels) -> bool {
+        match self {
+            Matrix::Q4Kx8(_) => k.q4k.tiled.is_some(),
+            Matrix::Q5Kx8(_) => k.q5k.tiled.is_some(),
+            Matrix::Q6Kx8(_) => k.q6k.tiled.is_some(),
+            _ => false,
+        }
     }
 
     /// For matrices multiplied by tiles ([`Self::tiled`]), the products of every group whose
@@ -137,11 +142,10 @@ impl Matrix {
                 }
             }
         }
-        match self {
-            Matrix::Q6Kx8(m) => match k.q6k.tiled {
-                Some(kernels) => groups(m, kernels, rows, x, band, out),
-                None => return false,
-            },
+        match (self, k.q4k.tiled, k.q5k.tiled, k.q6k.tiled) {
+            (Matrix::Q4Kx8(m), Some(kernels), _, _) => groups(m, kernels, rows, x, band, out),
+            (Matrix::Q5Kx8(m), _, Some(kernels), _) => groups(m, kernels, rows, x, band, out),
+            (Matrix::Q6Kx8(m), _, _, Some(kernels)) => groups(m, kernels, rows, x, band, out),
             _ => return false,
         }
         true
@@ -332,7 +336,7 @@ pub fn multiply(
     let tiled = x.tokens >= TILE && parts.iter().flatten().any(|(m, _)| m.tiled(k));
     if tiled {
         x.tile();
-        x.bands.resize(BAND * x.cols * threads, 0);
+        x.bands.resize(band_len(x.cols) * threads, 0);
     }
     let bands = SharedOut(x.bands.as_mut_ptr());
     let x = &*x;
@@ -351,7 +355,7 @@ pub fn multiply(
             }
         }
         if tiled {
-            let size = BAND * x.cols;
+            let size = band_len(x.cols);
             // SAFETY: each thread has its own band.
             let band = unsafe { std::slice::from_raw_parts_mut(bands.at(thread * size), size) };
             for (matrix, out) in parts.iter().flatten() {

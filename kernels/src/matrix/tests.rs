@@ -125,52 +125,65 @@ fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
     }
 }
 
-/// On a level that multiplies q6k groups by tiles, prompts of a tile or more (a last tile
+/// On a level that multiplies k-quant groups by tiles, prompts of a tile or more (a last tile
 /// padded) give what the same level's group kernels give, for every split of the rows over
 /// 1 to 3 threads, and every output lands on its row and token.
 #[test]
 fn tiles_give_what_groups_give_on_any_thread_count() {
-    use crate::blocks::{Block, BlockQ6K};
+    use crate::blocks::{Block, BlockQ4K, BlockQ5K, BlockQ6K};
     let levels: Vec<Kernels> = Level::available()
         .into_iter()
         .map(|l| Kernels::for_level(l).unwrap())
-        .filter(|k| k.q6k.tiled.is_some())
+        .filter(|k| k.q4k.tiled.is_some() && k.q5k.tiled.is_some() && k.q6k.tiled.is_some())
         .collect();
     if levels.is_empty() {
-        eprintln!("no kernel level of this CPU multiplies q6k groups by tiles");
+        eprintln!("no kernel level of this CPU multiplies k-quant groups by tiles");
     }
     let (rows, cols) = (40, 512);
-    let bytes: Vec<u8> = (0..rows * cols / 256)
-        .flat_map(|i| {
-            let mut b: Vec<u8> = (0..BlockQ6K::BYTES - 2)
-                .map(|j| ((i * 131 + j * 71 + j * j) % 256) as u8)
-                .collect();
-            b.extend(f16::from_f32(0.001 + (i % 5) as f32 * 0.0004).to_le_bytes());
-            b
-        })
-        .collect();
-    for tiled in levels {
+    // Super-blocks of patterned bytes with small f16 scales where each format keeps them
+    // (q4k and q5k: d and dmin first; q6k: d last).
+    let blocks = |size: usize, scales_first: bool| -> Vec<u8> {
+        (0..rows * cols / 256)
+            .flat_map(|i| {
+                let scale = |k: usize| f16::from_f32(0.001 + ((i + k) % 5) as f32 * 0.0004);
+                let body = (0..size - if scales_first { 4 } else { 2 })
+                    .map(move |j| ((i * 131 + j * 71 + j * j) % 256) as u8);
+                if scales_first {
+                    let head = [scale(0).to_le_bytes(), scale(3).to_le_bytes()].concat();
+                    head.into_iter().chain(body).collect::<Vec<u8>>()
+                } else {
+                    body.chain(scale(0).to_le_bytes()).collect()
+                }
+            })
+            .collect()
+    };
+    let formats = [
+        (Format::Q4K, blocks(BlockQ4K::BYTES, true)),
+        (Format::Q5K, blocks(BlockQ5K::BYTES, true)),
+        (Format::Q6K, blocks(BlockQ6K::BYTES, false)),
+    ];
+    for (tiled, (format, bytes)) in levels
+        .iter()
+        .flat_map(|k| formats.iter().map(move |f| (*k, f)))
+    {
         let mut grouped = tiled;
-        grouped.q6k.tiled = None;
-        let read = |k: &Kernels| {
-            let mut at = 0;
-            Matrix::read::<crate::Error>(
-                "w",
-                Format::Q6K,
-                rows,
-                cols,
-                k,
-                &mut Arena::default(),
-                &mut |buf| {
-                    buf.copy_from_slice(&bytes[at..at + buf.len()]);
-                    at += buf.len();
-                    Ok(())
-                },
-            )
-            .unwrap()
-        };
-        let matrix = read(&tiled);
-        assert!(matches!(&matrix, Matrix::Q6Kx8(_)));
+        (grouped.q4k.tiled, grouped.q5k.tiled, grouped.q6k.tiled) = (None, None, None);
+        let mut at = 0;
+        let matrix = Matrix::read::<crate::Error>(
+            "w",
+            *format,
+            rows,
+            cols,
+            &tiled,
+            &mut Arena::default(),
+            &mut |buf| {
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                at += buf.len();
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!(matrix.tiled(&tiled) && !matrix.tiled(&grouped));
         for threads in [1, 2, 3] {
             let mut pool = Pool::new(threads);
             for tokens in [16, 37] {
@@ -198,8 +211,9 @@ fn tiles_give_what_groups_give_on_any_thread_count() {
                 for (i, (a, b)) in outputs[0].iter().zip(&outputs[1]).enumerate() {
                     assert!(
                         (a - b).abs() <= 1e-5 * largest,
-                        "{}: {threads} threads, {tokens} tokens, token {} row {}: {a} vs {b}",
+                        "{} {}: {threads} threads, {tokens} tokens, token {} row {}: {a} vs {b}",
                         tiled.level.name(),
+                        format.name(),
                         i / rows,
                         i % rows
                     );

@@ -22,6 +22,14 @@ pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     k.q4k.rows8 = Some(q4k::rows8);
     k.q5k.rows8 = Some(q4k::rows8_q5k);
     k.q6k.rows8 = Some(q4k::rows8_q6k);
+    k.q4k.tiled = Some(crate::dispatch::Tiled {
+        unpack: tiled::unpack_q4k,
+        multiply: tiled::multiply_q4k,
+    });
+    k.q5k.tiled = Some(crate::dispatch::Tiled {
+        unpack: tiled::unpack_q5k,
+        multiply: tiled::multiply_q5k,
+    });
     k.q6k.tiled = Some(crate::dispatch::Tiled {
         unpack: tiled::unpack_q6k,
         multiply: tiled::multiply_q6k,
@@ -128,17 +136,136 @@ mod q4k {
     );
 }
 
-/// q6k groups by tiles of sixteen tokens: the weights unpacked once per group to a band of
+/// k-quant groups by tiles of sixteen tokens: the weights unpacked once per group to a band of
 /// bytes, then per tile a micro-kernel of eight rows by sixteen tokens in 512-bit `vpdpbusd`
-/// (four weights of a row broadcast, four values of each token in its lane). Per 16-weight
-/// group and row the integer sum takes the offset of 32 (`32 · Σ x`, the tile's sums) and the
-/// group's scale in integers, per 32-weight block the block's `d_x · d` in one FMA: the same
-/// integers as the row kernels.
+/// (four weights of a row broadcast, four values of each token in its lane), summing the same
+/// integers as the row kernels:
+/// - q6k: per 16-weight group and row the offset of 32 (`32 · Σ x`, the tile's sums) and the
+///   group's scale in integers, per 32-weight block the block's `d_x · d` in one FMA;
+/// - q4k and q5k: per 32-weight block and row the sum times `d_x · d · scale` in one FMA and
+///   the mins' `dmin · min · d_x · Σ x` in another, both factors of the row unpacked with the
+///   band.
 mod tiled {
-    use crate::arch::x86::avx2::kquants::weights_q6k_x8;
-    use crate::repack::BlockQ6Kx8;
-    use crate::tiles::{Tile, BAND, TILE};
+    use crate::arch::x86::avx2::kquants::{scales_mins_x8, weights_q6k_x8};
+    use crate::repack::{BlockQ4Kx8, BlockQ5Kx8, BlockQ6Kx8};
+    use crate::tiles::{band_len, Tile, BAND, TILE};
     use std::arch::x86_64::*;
+
+    /// A q4k or q5k group's weights into a band: piece `p` of chunk `c` holds four weights of
+    /// sub-block `2c` in its low nibbles and of `2c + 1` in its high ones (`fifth` adds q5k's
+    /// fifth bits); then each block's eight `d · scale` and eight `dmin · min`.
+    macro_rules! unpack_k4 {
+        ($name:ident, $group:ident, $fifth:ident) => {
+            #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+            fn $name(w: &[$group], band: &mut [u8]) {
+                use crate::arch::x86::avx2::kquants::$fifth;
+                let cols = w.len() * 256;
+                assert!(
+                    band.len() >= band_len(cols),
+                    "a band holds the group's weights"
+                );
+                let low = _mm256_set1_epi8(0x0F);
+                let (codes, factors) = band.split_at_mut(BAND * cols);
+                for (sb, g) in w.iter().enumerate() {
+                    for c in 0..4 {
+                        for p in 0..8 {
+                            let at = 256 * c + 32 * p;
+                            // SAFETY: 32 bytes of the 1024 at `at`.
+                            let v =
+                                unsafe { _mm256_loadu_si256(g.qs[at..at + 32].as_ptr().cast()) };
+                            let q = $fifth(
+                                g,
+                                c,
+                                p,
+                                [
+                                    _mm256_and_si256(v, low),
+                                    _mm256_and_si256(_mm256_srli_epi16::<4>(v), low),
+                                ],
+                            );
+                            for (h, q) in q.iter().enumerate() {
+                                let piece = 64 * sb + 8 * (2 * c + h) + p;
+                                let to = &mut codes[32 * piece..32 * piece + 32];
+                                // SAFETY: 32 bytes, checked by the slice above.
+                                unsafe { _mm256_storeu_si256(to.as_mut_ptr().cast(), *q) };
+                            }
+                        }
+                    }
+                    // SAFETY: eight f16 (16 bytes) each.
+                    let (d, dmin) = unsafe {
+                        (
+                            _mm256_cvtph_ps(_mm_loadu_si128(g.d.as_ptr().cast())),
+                            _mm256_cvtph_ps(_mm_loadu_si128(g.dmin.as_ptr().cast())),
+                        )
+                    };
+                    for j in 0..8 {
+                        let b = 8 * sb + j;
+                        let (scale, min) = scales_mins_x8(&g.scales, j);
+                        let (scales, mins) = factors.split_at_mut(cols);
+                        // SAFETY: 32 bytes at 32b < cols in each half, checked by the slices.
+                        unsafe {
+                            let to = &mut scales[32 * b..32 * b + 32];
+                            _mm256_storeu_ps(to.as_mut_ptr().cast(), _mm256_mul_ps(d, scale));
+                            let to = &mut mins[32 * b..32 * b + 32];
+                            _mm256_storeu_ps(to.as_mut_ptr().cast(), _mm256_mul_ps(dmin, min));
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    unpack_k4!(unpack_q4k_body, BlockQ4Kx8, no_fifth_bits);
+    unpack_k4!(unpack_q5k_body, BlockQ5Kx8, fifth_bits_q5k);
+
+    /// Eight q4k or q5k rows (`blocks` 32-weight blocks each, unpacked in `band`) by one tile.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn multiply_k4_body(blocks: usize, band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        let cols = blocks * 32;
+        assert!(
+            band.len() >= band_len(cols)
+                && x.codes.len() >= cols * TILE
+                && x.d.len() >= blocks * TILE
+                && x.dsum.len() >= blocks * TILE,
+            "a band and a tile as wide as the group's rows"
+        );
+        let (codes, scales, mins) = (
+            band.as_ptr(),
+            band[BAND * cols..].as_ptr().cast::<f32>(),
+            band[(BAND + 1) * cols..].as_ptr().cast::<f32>(),
+        );
+        let mut acc = [_mm512_setzero_ps(); BAND];
+        for b in 0..blocks {
+            let mut sums = [_mm512_setzero_si512(); BAND];
+            for p in 0..8 {
+                let piece = 8 * b + p;
+                // SAFETY: 64 bytes at 64 · piece < 16 · cols, and four at 32 · piece + 4r
+                // < 8 · cols, checked above.
+                unsafe {
+                    let xs = _mm512_loadu_si512(x.codes.as_ptr().add(64 * piece).cast());
+                    for (r, s) in sums.iter_mut().enumerate() {
+                        let at = codes.add(32 * piece + 4 * r).cast::<i32>();
+                        *s = _mm512_dpbusd_epi32(*s, _mm512_set1_epi32(at.read_unaligned()), xs);
+                    }
+                }
+            }
+            // SAFETY: sixteen f32 at 16b < 16 · blocks, and the band's factors 8b + r
+            // < 8 · blocks of each kind, checked above.
+            unsafe {
+                let dx = _mm512_loadu_ps(x.d.as_ptr().add(TILE * b));
+                let dsum = _mm512_loadu_ps(x.dsum.as_ptr().add(TILE * b));
+                for (r, (a, s)) in acc.iter_mut().zip(sums).enumerate() {
+                    let scale = _mm512_set1_ps(scales.add(8 * b + r).read_unaligned());
+                    let min = _mm512_set1_ps(mins.add(8 * b + r).read_unaligned());
+                    *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dx, scale), *a);
+                    *a = _mm512_fnmadd_ps(min, dsum, *a);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            // SAFETY: sixteen f32 at 16r (r < 8) of 128.
+            unsafe { _mm512_storeu_ps(out[TILE * r..].as_mut_ptr(), *a) };
+        }
+    }
 
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn unpack_body(w: &[BlockQ6Kx8], band: &mut [u8]) {
@@ -229,5 +356,21 @@ mod tiled {
 
     pub(super) fn multiply_q6k(w: &[BlockQ6Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
         unsafe { multiply_body(w, band, x, out) }
+    }
+
+    pub(super) fn unpack_q4k(w: &[BlockQ4Kx8], band: &mut [u8]) {
+        unsafe { unpack_q4k_body(w, band) }
+    }
+
+    pub(super) fn unpack_q5k(w: &[BlockQ5Kx8], band: &mut [u8]) {
+        unsafe { unpack_q5k_body(w, band) }
+    }
+
+    pub(super) fn multiply_q4k(w: &[BlockQ4Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_k4_body(8 * w.len(), band, x, out) }
+    }
+
+    pub(super) fn multiply_q5k(w: &[BlockQ5Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_k4_body(8 * w.len(), band, x, out) }
     }
 }
