@@ -23,8 +23,8 @@ pub struct Kernels {
     pub q4_0: Quant<BlockQ4_0, Dot<BlockQ4_0>, BlockQ4_0x8>,
     /// q4_1 rows, and interleaved groups of them.
     pub q4_1: Quant<BlockQ4_1, Dot<BlockQ4_1>, BlockQ4_1x8>,
-    /// q5_0 rows.
-    pub q5_0: Quant<BlockQ5_0, Dot<BlockQ5_0>>,
+    /// q5_0 rows, and groups of eight of them by tiles (prompts) on `avx512vnni`.
+    pub q5_0: Quant<BlockQ5_0, Dot<BlockQ5_0>, NotInterleaved, BlockQ8, BlockQ5_0>,
     /// q5_1 rows.
     pub q5_1: Quant<BlockQ5_1, Dot<BlockQ5_1>>,
     /// q2k rows.
@@ -49,9 +49,10 @@ pub struct Kernels {
 /// One block format's kernels: `row`, one row by a run of tokens' activations; `rows8` and
 /// `rows16`, eight interleaved rows (`repack`) and pairs of such groups, on levels that have
 /// them, by activations `X` (8-bit blocks, or [`BlockQ8x8`] groups for formats whose groups
-/// need more of the activations' sums). Where `rows8` is `None`, matrices keep GGUF's
-/// row-major blocks; where `rows16` is, groups are stored one by one.
-pub struct Quant<B, R, I = NotInterleaved, X = BlockQ8> {
+/// need more of the activations' sums); `tiled`, groups of eight rows (`T`: interleaved
+/// blocks, or eight rows' row-major blocks) by tiles of tokens. Where `rows8` is `None`,
+/// matrices keep GGUF's row-major blocks; where `rows16` is, groups are stored one by one.
+pub struct Quant<B, R, I = NotInterleaved, X = BlockQ8, T = I> {
     /// One row (whole blocks) by activations: [`Dot`] for 32-weight blocks, [`KRow`] for
     /// k-quant super-blocks.
     pub row: R,
@@ -61,20 +62,20 @@ pub struct Quant<B, R, I = NotInterleaved, X = BlockQ8> {
     pub rows16: Option<Rows16<I, X>>,
     /// Groups of eight interleaved rows by tiles of sixteen tokens (prompts and large
     /// batches), on levels with such a micro-kernel.
-    pub tiled: Option<Tiled<I>>,
+    pub tiled: Option<Tiled<T>>,
     /// The block type the kernels read.
     pub block: std::marker::PhantomData<fn(&B)>,
 }
 
-impl<B, R: Copy, I, X> Clone for Quant<B, R, I, X> {
+impl<B, R: Copy, I, X, T> Clone for Quant<B, R, I, X, T> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<B, R: Copy, I, X> Copy for Quant<B, R, I, X> {}
+impl<B, R: Copy, I, X, T> Copy for Quant<B, R, I, X, T> {}
 
-impl<B, R, I, X> Quant<B, R, I, X> {
+impl<B, R, I, X, T> Quant<B, R, I, X, T> {
     /// A format with only row-major rows on this level.
     pub const fn rows(row: R) -> Self {
         Quant {

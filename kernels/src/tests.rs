@@ -692,6 +692,62 @@ fn tiled_q6k_groups_match_the_format_definition() {
     check_tiled::<super::repack::BlockQ6Kx8>("q6k", |k| k.q6k.tiled);
 }
 
+/// q5_0 rows by tiles of sixteen tokens, eight row-major rows at a time, on every level that
+/// has the micro-kernel: every token (a last tile padded) matches f64 for every row, and the
+/// padding gives zeros.
+#[test]
+fn tiled_q5_0_rows_match_the_dequantized_reference() {
+    use super::blocks::BlockQ5_0;
+    use super::tiles::{band_len, Tiles, BAND, TILE};
+    let mut checked = 0;
+    for (rows, cols, tokens) in [(8, 576, 16), (16, 1536, 21)] {
+        let (bytes, values) = ggml_quantized(&random(rows * cols, 17), rows, cols, Dtype::Q5_0);
+        let matrix = QMatrix::<BlockQ5_0>::from_gguf("w", rows, cols, &bytes).unwrap();
+        let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
+            .map(|t| activations(cols, 600 + t as u64))
+            .collect();
+        let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
+        let mut tiles = Tiles::default();
+        tiles.set(&q8, tokens, cols);
+        for level in Level::available() {
+            let Some(tiled) = Kernels::for_level(level).unwrap().q5_0.tiled else {
+                continue;
+            };
+            let mut band = vec![0u8; band_len(cols)];
+            let per = BAND * cols / QK;
+            for g in 0..rows / 8 {
+                let group = &matrix.blocks[g * per..(g + 1) * per];
+                (tiled.unpack)(group, &mut band);
+                for n in 0..tiles.count() {
+                    let mut out = [f32::NAN; BAND * TILE];
+                    (tiled.multiply)(group, &band, tiles.tile(n), &mut out);
+                    for i in 0..TILE {
+                        let t = n * TILE + i;
+                        for k in 0..BAND {
+                            let (r, got) = (8 * g + k, out[TILE * k + i]);
+                            if t >= tokens {
+                                assert_eq!(got, 0.0, "padding token {t}");
+                                continue;
+                            }
+                            let (want, scale) =
+                                reference(&values[r * cols..(r + 1) * cols], &acts[t].1);
+                            assert!(
+                                (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
+                                "{} {rows}x{cols} row {r} token {t}: {got} vs {want}",
+                                level.name()
+                            );
+                        }
+                    }
+                }
+            }
+            checked += 1;
+        }
+    }
+    if Level::available().contains(&Level::Avx512Vnni) {
+        assert!(checked > 0, "avx512vnni multiplies q5_0 rows by tiles");
+    }
+}
+
 /// The 8-bit blocks grouped by super-block, as k-quant kernels read them.
 fn grouped(q8: &[BlockQ8]) -> Vec<super::blocks::BlockQ8x8> {
     let mut groups = vec![super::blocks::BlockQ8x8::default(); q8.len() / 8];

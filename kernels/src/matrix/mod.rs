@@ -1,8 +1,8 @@
 //! A weight matrix in whichever format its file stores it, and the products a forward pass
 //! makes with it: several matrices by the same activations in one pool operation (q/k/v,
 //! gate/up). Four paths:
-//! - tiles (`crate::tiles`, k-quant groups on `avx512vnni`, prompts and batches of 16 tokens
-//!   or more): each group unpacked once to bytes, then eight rows by sixteen tokens per pass;
+//! - tiles (`crate::tiles`, k-quant groups and q5_0 rows on `avx512vnni`, prompts and batches
+//!   of 16 tokens or more): eight rows unpacked once to bytes, then by sixteen tokens per pass;
 //! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels, q4k, q5k and
 //!   q6k on x86): the level's group kernel by activations quantized to 8 bits, four tokens per
 //!   pass, decode and prefill;

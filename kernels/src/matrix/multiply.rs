@@ -3,6 +3,7 @@
 //! row by row, or as GEMMs on dequantized tiles.
 
 use super::{Activations, Matrix, QMatrix, QuantBlock};
+use crate::blocks::QK;
 use crate::dispatch::{Rows16, Rows8, Tiled};
 use crate::repack::{Interleaved, Repacked, ROWS};
 use crate::runtime::SharedOut;
@@ -98,6 +99,7 @@ impl Matrix {
     /// Whether prompts of at least a tile of tokens multiply this matrix by tiles.
     pub(super) fn tiled(&self, k: &Kernels) -> bool {
         match self {
+            Matrix::Q5_0(m) => k.q5_0.tiled.is_some() && m.rows.is_multiple_of(ROWS),
             Matrix::Q4Kx8(_) => k.q4k.tiled.is_some(),
             Matrix::Q5Kx8(_) => k.q5k.tiled.is_some(),
             Matrix::Q6Kx8(_) => k.q6k.tiled.is_some(),
@@ -116,8 +118,10 @@ impl Matrix {
         band: &mut [u8],
         out: &SharedOut,
     ) -> bool {
-        fn groups<I: Interleaved>(
-            m: &Repacked<I>,
+        /// `group(g)`: the blocks of rows `8g..8g + 8`; `n` rows in all.
+        fn groups<'m, I: 'm>(
+            group: impl Fn(usize) -> &'m [I],
+            n: usize,
             kernels: Tiled<I>,
             rows: std::ops::Range<usize>,
             x: &Activations,
@@ -127,25 +131,48 @@ impl Matrix {
             let tiles = x.tiles();
             let mut results = [0f32; BAND * TILE];
             for g in rows.start.div_ceil(ROWS)..rows.end.div_ceil(ROWS) {
-                let group = m.group(g);
+                let group = group(g);
                 (kernels.unpack)(group, band);
-                for n in 0..tiles.count() {
-                    (kernels.multiply)(group, band, tiles.tile(n), &mut results);
-                    for i in 0..TILE.min(x.tokens - n * TILE) {
-                        let t = n * TILE + i;
+                for t0 in 0..tiles.count() {
+                    (kernels.multiply)(group, band, tiles.tile(t0), &mut results);
+                    for i in 0..TILE.min(x.tokens - t0 * TILE) {
+                        let t = t0 * TILE + i;
                         for r in 0..BAND {
                             // SAFETY: the rows of group g of every token belong to this thread
-                            // alone; t * rows + 8g + r < tokens × rows = out.len().
-                            unsafe { *out.at(t * m.rows + g * ROWS + r) = results[TILE * r + i] };
+                            // alone; t * n + 8g + r < tokens × rows = out.len().
+                            unsafe { *out.at(t * n + g * ROWS + r) = results[TILE * r + i] };
                         }
                     }
                 }
             }
         }
+        fn interleaved<'m, I: Interleaved>(
+            m: &'m Repacked<I>,
+        ) -> (impl Fn(usize) -> &'m [I] + 'm, usize) {
+            (|g| m.group(g), m.rows)
+        }
         match (self, k.q4k.tiled, k.q5k.tiled, k.q6k.tiled) {
-            (Matrix::Q4Kx8(m), Some(kernels), _, _) => groups(m, kernels, rows, x, band, out),
-            (Matrix::Q5Kx8(m), _, Some(kernels), _) => groups(m, kernels, rows, x, band, out),
-            (Matrix::Q6Kx8(m), _, _, Some(kernels)) => groups(m, kernels, rows, x, band, out),
+            (Matrix::Q4Kx8(m), Some(kernels), _, _) => {
+                let (group, n) = interleaved(m);
+                groups(group, n, kernels, rows, x, band, out)
+            }
+            (Matrix::Q5Kx8(m), _, Some(kernels), _) => {
+                let (group, n) = interleaved(m);
+                groups(group, n, kernels, rows, x, band, out)
+            }
+            (Matrix::Q6Kx8(m), _, _, Some(kernels)) => {
+                let (group, n) = interleaved(m);
+                groups(group, n, kernels, rows, x, band, out)
+            }
+            (Matrix::Q5_0(m), ..) if self.tiled(k) => {
+                let per = ROWS * m.cols / QK;
+                let group = |g: usize| &m.blocks[g * per..(g + 1) * per];
+                let kernels = k
+                    .q5_0
+                    .tiled
+                    .expect("tiled only where the level has the kernel");
+                groups(group, m.rows, kernels, rows, x, band, out)
+            }
             _ => return false,
         }
         true
@@ -349,7 +376,7 @@ pub fn multiply(
             // SAFETY: each thread has its own tile.
             let tile = unsafe { std::slice::from_raw_parts_mut(tiles.at(thread * tile), tile) };
             for (matrix, out) in parts.iter().flatten() {
-                if !matrix.integer_prefill() {
+                if !(matrix.integer_prefill() || (tiled && matrix.tiled(k))) {
                     gemm_rows(matrix, rows_of(matrix.rows()), x, out, tile);
                 }
             }

@@ -79,7 +79,7 @@ fn dot_i8(w: __m256i, x: __m256i) -> __m256 {
 /// The 32 nibbles of a 4-bit block as bytes 0..16, low nibbles first (GGUF's order).
 #[inline]
 #[target_feature(enable = "avx2")]
-fn nibbles(qs: &[u8; QK / 2]) -> __m256i {
+pub(in crate::arch::x86) fn nibbles(qs: &[u8; QK / 2]) -> __m256i {
     // SAFETY: `qs` is 16 readable bytes; the load is unaligned.
     let low = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
     let both = _mm256_set_m128i(_mm_srli_epi16::<4>(low), low);
@@ -167,7 +167,7 @@ fn dot_q4_1_avx2(w: &[BlockQ4_1], x: &[BlockQ8]) -> f32 {
 /// `qh`), then keeps bit `i % 8` of it.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn fifth_bits(qh: u32) -> __m256i {
+pub(in crate::arch::x86) fn fifth_bits(qh: u32) -> __m256i {
     let spread = _mm256_setr_epi64x(
         0x0000_0000_0000_0000,
         0x0101_0101_0101_0101,

@@ -22,6 +22,10 @@ pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     k.q4k.rows8 = Some(q4k::rows8);
     k.q5k.rows8 = Some(q4k::rows8_q5k);
     k.q6k.rows8 = Some(q4k::rows8_q6k);
+    k.q5_0.tiled = Some(crate::dispatch::Tiled {
+        unpack: tiled::unpack_q5_0,
+        multiply: tiled::multiply_q5_0,
+    });
     k.q4k.tiled = Some(crate::dispatch::Tiled {
         unpack: tiled::unpack_q4k,
         multiply: tiled::multiply_q4k,
@@ -144,9 +148,12 @@ mod q4k {
 ///   group's scale in integers, per 32-weight block the block's `d_x · d` in one FMA;
 /// - q4k and q5k: per 32-weight block and row the sum times `d_x · d · scale` in one FMA and
 ///   the mins' `dmin · min · d_x · Σ x` in another, both factors of the row unpacked with the
-///   band.
+///   band;
+/// - q5_0 (groups of eight row-major rows): per block and row the offset of 16 (`16 · Σ x`)
+///   in integers, then `d_x · d` in one FMA.
 mod tiled {
     use crate::arch::x86::avx2::kquants::{scales_mins_x8, weights_q6k_x8};
+    use crate::blocks::BlockQ5_0;
     use crate::repack::{BlockQ4Kx8, BlockQ5Kx8, BlockQ6Kx8};
     use crate::tiles::{band_len, Tile, BAND, TILE};
     use std::arch::x86_64::*;
@@ -217,14 +224,23 @@ mod tiled {
     unpack_k4!(unpack_q4k_body, BlockQ4Kx8, no_fifth_bits);
     unpack_k4!(unpack_q5k_body, BlockQ5Kx8, fifth_bits_q5k);
 
-    /// Eight q4k or q5k rows (`blocks` 32-weight blocks each, unpacked in `band`) by one tile.
+    /// Eight rows of `blocks` 32-weight blocks each (unpacked in `band`: weights as unsigned
+    /// bytes, each block's eight scales and, for q4k and q5k, eight mins) by one tile. `CENTRED`
+    /// (q5_0): the weights are `q - 16`, the offset taken off with the tile's sums; otherwise
+    /// (q4k, q5k) the mins' term is.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn multiply_k4_body(blocks: usize, band: &[u8], x: Tile, out: &mut [f32; 128]) {
+    fn multiply_blocks<const CENTRED: bool>(
+        blocks: usize,
+        band: &[u8],
+        x: Tile,
+        out: &mut [f32; 128],
+    ) {
         let cols = blocks * 32;
         assert!(
             band.len() >= band_len(cols)
                 && x.codes.len() >= cols * TILE
                 && x.d.len() >= blocks * TILE
+                && x.sums.len() >= 2 * blocks * TILE
                 && x.dsum.len() >= blocks * TILE,
             "a band and a tile as wide as the group's rows"
         );
@@ -248,22 +264,68 @@ mod tiled {
                     }
                 }
             }
-            // SAFETY: sixteen f32 at 16b < 16 · blocks, and the band's factors 8b + r
-            // < 8 · blocks of each kind, checked above.
+            // SAFETY: sixteen values at 16b (or 32b, 32b + 16 for the sums of 16) within the
+            // tile, and the band's factors 8b + r < 8 · blocks of each kind, checked above.
             unsafe {
                 let dx = _mm512_loadu_ps(x.d.as_ptr().add(TILE * b));
-                let dsum = _mm512_loadu_ps(x.dsum.as_ptr().add(TILE * b));
-                for (r, (a, s)) in acc.iter_mut().zip(sums).enumerate() {
-                    let scale = _mm512_set1_ps(scales.add(8 * b + r).read_unaligned());
-                    let min = _mm512_set1_ps(mins.add(8 * b + r).read_unaligned());
-                    *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dx, scale), *a);
-                    *a = _mm512_fnmadd_ps(min, dsum, *a);
+                if CENTRED {
+                    let halves = x.sums.as_ptr().add(2 * TILE * b);
+                    let offset = _mm512_slli_epi32::<4>(_mm512_add_epi32(
+                        _mm512_loadu_si512(halves.cast()),
+                        _mm512_loadu_si512(halves.add(TILE).cast()),
+                    ));
+                    for (r, (a, s)) in acc.iter_mut().zip(sums).enumerate() {
+                        let scale = _mm512_set1_ps(scales.add(8 * b + r).read_unaligned());
+                        let exact = _mm512_sub_epi32(s, offset);
+                        *a = _mm512_fmadd_ps(
+                            _mm512_cvtepi32_ps(exact),
+                            _mm512_mul_ps(dx, scale),
+                            *a,
+                        );
+                    }
+                } else {
+                    let dsum = _mm512_loadu_ps(x.dsum.as_ptr().add(TILE * b));
+                    for (r, (a, s)) in acc.iter_mut().zip(sums).enumerate() {
+                        let scale = _mm512_set1_ps(scales.add(8 * b + r).read_unaligned());
+                        let min = _mm512_set1_ps(mins.add(8 * b + r).read_unaligned());
+                        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dx, scale), *a);
+                        *a = _mm512_fnmadd_ps(min, dsum, *a);
+                    }
                 }
             }
         }
         for (r, a) in acc.iter().enumerate() {
             // SAFETY: sixteen f32 at 16r (r < 8) of 128.
             unsafe { _mm512_storeu_ps(out[TILE * r..].as_mut_ptr(), *a) };
+        }
+    }
+
+    /// Eight q5_0 rows (their blocks one row after another) into a band: each block's 32
+    /// weights as unsigned bytes (nibble and fifth bit), then its eight rows' scales.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn unpack_q5_0_body(w: &[BlockQ5_0], band: &mut [u8]) {
+        use crate::arch::x86::avx2::{fifth_bits, nibbles};
+        let per = w.len() / BAND;
+        let cols = per * 32;
+        assert!(
+            w.len() == per * BAND && band.len() >= band_len(cols),
+            "eight whole rows, and a band that holds them"
+        );
+        let (codes, factors) = band.split_at_mut(BAND * cols);
+        let mut bytes = [0u8; 32];
+        for r in 0..BAND {
+            for b in 0..per {
+                let block = &w[r * per + b];
+                let q = _mm256_or_si256(nibbles(&block.qs), fifth_bits(block.qh));
+                // SAFETY: 32 bytes.
+                unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast(), q) };
+                for (p, piece) in bytes.chunks_exact(4).enumerate() {
+                    let at = 32 * (8 * b + p) + 4 * r;
+                    codes[at..at + 4].copy_from_slice(piece);
+                }
+                let at = 4 * (8 * b + r);
+                factors[at..at + 4].copy_from_slice(&block.d.to_f32().to_le_bytes());
+            }
         }
     }
 
@@ -367,10 +429,18 @@ mod tiled {
     }
 
     pub(super) fn multiply_q4k(w: &[BlockQ4Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
-        unsafe { multiply_k4_body(8 * w.len(), band, x, out) }
+        unsafe { multiply_blocks::<false>(8 * w.len(), band, x, out) }
     }
 
     pub(super) fn multiply_q5k(w: &[BlockQ5Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
-        unsafe { multiply_k4_body(8 * w.len(), band, x, out) }
+        unsafe { multiply_blocks::<false>(8 * w.len(), band, x, out) }
+    }
+
+    pub(super) fn unpack_q5_0(w: &[BlockQ5_0], band: &mut [u8]) {
+        unsafe { unpack_q5_0_body(w, band) }
+    }
+
+    pub(super) fn multiply_q5_0(w: &[BlockQ5_0], band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_blocks::<true>(w.len() / BAND, band, x, out) }
     }
 }
