@@ -905,7 +905,7 @@ fn extreme_blocks_do_not_saturate() {
     }
 }
 
-/// q6k's extremes in interleaved rows: weights of 0 and 63 (the most negative and positive
+/// q6k's extremes in interleaved rows and tiles: weights of 0 and 63 (the most negative and positive
 /// after the offset of 32) with group scales of -128 and 127 against activations at ±127 stay
 /// exact through the 16-bit pair sums and the integer scaling.
 #[test]
@@ -926,13 +926,24 @@ fn extreme_q6k_groups_do_not_saturate() {
         let q = w.q(0) as f64 - 32.0;
         let want = QK_K as f64 * scale as f64 * q * 127.0 * sign as f64 * q8[0].d as f64;
         let packed = Repacked::<BlockQ6Kx8>::new(8, QK_K, &[w; 8], false);
+        let mut tiles = super::tiles::Tiles::default();
+        tiles.set(&q8, 1, QK_K);
         for level in Level::available() {
-            let Some(rows8) = Kernels::for_level(level).unwrap().q6k.rows8 else {
-                continue;
-            };
-            let mut out = [0f32; 8];
-            rows8(packed.group(0), &x, 0..1, &mut out);
-            for got in out {
+            let kernels = Kernels::for_level(level).unwrap();
+            let mut outs = vec![];
+            if let Some(rows8) = kernels.q6k.rows8 {
+                let mut out = [0f32; 8];
+                rows8(packed.group(0), &x, 0..1, &mut out);
+                outs.extend(out);
+            }
+            if let Some(tiled) = kernels.q6k.tiled {
+                let mut band = vec![0u8; super::tiles::band_len(QK_K)];
+                (tiled.unpack)(packed.group(0), &mut band);
+                let mut out = [0f32; 128];
+                (tiled.multiply)(packed.group(0), &band, tiles.tile(0), &mut out);
+                outs.extend(out.iter().step_by(16));
+            }
+            for got in outs {
                 assert!(
                     (got as f64 - want).abs() <= 1e-6 * want.abs(),
                     "{} q = {q}, scale {scale}: {got} vs {want}",

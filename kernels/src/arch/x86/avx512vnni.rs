@@ -144,8 +144,10 @@ mod q4k {
 /// bytes, then per tile a micro-kernel of eight rows by sixteen tokens in 512-bit `vpdpbusd`
 /// (four weights of a row broadcast, four values of each token in its lane), summing the same
 /// integers as the row kernels:
-/// - q6k: per 16-weight group and row the offset of 32 (`32 · Σ x`, the tile's sums) and the
-///   group's scale in integers, per 32-weight block the block's `d_x · d` in one FMA;
+/// - q6k: weights unpacked signed (`q - 32`) against activations made unsigned (`x + 128`, one
+///   XOR per load), each 16-weight group's sum times its scale in integers, per 32-weight block
+///   and row the `128 · Σ scale · Σ (q - 32)` unpacked with the band taken off and the block's
+///   `d_x · d` applied in one FMA;
 /// - q4k and q5k: per 32-weight block and row the sum times `d_x · d · scale` in one FMA and
 ///   the mins' `dmin · min · d_x · Σ x` in another, both factors of the row unpacked with the
 ///   band;
@@ -331,20 +333,43 @@ mod tiled {
 
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn unpack_body(w: &[BlockQ6Kx8], band: &mut [u8]) {
+        let cols = w.len() * 256;
         assert!(
-            band.len() >= w.len() * 256 * BAND,
+            band.len() >= band_len(cols),
             "a band holds the group's weights"
         );
+        let (codes, factors) = band.split_at_mut(BAND * cols);
+        let (centre, ones) = (_mm256_set1_epi8(32), _mm256_set1_epi8(1));
         for (sb, g) in w.iter().enumerate() {
             for j in 0..8 {
+                let mut bias = _mm256_setzero_si256();
                 for half in 0..2 {
-                    let pieces = weights_q6k_x8(g, j, half);
-                    for (pp, v) in pieces.iter().enumerate() {
+                    let mut sum = _mm256_setzero_si256();
+                    for (pp, v) in weights_q6k_x8(g, j, half).iter().enumerate() {
+                        let signed = _mm256_sub_epi8(*v, centre);
+                        let pairs = _mm256_maddubs_epi16(ones, signed);
+                        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
                         let at = 32 * (64 * sb + 8 * j + 4 * half + pp);
-                        // SAFETY: 32 bytes at `at` < 256 · 8 · blocks, checked above.
-                        unsafe { _mm256_storeu_si256(band[at..at + 32].as_mut_ptr().cast(), *v) };
+                        let to = &mut codes[at..at + 32];
+                        // SAFETY: 32 bytes, checked by the slice.
+                        unsafe { _mm256_storeu_si256(to.as_mut_ptr().cast(), signed) };
                     }
+                    let group = 2 * j + half;
+                    // SAFETY: eight bytes at 8 · group (< 16) of 128.
+                    let scales = unsafe {
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                            g.scales[8 * group..8 * group + 8].as_ptr().cast(),
+                        ))
+                    };
+                    bias = _mm256_add_epi32(bias, _mm256_mullo_epi32(sum, scales));
                 }
+                // Row r's 128 · Σ_g scale_g · Σ (q - 32) over block b's two groups.
+                let b = 8 * sb + j;
+                let to = &mut factors[32 * b..32 * b + 32];
+                // SAFETY: 32 bytes, checked by the slice.
+                unsafe {
+                    _mm256_storeu_si256(to.as_mut_ptr().cast(), _mm256_slli_epi32::<7>(bias))
+                };
             }
         }
     }
@@ -352,14 +377,15 @@ mod tiled {
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn multiply_body(w: &[BlockQ6Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
         let blocks = w.len() * 8;
+        let cols = blocks * 32;
         assert!(
-            band.len() >= blocks * 32 * BAND
-                && x.codes.len() >= blocks * 32 * TILE
-                && x.d.len() >= blocks * TILE
-                && x.sums.len() >= 2 * blocks * TILE,
+            band.len() >= band_len(cols)
+                && x.codes.len() >= cols * TILE
+                && x.d.len() >= blocks * TILE,
             "a band and a tile as wide as the group's rows"
         );
-        let (band, codes) = (band.as_ptr(), x.codes.as_ptr());
+        let (codes, biases) = (band.as_ptr(), band[BAND * cols..].as_ptr().cast::<i32>());
+        let flip = _mm512_set1_epi8(-128);
         let mut acc = [_mm512_setzero_ps(); BAND];
         for (sb, g) in w.iter().enumerate() {
             let d: [f32; BAND] = g.d.map(|h| h.to_f32());
@@ -367,40 +393,40 @@ mod tiled {
                 let b = 8 * sb + j;
                 let mut total = [_mm512_setzero_si512(); BAND];
                 for half in 0..2 {
-                    let group = 2 * b + half;
                     let mut sums = [_mm512_setzero_si512(); BAND];
                     for pp in 0..4 {
                         let piece = 8 * b + 4 * half + pp;
-                        // SAFETY: 64 bytes at 64 · piece < 32 · blocks · 16, and four at
-                        // 32 · piece + 4r < 32 · blocks · 8, checked above.
+                        // SAFETY: 64 bytes at 64 · piece < 16 · cols, and four at
+                        // 32 · piece + 4r < 8 · cols, checked above.
                         unsafe {
-                            let codes = _mm512_loadu_si512(codes.add(64 * piece).cast());
+                            // The activations made unsigned (x + 128), the weights signed
+                            // (q - 32): 128 Σ (q - 32) comes off with the band's biases.
+                            let xs = _mm512_xor_si512(
+                                _mm512_loadu_si512(x.codes.as_ptr().add(64 * piece).cast()),
+                                flip,
+                            );
                             for (r, s) in sums.iter_mut().enumerate() {
-                                let at = band.add(32 * piece + 4 * r).cast::<i32>();
+                                let at = codes.add(32 * piece + 4 * r).cast::<i32>();
                                 let weights = _mm512_set1_epi32(at.read_unaligned());
-                                *s = _mm512_dpbusd_epi32(*s, weights, codes);
+                                *s = _mm512_dpbusd_epi32(*s, xs, weights);
                             }
                         }
                     }
-                    // SAFETY: sixteen i32 at 16 · group < 2 · blocks · 16, checked above.
-                    let offset = unsafe {
-                        _mm512_slli_epi32::<5>(_mm512_loadu_si512(
-                            x.sums.as_ptr().add(TILE * group).cast(),
-                        ))
-                    };
                     for (r, (t, s)) in total.iter_mut().zip(sums).enumerate() {
                         let scale = _mm512_set1_epi32(g.scales[8 * (2 * j + half) + r] as i32);
-                        *t = _mm512_add_epi32(
-                            *t,
-                            _mm512_mullo_epi32(_mm512_sub_epi32(s, offset), scale),
-                        );
+                        *t = _mm512_add_epi32(*t, _mm512_mullo_epi32(s, scale));
                     }
                 }
-                // SAFETY: sixteen f32 at 16b < blocks · 16, checked above.
-                let dx = unsafe { _mm512_loadu_ps(x.d.as_ptr().add(TILE * b)) };
-                for (r, (a, t)) in acc.iter_mut().zip(total).enumerate() {
-                    let scale = _mm512_mul_ps(dx, _mm512_set1_ps(d[r]));
-                    *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), scale, *a);
+                // SAFETY: sixteen f32 at 16b < blocks · 16, and the band's biases 8b + r
+                // < 8 · blocks, checked above.
+                unsafe {
+                    let dx = _mm512_loadu_ps(x.d.as_ptr().add(TILE * b));
+                    for (r, (a, t)) in acc.iter_mut().zip(total).enumerate() {
+                        let bias = _mm512_set1_epi32(biases.add(8 * b + r).read_unaligned());
+                        let exact = _mm512_sub_epi32(t, bias);
+                        let scale = _mm512_mul_ps(dx, _mm512_set1_ps(d[r]));
+                        *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, *a);
+                    }
                 }
             }
         }
