@@ -52,11 +52,19 @@ pub struct ResolvedModel {
 }
 
 impl ResolvedModel {
-    /// Real or synthetic weights.
+    /// Real or synthetic weights: a twin, or a GGUF file `llm-bench export` wrote from one
+    /// (its `llm_bench.weights` key, which llama.cpp's quantizer carries over to the files it
+    /// makes from it).
     pub fn weights_kind(&self) -> WeightsKind {
-        match self.weights {
+        match &self.weights {
             Weights::Synthetic(_) => WeightsKind::Synthetic,
-            _ => WeightsKind::Real,
+            Weights::Gguf(g) => match g.content.metadata.get("llm_bench.weights") {
+                Some(crate::gguf::Value::String(kind)) if kind == "synthetic" => {
+                    WeightsKind::Synthetic
+                }
+                _ => WeightsKind::Real,
+            },
+            Weights::Safetensors(_) => WeightsKind::Real,
         }
     }
 

@@ -43,6 +43,10 @@ fn the_real_model_exported_at_q8_0_holds_exactly_what_candle_runs_in_memory() {
     .unwrap();
     let exported = llm_bench::model::plan(&ModelSpec::Gguf(file.clone()), None).unwrap();
     assert_eq!(exported.format_label, "q8_0");
+    assert_eq!(
+        exported.resolved.weights_kind(),
+        llm_bench::source::WeightsKind::Real
+    );
     assert_eq!(exported.layout().tensors, in_memory.layout().tensors);
     assert_eq!(exported.weight_bytes(), in_memory.weight_bytes());
     // Tokenizer entries are copied verbatim.

@@ -571,6 +571,11 @@ fn the_export_command_runs_as_written() {
     let planned = llm_bench::model::plan(&llm_bench::ModelSpec::Gguf(file.clone()), None).unwrap();
     assert_eq!(planned.format_label, "q4_0");
     assert_eq!(planned.resolved.config.vocab_size, 49152);
+    // A twin's export stays a twin in results: its random weights are never called real.
+    assert_eq!(
+        planned.resolved.weights_kind(),
+        llm_bench::source::WeightsKind::Synthetic
+    );
     #[cfg(feature = "llama-cpp")]
     {
         let (params, bytes) = llm_bench::engine::llama_cpp::model_facts(&file).unwrap();
