@@ -122,7 +122,7 @@ mod q4k {
         rows8_q5k,
         rows8_q5k_body,
         BlockQ5Kx8,
-        fifth_bits_q5k,
+        weights_q5k_x8,
         "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
         |acc, q, x| _mm256_dpbusd_epi32(acc, q, x)
     );
@@ -160,38 +160,24 @@ mod tiled {
     use crate::tiles::{band_len, Tile, BAND, TILE};
     use std::arch::x86_64::*;
 
-    /// A q4k or q5k group's weights into a band: piece `p` of chunk `c` holds four weights of
-    /// sub-block `2c` in its low nibbles and of `2c + 1` in its high ones (`fifth` adds q5k's
-    /// fifth bits); then each block's eight `d · scale` and eight `dmin · min`.
+    /// A q4k or q5k group's weights into a band, as `weights` unpacks each piece `p` of chunk
+    /// `c` (four weights of sub-blocks `2c` and `2c + 1`); then each block's eight `d · scale`
+    /// and eight `dmin · min`.
     macro_rules! unpack_k4 {
-        ($name:ident, $group:ident, $fifth:ident) => {
+        ($name:ident, $group:ident, $weights:ident) => {
             #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
             fn $name(w: &[$group], band: &mut [u8]) {
-                use crate::arch::x86::avx2::kquants::$fifth;
+                use crate::arch::x86::avx2::kquants::$weights;
                 let cols = w.len() * 256;
                 assert!(
                     band.len() >= band_len(cols),
                     "a band holds the group's weights"
                 );
-                let low = _mm256_set1_epi8(0x0F);
                 let (codes, factors) = band.split_at_mut(BAND * cols);
                 for (sb, g) in w.iter().enumerate() {
                     for c in 0..4 {
                         for p in 0..8 {
-                            let at = 256 * c + 32 * p;
-                            // SAFETY: 32 bytes of the 1024 at `at`.
-                            let v =
-                                unsafe { _mm256_loadu_si256(g.qs[at..at + 32].as_ptr().cast()) };
-                            let q = $fifth(
-                                g,
-                                c,
-                                p,
-                                [
-                                    _mm256_and_si256(v, low),
-                                    _mm256_and_si256(_mm256_srli_epi16::<4>(v), low),
-                                ],
-                            );
-                            for (h, q) in q.iter().enumerate() {
+                            for (h, q) in $weights(g, c, p).iter().enumerate() {
                                 let piece = 64 * sb + 8 * (2 * c + h) + p;
                                 let to = &mut codes[32 * piece..32 * piece + 32];
                                 // SAFETY: 32 bytes, checked by the slice above.
@@ -223,8 +209,8 @@ mod tiled {
         };
     }
 
-    unpack_k4!(unpack_q4k_body, BlockQ4Kx8, no_fifth_bits);
-    unpack_k4!(unpack_q5k_body, BlockQ5Kx8, fifth_bits_q5k);
+    unpack_k4!(unpack_q4k_body, BlockQ4Kx8, weights_q4k_x8);
+    unpack_k4!(unpack_q5k_body, BlockQ5Kx8, weights_q5k_x8);
 
     /// Eight rows of `blocks` 32-weight blocks each (unpacked in `band`: weights as unsigned
     /// bytes, each block's eight scales and, for q4k and q5k, eight mins) by one tile. `CENTRED`

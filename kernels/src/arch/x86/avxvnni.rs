@@ -53,7 +53,7 @@ mod q4k {
         rows8_q5k,
         rows8_q5k_body,
         BlockQ5Kx8,
-        fifth_bits_q5k,
+        weights_q5k_x8,
         "avx2,fma,f16c,avxvnni",
         |acc, q, x| _mm256_dpbusd_avx_epi32(acc, q, x)
     );

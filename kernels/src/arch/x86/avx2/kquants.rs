@@ -183,7 +183,8 @@ rows_k4!(
     |q, x| _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1))
 );
 
-/// An interleaved q4k kernel (eight rows, `BlockQ4Kx8`) for one level: `$step` adds to the
+/// An interleaved q4k or q5k kernel (eight rows, `BlockQ4Kx8` or `$group`, whose pieces of
+/// weights `$weights` unpacks: [`weights_q4k_x8`], [`weights_q5k_x8`]) for one level: `$step` adds to the
 /// eight 32-bit lanes `$acc` the products of four unsigned weight bytes per lane (`$q`, one
 /// row per lane) by four activation bytes broadcast to every lane (`$x`). Per sub-block and
 /// token the eight rows' integer sums come out in one vector, scaled by `d · scale_j · d_x(j)`
@@ -196,12 +197,12 @@ macro_rules! rows8_q4k {
             $entry,
             $name,
             BlockQ4Kx8,
-            no_fifth_bits,
+            weights_q4k_x8,
             $features,
             |$acc, $q, $x| $step
         );
     };
-    ($entry:ident, $name:ident, $group:ident, $fifth:ident, $features:literal, |$acc:ident, $q:ident, $x:ident| $step:expr) => {
+    ($entry:ident, $name:ident, $group:ident, $weights:ident, $features:literal, |$acc:ident, $q:ident, $x:ident| $step:expr) => {
         #[target_feature(enable = $features)]
         fn $name(
             w: &[$crate::repack::$group],
@@ -210,14 +211,13 @@ macro_rules! rows8_q4k {
             out: &mut [f32],
         ) {
             use std::arch::x86_64::*;
-            use $crate::arch::x86::avx2::kquants::{scales_mins_x8, $fifth};
+            use $crate::arch::x86::avx2::kquants::{scales_mins_x8, $weights};
             use $crate::arch::x86::avx2::store8;
             use $crate::blocks::BlockQ8;
             use $crate::repack::{$group, ROWS};
             /// The eight rows by `N` tokens' activations (eight blocks per super-block).
             #[target_feature(enable = $features)]
             fn tile<const N: usize>(w: &[$group], x: [&[BlockQ8]; N]) -> [__m256; N] {
-                let low = _mm256_set1_epi8(0x0F);
                 let (mut acc, mut mins) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
                 for (b, g) in w.iter().enumerate() {
                     let blocks: [&[BlockQ8]; N] = std::array::from_fn(|i| &x[i][8 * b..8 * b + 8]);
@@ -231,19 +231,7 @@ macro_rules! rows8_q4k {
                     for c in 0..4 {
                         let mut sums = [[_mm256_setzero_si256(); 2]; N];
                         for p in 0..8 {
-                            let at = 256 * c + 32 * p;
-                            // SAFETY: 32 bytes of the 1024.
-                            let v =
-                                unsafe { _mm256_loadu_si256(g.qs[at..at + 32].as_ptr().cast()) };
-                            let q = $fifth(
-                                g,
-                                c,
-                                p,
-                                [
-                                    _mm256_and_si256(v, low),
-                                    _mm256_and_si256(_mm256_srli_epi16::<4>(v), low),
-                                ],
-                            );
+                            let q = $weights(g, c, p);
                             for i in 0..N {
                                 for h in 0..2 {
                                     let piece = &blocks[i][2 * c + h].qs[4 * p..4 * p + 4];
@@ -296,28 +284,41 @@ macro_rules! rows8_q4k {
     };
 }
 
-/// q4k's weights as they are (q4k has no fifth bit).
+/// Piece `p` of chunk `c` of eight interleaved q4k or q5k rows' nibbles (`qs`): four weights
+/// of each row of sub-block `2c` (low nibbles) and `2c + 1` (high ones) as bytes.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(in crate::arch::x86) fn no_fifth_bits(
-    _: &crate::repack::BlockQ4Kx8,
-    _: usize,
-    _: usize,
-    q: [__m256i; 2],
-) -> [__m256i; 2] {
-    q
+fn nibbles_x8(qs: &[u8; 1024], c: usize, p: usize) -> [__m256i; 2] {
+    let (at, low) = (256 * c + 32 * p, _mm256_set1_epi8(0x0F));
+    // SAFETY: 32 bytes of the 1024 at `at` (c < 4, p < 8).
+    let v = unsafe { _mm256_loadu_si256(qs[at..at + 32].as_ptr().cast()) };
+    [
+        _mm256_and_si256(v, low),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(v), low),
+    ]
 }
 
-/// Piece `p` of chunk `c` of eight interleaved q5k rows (`q`: sub-blocks `2c`, `2c + 1`) with
-/// their fifth bits: bits `2c` and `2c + 1` of the rows' `qh` piece `p`, moved to bit 4.
+/// Piece `p` of chunk `c` of eight interleaved q4k rows ([`nibbles_x8`]).
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(in crate::arch::x86) fn fifth_bits_q5k(
+pub(in crate::arch::x86) fn weights_q4k_x8(
+    g: &crate::repack::BlockQ4Kx8,
+    c: usize,
+    p: usize,
+) -> [__m256i; 2] {
+    nibbles_x8(&g.qs, c, p)
+}
+
+/// Piece `p` of chunk `c` of eight interleaved q5k rows: their nibbles with their fifth bits,
+/// bits `2c` and `2c + 1` of the rows' `qh` piece `p`, moved to bit 4.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(in crate::arch::x86) fn weights_q5k_x8(
     g: &crate::repack::BlockQ5Kx8,
     c: usize,
     p: usize,
-    q: [__m256i; 2],
 ) -> [__m256i; 2] {
+    let q = nibbles_x8(&g.qs, c, p);
     // SAFETY: 32 bytes at 32p (p < 8) of 256.
     let high = unsafe { _mm256_loadu_si256(g.qh[32 * p..32 * p + 32].as_ptr().cast()) };
     let one = _mm256_set1_epi8(1);
@@ -384,7 +385,7 @@ rows8_q4k!(
     rows8_q5k,
     rows8_q5k_avx2,
     BlockQ5Kx8,
-    fifth_bits_q5k,
+    weights_q5k_x8,
     "avx2,fma,f16c",
     |acc, q, x| {
         _mm256_add_epi32(
