@@ -23,7 +23,7 @@ pub struct Tile<'a> {
     pub codes: &'a [i8],
     /// Block `b`'s scale of token `i` at `16b + i` (0 for the padding after the last token).
     pub d: &'a [f32],
-    /// The exact sum of token `i`'s values `16h..16h + 16` at `16h + i`.
+    /// Block `b`'s exact sum of its values, of token `i` at `16b + i` (`BlockQ8::sum`).
     pub sums: &'a [i32],
     /// Block `b`'s scale times the exact sum of its values, of token `i` at `16b + i` (what
     /// q4k's and q5k's mins multiply: `BlockQ8x8::dsum`).
@@ -63,14 +63,14 @@ impl Tiles {
         self.d.clear();
         self.d.resize(self.count * TILE * per, 0.0);
         self.sums.clear();
-        self.sums.resize(self.count * TILE * 2 * per, 0);
+        self.sums.resize(self.count * TILE * per, 0);
         self.dsum.clear();
         self.dsum.resize(self.count * TILE * per, 0.0);
         for t in 0..tokens {
             let (tile, i) = (t / TILE, t % TILE);
             let codes = &mut self.codes[tile * TILE * cols..(tile + 1) * TILE * cols];
             let d = &mut self.d[tile * TILE * per..(tile + 1) * TILE * per];
-            let sums = &mut self.sums[tile * TILE * 2 * per..(tile + 1) * TILE * 2 * per];
+            let sums = &mut self.sums[tile * TILE * per..(tile + 1) * TILE * per];
             let dsum = &mut self.dsum[tile * TILE * per..(tile + 1) * TILE * per];
             for (b, block) in q8[t * per..(t + 1) * per].iter().enumerate() {
                 for (g, piece) in block.qs.chunks_exact(4).enumerate() {
@@ -79,9 +79,7 @@ impl Tiles {
                 }
                 d[TILE * b + i] = block.d;
                 dsum[TILE * b + i] = block.d * block.sum as f32;
-                for (h, half) in block.qs.chunks_exact(QK / 2).enumerate() {
-                    sums[TILE * (2 * b + h) + i] = half.iter().map(|&q| q as i32).sum();
-                }
+                sums[TILE * b + i] = block.sum;
             }
         }
     }
@@ -97,7 +95,7 @@ impl Tiles {
         Tile {
             codes: &self.codes[n * TILE * cols..(n + 1) * TILE * cols],
             d: &self.d[n * TILE * per..(n + 1) * TILE * per],
-            sums: &self.sums[n * TILE * 2 * per..(n + 1) * TILE * 2 * per],
+            sums: &self.sums[n * TILE * per..(n + 1) * TILE * per],
             dsum: &self.dsum[n * TILE * per..(n + 1) * TILE * per],
         }
     }

@@ -146,34 +146,30 @@ impl Matrix {
                 }
             }
         }
-        fn interleaved<'m, I: Interleaved>(
-            m: &'m Repacked<I>,
-        ) -> (impl Fn(usize) -> &'m [I] + 'm, usize) {
-            (|g| m.group(g), m.rows)
+        if !self.tiled(k) {
+            return false;
         }
-        match (self, k.q4k.tiled, k.q5k.tiled, k.q6k.tiled) {
-            (Matrix::Q4Kx8(m), Some(kernels), _, _) => {
-                let (group, n) = interleaved(m);
-                groups(group, n, kernels, rows, x, band, out)
+        let missing = "tiled only where the level has the kernel";
+        match self {
+            Matrix::Q4Kx8(m) => {
+                let kernels = k.q4k.tiled.expect(missing);
+                groups(|g| m.group(g), m.rows, kernels, rows, x, band, out)
             }
-            (Matrix::Q5Kx8(m), _, Some(kernels), _) => {
-                let (group, n) = interleaved(m);
-                groups(group, n, kernels, rows, x, band, out)
+            Matrix::Q5Kx8(m) => {
+                let kernels = k.q5k.tiled.expect(missing);
+                groups(|g| m.group(g), m.rows, kernels, rows, x, band, out)
             }
-            (Matrix::Q6Kx8(m), _, _, Some(kernels)) => {
-                let (group, n) = interleaved(m);
-                groups(group, n, kernels, rows, x, band, out)
+            Matrix::Q6Kx8(m) => {
+                let kernels = k.q6k.tiled.expect(missing);
+                groups(|g| m.group(g), m.rows, kernels, rows, x, band, out)
             }
-            (Matrix::Q5_0(m), ..) if self.tiled(k) => {
+            Matrix::Q5_0(m) => {
                 let per = ROWS * m.cols / QK;
                 let group = |g: usize| &m.blocks[g * per..(g + 1) * per];
-                let kernels = k
-                    .q5_0
-                    .tiled
-                    .expect("tiled only where the level has the kernel");
+                let kernels = k.q5_0.tiled.expect(missing);
                 groups(group, m.rows, kernels, rows, x, band, out)
             }
-            _ => return false,
+            _ => unreachable!("`Matrix::tiled` names the matrices with tiles"),
         }
         true
     }

@@ -228,7 +228,7 @@ mod tiled {
             band.len() >= band_len(cols)
                 && x.codes.len() >= cols * TILE
                 && x.d.len() >= blocks * TILE
-                && x.sums.len() >= 2 * blocks * TILE
+                && x.sums.len() >= blocks * TILE
                 && x.dsum.len() >= blocks * TILE,
             "a band and a tile as wide as the group's rows"
         );
@@ -252,16 +252,12 @@ mod tiled {
                     }
                 }
             }
-            // SAFETY: sixteen values at 16b (or 32b, 32b + 16 for the sums of 16) within the
-            // tile, and the band's factors 8b + r < 8 · blocks of each kind, checked above.
+            // SAFETY: sixteen values at 16b within the tile, and the band's factors 8b + r < 8 · blocks of each kind, checked above.
             unsafe {
                 let dx = _mm512_loadu_ps(x.d.as_ptr().add(TILE * b));
                 if CENTRED {
-                    let halves = x.sums.as_ptr().add(2 * TILE * b);
-                    let offset = _mm512_slli_epi32::<4>(_mm512_add_epi32(
-                        _mm512_loadu_si512(halves.cast()),
-                        _mm512_loadu_si512(halves.add(TILE).cast()),
-                    ));
+                    let xsum = _mm512_loadu_si512(x.sums.as_ptr().add(TILE * b).cast());
+                    let offset = _mm512_slli_epi32::<4>(xsum);
                     for (r, (a, s)) in acc.iter_mut().zip(sums).enumerate() {
                         let scale = _mm512_set1_ps(scales.add(8 * b + r).read_unaligned());
                         let exact = _mm512_sub_epi32(s, offset);
