@@ -618,59 +618,75 @@ fn check_interleaved_k<I, X>(
     }
 }
 
+/// A matrix of `rows × cols` weights whose values are `values` (`group(g)`: the blocks of rows
+/// `8g..8g + 8`) by tiles of sixteen of `tokens` tokens, on every level that has the
+/// micro-kernel (`kernel`): every token of every tile (a last tile padded) matches f64 for
+/// every row, and the padding gives zeros. The levels checked.
+fn check_tiles<'m, T: 'm>(
+    name: &str,
+    (rows, cols, tokens): (usize, usize, usize),
+    values: &[f32],
+    group: impl Fn(usize) -> &'m [T],
+    kernel: fn(&Kernels) -> Option<super::dispatch::Tiled<T>>,
+) -> usize {
+    use super::tiles::{band_len, Tiles, BAND, TILE};
+    let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
+        .map(|t| activations(cols, 500 + t as u64))
+        .collect();
+    let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
+    let mut tiles = Tiles::default();
+    tiles.set(&q8, tokens, cols);
+    assert_eq!(tiles.count(), tokens.div_ceil(TILE));
+    let mut checked = 0;
+    for level in Level::available() {
+        let Some(tiled) = kernel(&Kernels::for_level(level).unwrap()) else {
+            continue;
+        };
+        let mut band = vec![0u8; band_len(cols)];
+        for g in 0..rows / 8 {
+            (tiled.unpack)(group(g), &mut band);
+            for n in 0..tiles.count() {
+                let mut out = [f32::NAN; BAND * TILE];
+                (tiled.multiply)(group(g), &band, tiles.tile(n), &mut out);
+                for i in 0..TILE {
+                    let t = n * TILE + i;
+                    for k in 0..BAND {
+                        let (r, got) = (8 * g + k, out[TILE * k + i]);
+                        if t >= tokens {
+                            assert_eq!(got, 0.0, "{name}: padding token {t}");
+                            continue;
+                        }
+                        let (want, scale) =
+                            reference(&values[r * cols..(r + 1) * cols], &acts[t].1);
+                        assert!(
+                            (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
+                            "{} {name} {rows}x{cols} row {r} token {t}: {got} vs {want}",
+                            level.name()
+                        );
+                    }
+                }
+            }
+        }
+        checked += 1;
+    }
+    checked
+}
+
 /// k-quant groups by tiles of sixteen tokens (`Tiled`), on every level that has the
-/// micro-kernel: every token of every tile (a last tile padded) matches f64 for every row of
-/// the group, and the padding gives zeros.
-fn check_tiled<I>(dtype: &str, kernels: fn(&Kernels) -> Option<super::dispatch::Tiled<I>>)
+/// micro-kernel ([`check_tiles`]).
+fn check_tiled<I>(dtype: &str, kernel: fn(&Kernels) -> Option<super::dispatch::Tiled<I>>)
 where
     I: super::repack::Interleaved,
     I::Row: QuantBlock,
 {
     use super::repack::Repacked;
-    use super::tiles::{band_len, Tiles, BAND, TILE};
     let mut checked = 0;
     for (rows, cols, tokens) in [(8, 256, 16), (16, 1024, 20), (8, 3072, 35)] {
         let (bytes, values) = k_quant_blocks(rows * cols / 256, dtype, 70 + rows as u64);
         let plain = QMatrix::<I::Row>::from_gguf("w", rows, cols, &bytes).unwrap();
         let packed = Repacked::<I>::new(rows, cols, &plain.blocks, false);
-        let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
-            .map(|t| activations(cols, 500 + t as u64))
-            .collect();
-        let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
-        let mut tiles = Tiles::default();
-        tiles.set(&q8, tokens, cols);
-        assert_eq!(tiles.count(), tokens.div_ceil(TILE));
-        for level in Level::available() {
-            let Some(tiled) = kernels(&Kernels::for_level(level).unwrap()) else {
-                continue;
-            };
-            let mut band = vec![0u8; band_len(cols)];
-            for g in 0..rows / 8 {
-                (tiled.unpack)(packed.group(g), &mut band);
-                for n in 0..tiles.count() {
-                    let mut out = [f32::NAN; BAND * TILE];
-                    (tiled.multiply)(packed.group(g), &band, tiles.tile(n), &mut out);
-                    for i in 0..TILE {
-                        let t = n * TILE + i;
-                        for k in 0..BAND {
-                            let (r, got) = (8 * g + k, out[TILE * k + i]);
-                            if t >= tokens {
-                                assert_eq!(got, 0.0, "{dtype}: padding token {t}");
-                                continue;
-                            }
-                            let (want, scale) =
-                                reference(&values[r * cols..(r + 1) * cols], &acts[t].1);
-                            assert!(
-                                (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
-                                "{} {dtype} {rows}x{cols} row {r} token {t}: {got} vs {want}",
-                                level.name()
-                            );
-                        }
-                    }
-                }
-            }
-            checked += 1;
-        }
+        let group = |g: usize| packed.group(g);
+        checked += check_tiles(dtype, (rows, cols, tokens), &values, group, kernel);
     }
     if Level::available().contains(&Level::Avx512Vnni) {
         assert!(checked > 0, "avx512vnni multiplies {dtype} groups by tiles");
@@ -693,55 +709,18 @@ fn tiled_q6k_groups_match_the_format_definition() {
 }
 
 /// q5_0 rows by tiles of sixteen tokens, eight row-major rows at a time, on every level that
-/// has the micro-kernel: every token (a last tile padded) matches f64 for every row, and the
-/// padding gives zeros.
+/// has the micro-kernel ([`check_tiles`]).
 #[test]
 fn tiled_q5_0_rows_match_the_dequantized_reference() {
     use super::blocks::BlockQ5_0;
-    use super::tiles::{band_len, Tiles, BAND, TILE};
     let mut checked = 0;
     for (rows, cols, tokens) in [(8, 576, 16), (16, 1536, 21)] {
         let (bytes, values) = ggml_quantized(&random(rows * cols, 17), rows, cols, Dtype::Q5_0);
         let matrix = QMatrix::<BlockQ5_0>::from_gguf("w", rows, cols, &bytes).unwrap();
-        let acts: Vec<(Vec<BlockQ8>, Vec<f32>)> = (0..tokens)
-            .map(|t| activations(cols, 600 + t as u64))
-            .collect();
-        let q8: Vec<BlockQ8> = acts.iter().flat_map(|(q, _)| q.clone()).collect();
-        let mut tiles = Tiles::default();
-        tiles.set(&q8, tokens, cols);
-        for level in Level::available() {
-            let Some(tiled) = Kernels::for_level(level).unwrap().q5_0.tiled else {
-                continue;
-            };
-            let mut band = vec![0u8; band_len(cols)];
-            let per = BAND * cols / QK;
-            for g in 0..rows / 8 {
-                let group = &matrix.blocks[g * per..(g + 1) * per];
-                (tiled.unpack)(group, &mut band);
-                for n in 0..tiles.count() {
-                    let mut out = [f32::NAN; BAND * TILE];
-                    (tiled.multiply)(group, &band, tiles.tile(n), &mut out);
-                    for i in 0..TILE {
-                        let t = n * TILE + i;
-                        for k in 0..BAND {
-                            let (r, got) = (8 * g + k, out[TILE * k + i]);
-                            if t >= tokens {
-                                assert_eq!(got, 0.0, "padding token {t}");
-                                continue;
-                            }
-                            let (want, scale) =
-                                reference(&values[r * cols..(r + 1) * cols], &acts[t].1);
-                            assert!(
-                                (got as f64 - want).abs() <= 1e-5 * scale + 1e-6,
-                                "{} {rows}x{cols} row {r} token {t}: {got} vs {want}",
-                                level.name()
-                            );
-                        }
-                    }
-                }
-            }
-            checked += 1;
-        }
+        let per = 8 * cols / QK;
+        let group = |g: usize| &matrix.blocks[g * per..(g + 1) * per];
+        let shape = (rows, cols, tokens);
+        checked += check_tiles("q5_0", shape, &values, group, |k| k.q5_0.tiled);
     }
     if Level::available().contains(&Level::Avx512Vnni) {
         assert!(checked > 0, "avx512vnni multiplies q5_0 rows by tiles");

@@ -3,6 +3,26 @@ use crate::blocks::{quantize_q8, BlockQ8, QK};
 use crate::{ops, Arena, Format, Kernels, Level, Pool};
 use half::f16;
 
+/// A `rows × cols` matrix in `format` read from its GGUF bytes for `kernels`' level.
+fn read(format: Format, rows: usize, cols: usize, kernels: &Kernels, bytes: &[u8]) -> Matrix {
+    let mut at = 0;
+    let mut fill = |buf: &mut [u8]| {
+        buf.copy_from_slice(&bytes[at..at + buf.len()]);
+        at += buf.len();
+        Ok(())
+    };
+    Matrix::read::<crate::Error>(
+        "w",
+        format,
+        rows,
+        cols,
+        kernels,
+        &mut Arena::default(),
+        &mut fill,
+    )
+    .unwrap()
+}
+
 /// On a level that multiplies pairs of groups, a matrix stored in pairs (with a last group
 /// alone when its rows are not a multiple of 16) gives, to the bit, what the same level
 /// gives on single groups, for every split of its rows over 1 to 3 threads.
@@ -27,23 +47,7 @@ fn pairs_of_groups_give_what_single_groups_give_on_any_thread_count() {
                 d.to_le_bytes().into_iter().chain(qs)
             })
             .collect();
-        let read = |k: &Kernels| {
-            let mut at = 0;
-            Matrix::read::<crate::Error>(
-                "w",
-                Format::Q4_0,
-                rows,
-                cols,
-                k,
-                &mut Arena::default(),
-                &mut |buf| {
-                    buf.copy_from_slice(&bytes[at..at + buf.len()]);
-                    at += buf.len();
-                    Ok(())
-                },
-            )
-            .unwrap()
-        };
+        let read = |k: &Kernels| read(Format::Q4_0, rows, cols, k, &bytes);
         let (paired, single) = (read(&wide), read(&narrow));
         assert!(matches!(&paired, Matrix::Q4_0x8(m) if m.paired));
         assert!(matches!(&single, Matrix::Q4_0x8(m) if !m.paired));
@@ -174,21 +178,7 @@ fn tiles_give_what_groups_give_on_any_thread_count() {
         let mut grouped = tiled;
         (grouped.q4k.tiled, grouped.q5k.tiled, grouped.q6k.tiled) = (None, None, None);
         grouped.q5_0.tiled = None;
-        let mut at = 0;
-        let matrix = Matrix::read::<crate::Error>(
-            "w",
-            *format,
-            rows,
-            cols,
-            &tiled,
-            &mut Arena::default(),
-            &mut |buf| {
-                buf.copy_from_slice(&bytes[at..at + buf.len()]);
-                at += buf.len();
-                Ok(())
-            },
-        )
-        .unwrap();
+        let matrix = read(*format, rows, cols, &tiled, bytes);
         assert!(matrix.tiled(&tiled) && !matrix.tiled(&grouped));
         for threads in [1, 2, 3] {
             let mut pool = Pool::new(threads);
