@@ -7,7 +7,7 @@ use crate::blocks::{
 };
 use crate::level::{self, Level};
 use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ5Kx8, BlockQ6Kx8, BlockQ8_0x8};
-use crate::tiles::Tile;
+use crate::tiles::{Group, Tile};
 use crate::Result;
 use half::{bf16, f16};
 use std::ops::Range;
@@ -19,7 +19,7 @@ pub struct Kernels {
     pub level: Level,
     /// q8_0 rows, and interleaved groups of them.
     pub q8_0: Quant<BlockQ8_0, Dot<BlockQ8_0>, BlockQ8_0x8>,
-    /// q4_0 rows, and interleaved groups of them.
+    /// q4_0 rows, and interleaved groups of them (by tiles for prompts on `avx512vnni`).
     pub q4_0: Quant<BlockQ4_0, Dot<BlockQ4_0>, BlockQ4_0x8>,
     /// q4_1 rows, and interleaved groups of them.
     pub q4_1: Quant<BlockQ4_1, Dot<BlockQ4_1>, BlockQ4_1x8>,
@@ -106,9 +106,9 @@ impl<B, R, I, X, T> Quant<B, R, I, X, T> {
 /// token `i`.
 pub struct Tiled<I> {
     /// The group's weights into a band of bytes.
-    pub unpack: fn(&[I], &mut [u8]),
+    pub unpack: fn(Group<I>, &mut [u8]),
     /// The group (its scales) and its band by one tile.
-    pub multiply: fn(&[I], &[u8], Tile, &mut [f32; 128]),
+    pub multiply: fn(Group<I>, &[u8], Tile, &mut [f32; 128]),
 }
 
 impl<I> Clone for Tiled<I> {

@@ -19,6 +19,7 @@
 use super::blocks::{
     Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, QK_K,
 };
+use crate::tiles::Group;
 use crate::WeightVec;
 use half::f16;
 
@@ -482,6 +483,15 @@ impl<I: Interleaved> Repacked<I> {
         assert!(g >= 2 * self.pairs(), "group {g} is stored in a pair");
         let per_row = self.cols / I::Row::WEIGHTS;
         &self.groups[g * per_row..(g + 1) * per_row]
+    }
+
+    /// Group `g`'s blocks, stored alone or in a pair.
+    pub fn blocks_of(&self, g: usize) -> Group<'_, I> {
+        if g < 2 * self.pairs() {
+            Group::strided(&self.pair(g / 2)[g % 2..], 2)
+        } else {
+            Group::from(self.group(g))
+        }
     }
 
     /// Row `r` as f32.

@@ -626,7 +626,7 @@ fn check_tiles<'m, T: 'm>(
     name: &str,
     (rows, cols, tokens): (usize, usize, usize),
     values: &[f32],
-    group: impl Fn(usize) -> &'m [T],
+    group: impl Fn(usize) -> super::tiles::Group<'m, T>,
     kernel: fn(&Kernels) -> Option<super::dispatch::Tiled<T>>,
 ) -> usize {
     use super::tiles::{band_len, Tiles, BAND, TILE};
@@ -685,7 +685,7 @@ where
         let (bytes, values) = k_quant_blocks(rows * cols / 256, dtype, 70 + rows as u64);
         let plain = QMatrix::<I::Row>::from_gguf("w", rows, cols, &bytes).unwrap();
         let packed = Repacked::<I>::new(rows, cols, &plain.blocks, false);
-        let group = |g: usize| packed.group(g);
+        let group = |g: usize| packed.blocks_of(g);
         checked += check_tiles(dtype, (rows, cols, tokens), &values, group, kernel);
     }
     if Level::available().contains(&Level::Avx512Vnni) {
@@ -718,12 +718,33 @@ fn tiled_q5_0_rows_match_the_dequantized_reference() {
         let (bytes, values) = ggml_quantized(&random(rows * cols, 17), rows, cols, Dtype::Q5_0);
         let matrix = QMatrix::<BlockQ5_0>::from_gguf("w", rows, cols, &bytes).unwrap();
         let per = 8 * cols / QK;
-        let group = |g: usize| &matrix.blocks[g * per..(g + 1) * per];
+        let group = |g: usize| (&matrix.blocks[g * per..(g + 1) * per]).into();
         let shape = (rows, cols, tokens);
         checked += check_tiles("q5_0", shape, &values, group, |k| k.q5_0.tiled);
     }
     if Level::available().contains(&Level::Avx512Vnni) {
         assert!(checked > 0, "avx512vnni multiplies q5_0 rows by tiles");
+    }
+}
+
+/// Interleaved q4_0 groups by tiles of sixteen tokens, stored alone and in pairs (every
+/// other block), on every level that has the micro-kernel ([`check_tiles`]).
+#[test]
+fn tiled_q4_0_groups_match_the_dequantized_reference() {
+    use super::blocks::BlockQ4_0;
+    use super::repack::{BlockQ4_0x8, Repacked};
+    let mut checked = 0;
+    for (rows, cols, tokens, paired) in [(8, 576, 16, false), (24, 1536, 21, true)] {
+        let (bytes, values) = ggml_quantized(&random(rows * cols, 19), rows, cols, Dtype::Q4_0);
+        let matrix = QMatrix::<BlockQ4_0>::from_gguf("w", rows, cols, &bytes).unwrap();
+        let packed = Repacked::<BlockQ4_0x8>::new(rows, cols, &matrix.blocks, paired);
+        assert_eq!(packed.pairs(), usize::from(paired));
+        let group = |g: usize| packed.blocks_of(g);
+        let shape = (rows, cols, tokens);
+        checked += check_tiles("q4_0", shape, &values, group, |k| k.q4_0.tiled);
+    }
+    if Level::available().contains(&Level::Avx512Vnni) {
+        assert!(checked > 0, "avx512vnni multiplies q4_0 groups by tiles");
     }
 }
 
@@ -917,9 +938,9 @@ fn extreme_q6k_groups_do_not_saturate() {
             }
             if let Some(tiled) = kernels.q6k.tiled {
                 let mut band = vec![0u8; super::tiles::band_len(QK_K)];
-                (tiled.unpack)(packed.group(0), &mut band);
+                (tiled.unpack)(packed.blocks_of(0), &mut band);
                 let mut out = [0f32; 128];
-                (tiled.multiply)(packed.group(0), &band, tiles.tile(0), &mut out);
+                (tiled.multiply)(packed.blocks_of(0), &band, tiles.tile(0), &mut out);
                 outs.extend(out.iter().step_by(16));
             }
             for got in outs {

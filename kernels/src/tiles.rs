@@ -37,6 +37,56 @@ pub const fn band_len(cols: usize) -> usize {
     (BAND + 2) * cols
 }
 
+/// One group of eight rows as a band's unpacking reads it: its blocks `blocks[0]`,
+/// `blocks[step]`, `blocks[2 · step]`, … (step 1 for a group stored alone, 2 for one of a pair
+/// stored block by block, `repack::Repacked::pair`).
+pub struct Group<'a, I> {
+    blocks: &'a [I],
+    step: usize,
+}
+
+impl<I> Clone for Group<'_, I> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<I> Copy for Group<'_, I> {}
+
+impl<'a, I> Group<'a, I> {
+    /// Every `step`-th block of `blocks`, from the first.
+    pub fn strided(blocks: &'a [I], step: usize) -> Self {
+        assert!(step > 0, "a step of at least one block");
+        Group { blocks, step }
+    }
+
+    /// Blocks in the group.
+    pub fn len(&self) -> usize {
+        self.blocks.len().div_ceil(self.step)
+    }
+
+    /// Whether the group has no blocks.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Block `b`.
+    pub fn get(&self, b: usize) -> &'a I {
+        &self.blocks[b * self.step]
+    }
+
+    /// The blocks in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a I> {
+        self.blocks.iter().step_by(self.step)
+    }
+}
+
+impl<'a, I> From<&'a [I]> for Group<'a, I> {
+    fn from(blocks: &'a [I]) -> Self {
+        Group::strided(blocks, 1)
+    }
+}
+
 /// Every tile of a run of tokens' activations (the last padded with zeros), made once per
 /// operation and read by every thread.
 #[derive(Default)]

@@ -7,7 +7,7 @@ use crate::blocks::QK;
 use crate::dispatch::{Rows16, Rows8, Tiled};
 use crate::repack::{Interleaved, Repacked, ROWS};
 use crate::runtime::SharedOut;
-use crate::tiles::{band_len, BAND, TILE};
+use crate::tiles::{band_len, Group, BAND, TILE};
 use crate::{Kernels, Pool};
 
 /// Tokens whose activations one pass over a weight row multiplies: few enough that their
@@ -99,6 +99,7 @@ impl Matrix {
     /// Whether prompts of at least a tile of tokens multiply this matrix by tiles.
     pub(super) fn tiled(&self, k: &Kernels) -> bool {
         match self {
+            Matrix::Q4_0x8(_) => k.q4_0.tiled.is_some(),
             Matrix::Q5_0(m) => k.q5_0.tiled.is_some() && m.rows.is_multiple_of(ROWS),
             Matrix::Q4Kx8(_) => k.q4k.tiled.is_some(),
             Matrix::Q5Kx8(_) => k.q5k.tiled.is_some(),
@@ -120,7 +121,7 @@ impl Matrix {
     ) -> bool {
         /// `group(g)`: the blocks of rows `8g..8g + 8`; `n` rows in all.
         fn groups<'m, I: 'm>(
-            group: impl Fn(usize) -> &'m [I],
+            group: impl Fn(usize) -> Group<'m, I>,
             n: usize,
             kernels: Tiled<I>,
             rows: std::ops::Range<usize>,
@@ -151,21 +152,25 @@ impl Matrix {
         }
         let missing = "tiled only where the level has the kernel";
         match self {
+            Matrix::Q4_0x8(m) => {
+                let kernels = k.q4_0.tiled.expect(missing);
+                groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
+            }
             Matrix::Q4Kx8(m) => {
                 let kernels = k.q4k.tiled.expect(missing);
-                groups(|g| m.group(g), m.rows, kernels, rows, x, band, out)
+                groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
             }
             Matrix::Q5Kx8(m) => {
                 let kernels = k.q5k.tiled.expect(missing);
-                groups(|g| m.group(g), m.rows, kernels, rows, x, band, out)
+                groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
             }
             Matrix::Q6Kx8(m) => {
                 let kernels = k.q6k.tiled.expect(missing);
-                groups(|g| m.group(g), m.rows, kernels, rows, x, band, out)
+                groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
             }
             Matrix::Q5_0(m) => {
                 let per = ROWS * m.cols / QK;
-                let group = |g: usize| &m.blocks[g * per..(g + 1) * per];
+                let group = |g: usize| Group::from(&m.blocks[g * per..(g + 1) * per]);
                 let kernels = k.q5_0.tiled.expect(missing);
                 groups(group, m.rows, kernels, rows, x, band, out)
             }

@@ -129,18 +129,18 @@ fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
     }
 }
 
-/// On a level that multiplies k-quant groups and q5_0 rows by tiles, prompts of a tile or more
+/// On a level that multiplies k-quant and q4_0 groups and q5_0 rows by tiles, prompts of a tile or more
 /// (a last tile padded) give what the same level's group kernels (or GEMMs) give, for every
 /// split of the rows over 1 to 3 threads, and every output lands on its row and token.
 #[test]
 fn tiles_give_what_groups_give_on_any_thread_count() {
-    use crate::blocks::{Block, BlockQ4K, BlockQ5K, BlockQ5_0, BlockQ6K};
+    use crate::blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ6K};
     let levels: Vec<Kernels> = Level::available()
         .into_iter()
         .map(|l| Kernels::for_level(l).unwrap())
         .filter(|k| {
             let k4 = k.q4k.tiled.is_some() && k.q5k.tiled.is_some();
-            k4 && k.q6k.tiled.is_some() && k.q5_0.tiled.is_some()
+            k4 && k.q6k.tiled.is_some() && k.q5_0.tiled.is_some() && k.q4_0.tiled.is_some()
         })
         .collect();
     if levels.is_empty() {
@@ -148,8 +148,8 @@ fn tiles_give_what_groups_give_on_any_thread_count() {
     }
     let (rows, cols) = (40, 512);
     // Blocks of `weights` weights of patterned bytes with small f16 scales where each format
-    // keeps them (q4k and q5k: d and dmin first, q5_0: d and the first half of qh; q6k: d
-    // last).
+    // keeps them (q4k and q5k: d and dmin first, q5_0: d and the first half of qh, q4_0: d
+    // and two bytes of nibbles; q6k: d last).
     let blocks = |weights: usize, size: usize, scales_first: bool| -> Vec<u8> {
         (0..rows * cols / weights)
             .flat_map(|i| {
@@ -170,6 +170,7 @@ fn tiles_give_what_groups_give_on_any_thread_count() {
         (Format::Q5K, blocks(256, BlockQ5K::BYTES, true)),
         (Format::Q6K, blocks(256, BlockQ6K::BYTES, false)),
         (Format::Q5_0, blocks(QK, BlockQ5_0::BYTES, true)),
+        (Format::Q4_0, blocks(QK, BlockQ4_0::BYTES, true)),
     ];
     for (tiled, (format, bytes)) in levels
         .iter()
@@ -177,7 +178,7 @@ fn tiles_give_what_groups_give_on_any_thread_count() {
     {
         let mut grouped = tiled;
         (grouped.q4k.tiled, grouped.q5k.tiled, grouped.q6k.tiled) = (None, None, None);
-        grouped.q5_0.tiled = None;
+        (grouped.q5_0.tiled, grouped.q4_0.tiled) = (None, None);
         let matrix = read(*format, rows, cols, &tiled, bytes);
         assert!(matrix.tiled(&tiled) && !matrix.tiled(&grouped));
         for threads in [1, 2, 3] {

@@ -22,6 +22,10 @@ pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     k.q4k.rows8 = Some(q4k::rows8);
     k.q5k.rows8 = Some(q4k::rows8_q5k);
     k.q6k.rows8 = Some(q4k::rows8_q6k);
+    k.q4_0.tiled = Some(crate::dispatch::Tiled {
+        unpack: tiled::unpack_q4_0,
+        multiply: tiled::multiply_q4_0,
+    });
     k.q5_0.tiled = Some(crate::dispatch::Tiled {
         unpack: tiled::unpack_q5_0,
         multiply: tiled::multiply_q5_0,
@@ -151,13 +155,13 @@ mod q4k {
 /// - q4k and q5k: per 32-weight block and row the sum times `d_x · d · scale` in one FMA and
 ///   the mins' `dmin · min · d_x · Σ x` in another, both factors of the row unpacked with the
 ///   band;
-/// - q5_0 (groups of eight row-major rows): per block and row the offset of 16 (`16 · Σ x`)
-///   in integers, then `d_x · d` in one FMA.
+/// - q4_0 (interleaved groups) and q5_0 (groups of eight row-major rows): per block and row
+///   the offset of 8 or 16 (`8 · Σ x`, `16 · Σ x`) in integers, then `d_x · d` in one FMA.
 mod tiled {
     use crate::arch::x86::avx2::kquants::{scales_mins_x8, weights_q6k_x8};
     use crate::blocks::BlockQ5_0;
-    use crate::repack::{BlockQ4Kx8, BlockQ5Kx8, BlockQ6Kx8};
-    use crate::tiles::{band_len, Tile, BAND, TILE};
+    use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ5Kx8, BlockQ6Kx8};
+    use crate::tiles::{band_len, Group, Tile, BAND, TILE};
     use std::arch::x86_64::*;
 
     /// A q4k or q5k group's weights into a band, as `weights` unpacks each piece `p` of chunk
@@ -166,7 +170,7 @@ mod tiled {
     macro_rules! unpack_k4 {
         ($name:ident, $group:ident, $weights:ident) => {
             #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-            fn $name(w: &[$group], band: &mut [u8]) {
+            fn $name(w: Group<$group>, band: &mut [u8]) {
                 use crate::arch::x86::avx2::kquants::$weights;
                 let cols = w.len() * 256;
                 assert!(
@@ -213,11 +217,11 @@ mod tiled {
     unpack_k4!(unpack_q5k_body, BlockQ5Kx8, weights_q5k_x8);
 
     /// Eight rows of `blocks` 32-weight blocks each (unpacked in `band`: weights as unsigned
-    /// bytes, each block's eight scales and, for q4k and q5k, eight mins) by one tile. `CENTRED`
-    /// (q5_0): the weights are `q - 16`, the offset taken off with the tile's sums; otherwise
-    /// (q4k, q5k) the mins' term is.
+    /// bytes, each block's eight scales and, for q4k and q5k, eight mins) by one tile. A
+    /// `CENTRE` (q4_0: 8, q5_0: 16): the weights are `q - CENTRE`, the offset taken off with the
+    /// tile's sums; 0 (q4k, q5k): the mins' term is.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn multiply_blocks<const CENTRED: bool>(
+    fn multiply_blocks<const CENTRE: i32>(
         blocks: usize,
         band: &[u8],
         x: Tile,
@@ -255,9 +259,9 @@ mod tiled {
             // SAFETY: sixteen values at 16b within the tile, and the band's factors 8b + r < 8 · blocks of each kind, checked above.
             unsafe {
                 let dx = _mm512_loadu_ps(x.d.as_ptr().add(TILE * b));
-                if CENTRED {
+                if CENTRE != 0 {
                     let xsum = _mm512_loadu_si512(x.sums.as_ptr().add(TILE * b).cast());
-                    let offset = _mm512_slli_epi32::<4>(xsum);
+                    let offset = _mm512_mullo_epi32(xsum, _mm512_set1_epi32(CENTRE));
                     for (r, (a, s)) in acc.iter_mut().zip(sums).enumerate() {
                         let scale = _mm512_set1_ps(scales.add(8 * b + r).read_unaligned());
                         let exact = _mm512_sub_epi32(s, offset);
@@ -284,10 +288,44 @@ mod tiled {
         }
     }
 
+    /// An interleaved q4_0 group into a band: chunk `c` of a block (row `k`'s bytes `4c..4c + 4`
+    /// at `4k`) holds weights `4c..4c + 4` of every row in its low nibbles and `16 + 4c..` in its
+    /// high ones, already in the band's order (pieces `c` and `4 + c`); then the block's eight
+    /// scales.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    fn unpack_q4_0_body(w: Group<BlockQ4_0x8>, band: &mut [u8]) {
+        let cols = w.len() * 32;
+        assert!(
+            band.len() >= band_len(cols),
+            "a band holds the group's weights"
+        );
+        let (codes, factors) = band.split_at_mut(BAND * cols);
+        let low = _mm256_set1_epi8(0x0f);
+        for (b, g) in w.iter().enumerate() {
+            for (c, chunk) in g.qs.chunks_exact(32).enumerate() {
+                // SAFETY: 32 bytes.
+                let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
+                let high = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+                for (p, q) in [(c, _mm256_and_si256(v, low)), (4 + c, high)] {
+                    let piece = 8 * b + p;
+                    let to = &mut codes[32 * piece..32 * piece + 32];
+                    // SAFETY: 32 bytes, checked by the slice.
+                    unsafe { _mm256_storeu_si256(to.as_mut_ptr().cast(), q) };
+                }
+            }
+            let to = &mut factors[32 * b..32 * b + 32];
+            // SAFETY: eight f16 (16 bytes) in, eight f32 (32 bytes, checked by the slice) out.
+            unsafe {
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(g.d.as_ptr().cast()));
+                _mm256_storeu_ps(to.as_mut_ptr().cast(), d);
+            }
+        }
+    }
+
     /// Eight q5_0 rows (their blocks one row after another) into a band: each block's 32
     /// weights as unsigned bytes (nibble and fifth bit), then its eight rows' scales.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn unpack_q5_0_body(w: &[BlockQ5_0], band: &mut [u8]) {
+    fn unpack_q5_0_body(w: Group<BlockQ5_0>, band: &mut [u8]) {
         use crate::arch::x86::avx2::{fifth_bits, nibbles};
         let per = w.len() / BAND;
         let cols = per * 32;
@@ -299,7 +337,7 @@ mod tiled {
         let mut bytes = [0u8; 32];
         for r in 0..BAND {
             for b in 0..per {
-                let block = &w[r * per + b];
+                let block = w.get(r * per + b);
                 let q = _mm256_or_si256(nibbles(&block.qs), fifth_bits(block.qh));
                 // SAFETY: 32 bytes.
                 unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast(), q) };
@@ -314,7 +352,7 @@ mod tiled {
     }
 
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn unpack_body(w: &[BlockQ6Kx8], band: &mut [u8]) {
+    fn unpack_body(w: Group<BlockQ6Kx8>, band: &mut [u8]) {
         let cols = w.len() * 256;
         assert!(
             band.len() >= band_len(cols),
@@ -357,7 +395,7 @@ mod tiled {
     }
 
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn multiply_body(w: &[BlockQ6Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
+    fn multiply_body(w: Group<BlockQ6Kx8>, band: &[u8], x: Tile, out: &mut [f32; 128]) {
         let blocks = w.len() * 8;
         let cols = blocks * 32;
         assert!(
@@ -420,35 +458,43 @@ mod tiled {
 
     // The safe entry points for the level's table. SAFETY: only the table hands them out,
     // for the token the level's detection of its features makes.
-    pub(super) fn unpack_q6k(w: &[BlockQ6Kx8], band: &mut [u8]) {
+    pub(super) fn unpack_q6k(w: Group<BlockQ6Kx8>, band: &mut [u8]) {
         unsafe { unpack_body(w, band) }
     }
 
-    pub(super) fn multiply_q6k(w: &[BlockQ6Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
+    pub(super) fn multiply_q6k(w: Group<BlockQ6Kx8>, band: &[u8], x: Tile, out: &mut [f32; 128]) {
         unsafe { multiply_body(w, band, x, out) }
     }
 
-    pub(super) fn unpack_q4k(w: &[BlockQ4Kx8], band: &mut [u8]) {
+    pub(super) fn unpack_q4k(w: Group<BlockQ4Kx8>, band: &mut [u8]) {
         unsafe { unpack_q4k_body(w, band) }
     }
 
-    pub(super) fn unpack_q5k(w: &[BlockQ5Kx8], band: &mut [u8]) {
+    pub(super) fn unpack_q5k(w: Group<BlockQ5Kx8>, band: &mut [u8]) {
         unsafe { unpack_q5k_body(w, band) }
     }
 
-    pub(super) fn multiply_q4k(w: &[BlockQ4Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
-        unsafe { multiply_blocks::<false>(8 * w.len(), band, x, out) }
+    pub(super) fn multiply_q4k(w: Group<BlockQ4Kx8>, band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_blocks::<0>(8 * w.len(), band, x, out) }
     }
 
-    pub(super) fn multiply_q5k(w: &[BlockQ5Kx8], band: &[u8], x: Tile, out: &mut [f32; 128]) {
-        unsafe { multiply_blocks::<false>(8 * w.len(), band, x, out) }
+    pub(super) fn multiply_q5k(w: Group<BlockQ5Kx8>, band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_blocks::<0>(8 * w.len(), band, x, out) }
     }
 
-    pub(super) fn unpack_q5_0(w: &[BlockQ5_0], band: &mut [u8]) {
+    pub(super) fn unpack_q5_0(w: Group<BlockQ5_0>, band: &mut [u8]) {
         unsafe { unpack_q5_0_body(w, band) }
     }
 
-    pub(super) fn multiply_q5_0(w: &[BlockQ5_0], band: &[u8], x: Tile, out: &mut [f32; 128]) {
-        unsafe { multiply_blocks::<true>(w.len() / BAND, band, x, out) }
+    pub(super) fn multiply_q5_0(w: Group<BlockQ5_0>, band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_blocks::<16>(w.len() / BAND, band, x, out) }
+    }
+
+    pub(super) fn unpack_q4_0(w: Group<BlockQ4_0x8>, band: &mut [u8]) {
+        unsafe { unpack_q4_0_body(w, band) }
+    }
+
+    pub(super) fn multiply_q4_0(w: Group<BlockQ4_0x8>, band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_blocks::<8>(w.len(), band, x, out) }
     }
 }
