@@ -44,6 +44,7 @@ const COVERAGE: &[(&str, &str)] = &[
     ("scripts/lint-wrapper-check", "script:scripts/test"),
     ("scripts/test", "script:.ci/run"),
     ("scripts/fetch-model", "script:scripts/test"),
+    ("scripts/install-openai-client", "script:scripts/test"),
     ("cargo bench -- --quick", "script:scripts/bench-smoke"),
     (
         "cargo bench -- --profile-time",

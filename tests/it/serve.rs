@@ -524,6 +524,15 @@ fn smollm2() -> String {
     path.to_str().unwrap().to_string()
 }
 
+/// A system and a user message (the user's content as a list of parts), and the prompt
+/// Hugging Face's apply_chat_template writes for them with SmolLM2's ChatML template.
+fn france_chat() -> (Value, &'static str) {
+    let messages = json!([{"role": "system", "content": "You are a helpful assistant."},
+                          {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}]);
+    let chatml = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    (messages, chatml)
+}
+
 /// SmolLM2's own chat template (from its GGUF) turns messages into its ChatML prompt: the
 /// answer is the one `generate` gives that prompt, streamed with a role chunk first.
 #[test]
@@ -531,13 +540,10 @@ fn smollm2() -> String {
 fn chat_completions_use_the_models_own_template() {
     let _alone = common::one_model_run_at_a_time();
     let model = smollm2();
-    // The prompt Hugging Face's apply_chat_template writes for these messages.
-    let chatml = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    let (messages, chatml) = france_chat();
     let want = generated_to(&model, chatml, 16, true);
     let server = Server::start(&model, &[]);
-    let body = json!({"messages": [{"role": "system", "content": "You are a helpful assistant."},
-                                   {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}],
-                      "max_tokens": 16, "temperature": 0});
+    let body = json!({"messages": messages, "max_tokens": 16, "temperature": 0});
     let (code, answer) = server.post("/v1/chat/completions", &body);
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["object"], "chat.completion");
@@ -557,6 +563,41 @@ fn chat_completions_use_the_models_own_template() {
         .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
         .collect();
     assert_eq!(text, want);
+}
+
+/// The official `openai` Python client (tests/it/openai_client.py: its own JSON and event
+/// parsing) lists the model, completes and chats, whole and streamed, with the text
+/// `generate` gives, and raises its 400 errors for bad requests.
+#[test]
+#[ignore = "needs models/ and the openai package: scripts/fetch-model, scripts/install-openai-client"]
+fn the_openai_python_client_completes_chats_and_streams() {
+    let _alone = common::one_model_run_at_a_time();
+    let model = smollm2();
+    let prompt = "The capital of France is";
+    let completion = generated(&model, prompt, 12);
+    let (messages, chatml) = france_chat();
+    let chat_answer = generated_to(&model, chatml, 16, true);
+    let server = Server::start(&model, &[]);
+    let models: Value = serde_json::from_str(&server.get("/v1/models")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = dir.path().join("expected.json");
+    let want = json!({"model": models["data"][0]["id"], "prompt": prompt, "tokens": 12,
+                      "completion": completion, "chat": messages, "chat_tokens": 16,
+                      "chat_answer": chat_answer});
+    std::fs::write(&expected, want.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/openai_client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&server.base)
+        .arg(&expected)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.contains(" ok\n"),
+        "{printed}\n{}",
+        common::stderr(&out)
+    );
 }
 
 /// One sequence at a time, one request waiting: a third request is refused at once (429);
