@@ -237,7 +237,9 @@ fn q5_1_on_every_level_matches_the_dequantized_reference() {
 
 #[test]
 fn f32_dot_on_every_level_matches_f64_for_lengths_around_its_unrolling() {
-    for n in [0, 1, 7, 8, 31, 32, 33, 63, 64, 65, 576, 1537] {
+    for n in [
+        0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 576, 1537,
+    ] {
         let (w, x) = (random(n, 3), random(n, 5));
         let (want, scale) = reference(&w, &x);
         for level in Level::available() {
