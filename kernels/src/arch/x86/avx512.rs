@@ -12,51 +12,7 @@ pub(crate) fn kernels(token: Avx512) -> Kernels {
     k.q4_0.rows16 = Some(rows16::rows16_q4_0);
     k.q4_1.rows16 = Some(rows16::rows16_q4_1);
     k.q8_0.rows16 = Some(rows16::rows16_q8_0);
-    k.dense.f32 = dot_f32;
     k
-}
-
-/// An f32 row by f32 activations in 512-bit vectors: four accumulators of sixteen lanes, the
-/// last partial vector loaded under a mask, the weights 4 KiB ahead prefetched (as AVX2's
-/// `dot_widened` does: decode reads each row once, rows one after another).
-#[target_feature(enable = "avx512f")]
-fn dot_f32_body(w: &[f32], x: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = w.len().min(x.len());
-    let (w, x) = (w.as_ptr(), x.as_ptr());
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    // SAFETY: every load below reads floats i.. under n (whole vectors, or the mask's lanes).
-    unsafe {
-        while i + 64 <= n {
-            for (j, a) in acc.iter_mut().enumerate() {
-                let at = i + 16 * j;
-                _mm_prefetch::<_MM_HINT_T0>(w.wrapping_add(at + 1024).cast());
-                *a = _mm512_fmadd_ps(_mm512_loadu_ps(w.add(at)), _mm512_loadu_ps(x.add(at)), *a);
-            }
-            i += 64;
-        }
-        while i + 16 <= n {
-            acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(w.add(i)), _mm512_loadu_ps(x.add(i)), acc[0]);
-            i += 16;
-        }
-        if i < n {
-            let mask: __mmask16 = (1 << (n - i)) - 1;
-            let (wv, xv) = (
-                _mm512_maskz_loadu_ps(mask, w.add(i)),
-                _mm512_maskz_loadu_ps(mask, x.add(i)),
-            );
-            acc[1] = _mm512_fmadd_ps(wv, xv, acc[1]);
-        }
-    }
-    let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-    _mm512_reduce_add_ps(sum)
-}
-
-/// The safe entry point for the level's table (and `avx512vnni`'s). SAFETY: only the tables
-/// hand it out, for levels whose detection found AVX-512 F.
-pub(super) fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
-    unsafe { dot_f32_body(w, x) }
 }
 
 /// Sixteen interleaved rows at a time: `wide`'s body over this level's integer steps.
