@@ -147,32 +147,39 @@ impl Matrix {
                 }
             }
         }
+        /// An interleaved matrix's groups, alone or in pairs, by the level's tile kernels.
+        fn interleaved<I: Interleaved>(
+            m: &Repacked<I>,
+            kernels: Option<Tiled<I>>,
+            rows: std::ops::Range<usize>,
+            x: &Activations,
+            band: &mut [u8],
+            out: &SharedOut,
+        ) {
+            let kernels = kernels.expect(MISSING);
+            groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
+        }
+        const MISSING: &str = "tiled only where the level has the kernel";
         if !self.tiled(k) {
             return false;
         }
-        let missing = "tiled only where the level has the kernel";
         match self {
-            Matrix::Q4_0x8(m) => {
-                let kernels = k.q4_0.tiled.expect(missing);
-                groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
-            }
-            Matrix::Q4Kx8(m) => {
-                let kernels = k.q4k.tiled.expect(missing);
-                groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
-            }
-            Matrix::Q5Kx8(m) => {
-                let kernels = k.q5k.tiled.expect(missing);
-                groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
-            }
-            Matrix::Q6Kx8(m) => {
-                let kernels = k.q6k.tiled.expect(missing);
-                groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
-            }
+            Matrix::Q4_0x8(m) => interleaved(m, k.q4_0.tiled, rows, x, band, out),
+            Matrix::Q4Kx8(m) => interleaved(m, k.q4k.tiled, rows, x, band, out),
+            Matrix::Q5Kx8(m) => interleaved(m, k.q5k.tiled, rows, x, band, out),
+            Matrix::Q6Kx8(m) => interleaved(m, k.q6k.tiled, rows, x, band, out),
             Matrix::Q5_0(m) => {
                 let per = ROWS * m.cols / QK;
                 let group = |g: usize| Group::from(&m.blocks[g * per..(g + 1) * per]);
-                let kernels = k.q5_0.tiled.expect(missing);
-                groups(group, m.rows, kernels, rows, x, band, out)
+                groups(
+                    group,
+                    m.rows,
+                    k.q5_0.tiled.expect(MISSING),
+                    rows,
+                    x,
+                    band,
+                    out,
+                )
             }
             _ => unreachable!("`Matrix::tiled` names the matrices with tiles"),
         }
