@@ -123,7 +123,8 @@ impl<I> Copy for Tiled<I> {}
 #[derive(Clone, Copy)]
 pub enum NotInterleaved {}
 
-/// Dense weights by f32 activations: one row by one token.
+/// Dense weights by f32 activations: one row by one token, and (on levels that have it) rows
+/// by a tile of tokens for prompts.
 #[derive(Clone, Copy)]
 pub struct Dense {
     /// f32 weights.
@@ -132,7 +133,22 @@ pub struct Dense {
     pub f16: fn(&[f16], &[f32]) -> f32,
     /// bfloat16 weights.
     pub bf16: fn(&[bf16], &[f32]) -> f32,
+    /// f32 rows by a tile of tokens (prompts' GEMMs); where `None`, the `gemm` crate's.
+    pub gemm: Option<GemmTile>,
 }
+
+/// Tokens in one tile of activations laid out for [`GemmTile`].
+pub const GEMM_TOKENS: usize = 32;
+
+/// Rows one [`GemmTile`] call multiplies.
+pub const GEMM_ROWS: usize = 12;
+
+/// `(xt, w, tokens, out)`: `out[32i + j]` = row `i` of `w` · token `j` of a tile of
+/// activations laid out token-minor (value `k` of token `j` at `xt[32k + j]`, so
+/// `xt.len()` = 32 × `cols`), for the tile's first `tokens` tokens and each of `w`'s rows (1 to
+/// 12, row-major, `cols` each). Every output is one chain of FMAs over `k` in order, from zero:
+/// each level that has the kernel gives the same bits, whatever its vectors' width.
+pub type GemmTile = fn(&[f32], &[f32], usize, &mut [f32; GEMM_ROWS * GEMM_TOKENS]);
 
 /// The steps between products: SiLU gating and attention over the f16 KV cache.
 #[derive(Clone, Copy)]

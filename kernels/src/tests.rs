@@ -253,6 +253,48 @@ fn f32_dot_on_every_level_matches_f64_for_lengths_around_its_unrolling() {
     }
 }
 
+/// Each level's GEMM tile gives, to the bit, one chain of FMAs per output over the row in
+/// order from zero (written here with `f32::mul_add`), within f64's sum, for every count of
+/// rows and tokens a tile takes and row lengths around the kernels' unrolling.
+#[test]
+fn gemm_tiles_on_every_level_are_in_order_fma_chains() {
+    use super::dispatch::{GEMM_ROWS, GEMM_TOKENS};
+    let levels: Vec<Kernels> = Level::available()
+        .into_iter()
+        .map(|l| Kernels::for_level(l).unwrap())
+        .filter(|k| k.dense.gemm.is_some())
+        .collect();
+    if levels.is_empty() {
+        eprintln!("no kernel level of this CPU has GEMM tiles");
+    }
+    for cols in [1, 3, 64, 576, 1537] {
+        let xt = random(GEMM_TOKENS * cols, 21);
+        for rows in [1, 5, 6, 7, 12] {
+            let w = random(rows * cols, 23);
+            for tokens in [1, 8, 16, 17, 32] {
+                for k in &levels {
+                    let mut out = [f32::NAN; GEMM_ROWS * GEMM_TOKENS];
+                    (k.dense.gemm.unwrap())(&xt, &w, tokens, &mut out);
+                    for (i, row) in w.chunks_exact(cols).enumerate() {
+                        for j in 0..tokens {
+                            let x: Vec<f32> = (0..cols).map(|c| xt[GEMM_TOKENS * c + j]).collect();
+                            let chain = row.iter().zip(&x).fold(0f32, |a, (w, x)| x.mul_add(*w, a));
+                            let (want, scale) = reference(row, &x);
+                            let got = out[GEMM_TOKENS * i + j];
+                            let at = format!(
+                                "{} {rows}x{cols}, {tokens} tokens: ({i}, {j})",
+                                k.level.name()
+                            );
+                            assert_eq!(got.to_bits(), chain.to_bits(), "{at}: {got} vs {chain}");
+                            assert!((got as f64 - want).abs() <= 1e-5 * scale + 1e-6, "{at}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// k-quant super-blocks of random bytes (every bit pattern is a valid block) with small
 /// random f16 scales, and the values GGUF's definition gives them, decoded here from the
 /// bytes the way ggml's `dequantize_row_q2_K` ... `dequantize_row_q6_K` loop over them.

@@ -28,6 +28,7 @@ pub(crate) fn kernels() -> Kernels {
             f32: dot_f32,
             f16: dot_f16_f32,
             bf16: dot_bf16_f32,
+            gemm: None,
         },
         ops: Ops {
             silu_mul,

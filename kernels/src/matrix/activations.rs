@@ -2,6 +2,7 @@
 //! super-block for k-quant rows) once per operation, normed on the way in.
 
 use crate::blocks::{group_q8, BlockQ8, BlockQ8x8, QK, QK_K};
+use crate::dispatch::GEMM_TOKENS;
 use crate::runtime::SharedOut;
 use crate::tiles::Tiles;
 use crate::{ops, Pool};
@@ -35,6 +36,10 @@ pub struct Activations {
     tiled: bool,
     /// Each thread's band of unpacked weights (tiled path).
     pub(super) bands: Vec<u8>,
+    /// `f32` in tiles of [`GEMM_TOKENS`] tokens laid out token-minor, for GEMM tiles
+    /// (`dispatch::GemmTile`): made by the first product that needs them after each `set`.
+    transposed: Vec<f32>,
+    is_transposed: bool,
 }
 
 /// RMSNorm (`ops::rms_norm`) applied to activations as they are taken.
@@ -78,6 +83,7 @@ impl Activations {
         self.quantized = input.quantize;
         self.grouped = false;
         self.tiled = false;
+        self.is_transposed = false;
         self.f32.resize(tokens * cols, 0.0);
         let per = if input.quantize {
             assert!(cols.is_multiple_of(QK), "block formats need whole blocks");
@@ -148,6 +154,40 @@ impl Activations {
     pub(super) fn tiles(&self) -> &Tiles {
         assert!(self.tiled, "tiles made before the products that read them");
         &self.token_tiles
+    }
+
+    /// Lays the f32 activations out in tiles of [`GEMM_TOKENS`] tokens, token-minor (value `k`
+    /// of the tile's token `j` at `32k + j`; a last tile's missing tokens are zeros), once per
+    /// `set`.
+    pub(super) fn transpose(&mut self) {
+        if self.is_transposed {
+            return;
+        }
+        let cols = self.cols;
+        let tile = GEMM_TOKENS * cols;
+        self.transposed.clear();
+        self.transposed
+            .resize(self.tokens.div_ceil(GEMM_TOKENS) * tile, 0.0);
+        for (t, x) in self.f32.chunks_exact(cols).take(self.tokens).enumerate() {
+            let to = &mut self.transposed[t / GEMM_TOKENS * tile + t % GEMM_TOKENS..];
+            for (k, &v) in x.iter().enumerate() {
+                to[GEMM_TOKENS * k] = v;
+            }
+        }
+        self.is_transposed = true;
+    }
+
+    /// Tile `i` of the activations [`Self::transpose`] laid out, and its tokens.
+    pub(super) fn transposed(&self, i: usize) -> (&[f32], usize) {
+        assert!(
+            self.is_transposed,
+            "activations laid out before the tiles that read them"
+        );
+        let tile = GEMM_TOKENS * self.cols;
+        (
+            &self.transposed[i * tile..(i + 1) * tile],
+            GEMM_TOKENS.min(self.tokens - i * GEMM_TOKENS),
+        )
     }
 
     /// Groups the quantized activations by super-block ([`BlockQ8x8`]), once per `set`.

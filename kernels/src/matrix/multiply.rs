@@ -4,7 +4,7 @@
 
 use super::{Activations, Matrix, QMatrix, QuantBlock};
 use crate::blocks::QK;
-use crate::dispatch::{Rows16, Rows8, Tiled};
+use crate::dispatch::{GemmTile, Rows16, Rows8, Tiled, GEMM_ROWS, GEMM_TOKENS};
 use crate::repack::{Interleaved, Repacked, ROWS};
 use crate::runtime::SharedOut;
 use crate::tiles::{band_len, Group, BAND, TILE};
@@ -14,8 +14,9 @@ use crate::{Kernels, Pool};
 /// quantized activations stay in the L1/L2 cache beside the row.
 const TOKEN_TILE: usize = 16;
 
-/// Rows of a block-format matrix one GEMM tile dequantizes (64 rows of 4096 f32: 1 MiB).
-const GEMM_ROWS: usize = 64;
+/// Rows of a block-format matrix dequantized at once for GEMMs (60 rows of 4096 f32: under
+/// 1 MiB), a multiple of the GEMM tiles' rows.
+const DEQUANTIZED_ROWS: usize = 5 * GEMM_ROWS;
 
 impl Matrix {
     /// For interleaved matrices, the products of every group whose first row is in `rows`
@@ -360,11 +361,6 @@ pub fn multiply(
         .map(|(m, _)| m.unit())
         .max()
         .unwrap_or(ROWS);
-    let tile = GEMM_ROWS * x.cols;
-    if x.gemm {
-        x.tiles.resize(tile * threads, 0.0);
-    }
-    let tiles = SharedOut(x.tiles.as_mut_ptr());
     if parts.iter().flatten().any(|(m, _)| m.grouped()) {
         x.group();
     }
@@ -373,6 +369,17 @@ pub fn multiply(
         x.tile();
         x.bands.resize(band_len(x.cols) * threads, 0);
     }
+    // Matrices whose prompts run as GEMMs on f32 activations.
+    let on_f32 = x.gemm;
+    let gemm = |m: &Matrix| on_f32 && !(m.integer_prefill() || (tiled && m.tiled(k)));
+    let tile = DEQUANTIZED_ROWS * x.cols;
+    if parts.iter().flatten().any(|(m, _)| gemm(m)) {
+        x.tiles.resize(tile * threads, 0.0);
+        if k.dense.gemm.is_some() {
+            x.transpose();
+        }
+    }
+    let tiles = SharedOut(x.tiles.as_mut_ptr());
     let bands = SharedOut(x.bands.as_mut_ptr());
     let x = &*x;
     pool.run(&|thread| {
@@ -384,8 +391,8 @@ pub fn multiply(
             // SAFETY: each thread has its own tile.
             let tile = unsafe { std::slice::from_raw_parts_mut(tiles.at(thread * tile), tile) };
             for (matrix, out) in parts.iter().flatten() {
-                if !(matrix.integer_prefill() || (tiled && matrix.tiled(k))) {
-                    gemm_rows(matrix, rows_of(matrix.rows()), x, out, tile);
+                if gemm(matrix) {
+                    gemm_rows(k, matrix, rows_of(matrix.rows()), x, out, tile);
                 }
             }
         }
@@ -400,7 +407,7 @@ pub fn multiply(
         for tile in (0..x.tokens).step_by(TOKEN_TILE) {
             let tokens = tile..(tile + TOKEN_TILE).min(x.tokens);
             for (matrix, out) in parts.iter().flatten() {
-                if (x.gemm && !matrix.integer_prefill()) || (tiled && matrix.tiled(k)) {
+                if gemm(matrix) || (tiled && matrix.tiled(k)) {
                     continue;
                 }
                 let n = matrix.rows();
@@ -435,54 +442,98 @@ pub fn multiply(
 }
 
 /// `out[t * rows + r] = row r · x[t]` for `rows` of `matrix` and every token, as GEMMs over
-/// tiles of rows (dequantized into `tile` for block formats).
+/// tiles of rows (dequantized into `tile` for block formats): the level's GEMM tiles where it
+/// has them, the `gemm` crate's elsewhere.
 fn gemm_rows(
+    k: &Kernels,
     matrix: &Matrix,
     rows: std::ops::Range<usize>,
     x: &Activations,
     out: &SharedOut,
     tile: &mut [f32],
 ) {
-    let (n, cols) = (matrix.rows(), x.cols);
+    let cols = x.cols;
     let mut r = rows.start;
     while r < rows.end {
         let (weights, count) = match matrix {
-            Matrix::F32(m) => (m.data[r * cols..rows.end * cols].as_ptr(), rows.end - r),
+            Matrix::F32(m) => (&m.data[r * cols..rows.end * cols], rows.end - r),
             _ => {
-                let count = GEMM_ROWS.min(rows.end - r);
+                let count = DEQUANTIZED_ROWS.min(rows.end - r);
                 for (i, row) in tile.chunks_exact_mut(cols).take(count).enumerate() {
                     matrix.row_into(r + i, row);
                 }
-                (tile.as_ptr(), count)
+                (&tile[..count * cols], count)
             }
         };
-        // out (tokens × count, row stride n) = x (tokens × cols) · weightsᵀ (cols × count).
-        // SAFETY: the pointers cover tokens × cols activations, count × cols weights and the
-        // outputs (t, r..r + count) of every token, which this thread alone writes.
-        unsafe {
-            gemm::gemm(
-                x.tokens,
-                count,
-                cols,
-                out.at(r),
-                1,
-                n as isize,
-                false,
-                x.f32.as_ptr(),
-                1,
-                cols as isize,
-                weights,
-                cols as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+        match k.dense.gemm {
+            Some(kernel) => tiled_gemm(kernel, weights, r, matrix.rows(), x, out),
+            None => crate_gemm(weights, r, matrix.rows(), x, out),
         }
         r += count;
+    }
+}
+
+/// `weights` (rows `first..` of a matrix of `n` rows) by every token, through the level's
+/// GEMM tiles: for each twelve rows, every tile of tokens.
+fn tiled_gemm(
+    kernel: GemmTile,
+    weights: &[f32],
+    first: usize,
+    n: usize,
+    x: &Activations,
+    out: &SharedOut,
+) {
+    let mut results = [0f32; GEMM_ROWS * GEMM_TOKENS];
+    for (b, rows) in weights.chunks(GEMM_ROWS * x.cols).enumerate() {
+        let first = first + b * GEMM_ROWS;
+        for i in 0..x.tokens.div_ceil(GEMM_TOKENS) {
+            let (xt, tokens) = x.transposed(i);
+            kernel(xt, rows, tokens, &mut results);
+            for (r, row) in results
+                .chunks_exact(GEMM_TOKENS)
+                .take(rows.len() / x.cols)
+                .enumerate()
+            {
+                for (j, &v) in row[..tokens].iter().enumerate() {
+                    // SAFETY: these rows of every token are this thread's alone, and
+                    // (t, first + r) lies within tokens × n = out.len().
+                    unsafe { *out.at((i * GEMM_TOKENS + j) * n + first + r) = v };
+                }
+            }
+        }
+    }
+}
+
+/// `weights` (rows `first..` of a matrix of `n` rows) by every token, through the `gemm`
+/// crate.
+fn crate_gemm(weights: &[f32], first: usize, n: usize, x: &Activations, out: &SharedOut) {
+    let cols = x.cols;
+    let count = weights.len() / cols;
+    // out (tokens × count, row stride n) = x (tokens × cols) · weightsᵀ (cols × count).
+    // SAFETY: the pointers cover tokens × cols activations, count × cols weights and the
+    // outputs (t, first..first + count) of every token, which this thread alone writes.
+    unsafe {
+        gemm::gemm(
+            x.tokens,
+            count,
+            cols,
+            out.at(first),
+            1,
+            n as isize,
+            false,
+            x.f32.as_ptr(),
+            1,
+            cols as isize,
+            weights.as_ptr(),
+            cols as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 

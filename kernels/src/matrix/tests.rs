@@ -23,6 +23,91 @@ fn read(format: Format, rows: usize, cols: usize, kernels: &Kernels, bytes: &[u8
     .unwrap()
 }
 
+/// Prompts' GEMMs on dense weights (f32 rows as they are, f16 rows dequantized) put every row
+/// and token's product where it belongs, within f64's, on every level (GEMM tiles or the
+/// `gemm` crate) and every split of the rows over 1 to 3 threads; the levels with GEMM tiles
+/// agree to the bit.
+#[test]
+fn dense_gemms_give_every_row_and_token_on_any_level_and_thread_count() {
+    let (rows, cols) = (29, 96);
+    let values: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 37 % 113) as f32 - 56.0) * 0.01)
+        .collect();
+    let halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+    let formats = [
+        (
+            Format::F32,
+            values
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        ),
+        (
+            Format::F16,
+            halves.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ),
+    ];
+    for (format, bytes) in &formats {
+        let weight = |r: usize, c: usize| match format {
+            Format::F16 => halves[r * cols + c].to_f64(),
+            _ => values[r * cols + c] as f64,
+        };
+        for tokens in [8, 33, 70] {
+            let x: Vec<f32> = (0..tokens * cols)
+                .map(|i| ((i * 13 % 29) as f32 - 14.0) * 0.1 + (i / cols) as f32 * 0.01)
+                .collect();
+            let mut tiled: Option<Vec<f32>> = None;
+            for level in Level::available() {
+                let kernels = Kernels::for_level(level).unwrap();
+                let matrix = read(*format, rows, cols, &kernels, bytes);
+                for threads in [1, 2, 3] {
+                    let mut pool = Pool::new(threads);
+                    let mut acts = Activations::default();
+                    let input = Input {
+                        norm: None,
+                        quantize: false,
+                        gemm: true,
+                    };
+                    acts.set(&mut pool, &x, tokens, cols, input);
+                    let mut out = vec![f32::NAN; rows * tokens];
+                    let product = Product {
+                        matrix: &matrix,
+                        out: &mut out,
+                    };
+                    multiply(
+                        &mut pool,
+                        &kernels,
+                        &mut acts,
+                        &mut [product],
+                        Then::Nothing,
+                    );
+                    for (i, &got) in out.iter().enumerate() {
+                        let (t, r) = (i / rows, i % rows);
+                        let terms = (0..cols).map(|c| weight(r, c) * x[t * cols + c] as f64);
+                        let (want, scale) =
+                            terms.fold((0.0, 0.0), |(s, a), v| (s + v, a + v.abs()));
+                        assert!(
+                            (got as f64 - want).abs() <= 1e-5 * scale,
+                            "{} {}: {threads} threads, {tokens} tokens, token {t} row {r}: {got} vs {want}",
+                            level.name(),
+                            format.name(),
+                        );
+                    }
+                    if kernels.dense.gemm.is_some() {
+                        let first = tiled.get_or_insert_with(|| out.clone());
+                        assert!(
+                            *first == out,
+                            "{} {}: as the other GEMM tiles",
+                            level.name(),
+                            format.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// On a level that multiplies pairs of groups, a matrix stored in pairs (with a last group
 /// alone when its rows are not a multiple of 16) gives, to the bit, what the same level
 /// gives on single groups, for every split of its rows over 1 to 3 threads.

@@ -30,6 +30,7 @@ pub(crate) fn kernels(_: Neon) -> Kernels {
             f32: dense::dot_f32,
             f16: dense::dot_f16_f32,
             bf16: dense::dot_bf16_f32,
+            gemm: None,
         },
         ops: Ops {
             silu_mul: dense::silu_mul,

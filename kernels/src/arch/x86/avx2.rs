@@ -40,6 +40,7 @@ pub(crate) fn kernels(_: Avx2) -> Kernels {
             f32: dot_f32,
             f16: dot_f16_f32,
             bf16: dot_bf16_f32,
+            gemm: Some(super::gemm::tile_avx2),
         },
         ops: Ops {
             silu_mul,

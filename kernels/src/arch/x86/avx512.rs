@@ -9,6 +9,7 @@ use crate::{Kernels, Level};
 pub(crate) fn kernels(token: Avx512) -> Kernels {
     let mut k = avx2::kernels(token.avx2());
     k.level = Level::Avx512;
+    k.dense.gemm = Some(super::gemm::tile_avx512);
     k.q4_0.rows16 = Some(rows16::rows16_q4_0);
     k.q4_1.rows16 = Some(rows16::rows16_q4_1);
     k.q8_0.rows16 = Some(rows16::rows16_q8_0);

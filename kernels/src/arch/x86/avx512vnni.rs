@@ -11,6 +11,7 @@ use crate::{Kernels, Level};
 pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     let mut k = avx2::kernels(token.avx2());
     k.level = Level::Avx512Vnni;
+    k.dense.gemm = Some(super::gemm::tile_avx512);
     k.q4_0.rows8 = Some(rows8::rows8_q4_0);
     k.q4_1.rows8 = Some(rows8::rows8_q4_1);
     k.q8_0.rows8 = Some(rows8::rows8_q8_0);
