@@ -10,8 +10,9 @@
 //!   token's activations (8-bit for block formats, f32 for f32/f16/bf16), each row reused for
 //!   a tile of tokens while it is in cache (the k-quant kernels take four tokens per pass);
 //! - GEMM (prefill, the remaining matrices): each thread widens tiles of its rows to f32 (f32
-//!   weights are used in place) and multiplies them by every token's f32 activations with the
-//!   `gemm` crate's register-tiled kernels, picked at run time by CPU features.
+//!   weights are used in place) and multiplies them by every token's f32 activations, with the
+//!   level's GEMM tiles (x86: `dispatch::GemmTile`) or the `gemm` crate's register-tiled
+//!   kernels (the other levels).
 
 mod activations;
 mod multiply;
