@@ -5,26 +5,36 @@
 //! bounds decode); GEMM reports multiply-adds per second (Criterion's "elem/s"; 1 elem = 1
 //! multiply-add = 2 FLOP). Both figures for every id go to `llm-bench-context.json`.
 //!
-//! Beside candle's products, the tuned engine's own GEMV kernels (`llm_bench::kernels`) at
-//! the same shapes, on every kernel level this CPU runs, with ids
+//! Beside candle's products, the tuned engine's decode products (`llm_bench::kernels`) at the
+//! same shapes, on every kernel level this CPU runs, with ids
 //! `matmul/<model>@<format>+tuned-<level>/<shape>-gemv` (q8_0, q4_0, q4_1, q5_0, q5_1, and q4k
-//! and q6k at shapes whose rows fill their 256-weight blocks: quantizing the input row and the
-//! product, as candle's `QMatMul::forward` does both; f32: the product).
+//! and q6k at shapes whose rows fill their 256-weight blocks; f32): the weights stored as the
+//! engine stores them for that level (interleaved groups of rows, or pairs of groups, where the
+//! level has kernels for them), the input row taken (quantized to 8-bit blocks for block
+//! formats, as candle's `QMatMul::forward` also does) and multiplied as a forward pass does.
 
 use super::{group, Cost};
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use criterion::{Criterion, Throughput};
 use llm_bench::format::WeightFormat;
-use llm_bench::kernels::blocks::{
-    quantize_q8, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8,
-    BlockQ8_0, QK,
-};
-use llm_bench::kernels::{F32Matrix, Kernels, Level, Pool, QMatrix, QuantBlock};
+use llm_bench::kernels::matrix::{self, multiply, Activations, Input, Matrix, Then};
+use llm_bench::kernels::{Arena, Format, Kernels, Level, Pool};
 use serde_json::json;
 
 const FORMATS: &[&str] = &["f32", "bf16", "f16", "q8_0", "q4_0", "q4_1", "q4k", "q6k"];
 const ROWS: &[(usize, &str)] = &[(1, "gemv"), (128, "gemm128")];
+/// The formats whose decode products the tuned engine's kernels are timed in.
+const TUNED: [Format; 8] = [
+    Format::Q8_0,
+    Format::Q4_0,
+    Format::Q4_1,
+    Format::Q5_0,
+    Format::Q5_1,
+    Format::Q4K,
+    Format::Q6K,
+    Format::F32,
+];
 
 enum Product {
     Dense(candle_nn::Linear),
@@ -100,57 +110,87 @@ pub fn bench(c: &mut Criterion) {
             let tuned = |format: &str| {
                 llm_bench::model::run_label(&name, format, &format!("tuned-{}", level.name()))
             };
-            let (g, p) = (&mut group, &mut pool);
-            tuned_gemv::<BlockQ8_0>(g, &kernels, p, &tuned("q8_0"), shape, n, k);
-            tuned_gemv::<BlockQ4_0>(g, &kernels, p, &tuned("q4_0"), shape, n, k);
-            tuned_gemv::<BlockQ4_1>(g, &kernels, p, &tuned("q4_1"), shape, n, k);
-            tuned_gemv::<BlockQ5_0>(g, &kernels, p, &tuned("q5_0"), shape, n, k);
-            tuned_gemv::<BlockQ5_1>(g, &kernels, p, &tuned("q5_1"), shape, n, k);
-            tuned_gemv::<BlockQ4K>(g, &kernels, p, &tuned("q4k"), shape, n, k);
-            tuned_gemv::<BlockQ6K>(g, &kernels, p, &tuned("q6k"), shape, n, k);
-            tuned_f32_gemv(g, &kernels, p, &tuned("f32"), shape, n, k);
+            for format in TUNED {
+                let function = tuned(format.name());
+                let id = (function.as_str(), format);
+                tuned_gemv(&mut group, &kernels, &mut pool, id, shape, n, k);
+            }
         }
     }
     group.finish();
 }
 
-fn tuned_gemv<B: QuantBlock>(
+/// One decode product of the tuned engine as it runs it: the weights in the storage the level
+/// reads (interleaved groups, pairs of them, or rows; see `kernels::matrix`), the input row
+/// taken (quantized to 8-bit blocks for block formats) and multiplied by `multiply`.
+fn tuned_gemv(
     group: &mut super::Group,
     kernels: &Kernels,
     pool: &mut Pool,
-    function: &str,
+    (function, format): (&str, Format),
     shape: &str,
     n: usize,
     k: usize,
 ) {
-    if !k.is_multiple_of(B::WEIGHTS) {
+    let (weights, block_bytes) = format.geometry();
+    if !k.is_multiple_of(weights) {
         return;
     }
-    // The block's own format name, parsed as every other format name is.
-    let Ok(WeightFormat::Quantized(dtype)) = B::FORMAT.name().parse::<WeightFormat>() else {
-        panic!("matmul: {} is not a quantized format", B::FORMAT);
-    };
-    let weight_bytes = (n * k / B::WEIGHTS * B::BYTES) as u64;
-    group.throughput(Throughput::Bytes(weight_bytes));
-    // Weights, input row, its quantized blocks, output.
-    type Prepared<B> = (QMatrix<B>, Vec<f32>, Vec<BlockQ8>, Vec<f32>);
-    let mut prepared: Option<Prepared<B>> = None;
+    group.throughput(Throughput::Bytes((n * k / weights * block_bytes) as u64));
+    // Weights, input row, its activations, output.
+    type Prepared = (Matrix, Vec<f32>, Activations, Vec<f32>);
+    let mut prepared: Option<Prepared> = None;
     group.bench(function, format!("{shape}-gemv"), |b| {
-        let (w, x, xq, y) = prepared.get_or_insert_with(|| {
+        let (w, x, acts, y) = prepared.get_or_insert_with(|| {
             let dev = Device::Cpu;
             let w = Tensor::rand(-0.035f32, 0.035, (n, k), &dev).expect("weights");
-            let bytes = QTensor::quantize(&w, dtype.candle().expect("a type candle has"))
-                .and_then(|q| q.data().map(|d| d.into_owned()))
-                .expect("quantize");
-            let w = QMatrix::<B>::from_gguf(shape, n, k, &bytes).expect("candle's layout");
+            let bytes = if format == Format::F32 {
+                let values = w.flatten_all().and_then(|t| t.to_vec1::<f32>());
+                values
+                    .expect("weights")
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect()
+            } else {
+                // The block's own format name, parsed as every other format name is.
+                let Ok(WeightFormat::Quantized(dtype)) = format.name().parse::<WeightFormat>()
+                else {
+                    panic!("matmul: {format} is not a quantized format");
+                };
+                QTensor::quantize(&w, dtype.candle().expect("a type candle has"))
+                    .and_then(|q| q.data().map(|d| d.into_owned()))
+                    .expect("quantize")
+            };
+            let mut at = 0;
+            let mut fill = |buf: &mut [u8]| -> Result<(), llm_bench::kernels::Error> {
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                at += buf.len();
+                Ok(())
+            };
+            let w = Matrix::read(
+                shape,
+                format,
+                n,
+                k,
+                kernels,
+                &mut Arena::default(),
+                &mut fill,
+            )
+            .expect("candle's layout");
             let x = Tensor::rand(-1f32, 1.0, k, &dev)
                 .and_then(|t| t.to_vec1::<f32>())
                 .expect("input");
-            (w, x, vec![BlockQ8::default(); k / QK], vec![0f32; n])
+            (w, x, Activations::default(), vec![0f32; n])
         });
+        let input = Input {
+            norm: None,
+            quantize: format != Format::F32,
+            gemm: false,
+        };
         b.iter(|| {
-            quantize_q8(x, xq);
-            w.gemv(kernels, pool, xq, y);
+            acts.set(pool, x, 1, k, input);
+            let product = matrix::Product { matrix: w, out: y };
+            multiply(pool, kernels, acts, &mut [product], Then::Nothing);
             std::hint::black_box(&y);
         })
     });
@@ -177,37 +217,4 @@ fn prepare(format: WeightFormat, m: usize, n: usize, k: usize) -> (Product, Tens
             )
         }
     }
-}
-
-fn tuned_f32_gemv(
-    group: &mut super::Group,
-    kernels: &Kernels,
-    pool: &mut Pool,
-    function: &str,
-    shape: &str,
-    n: usize,
-    k: usize,
-) {
-    group.throughput(Throughput::Bytes((n * k * 4) as u64));
-    let mut prepared: Option<(F32Matrix, Vec<f32>, Vec<f32>)> = None;
-    group.bench(function, format!("{shape}-gemv"), |b| {
-        let (w, x, y) = prepared.get_or_insert_with(|| {
-            let dev = Device::Cpu;
-            let bytes: Vec<u8> = Tensor::rand(-0.035f32, 0.035, n * k, &dev)
-                .and_then(|t| t.to_vec1::<f32>())
-                .expect("weights")
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            let w = F32Matrix::from_gguf(shape, n, k, &bytes).expect("f32 bytes");
-            let x = Tensor::rand(-1f32, 1.0, k, &dev)
-                .and_then(|t| t.to_vec1::<f32>())
-                .expect("input");
-            (w, x, vec![0f32; n])
-        });
-        b.iter(|| {
-            w.gemv(kernels, pool, x, y);
-            std::hint::black_box(&y);
-        })
-    });
 }
