@@ -12,6 +12,8 @@
 //! them out, only for a [`NeonDot`] token. Tested under QEMU's `max` CPU on x86-64 hosts
 //! (`scripts/test-aarch64`), and refused on CPUs without `dotprod`.
 
+mod kquants;
+
 use super::{neon, NeonDot};
 use crate::blocks::{BlockQ8, QK};
 use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
@@ -20,13 +22,14 @@ use half::f16;
 use std::arch::aarch64::*;
 use std::ops::Range;
 
-/// The `neondot` level's kernels: `neon`'s, with `sdot` for interleaved rows.
+/// The `neondot` level's kernels: `neon`'s, with `sdot` for interleaved rows (q4k's too).
 pub(crate) fn kernels(token: NeonDot) -> Kernels {
     let mut k = neon::kernels(token.neon());
     k.level = Level::NeonDot;
     k.q4_0.rows8 = Some(rows8_q4_0);
     k.q4_1.rows8 = Some(rows8_q4_1);
     k.q8_0.rows8 = Some(rows8_q8_0);
+    k.q4k.rows8 = Some(kquants::rows8_q4k);
     k
 }
 
