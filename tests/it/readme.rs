@@ -177,6 +177,10 @@ const COVERAGE: &[(&str, &str)] = &[
         "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
     ),
     (
+        "MODEL=target/kquant-table/",
+        "test:tests/it/readme.rs::the_timing_scripts_parse_and_find_their_files",
+    ),
+    (
         "scripts/reference/make-vendored-fixtures",
         "file:scripts/reference/make-vendored-fixtures",
     ),
