@@ -169,6 +169,16 @@ struct Worker {
     step_tokens: usize,
 }
 
+/// How a running sequence ends ([`Worker::end`]).
+enum End {
+    /// Its last token, a stop, or an error: the request hears it with its usage.
+    Finished(std::result::Result<Finish, Error>),
+    /// Past its deadline: the request hears so.
+    TimedOut,
+    /// Its client went away.
+    Cancelled,
+}
+
 impl Worker {
     fn run(&mut self) {
         loop {
@@ -218,24 +228,48 @@ impl Worker {
         });
         let dropped = before - self.waiting.len();
         self.counts.waiting.fetch_sub(dropped, Ordering::SeqCst);
-        let mut i = 0;
-        while i < self.running.len() {
-            let s = &self.running[i];
-            if s.job.events.is_closed() || now >= s.job.deadline {
-                let s = self.running.swap_remove(i);
-                let slot = s.slot;
+        let ended = (self.running.iter().enumerate())
+            .filter_map(|(i, s)| {
                 if s.job.events.is_closed() {
-                    metrics::counter!("llm_bench_requests_total", "outcome" => "cancelled")
-                        .increment(1);
+                    Some((i, End::Cancelled))
                 } else {
+                    (now >= s.job.deadline).then_some((i, End::TimedOut))
+                }
+            })
+            .collect();
+        self.end(ended);
+    }
+
+    /// Takes the sequences at these indices of `running` out, each ended as said. The count
+    /// `/metrics` reports is updated before any of their clients hears that it ended, so a
+    /// client reading `/metrics` after its response never finds itself still running.
+    fn end(&mut self, mut ended: Vec<(usize, End)>) {
+        if ended.is_empty() {
+            return;
+        }
+        // From the highest index down, so each `swap_remove` leaves the others in place.
+        ended.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        let taken: Vec<(Sequence, End)> = (ended.into_iter())
+            .map(|(i, end)| (self.running.swap_remove(i), end))
+            .collect();
+        self.counts
+            .running
+            .store(self.running.len(), Ordering::SeqCst);
+        for (s, end) in taken {
+            let slot = s.slot;
+            match end {
+                End::Finished(finish) => s.finish(finish),
+                End::TimedOut => {
                     metrics::counter!("llm_bench_requests_total", "outcome" => "timeout")
                         .increment(1);
                     let _ = s.job.events.send(Event::TimedOut);
                 }
-                self.release(slot);
-            } else {
-                i += 1;
+                End::Cancelled => {
+                    metrics::counter!("llm_bench_requests_total", "outcome" => "cancelled")
+                        .increment(1);
+                }
             }
+            self.release(slot);
         }
     }
 
@@ -286,17 +320,16 @@ impl Worker {
             Ok(logits) => logits,
             Err(e) => {
                 let message = e.to_string();
-                let mut failed: Vec<usize> = chosen.iter().map(|(i, _)| *i).collect();
-                failed.sort_unstable_by_key(|&i| std::cmp::Reverse(i));
-                for i in failed {
-                    let s = self.running.swap_remove(i);
-                    let slot = s.slot;
-                    s.finish(Err(Error::InvalidSetting {
-                        name: "engine",
-                        reason: message.clone(),
-                    }));
-                    self.release(slot);
-                }
+                let failed = (chosen.iter())
+                    .map(|(i, _)| {
+                        let error = Error::InvalidSetting {
+                            name: "engine",
+                            reason: message.clone(),
+                        };
+                        (*i, End::Finished(Err(error)))
+                    })
+                    .collect();
+                self.end(failed);
                 return;
             }
         };
@@ -310,12 +343,10 @@ impl Worker {
                 done.push((*i, finish));
             }
         }
-        done.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
-        for (i, finish) in done {
-            let s = self.running.swap_remove(i);
-            let slot = s.slot;
-            s.finish(finish);
-            self.release(slot);
-        }
+        let done = done
+            .into_iter()
+            .map(|(i, f)| (i, End::Finished(f)))
+            .collect();
+        self.end(done);
     }
 }
