@@ -22,7 +22,7 @@ use half::f16;
 use std::arch::aarch64::*;
 use std::ops::Range;
 
-/// The `neondot` level's kernels: `neon`'s, with `sdot` for interleaved rows (q4k's too).
+/// The `neondot` level's kernels: `neon`'s, with `sdot` for interleaved rows (q4k's and q6k's too).
 pub(crate) fn kernels(token: NeonDot) -> Kernels {
     let mut k = neon::kernels(token.neon());
     k.level = Level::NeonDot;
@@ -30,6 +30,7 @@ pub(crate) fn kernels(token: NeonDot) -> Kernels {
     k.q4_1.rows8 = Some(rows8_q4_1);
     k.q8_0.rows8 = Some(rows8_q8_0);
     k.q4k.rows8 = Some(kquants::rows8_q4k);
+    k.q6k.rows8 = Some(kquants::rows8_q6k);
     k
 }
 

@@ -1,5 +1,5 @@
 //! k-quant rows (q4k, q6k) by 8-bit activations in plain NEON, for the `neon` level and
-//! `neondot`'s q6k rows and q4k matrices whose rows do not come in groups of eight: each
+//! `neondot`'s matrices whose rows do not come in groups of eight: each
 //! 32-weight sub-block's byte products by `smull`/`sadalp` as in `rows.rs`, the eight
 //! sub-blocks' integer sums of a super-block then scaled together in two four-lane
 //! FMAs, as `generic::dot_sub_blocks` and `generic::dot_q6k` define the products.

@@ -1,12 +1,15 @@
-//! Interleaved q4k rows (`repack::BlockQ4Kx8`) with `sdot`, as AVX2's `rows8_q4k` multiplies
-//! them: each 32-byte piece of eight rows' nibbles is two registers of four rows, its low
-//! nibbles four weights of sub-block `2c` of each row and its high nibbles four of sub-block
-//! `2c + 1`, each by four activation bytes broadcast; every sub-block's sums are then scaled
-//! by its row's 6-bit scale and its min taken off, four rows to a vector.
+//! Interleaved q4k and q6k rows (`repack::BlockQ4Kx8`, `BlockQ6Kx8`) with `sdot`, as AVX2's
+//! `rows8_q4k` and `rows8_q6k` multiply them: each 32-byte piece of eight rows' weights is two
+//! registers of four rows, four weights of each row by four activation bytes broadcast.
+//! - q4k: a piece's low nibbles are four weights of sub-block `2c`, its high nibbles four of
+//!   `2c + 1`; every sub-block's sums are scaled by its row's 6-bit scale and its min taken off.
+//! - q6k: the six-bit codes as stored (weight + 32, from `ql` and `qh`); 32 times the group's
+//!   activation sum (`BlockQ8x8::bsums`) comes off each 16-weight group's sums, which are
+//!   then multiplied by the row's group scale in integers, before the block's scales.
 
 use super::{broadcast4, halves, sdot, store8};
-use crate::blocks::BlockQ8;
-use crate::repack::BlockQ4Kx8;
+use crate::blocks::{BlockQ8, BlockQ8x8};
+use crate::repack::{BlockQ4Kx8, BlockQ6Kx8};
 use std::arch::aarch64::*;
 use std::ops::Range;
 
@@ -125,4 +128,120 @@ fn rows8_q4k_body(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &m
 /// `NeonDot` token (made after detecting `dotprod`).
 pub(super) fn rows8_q4k(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8_q4k_body(w, x, tokens, out) }
+}
+
+/// Sub-block `j`'s group `half` (16 weights) of eight interleaved q6k rows: four pieces of
+/// four weights of each row, rows 0-3 in the first register of each pair, as unsigned 6-bit
+/// values (AVX2's `weights_q6k_x8`, in registers of 16 bytes).
+#[inline]
+#[target_feature(enable = "neon")]
+fn weights_q6k(g: &BlockQ6Kx8, j: usize, half: usize) -> [[int8x16_t; 2]; 4] {
+    let (h, s) = (j / 4, j % 4);
+    std::array::from_fn(|pp| {
+        let p = 4 * half + pp;
+        let (l, t) = (256 * (2 * h + s % 2) + 32 * p, 256 * h + 32 * p);
+        std::array::from_fn(|r| {
+            let (l, t) = (l + 16 * r, t + 16 * r);
+            // SAFETY: 16 bytes of `ql` (l + 16 ≤ 1024) and of `qh` (t + 16 ≤ 512).
+            let (ql, qh) = unsafe {
+                (
+                    vld1q_u8(g.ql[l..l + 16].as_ptr()),
+                    vld1q_u8(g.qh[t..t + 16].as_ptr()),
+                )
+            };
+            let ql = if s < 2 { ql } else { vshrq_n_u8::<4>(ql) };
+            // Bits 2s..2s + 2 of each `qh` byte to bits 4..6.
+            let qh = match s {
+                0 => vshlq_n_u8::<4>(qh),
+                1 => vshlq_n_u8::<2>(qh),
+                2 => qh,
+                _ => vshrq_n_u8::<2>(qh),
+            };
+            let q = vorrq_u8(
+                vandq_u8(ql, vdupq_n_u8(0x0F)),
+                vandq_u8(qh, vdupq_n_u8(0x30)),
+            );
+            vreinterpretq_s8_u8(q)
+        })
+    })
+}
+
+/// Eight interleaved q6k rows by `N` tokens' activations (one group of eight blocks per
+/// super-block): rows 0-3 in the first vector of each pair, 4-7 in the second.
+// The halves, groups and tokens index several arrays each, as in AVX2's kernels.
+#[allow(clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn q6k_tokens<const N: usize>(w: &[BlockQ6Kx8], x: [&[BlockQ8x8]; N]) -> [[float32x4_t; 2]; N] {
+    let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+    for (b, g) in w.iter().enumerate() {
+        let xs: [&BlockQ8x8; N] = std::array::from_fn(|i| &x[i][b]);
+        let d = halves(&g.d);
+        let mut blocks = [[vdupq_n_f32(0.0); 2]; N];
+        for j in 0..8 {
+            // Each row's Σ scale · q · x over the sub-block, and Σ scale · Σx (the offset).
+            let mut exact = [[vdupq_n_s32(0); 2]; N];
+            for half in 0..2 {
+                let group = 2 * j + half;
+                // SAFETY: eight bytes at 8 · group (< 128).
+                let scales = unsafe { vld1_s8(g.scales[8 * group..8 * group + 8].as_ptr()) };
+                let scales = vmovl_s8(scales);
+                let scales = [vmovl_s16(vget_low_s16(scales)), vmovl_high_s16(scales)];
+                let q = weights_q6k(g, j, half);
+                for i in 0..N {
+                    let at = 32 * j + 16 * half;
+                    let mut sums = [vdupq_n_s32(0); 2];
+                    for (p, q) in q.iter().enumerate() {
+                        let word = &xs[i].qs[at + 4 * p..];
+                        let xv = vreinterpretq_s8_s32(vdupq_n_s32(i32::from_le_bytes([
+                            word[0] as u8,
+                            word[1] as u8,
+                            word[2] as u8,
+                            word[3] as u8,
+                        ])));
+                        for r in 0..2 {
+                            sums[r] = sdot(sums[r], q[r], xv);
+                        }
+                    }
+                    let bsum = 32 * i32::from(xs[i].bsums[group]);
+                    for r in 0..2 {
+                        let centred = vsubq_s32(sums[r], vdupq_n_s32(bsum));
+                        exact[i][r] = vmlaq_s32(exact[i][r], centred, scales[r]);
+                    }
+                }
+            }
+            for i in 0..N {
+                for r in 0..2 {
+                    let sum = vcvtq_f32_s32(exact[i][r]);
+                    blocks[i][r] = vfmaq_n_f32(blocks[i][r], sum, xs[i].d[j]);
+                }
+            }
+        }
+        for i in 0..N {
+            for r in 0..2 {
+                acc[i][r] = vfmaq_f32(acc[i][r], blocks[i][r], d[r]);
+            }
+        }
+    }
+    acc
+}
+
+#[target_feature(enable = "neon,dotprod")]
+fn rows8_q6k_body(w: &[BlockQ6Kx8], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    four_tokens_at_a_time!(
+        q6k_tokens,
+        w,
+        x,
+        tokens,
+        out,
+        store8,
+        crate::repack::ROWS,
+        1
+    )
+}
+
+/// The table's `q6k.rows8`. SAFETY (of the call): only `kernels` hands it out, for a
+/// `NeonDot` token (made after detecting `dotprod`).
+pub(super) fn rows8_q6k(w: &[BlockQ6Kx8], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8_q6k_body(w, x, tokens, out) }
 }
