@@ -4,7 +4,7 @@
 //! - tiles (`crate::tiles`, k-quant groups and q5_0 rows on `avx512vnni`, prompts and batches
 //!   of 16 tokens or more): eight rows unpacked once to bytes, then by sixteen tokens per pass;
 //! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels, q4k, q5k and
-//!   q6k on x86, q4k and q6k on `neondot`): the level's group kernel by activations quantized to 8 bits, four tokens per
+//!   q6k on x86 and `neondot`): the level's group kernel by activations quantized to 8 bits, four tokens per
 //!   pass, decode and prefill;
 //! - dot products (decode and short prompts otherwise; k-quant prompts too): one row by one
 //!   token's activations (8-bit for block formats, f32 for f32/f16/bf16), each row reused for

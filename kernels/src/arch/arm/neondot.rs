@@ -22,7 +22,7 @@ use half::f16;
 use std::arch::aarch64::*;
 use std::ops::Range;
 
-/// The `neondot` level's kernels: `neon`'s, with `sdot` for interleaved rows (q4k's and q6k's too).
+/// The `neondot` level's kernels: `neon`'s, with `sdot` for interleaved rows (the k-quants' too).
 pub(crate) fn kernels(token: NeonDot) -> Kernels {
     let mut k = neon::kernels(token.neon());
     k.level = Level::NeonDot;
@@ -30,6 +30,7 @@ pub(crate) fn kernels(token: NeonDot) -> Kernels {
     k.q4_1.rows8 = Some(rows8_q4_1);
     k.q8_0.rows8 = Some(rows8_q8_0);
     k.q4k.rows8 = Some(kquants::rows8_q4k);
+    k.q5k.rows8 = Some(kquants::rows8_q5k);
     k.q6k.rows8 = Some(kquants::rows8_q6k);
     k
 }
@@ -55,7 +56,7 @@ fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 /// Four bytes of activations at `at`, in every 32-bit lane.
 #[inline]
 #[target_feature(enable = "neon")]
-fn broadcast4(qs: &[i8; QK], at: usize) -> int8x16_t {
+fn broadcast4(qs: &[i8], at: usize) -> int8x16_t {
     let word = i32::from_le_bytes([
         qs[at] as u8,
         qs[at + 1] as u8,

@@ -1,15 +1,17 @@
-//! Interleaved q4k and q6k rows (`repack::BlockQ4Kx8`, `BlockQ6Kx8`) with `sdot`, as AVX2's
-//! `rows8_q4k` and `rows8_q6k` multiply them: each 32-byte piece of eight rows' weights is two
+//! Interleaved q4k, q5k and q6k rows (`repack::BlockQ4Kx8`, `BlockQ5Kx8`, `BlockQ6Kx8`) with
+//! `sdot`, as AVX2's `rows8_q4k` and `rows8_q6k` multiply them: each 32-byte piece of eight rows' weights is two
 //! registers of four rows, four weights of each row by four activation bytes broadcast.
 //! - q4k: a piece's low nibbles are four weights of sub-block `2c`, its high nibbles four of
 //!   `2c + 1`; every sub-block's sums are scaled by its row's 6-bit scale and its min taken off.
+//!   q5k likewise, each weight's fifth bit from `qh` put above its nibble.
 //! - q6k: the six-bit codes as stored (weight + 32, from `ql` and `qh`); 32 times the group's
 //!   activation sum (`BlockQ8x8::bsums`) comes off each 16-weight group's sums, which are
 //!   then multiplied by the row's group scale in integers, before the block's scales.
 
 use super::{broadcast4, halves, sdot, store8};
 use crate::blocks::{BlockQ8, BlockQ8x8};
-use crate::repack::{BlockQ4Kx8, BlockQ6Kx8};
+use crate::repack::{BlockQ4Kx8, BlockQ5Kx8, BlockQ6Kx8};
+use half::f16;
 use std::arch::aarch64::*;
 use std::ops::Range;
 
@@ -52,35 +54,76 @@ fn scales_mins(s: &[u8; 96], j: usize) -> ([float32x4_t; 2], [float32x4_t; 2]) {
     (widen(scales), widen(mins))
 }
 
-/// Eight interleaved q4k rows by `N` tokens' activations (eight blocks per super-block):
-/// rows 0-3 in the first vector of each pair, 4-7 in the second.
+/// A q4k or q5k group's factors: its rows' scales of their sub-block scales and of their
+/// mins, and their packed 6-bit scales and mins.
+type Factors<'a> = (&'a [f16; 8], &'a [f16; 8], &'a [u8; 96]);
+
+/// Piece `p` of chunk `c` of eight interleaved rows' nibbles (`qs`): four weights of each row
+/// of sub-block `2c` (low nibbles) and of `2c + 1` (high ones), rows 0-3 in the first register.
+#[inline]
+#[target_feature(enable = "neon")]
+fn nibbles(qs: &[u8; 1024], c: usize, p: usize) -> [[int8x16_t; 2]; 2] {
+    let at = 256 * c + 32 * p;
+    // SAFETY: 32 bytes at `at` + 32 <= 1024: two loads of 16.
+    let packed = unsafe {
+        [
+            vld1q_u8(qs[at..at + 16].as_ptr()),
+            vld1q_u8(qs[at + 16..at + 32].as_ptr()),
+        ]
+    };
+    [
+        packed.map(|v| vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F)))),
+        packed.map(|v| vreinterpretq_s8_u8(vshrq_n_u8::<4>(v))),
+    ]
+}
+
+/// Piece `p` of chunk `c` of eight interleaved q5k rows: their nibbles with their fifth bits
+/// (bits `2c` and `2c + 1` of the rows' `qh` piece `p`) moved to bit 4.
+#[inline]
+#[target_feature(enable = "neon")]
+fn weights_q5k(g: &BlockQ5Kx8, c: usize, p: usize) -> [[int8x16_t; 2]; 2] {
+    let q = nibbles(&g.qs, c, p);
+    // SAFETY: 32 bytes at 32p (p < 8) of 256: two loads of 16.
+    let high = unsafe {
+        [
+            vld1q_u8(g.qh[32 * p..32 * p + 16].as_ptr()),
+            vld1q_u8(g.qh[32 * p + 16..32 * p + 32].as_ptr()),
+        ]
+    };
+    std::array::from_fn(|h| {
+        // Bit 2c + h of each byte, to bit 4.
+        let down = vdupq_n_s8(-((2 * c + h) as i8));
+        std::array::from_fn(|r| {
+            let bit = vandq_u8(vshlq_u8(high[r], down), vdupq_n_u8(1));
+            vorrq_s8(q[h][r], vreinterpretq_s8_u8(vshlq_n_u8::<4>(bit)))
+        })
+    })
+}
+
+/// Eight interleaved q4k or q5k rows by `N` tokens' activations (eight blocks per
+/// super-block), the group's `factors` and its `weights` (piece `p` of chunk `c`, as
+/// [`nibbles`] gives them): rows 0-3 in the first vector of each pair, 4-7 in the second.
 // The halves, sub-blocks and tokens index several arrays each, as in AVX2's kernels.
 #[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-fn q4k_tokens<const N: usize>(w: &[BlockQ4Kx8], x: [&[BlockQ8]; N]) -> [[float32x4_t; 2]; N] {
-    let low = vdupq_n_u8(0x0F);
+fn k4_tokens<G, const N: usize>(
+    w: &[G],
+    x: [&[BlockQ8]; N],
+    factors: impl Fn(&G) -> Factors<'_>,
+    weights: impl Fn(&G, usize, usize) -> [[int8x16_t; 2]; 2],
+) -> [[float32x4_t; 2]; N] {
     let zero = [vdupq_n_f32(0.0); 2];
     let (mut acc, mut mins) = ([zero; N], [zero; N]);
     for (b, g) in w.iter().enumerate() {
         let blocks: [&[BlockQ8]; N] = std::array::from_fn(|i| &x[i][8 * b..8 * b + 8]);
-        let (d, dmin) = (halves(&g.d), halves(&g.dmin));
+        let (d, dmin, scales) = factors(g);
+        let (d, dmin) = (halves(d), halves(dmin));
         for c in 0..4 {
             // sums[token][sub-block 2c + h][rows 4 · half..]
             let mut sums = [[[vdupq_n_s32(0); 2]; 2]; N];
             for p in 0..8 {
-                let at = 256 * c + 32 * p;
-                // SAFETY: 32 bytes at `at` + 32 <= 1024: two loads of 16.
-                let packed = unsafe {
-                    [
-                        vld1q_u8(g.qs[at..at + 16].as_ptr()),
-                        vld1q_u8(g.qs[at + 16..at + 32].as_ptr()),
-                    ]
-                };
-                let q = [
-                    packed.map(|v| vreinterpretq_s8_u8(vandq_u8(v, low))),
-                    packed.map(|v| vreinterpretq_s8_u8(vshrq_n_u8::<4>(v))),
-                ];
+                let q = weights(g, c, p);
                 for i in 0..N {
                     for h in 0..2 {
                         let xs = broadcast4(&blocks[i][2 * c + h].qs, 4 * p);
@@ -92,7 +135,7 @@ fn q4k_tokens<const N: usize>(w: &[BlockQ4Kx8], x: [&[BlockQ8]; N]) -> [[float32
             }
             for h in 0..2 {
                 let j = 2 * c + h;
-                let (scale, min) = scales_mins(&g.scales, j);
+                let (scale, min) = scales_mins(scales, j);
                 for i in 0..N {
                     let xb = &blocks[i][j];
                     let dsum = xb.d * xb.sum as f32;
@@ -108,6 +151,28 @@ fn q4k_tokens<const N: usize>(w: &[BlockQ4Kx8], x: [&[BlockQ8]; N]) -> [[float32
         }
     }
     std::array::from_fn(|i| std::array::from_fn(|half| vsubq_f32(acc[i][half], mins[i][half])))
+}
+
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn q4k_tokens<const N: usize>(w: &[BlockQ4Kx8], x: [&[BlockQ8]; N]) -> [[float32x4_t; 2]; N] {
+    k4_tokens(
+        w,
+        x,
+        |g| (&g.d, &g.dmin, &g.scales),
+        |g, c, p| nibbles(&g.qs, c, p),
+    )
+}
+
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn q5k_tokens<const N: usize>(w: &[BlockQ5Kx8], x: [&[BlockQ8]; N]) -> [[float32x4_t; 2]; N] {
+    k4_tokens(
+        w,
+        x,
+        |g| (&g.d, &g.dmin, &g.scales),
+        |g, c, p| weights_q5k(g, c, p),
+    )
 }
 
 #[target_feature(enable = "neon,dotprod")]
@@ -128,6 +193,25 @@ fn rows8_q4k_body(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &m
 /// `NeonDot` token (made after detecting `dotprod`).
 pub(super) fn rows8_q4k(w: &[BlockQ4Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8_q4k_body(w, x, tokens, out) }
+}
+
+#[target_feature(enable = "neon,dotprod")]
+fn rows8_q5k_body(w: &[BlockQ5Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    four_tokens_at_a_time!(
+        q5k_tokens,
+        w,
+        x,
+        tokens,
+        out,
+        store8,
+        crate::repack::ROWS,
+        8
+    )
+}
+
+/// The table's `q5k.rows8`. SAFETY (of the call): as [`rows8_q4k`].
+pub(super) fn rows8_q5k(w: &[BlockQ5Kx8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8_q5k_body(w, x, tokens, out) }
 }
 
 /// Sub-block `j`'s group `half` (16 weights) of eight interleaved q6k rows: four pieces of
@@ -192,13 +276,7 @@ fn q6k_tokens<const N: usize>(w: &[BlockQ6Kx8], x: [&[BlockQ8x8]; N]) -> [[float
                     let at = 32 * j + 16 * half;
                     let mut sums = [vdupq_n_s32(0); 2];
                     for (p, q) in q.iter().enumerate() {
-                        let word = &xs[i].qs[at + 4 * p..];
-                        let xv = vreinterpretq_s8_s32(vdupq_n_s32(i32::from_le_bytes([
-                            word[0] as u8,
-                            word[1] as u8,
-                            word[2] as u8,
-                            word[3] as u8,
-                        ])));
+                        let xv = broadcast4(&xs[i].qs, at + 4 * p);
                         for r in 0..2 {
                             sums[r] = sdot(sums[r], q[r], xv);
                         }
