@@ -1,6 +1,7 @@
 //! Interleaved q4k, q5k and q6k rows (`repack::BlockQ4Kx8`, `BlockQ5Kx8`, `BlockQ6Kx8`) with
-//! `sdot`, as AVX2's `rows8_q4k` and `rows8_q6k` multiply them: each 32-byte piece of eight rows' weights is two
-//! registers of four rows, four weights of each row by four activation bytes broadcast.
+//! `sdot`, as AVX2's `rows8_q4k` and `rows8_q6k` multiply them: each 32-byte piece of eight
+//! rows' weights is two registers of four rows, four weights of each row by four activation
+//! bytes broadcast.
 //! - q4k: a piece's low nibbles are four weights of sub-block `2c`, its high nibbles four of
 //!   `2c + 1`; every sub-block's sums are scaled by its row's 6-bit scale and its min taken off.
 //!   q5k likewise, each weight's fifth bit from `qh` put above its nibble.
