@@ -173,10 +173,43 @@ struct Worker {
 enum End {
     /// Its last token, a stop, or an error: the request hears it with its usage.
     Finished(std::result::Result<Finish, Error>),
+    /// Its client went away, or its time is up.
+    Abandoned(Abandoned),
+}
+
+/// Why a request, waiting or running, is dropped before it finishes.
+#[derive(Clone, Copy)]
+enum Abandoned {
     /// Past its deadline: the request hears so.
     TimedOut,
     /// Its client went away.
     Cancelled,
+}
+
+impl Abandoned {
+    /// Whether `job` is to be dropped now, and why.
+    fn of(job: &Job, now: Instant) -> Option<Abandoned> {
+        if job.events.is_closed() {
+            Some(Abandoned::Cancelled)
+        } else {
+            (now >= job.deadline).then_some(Abandoned::TimedOut)
+        }
+    }
+
+    /// Counts the request by its outcome and tells its client, where one still listens. The
+    /// caller has already taken the request out of the counts `/metrics` reports.
+    fn tell(self, job: &Job) {
+        match self {
+            Abandoned::TimedOut => {
+                metrics::counter!("llm_bench_requests_total", "outcome" => "timeout").increment(1);
+                let _ = job.events.send(Event::TimedOut);
+            }
+            Abandoned::Cancelled => {
+                metrics::counter!("llm_bench_requests_total", "outcome" => "cancelled")
+                    .increment(1);
+            }
+        }
+    }
 }
 
 impl Worker {
@@ -214,28 +247,25 @@ impl Worker {
     /// Ends requests whose client went away (their cache freed) or whose time is up.
     fn drop_abandoned(&mut self) {
         let now = Instant::now();
-        let before = self.waiting.len();
-        self.waiting.retain(|(job, _)| {
-            let gone = job.events.is_closed();
-            if gone {
-                metrics::counter!("llm_bench_requests_total", "outcome" => "cancelled")
-                    .increment(1);
-            } else if now >= job.deadline {
-                metrics::counter!("llm_bench_requests_total", "outcome" => "timeout").increment(1);
-                let _ = job.events.send(Event::TimedOut);
-            }
-            !gone && now < job.deadline
-        });
-        let dropped = before - self.waiting.len();
-        self.counts.waiting.fetch_sub(dropped, Ordering::SeqCst);
-        let ended = (self.running.iter().enumerate())
-            .filter_map(|(i, s)| {
-                if s.job.events.is_closed() {
-                    Some((i, End::Cancelled))
-                } else {
-                    (now >= s.job.deadline).then_some((i, End::TimedOut))
+        let mut dropped = Vec::new();
+        // The queue is rebuilt only on a step that drops something from it.
+        if (self.waiting.iter()).any(|(job, _)| Abandoned::of(job, now).is_some()) {
+            for (job, arrived) in std::mem::take(&mut self.waiting) {
+                match Abandoned::of(&job, now) {
+                    Some(why) => dropped.push((job, why)),
+                    None => self.waiting.push_back((job, arrived)),
                 }
-            })
+            }
+        }
+        // As for running sequences ([`Self::end`]): the count first, then the clients.
+        self.counts
+            .waiting
+            .fetch_sub(dropped.len(), Ordering::SeqCst);
+        for (job, why) in dropped {
+            why.tell(&job);
+        }
+        let ended = (self.running.iter().enumerate())
+            .filter_map(|(i, s)| Some((i, End::Abandoned(Abandoned::of(&s.job, now)?))))
             .collect();
         self.end(ended);
     }
@@ -259,15 +289,7 @@ impl Worker {
             let slot = s.slot;
             match end {
                 End::Finished(finish) => s.finish(finish),
-                End::TimedOut => {
-                    metrics::counter!("llm_bench_requests_total", "outcome" => "timeout")
-                        .increment(1);
-                    let _ = s.job.events.send(Event::TimedOut);
-                }
-                End::Cancelled => {
-                    metrics::counter!("llm_bench_requests_total", "outcome" => "cancelled")
-                        .increment(1);
-                }
+                End::Abandoned(why) => why.tell(&s.job),
             }
             self.release(slot);
         }

@@ -600,6 +600,37 @@ fn the_openai_python_client_completes_chats_and_streams() {
     );
 }
 
+/// A request past its time limit before it runs gets a 504 naming `--request-timeout` (as
+/// the status, or streamed as the one event before `[DONE]`), and `/metrics` counts it as
+/// timed out and no longer waiting nor running by the time the client has its answer; the
+/// server goes on to the next request.
+#[test]
+fn a_request_past_its_time_limit_is_a_504_and_leaves_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    // A nanosecond: every request is past its deadline when the worker first looks at it.
+    let server = Server::start(&model, &["--request-timeout", "1ns"]);
+    let (code, answer) = server.post("/v1/completions", &completion("hello", 4, false));
+    assert_eq!(code, 504, "{answer}");
+    let events = server.stream("/v1/completions", &completion("hello", 4, true));
+    assert_eq!(events.len(), 1, "{events:?}");
+    for error in [&answer["error"], &events[0]["error"]] {
+        assert_eq!(error["code"], 504, "{error}");
+        assert!(
+            (error["message"].as_str().unwrap()).contains("--request-timeout"),
+            "{error}"
+        );
+    }
+    let metrics = server.get("/metrics");
+    for line in [
+        "llm_bench_requests_total{outcome=\"timeout\"} 2",
+        "llm_bench_sequences_running 0",
+        "llm_bench_sequences_waiting 0",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+}
+
 /// One sequence at a time, one request waiting: a third request is refused at once (429);
 /// a client that disconnects mid-stream frees its sequence, so the waiting request runs to
 /// its end long before the abandoned one could have; SIGTERM then stops the server cleanly.
