@@ -19,7 +19,7 @@ use candle_core::{Device, Module, Tensor};
 use criterion::{Criterion, Throughput};
 use llm_bench::format::WeightFormat;
 use llm_bench::kernels::matrix::{self, multiply, Activations, Input, Matrix, Then};
-use llm_bench::kernels::{Arena, Format, Kernels, Level, Pool};
+use llm_bench::kernels::{Format, Kernels, Level, Pool};
 use serde_json::json;
 
 const FORMATS: &[&str] = &["f32", "bf16", "f16", "q8_0", "q4_0", "q4_1", "q4k", "q6k"];
@@ -161,22 +161,8 @@ fn tuned_gemv(
                     .and_then(|q| q.data().map(|d| d.into_owned()))
                     .expect("quantize")
             };
-            let mut at = 0;
-            let mut fill = |buf: &mut [u8]| -> Result<(), llm_bench::kernels::Error> {
-                buf.copy_from_slice(&bytes[at..at + buf.len()]);
-                at += buf.len();
-                Ok(())
-            };
-            let w = Matrix::read(
-                shape,
-                format,
-                n,
-                k,
-                kernels,
-                &mut Arena::default(),
-                &mut fill,
-            )
-            .expect("candle's layout");
+            let w =
+                Matrix::from_gguf(shape, format, (n, k), kernels, &bytes).expect("candle's layout");
             let x = Tensor::rand(-1f32, 1.0, k, &dev)
                 .and_then(|t| t.to_vec1::<f32>())
                 .expect("input");

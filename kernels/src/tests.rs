@@ -1123,6 +1123,22 @@ fn matrices_with_the_wrong_byte_count_or_row_length_are_refused() {
     );
     assert!(QMatrix::<BlockQ4_0>::from_gguf("w", 1, 100, &bytes).is_err());
     assert!(QMatrix::<BlockQ4_0>::from_gguf("w", usize::MAX, 64, &bytes).is_err());
+    // A matrix in the engine's storage for each level: the same checks.
+    use super::matrix::Matrix;
+    use super::Format;
+    for level in Level::available() {
+        let k = Kernels::for_level(level).unwrap();
+        assert!(Matrix::from_gguf("w", Format::Q4_0, (1, 96), &k, &bytes).is_ok());
+        let err = Matrix::from_gguf("blk.0.ffn_up.weight", Format::Q4_0, (2, 96), &k, &bytes)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("blk.0.ffn_up.weight") && err.contains("108 bytes, found 54"),
+            "{err}"
+        );
+        assert!(Matrix::from_gguf("w", Format::Q4_0, (1, 100), &k, &bytes).is_err());
+    }
 }
 
 #[test]

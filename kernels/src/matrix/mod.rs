@@ -219,6 +219,34 @@ impl Matrix {
         })
     }
 
+    /// [`Matrix::read`] from a tensor's GGUF bytes held whole (benchmarks and tests; the
+    /// engine reads files a chunk at a time), the byte count checked against the shape.
+    pub fn from_gguf(
+        name: &str,
+        format: Format,
+        (rows, cols): (usize, usize),
+        kernels: &Kernels,
+        bytes: &[u8],
+    ) -> Result<Matrix> {
+        plain::check_bytes(format, name, rows, cols, bytes)?;
+        let mut rest = bytes;
+        let mut fill = |buf: &mut [u8]| {
+            let (head, tail) = rest.split_at(buf.len());
+            buf.copy_from_slice(head);
+            rest = tail;
+            Ok(())
+        };
+        Matrix::read(
+            name,
+            format,
+            rows,
+            cols,
+            kernels,
+            &mut Arena::default(),
+            &mut fill,
+        )
+    }
+
     /// Rows (outputs per token).
     pub fn rows(&self) -> usize {
         match self {

@@ -7,7 +7,7 @@ use crate::blocks::{
     BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8, BlockQ8_0, BlockQ8x8, QK,
 };
 use crate::runtime::SharedOut;
-use crate::{Arena, Error, Kernels, Pool, Result, WeightVec};
+use crate::{Arena, Error, Format, Kernels, Pool, Result, WeightVec};
 
 /// Quantized activations as the kernels read them: `q8`, every token's 8-bit blocks, one
 /// token after another; `groups`, the same blocks grouped eight by eight ([`BlockQ8x8`]) for
@@ -88,14 +88,24 @@ grouped_products!(BlockQ6K, q6k);
 /// Checks that `bytes` hold `rows × cols` weights in whole `B` blocks (rows of a positive
 /// multiple of 32), without overflow.
 fn check_blocks<B: Block>(name: &str, rows: usize, cols: usize, bytes: &[u8]) -> Result<()> {
-    let expected = B::FORMAT.gguf_bytes(name, rows, cols)?;
+    check_bytes(B::FORMAT, name, rows, cols, bytes)
+}
+
+/// Checks that `bytes` hold `rows × cols` weights in `format` ([`Format::gguf_bytes`]).
+pub(super) fn check_bytes(
+    format: Format,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    bytes: &[u8],
+) -> Result<()> {
+    let expected = format.gguf_bytes(name, rows, cols)?;
     if bytes.len() != expected {
         return Err(Error::BadField {
             path: name.into(),
             field: "shape".into(),
             problem: format!(
-                "{rows} x {cols} in {} is {expected} bytes, found {}",
-                B::FORMAT,
+                "{rows} x {cols} in {format} is {expected} bytes, found {}",
                 bytes.len()
             ),
         });

@@ -1,26 +1,11 @@
 use super::*;
 use crate::blocks::{quantize_q8, BlockQ8, QK};
-use crate::{ops, Arena, Format, Kernels, Level, Pool};
+use crate::{ops, Format, Kernels, Level, Pool};
 use half::f16;
 
 /// A `rows × cols` matrix in `format` read from its GGUF bytes for `kernels`' level.
 fn read(format: Format, rows: usize, cols: usize, kernels: &Kernels, bytes: &[u8]) -> Matrix {
-    let mut at = 0;
-    let mut fill = |buf: &mut [u8]| {
-        buf.copy_from_slice(&bytes[at..at + buf.len()]);
-        at += buf.len();
-        Ok(())
-    };
-    Matrix::read::<crate::Error>(
-        "w",
-        format,
-        rows,
-        cols,
-        kernels,
-        &mut Arena::default(),
-        &mut fill,
-    )
-    .unwrap()
+    Matrix::from_gguf("w", format, (rows, cols), kernels, bytes).unwrap()
 }
 
 /// Prompts' GEMMs on dense weights (f32 rows as they are, f16 rows dequantized) put every row
