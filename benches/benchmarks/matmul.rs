@@ -174,7 +174,7 @@ fn tuned_gemv(
             gemm: false,
         };
         b.iter(|| {
-            acts.set(pool, x, 1, k, input);
+            acts.set(pool, kernels, x, 1, k, input);
             let product = matrix::Product { matrix: w, out: y };
             multiply(pool, kernels, acts, &mut [product], Then::Nothing);
             std::hint::black_box(&y);

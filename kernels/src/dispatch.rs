@@ -150,9 +150,13 @@ pub const GEMM_ROWS: usize = 12;
 /// each level that has the kernel gives the same bits, whatever its vectors' width.
 pub type GemmTile = fn(&[f32], &[f32], usize, &mut [f32; GEMM_ROWS * GEMM_TOKENS]);
 
-/// The steps between products: SiLU gating and attention over the f16 KV cache.
+/// The steps between products: quantizing activations, SiLU gating and attention over the
+/// f16 KV cache.
 #[derive(Clone, Copy)]
 pub struct Ops {
+    /// 32 activations as an 8-bit block: on every level the same bits as
+    /// [`BlockQ8::quantize`], the portable level's.
+    pub quantize: fn(&[f32]) -> BlockQ8,
     /// `gate = silu(gate) * up` in place (the feed-forward's activation).
     pub silu_mul: fn(&mut [f32], &[f32]),
     /// `s = e^(s - max)` in place, returning the sum (the softmax's numerators).

@@ -999,15 +999,19 @@ fn extreme_q6k_groups_do_not_saturate() {
 }
 
 /// The quantizer gives, value for value, ggml's reference (`roundf(x · id)`, ties away from
-/// zero, the largest magnitude passing over NaN) on random blocks, blocks whose values land
-/// on ties, and blocks with NaN and infinities.
+/// zero, the largest magnitude passing over NaN; clamped to ±127) on random blocks, blocks
+/// whose values land on ties, blocks with NaN and infinities, and subnormal blocks (whose
+/// scale's reciprocal overflows); and every level's quantizer gives the same block, to the
+/// bit.
 #[test]
-fn activation_quantization_matches_the_reference_formula() {
+fn activation_quantization_matches_the_reference_formula_on_every_level() {
     let reference = |xs: &[f32]| -> Vec<i8> {
         let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
         let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-        xs.iter().map(|&v| (v * id).round() as i8).collect()
+        xs.iter()
+            .map(|&v| (v * id).round().clamp(-127.0, 127.0) as i8)
+            .collect()
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let mut blocks: Vec<Vec<f32>> = (0..2000)
@@ -1026,12 +1030,24 @@ fn activation_quantization_matches_the_reference_formula() {
     );
     blocks.push((0..QK).map(|i| [f32::NAN, 3.0, -2.5][i % 3]).collect());
     blocks.push((0..QK).map(|i| [f32::INFINITY, 1.0][i % 2]).collect());
+    blocks.push(vec![f32::NAN; QK]);
+    blocks.push((0..QK).map(|i| (i as f32 - 16.0) * 1e-42).collect());
+    blocks.push((0..QK).map(|i| (i as f32 - 16.0) * 1e-39).collect());
+    let levels: Vec<Kernels> = Level::available()
+        .into_iter()
+        .map(|l| Kernels::for_level(l).unwrap())
+        .collect();
+    let bits = |b: &BlockQ8| (b.d.to_bits(), b.s.to_bits(), b.sum, b.qs);
     for xs in &blocks {
         let mut q = [BlockQ8::default()];
         quantize_q8(xs, &mut q);
         assert_eq!(q[0].qs.to_vec(), reference(xs), "{xs:?}");
         let sum: i32 = q[0].qs.iter().map(|&v| v as i32).sum();
         assert_eq!(q[0].sum, sum);
+        for k in &levels {
+            let level = (k.ops.quantize)(xs);
+            assert_eq!(bits(&level), bits(&q[0]), "{}: {xs:?}", k.level.name());
+        }
     }
 }
 

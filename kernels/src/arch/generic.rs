@@ -31,6 +31,7 @@ pub(crate) fn kernels() -> Kernels {
             gemm: None,
         },
         ops: Ops {
+            quantize: BlockQ8::quantize,
             silu_mul,
             softmax_exp,
             attend,

@@ -370,21 +370,27 @@ pub fn group_q8(x: &[BlockQ8], out: &mut [BlockQ8x8]) {
     }
 }
 
-/// `x` rounded to the nearest integer, ties away from zero (`f32::round`), for `|x| < 2^23`:
-/// the fraction left by truncation is exact there, and decides the step away from zero.
+/// `x` clamped to ±127 and rounded to the nearest integer, ties away from zero
+/// (`f32::round`); NaN gives 0 (as `f32::round(x) as i8` saturates). Within ±127 the fraction
+/// left by truncation is exact, and decides the step away from zero.
 #[inline]
-fn round_away(x: f32) -> i32 {
+fn round_away(x: f32) -> i8 {
+    if x.is_nan() {
+        return 0;
+    }
+    let x = x.clamp(-127.0, 127.0);
     let t = x as i32;
     let frac = x - t as f32;
-    t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32
+    (t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32) as i8
 }
 
 impl BlockQ8 {
     /// 32 activations as an 8-bit block (round to nearest, ties away from zero, scales in f16
-    /// precision: ggml's reference quantizer).
+    /// precision: ggml's reference quantizer; values clamped to ±127, which matters only where
+    /// the scale's reciprocal overflows, for subnormal activations).
     ///
-    /// Written so that the compiler vectorizes it at any level (no call to `roundf` per value:
-    /// a prompt quantizes every activation of every product).
+    /// The portable level's quantizer (`dispatch::Ops::quantize`), and what the others are
+    /// checked against.
     pub fn quantize(xs: &[f32]) -> BlockQ8 {
         let xs: &[f32; QK] = xs.try_into().expect("a block is 32 activations");
         // The largest magnitude, eight lanes at a time (a NaN is passed over, as `f32::max`
@@ -401,15 +407,21 @@ impl BlockQ8 {
         let id = if d > 0.0 { 1.0 / d } else { 0.0 };
         let mut block = BlockQ8::default();
         for (q, &v) in block.qs.iter_mut().zip(xs) {
-            *q = round_away(v * id) as i8;
+            *q = round_away(v * id);
         }
         let sum = block.qs.iter().map(|&q| q as i32).sum();
-        // Scales rounded to f16 as ggml's q8_0/q8_1 activations store them, so that products
-        // match llama.cpp's to the last bit where the integer sums agree.
-        block.d = f16::from_f32(d).to_f32();
-        block.s = f16::from_f32(d * sum as f32).to_f32();
-        block.sum = sum;
-        block
+        block.with_scales(d, sum)
+    }
+
+    /// The block with its scale `d` and its values' sum: both scales rounded to f16 as ggml's
+    /// q8_0/q8_1 activations store them, so that products match llama.cpp's to the last bit
+    /// where the integer sums agree.
+    #[inline]
+    pub fn with_scales(mut self, d: f32, sum: i32) -> BlockQ8 {
+        self.d = f16::from_f32(d).to_f32();
+        self.s = f16::from_f32(d * sum as f32).to_f32();
+        self.sum = sum;
+        self
     }
 
     /// The block's 32 values as f32 (`d * qs[i]`).

@@ -5,7 +5,7 @@ use crate::blocks::{group_q8, BlockQ8, BlockQ8x8, QK, QK_K};
 use crate::dispatch::GEMM_TOKENS;
 use crate::runtime::SharedOut;
 use crate::tiles::Tiles;
-use crate::{ops, Pool};
+use crate::{ops, Kernels, Pool};
 
 use super::Acts;
 
@@ -71,8 +71,17 @@ impl Activations {
     /// Takes `tokens × cols` activations from `x` (row-major) as `input` says, in one pass: a
     /// token's RMSNorm factor first, then block by block its normed values, their 8-bit block
     /// (quantized while the 32 values are still in L1) and, for GEMMs of block formats, the
-    /// block's values back. Prompts share the tokens among the pool's threads.
-    pub fn set(&mut self, pool: &mut Pool, x: &[f32], tokens: usize, cols: usize, input: Input) {
+    /// block's values back (quantized by `k`'s level). Prompts share the tokens among the
+    /// pool's threads.
+    pub fn set(
+        &mut self,
+        pool: &mut Pool,
+        k: &Kernels,
+        x: &[f32],
+        tokens: usize,
+        cols: usize,
+        input: Input,
+    ) {
         assert_eq!(x.len(), tokens * cols, "tokens × cols activations");
         if let Some(norm) = input.norm {
             assert_eq!(norm.weight.len(), cols, "one norm weight per column");
@@ -95,6 +104,7 @@ impl Activations {
         if tokens < PARALLEL_TOKENS || pool.threads() == 1 {
             for t in 0..tokens {
                 take_token(
+                    k,
                     &x[t * cols..(t + 1) * cols],
                     &input,
                     &mut self.f32[t * cols..(t + 1) * cols],
@@ -118,7 +128,7 @@ impl Activations {
                         std::slice::from_raw_parts_mut(q8s.at(t * per), per),
                     )
                 };
-                take_token(&x[t * cols..(t + 1) * cols], &input, f, q);
+                take_token(k, &x[t * cols..(t + 1) * cols], &input, f, q);
             }
         });
     }
@@ -206,7 +216,7 @@ impl Activations {
 }
 
 /// One token's activations `x` into `f32` (and `q8`, when quantizing), as `input` says.
-fn take_token(x: &[f32], input: &Input, f32: &mut [f32], q8: &mut [BlockQ8]) {
+fn take_token(k: &Kernels, x: &[f32], input: &Input, f32: &mut [f32], q8: &mut [BlockQ8]) {
     let norm = input.norm.map(|n| (n.weight, ops::rms_scale(x, n.eps)));
     for (b, (xs, out)) in x.chunks(QK).zip(f32.chunks_mut(QK)).enumerate() {
         match norm {
@@ -214,7 +224,7 @@ fn take_token(x: &[f32], input: &Input, f32: &mut [f32], q8: &mut [BlockQ8]) {
             None => out.copy_from_slice(xs),
         }
         if input.quantize {
-            q8[b] = BlockQ8::quantize(out);
+            q8[b] = (k.ops.quantize)(out);
             if input.gemm {
                 out.copy_from_slice(&q8[b].dequantize());
             }

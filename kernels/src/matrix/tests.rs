@@ -53,7 +53,7 @@ fn dense_gemms_give_every_row_and_token_on_any_level_and_thread_count() {
                         quantize: false,
                         gemm: true,
                     };
-                    acts.set(&mut pool, &x, tokens, cols, input);
+                    acts.set(&mut pool, &kernels, &x, tokens, cols, input);
                     let mut out = vec![f32::NAN; rows * tokens];
                     let product = Product {
                         matrix: &matrix,
@@ -133,7 +133,7 @@ fn pairs_of_groups_give_what_single_groups_give_on_any_thread_count() {
                     quantize: true,
                     gemm: false,
                 };
-                acts.set(&mut pool, &x, tokens, cols, input);
+                acts.set(&mut pool, &wide, &x, tokens, cols, input);
                 let mut outputs = [vec![0f32; rows * tokens], vec![0f32; rows * tokens]];
                 let [a, b] = &mut outputs;
                 for (matrix, kernels, out) in [(&paired, &wide, a), (&single, &narrow, b)] {
@@ -152,8 +152,9 @@ fn pairs_of_groups_give_what_single_groups_give_on_any_thread_count() {
 }
 
 /// Taking activations normed and quantized in one pass gives, to the bit, what normalizing
-/// them (`ops::rms_norm`) and then quantizing them (`quantize_q8`) gives, on one thread and
-/// on two (prompts share tokens among threads), for dot products and GEMMs.
+/// them (`ops::rms_norm`) and then quantizing them (`quantize_q8`, the portable quantizer)
+/// gives, on every level, on one thread and on two (prompts share tokens among threads), for
+/// dot products and GEMMs.
 #[test]
 fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
     let (tokens, cols) = (7, 96);
@@ -169,7 +170,11 @@ fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
     let mut blocks = vec![BlockQ8::default(); x.len() / QK];
     quantize_q8(&normed, &mut blocks);
     let dequantized: Vec<f32> = blocks.iter().flat_map(|b| b.dequantize()).collect();
-    for threads in [1, 2] {
+    for (level, threads) in Level::available()
+        .into_iter()
+        .flat_map(|l| [(l, 1), (l, 2)])
+    {
+        let kernels = Kernels::for_level(level).unwrap();
         let mut pool = Pool::new(threads);
         for gemm in [false, true] {
             let mut acts = Activations::default();
@@ -182,17 +187,18 @@ fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
                 quantize: true,
                 gemm,
             };
-            acts.set(&mut pool, &x, tokens, cols, input);
-            assert_eq!(acts.q8, blocks, "{threads} threads, gemm {gemm}");
+            acts.set(&mut pool, &kernels, &x, tokens, cols, input);
+            let case = format!("{}, {threads} threads, gemm {gemm}", level.name());
+            assert_eq!(acts.q8, blocks, "{case}");
             let want = if gemm { &dequantized } else { &normed };
-            assert_eq!(&acts.f32, want, "{threads} threads, gemm {gemm}");
+            assert_eq!(&acts.f32, want, "{case}");
             // As they are, in f32 (f32 weights).
             let input = Input {
                 norm: None,
                 quantize: false,
                 gemm,
             };
-            acts.set(&mut pool, &x, tokens, cols, input);
+            acts.set(&mut pool, &kernels, &x, tokens, cols, input);
             assert_eq!(acts.f32, x);
             assert!(!acts.quantized);
         }
@@ -263,7 +269,7 @@ fn tiles_give_what_groups_give_on_any_thread_count() {
                     quantize: true,
                     gemm: true,
                 };
-                acts.set(&mut pool, &x, tokens, cols, input);
+                acts.set(&mut pool, &tiled, &x, tokens, cols, input);
                 let mut outputs = [vec![f32::NAN; rows * tokens], vec![f32::NAN; rows * tokens]];
                 let [a, b] = &mut outputs;
                 for (kernels, out) in [(&tiled, a), (&grouped, b)] {

@@ -185,6 +185,7 @@ fn attention_block(
     let (qw, kv, half) = (d.q_width(), d.kv(), d.head_dim / 2);
     feed(
         pool,
+        k,
         &mut b.acts,
         &b.x,
         all,
@@ -255,7 +256,16 @@ fn attention_block(
         &mut b.attended,
         &mut b.scores,
     );
-    feed(pool, &mut b.acts, &b.attended, all, None, &[&layer.o], gemm);
+    feed(
+        pool,
+        k,
+        &mut b.acts,
+        &b.attended,
+        all,
+        None,
+        &[&layer.o],
+        gemm,
+    );
     multiply(
         pool,
         k,
@@ -281,6 +291,7 @@ fn feed_forward_block(
 ) {
     feed(
         pool,
+        k,
         &mut b.acts,
         &b.x,
         step.all,
@@ -306,6 +317,7 @@ fn feed_forward_block(
     );
     feed(
         pool,
+        k,
         &mut b.acts,
         &b.gate,
         step.all,
@@ -348,6 +360,7 @@ fn last_logits(
     }
     feed(
         pool,
+        k,
         &mut b.acts,
         &b.last,
         batch,
@@ -377,8 +390,10 @@ const GEMM_MIN_TOKENS: usize = 8;
 
 /// Hands `x` (`tokens` rows), normed first when `norm` is given, to the next products with
 /// `matrices`, on the chosen path: quantized when any of them is in a block format.
+#[allow(clippy::too_many_arguments)]
 fn feed(
     pool: &mut Pool,
+    k: &Kernels,
     acts: &mut Activations,
     x: &[f32],
     tokens: usize,
@@ -391,7 +406,7 @@ fn feed(
         quantize: matrices.iter().any(|m| m.quantized()),
         gemm,
     };
-    acts.set(pool, x, tokens, x.len() / tokens, input);
+    acts.set(pool, k, x, tokens, x.len() / tokens, input);
 }
 
 fn add(x: &mut [f32], y: &[f32]) {

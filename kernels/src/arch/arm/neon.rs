@@ -33,6 +33,7 @@ pub(crate) fn kernels(_: Neon) -> Kernels {
             gemm: None,
         },
         ops: Ops {
+            quantize: dense::quantize,
             silu_mul: dense::silu_mul,
             softmax_exp: dense::softmax_exp,
             attend: dense::attend,

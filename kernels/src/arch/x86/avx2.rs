@@ -43,6 +43,7 @@ pub(crate) fn kernels(_: Avx2) -> Kernels {
             gemm: Some(super::gemm::tile_avx2),
         },
         ops: Ops {
+            quantize,
             silu_mul,
             softmax_exp,
             attend,
@@ -509,6 +510,56 @@ fn softmax_exp_avx2(scores: &mut [f32], max: f32) -> f64 {
     sum_lanes(sum) as f64 + generic::softmax_exp(&mut scores[whole..], max)
 }
 
+/// As [`BlockQ8::quantize`], eight lanes at a time: `vmaxps` keeps its second operand where
+/// the first is NaN (so a NaN is passed over), NaN products are zeroed and clamped to ±127
+/// before the truncation and its fraction's step away from zero, and the i32 values are
+/// packed to bytes in order.
+#[target_feature(enable = "avx2")]
+fn quantize_avx2(xs: &[f32]) -> BlockQ8 {
+    let xs: &[f32; QK] = xs.try_into().expect("a block is 32 activations");
+    // SAFETY: 32 floats: four unaligned loads of eight.
+    let v: [__m256; 4] =
+        std::array::from_fn(|i| unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * i)) });
+    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let amax = max_lanes(v.iter().fold(_mm256_setzero_ps(), |m, &x| {
+        _mm256_max_ps(_mm256_and_ps(x, magnitude), m)
+    }));
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(if d > 0.0 { 1.0 / d } else { 0.0 });
+    let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    let q = v.map(|x| {
+        let y = _mm256_mul_ps(x, id);
+        let y = _mm256_and_ps(y, _mm256_cmp_ps::<_CMP_ORD_Q>(y, y));
+        let y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
+        let t = _mm256_cvttps_epi32(y);
+        let frac = _mm256_sub_ps(y, _mm256_cvtepi32_ps(t));
+        // Compare masks are -1 where true.
+        let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5)));
+        let down = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(frac, _mm256_set1_ps(-0.5)));
+        _mm256_add_epi32(_mm256_sub_epi32(t, up), down)
+    });
+    let total = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    let total = _mm_add_epi32(
+        _mm256_castsi256_si128(total),
+        _mm256_extracti128_si256::<1>(total),
+    );
+    let total = _mm_add_epi32(total, _mm_shuffle_epi32::<0b01_00_11_10>(total));
+    let sum = _mm_cvtsi128_si32(_mm_add_epi32(
+        total,
+        _mm_shuffle_epi32::<0b10_11_00_01>(total),
+    ));
+    // packs work within 128-bit lanes: the dwords come out in the order 0, 4, 1, 5, 2, 6, 3, 7.
+    let bytes = _mm256_packs_epi16(
+        _mm256_packs_epi32(q[0], q[1]),
+        _mm256_packs_epi32(q[2], q[3]),
+    );
+    let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    let mut block = BlockQ8::default();
+    // SAFETY: 32 bytes; unaligned store.
+    unsafe { _mm256_storeu_si256(block.qs.as_mut_ptr().cast(), bytes) };
+    block.with_scales(d, sum)
+}
+
 /// The lane sums of eight vectors, as one vector (lane `j` = the sum of `v[j]`'s lanes).
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -635,6 +686,10 @@ fn attend_avx2(
 
 // Safe entry points for the dispatch table. SAFETY (all): only `kernels` hands them out, and
 // only for an `Avx2` token, which `Avx2::detect` makes after finding every feature.
+
+fn quantize(xs: &[f32]) -> BlockQ8 {
+    unsafe { quantize_avx2(xs) }
+}
 
 fn dot_q8_0(w: &[BlockQ8_0], x: &[BlockQ8]) -> f32 {
     unsafe { dot_q8_0_avx2(w, x) }

@@ -1,12 +1,13 @@
 //! The `neon` and `neondot` levels' kernels over dense weights and the f16 KV cache, in NEON (the aarch64
 //! baseline, so nothing here needs detecting): f32, f16 and bf16 weights by f32 activations
-//! (decode of unquantized formats), the SiLU and softmax exponentials, and one query head's
-//! attention in one pass. They follow AVX2's (`arch/x86/avx2.rs`) in four-lane vectors.
+//! (decode of unquantized formats), activations quantized to 8-bit blocks, the SiLU and
+//! softmax exponentials, and one query head's attention in one pass. They follow AVX2's (`arch/x86/avx2.rs`) in four-lane vectors.
 //!
 //! Halves are widened and rounded with `fcvtl`/`fcvtn`, which Armv8.0's Advanced SIMD has
 //! (exact, RNE, as `half` does): written as inline assembly because Rust's f16 vector types
 //! are not stable yet (`stdarch_neon_f16`). Tested under QEMU (`scripts/test-aarch64`).
 
+use crate::blocks::{BlockQ8, QK};
 use half::{bf16, f16};
 use std::arch::aarch64::*;
 use std::arch::asm;
@@ -298,8 +299,39 @@ fn attend_neon(
     }
 }
 
+/// As [`BlockQ8::quantize`], four lanes at a time: `fmaxnm` passes over NaN, and `fcvtas`
+/// rounds ties away from zero, saturating, NaN to 0; the clamp to ±127 after rounding gives
+/// what clamping first does.
+#[target_feature(enable = "neon")]
+fn quantize_neon(xs: &[f32]) -> BlockQ8 {
+    let xs: &[f32; QK] = xs.try_into().expect("a block is 32 activations");
+    let v: [float32x4_t; 8] = std::array::from_fn(|i| load(xs, 4 * i));
+    let amax = vmaxnmvq_f32(
+        v.iter()
+            .fold(vdupq_n_f32(0.0), |m, &x| vmaxnmq_f32(vabsq_f32(x), m)),
+    );
+    let d = amax / 127.0;
+    let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+    let (lo, hi) = (vdupq_n_s32(-127), vdupq_n_s32(127));
+    let q = v.map(|x| vminq_s32(vmaxq_s32(vcvtaq_s32_f32(vmulq_n_f32(x, id)), lo), hi));
+    let sum = q.iter().map(|&q| vaddvq_s32(q)).sum();
+    let halves: [int16x8_t; 4] =
+        std::array::from_fn(|i| vcombine_s16(vmovn_s32(q[2 * i]), vmovn_s32(q[2 * i + 1])));
+    let mut block = BlockQ8::default();
+    for (i, pair) in halves.chunks_exact(2).enumerate() {
+        let bytes = vcombine_s8(vmovn_s16(pair[0]), vmovn_s16(pair[1]));
+        // SAFETY: bytes 16i..16i + 16 of the block's 32.
+        unsafe { vst1q_s8(block.qs.as_mut_ptr().add(16 * i), bytes) };
+    }
+    block.with_scales(d, sum)
+}
+
 // Safe entry points for the level's table. SAFETY (all): only `super::kernels` hands them
 // out, for a `Neon` token (made after detecting NEON, every aarch64 CPU's baseline).
+
+pub(super) fn quantize(xs: &[f32]) -> BlockQ8 {
+    unsafe { quantize_neon(xs) }
+}
 
 pub(super) fn dot_f32(w: &[f32], x: &[f32]) -> f32 {
     unsafe { dot_f32_neon(w, x) }
