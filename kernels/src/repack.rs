@@ -12,12 +12,13 @@
 //! (prefill), loaded and unpacked once.
 //!
 //! The bytes of a piece are the original block's bytes (a GGUF q4 byte already holds weight
-//! `j` low and `j + 16` high), so repacking only moves 4-byte pieces. q8_0 rows and q4k
+//! `j` low and `j + 16` high), so repacking only moves 4-byte pieces; q5_0's fifth bits
+//! (`BlockQ5_0x8`) are regrouped to match, one 32-bit word per 32-byte load. q8_0 rows and q4k
 //! q5k and q6k super-blocks (`BlockQ4Kx8`, `BlockQ5Kx8`, `BlockQ6Kx8`, on the x86 levels) are
 //! interleaved in the same 4-byte pieces.
 
 use super::blocks::{
-    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ6K, BlockQ8_0, QK, QK_K,
+    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8_0, QK, QK_K,
 };
 use crate::tiles::Group;
 use crate::WeightVec;
@@ -32,6 +33,21 @@ pub const ROWS: usize = 8;
 pub struct BlockQ4_0x8 {
     /// The eight rows' scales.
     pub d: [f16; ROWS],
+    /// The eight rows' nibbles, interleaved.
+    pub qs: [u8; QK / 2 * ROWS],
+}
+
+/// Block `b` of eight q5_0 rows: q4_0's interleaved nibbles, and their fifth bits in the same
+/// order (bit `4k + i` of `qh[c]` is row `k`'s weight `4c + i`, of `qh[4 + c]` its weight
+/// `16 + 4c + i`: the nibbles of byte `4k + i` of chunk `c`), so a 32-bit word spreads onto
+/// its chunk's bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ5_0x8 {
+    /// The eight rows' scales.
+    pub d: [f16; ROWS],
+    /// The fifth bits of each chunk's low nibbles (`qh[c]`) and high ones (`qh[4 + c]`).
+    pub qh: [u32; 8],
     /// The eight rows' nibbles, interleaved.
     pub qs: [u8; QK / 2 * ROWS],
 }
@@ -60,10 +76,18 @@ pub trait Interleaved: Copy + Send + Sync + 'static {
     fn scales(&self) -> &[f16; ROWS];
 }
 
-/// Eight interleaved 4-bit rows.
+/// Eight interleaved 4-bit rows (with a fifth bit per weight for q5_0).
 pub trait Nibbles: Interleaved {
-    /// Whether the rows carry offsets `m` (q4_1) rather than q4_0's fixed -8.
+    /// Whether the rows carry offsets `m` (q4_1) rather than a fixed centre.
     const OFFSETS: bool;
+    /// Without offsets, the weights are `q - CENTRE`: q4_0's 8, q5_0's 16.
+    const CENTRE: i32;
+    /// Whether the weights have a fifth bit (q5_0: [`Nibbles::fifth`]).
+    const FIFTH: bool;
+    /// q5_0's fifth bits ([`BlockQ5_0x8::qh`]; zeros for the 4-bit formats).
+    fn fifth(&self) -> &[u32; 8] {
+        &[0; 8]
+    }
     /// q4_1's offsets (q4_0 has none: its scales stand in, unused).
     fn offsets(&self) -> &[f16; ROWS];
     /// The eight rows' nibbles, interleaved.
@@ -146,11 +170,67 @@ impl Interleaved for BlockQ4_0x8 {
 
 impl Nibbles for BlockQ4_0x8 {
     const OFFSETS: bool = false;
+    const CENTRE: i32 = 8;
+    const FIFTH: bool = false;
     fn offsets(&self) -> &[f16; ROWS] {
         &self.d
     }
     fn nibbles(&self) -> &[u8; QK / 2 * ROWS] {
         &self.qs
+    }
+}
+
+impl Interleaved for BlockQ5_0x8 {
+    type Row = BlockQ5_0;
+    fn scales(&self) -> &[f16; ROWS] {
+        &self.d
+    }
+    fn pack(rows: [&BlockQ5_0; ROWS]) -> Self {
+        let mut qh = [0u32; 8];
+        for (k, row) in rows.iter().enumerate() {
+            for c in 0..4 {
+                for i in 0..4 {
+                    let (lo, hi) = (4 * c + i, 16 + 4 * c + i);
+                    qh[c] |= (row.qh >> lo & 1) << (4 * k + i);
+                    qh[4 + c] |= (row.qh >> hi & 1) << (4 * k + i);
+                }
+            }
+        }
+        Self {
+            d: rows.map(|r| r.d),
+            qh,
+            qs: interleave(rows.map(|r| &r.qs)),
+        }
+    }
+    fn unpack(&self, k: usize) -> BlockQ5_0 {
+        let mut qh = 0u32;
+        for c in 0..4 {
+            for i in 0..4 {
+                let (lo, hi) = (4 * c + i, 16 + 4 * c + i);
+                qh |= (self.qh[c] >> (4 * k + i) & 1) << lo;
+                qh |= (self.qh[4 + c] >> (4 * k + i) & 1) << hi;
+            }
+        }
+        BlockQ5_0 {
+            d: self.d[k],
+            qh,
+            qs: deinterleave(&self.qs, k),
+        }
+    }
+}
+
+impl Nibbles for BlockQ5_0x8 {
+    const OFFSETS: bool = false;
+    const CENTRE: i32 = 16;
+    const FIFTH: bool = true;
+    fn offsets(&self) -> &[f16; ROWS] {
+        &self.d
+    }
+    fn nibbles(&self) -> &[u8; QK / 2 * ROWS] {
+        &self.qs
+    }
+    fn fifth(&self) -> &[u32; 8] {
+        &self.qh
     }
 }
 
@@ -177,6 +257,8 @@ impl Interleaved for BlockQ4_1x8 {
 
 impl Nibbles for BlockQ4_1x8 {
     const OFFSETS: bool = true;
+    const CENTRE: i32 = 0;
+    const FIFTH: bool = false;
     fn offsets(&self) -> &[f16; ROWS] {
         &self.m
     }

@@ -752,22 +752,24 @@ fn tiled_q6k_groups_match_the_format_definition() {
     check_tiled::<super::repack::BlockQ6Kx8>("q6k", |k| k.q6k.tiled);
 }
 
-/// q5_0 rows by tiles of sixteen tokens, eight row-major rows at a time, on every level that
-/// has the micro-kernel ([`check_tiles`]).
+/// Interleaved q5_0 groups by tiles of sixteen tokens, stored alone and in pairs, on every
+/// level that has the micro-kernel ([`check_tiles`]).
 #[test]
-fn tiled_q5_0_rows_match_the_dequantized_reference() {
+fn tiled_q5_0_groups_match_the_dequantized_reference() {
     use super::blocks::BlockQ5_0;
+    use super::repack::{BlockQ5_0x8, Repacked};
     let mut checked = 0;
-    for (rows, cols, tokens) in [(8, 576, 16), (16, 1536, 21)] {
+    for (rows, cols, tokens, paired) in [(8, 576, 16, false), (24, 1536, 21, true)] {
         let (bytes, values) = ggml_quantized(&random(rows * cols, 17), rows, cols, Dtype::Q5_0);
         let matrix = QMatrix::<BlockQ5_0>::from_gguf("w", rows, cols, &bytes).unwrap();
-        let per = 8 * cols / QK;
-        let group = |g: usize| (&matrix.blocks[g * per..(g + 1) * per]).into();
+        let packed = Repacked::<BlockQ5_0x8>::new(rows, cols, &matrix.blocks, paired);
+        assert_eq!(packed.pairs(), usize::from(paired));
+        let group = |g: usize| packed.blocks_of(g);
         let shape = (rows, cols, tokens);
         checked += check_tiles("q5_0", shape, &values, group, |k| k.q5_0.tiled);
     }
     if Level::available().contains(&Level::Avx512Vnni) {
-        assert!(checked > 0, "avx512vnni multiplies q5_0 rows by tiles");
+        assert!(checked > 0, "avx512vnni multiplies q5_0 groups by tiles");
     }
 }
 
@@ -1299,6 +1301,11 @@ fn check_rows8<I: super::repack::Interleaved>(
 #[test]
 fn repacked_q4_0_rows_on_every_level_match_the_dequantized_reference() {
     check_rows8::<super::repack::BlockQ4_0x8>(Dtype::Q4_0, |k| k.q4_0.rows8, |k| k.q4_0.rows16);
+}
+
+#[test]
+fn repacked_q5_0_rows_on_every_level_match_the_dequantized_reference() {
+    check_rows8::<super::repack::BlockQ5_0x8>(Dtype::Q5_0, |k| k.q5_0.rows8, |k| k.q5_0.rows16);
 }
 
 #[test]

@@ -3,11 +3,10 @@
 //! row by row, or as GEMMs on dequantized tiles.
 
 use super::{Activations, Matrix, QMatrix, QuantBlock};
-use crate::blocks::QK;
 use crate::dispatch::{GemmTile, Rows16, Rows8, Tiled, GEMM_ROWS, GEMM_TOKENS};
 use crate::repack::{Interleaved, Repacked, ROWS};
 use crate::runtime::SharedOut;
-use crate::tiles::{band_len, Group, BAND, TILE};
+use crate::tiles::{band_len, BAND, TILE};
 use crate::{Kernels, Pool};
 
 /// Tokens whose activations one pass over a weight row multiplies: few enough that their
@@ -80,6 +79,10 @@ impl Matrix {
                 let kernels = (k.q8_0.rows8.expect(missing), k.q8_0.rows16);
                 groups(m, kernels, rows, &x.q8, tokens, out)
             }
+            Matrix::Q5_0x8(m) => {
+                let kernels = (k.q5_0.rows8.expect(missing), k.q5_0.rows16);
+                groups(m, kernels, rows, &x.q8, tokens, out)
+            }
             Matrix::Q4Kx8(m) => {
                 let kernels = (k.q4k.rows8.expect(missing), None);
                 groups(m, kernels, rows, &x.q8, tokens, out)
@@ -101,7 +104,7 @@ impl Matrix {
     pub(super) fn tiled(&self, k: &Kernels) -> bool {
         match self {
             Matrix::Q4_0x8(_) => k.q4_0.tiled.is_some(),
-            Matrix::Q5_0(m) => k.q5_0.tiled.is_some() && m.rows.is_multiple_of(ROWS),
+            Matrix::Q5_0x8(_) => k.q5_0.tiled.is_some(),
             Matrix::Q4Kx8(_) => k.q4k.tiled.is_some(),
             Matrix::Q5Kx8(_) => k.q5k.tiled.is_some(),
             Matrix::Q6Kx8(_) => k.q6k.tiled.is_some(),
@@ -120,35 +123,8 @@ impl Matrix {
         band: &mut [u8],
         out: &SharedOut,
     ) -> bool {
-        /// `group(g)`: the blocks of rows `8g..8g + 8`; `n` rows in all.
-        fn groups<'m, I: 'm>(
-            group: impl Fn(usize) -> Group<'m, I>,
-            n: usize,
-            kernels: Tiled<I>,
-            rows: std::ops::Range<usize>,
-            x: &Activations,
-            band: &mut [u8],
-            out: &SharedOut,
-        ) {
-            let tiles = x.tiles();
-            let mut results = [0f32; BAND * TILE];
-            for g in rows.start.div_ceil(ROWS)..rows.end.div_ceil(ROWS) {
-                let group = group(g);
-                (kernels.unpack)(group, band);
-                for t0 in 0..tiles.count() {
-                    (kernels.multiply)(group, band, tiles.tile(t0), &mut results);
-                    for i in 0..TILE.min(x.tokens - t0 * TILE) {
-                        let t = t0 * TILE + i;
-                        for r in 0..BAND {
-                            // SAFETY: the rows of group g of every token belong to this thread
-                            // alone; t * n + 8g + r < tokens × rows = out.len().
-                            unsafe { *out.at(t * n + g * ROWS + r) = results[TILE * r + i] };
-                        }
-                    }
-                }
-            }
-        }
-        /// An interleaved matrix's groups, alone or in pairs, by the level's tile kernels.
+        /// An interleaved matrix's groups (alone or in pairs) whose first row is in `rows`,
+        /// by the level's tile kernels.
         fn interleaved<I: Interleaved>(
             m: &Repacked<I>,
             kernels: Option<Tiled<I>>,
@@ -158,7 +134,23 @@ impl Matrix {
             out: &SharedOut,
         ) {
             let kernels = kernels.expect(MISSING);
-            groups(|g| m.blocks_of(g), m.rows, kernels, rows, x, band, out)
+            let tiles = x.tiles();
+            let mut results = [0f32; BAND * TILE];
+            for g in rows.start.div_ceil(ROWS)..rows.end.div_ceil(ROWS) {
+                let group = m.blocks_of(g);
+                (kernels.unpack)(group, band);
+                for t0 in 0..tiles.count() {
+                    (kernels.multiply)(group, band, tiles.tile(t0), &mut results);
+                    for i in 0..TILE.min(x.tokens - t0 * TILE) {
+                        let t = t0 * TILE + i;
+                        for r in 0..BAND {
+                            // SAFETY: the rows of group g of every token belong to this thread
+                            // alone; t * rows + 8g + r < tokens × rows = out.len().
+                            unsafe { *out.at(t * m.rows + g * ROWS + r) = results[TILE * r + i] };
+                        }
+                    }
+                }
+            }
         }
         const MISSING: &str = "tiled only where the level has the kernel";
         if !self.tiled(k) {
@@ -169,19 +161,7 @@ impl Matrix {
             Matrix::Q4Kx8(m) => interleaved(m, k.q4k.tiled, rows, x, band, out),
             Matrix::Q5Kx8(m) => interleaved(m, k.q5k.tiled, rows, x, band, out),
             Matrix::Q6Kx8(m) => interleaved(m, k.q6k.tiled, rows, x, band, out),
-            Matrix::Q5_0(m) => {
-                let per = ROWS * m.cols / QK;
-                let group = |g: usize| Group::from(&m.blocks[g * per..(g + 1) * per]);
-                groups(
-                    group,
-                    m.rows,
-                    k.q5_0.tiled.expect(MISSING),
-                    rows,
-                    x,
-                    band,
-                    out,
-                )
-            }
+            Matrix::Q5_0x8(m) => interleaved(m, k.q5_0.tiled, rows, x, band, out),
             _ => unreachable!("`Matrix::tiled` names the matrices with tiles"),
         }
         true
@@ -243,6 +223,7 @@ impl Matrix {
             Matrix::IQ4NL(m) => blocks(m, k, r, x, tokens, &mut out),
             Matrix::Q4_0x8(_)
             | Matrix::Q4_1x8(_)
+            | Matrix::Q5_0x8(_)
             | Matrix::Q8_0x8(_)
             | Matrix::Q4Kx8(_)
             | Matrix::Q5Kx8(_)
@@ -258,6 +239,7 @@ impl Matrix {
         match self {
             Matrix::Q4_0x8(m) => m.unit(),
             Matrix::Q4_1x8(m) => m.unit(),
+            Matrix::Q5_0x8(m) => m.unit(),
             Matrix::Q4Kx8(m) => m.unit(),
             Matrix::Q5Kx8(m) => m.unit(),
             Matrix::Q6Kx8(m) => m.unit(),
@@ -274,6 +256,7 @@ impl Matrix {
             self,
             Matrix::Q4_0x8(_)
                 | Matrix::Q4_1x8(_)
+                | Matrix::Q5_0x8(_)
                 | Matrix::Q8_0x8(_)
                 | Matrix::Q4Kx8(_)
                 | Matrix::Q5Kx8(_)

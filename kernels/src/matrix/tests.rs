@@ -205,7 +205,7 @@ fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
     }
 }
 
-/// On a level that multiplies k-quant and q4_0 groups and q5_0 rows by tiles, prompts of a tile or more
+/// On a level that multiplies k-quant, q4_0 and q5_0 groups by tiles, prompts of a tile or more
 /// (a last tile padded) give what the same level's group kernels (or GEMMs) give, for every
 /// split of the rows over 1 to 3 threads, and every output lands on its row and token.
 #[test]

@@ -16,7 +16,7 @@ mod kquants;
 
 use super::{neon, NeonDot};
 use crate::blocks::{BlockQ8, QK};
-use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
+use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8, Nibbles, ROWS};
 use crate::{Kernels, Level};
 use half::f16;
 use std::arch::aarch64::*;
@@ -28,6 +28,7 @@ pub(crate) fn kernels(token: NeonDot) -> Kernels {
     k.level = Level::NeonDot;
     k.q4_0.rows8 = Some(rows8_q4_0);
     k.q4_1.rows8 = Some(rows8_q4_1);
+    k.q5_0.rows8 = Some(rows8_q5_0);
     k.q8_0.rows8 = Some(rows8_q8_0);
     k.q4k.rows8 = Some(kquants::rows8_q4k);
     k.q5k.rows8 = Some(kquants::rows8_q5k);
@@ -87,8 +88,24 @@ fn halves(h: &[f16; ROWS]) -> [float32x4_t; 2] {
     [widen(vmovl_u16(vget_low_u16(v))), widen(vmovl_high_u16(v))]
 }
 
-/// Eight interleaved 4-bit rows by `N` tokens: as AVX2's `rows8_tokens`, rows 0-3 in the first
-/// vector of each pair and rows 4-7 in the second.
+/// Bits `16 half..16 half + 16` of `word` as 0x10 in bytes 0..16 (byte `j` from bit
+/// `16 half + j`): q5_0's fifth bits for the half of a 32-byte piece that holds rows
+/// `4 half..4 half + 4` (`repack::BlockQ5_0x8`).
+#[inline]
+#[target_feature(enable = "neon")]
+fn fifth_bits(word: u32, half: usize) -> uint8x16_t {
+    const SPREAD: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
+    const BIT: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+    // Little-endian: byte 0 of each 16-bit lane holds bits 0-7, byte 1 bits 8-15.
+    let both = vreinterpretq_u8_u16(vdupq_n_u16((word >> (16 * half)) as u16));
+    // SAFETY: sixteen bytes from each sixteen-byte constant.
+    let (spread, bit) = unsafe { (vld1q_u8(SPREAD.as_ptr()), vld1q_u8(BIT.as_ptr())) };
+    let set = vtstq_u8(vqtbl1q_u8(both, spread), bit);
+    vandq_u8(set, vdupq_n_u8(0x10))
+}
+
+/// Eight interleaved 4-bit rows (q5_0's with their fifth bits) by `N` tokens: as AVX2's
+/// `rows8_tokens`, rows 0-3 in the first vector of each pair and rows 4-7 in the second.
 // The halves and tokens index several arrays each, as in AVX2's kernels.
 #[allow(clippy::needless_range_loop)]
 #[inline]
@@ -104,8 +121,13 @@ fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [[fl
                 let at = 32 * c + 16 * half;
                 // SAFETY: 16 bytes at `at` + 16 <= 128.
                 let packed = unsafe { vld1q_u8(nibbles[at..at + 16].as_ptr()) };
-                let lo = vreinterpretq_s8_u8(vandq_u8(packed, low));
-                let hi = vreinterpretq_s8_u8(vshrq_n_u8::<4>(packed));
+                let mut lo = vandq_u8(packed, low);
+                let mut hi = vshrq_n_u8::<4>(packed);
+                if I::FIFTH {
+                    lo = vorrq_u8(lo, fifth_bits(block.fifth()[c], half));
+                    hi = vorrq_u8(hi, fifth_bits(block.fifth()[4 + c], half));
+                }
+                let (lo, hi) = (vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi));
                 for t in 0..N {
                     let qs = &x[t][b].qs;
                     let s = sdot(sums[t][half], lo, broadcast4(qs, 4 * c));
@@ -124,8 +146,8 @@ fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [[fl
             for half in 0..2 {
                 let mut whole = sums[t][half];
                 if !I::OFFSETS {
-                    // q4_0's weights are nibble - 8: 8 Σx off in integers.
-                    whole = vsubq_s32(whole, vdupq_n_s32(8 * xb.sum));
+                    // The weights are q - CENTRE: CENTRE · Σx off in integers.
+                    whole = vsubq_s32(whole, vdupq_n_s32(I::CENTRE * xb.sum));
                 }
                 let scale = vmulq_n_f32(d[half], xb.d);
                 acc[t][half] = vfmaq_f32(acc[t][half], scale, vcvtq_f32_s32(whole));
@@ -198,6 +220,10 @@ fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut 
 }
 
 fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8(w, x, tokens, out) }
+}
+
+fn rows8_q5_0(w: &[BlockQ5_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
 }
 

@@ -15,7 +15,7 @@ use crate::blocks::{
     BlockIQ4NL, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, IQ4NL_VALUES, QK,
 };
 use crate::dispatch::{Dense, Ops, Quant};
-use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
+use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8, Nibbles, ROWS};
 use crate::{Kernels, Level};
 use half::{bf16, f16};
 use std::arch::x86_64::*;
@@ -28,7 +28,7 @@ pub(crate) fn kernels(_: Avx2) -> Kernels {
         q8_0: Quant::grouped(dot_q8_0, rows8_q8_0),
         q4_0: Quant::grouped(dot_q4_0, rows8_q4_0),
         q4_1: Quant::grouped(dot_q4_1, rows8_q4_1),
-        q5_0: Quant::rows(dot_q5_0),
+        q5_0: Quant::grouped(dot_q5_0, rows8_q5_0),
         q5_1: Quant::rows(dot_q5_1),
         q4k: Quant::grouped(kquants::rows_q4k, kquants::rows8_q4k),
         q2k: Quant::rows(generic::rows_q2k),
@@ -259,8 +259,9 @@ fn axpy_f16_avx2(w: f32, x: &[f16], y: &mut [f32]) {
 
 /// Eight interleaved rows (see `repack`) by `N` tokens' activations: lane `k` of result `t`
 /// is row `k` · token `t`. Each 32-byte piece of weights is loaded and unpacked once for all
-/// `N` tokens; byte products are summed in 16 bits over a block (8 × 3810 < 32767), widened
-/// once, then scaled for all eight rows with one FMA.
+/// `N` tokens (q5_0's fifth bits ORed in); byte products are summed in 16 bits over a block
+/// (8 × 3810 < 32767) and widened once, or for q5_0 (2 × 7874 per chunk) widened per chunk;
+/// then scaled for all eight rows with one FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [__m256; N] {
@@ -272,8 +273,12 @@ fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [__m
         for c in 0..4 {
             // SAFETY: 32 bytes at 32c of the 128 nibble bytes; unaligned load.
             let packed = unsafe { _mm256_loadu_si256(block.nibbles().as_ptr().add(32 * c).cast()) };
-            let lo = _mm256_and_si256(packed, low);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+            let mut lo = _mm256_and_si256(packed, low);
+            let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+            if I::FIFTH {
+                lo = _mm256_or_si256(lo, fifth_bits(block.fifth()[c]));
+                hi = _mm256_or_si256(hi, fifth_bits(block.fifth()[4 + c]));
+            }
             for t in 0..N {
                 let qs = x[t][b].qs.as_ptr();
                 // SAFETY: bytes 4c..4c + 4 and 16 + 4c..20 + 4c of the 32; unaligned reads.
@@ -285,7 +290,11 @@ fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [__m
                 };
                 let pair =
                     _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh));
-                sums[t] = _mm256_add_epi16(sums[t], pair);
+                sums[t] = if I::FIFTH {
+                    _mm256_add_epi32(sums[t], _mm256_madd_epi16(pair, ones))
+                } else {
+                    _mm256_add_epi16(sums[t], pair)
+                };
             }
         }
         // SAFETY: eight halves, 16 bytes; unaligned loads.
@@ -297,10 +306,15 @@ fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [__m
         };
         for t in 0..N {
             let xb = &x[t][b];
-            let mut whole = _mm256_madd_epi16(sums[t], ones);
+            let mut whole = if I::FIFTH {
+                sums[t]
+            } else {
+                _mm256_madd_epi16(sums[t], ones)
+            };
             if !I::OFFSETS {
-                // q4_0's weights are nibble - 8: take 8 Σx off in integers, as llama.cpp does.
-                whole = _mm256_sub_epi32(whole, _mm256_set1_epi32(8 * xb.sum));
+                // The weights are q - CENTRE: take CENTRE · Σx off in integers, as llama.cpp
+                // does.
+                whole = _mm256_sub_epi32(whole, _mm256_set1_epi32(I::CENTRE * xb.sum));
             }
             let scale = _mm256_mul_ps(d, _mm256_set1_ps(xb.d));
             acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(whole), acc[t]);
@@ -732,6 +746,10 @@ fn rows8_q4_0(w: &[BlockQ4_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut 
 }
 
 fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8(w, x, tokens, out) }
+}
+
+fn rows8_q5_0(w: &[BlockQ5_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
 }
 

@@ -14,9 +14,11 @@ pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     k.dense.gemm = Some(super::gemm::tile_avx512);
     k.q4_0.rows8 = Some(rows8::rows8_q4_0);
     k.q4_1.rows8 = Some(rows8::rows8_q4_1);
+    k.q5_0.rows8 = Some(rows8::rows8_q5_0);
     k.q8_0.rows8 = Some(rows8::rows8_q8_0);
     k.q4_0.rows16 = Some(rows16::rows16_q4_0);
     k.q4_1.rows16 = Some(rows16::rows16_q4_1);
+    k.q5_0.rows16 = Some(rows16::rows16_q5_0);
     k.q8_0.rows16 = Some(rows16::rows16_q8_0);
     k.q4k.row = q4k::rows;
     k.q5k.row = q4k::rows_q5k;
@@ -156,12 +158,11 @@ mod q4k {
 /// - q4k and q5k: per 32-weight block and row the sum times `d_x · d · scale` in one FMA and
 ///   the mins' `dmin · min · d_x · Σ x` in another, both factors of the row unpacked with the
 ///   band;
-/// - q4_0 (interleaved groups) and q5_0 (groups of eight row-major rows): per block and row
+/// - q4_0 and q5_0 (interleaved groups): per block and row
 ///   the offset of 8 or 16 (`8 · Σ x`, `16 · Σ x`) in integers, then `d_x · d` in one FMA.
 mod tiled {
     use crate::arch::x86::avx2::kquants::{scales_mins_x8, weights_q6k_x8};
-    use crate::blocks::BlockQ5_0;
-    use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ5Kx8, BlockQ6Kx8};
+    use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ5Kx8, BlockQ5_0x8, BlockQ6Kx8, Nibbles};
     use crate::tiles::{band_len, Group, Tile, BAND, TILE};
     use std::arch::x86_64::*;
 
@@ -289,12 +290,16 @@ mod tiled {
         }
     }
 
-    /// An interleaved q4_0 group into a band: chunk `c` of a block (row `k`'s bytes `4c..4c + 4`
-    /// at `4k`) holds weights `4c..4c + 4` of every row in its low nibbles and `16 + 4c..` in its
-    /// high ones, already in the band's order (pieces `c` and `4 + c`); then the block's eight
-    /// scales.
+    /// An interleaved q4_0 or q5_0 group into a band: chunk `c` of a block (row `k`'s bytes
+    /// `4c..4c + 4` at `4k`) holds weights `4c..4c + 4` of every row in its low nibbles and
+    /// `16 + 4c..` in its high ones, already in the band's order (pieces `c` and `4 + c`),
+    /// q5_0's fifth bits ORed in; then the block's eight scales.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn unpack_q4_0_body(w: Group<BlockQ4_0x8>, band: &mut [u8]) {
+    fn unpack_nibbles_body<I: Nibbles>(w: Group<I>, band: &mut [u8]) {
+        use crate::arch::x86::avx2::fifth_bits;
+        const {
+            assert!(!I::OFFSETS, "q4_1's offsets have no tile kernel");
+        }
         let cols = w.len() * 32;
         assert!(
             band.len() >= band_len(cols),
@@ -303,11 +308,16 @@ mod tiled {
         let (codes, factors) = band.split_at_mut(BAND * cols);
         let low = _mm256_set1_epi8(0x0f);
         for (b, g) in w.iter().enumerate() {
-            for (c, chunk) in g.qs.chunks_exact(32).enumerate() {
+            for (c, chunk) in g.nibbles().chunks_exact(32).enumerate() {
                 // SAFETY: 32 bytes.
                 let v = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
-                let high = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
-                for (p, q) in [(c, _mm256_and_si256(v, low)), (4 + c, high)] {
+                let mut lo = _mm256_and_si256(v, low);
+                let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low);
+                if I::FIFTH {
+                    lo = _mm256_or_si256(lo, fifth_bits(g.fifth()[c]));
+                    hi = _mm256_or_si256(hi, fifth_bits(g.fifth()[4 + c]));
+                }
+                for (p, q) in [(c, lo), (4 + c, hi)] {
                     let piece = 8 * b + p;
                     let to = &mut codes[32 * piece..32 * piece + 32];
                     // SAFETY: 32 bytes, checked by the slice.
@@ -317,37 +327,8 @@ mod tiled {
             let to = &mut factors[32 * b..32 * b + 32];
             // SAFETY: eight f16 (16 bytes) in, eight f32 (32 bytes, checked by the slice) out.
             unsafe {
-                let d = _mm256_cvtph_ps(_mm_loadu_si128(g.d.as_ptr().cast()));
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(g.scales().as_ptr().cast()));
                 _mm256_storeu_ps(to.as_mut_ptr().cast(), d);
-            }
-        }
-    }
-
-    /// Eight q5_0 rows (their blocks one row after another) into a band: each block's 32
-    /// weights as unsigned bytes (nibble and fifth bit), then its eight rows' scales.
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    fn unpack_q5_0_body(w: Group<BlockQ5_0>, band: &mut [u8]) {
-        use crate::arch::x86::avx2::{fifth_bits, nibbles};
-        let per = w.len() / BAND;
-        let cols = per * 32;
-        assert!(
-            w.len() == per * BAND && band.len() >= band_len(cols),
-            "eight whole rows, and a band that holds them"
-        );
-        let (codes, factors) = band.split_at_mut(BAND * cols);
-        let mut bytes = [0u8; 32];
-        for r in 0..BAND {
-            for b in 0..per {
-                let block = w.get(r * per + b);
-                let q = _mm256_or_si256(nibbles(&block.qs), fifth_bits(block.qh));
-                // SAFETY: 32 bytes.
-                unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast(), q) };
-                for (p, piece) in bytes.chunks_exact(4).enumerate() {
-                    let at = 32 * (8 * b + p) + 4 * r;
-                    codes[at..at + 4].copy_from_slice(piece);
-                }
-                let at = 4 * (8 * b + r);
-                factors[at..at + 4].copy_from_slice(&block.d.to_f32().to_le_bytes());
             }
         }
     }
@@ -483,16 +464,16 @@ mod tiled {
         unsafe { multiply_blocks::<0>(8 * w.len(), band, x, out) }
     }
 
-    pub(super) fn unpack_q5_0(w: Group<BlockQ5_0>, band: &mut [u8]) {
-        unsafe { unpack_q5_0_body(w, band) }
+    pub(super) fn unpack_q5_0(w: Group<BlockQ5_0x8>, band: &mut [u8]) {
+        unsafe { unpack_nibbles_body(w, band) }
     }
 
-    pub(super) fn multiply_q5_0(w: Group<BlockQ5_0>, band: &[u8], x: Tile, out: &mut [f32; 128]) {
-        unsafe { multiply_blocks::<16>(w.len() / BAND, band, x, out) }
+    pub(super) fn multiply_q5_0(w: Group<BlockQ5_0x8>, band: &[u8], x: Tile, out: &mut [f32; 128]) {
+        unsafe { multiply_blocks::<16>(w.len(), band, x, out) }
     }
 
     pub(super) fn unpack_q4_0(w: Group<BlockQ4_0x8>, band: &mut [u8]) {
-        unsafe { unpack_q4_0_body(w, band) }
+        unsafe { unpack_nibbles_body(w, band) }
     }
 
     pub(super) fn multiply_q4_0(w: Group<BlockQ4_0x8>, band: &[u8], x: Tile, out: &mut [f32; 128]) {

@@ -21,9 +21,10 @@ macro_rules! vnni_kernels {
         use std::arch::x86_64::*;
         use std::ops::Range;
         use $crate::blocks::{BlockQ8, QK};
-        use $crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles, ROWS};
+        use $crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8, Nibbles, ROWS};
 
-        /// As AVX2's `rows8_tokens`, with the byte products summed straight into 32-bit lanes.
+        /// As AVX2's `rows8_tokens`, with the byte products summed straight into 32-bit lanes
+        /// (q5_0's too: no 16-bit sums to overflow).
         #[inline]
         #[target_feature(enable = $features)]
         fn rows8_tokens<I: Nibbles, const N: usize>(w: &[I], x: [&[BlockQ8]; N]) -> [__m256; N] {
@@ -35,8 +36,13 @@ macro_rules! vnni_kernels {
                     // SAFETY: 32 bytes at 32c of the 128 nibble bytes; unaligned load.
                     let packed =
                         unsafe { _mm256_loadu_si256(block.nibbles().as_ptr().add(32 * c).cast()) };
-                    let lo = _mm256_and_si256(packed, low);
-                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+                    let mut lo = _mm256_and_si256(packed, low);
+                    let mut hi = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
+                    if I::FIFTH {
+                        use $crate::arch::x86::avx2::fifth_bits;
+                        lo = _mm256_or_si256(lo, fifth_bits(block.fifth()[c]));
+                        hi = _mm256_or_si256(hi, fifth_bits(block.fifth()[4 + c]));
+                    }
                     for t in 0..N {
                         let qs = x[t][b].qs.as_ptr();
                         // SAFETY: bytes 4c..4c + 4 and 16 + 4c..20 + 4c of the 32; unaligned reads.
@@ -62,7 +68,7 @@ macro_rules! vnni_kernels {
                     let xb = &x[t][b];
                     let mut whole = sums[t];
                     if !I::OFFSETS {
-                        whole = _mm256_sub_epi32(whole, _mm256_set1_epi32(8 * xb.sum));
+                        whole = _mm256_sub_epi32(whole, _mm256_set1_epi32(I::CENTRE * xb.sum));
                     }
                     let scale = _mm256_mul_ps(d, _mm256_set1_ps(xb.d));
                     acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(whole), acc[t]);
@@ -155,6 +161,15 @@ macro_rules! vnni_kernels {
 
         pub(super) fn rows8_q4_1(
             w: &[BlockQ4_1x8],
+            x: &[BlockQ8],
+            tokens: Range<usize>,
+            out: &mut [f32],
+        ) {
+            unsafe { rows8(w, x, tokens, out) }
+        }
+
+        pub(super) fn rows8_q5_0(
+            w: &[BlockQ5_0x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
             out: &mut [f32],

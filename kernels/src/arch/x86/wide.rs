@@ -1,4 +1,4 @@
-//! The interleaved 4-bit and q8_0 rows of `repack` on 512-bit vectors: two groups of eight
+//! The interleaved 4-bit (and q5_0) and q8_0 rows of `repack` on 512-bit vectors: two groups of eight
 //! rows at a time, so one vector holds sixteen rows' sums. The groups are the 256-bit levels'
 //! (group `2p`'s 32-byte piece in the low half, group `2p + 1`'s in the high half), stored as
 //! pairs whose blocks alternate (`Repacked::pair`), so the two are read as one stream; four
@@ -52,7 +52,7 @@ macro_rules! wide_kernels {
         use std::ops::Range;
         use $crate::arch::x86::wide::Pair;
         use $crate::blocks::{BlockQ8, QK};
-        use $crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ8_0x8, Nibbles};
+        use $crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8, Nibbles};
 
         /// The 32 bytes at `first` and at `second` as one vector (`first` low).
         #[inline]
@@ -88,7 +88,7 @@ macro_rules! wide_kernels {
             w: Pair<I>,
             x: [&[BlockQ8]; N],
         ) -> [__m512; N] {
-            let low = _mm512_set1_epi8(0x0F);
+            let (low, fifth) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
             let mut acc = [_mm512_setzero_ps(); N];
             for (b, (first, second)) in w.blocks().enumerate() {
                 let mut sums = [_mm512_setzero_si512(); N];
@@ -100,8 +100,16 @@ macro_rules! wide_kernels {
                             second.nibbles().as_ptr().add(32 * c),
                         )
                     };
-                    let lo = _mm512_and_si512(packed, low);
-                    let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(packed), low);
+                    let mut lo = _mm512_and_si512(packed, low);
+                    let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(packed), low);
+                    if I::FIFTH {
+                        // Bit j of the mask, the fifth bit of byte j (the first group's
+                        // word low, the second's high), as 0x10.
+                        let (one, two) = (first.fifth(), second.fifth());
+                        let mask = |c: usize| one[c] as u64 | (two[c] as u64) << 32;
+                        lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(mask(c), fifth));
+                        hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(mask(4 + c), fifth));
+                    }
                     for t in 0..N {
                         let qs = x[t][b].qs.as_ptr();
                         // SAFETY: bytes 4c..4c + 4 and 16 + 4c..20 + 4c of the 32; unaligned.
@@ -113,7 +121,14 @@ macro_rules! wide_kernels {
                                 ),
                             )
                         };
-                        sums[t] = nibble_products(sums[t], lo, hi, xl, xh);
+                        sums[t] = if I::FIFTH {
+                            // q5_0's products may overflow a level's 16-bit running sums
+                            // over a block: widened per chunk.
+                            let chunk = nibble_products(_mm512_setzero_si512(), lo, hi, xl, xh);
+                            _mm512_add_epi32(sums[t], nibble_whole(chunk))
+                        } else {
+                            nibble_products(sums[t], lo, hi, xl, xh)
+                        };
                     }
                 }
                 let d = halves_pair(first.scales(), second.scales());
@@ -124,10 +139,14 @@ macro_rules! wide_kernels {
                 };
                 for t in 0..N {
                     let xb = &x[t][b];
-                    let mut whole = nibble_whole(sums[t]);
+                    let mut whole = if I::FIFTH {
+                        sums[t]
+                    } else {
+                        nibble_whole(sums[t])
+                    };
                     if !I::OFFSETS {
-                        // q4_0's weights are nibble - 8: 8 Σx comes off in integers.
-                        whole = _mm512_sub_epi32(whole, _mm512_set1_epi32(8 * xb.sum));
+                        // The weights are q - CENTRE: CENTRE · Σx comes off in integers.
+                        whole = _mm512_sub_epi32(whole, _mm512_set1_epi32(I::CENTRE * xb.sum));
                     }
                     let scale = _mm512_mul_ps(d, _mm512_set1_ps(xb.d));
                     acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(whole), acc[t]);
@@ -217,6 +236,15 @@ macro_rules! wide_kernels {
 
         pub(super) fn rows16_q4_1(
             w: &[BlockQ4_1x8],
+            x: &[BlockQ8],
+            tokens: Range<usize>,
+            out: &mut [f32],
+        ) {
+            unsafe { rows16(Pair::new(w), x, tokens, out) }
+        }
+
+        pub(super) fn rows16_q5_0(
+            w: &[BlockQ5_0x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
             out: &mut [f32],
