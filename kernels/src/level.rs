@@ -7,8 +7,8 @@
 
 use crate::{Error, Result};
 
-/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni`, `avx512`, `avx512vnni`, `neon` or
-/// `neondot`.
+/// Lowers the kernel level: `scalar`, `avx2`, `avxvnni`, `avx512`, `avx512vnni`, `neon`,
+/// `neondot` or `i8mm`.
 pub const LEVEL_ENV: &str = "LLM_BENCH_KERNELS";
 
 /// A set of kernels and the CPU features they need, lowest first within each architecture.
@@ -29,11 +29,13 @@ pub enum Level {
     Neon,
     /// `neon`'s kernels, with the dot-product extension's `sdot` for interleaved rows.
     NeonDot,
+    /// `neondot`'s kernels, with the matrix-multiply extension's `usmmla` for prompts' tiles.
+    I8mm,
 }
 
 impl Level {
     /// Every level, lowest first.
-    pub const ALL: [Level; 7] = [
+    pub const ALL: [Level; 8] = [
         Level::Scalar,
         Level::Avx2,
         Level::AvxVnni,
@@ -41,6 +43,7 @@ impl Level {
         Level::Avx512Vnni,
         Level::Neon,
         Level::NeonDot,
+        Level::I8mm,
     ];
 
     /// The level's name, as `LLM_BENCH_KERNELS` takes it.
@@ -53,6 +56,7 @@ impl Level {
             Level::Avx512Vnni => "avx512vnni",
             Level::Neon => "neon",
             Level::NeonDot => "neondot",
+            Level::I8mm => "i8mm",
         }
     }
 

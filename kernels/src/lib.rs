@@ -13,7 +13,7 @@
 //!   [`ops`]: the element-wise steps between them.
 //! - [`runtime`]: the thread pool and the weights' memory.
 //! - `arch`: each level's kernels, `generic` (portable), `x86/{avx2, avxvnni, avx512,
-//!   avx512vnni}`, `arm/{neon, neondot}`, each level's table built from a token only its
+//!   avx512vnni}`, `arm/{neon, neondot, i8mm}`, each level's table built from a token only its
 //!   detection makes.
 //!
 //! `LLM_BENCH_KERNELS=scalar` forces a lower level than the CPU offers (tests run every level

@@ -716,10 +716,21 @@ fn check_tiles<'m, T: 'm>(
     checked
 }
 
+/// The levels with tile kernels for q4_0, q5_0, q4k and q5k groups (q6k: `avx512vnni`).
+const TILED: [Level; 2] = [Level::Avx512Vnni, Level::I8mm];
+
+/// Whether this CPU runs one of `levels`.
+fn runs_any(levels: &[Level]) -> bool {
+    Level::available().iter().any(|l| levels.contains(l))
+}
+
 /// k-quant groups by tiles of sixteen tokens (`Tiled`), on every level that has the
 /// micro-kernel ([`check_tiles`]).
-fn check_tiled<I>(dtype: &str, kernel: fn(&Kernels) -> Option<super::dispatch::Tiled<I>>)
-where
+fn check_tiled<I>(
+    dtype: &str,
+    kernel: fn(&Kernels) -> Option<super::dispatch::Tiled<I>>,
+    on: &[Level],
+) where
     I: super::repack::Interleaved,
     I::Row: QuantBlock,
 {
@@ -732,24 +743,24 @@ where
         let group = |g: usize| packed.blocks_of(g);
         checked += check_tiles(dtype, (rows, cols, tokens), &values, group, kernel);
     }
-    if Level::available().contains(&Level::Avx512Vnni) {
-        assert!(checked > 0, "avx512vnni multiplies {dtype} groups by tiles");
+    if runs_any(on) {
+        assert!(checked > 0, "{on:?} multiply {dtype} groups by tiles");
     }
 }
 
 #[test]
 fn tiled_q4k_groups_match_the_format_definition() {
-    check_tiled::<super::repack::BlockQ4Kx8>("q4k", |k| k.q4k.tiled);
+    check_tiled::<super::repack::BlockQ4Kx8>("q4k", |k| k.q4k.tiled, &TILED);
 }
 
 #[test]
 fn tiled_q5k_groups_match_the_format_definition() {
-    check_tiled::<super::repack::BlockQ5Kx8>("q5k", |k| k.q5k.tiled);
+    check_tiled::<super::repack::BlockQ5Kx8>("q5k", |k| k.q5k.tiled, &TILED);
 }
 
 #[test]
 fn tiled_q6k_groups_match_the_format_definition() {
-    check_tiled::<super::repack::BlockQ6Kx8>("q6k", |k| k.q6k.tiled);
+    check_tiled::<super::repack::BlockQ6Kx8>("q6k", |k| k.q6k.tiled, &[Level::Avx512Vnni]);
 }
 
 /// Interleaved q5_0 groups by tiles of sixteen tokens, stored alone and in pairs, on every
@@ -768,8 +779,8 @@ fn tiled_q5_0_groups_match_the_dequantized_reference() {
         let shape = (rows, cols, tokens);
         checked += check_tiles("q5_0", shape, &values, group, |k| k.q5_0.tiled);
     }
-    if Level::available().contains(&Level::Avx512Vnni) {
-        assert!(checked > 0, "avx512vnni multiplies q5_0 groups by tiles");
+    if runs_any(&TILED) {
+        assert!(checked > 0, "{TILED:?} multiply q5_0 groups by tiles");
     }
 }
 
@@ -789,8 +800,8 @@ fn tiled_q4_0_groups_match_the_dequantized_reference() {
         let shape = (rows, cols, tokens);
         checked += check_tiles("q4_0", shape, &values, group, |k| k.q4_0.tiled);
     }
-    if Level::available().contains(&Level::Avx512Vnni) {
-        assert!(checked > 0, "avx512vnni multiplies q4_0 groups by tiles");
+    if runs_any(&TILED) {
+        assert!(checked > 0, "{TILED:?} multiply q4_0 groups by tiles");
     }
 }
 
@@ -1118,6 +1129,11 @@ fn levels_are_chosen_refused_and_named() {
         // SAFETY: getauxval reads the process's auxiliary vector; no memory is passed.
         let dotprod = unsafe { libc::getauxval(libc::AT_HWCAP) } & HWCAP_ASIMDDP != 0;
         assert_eq!(available.contains(&Level::NeonDot), dotprod);
+        // `i8mm` wherever HWCAP2_I8MM is set too.
+        const HWCAP2_I8MM: libc::c_ulong = 1 << 13;
+        // SAFETY: as above.
+        let i8mm = unsafe { libc::getauxval(libc::AT_HWCAP2) } & HWCAP2_I8MM != 0;
+        assert_eq!(available.contains(&Level::I8mm), dotprod && i8mm);
         // NEON (Advanced SIMD) is part of every aarch64 CPU Linux runs on.
         const HWCAP_ASIMD: libc::c_ulong = 1 << 1;
         // SAFETY: as above.

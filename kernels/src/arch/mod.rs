@@ -1,5 +1,5 @@
 //! Each level's kernels, by CPU architecture: `generic` (portable loops, every CPU), `x86`
-//! (`avx2`, `avxvnni`, `avx512`, `avx512vnni`), `arm` (`neon`, `neondot`). A level's table is
+//! (`avx2`, `avxvnni`, `avx512`, `avx512vnni`), `arm` (`neon`, `neondot`, `i8mm`). A level's table is
 //! built by its `kernels(token)`, and its token only by its detection: [`kernels`] is the one
 //! place that asks.
 
@@ -69,9 +69,11 @@ pub(crate) fn kernels(level: Level) -> Option<Kernels> {
         Level::Neon => arm::Neon::detect().map(arm::neon::kernels),
         #[cfg(target_arch = "aarch64")]
         Level::NeonDot => arm::NeonDot::detect().map(arm::neondot::kernels),
+        #[cfg(target_arch = "aarch64")]
+        Level::I8mm => arm::I8mm::detect().map(arm::i8mm::kernels),
         #[cfg(not(target_arch = "x86_64"))]
         Level::Avx2 | Level::AvxVnni | Level::Avx512 | Level::Avx512Vnni => None,
         #[cfg(not(target_arch = "aarch64"))]
-        Level::Neon | Level::NeonDot => None,
+        Level::Neon | Level::NeonDot | Level::I8mm => None,
     }
 }

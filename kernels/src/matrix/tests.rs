@@ -205,22 +205,25 @@ fn activations_normed_and_quantized_in_one_pass_match_the_two_steps() {
     }
 }
 
-/// On a level that multiplies k-quant, q4_0 and q5_0 groups by tiles, prompts of a tile or more
-/// (a last tile padded) give what the same level's group kernels (or GEMMs) give, for every
-/// split of the rows over 1 to 3 threads, and every output lands on its row and token.
+/// On the levels that multiply groups by tiles (q4_0, q5_0, q4k, q5k and, on `avx512vnni`,
+/// q6k), prompts of a tile or more (a last tile padded) give what the same level's group
+/// kernels give, for every split of the rows over 1 to 3 threads, and every output lands on
+/// its row and token.
 #[test]
 fn tiles_give_what_groups_give_on_any_thread_count() {
     use crate::blocks::{Block, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ5_0, BlockQ6K};
-    let levels: Vec<Kernels> = Level::available()
+    // The levels with tiles, and how many of the formats below each multiplies by them.
+    let levels: Vec<(Kernels, usize)> = Level::available()
         .into_iter()
-        .map(|l| Kernels::for_level(l).unwrap())
-        .filter(|k| {
-            let k4 = k.q4k.tiled.is_some() && k.q5k.tiled.is_some();
-            k4 && k.q6k.tiled.is_some() && k.q5_0.tiled.is_some() && k.q4_0.tiled.is_some()
+        .filter_map(|l| match l {
+            Level::Avx512Vnni => Some((l, 5)),
+            Level::I8mm => Some((l, 4)),
+            _ => None,
         })
+        .map(|(l, n)| (Kernels::for_level(l).unwrap(), n))
         .collect();
     if levels.is_empty() {
-        eprintln!("no kernel level of this CPU multiplies k-quant groups by tiles");
+        eprintln!("no kernel level of this CPU multiplies groups by tiles");
     }
     let (rows, cols) = (40, 512);
     // Blocks of `weights` weights of patterned bytes with small f16 scales where each format
@@ -248,15 +251,21 @@ fn tiles_give_what_groups_give_on_any_thread_count() {
         (Format::Q5_0, blocks(QK, BlockQ5_0::BYTES, true)),
         (Format::Q4_0, blocks(QK, BlockQ4_0::BYTES, true)),
     ];
-    for (tiled, (format, bytes)) in levels
+    let mut tiled_formats = vec![0; levels.len()];
+    for (l, (tiled, (format, bytes))) in levels
         .iter()
-        .flat_map(|k| formats.iter().map(move |f| (*k, f)))
+        .enumerate()
+        .flat_map(|(l, (k, _))| formats.iter().map(move |f| (l, (*k, f))))
     {
         let mut grouped = tiled;
         (grouped.q4k.tiled, grouped.q5k.tiled, grouped.q6k.tiled) = (None, None, None);
         (grouped.q5_0.tiled, grouped.q4_0.tiled) = (None, None);
         let matrix = read(*format, rows, cols, &tiled, bytes);
-        assert!(matrix.tiled(&tiled) && !matrix.tiled(&grouped));
+        assert!(!matrix.tiled(&grouped));
+        if !matrix.tiled(&tiled) {
+            continue;
+        }
+        tiled_formats[l] += 1;
         for threads in [1, 2, 3] {
             let mut pool = Pool::new(threads);
             for tokens in [16, 37] {
@@ -293,5 +302,8 @@ fn tiles_give_what_groups_give_on_any_thread_count() {
                 }
             }
         }
+    }
+    for ((k, expected), checked) in levels.iter().zip(tiled_formats) {
+        assert_eq!(checked, *expected, "{}: formats by tiles", k.level.name());
     }
 }

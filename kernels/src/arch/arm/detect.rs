@@ -28,3 +28,19 @@ impl NeonDot {
         Neon(())
     }
 }
+
+/// NEON with the dot-product and 8-bit matrix-multiply extensions (Armv8.6 `i8mm`).
+#[derive(Clone, Copy)]
+pub(crate) struct I8mm(());
+
+impl I8mm {
+    pub(crate) fn detect() -> Option<I8mm> {
+        NeonDot::detect()?;
+        std::arch::is_aarch64_feature_detected!("i8mm").then_some(I8mm(()))
+    }
+
+    /// Every feature `neondot`'s kernels need is one of this level's.
+    pub(crate) fn neondot(self) -> NeonDot {
+        NeonDot(())
+    }
+}

@@ -12,7 +12,7 @@
 //! them out, only for a [`NeonDot`] token. Tested under QEMU's `max` CPU on x86-64 hosts
 //! (`scripts/test-aarch64`), and refused on CPUs without `dotprod`.
 
-mod kquants;
+pub(super) mod kquants;
 
 use super::{neon, NeonDot};
 use crate::blocks::{BlockQ8, QK};
@@ -72,7 +72,7 @@ fn broadcast4(qs: &[i8], at: usize) -> int8x16_t {
 /// never infinite or NaN), the sign put back.
 #[inline]
 #[target_feature(enable = "neon")]
-fn halves(h: &[f16; ROWS]) -> [float32x4_t; 2] {
+pub(super) fn halves(h: &[f16; ROWS]) -> [float32x4_t; 2] {
     let bits: [u16; ROWS] = h.map(f16::to_bits);
     // SAFETY: eight u16 from an eight-element array.
     let v = unsafe { vld1q_u16(bits.as_ptr()) };
@@ -93,7 +93,7 @@ fn halves(h: &[f16; ROWS]) -> [float32x4_t; 2] {
 /// `4 half..4 half + 4` (`repack::BlockQ5_0x8`).
 #[inline]
 #[target_feature(enable = "neon")]
-fn fifth_bits(word: u32, half: usize) -> uint8x16_t {
+pub(super) fn fifth_bits(word: u32, half: usize) -> uint8x16_t {
     const SPREAD: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1];
     const BIT: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
     // Little-endian: byte 0 of each 16-bit lane holds bits 0-7, byte 1 bits 8-15.

@@ -40,7 +40,10 @@ fn widen(v: uint8x8_t) -> [float32x4_t; 2] {
 /// nibble of byte `j + 4` with the top two bits of bytes `j - 4` and `j`.
 #[inline]
 #[target_feature(enable = "neon")]
-fn scales_mins(s: &[u8; 96], j: usize) -> ([float32x4_t; 2], [float32x4_t; 2]) {
+pub(in crate::arch::arm) fn scales_mins(
+    s: &[u8; 96],
+    j: usize,
+) -> ([float32x4_t; 2], [float32x4_t; 2]) {
     let six = vdup_n_u8(63);
     let (scales, mins) = if j < 4 {
         (vand_u8(row8(s, j), six), vand_u8(row8(s, j + 4), six))
@@ -57,13 +60,13 @@ fn scales_mins(s: &[u8; 96], j: usize) -> ([float32x4_t; 2], [float32x4_t; 2]) {
 
 /// A q4k or q5k group's factors: its rows' scales of their sub-block scales and of their
 /// mins, and their packed 6-bit scales and mins.
-type Factors<'a> = (&'a [f16; 8], &'a [f16; 8], &'a [u8; 96]);
+pub(in crate::arch::arm) type Factors<'a> = (&'a [f16; 8], &'a [f16; 8], &'a [u8; 96]);
 
 /// Piece `p` of chunk `c` of eight interleaved rows' nibbles (`qs`): four weights of each row
 /// of sub-block `2c` (low nibbles) and of `2c + 1` (high ones), rows 0-3 in the first register.
 #[inline]
 #[target_feature(enable = "neon")]
-fn nibbles(qs: &[u8; 1024], c: usize, p: usize) -> [[int8x16_t; 2]; 2] {
+pub(in crate::arch::arm) fn nibbles(qs: &[u8; 1024], c: usize, p: usize) -> [[int8x16_t; 2]; 2] {
     let at = 256 * c + 32 * p;
     // SAFETY: 32 bytes at `at` + 32 <= 1024: two loads of 16.
     let packed = unsafe {
@@ -82,7 +85,7 @@ fn nibbles(qs: &[u8; 1024], c: usize, p: usize) -> [[int8x16_t; 2]; 2] {
 /// (bits `2c` and `2c + 1` of the rows' `qh` piece `p`) moved to bit 4.
 #[inline]
 #[target_feature(enable = "neon")]
-fn weights_q5k(g: &BlockQ5Kx8, c: usize, p: usize) -> [[int8x16_t; 2]; 2] {
+pub(in crate::arch::arm) fn weights_q5k(g: &BlockQ5Kx8, c: usize, p: usize) -> [[int8x16_t; 2]; 2] {
     let q = nibbles(&g.qs, c, p);
     // SAFETY: 32 bytes at 32p (p < 8) of 256: two loads of 16.
     let high = unsafe {
