@@ -7,7 +7,8 @@ use crate::blocks::{
 };
 use crate::level::{self, Level};
 use crate::repack::{
-    BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ5Kx8, BlockQ5_0x8, BlockQ6Kx8, BlockQ8_0x8,
+    BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ5Kx8, BlockQ5_0x8, BlockQ5_1x8, BlockQ6Kx8,
+    BlockQ8_0x8,
 };
 use crate::tiles::{Group, Tile};
 use crate::Result;
@@ -25,11 +26,11 @@ pub struct Kernels {
     pub q4_0: Quant<BlockQ4_0, Dot<BlockQ4_0>, BlockQ4_0x8>,
     /// q4_1 rows, and interleaved groups of them.
     pub q4_1: Quant<BlockQ4_1, Dot<BlockQ4_1>, BlockQ4_1x8>,
-    /// q5_0 rows, and interleaved groups of them on the x86 levels (by tiles for prompts on
-    /// `avx512vnni`).
+    /// q5_0 rows, and interleaved groups of them on the x86 levels and `neondot` (by tiles
+    /// for prompts on `avx512vnni` and `i8mm`).
     pub q5_0: Quant<BlockQ5_0, Dot<BlockQ5_0>, BlockQ5_0x8>,
-    /// q5_1 rows.
-    pub q5_1: Quant<BlockQ5_1, Dot<BlockQ5_1>>,
+    /// q5_1 rows, and interleaved groups of them on the x86 levels and `neondot`.
+    pub q5_1: Quant<BlockQ5_1, Dot<BlockQ5_1>, BlockQ5_1x8>,
     /// q2k rows.
     pub q2k: Quant<BlockQ2K, KRow<BlockQ2K>>,
     /// q3k rows.

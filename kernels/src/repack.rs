@@ -12,13 +12,15 @@
 //! (prefill), loaded and unpacked once.
 //!
 //! The bytes of a piece are the original block's bytes (a GGUF q4 byte already holds weight
-//! `j` low and `j + 16` high), so repacking only moves 4-byte pieces; q5_0's fifth bits
-//! (`BlockQ5_0x8`) are regrouped to match, one 32-bit word per 32-byte load. q8_0 rows and q4k
+//! `j` low and `j + 16` high), so repacking only moves 4-byte pieces; q5_0's and q5_1's fifth
+//! bits (`BlockQ5_0x8`, `BlockQ5_1x8`) are regrouped to match, one 32-bit word per 32-byte
+//! load. q8_0 rows and q4k
 //! q5k and q6k super-blocks (`BlockQ4Kx8`, `BlockQ5Kx8`, `BlockQ6Kx8`, on the x86 levels) are
 //! interleaved in the same 4-byte pieces.
 
 use super::blocks::{
-    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ6K, BlockQ8_0, QK, QK_K,
+    Block, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QK,
+    QK_K,
 };
 use crate::tiles::Group;
 use crate::WeightVec;
@@ -47,6 +49,20 @@ pub struct BlockQ5_0x8 {
     /// The eight rows' scales.
     pub d: [f16; ROWS],
     /// The fifth bits of each chunk's low nibbles (`qh[c]`) and high ones (`qh[4 + c]`).
+    pub qh: [u32; 8],
+    /// The eight rows' nibbles, interleaved.
+    pub qs: [u8; QK / 2 * ROWS],
+}
+
+/// Block `b` of eight q5_1 rows: q4_1's layout with q5_0's fifth bits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+pub struct BlockQ5_1x8 {
+    /// The eight rows' scales.
+    pub d: [f16; ROWS],
+    /// The eight rows' offsets.
+    pub m: [f16; ROWS],
+    /// The fifth bits, as [`BlockQ5_0x8::qh`].
     pub qh: [u32; 8],
     /// The eight rows' nibbles, interleaved.
     pub qs: [u8; QK / 2 * ROWS],
@@ -180,40 +196,50 @@ impl Nibbles for BlockQ4_0x8 {
     }
 }
 
+/// Eight rows' fifth bits (`qh`, bit `i` weight `i`) regrouped as [`BlockQ5_0x8::qh`].
+fn regroup_fifth(rows: [u32; ROWS]) -> [u32; 8] {
+    let mut qh = [0u32; 8];
+    for (k, row) in rows.iter().enumerate() {
+        for c in 0..4 {
+            for i in 0..4 {
+                let (lo, hi) = (4 * c + i, 16 + 4 * c + i);
+                qh[c] |= (row >> lo & 1) << (4 * k + i);
+                qh[4 + c] |= (row >> hi & 1) << (4 * k + i);
+            }
+        }
+    }
+    qh
+}
+
+/// Row `k`'s fifth bits back from [`regroup_fifth`]'s words.
+fn fifth_of(qh: &[u32; 8], k: usize) -> u32 {
+    let mut row = 0u32;
+    for c in 0..4 {
+        for i in 0..4 {
+            let (lo, hi) = (4 * c + i, 16 + 4 * c + i);
+            row |= (qh[c] >> (4 * k + i) & 1) << lo;
+            row |= (qh[4 + c] >> (4 * k + i) & 1) << hi;
+        }
+    }
+    row
+}
+
 impl Interleaved for BlockQ5_0x8 {
     type Row = BlockQ5_0;
     fn scales(&self) -> &[f16; ROWS] {
         &self.d
     }
     fn pack(rows: [&BlockQ5_0; ROWS]) -> Self {
-        let mut qh = [0u32; 8];
-        for (k, row) in rows.iter().enumerate() {
-            for c in 0..4 {
-                for i in 0..4 {
-                    let (lo, hi) = (4 * c + i, 16 + 4 * c + i);
-                    qh[c] |= (row.qh >> lo & 1) << (4 * k + i);
-                    qh[4 + c] |= (row.qh >> hi & 1) << (4 * k + i);
-                }
-            }
-        }
         Self {
             d: rows.map(|r| r.d),
-            qh,
+            qh: regroup_fifth(rows.map(|r| r.qh)),
             qs: interleave(rows.map(|r| &r.qs)),
         }
     }
     fn unpack(&self, k: usize) -> BlockQ5_0 {
-        let mut qh = 0u32;
-        for c in 0..4 {
-            for i in 0..4 {
-                let (lo, hi) = (4 * c + i, 16 + 4 * c + i);
-                qh |= (self.qh[c] >> (4 * k + i) & 1) << lo;
-                qh |= (self.qh[4 + c] >> (4 * k + i) & 1) << hi;
-            }
-        }
         BlockQ5_0 {
             d: self.d[k],
-            qh,
+            qh: fifth_of(&self.qh, k),
             qs: deinterleave(&self.qs, k),
         }
     }
@@ -225,6 +251,44 @@ impl Nibbles for BlockQ5_0x8 {
     const FIFTH: bool = true;
     fn offsets(&self) -> &[f16; ROWS] {
         &self.d
+    }
+    fn nibbles(&self) -> &[u8; QK / 2 * ROWS] {
+        &self.qs
+    }
+    fn fifth(&self) -> &[u32; 8] {
+        &self.qh
+    }
+}
+
+impl Interleaved for BlockQ5_1x8 {
+    type Row = BlockQ5_1;
+    fn scales(&self) -> &[f16; ROWS] {
+        &self.d
+    }
+    fn pack(rows: [&BlockQ5_1; ROWS]) -> Self {
+        Self {
+            d: rows.map(|r| r.d),
+            m: rows.map(|r| r.m),
+            qh: regroup_fifth(rows.map(|r| r.qh)),
+            qs: interleave(rows.map(|r| &r.qs)),
+        }
+    }
+    fn unpack(&self, k: usize) -> BlockQ5_1 {
+        BlockQ5_1 {
+            d: self.d[k],
+            m: self.m[k],
+            qh: fifth_of(&self.qh, k),
+            qs: deinterleave(&self.qs, k),
+        }
+    }
+}
+
+impl Nibbles for BlockQ5_1x8 {
+    const OFFSETS: bool = true;
+    const CENTRE: i32 = 0;
+    const FIFTH: bool = true;
+    fn offsets(&self) -> &[f16; ROWS] {
+        &self.m
     }
     fn nibbles(&self) -> &[u8; QK / 2 * ROWS] {
         &self.qs

@@ -1325,6 +1325,11 @@ fn repacked_q5_0_rows_on_every_level_match_the_dequantized_reference() {
 }
 
 #[test]
+fn repacked_q5_1_rows_on_every_level_match_the_dequantized_reference() {
+    check_rows8::<super::repack::BlockQ5_1x8>(Dtype::Q5_1, |k| k.q5_1.rows8, |k| k.q5_1.rows16);
+}
+
+#[test]
 fn repacked_q4_1_rows_on_every_level_match_the_dequantized_reference() {
     check_rows8::<super::repack::BlockQ4_1x8>(Dtype::Q4_1, |k| k.q4_1.rows8, |k| k.q4_1.rows16);
 }

@@ -193,8 +193,8 @@ fn batched_sequences_match_the_single_sequence() {
 /// more than that. With q4_1 weights the activations are quantized to 8 bits before every
 /// product, and a last-bit difference that moves one across a rounding boundary is carried
 /// through 30 layers: there the levels differ by no more than candle's quantized model
-/// differs from its dense one (2-4%). The same for the file quantized to q5_0 on load
-/// (interleaved groups, pairs of them and tiles on the x86 levels; rows elsewhere).
+/// differs from its dense one (2-4%). The same for the file quantized to q5_0 and q5_1 on load
+/// (interleaved groups, pairs of them and q5_0's tiles on the x86 levels; rows elsewhere).
 #[test]
 #[ignore = "needs models/: run scripts/fetch-model"]
 fn every_kernel_level_computes_the_same_logits() {
@@ -227,7 +227,13 @@ fn every_kernel_level_computes_the_same_logits() {
         out
     };
     let levels = Level::available();
-    for (format, tolerance) in [(Some("f32"), 1e-3), (None, 0.05), (Some("q5_0"), 0.05)] {
+    let formats = [
+        (Some("f32"), 1e-3),
+        (None, 0.05),
+        (Some("q5_0"), 0.05),
+        (Some("q5_1"), 0.05),
+    ];
+    for (format, tolerance) in formats {
         let lowest = run(format, levels[0]);
         let mut avx2 = None;
         for &level in &levels[1..] {

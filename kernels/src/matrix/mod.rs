@@ -3,8 +3,8 @@
 //! gate/up). Four paths:
 //! - tiles (`crate::tiles`, k-quant, q4_0 and q5_0 groups on `avx512vnni`, prompts and batches
 //!   of 16 tokens or more): eight rows unpacked once to bytes, then by sixteen tokens per pass;
-//! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels, q5_0, q4k, q5k
-//!   and q6k on x86 and `neondot`): the level's group kernel by activations quantized to 8 bits,
+//! - interleaved groups of eight rows (`repack`, q8_0/q4_0/q4_1 on SIMD levels, q5_0, q5_1,
+//!   q4k, q5k and q6k on x86 and `neondot`): the level's group kernel by activations quantized to 8 bits,
 //!   four tokens per pass, decode and prefill;
 //! - dot products (decode and short prompts otherwise; k-quant prompts too): one row by one
 //!   token's activations (8-bit for block formats, f32 for f32/f16/bf16), each row reused for
@@ -29,8 +29,8 @@ use crate::blocks::{
     BlockQ6K, BlockQ8_0,
 };
 use crate::repack::{
-    BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ5Kx8, BlockQ5_0x8, BlockQ6Kx8, BlockQ8_0x8,
-    Interleaved, Repacked, ROWS,
+    BlockQ4Kx8, BlockQ4_0x8, BlockQ4_1x8, BlockQ5Kx8, BlockQ5_0x8, BlockQ5_1x8, BlockQ6Kx8,
+    BlockQ8_0x8, Interleaved, Repacked, ROWS,
 };
 use crate::{Arena, Error, Format, Kernels, Result, WeightVec};
 use half::{bf16, f16};
@@ -95,6 +95,8 @@ pub enum Matrix {
     Q4_1x8(Repacked<BlockQ4_1x8>),
     /// q5_0 rows in groups of eight.
     Q5_0x8(Repacked<BlockQ5_0x8>),
+    /// q5_1 rows in groups of eight.
+    Q5_1x8(Repacked<BlockQ5_1x8>),
     /// q4k rows in groups of eight.
     Q4Kx8(Repacked<BlockQ4Kx8>),
     /// q8_0 rows in groups of eight.
@@ -202,6 +204,10 @@ impl Matrix {
                 let paired = kernels.q5_0.rows16.is_some();
                 Matrix::Q5_0x8(grouped(arena, rows, cols, paired, &mut chunks)?)
             }
+            Format::Q5_1 if groups && kernels.q5_1.rows8.is_some() => {
+                let paired = kernels.q5_1.rows16.is_some();
+                Matrix::Q5_1x8(grouped(arena, rows, cols, paired, &mut chunks)?)
+            }
             Format::Q4K if groups && kernels.q4k.rows8.is_some() => {
                 Matrix::Q4Kx8(grouped(arena, rows, cols, false, &mut chunks)?)
             }
@@ -272,6 +278,7 @@ impl Matrix {
             Matrix::IQ4NL(m) => m.rows,
             Matrix::Q4_0x8(m) => m.rows,
             Matrix::Q5_0x8(m) => m.rows,
+            Matrix::Q5_1x8(m) => m.rows,
             Matrix::Q4_1x8(m) => m.rows,
             Matrix::Q4Kx8(m) => m.rows,
             Matrix::Q5Kx8(m) => m.rows,
@@ -299,6 +306,7 @@ impl Matrix {
             Matrix::IQ4NL(m) => m.cols,
             Matrix::Q4_0x8(m) => m.cols,
             Matrix::Q5_0x8(m) => m.cols,
+            Matrix::Q5_1x8(m) => m.cols,
             Matrix::Q4_1x8(m) => m.cols,
             Matrix::Q4Kx8(m) => m.cols,
             Matrix::Q5Kx8(m) => m.cols,
@@ -326,6 +334,7 @@ impl Matrix {
             Matrix::IQ4NL(m) => m.blocks.len() * std::mem::size_of::<BlockIQ4NL>(),
             Matrix::Q4_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_0x8>(),
             Matrix::Q5_0x8(m) => m.groups.len() * std::mem::size_of::<BlockQ5_0x8>(),
+            Matrix::Q5_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ5_1x8>(),
             Matrix::Q4_1x8(m) => m.groups.len() * std::mem::size_of::<BlockQ4_1x8>(),
             Matrix::Q4Kx8(m) => m.groups.len() * std::mem::size_of::<BlockQ4Kx8>(),
             Matrix::Q5Kx8(m) => m.groups.len() * std::mem::size_of::<BlockQ5Kx8>(),
@@ -367,6 +376,7 @@ impl Matrix {
             Matrix::IQ4NL(m) => blocks(m, r, out),
             Matrix::Q4_0x8(m) => m.row_into(r, out),
             Matrix::Q5_0x8(m) => m.row_into(r, out),
+            Matrix::Q5_1x8(m) => m.row_into(r, out),
             Matrix::Q4_1x8(m) => m.row_into(r, out),
             Matrix::Q4Kx8(m) => m.row_into(r, out),
             Matrix::Q5Kx8(m) => m.row_into(r, out),

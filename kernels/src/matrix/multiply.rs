@@ -83,6 +83,10 @@ impl Matrix {
                 let kernels = (k.q5_0.rows8.expect(missing), k.q5_0.rows16);
                 groups(m, kernels, rows, &x.q8, tokens, out)
             }
+            Matrix::Q5_1x8(m) => {
+                let kernels = (k.q5_1.rows8.expect(missing), k.q5_1.rows16);
+                groups(m, kernels, rows, &x.q8, tokens, out)
+            }
             Matrix::Q4Kx8(m) => {
                 let kernels = (k.q4k.rows8.expect(missing), None);
                 groups(m, kernels, rows, &x.q8, tokens, out)
@@ -224,6 +228,7 @@ impl Matrix {
             Matrix::Q4_0x8(_)
             | Matrix::Q4_1x8(_)
             | Matrix::Q5_0x8(_)
+            | Matrix::Q5_1x8(_)
             | Matrix::Q8_0x8(_)
             | Matrix::Q4Kx8(_)
             | Matrix::Q5Kx8(_)
@@ -240,6 +245,7 @@ impl Matrix {
             Matrix::Q4_0x8(m) => m.unit(),
             Matrix::Q4_1x8(m) => m.unit(),
             Matrix::Q5_0x8(m) => m.unit(),
+            Matrix::Q5_1x8(m) => m.unit(),
             Matrix::Q4Kx8(m) => m.unit(),
             Matrix::Q5Kx8(m) => m.unit(),
             Matrix::Q6Kx8(m) => m.unit(),
@@ -257,6 +263,7 @@ impl Matrix {
             Matrix::Q4_0x8(_)
                 | Matrix::Q4_1x8(_)
                 | Matrix::Q5_0x8(_)
+                | Matrix::Q5_1x8(_)
                 | Matrix::Q8_0x8(_)
                 | Matrix::Q4Kx8(_)
                 | Matrix::Q5Kx8(_)

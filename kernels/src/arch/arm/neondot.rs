@@ -16,7 +16,9 @@ pub(super) mod kquants;
 
 use super::{neon, NeonDot};
 use crate::blocks::{BlockQ8, QK};
-use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8, Nibbles, ROWS};
+use crate::repack::{
+    BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ5_1x8, BlockQ8_0x8, Nibbles, ROWS,
+};
 use crate::{Kernels, Level};
 use half::f16;
 use std::arch::aarch64::*;
@@ -29,6 +31,7 @@ pub(crate) fn kernels(token: NeonDot) -> Kernels {
     k.q4_0.rows8 = Some(rows8_q4_0);
     k.q4_1.rows8 = Some(rows8_q4_1);
     k.q5_0.rows8 = Some(rows8_q5_0);
+    k.q5_1.rows8 = Some(rows8_q5_1);
     k.q8_0.rows8 = Some(rows8_q8_0);
     k.q4k.rows8 = Some(kquants::rows8_q4k);
     k.q5k.rows8 = Some(kquants::rows8_q5k);
@@ -224,6 +227,10 @@ fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut 
 }
 
 fn rows8_q5_0(w: &[BlockQ5_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8(w, x, tokens, out) }
+}
+
+fn rows8_q5_1(w: &[BlockQ5_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
 }
 

@@ -15,7 +15,9 @@ use crate::blocks::{
     BlockIQ4NL, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8, BlockQ8_0, IQ4NL_VALUES, QK,
 };
 use crate::dispatch::{Dense, Ops, Quant};
-use crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8, Nibbles, ROWS};
+use crate::repack::{
+    BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ5_1x8, BlockQ8_0x8, Nibbles, ROWS,
+};
 use crate::{Kernels, Level};
 use half::{bf16, f16};
 use std::arch::x86_64::*;
@@ -29,7 +31,7 @@ pub(crate) fn kernels(_: Avx2) -> Kernels {
         q4_0: Quant::grouped(dot_q4_0, rows8_q4_0),
         q4_1: Quant::grouped(dot_q4_1, rows8_q4_1),
         q5_0: Quant::grouped(dot_q5_0, rows8_q5_0),
-        q5_1: Quant::rows(dot_q5_1),
+        q5_1: Quant::grouped(dot_q5_1, rows8_q5_1),
         q4k: Quant::grouped(kquants::rows_q4k, kquants::rows8_q4k),
         q2k: Quant::rows(generic::rows_q2k),
         q3k: Quant::rows(generic::rows_q3k),
@@ -750,6 +752,10 @@ fn rows8_q4_1(w: &[BlockQ4_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut 
 }
 
 fn rows8_q5_0(w: &[BlockQ5_0x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows8(w, x, tokens, out) }
+}
+
+fn rows8_q5_1(w: &[BlockQ5_1x8], x: &[BlockQ8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows8(w, x, tokens, out) }
 }
 

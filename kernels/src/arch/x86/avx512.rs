@@ -13,6 +13,7 @@ pub(crate) fn kernels(token: Avx512) -> Kernels {
     k.q4_0.rows16 = Some(rows16::rows16_q4_0);
     k.q4_1.rows16 = Some(rows16::rows16_q4_1);
     k.q5_0.rows16 = Some(rows16::rows16_q5_0);
+    k.q5_1.rows16 = Some(rows16::rows16_q5_1);
     k.q8_0.rows16 = Some(rows16::rows16_q8_0);
     k
 }

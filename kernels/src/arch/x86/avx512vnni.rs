@@ -15,10 +15,12 @@ pub(crate) fn kernels(token: Avx512Vnni) -> Kernels {
     k.q4_0.rows8 = Some(rows8::rows8_q4_0);
     k.q4_1.rows8 = Some(rows8::rows8_q4_1);
     k.q5_0.rows8 = Some(rows8::rows8_q5_0);
+    k.q5_1.rows8 = Some(rows8::rows8_q5_1);
     k.q8_0.rows8 = Some(rows8::rows8_q8_0);
     k.q4_0.rows16 = Some(rows16::rows16_q4_0);
     k.q4_1.rows16 = Some(rows16::rows16_q4_1);
     k.q5_0.rows16 = Some(rows16::rows16_q5_0);
+    k.q5_1.rows16 = Some(rows16::rows16_q5_1);
     k.q8_0.rows16 = Some(rows16::rows16_q8_0);
     k.q4k.row = q4k::rows;
     k.q5k.row = q4k::rows_q5k;

@@ -14,6 +14,7 @@ pub(crate) fn kernels(token: AvxVnni) -> Kernels {
     k.q4_0.rows8 = Some(rows8::rows8_q4_0);
     k.q4_1.rows8 = Some(rows8::rows8_q4_1);
     k.q5_0.rows8 = Some(rows8::rows8_q5_0);
+    k.q5_1.rows8 = Some(rows8::rows8_q5_1);
     k.q8_0.rows8 = Some(rows8::rows8_q8_0);
     k.q4k.row = q4k::rows;
     k.q5k.row = q4k::rows_q5k;

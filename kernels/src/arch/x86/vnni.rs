@@ -21,7 +21,9 @@ macro_rules! vnni_kernels {
         use std::arch::x86_64::*;
         use std::ops::Range;
         use $crate::blocks::{BlockQ8, QK};
-        use $crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8, Nibbles, ROWS};
+        use $crate::repack::{
+            BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ5_1x8, BlockQ8_0x8, Nibbles, ROWS,
+        };
 
         /// As AVX2's `rows8_tokens`, with the byte products summed straight into 32-bit lanes
         /// (q5_0's too: no 16-bit sums to overflow).
@@ -170,6 +172,15 @@ macro_rules! vnni_kernels {
 
         pub(super) fn rows8_q5_0(
             w: &[BlockQ5_0x8],
+            x: &[BlockQ8],
+            tokens: Range<usize>,
+            out: &mut [f32],
+        ) {
+            unsafe { rows8(w, x, tokens, out) }
+        }
+
+        pub(super) fn rows8_q5_1(
+            w: &[BlockQ5_1x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
             out: &mut [f32],

@@ -52,7 +52,9 @@ macro_rules! wide_kernels {
         use std::ops::Range;
         use $crate::arch::x86::wide::Pair;
         use $crate::blocks::{BlockQ8, QK};
-        use $crate::repack::{BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ8_0x8, Nibbles};
+        use $crate::repack::{
+            BlockQ4_0x8, BlockQ4_1x8, BlockQ5_0x8, BlockQ5_1x8, BlockQ8_0x8, Nibbles,
+        };
 
         /// The 32 bytes at `first` and at `second` as one vector (`first` low).
         #[inline]
@@ -245,6 +247,15 @@ macro_rules! wide_kernels {
 
         pub(super) fn rows16_q5_0(
             w: &[BlockQ5_0x8],
+            x: &[BlockQ8],
+            tokens: Range<usize>,
+            out: &mut [f32],
+        ) {
+            unsafe { rows16(Pair::new(w), x, tokens, out) }
+        }
+
+        pub(super) fn rows16_q5_1(
+            w: &[BlockQ5_1x8],
             x: &[BlockQ8],
             tokens: Range<usize>,
             out: &mut [f32],
