@@ -223,7 +223,11 @@ pub(super) fn rows8_q5k(w: &[BlockQ5Kx8], x: &[BlockQ8], tokens: Range<usize>, o
 /// values (AVX2's `weights_q6k_x8`, in registers of 16 bytes).
 #[inline]
 #[target_feature(enable = "neon")]
-fn weights_q6k(g: &BlockQ6Kx8, j: usize, half: usize) -> [[int8x16_t; 2]; 4] {
+pub(in crate::arch::arm) fn weights_q6k(
+    g: &BlockQ6Kx8,
+    j: usize,
+    half: usize,
+) -> [[int8x16_t; 2]; 4] {
     let (h, s) = (j / 4, j % 4);
     std::array::from_fn(|pp| {
         let p = 4 * half + pp;
