@@ -51,42 +51,22 @@ pub(crate) fn kernels(token: I8mm) -> Kernels {
     k
 }
 
-/// `acc += a · bᵀ`: `a` two rows of eight unsigned bytes, `b` two rows of eight signed ones,
-/// `acc` the 2 × 2 sums row-major (`a` row 0 by `b` rows 0 and 1, then `a` row 1).
-#[inline]
-#[target_feature(enable = "neon,i8mm")]
-fn usmmla(acc: int32x4_t, a: uint8x16_t, b: int8x16_t) -> int32x4_t {
-    let mut acc = acc;
-    // SAFETY: one register-only instruction of the i8mm extension this function requires.
-    unsafe {
-        std::arch::asm!(
-            "usmmla {0:v}.4s, {1:v}.16b, {2:v}.16b",
-            inout(vreg) acc,
-            in(vreg) a,
-            in(vreg) b,
-            options(pure, nomem, nostack)
-        )
-    };
-    acc
-}
+accumulate_bytes!(
+    /// `acc += a · bᵀ`: `a` two rows of eight unsigned bytes, `b` two rows of eight signed
+    /// ones, `acc` the 2 × 2 sums row-major (`a` row 0 by `b` rows 0 and 1, then `a` row 1).
+    usmmla,
+    "usmmla",
+    "neon,i8mm",
+    uint8x16_t
+);
 
-/// `acc += a · bᵀ` as [`usmmla`], both operands signed.
-#[inline]
-#[target_feature(enable = "neon,i8mm")]
-fn smmla(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
-    let mut acc = acc;
-    // SAFETY: one register-only instruction of the i8mm extension this function requires.
-    unsafe {
-        std::arch::asm!(
-            "smmla {0:v}.4s, {1:v}.16b, {2:v}.16b",
-            inout(vreg) acc,
-            in(vreg) a,
-            in(vreg) b,
-            options(pure, nomem, nostack)
-        )
-    };
-    acc
-}
+accumulate_bytes!(
+    /// `acc += a · bᵀ` as [`usmmla`], both operands signed.
+    smmla,
+    "smmla",
+    "neon,i8mm",
+    int8x16_t
+);
 
 /// Two pieces of four weights of rows 0-3 (or 4-7), `first` and `second` (each row's four
 /// bytes in its 32-bit lane), as two `usmmla` operands: rows 0 and 1 with eight weights each,

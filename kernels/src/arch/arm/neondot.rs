@@ -39,23 +39,13 @@ pub(crate) fn kernels(token: NeonDot) -> Kernels {
     k
 }
 
-/// `acc[i] += Σ_j a[4i + j] · b[4i + j]` over signed bytes, per 32-bit lane.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
-    let mut acc = acc;
-    // SAFETY: one register-only instruction of the dotprod extension this function requires.
-    unsafe {
-        std::arch::asm!(
-            "sdot {0:v}.4s, {1:v}.16b, {2:v}.16b",
-            inout(vreg) acc,
-            in(vreg) a,
-            in(vreg) b,
-            options(pure, nomem, nostack)
-        )
-    };
-    acc
-}
+accumulate_bytes!(
+    /// `acc[i] += Σ_j a[4i + j] · b[4i + j]` over signed bytes, per 32-bit lane.
+    sdot,
+    "sdot",
+    "neon,dotprod",
+    int8x16_t
+);
 
 /// Four bytes of activations at `at`, in every 32-bit lane.
 #[inline]
