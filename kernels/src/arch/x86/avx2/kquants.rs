@@ -1,14 +1,14 @@
-//! k-quant rows (q4k, q6k: 256-weight super-blocks) by 8-bit activations in AVX2, one
-//! 32-weight sub-block per activation block, as the portable kernels define them
-//! (`generic::rows_q4k`, `generic::rows_q6k`): 6-bit or 4-bit weights are unsigned bytes, so
-//! `vpmaddubsw` takes them as they are (or, for q4k on the VNNI levels, `vpdpbusd`); sub-block
-//! scales multiply in f32 (q4k) or as 16-bit integers over each 16-weight group (q6k).
+//! k-quant rows (256-weight super-blocks) by 8-bit activations in AVX2, one 32-weight
+//! sub-block per activation block, as the portable kernels define them (`generic::rows_q4k`,
+//! ..., `generic::rows_q2k`): 2-, 3-, 4- or 6-bit weights are unsigned bytes, so `vpmaddubsw`
+//! takes them as they are (or, for q4k on the VNNI levels, `vpdpbusd`); sub-block scales
+//! multiply in f32 (q4k, q5k) or as 16-bit integers over each 16-weight group (q6k, q3k, q2k).
 //! Activations come grouped eight blocks to a super-block (`BlockQ8x8`): a super-block's eight
 //! activation scales are one aligned load. Prompts take up to four tokens per pass over a row
 //! (`four_tokens_at_a_time!`): its weights are unpacked (and q4k's scales decoded) once for them.
 
 use super::{half_to_f32, sum_lanes};
-use crate::blocks::{BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8x8, QK};
+use crate::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8x8, QK};
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -630,9 +630,108 @@ fn rows_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
     four_tokens_at_a_time!(tile, w, x, tokens, out, store1, 1)
 }
 
-// The safe entry point for AVX2's table (the q4k ones come with their macros). SAFETY: only
-// `super::kernels` hands it out, for an `Avx2` token (made after `Avx2::detect` found every
+/// The two-bit codes of sub-block `j` of q2k's or q3k's `qs` (bits `2 (j % 4)` of bytes
+/// `32 (j / 4)..`), one byte per weight. A 16-bit shift brings no bits of the next byte below
+/// bit 2.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn two_bits(qs: &[u8; 64], j: usize) -> __m256i {
+    let (h, k) = (j / 4, j % 4);
+    // SAFETY: 32 bytes at 32h (h < 2) of 64; unaligned load.
+    let ql = unsafe { _mm256_loadu_si256(qs[32 * h..32 * h + 32].as_ptr().cast()) };
+    let shifted = _mm256_srl_epi16(ql, _mm_cvtsi32_si128(2 * k as i32));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(3))
+}
+
+/// Each 16-weight group's scale of sub-block `j` on its pairs' lanes (`vpmaddwd`'s operand):
+/// lanes 0-7 are weights 0-15 (group `2j`), lanes 8-15 weights 16-31.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn group_scales(first: i16, second: i16) -> __m256i {
+    _mm256_set_m128i(_mm_set1_epi16(second), _mm_set1_epi16(first))
+}
+
+/// q3k rows: per sub-block its weights as unsigned codes (`q + 4`: the two low bits and the
+/// high bit, 0..8), per pair `Σ code · x - 4 Σ x` in 16 bits (at most 2 · 7 · 127 + 2 · 4 ·
+/// 127), each 16-weight group's scale on its pairs in `vpmaddwd`, the block's `d · d_x` in one
+/// FMA into one of two accumulators (alternate sub-blocks).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q3k_avx2(w: &[BlockQ3K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    /// The row by `N` tokens' activations.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn tile<const N: usize>(w: &[BlockQ3K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
+        let (one, four) = (_mm256_set1_epi8(1), _mm256_set1_epi8(4));
+        let mut acc = [[_mm256_setzero_ps(); 2]; N];
+        for (b, w) in w.iter().enumerate() {
+            let d = half_to_f32(w.d);
+            // SAFETY: 32 bytes; unaligned load.
+            let hmask = unsafe { _mm256_loadu_si256(w.hmask.as_ptr().cast()) };
+            for j in 0..8 {
+                let high =
+                    _mm256_and_si256(_mm256_srl_epi16(hmask, _mm_cvtsi32_si128(j as i32)), one);
+                let q = _mm256_or_si256(two_bits(&w.qs, j), _mm256_slli_epi16::<2>(high));
+                let scales = group_scales(w.scale(2 * j) as i16, w.scale(2 * j + 1) as i16);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let x = &x[i][b];
+                    let xs = block(x, j);
+                    let centred = _mm256_sub_epi16(
+                        _mm256_maddubs_epi16(q, xs),
+                        _mm256_maddubs_epi16(four, xs),
+                    );
+                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(centred, scales));
+                    acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * x.d[j]), acc[j % 2]);
+                }
+            }
+        }
+        acc.map(|acc| sum_lanes(_mm256_add_ps(acc[0], acc[1])))
+    }
+    four_tokens_at_a_time!(tile, w, x, tokens, out, store1, 1)
+}
+
+/// q2k rows: per sub-block its two-bit codes by the activations in `vpmaddubsw` (pairs at most
+/// 2 · 3 · 127), each 16-weight group's 4-bit scale on its pairs in `vpmaddwd`, the block's
+/// `d · d_x` in one FMA; the groups' 4-bit mins by the activations' exact 16-value sums
+/// (`BlockQ8x8::bsums`) in integers, times `dmin · d_x`, taken off once at the end.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q2k_avx2(w: &[BlockQ2K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    /// The row by `N` tokens' activations.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn tile<const N: usize>(w: &[BlockQ2K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
+        let mut acc = [[_mm256_setzero_ps(); 2]; N];
+        let mut mins = [0f32; N];
+        for (b, w) in w.iter().enumerate() {
+            let (d, dmin) = (half_to_f32(w.d), half_to_f32(w.dmin));
+            for j in 0..8 {
+                let q = two_bits(&w.qs, j);
+                let (first, second) = (w.scales[2 * j], w.scales[2 * j + 1]);
+                let scales = group_scales((first & 0x0F) as i16, (second & 0x0F) as i16);
+                for (i, (acc, m)) in acc.iter_mut().zip(mins.iter_mut()).enumerate() {
+                    let x = &x[i][b];
+                    let products = _mm256_maddubs_epi16(q, block(x, j));
+                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, scales));
+                    acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * x.d[j]), acc[j % 2]);
+                    let (b0, b1) = (x.bsums[2 * j] as i32, x.bsums[2 * j + 1] as i32);
+                    let min_sum = (first >> 4) as i32 * b0 + (second >> 4) as i32 * b1;
+                    *m += dmin * x.d[j] * min_sum as f32;
+                }
+            }
+        }
+        std::array::from_fn(|i| sum_lanes(_mm256_add_ps(acc[i][0], acc[i][1])) - mins[i])
+    }
+    four_tokens_at_a_time!(tile, w, x, tokens, out, store1, 1)
+}
+
+// The safe entry points for AVX2's table (the q4k ones come with their macros). SAFETY: only
+// `super::kernels` hands them out, for an `Avx2` token (made after `Avx2::detect` found every
 // feature).
+
+pub(super) fn rows_q2k(w: &[BlockQ2K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows_q2k_avx2(w, x, tokens, out) }
+}
+
+pub(super) fn rows_q3k(w: &[BlockQ3K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
+    unsafe { rows_q3k_avx2(w, x, tokens, out) }
+}
 
 pub(super) fn rows_q6k(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
     unsafe { rows_q6k_avx2(w, x, tokens, out) }
