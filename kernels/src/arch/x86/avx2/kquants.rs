@@ -689,34 +689,53 @@ fn rows_q3k_avx2(w: &[BlockQ3K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
 }
 
 /// q2k rows: per sub-block its two-bit codes by the activations in `vpmaddubsw` (pairs at most
-/// 2 · 3 · 127), each 16-weight group's 4-bit scale on its pairs in `vpmaddwd`, the block's
-/// `d · d_x` in one FMA; the groups' 4-bit mins by the activations' exact 16-value sums
-/// (`BlockQ8x8::bsums`) in integers, times `dmin · d_x`, taken off once at the end.
+/// 2 · 3 · 127), each 16-weight group's 4-bit scale on its pairs in `vpmaddwd` (the scales
+/// spread once per super-block, one `vpshufb` per sub-block), the block's `d · d_x` in one FMA;
+/// the groups' 4-bit mins by the activations' exact 16-value sums (`BlockQ8x8::bsums`) in one
+/// `vpmaddwd` per super-block, times `dmin · d_x`, taken off once at the end.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn rows_q2k_avx2(w: &[BlockQ2K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mut [f32]) {
     /// The row by `N` tokens' activations.
     #[target_feature(enable = "avx2,fma,f16c")]
     fn tile<const N: usize>(w: &[BlockQ2K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
+        // Byte pairs (scale, 0) of group 0 in the low half, of group 1 in the high half: plus
+        // 2j, group 2j's and 2j + 1's scales as 16-bit lanes (0x80 and above give zero).
+        let spread = _mm256_setr_epi8(
+            0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 0, -128, 1, -128, 1,
+            -128, 1, -128, 1, -128, 1, -128, 1, -128, 1, -128, 1, -128,
+        );
+        let nibble = _mm_set1_epi8(0x0F);
         let mut acc = [[_mm256_setzero_ps(); 2]; N];
-        let mut mins = [0f32; N];
+        let mut mins = [_mm256_setzero_ps(); N];
         for (b, w) in w.iter().enumerate() {
             let (d, dmin) = (half_to_f32(w.d), half_to_f32(w.dmin));
+            // SAFETY: 16 bytes; unaligned load.
+            let packed = unsafe { _mm_loadu_si128(w.scales.as_ptr().cast()) };
+            let scales = _mm256_broadcastsi128_si256(_mm_and_si128(packed, nibble));
+            let group_mins =
+                _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), nibble));
             for j in 0..8 {
                 let q = two_bits(&w.qs, j);
-                let (first, second) = (w.scales[2 * j], w.scales[2 * j + 1]);
-                let scales = group_scales((first & 0x0F) as i16, (second & 0x0F) as i16);
-                for (i, (acc, m)) in acc.iter_mut().zip(mins.iter_mut()).enumerate() {
+                let pick = _mm256_add_epi8(spread, _mm256_set1_epi8(2 * j as i8));
+                let scales = _mm256_shuffle_epi8(scales, pick);
+                for (i, acc) in acc.iter_mut().enumerate() {
                     let x = &x[i][b];
                     let products = _mm256_maddubs_epi16(q, block(x, j));
                     let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, scales));
                     acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * x.d[j]), acc[j % 2]);
-                    let (b0, b1) = (x.bsums[2 * j] as i32, x.bsums[2 * j + 1] as i32);
-                    let min_sum = (first >> 4) as i32 * b0 + (second >> 4) as i32 * b1;
-                    *m += dmin * x.d[j] * min_sum as f32;
                 }
             }
+            for (i, m) in mins.iter_mut().enumerate() {
+                let x = &x[i][b];
+                // SAFETY: sixteen i16 (32 bytes); unaligned load.
+                let bsums = unsafe { _mm256_loadu_si256(x.bsums.as_ptr().cast()) };
+                // Lane j: min(2j) · Σx(2j) + min(2j + 1) · Σx(2j + 1), exact.
+                let per_block = _mm256_cvtepi32_ps(_mm256_madd_epi16(group_mins, bsums));
+                let factor = _mm256_mul_ps(lanes(&x.d), _mm256_set1_ps(dmin));
+                *m = _mm256_fmadd_ps(per_block, factor, *m);
+            }
         }
-        std::array::from_fn(|i| sum_lanes(_mm256_add_ps(acc[i][0], acc[i][1])) - mins[i])
+        std::array::from_fn(|i| sum_lanes(_mm256_add_ps(acc[i][0], acc[i][1])) - sum_lanes(mins[i]))
     }
     four_tokens_at_a_time!(tile, w, x, tokens, out, store1, 1)
 }
