@@ -104,10 +104,11 @@ impl<B, R, I, X, T> Quant<B, R, I, X, T> {
 }
 
 /// A group of eight interleaved rows by tiles of sixteen tokens ([`crate::tiles`]): `unpack`
-/// writes the group's weights as bytes into a band ([`crate::tiles::band_len`] bytes: weights
-/// `4p..4p + 4` of row `k` at `32p + 4k`, then the format's per-block factors), once for every
-/// tile; `multiply` gives the eight rows by one tile, `out[16k + i]` = row `k` · the tile's
-/// token `i`.
+/// writes the group's weights as bytes into a band ([`crate::tiles::band_len`] bytes: the
+/// weights in the level's order, on `avx512vnni` weights `4p..4p + 4` of row `k` at
+/// `32p + 4k`, on `i8mm` runs of eight per row, then the format's per-block factors), once for
+/// all the tiles; `multiply`, the same level's, gives the eight rows by one tile,
+/// `out[16k + i]` = row `k` · the tile's token `i`.
 pub struct Tiled<I> {
     /// The group's weights into a band of bytes.
     pub unpack: fn(Group<I>, &mut [u8]),
