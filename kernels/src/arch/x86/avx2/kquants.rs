@@ -570,6 +570,34 @@ rows8_q6k!(
     }
 );
 
+/// Adds one sub-block (`j` of super-block `b`) of a row whose weights are `code - CENTRE` by
+/// each token's activations into `acc[token][j % 2]`: `vpmaddubsw` pairs of `q` (the codes, as
+/// unsigned bytes) by the activations, less `CENTRE` times the activations' pairs, each
+/// 16-weight group's scale (`scales`, as [`group_scales`] lays them out) in `vpmaddwd`, then
+/// `d · d_x(j)` in one FMA (q6k, q3k and q2k).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn add_sub_block<const CENTRE: i8, const N: usize>(
+    acc: &mut [[__m256; 2]; N],
+    x: &[&[BlockQ8x8]; N],
+    (b, j): (usize, usize),
+    q: __m256i,
+    scales: __m256i,
+    d: f32,
+) {
+    for (i, acc) in acc.iter_mut().enumerate() {
+        let x = &x[i][b];
+        let xs = block(x, j);
+        let mut pairs = _mm256_maddubs_epi16(q, xs);
+        if CENTRE != 0 {
+            let offset = _mm256_maddubs_epi16(_mm256_set1_epi8(CENTRE), xs);
+            pairs = _mm256_sub_epi16(pairs, offset);
+        }
+        let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, scales));
+        acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * x.d[j]), acc[j % 2]);
+    }
+}
+
 /// q6k rows: per sub-block and token, `Σ (q - 32) x` per pair in 16 bits (at most
 /// 2 · 63 · 127 + 2 · 32 · 127), each 16-weight group's scale on its pairs in `vpmaddwd`, the
 /// block's `d · d_x` in one FMA into one of two accumulators (alternate sub-blocks).
@@ -579,7 +607,6 @@ fn rows_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
     #[target_feature(enable = "avx2,fma,f16c")]
     fn tile<const N: usize>(w: &[BlockQ6K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
         let (low, two) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
-        let offset = _mm256_set1_epi8(32);
         let mut acc = [[_mm256_setzero_ps(); 2]; N];
         for (b, w) in w.iter().enumerate() {
             let d = half_to_f32(w.d);
@@ -608,21 +635,8 @@ fn rows_q6k_avx2(w: &[BlockQ6K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
                     _mm256_and_si256(ql, low),
                     _mm256_slli_epi16::<4>(_mm256_and_si256(qh, two)),
                 );
-                // Lanes 0-7 are weights 0-15 of the block (group 2j), lanes 8-15 weights 16-31.
-                let scales = _mm256_set_m128i(
-                    _mm_set1_epi16(w.scales[2 * j + 1] as i16),
-                    _mm_set1_epi16(w.scales[2 * j] as i16),
-                );
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let x = &x[i][b];
-                    let xs = block(x, j);
-                    let centred = _mm256_sub_epi16(
-                        _mm256_maddubs_epi16(q, xs),
-                        _mm256_maddubs_epi16(offset, xs),
-                    );
-                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(centred, scales));
-                    acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * x.d[j]), acc[j % 2]);
-                }
+                let scales = group_scales(w.scales[2 * j] as i16, w.scales[2 * j + 1] as i16);
+                add_sub_block::<32, N>(&mut acc, &x, (b, j), q, scales, d);
             }
         }
         acc.map(|acc| sum_lanes(_mm256_add_ps(acc[0], acc[1])))
@@ -660,7 +674,7 @@ fn rows_q3k_avx2(w: &[BlockQ3K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
     /// The row by `N` tokens' activations.
     #[target_feature(enable = "avx2,fma,f16c")]
     fn tile<const N: usize>(w: &[BlockQ3K], x: [&[BlockQ8x8]; N]) -> [f32; N] {
-        let (one, four) = (_mm256_set1_epi8(1), _mm256_set1_epi8(4));
+        let one = _mm256_set1_epi8(1);
         let mut acc = [[_mm256_setzero_ps(); 2]; N];
         for (b, w) in w.iter().enumerate() {
             let d = half_to_f32(w.d);
@@ -671,16 +685,7 @@ fn rows_q3k_avx2(w: &[BlockQ3K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
                     _mm256_and_si256(_mm256_srl_epi16(hmask, _mm_cvtsi32_si128(j as i32)), one);
                 let q = _mm256_or_si256(two_bits(&w.qs, j), _mm256_slli_epi16::<2>(high));
                 let scales = group_scales(w.scale(2 * j) as i16, w.scale(2 * j + 1) as i16);
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let x = &x[i][b];
-                    let xs = block(x, j);
-                    let centred = _mm256_sub_epi16(
-                        _mm256_maddubs_epi16(q, xs),
-                        _mm256_maddubs_epi16(four, xs),
-                    );
-                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(centred, scales));
-                    acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * x.d[j]), acc[j % 2]);
-                }
+                add_sub_block::<4, N>(&mut acc, &x, (b, j), q, scales, d);
             }
         }
         acc.map(|acc| sum_lanes(_mm256_add_ps(acc[0], acc[1])))
@@ -718,12 +723,7 @@ fn rows_q2k_avx2(w: &[BlockQ2K], x: &[BlockQ8x8], tokens: Range<usize>, out: &mu
                 let q = two_bits(&w.qs, j);
                 let pick = _mm256_add_epi8(spread, _mm256_set1_epi8(2 * j as i8));
                 let scales = _mm256_shuffle_epi8(scales, pick);
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let x = &x[i][b];
-                    let products = _mm256_maddubs_epi16(q, block(x, j));
-                    let sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(products, scales));
-                    acc[j % 2] = _mm256_fmadd_ps(sums, _mm256_set1_ps(d * x.d[j]), acc[j % 2]);
-                }
+                add_sub_block::<0, N>(&mut acc, &x, (b, j), q, scales, d);
             }
             for (i, m) in mins.iter_mut().enumerate() {
                 let x = &x[i][b];
