@@ -93,13 +93,8 @@ fn dot_q6k_neon(w: &[BlockQ6K], x: &[BlockQ8x8]) -> f32 {
                 vsubq_s8(vreinterpretq_s8_u8(q), vdupq_n_s8(32))
             });
             let xs = activations(x, j);
-            // The two 16-weight groups: each a vector of q and of x.
-            let group = |g: usize| {
-                let p = vmull_s8(vget_low_s8(q[g]), vget_low_s8(xs[g]));
-                let p = vpaddlq_s16(p);
-                vaddvq_s32(vpadalq_s16(p, vmull_high_s8(q[g], xs[g])))
-            };
-            *sum = w.scales[2 * j] as i32 * group(0) + w.scales[2 * j + 1] as i32 * group(1);
+            *sum = w.scales[2 * j] as i32 * group_sum(q[0], xs[0])
+                + w.scales[2 * j + 1] as i32 * group_sum(q[1], xs[1]);
         }
         let d = w.d.to_f32();
         let factors: [f32; 8] = std::array::from_fn(|j| d * x.d[j]);
