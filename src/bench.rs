@@ -6,7 +6,8 @@
 //! Environment: `LLM_BENCH_MODEL` (a model spec; default as for the CLI), `LLM_BENCH_FORMATS`
 //! (comma-separated, e.g. `q4_1,q8_0`; default the model's own format), `LLM_BENCH_THREADS`
 //! (default all cores), `LLM_BENCH_ENGINES` (comma-separated, e.g. `candle,tuned,llama-cpp`; default
-//! candle), `LLM_BENCH_SMOKE=1` (CI: every benchmark as short as Criterion allows).
+//! candle), `LLM_BENCH_SMOKE=1` (CI: every benchmark as short as Criterion allows, the sized
+//! groups at their two smallest sizes).
 
 use crate::engine::EngineChoice;
 use crate::error::{Error, Result};
@@ -28,7 +29,7 @@ pub const FORMATS_ENV: &str = "LLM_BENCH_FORMATS";
 pub const ENGINES_ENV: &str = "LLM_BENCH_ENGINES";
 /// The threads the benches use.
 pub const THREADS_ENV: &str = "LLM_BENCH_THREADS";
-/// Set by scripts/bench-smoke: the smallest sizes, no contention wait.
+/// Set by scripts/bench-smoke: the two smallest sizes, no contention wait.
 pub const SMOKE_ENV: &str = "LLM_BENCH_SMOKE";
 /// Decode benchmarks let the KV cache grow this many positions past the length they name
 /// before refilling it (untimed), so "KV length 512" means 512..=543.

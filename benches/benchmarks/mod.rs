@@ -117,6 +117,17 @@ fn runs_written() -> Vec<String> {
     std::iter::once("new".to_string()).chain(saved).collect()
 }
 
+/// The sizes a group measures: all of `sizes`, or in CI's smoke run (`LLM_BENCH_SMOKE`) the
+/// two smallest, which prove the group runs without building the long caches and outputs of
+/// the others.
+pub fn sizes(sizes: &'static [usize]) -> &'static [usize] {
+    if session().smoke {
+        &sizes[..sizes.len().min(2)]
+    } else {
+        sizes
+    }
+}
+
 pub fn group<'a>(c: &'a mut Criterion, name: &str, cost: Cost) -> Group<'a> {
     let smoke = session().smoke;
     // Criterion's `--quick` stops once two runs agree or the measurement time is spent; a

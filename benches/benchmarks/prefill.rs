@@ -3,7 +3,7 @@
 //! so Criterion prints prefill tokens/s; the times are the time-to-first-token curve less
 //! tokenization and sampling.
 
-use super::{group, Cost};
+use super::{group, sizes, Cost};
 use criterion::{Criterion, Throughput};
 use llm_bench::bench::{session, time_prefill};
 
@@ -16,7 +16,7 @@ pub fn bench(c: &mut Criterion) {
     };
     let mut group = group(c, "prefill", Cost::Large);
     for (slot, label) in labels.iter().enumerate() {
-        for &len in PROMPT_LENGTHS.iter().filter(|&&len| len < context) {
+        for &len in sizes(PROMPT_LENGTHS).iter().filter(|&&len| len < context) {
             group.throughput(Throughput::Elements(len as u64));
             group.bench(label, len, |b| {
                 b.iter_custom(|iters| time_prefill(session().model(slot), len, iters))

@@ -2,7 +2,7 @@
 //! Timed: the whole request. Throughput = generated tokens, so the line chart shows how
 //! tokens/s holds up as the KV cache grows.
 
-use super::{group, Cost};
+use super::{group, sizes, Cost};
 use criterion::{Criterion, Throughput};
 use llm_bench::bench::{fixed_request, session, time_generate};
 use llm_bench::generate::Strategy;
@@ -13,7 +13,7 @@ pub fn bench(c: &mut Criterion) {
     let labels = session().labels();
     let mut group = group(c, "scaling", Cost::Large);
     for (slot, label) in labels.iter().enumerate() {
-        for &tokens in OUTPUT_LENGTHS {
+        for &tokens in sizes(OUTPUT_LENGTHS) {
             let request = fixed_request(Strategy::Greedy, tokens);
             group.throughput(Throughput::Elements(tokens as u64));
             group.bench(label, tokens, |b| {
