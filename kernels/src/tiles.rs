@@ -37,6 +37,16 @@ pub const fn band_len(cols: usize) -> usize {
     (BAND + 2) * cols
 }
 
+/// A band for rows `cols` wide split into its weights (`BAND · cols` bytes) and its factors
+/// (what follows), for an unpacking to fill; panics if `band` is shorter than [`band_len`].
+pub fn split_band(band: &mut [u8], cols: usize) -> (&mut [u8], &mut [u8]) {
+    assert!(
+        band.len() >= band_len(cols),
+        "a band holds the group's weights"
+    );
+    band.split_at_mut(BAND * cols)
+}
+
 /// One group of eight rows as a band's unpacking reads it: its blocks `blocks[0]`,
 /// `blocks[step]`, `blocks[2 · step]`, … (step 1 for a group stored alone, 2 for one of a pair
 /// stored block by block, `repack::Repacked::pair`).

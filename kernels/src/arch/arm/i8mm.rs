@@ -19,7 +19,7 @@ use super::neondot::{fifth_bits, halves};
 use super::{neondot, I8mm};
 use crate::dispatch::Tiled;
 use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ5Kx8, BlockQ5_0x8, BlockQ6Kx8, Nibbles};
-use crate::tiles::{band_len, Group, Tile, BAND, TILE};
+use crate::tiles::{band_len, split_band, Group, Tile, BAND, TILE};
 use crate::{Kernels, Level};
 use std::arch::aarch64::*;
 
@@ -124,11 +124,7 @@ fn unpack_nibbles_body<I: Nibbles>(w: Group<I>, band: &mut [u8]) {
         assert!(!I::OFFSETS, "q4_1's offsets have no tile kernel");
     }
     let cols = w.len() * 32;
-    assert!(
-        band.len() >= band_len(cols),
-        "a band holds the group's weights"
-    );
-    let (codes, factors) = band.split_at_mut(BAND * cols);
+    let (codes, factors) = split_band(band, cols);
     for (b, g) in w.iter().enumerate() {
         // [low or high nibbles][chunk][rows 0-3 or 4-7]
         let mut q = [[[vdupq_n_u8(0); 2]; 4]; 2];
@@ -174,11 +170,7 @@ fn unpack_k4_body<G>(
     weights: impl Fn(&G, usize, usize) -> [[int8x16_t; 2]; 2],
 ) {
     let cols = w.len() * 256;
-    assert!(
-        band.len() >= band_len(cols),
-        "a band holds the group's weights"
-    );
-    let (codes, factors) = band.split_at_mut(BAND * cols);
+    let (codes, factors) = split_band(band, cols);
     let (scales_out, mins_out) = factors.split_at_mut(cols);
     for (sb, g) in w.iter().enumerate() {
         for c in 0..4 {
@@ -350,11 +342,7 @@ fn multiply_blocks<const CENTRE: i32>(blocks: usize, band: &[u8], x: Tile, out: 
 #[target_feature(enable = "neon")]
 fn unpack_q6k_body(w: Group<BlockQ6Kx8>, band: &mut [u8]) {
     let cols = w.len() * 256;
-    assert!(
-        band.len() >= band_len(cols),
-        "a band holds the group's weights"
-    );
-    let (codes, factors) = band.split_at_mut(BAND * cols);
+    let (codes, factors) = split_band(band, cols);
     let (first_scales, second_scales) = factors.split_at_mut(cols);
     let centre = vdupq_n_s8(32);
     for (sb, g) in w.iter().enumerate() {

@@ -165,7 +165,7 @@ mod q4k {
 mod tiled {
     use crate::arch::x86::avx2::kquants::{scales_mins_x8, weights_q6k_x8};
     use crate::repack::{BlockQ4Kx8, BlockQ4_0x8, BlockQ5Kx8, BlockQ5_0x8, BlockQ6Kx8, Nibbles};
-    use crate::tiles::{band_len, Group, Tile, BAND, TILE};
+    use crate::tiles::{band_len, split_band, Group, Tile, BAND, TILE};
     use std::arch::x86_64::*;
 
     /// A q4k or q5k group's weights into a band, as `weights` unpacks each piece `p` of chunk
@@ -177,11 +177,7 @@ mod tiled {
             fn $name(w: Group<$group>, band: &mut [u8]) {
                 use crate::arch::x86::avx2::kquants::$weights;
                 let cols = w.len() * 256;
-                assert!(
-                    band.len() >= band_len(cols),
-                    "a band holds the group's weights"
-                );
-                let (codes, factors) = band.split_at_mut(BAND * cols);
+                let (codes, factors) = split_band(band, cols);
                 for (sb, g) in w.iter().enumerate() {
                     for c in 0..4 {
                         for p in 0..8 {
@@ -303,11 +299,7 @@ mod tiled {
             assert!(!I::OFFSETS, "q4_1's offsets have no tile kernel");
         }
         let cols = w.len() * 32;
-        assert!(
-            band.len() >= band_len(cols),
-            "a band holds the group's weights"
-        );
-        let (codes, factors) = band.split_at_mut(BAND * cols);
+        let (codes, factors) = split_band(band, cols);
         let low = _mm256_set1_epi8(0x0f);
         for (b, g) in w.iter().enumerate() {
             for (c, chunk) in g.nibbles().chunks_exact(32).enumerate() {
@@ -338,11 +330,7 @@ mod tiled {
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
     fn unpack_body(w: Group<BlockQ6Kx8>, band: &mut [u8]) {
         let cols = w.len() * 256;
-        assert!(
-            band.len() >= band_len(cols),
-            "a band holds the group's weights"
-        );
-        let (codes, factors) = band.split_at_mut(BAND * cols);
+        let (codes, factors) = split_band(band, cols);
         let (centre, ones) = (_mm256_set1_epi8(32), _mm256_set1_epi8(1));
         for (sb, g) in w.iter().enumerate() {
             for j in 0..8 {
