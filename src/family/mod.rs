@@ -500,19 +500,28 @@ pub fn by_gguf_name(name: &str) -> Option<&'static Family> {
 
 /// GGUF keeps Llama's q/k rows permuted so that RoPE rotates adjacent pairs (llama.cpp's
 /// `convert_hf_to_gguf.py`): within each head, row `i * half + j` moves to `2 * j + i`.
-/// `rows` must hold whole heads.
-pub fn permute_rows_to_gguf(rows: &[f32], cols: usize, head_dim: usize) -> Vec<f32> {
-    permute_head_rows(rows, cols, head_dim, true)
+/// `rows` must hold whole heads; `out` gets them in GGUF's order, in place of what it held.
+pub fn permute_rows_to_gguf(rows: &[f32], cols: usize, head_dim: usize, out: &mut Vec<f32>) {
+    permute_head_rows(rows, cols, head_dim, true, out)
 }
 
 /// The inverse of [`permute_rows_to_gguf`].
 pub fn permute_rows_to_hf(rows: &[f32], cols: usize, head_dim: usize) -> Vec<f32> {
-    permute_head_rows(rows, cols, head_dim, false)
+    let mut out = Vec::new();
+    permute_head_rows(rows, cols, head_dim, false, &mut out);
+    out
 }
 
-fn permute_head_rows(rows: &[f32], cols: usize, head_dim: usize, to_gguf: bool) -> Vec<f32> {
+fn permute_head_rows(
+    rows: &[f32],
+    cols: usize,
+    head_dim: usize,
+    to_gguf: bool,
+    out: &mut Vec<f32>,
+) {
     let half = head_dim / 2;
-    let mut out = vec![0f32; rows.len()];
+    out.clear();
+    out.resize(rows.len(), 0.0);
     for (head_in, head_out) in rows
         .chunks(head_dim * cols)
         .zip(out.chunks_mut(head_dim * cols))
@@ -530,7 +539,6 @@ fn permute_head_rows(rows: &[f32], cols: usize, head_dim: usize, to_gguf: bool) 
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -541,7 +549,8 @@ mod tests {
     fn rope_permutation_matches_llama_cpp_and_inverts() {
         // One head of dim 4, one column: HF rows [a0 a1 b0 b1] become [a0 b0 a1 b1].
         let hf = [10.0, 11.0, 20.0, 21.0, 30.0, 31.0, 40.0, 41.0];
-        let gguf = permute_rows_to_gguf(&hf, 1, 4);
+        let mut gguf = Vec::new();
+        permute_rows_to_gguf(&hf, 1, 4, &mut gguf);
         assert_eq!(gguf, vec![10.0, 20.0, 11.0, 21.0, 30.0, 40.0, 31.0, 41.0]);
         assert_eq!(permute_rows_to_hf(&gguf, 1, 4), hf.to_vec());
     }

@@ -89,6 +89,13 @@ pub trait WeightSource: Send + Sync {
     /// Rows `rows` of the tensor, row-major. Made from those rows alone (a file's bytes for
     /// them, generated values), so a tensor can be made a chunk at a time.
     fn rows(&self, spec: &TensorSpec, rows: Range<usize>) -> Result<Vec<f32>>;
+
+    /// [`Self::rows`] into `out`, in place of what it held: a source that makes its values
+    /// writes them into `out`'s allocation, so a buffer kept from chunk to chunk is reused.
+    fn rows_into(&self, spec: &TensorSpec, rows: Range<usize>, out: &mut Vec<f32>) -> Result<()> {
+        *out = self.rows(spec, rows)?;
+        Ok(())
+    }
 }
 
 impl Weights {

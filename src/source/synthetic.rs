@@ -286,21 +286,39 @@ pub fn resolve_preset(spec: ModelSpec, name: &str) -> Result<ResolvedModel> {
 
 impl WeightSource for SyntheticWeights {
     fn rows(&self, spec: &TensorSpec, rows: Range<usize>) -> Result<Vec<f32>> {
-        let cols = spec.cols();
-        if spec.role == TensorRole::Norm {
-            return Ok(vec![1.0; rows.len() * cols]);
-        }
-        let tensor_seed = fnv1a(spec.hf_name.as_bytes()) ^ self.seed;
-        let mut out = Vec::with_capacity(rows.len() * cols);
-        for row in rows {
-            let mut state = tensor_seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            for _ in 0..cols {
-                out.push(uniform_weight(&mut state));
-            }
-        }
+        let mut out = Vec::new();
+        self.rows_into(spec, rows, &mut out)?;
         Ok(out)
     }
+
+    fn rows_into(&self, spec: &TensorSpec, rows: Range<usize>, out: &mut Vec<f32>) -> Result<()> {
+        let cols = spec.cols();
+        if spec.role == TensorRole::Norm {
+            *out = vec![1.0; rows.len() * cols];
+            return Ok(());
+        }
+        // Every value is written below: a buffer of the right length is reused as it is.
+        if out.len() != rows.len() * cols {
+            *out = vec![0.0; rows.len() * cols];
+        }
+        let tensor_seed = fnv1a(spec.hf_name.as_bytes()) ^ self.seed;
+        for (row, values) in rows.zip(out.chunks_exact_mut(cols)) {
+            // Each row is SplitMix64's sequence from the row's own state, in a loop kept plain
+            // (no iterator to inline) for the test builds' low optimization.
+            let mut state = tensor_seed ^ (row as u64).wrapping_mul(GOLDEN_GAMMA);
+            let mut i = 0;
+            while i < values.len() {
+                state = state.wrapping_add(GOLDEN_GAMMA);
+                values[i] = uniform_weight(state);
+                i += 1;
+            }
+        }
+        Ok(())
+    }
 }
+
+/// SplitMix64's increment.
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
@@ -308,11 +326,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// SplitMix64 step mapped to a uniform value in (-0.035, 0.035): standard deviation 0.02,
-/// the usual initialisation scale, so activations stay finite through every layer.
-fn uniform_weight(state: &mut u64) -> f32 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
+/// SplitMix64's output for `state` mapped to a uniform value in (-0.035, 0.035): standard
+/// deviation 0.02, the usual initialisation scale, so activations stay finite through every
+/// layer.
+#[inline(always)]
+fn uniform_weight(state: u64) -> f32 {
+    let mut z = state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
@@ -332,8 +351,8 @@ mod tests {
         assert_eq!(params, 134_515_008);
     }
 
-    #[test]
-    fn rows_are_deterministic_and_independent_of_chunking() {
+    /// SmolLM2's twin and its first matrix.
+    fn smollm2_matrix() -> (SyntheticWeights, TensorSpec) {
         let weights = SyntheticWeights {
             preset: "smollm2-135m",
             seed: SYNTHETIC_SEED,
@@ -344,6 +363,12 @@ mod tests {
             .into_iter()
             .find(|t| t.role == TensorRole::Matmul)
             .unwrap();
+        (weights, spec)
+    }
+
+    #[test]
+    fn rows_are_deterministic_and_independent_of_chunking() {
+        let (weights, spec) = smollm2_matrix();
         let whole = weights.rows(&spec, 0..8).unwrap();
         let mut pieces = weights.rows(&spec, 0..3).unwrap();
         pieces.extend(weights.rows(&spec, 3..8).unwrap());
@@ -355,6 +380,34 @@ mod tests {
             mean.abs() < 0.002 && (std - 0.0202).abs() < 0.001,
             "mean {mean} std {std}"
         );
+    }
+
+    /// The weights are each row's SplitMix64 sequence (Vigna's reference, stepped one output
+    /// at a time) mapped to (-0.035, 0.035): a twin's weights do not change with how they are
+    /// computed, so its figures stay comparable across versions. Kept into a reused buffer,
+    /// they are the same again.
+    #[test]
+    fn rows_are_each_rows_splitmix64_sequence() {
+        let (weights, spec) = smollm2_matrix();
+        let mut reused = vec![7.0; 3];
+        weights.rows_into(&spec, 5..7, &mut reused).unwrap();
+        let cols = spec.cols();
+        let mut expected = Vec::new();
+        for row in 5..7u64 {
+            let mut x = fnv1a(spec.hf_name.as_bytes())
+                ^ SYNTHETIC_SEED
+                ^ row.wrapping_mul(0x9E3779B97F4A7C15);
+            for _ in 0..cols {
+                x = x.wrapping_add(0x9E3779B97F4A7C15);
+                let mut z = x;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+                z ^= z >> 31;
+                expected.push(((z >> 40) as f64 / 16_777_216.0 * 2.0 - 1.0) as f32 * 0.035);
+            }
+        }
+        assert_eq!(reused, expected);
+        assert_eq!(weights.rows(&spec, 5..7).unwrap(), expected);
     }
 
     #[test]

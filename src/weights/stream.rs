@@ -3,12 +3,12 @@
 //! and what `llm-bench export` writes. No whole model is ever held in f32.
 
 use super::plan::QuantPlan;
+use super::tensor_bytes;
 use crate::error::{Error, Result};
 use crate::family;
 use crate::format::GgmlDType;
 use crate::source::WeightSource;
-use candle_core::quantized::QTensor;
-use candle_core::{Device, Tensor};
+use candle_core::quantized::{GgmlDType as CandleDType, QuantizedType};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -33,45 +33,57 @@ impl TensorMaker<'_> {
     /// The bytes of tensor `index` of the plan, exactly [`tensor_bytes`] long.
     pub fn make_tensor(&self, index: usize) -> Result<Vec<u8>> {
         let rows = self.plan.tensors[index].0.rows();
-        self.make_rows(index, 0..rows)
+        let mut bytes = Vec::new();
+        self.make_rows(index, 0..rows, &mut bytes)?;
+        Ok(bytes)
     }
 
     /// The bytes of rows `rows` of tensor `index` (GGUF's row order), which start at a
-    /// multiple of [`Self::chunk_rows`].
-    fn make_rows(&self, index: usize, rows: Range<usize>) -> Result<Vec<u8>> {
+    /// multiple of [`Self::chunk_rows`], into `out` in place of what it held. Chunks are made
+    /// in parallel, each thread in buffers it keeps from one chunk to the next, straight into
+    /// their place in `out`.
+    fn make_rows(&self, index: usize, rows: Range<usize>, out: &mut Vec<u8>) -> Result<()> {
         let (spec, dtype) = &self.plan.tensors[index];
-        let cols = spec.cols();
         let chunk_rows = self.chunk_rows();
         debug_assert_eq!(rows.start % chunk_rows, 0);
-        let gguf_layout = |rows: Vec<f32>| match spec.rope_permuted_heads {
-            Some(_) => family::permute_rows_to_gguf(&rows, cols, self.head_dim),
-            None => rows,
+        let candle = match dtype {
+            GgmlDType::F32 => None,
+            _ => Some(dtype.candle().ok_or_else(|| Error::InvalidSetting {
+                name: "--format",
+                reason: format!(
+                    "{} is stored as {}, which llm-bench does not quantize to: run the file as it is",
+                    spec.gguf_name,
+                    crate::format::ggml_name(*dtype)
+                ),
+            })?),
         };
-        let quantize = |rows: Vec<f32>| -> Result<Vec<u8>> {
-            let n = rows.len() / cols;
-            match dtype {
-                GgmlDType::F32 => Ok(rows.iter().flat_map(|v| v.to_le_bytes()).collect()),
-                _ => {
-                    let t = Tensor::from_vec(rows, (n, cols), &Device::Cpu)?;
-                    let candle = dtype.candle().ok_or_else(|| Error::InvalidSetting {
-                        name: "--format",
-                        reason: format!(
-                            "{} is stored as {}, which llm-bench does not quantize to: run the file as it is",
-                            spec.gguf_name,
-                            crate::format::ggml_name(*dtype)
-                        ),
-                    })?;
-                    Ok(QTensor::quantize(&t, candle)?.data()?.into_owned())
-                }
-            }
-        };
-        let starts: Vec<usize> = rows.clone().step_by(chunk_rows).collect();
-        let chunk = |start: usize| start..(start + chunk_rows).min(rows.end);
-        let chunks: Vec<Vec<u8>> = starts
-            .par_iter()
-            .map(|&start| quantize(gguf_layout(self.source.rows(spec, chunk(start))?)))
-            .collect::<Result<_>>()?;
-        Ok(chunks.concat())
+        let row_bytes = (tensor_bytes(spec, *dtype) / spec.rows() as u64) as usize;
+        // Every byte is written below: only a longer buffer than last time is zeroed.
+        out.truncate(rows.len() * row_bytes);
+        out.resize(rows.len() * row_bytes, 0);
+        let chunks = rows.len().div_ceil(chunk_rows);
+        out.par_chunks_mut(chunk_rows * row_bytes)
+            .enumerate()
+            .with_min_len(chunks.div_ceil(rayon::current_num_threads()))
+            .try_for_each_init(Scratch::default, |scratch, (i, dst)| {
+                let start = rows.start + i * chunk_rows;
+                let chunk = start..(start + chunk_rows).min(rows.end);
+                let Scratch {
+                    rows,
+                    permuted,
+                    blocks,
+                } = scratch;
+                self.source.rows_into(spec, chunk, rows)?;
+                let values = match spec.rope_permuted_heads {
+                    Some(_) => {
+                        family::permute_rows_to_gguf(rows, spec.cols(), self.head_dim, permuted);
+                        permuted
+                    }
+                    None => rows,
+                };
+                quantize(candle, values, blocks, dst);
+                Ok(())
+            })
     }
 
     /// Tensor `index`'s bytes as a stream, made a batch of rows at a time (`batch_chunks`
@@ -88,6 +100,40 @@ impl TensorMaker<'_> {
             at: 0,
         }
     }
+}
+
+/// The buffers one thread makes chunks in: the rows, the rows permuted, the blocks.
+#[derive(Default)]
+struct Scratch {
+    rows: Vec<f32>,
+    permuted: Vec<f32>,
+    blocks: Option<Box<dyn QuantizedType>>,
+}
+
+/// `values` stored as `dtype` (candle's; f32 where none) into `dst`, which holds exactly
+/// their bytes, in `blocks` kept from one call to the next.
+fn quantize(
+    dtype: Option<CandleDType>,
+    values: &[f32],
+    blocks: &mut Option<Box<dyn QuantizedType>>,
+    dst: &mut [u8],
+) {
+    let Some(dtype) = dtype else {
+        for (bytes, value) in dst.chunks_exact_mut(4).zip(values) {
+            bytes.copy_from_slice(&value.to_le_bytes());
+        }
+        return;
+    };
+    let blocks = match blocks {
+        Some(b) if b.dtype() == dtype && b.storage_size_in_bytes() == dst.len() => b,
+        slot => slot.insert(dtype.cpu_zeros(values.len())),
+    };
+    blocks.from_float(values);
+    // SAFETY: candle's CPU blocks are plain data (integers and floats, no padding),
+    // `storage_size_in_bytes` of them from `as_ptr`, as candle's own `QTensor::data` reads.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(blocks.as_ptr(), blocks.storage_size_in_bytes()) };
+    dst.copy_from_slice(bytes);
 }
 
 /// Chunks a [`TensorStream`] makes at once: enough to keep every core busy generating.
@@ -111,8 +157,8 @@ impl TensorStream<'_> {
             if self.at == self.bytes.len() {
                 assert!(self.next_row < self.rows, "read past the tensor's end");
                 let rows = self.next_row..(self.next_row + self.batch).min(self.rows);
-                self.bytes = Vec::new(); // free the last batch before making the next
-                self.bytes = self.maker.make_rows(self.index, rows.clone())?;
+                self.maker
+                    .make_rows(self.index, rows.clone(), &mut self.bytes)?;
                 self.next_row = rows.end;
                 self.at = 0;
             }

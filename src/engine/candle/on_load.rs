@@ -5,11 +5,11 @@
 //! q4_0 peaks near its final size.
 
 use super::{CandleModel, QuantizedBuilder};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::family::{Family, ModelConfig};
 use crate::gguf::{Content, TensorInfo};
 use crate::source::WeightSource;
-use crate::weights::{tensor_bytes, QuantPlan, TensorMaker};
+use crate::weights::{tensor_bytes, QuantPlan, TensorMaker, TensorStream, STREAM_CHUNKS};
 use candle_core::Device;
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -43,12 +43,13 @@ pub(super) fn build(
         tensor_infos,
         tensor_data_offset: 0,
     };
+    let maker = TensorMaker {
+        plan,
+        source,
+        head_dim: config.head_dim(),
+    };
     let mut reader = OnDemandTensors {
-        maker: TensorMaker {
-            plan,
-            source,
-            head_dim: config.head_dim(),
-        },
+        maker: &maker,
         offsets,
         total: offset,
         position: 0,
@@ -63,13 +64,15 @@ pub(super) fn build(
 }
 
 /// A `Read + Seek` over the tensor-data section of a GGUF file that does not exist: each
-/// tensor's bytes are made when the loader seeks to it, and dropped when it moves on.
+/// tensor's bytes are made as the loader reads them, a batch of rows at a time (the loader
+/// holds the tensor; this reader only a batch).
 struct OnDemandTensors<'a> {
-    maker: TensorMaker<'a>,
+    maker: &'a TensorMaker<'a>,
     offsets: Vec<u64>,
     total: u64,
     position: u64,
-    current: Option<(usize, Vec<u8>)>,
+    /// The tensor being read: its index, how many of its bytes were read, its stream.
+    current: Option<(usize, u64, TensorStream<'a>)>,
 }
 
 impl Seek for OnDemandTensors<'_> {
@@ -89,18 +92,27 @@ impl Read for OnDemandTensors<'_> {
             return Ok(0);
         }
         let index = self.offsets.partition_point(|&o| o <= self.position) - 1;
-        if self.current.as_ref().map(|(i, _)| *i) != Some(index) {
-            self.current = None; // free the previous tensor before making the next
-            let bytes = self
-                .maker
-                .make_tensor(index)
-                .map_err(|e: Error| std::io::Error::other(e.to_string()))?;
-            self.current = Some((index, bytes));
+        let within = self.position - self.offsets[index];
+        let end = self.offsets.get(index + 1).copied().unwrap_or(self.total);
+        let stream = match &mut self.current {
+            Some((i, read, stream)) if *i == index && *read == within => stream,
+            current => {
+                // A tensor read from its start (as loaders do), or from anywhere after it.
+                let mut stream = self.maker.stream(index, STREAM_CHUNKS);
+                let mut skipped = vec![0u8; within as usize];
+                stream
+                    .read_exact(&mut skipped)
+                    .map_err(std::io::Error::other)?;
+                &mut current.insert((index, within, stream)).2
+            }
+        };
+        let n = buf.len().min((end - self.position) as usize);
+        stream
+            .read_exact(&mut buf[..n])
+            .map_err(std::io::Error::other)?;
+        if let Some((_, read, _)) = &mut self.current {
+            *read += n as u64;
         }
-        let (_, bytes) = self.current.as_ref().expect("set just above");
-        let within = (self.position - self.offsets[index]) as usize;
-        let n = buf.len().min(bytes.len() - within);
-        buf[..n].copy_from_slice(&bytes[within..within + n]);
         self.position += n as u64;
         Ok(n)
     }
