@@ -69,17 +69,17 @@ impl TensorMaker<'_> {
                 let start = rows.start + i * chunk_rows;
                 let chunk = start..(start + chunk_rows).min(rows.end);
                 let Scratch {
-                    rows,
+                    rows: made,
                     permuted,
                     blocks,
                 } = scratch;
-                self.source.rows_into(spec, chunk, rows)?;
+                self.source.rows_into(spec, chunk, made)?;
                 let values = match spec.rope_permuted_heads {
                     Some(_) => {
-                        family::permute_rows_to_gguf(rows, spec.cols(), self.head_dim, permuted);
+                        family::permute_rows_to_gguf(made, spec.cols(), self.head_dim, permuted);
                         permuted
                     }
-                    None => rows,
+                    None => made,
                 };
                 quantize(candle, values, blocks, dst);
                 Ok(())
