@@ -94,8 +94,8 @@ impl Read for OnDemandTensors<'_> {
         let index = self.offsets.partition_point(|&o| o <= self.position) - 1;
         let within = self.position - self.offsets[index];
         let end = self.offsets.get(index + 1).copied().unwrap_or(self.total);
-        let stream = match &mut self.current {
-            Some((i, read, stream)) if *i == index && *read == within => stream,
+        let (read, stream) = match &mut self.current {
+            Some((i, read, stream)) if *i == index && *read == within => (read, stream),
             current => {
                 // A tensor read from its start (as loaders do), or from anywhere after it.
                 let mut stream = self.maker.stream(index, STREAM_CHUNKS);
@@ -103,16 +103,15 @@ impl Read for OnDemandTensors<'_> {
                 stream
                     .read_exact(&mut skipped)
                     .map_err(std::io::Error::other)?;
-                &mut current.insert((index, within, stream)).2
+                let (_, read, stream) = current.insert((index, within, stream));
+                (read, stream)
             }
         };
         let n = buf.len().min((end - self.position) as usize);
         stream
             .read_exact(&mut buf[..n])
             .map_err(std::io::Error::other)?;
-        if let Some((_, read, _)) = &mut self.current {
-            *read += n as u64;
-        }
+        *read += n as u64;
         self.position += n as u64;
         Ok(n)
     }
